@@ -1,0 +1,169 @@
+"""Load and validate a configuration directory, collecting every problem at once.
+
+Each problem reads ``<file>: <field>: <message>`` so a person can go straight to the line
+to fix; :func:`load_deployment` raises :class:`ConfigError` carrying all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from herald.config.models import Client, ClientConfig, Deployment, HeraldConfig, LoadMap
+
+HERALD_FILE = "herald.yaml"
+CLIENTS_DIR = "clients"
+CLIENT_FILE = "client.yaml"
+LOAD_MAPS_DIR = "load_maps"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.field}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The configuration has problems; ``problems`` lists every one."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def _read_yaml(path: Path, root: Path, problems: list[Problem]) -> dict[str, Any] | None:
+    rel = _rel(path, root)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "(file)"
+        problems.append(Problem(rel, where, f"not valid YAML: {getattr(exc, 'problem', exc)}"))
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(Problem(rel, "(file)", f"cannot be read: {exc}"))
+        return None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        problems.append(Problem(rel, "(file)", f"must be a mapping of keys to values, not {type(data).__name__}"))
+        return None
+    return data
+
+
+def _validate(model: type[M], data: dict[str, Any], rel: str, problems: list[Problem]) -> M | None:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"] if not _is_union_tag(p)) or "(file)"
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (check its spelling)"
+            problems.append(Problem(rel, loc, msg))
+        return None
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic reports union branches as loc parts like "str" or "FieldColumn"
+    return isinstance(part, str) and (part in ("str",) or part[:1].isupper())
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root.parent if root.name else root))
+    except ValueError:
+        return str(path)
+
+
+def check_config(config_dir: Path) -> tuple[Deployment | None, list[Problem]]:
+    """Validate ``config_dir``; returns the deployment (when clean) and every problem."""
+    root = config_dir.resolve()
+    problems: list[Problem] = []
+    if not root.is_dir():
+        return None, [Problem(str(config_dir), "(directory)", "does not exist or is not a directory")]
+
+    herald_path = root / HERALD_FILE
+    herald = HeraldConfig()
+    if herald_path.exists():
+        data = _read_yaml(herald_path, root, problems)
+        if data is not None:
+            herald = _validate(HeraldConfig, data, _rel(herald_path, root), problems) or herald
+
+    clients: dict[str, Client] = {}
+    clients_root = root / CLIENTS_DIR
+    if not clients_root.is_dir():
+        problems.append(Problem(_rel(clients_root, root), "(directory)", "missing: add one folder per client"))
+    else:
+        for folder in sorted(p for p in clients_root.iterdir() if p.is_dir()):
+            client = _load_client(folder, root, herald, problems)
+            if client is not None:
+                clients[client.client_id] = client
+        if not clients and not problems:
+            problems.append(Problem(_rel(clients_root, root), "(directory)", "no client folders found"))
+
+    if problems:
+        return None, problems
+    return Deployment(herald=herald, clients=clients), []
+
+
+def _load_client(folder: Path, root: Path, herald: HeraldConfig, problems: list[Problem]) -> Client | None:
+    client_path = folder / CLIENT_FILE
+    rel = _rel(client_path, root)
+    if not client_path.exists():
+        problems.append(Problem(rel, "(file)", "missing: every client folder needs a client.yaml"))
+        return None
+    data = _read_yaml(client_path, root, problems)
+    config = _validate(ClientConfig, data, rel, problems) if data is not None else None
+    if config is not None and config.client_id != folder.name:
+        problems.append(
+            Problem(rel, "client_id", f"{config.client_id!r} must match its folder name {folder.name!r}")
+        )
+        config = None
+
+    load_maps: dict[str, LoadMap] = {}
+    maps_dir = folder / LOAD_MAPS_DIR
+    map_files = sorted(maps_dir.glob("*.y*ml")) if maps_dir.is_dir() else []
+    if not map_files:
+        problems.append(Problem(_rel(maps_dir, root), "(directory)", "no load maps: add load_maps/<packet_type>.yaml"))
+    for path in map_files:
+        map_rel = _rel(path, root)
+        raw = _read_yaml(path, root, problems)
+        if raw is None:
+            continue
+        raw.setdefault("packet_type", path.stem)
+        load_map = _validate(LoadMap, raw, map_rel, problems)
+        if load_map is None:
+            continue
+        if load_map.packet_type != path.stem:
+            problems.append(
+                Problem(map_rel, "packet_type", f"{load_map.packet_type!r} must match the file name {path.stem!r}")
+            )
+            continue
+        load_maps[load_map.packet_type] = load_map
+    if config is None:
+        return None
+    return Client(
+        config=config,
+        time_zone=config.time_zone or herald.defaults.time_zone,
+        default_region=config.default_region or herald.defaults.default_region,
+        load_maps=load_maps,
+    )
+
+
+def load_deployment(config_dir: Path) -> Deployment:
+    """The validated deployment, or :class:`ConfigError` listing every problem."""
+    deployment, problems = check_config(config_dir)
+    if deployment is None:
+        raise ConfigError(problems)
+    return deployment

@@ -1,0 +1,232 @@
+"""Pydantic models for Herald's configuration as code.
+
+``herald.yaml`` holds deployment-wide defaults; each ``clients/<client_id>/`` folder holds a
+``client.yaml`` and one ``load_maps/<packet_type>.yaml`` per kind of packet the client sends.
+Unknown keys are errors (``extra="forbid"``) so a typo never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import phonenumbers
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from herald.config.fields import DATA_TYPES, ENTITY_FIELDS, FIELDS_BY_NAME
+
+SLUG_RE = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+SLUG_RULE = "lower-case letters, digits and underscores, starting with a letter"
+ENCODINGS = ("auto", "utf-8", "utf-8-sig", "utf-16", "windows-1252", "latin-1")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def check_time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'America/Chicago'") from None
+    if value not in available_timezones():
+        raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'America/Chicago'")
+    return value
+
+
+def check_region(value: str) -> str:
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"unknown region {value!r}; use a two-letter country code such as 'US'")
+    return value
+
+
+class Defaults(Strict):
+    time_zone: str = "America/New_York"
+    default_region: str = "US"
+
+    _tz = field_validator("time_zone")(check_time_zone)
+    _region = field_validator("default_region")(check_region)
+
+
+class Verbiage(Strict):
+    unsubscribe: str = "You have been unsubscribed and will receive no more messages from {client_name}."
+    confirmation: str = "Thank you — your appointment with {client_name} is confirmed."
+
+
+class HeraldConfig(Strict):
+    """``herald.yaml``: defaults every client inherits."""
+
+    defaults: Defaults = Defaults()
+    verbiage: Verbiage = Verbiage()
+
+
+class Contact(Strict):
+    email: str | None = None
+    phone: str | None = None
+
+
+class Senders(Strict):
+    sms_from: str | None = None
+    email_from: str | None = None
+
+
+class ClientConfig(Strict):
+    """``clients/<client_id>/client.yaml``."""
+
+    client_id: str
+    name: str = Field(min_length=1)
+    industry: Literal["healthcare", "real_estate", "education", "home_services", "other"] = "other"
+    time_zone: str | None = None
+    default_region: str | None = None
+    contact: Contact = Contact()
+    senders: Senders = Senders()
+    credit_alert_threshold_pct: Annotated[int, Field(ge=0, le=100)] = 20
+
+    @field_validator("client_id")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG_RE.match(value):
+            raise ValueError(f"{value!r} is not a valid client id ({SLUG_RULE})")
+        return value
+
+    _tz = field_validator("time_zone")(lambda v: v if v is None else check_time_zone(v))
+    _region = field_validator("default_region")(lambda v: v if v is None else check_region(v))
+
+
+class FileFormat(Strict):
+    delimiter: str = ","
+    quote_char: str = '"'
+    encoding: Literal[ENCODINGS] = "auto"  # type: ignore[valid-type]
+
+    @field_validator("delimiter", "quote_char")
+    @classmethod
+    def _one_char(cls, value: str) -> str:
+        if len(value) != 1:
+            raise ValueError(f"must be exactly one character, got {value!r}")
+        return value
+
+
+class AttributeColumn(Strict):
+    """A column kept as a typed contact attribute."""
+
+    attribute: str
+    type: Literal[DATA_TYPES] = "string"  # type: ignore[valid-type]
+    separator: str = ";"
+
+    @field_validator("attribute")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG_RE.match(value):
+            raise ValueError(f"{value!r} is not a valid attribute name ({SLUG_RULE})")
+        return value
+
+
+class FieldColumn(Strict):
+    """A column mapped onto a canonical field."""
+
+    field: str
+
+
+class Validation(Strict):
+    """Great Expectations thresholds for this packet type."""
+
+    min_valid_phone_share: Annotated[float, Field(ge=0, le=1)] = 0.9
+    min_valid_email_share: Annotated[float, Field(ge=0, le=1)] = 0.8
+
+
+class LoadMap(Strict):
+    """``clients/<client_id>/load_maps/<packet_type>.yaml``: how one kind of packet maps."""
+
+    packet_type: str
+    description: str = ""
+    entity: Literal["contacts", "funnel_events"] = "contacts"
+    format: FileFormat = FileFormat()
+    columns: dict[str, str | FieldColumn | AttributeColumn]
+    required: list[str] = Field(default_factory=list)
+    keep_unmapped: bool = True
+    validation: Validation = Validation()
+
+    @field_validator("packet_type")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG_RE.match(value):
+            raise ValueError(f"{value!r} is not a valid packet type ({SLUG_RULE})")
+        return value
+
+    @field_validator("columns")
+    @classmethod
+    def _normalize_columns(
+        cls, value: dict[str, str | FieldColumn | AttributeColumn]
+    ) -> dict[str, str | FieldColumn | AttributeColumn]:
+        if not value:
+            raise ValueError("map at least one column")
+        return {k.strip(): (FieldColumn(field=v) if isinstance(v, str) else v) for k, v in value.items()}
+
+    @model_validator(mode="after")
+    def _fields_fit_entity(self) -> "LoadMap":
+        allowed = ENTITY_FIELDS[self.entity]
+        seen: dict[str, str] = {}
+        problems: list[str] = []
+        for column, target in self.columns.items():
+            if isinstance(target, FieldColumn):
+                if target.field not in FIELDS_BY_NAME:
+                    problems.append(
+                        f"column {column!r} maps to unknown field {target.field!r}; "
+                        f"known fields: {', '.join(sorted(allowed))}"
+                    )
+                elif target.field not in allowed:
+                    problems.append(f"column {column!r}: field {target.field!r} does not apply to {self.entity}")
+                name = target.field
+            else:
+                name = target.attribute
+                if name in FIELDS_BY_NAME:
+                    problems.append(f"column {column!r}: attribute {name!r} is a canonical field; map it as a field")
+            if name in seen:
+                problems.append(f"columns {seen[name]!r} and {column!r} both map to {name!r}")
+            seen[name] = column
+        for field in self.required:
+            if field not in seen:
+                problems.append(f"required field {field!r} is not mapped by any column")
+        if self.entity == "funnel_events":
+            for needed in ("to_stage", "occurred_at"):
+                if needed not in seen:
+                    problems.append(f"a funnel_events load map must map {needed!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def field_columns(self) -> dict[str, str]:
+        """canonical field → source column."""
+        return {t.field: c for c, t in self.columns.items() if isinstance(t, FieldColumn)}
+
+    def column_for(self, field: str) -> str | None:
+        return self.field_columns().get(field)
+
+
+class Client(BaseModel):
+    """A client with its resolved defaults and load maps."""
+
+    model_config = ConfigDict(frozen=True)
+
+    config: ClientConfig
+    time_zone: str
+    default_region: str
+    load_maps: dict[str, LoadMap]
+
+    @property
+    def client_id(self) -> str:
+        return self.config.client_id
+
+
+class Deployment(BaseModel):
+    """Everything under ``HERALD_CONFIG_DIR``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    herald: HeraldConfig
+    clients: dict[str, Client]
+
+    def load_map(self, client_id: str, packet_type: str) -> LoadMap | None:
+        client = self.clients.get(client_id)
+        return client.load_maps.get(packet_type) if client else None

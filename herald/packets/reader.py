@@ -1,0 +1,164 @@
+"""Reading packet files: checksums, encoding detection and CSV records with exact lines.
+
+Two streaming passes over the file, never the whole file in memory:
+1. :func:`inspect_file` hashes the bytes (SHA-256 and MD5, for either sidecar) and decides
+   the encoding (BOM → UTF-8/UTF-16; else strict UTF-8 if every byte decodes, else
+   windows-1252, else latin-1, which decodes anything).
+2. :func:`read_records` yields every CSV record with its first physical line number and its
+   raw text, so a rejected row can be reported exactly as the client sent it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+CHUNK = 1 << 20
+BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+# windows-1252 leaves five bytes undefined; a file using them is treated as latin-1.
+FALLBACKS = ("windows-1252", "latin-1")
+csv.field_size_limit(16 * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    size_bytes: int
+    sha256: str
+    md5: str
+    encoding: str
+
+
+@dataclass(frozen=True)
+class Record:
+    """One CSV record: its first physical line, its fields and the raw text it came from."""
+
+    line_number: int
+    last_line_number: int
+    fields: list[str] | None  # None when the record could not be parsed (see ``error``)
+    raw_text: str
+    error: str | None = None
+
+
+def inspect_file(path: Path, encoding_hint: str = "auto") -> FileFacts:
+    """Hash the file and pick its encoding in one streaming pass."""
+    sha, md5 = hashlib.sha256(), hashlib.md5()
+    size = 0
+    head = b""
+    utf8 = codecs.getincrementaldecoder("utf-8")()
+    utf8_ok = True
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            if size == 0:
+                head = chunk[:4]
+            size += len(chunk)
+            sha.update(chunk)
+            md5.update(chunk)
+            if encoding_hint != "auto":
+                continue
+            if utf8_ok:
+                try:
+                    utf8.decode(chunk)
+                except UnicodeDecodeError:
+                    utf8_ok = False
+    encoding = encoding_hint
+    if encoding_hint == "auto":
+        encoding = next((name for bom, name in BOMS if head.startswith(bom)), "")
+        if not encoding:
+            if utf8_ok:
+                try:
+                    utf8.decode(b"", final=True)
+                except UnicodeDecodeError:
+                    utf8_ok = False
+            encoding = "utf-8" if utf8_ok else _first_fallback_decoding(path)
+    return FileFacts(size_bytes=size, sha256=sha.hexdigest(), md5=md5.hexdigest(), encoding=encoding)
+
+
+def _first_fallback_decoding(path: Path) -> str:
+    """A second pass, only for files that are not UTF-8."""
+    ok = {name: True for name in FALLBACKS}
+    decoders = {name: codecs.getincrementaldecoder(name)() for name in FALLBACKS}
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            for name in FALLBACKS:
+                if ok[name]:
+                    try:
+                        decoders[name].decode(chunk)
+                    except UnicodeDecodeError:
+                        ok[name] = False
+    return next(name for name in FALLBACKS if ok[name])
+
+
+class _LineFeed:
+    """Feeds decoded lines to ``csv.reader`` while remembering them and their numbers."""
+
+    def __init__(self, lines: Iterator[tuple[str, str | None]]):
+        self._lines = lines
+        self.buffer: list[str] = []
+        self.errors: list[str] = []
+        self.line_number = 0
+
+    def __iter__(self) -> "_LineFeed":
+        return self
+
+    def __next__(self) -> str:
+        text, error = next(self._lines)
+        self.line_number += 1
+        self.buffer.append(text)
+        if error:
+            self.errors.append(f"line {self.line_number}: {error}")
+        return text
+
+    def take(self) -> tuple[str, list[str]]:
+        raw, errors = "".join(self.buffer), self.errors
+        self.buffer, self.errors = [], []
+        return raw, errors
+
+
+def _decoded_lines(path: Path, encoding: str) -> Iterator[tuple[str, str | None]]:
+    if encoding.startswith("utf-16"):
+        # UTF-16 newlines are two bytes: decode the stream, then split
+        with path.open("r", encoding=encoding, errors="replace", newline="") as f:
+            for line in f:
+                yield line, ("contains bytes that are not valid UTF-16" if "\ufffd" in line else None)
+        return
+    first = True
+    with path.open("rb") as f:
+        for raw in f:
+            if first and encoding == "utf-8-sig" and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8) :]
+            first = False
+            try:
+                yield raw.decode(encoding), None
+            except UnicodeDecodeError as exc:
+                yield raw.decode(encoding, errors="replace"), f"byte {exc.start + 1} is not valid {encoding} text"
+
+
+def read_records(path: Path, encoding: str, delimiter: str = ",", quote_char: str = '"') -> Iterator[Record]:
+    """Every CSV record of the file, blank lines skipped, with exact line numbers and raw text."""
+    feed = _LineFeed(_decoded_lines(path, encoding))
+    reader = csv.reader(feed, delimiter=delimiter, quotechar=quote_char, strict=False)
+    last_end = 0
+    while True:
+        try:
+            fields = next(reader)
+            raw, errors = feed.take()
+            error = "; ".join(errors) or None
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raw, errors = feed.take()
+            fields, error = None, f"unreadable CSV: {exc}"
+        start, last_end = last_end + 1, feed.line_number
+        if fields is not None and not error and (not fields or all(not f.strip() for f in fields)):
+            continue  # a blank line is not a row
+        yield Record(
+            line_number=start,
+            last_line_number=last_end,
+            fields=None if error else fields,
+            raw_text=raw.rstrip("\r\n"),
+            error=error,
+        )

@@ -1,0 +1,155 @@
+"""Short-lived warehouse sessions over DuckDB or PostgreSQL behind one small interface.
+
+DuckDB allows one writing process per file, so a session is opened for one unit of work and
+closed at once; read-only sessions (``herald sql``) never take the write lock. Every write a
+session makes is in one transaction: it commits on success and rolls back on any error, so a
+failure never leaves a half-applied change.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from herald.settings import WarehouseTarget
+from herald.warehouse.schema import ddl_statements
+
+LOCK_RETRY_SECONDS = 30.0
+NULL_MARK = "\\N"
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse refused a statement; the message names the statement's purpose."""
+
+
+class Session:
+    """One connection inside one transaction. SQL uses ``?`` placeholders on both engines."""
+
+    def __init__(self, engine: str, conn: Any):
+        self.engine = engine
+        self._conn = conn
+        self._cur = conn.cursor() if engine == "postgres" else conn
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("%", "%%").replace("?", "%s") if self.engine == "postgres" else sql
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        if params is None and self.engine == "postgres":
+            self._cur.execute(sql)
+        else:
+            self._cur.execute(self._sql(sql), list(params or []))
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Rows of a query with their column names."""
+        self.execute(sql, params)
+        description = self._cur.description or []
+        return [d[0] for d in description], [tuple(r) for r in self._cur.fetchall()]
+
+    def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        _, rows = self.query(sql, params)
+        return rows[0][0] if rows else None
+
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], ignore_existing: bool = False
+    ) -> int:
+        """Insert many rows through each engine's bulk path (DuckDB: Arrow, PostgreSQL: COPY).
+
+        ``ignore_existing`` skips rows whose primary key is already there.
+        """
+        if not rows:
+            return 0
+        cols = ", ".join(columns)
+        if self.engine == "duckdb":
+            import pyarrow as pa
+
+            data = pa.table({c: [r[i] for r in rows] for i, c in enumerate(columns)})
+            self._conn.register("_herald_insert", data)
+            try:
+                verb = "insert or ignore into" if ignore_existing else "insert into"
+                self._conn.execute(f"{verb} {table} ({cols}) select {cols} from _herald_insert")
+            finally:
+                self._conn.unregister("_herald_insert")
+            return len(rows)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        for row in rows:
+            writer.writerow([NULL_MARK if v is None else v for v in row])
+        buffer.seek(0)
+        target = table
+        if ignore_existing:
+            target = "_herald_copy"
+            self._cur.execute("drop table if exists _herald_copy")
+            self._cur.execute(f"create temp table _herald_copy (like {table})")
+        self._cur.copy_expert(f"copy {target} ({cols}) from stdin with (format csv, null '{NULL_MARK}')", buffer)
+        if ignore_existing:
+            self._cur.execute(f"insert into {table} ({cols}) select {cols} from _herald_copy on conflict do nothing")
+            self._cur.execute("drop table _herald_copy")
+        return len(rows)
+
+
+class Warehouse:
+    """Opens sessions on the configured warehouse."""
+
+    def __init__(self, target: WarehouseTarget):
+        self.target = target
+
+    @property
+    def engine(self) -> str:
+        return self.target.engine
+
+    def _connect(self, read_only: bool) -> Any:
+        if self.engine == "duckdb":
+            import duckdb
+
+            path = self.target.duckdb_path
+            assert path is not None
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if read_only and not path.exists():
+                raise WarehouseError(f"the warehouse {path} does not exist yet: run `herald demo` or ingest a packet")
+            deadline = time.monotonic() + LOCK_RETRY_SECONDS
+            while True:
+                try:
+                    return duckdb.connect(str(path), read_only=read_only)
+                except duckdb.IOException as exc:
+                    # another process holds DuckDB's single write lock for a moment: wait for it
+                    if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                        raise WarehouseError(f"cannot open the warehouse {path}: {exc}") from exc
+                    time.sleep(0.2)
+        import psycopg2
+
+        t = self.target
+        conn = psycopg2.connect(
+            host=t.pg_host, port=t.pg_port, user=t.pg_user, password=t.pg_password, dbname=t.pg_database
+        )
+        if read_only:
+            conn.set_session(readonly=True)
+        return conn
+
+    @contextmanager
+    def session(self, read_only: bool = False) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on error."""
+        conn = self._connect(read_only)
+        try:
+            if self.engine == "duckdb" and not read_only:
+                conn.execute("begin transaction")
+            session = Session(self.engine, conn)
+            try:
+                yield session
+            except BaseException:
+                if not read_only:
+                    conn.rollback()
+                raise
+            if not read_only:
+                conn.commit()
+        finally:
+            conn.close()
+
+    def ensure_schema(self) -> None:
+        """Create Herald's own schemas and tables when missing (idempotent)."""
+        with self.session() as s:
+            for statement in ddl_statements(self.engine):
+                s.execute(statement)
