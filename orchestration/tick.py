@@ -305,21 +305,26 @@ def _evaluate_under_lock(
     report: TickReport,
 ) -> list[str]:
     """Everything that decides which runs exist happens under the lock (G13)."""
+    launcher = instance.run_launcher
+    if not isinstance(launcher, CapturingRunLauncher):
+        raise RuntimeError(f"tick needs its own run launcher override, got {type(launcher)}")
     t0 = time.monotonic()
-    with _file_lock(home / LOCK_FILE):
-        t1 = time.monotonic()
-        report.timings["lock_wait"] = round(t1 - t0, 3)
-        if not allow_running_daemon:
-            _refuse_if_daemon_alive(instance)
-        report.reaped, report.adopted = _reap_and_adopt(instance)
-        before = _tick_snapshot(instance)
-        report.errors.extend(_run_daemon_iterations(context, instance, force))
-        report.ticks = _new_ticks(instance, before)
-        launcher = instance.run_launcher
-        assert isinstance(launcher, CapturingRunLauncher), type(launcher)
-        captured = list(launcher.captured)
-        report.timings["evaluate"] = round(time.monotonic() - t1, 3)
-    return report.adopted + captured
+    try:
+        with _file_lock(home / LOCK_FILE):
+            t1 = time.monotonic()
+            report.timings["lock_wait"] = round(t1 - t0, 3)
+            if not allow_running_daemon:
+                _refuse_if_daemon_alive(instance)
+            report.reaped, report.adopted = _reap_and_adopt(instance)
+            before = _tick_snapshot(instance)
+            report.errors.extend(_run_daemon_iterations(context, instance, force))
+            report.ticks = _new_ticks(instance, before)
+            report.timings["evaluate"] = round(time.monotonic() - t1, 3)
+    except BaseException:
+        # Nothing will execute them in this call: let a later call in this process adopt them.
+        _release(report.adopted + launcher.captured)
+        raise
+    return report.adopted + list(launcher.captured)
 
 
 def _refuse_if_daemon_alive(instance: dg.DagsterInstance) -> None:
@@ -498,6 +503,11 @@ def _reap(instance: dg.DagsterInstance, run: dg.DagsterRun) -> None:
     instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
 
 
+def _release(run_ids: Iterable[str]) -> None:
+    with _IN_FLIGHT_LOCK:
+        _IN_FLIGHT.difference_update(run_ids)
+
+
 def _adopt(instance: dg.DagsterInstance, run_id: str) -> None:
     with _IN_FLIGHT_LOCK:
         _IN_FLIGHT.add(run_id)
@@ -530,8 +540,7 @@ def _execute_runs(
                     # leave the remaining STARTING runs to the next tick's adopter.
                     raise TickInterrupted(report)
     finally:
-        with _IN_FLIGHT_LOCK:
-            _IN_FLIGHT.difference_update(run_ids)
+        _release(run_ids)
         report.timings["execute"] = round(time.monotonic() - t0, 3)
 
 
@@ -550,8 +559,7 @@ def _execute_one(
     # would create a new run and leave the daemon-created one unexecuted, G8).
     execute_run(recon_job_from_origin(run.job_code_origin), run, instance)
     seconds = round(time.monotonic() - t0, 3)
-    finished = instance.get_run_by_id(run_id)
-    assert finished is not None
+    finished = instance.get_run_by_id(run_id) or run
     tags = dict(finished.tags)
     return TickRunResult(
         run_id=run_id,
@@ -585,7 +593,7 @@ def _claim_interval_fixed() -> Iterator[None]:
     global _spin_fix_depth, _spin_fix_original
     name = "interval_to_next_pending_claim_check"
     if not hasattr(InstanceConcurrencyContext, name):
-        log.warning("Dagster changed %s.%s; pool busy-wait fix skipped", "InstanceConcurrencyContext", name)
+        log.warning("Dagster renamed InstanceConcurrencyContext.%s; busy-wait fix skipped", name)
         yield
         return
     with _spin_fix_lock:
@@ -635,12 +643,13 @@ class _PoolWatchdog(threading.Thread):
 
     def _poll(self) -> None:
         stuck = {key for key in self._storage.get_concurrency_keys() if self._is_stuck(key)}
-        for key in stuck & self._suspects:
+        repaired = stuck & self._suspects  # stuck on two consecutive polls
+        for key in sorted(repaired):
             self._storage.assign_pending_steps([key])
             log.warning("repaired a lost wake-up in pool %s", key)
             if key not in self._repairs:
                 self._repairs.append(key)
-        self._suspects = stuck - self._suspects
+        self._suspects = stuck - repaired
 
     def _is_stuck(self, key: str) -> bool:
         info = self._storage.get_concurrency_info(key)

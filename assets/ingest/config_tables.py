@@ -1,0 +1,31 @@
+"""The configuration, loaded into ``herald_ops`` so dbt can join the load maps."""
+
+import dagster as dg
+
+from herald.warehouse.config_tables import CONFIG_TABLES, load_config_tables
+from orchestration.partitions import WAREHOUSE_POOL
+from resources import HeraldConfigResource, WarehouseResource
+
+CONFIG_TABLE_KEYS = {table: dg.AssetKey(["herald_ops", table]) for table in CONFIG_TABLES}
+DESCRIPTIONS = {
+    "clients": "One row per client: name, industry, time zone and phone region.",
+    "load_maps": "One row per client and packet type: which entity the packet carries.",
+    "load_map_columns": "One row per mapped packet column: canonical field or typed attribute.",
+    "canonical_fields": "One row per canonical field a load map can target, with its type.",
+}
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(key, description=DESCRIPTIONS[table], group_name="ingest", kinds={"python"})
+        for table, key in CONFIG_TABLE_KEYS.items()
+    ],
+    pool=WAREHOUSE_POOL,
+)
+def client_config(herald_config: HeraldConfigResource, warehouse: WarehouseResource):
+    """Validates HERALD_CONFIG_DIR and replaces the configuration tables in one transaction."""
+    deployment = herald_config.load()
+    with warehouse.get().session() as session:
+        counts = load_config_tables(session, deployment)
+    for table, key in CONFIG_TABLE_KEYS.items():
+        yield dg.MaterializeResult(asset_key=key, metadata={"rows": dg.MetadataValue.int(counts[table])})

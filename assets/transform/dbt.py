@@ -1,0 +1,49 @@
+"""The dbt project as Dagster assets: staging maps packets, intermediate cleans and dedupes,
+marts publish contacts, their attributes and funnel events. dbt tests become asset checks."""
+
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
+
+from herald.packets.transform_steps import record_transform_steps
+from orchestration.partitions import WAREHOUSE_POOL
+from resources import HeraldDbtResource, WarehouseResource
+from resources.dbt import ensure_manifest
+
+
+class HeraldDbtTranslator(DagsterDbtTranslator):
+    """Models are keyed ``<schema>/<model>`` and grouped by layer; sources keep dbt's
+    ``<source>/<table>`` keys, which are exactly the Python assets' keys (``herald_raw/...``)."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] in ("model", "seed", "snapshot"):
+            schema = dbt_resource_props.get("config", {}).get("schema") or dbt_resource_props.get("schema")
+            return dg.AssetKey([schema, dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] in ("model", "seed", "snapshot"):
+            return dbt_resource_props.get("config", {}).get("schema") or "transform"
+        return None
+
+
+translator = HeraldDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+
+@dbt_assets(
+    manifest=ensure_manifest(),
+    dagster_dbt_translator=translator,
+    pool=WAREHOUSE_POOL,
+    name="herald_dbt_models",
+)
+def herald_dbt_models(context: dg.AssetExecutionContext, dbt: HeraldDbtResource, warehouse: WarehouseResource):
+    """Builds the dbt models and runs their tests, then records the mapped and cleaned steps
+    of every packet this build took in (``herald_ops.packet_events``)."""
+    invocation = dbt.cli(["build"], context=context)
+    yield from invocation.stream()
+    run_results = invocation.get_artifact("run_results.json")
+    recorded = record_transform_steps(warehouse.get(), run_results)
+    context.log.info(f"recorded mapped/cleaned steps for {len(recorded)} packets")

@@ -1,0 +1,31 @@
+{#- Time zones and clocks. Every `*_at` column Herald writes is a naive timestamp in UTC. -#}
+
+{#- A naive local timestamp read in the IANA zone `time_zone_expr` → naive UTC. A local time that
+    a DST change skips or repeats resolves the same way on both engines (to standard time). -#}
+{% macro local_to_utc(timestamp_expr, time_zone_expr) -%}
+    {{ return(adapter.dispatch('local_to_utc', 'herald')(timestamp_expr, time_zone_expr)) }}
+{%- endmacro %}
+
+{% macro default__local_to_utc(timestamp_expr, time_zone_expr) -%}
+    (({{ timestamp_expr }}) at time zone {{ time_zone_expr }}) at time zone 'UTC'
+{%- endmacro %}
+
+{% macro duckdb__local_to_utc(timestamp_expr, time_zone_expr) -%}
+    {#- timezone(zone, timestamp) reads the timestamp in the zone (ICU) → timestamptz;
+        timezone('UTC', timestamptz) → naive UTC. -#}
+    timezone('UTC', timezone({{ time_zone_expr }}, {{ timestamp_expr }}))
+{%- endmacro %}
+
+
+{#- The current time as a naive UTC timestamp, whatever the session's time zone. -#}
+{% macro utc_now() -%}
+    {{ return(adapter.dispatch('utc_now', 'herald')()) }}
+{%- endmacro %}
+
+{% macro default__utc_now() -%}
+    cast(now() at time zone 'UTC' as timestamp)
+{%- endmacro %}
+
+{% macro duckdb__utc_now() -%}
+    cast(timezone('UTC', get_current_timestamp()) as timestamp)
+{%- endmacro %}

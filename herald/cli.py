@@ -1,0 +1,276 @@
+"""The ``herald`` command line. The one module in ``herald/`` that starts Dagster (lazily:
+``config check``, ``drop`` and ``sql`` never import it)."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from herald.settings import Settings, SettingsError
+
+app = typer.Typer(
+    help="Herald: packets in, consented messages out, analytics back. Settings come from HERALD_* variables "
+    "(see .env.example).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Work with the configuration-as-code directory.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+@config_app.command("check")
+def config_check(
+    directory: Annotated[Optional[Path], typer.Argument(help="Config directory (default: HERALD_CONFIG_DIR or config/).")] = None,
+) -> None:
+    """Validate herald.yaml, every client.yaml and every load map; list each problem as
+    `<file>: <field>: <message>`."""
+    from herald.config import check_config
+
+    directory = directory or _settings().config_dir
+    deployment, problems = check_config(directory)
+    if problems:
+        for problem in problems:
+            console.print(str(problem), markup=False, highlight=False)
+        err.print(f"[red]{len(problems)} problem{'s' if len(problems) != 1 else ''}[/red] in {directory}")
+        raise typer.Exit(1)
+    assert deployment is not None
+    maps = sum(len(c.load_maps) for c in deployment.clients.values())
+    console.print(
+        f"config OK: {len(deployment.clients)} clients ({', '.join(deployment.clients)}), {maps} load maps in {directory}",
+        highlight=False,
+    )
+
+
+@app.command()
+def drop(
+    file: Annotated[Path, typer.Argument(help="The packet file to drop.", exists=True, dir_okay=False, readable=True)],
+    client: Annotated[str, typer.Option("--client", help="Client id (a folder under config/clients).")],
+    packet_type: Annotated[str, typer.Option("--type", help="Packet type (a load map of that client).")],
+    name: Annotated[Optional[str], typer.Option(help="File name in the drop zone (default: the file's own).")] = None,
+    force: Annotated[bool, typer.Option(help="Drop even if the client or packet type is not configured.")] = False,
+) -> None:
+    """Place FILE in the client's incoming area with a .sha256 sidecar, as a client would upload it."""
+    from herald.config import ConfigError, load_deployment
+    from herald.dropzone import DropZoneError, open_dropzone
+
+    settings = _settings()
+    if not force:
+        try:
+            deployment = load_deployment(settings.config_dir)
+        except ConfigError as exc:
+            err.print(f"[red]error:[/red] the configuration has problems (run `herald config check`):\n{exc}")
+            raise typer.Exit(1) from None
+        if client not in deployment.clients:
+            err.print(f"[red]error:[/red] unknown client {client!r}; configured: {', '.join(deployment.clients)}")
+            raise typer.Exit(1)
+        if deployment.load_map(client, packet_type) is None:
+            known = ", ".join(deployment.clients[client].load_maps)
+            err.print(f"[red]error:[/red] client {client!r} has no load map {packet_type!r}; it has: {known}")
+            raise typer.Exit(1)
+    try:
+        zone_path = open_dropzone(settings.dropzone).put(file, client, packet_type, name)
+    except DropZoneError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"dropped {file} → {settings.dropzone.url}/{zone_path} (+ .sha256)", highlight=False)
+
+
+def _print_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> None:
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    elif fmt == "json":
+        print(json.dumps([dict(zip(columns, r)) for r in rows], default=str, indent=2))
+    else:
+        table = Table(*columns, show_lines=False)
+        for row in rows:
+            table.add_row(*["" if v is None else str(v) for v in row])
+        console.print(table)
+        console.print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})", style="dim")
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="A read-only SQL query.")],
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """Print the result of a read-only query on the warehouse (DuckDB or PostgreSQL)."""
+    from herald.warehouse.connection import Warehouse, WarehouseError
+
+    if fmt not in ("table", "csv", "json"):
+        err.print(f"[red]error:[/red] --format must be table, csv or json, not {fmt!r}")
+        raise typer.Exit(2)
+    warehouse = Warehouse(_settings().warehouse)
+    try:
+        with warehouse.session(read_only=True) as s:
+            columns, rows = s.query(query)
+    except WarehouseError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    except Exception as exc:  # the engine's own message says what is wrong with the query
+        err.print(f"[red]error:[/red] {type(exc).__name__}: {str(exc).strip()}")
+        raise typer.Exit(1) from None
+    _print_rows(columns, rows, fmt)
+
+
+def _tick(settings: Settings, force: bool, quiet: bool = False) -> Any:
+    from herald.paths import WORKSPACE_YAML
+    from orchestration.instance import ensure_dagster_home
+    from orchestration.tick import DaemonRunningError, run_tick
+
+    home = ensure_dagster_home(settings.dagster_home)
+
+    def started(run_id: str, job_name: str) -> None:
+        if not quiet:
+            console.print(f"  ▶ {job_name} [dim]{run_id[:8]}[/dim] running…")
+
+    def ended(result: Any) -> None:
+        if not quiet:
+            colour = "green" if result.status == "SUCCESS" else "red"
+            part = f" partition {result.partition}" if result.partition else ""
+            console.print(
+                f"  [{colour}]{result.status}[/{colour}] {result.job_name}{part} [dim]{result.run_id[:8]}[/dim] "
+                f"in {result.seconds:.1f}s"
+            )
+
+    # Dagster's own run logs go to a file: the console shows one line per run.
+    log_path = settings.home / "logs" / "tick.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with log_path.open("a", encoding="utf-8") as log, contextlib.redirect_stderr(log):
+            return run_tick(WORKSPACE_YAML, home, force=force, on_run_start=started, on_run_end=ended)
+    except DaemonRunningError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(3) from None
+
+
+@app.command()
+def tick(
+    force: Annotated[bool, typer.Option(help="Evaluate sensors even within their minimum interval.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the tick report as JSON.")] = False,
+) -> None:
+    """Evaluate every sensor and due schedule once, run what they request, wait, and print each run."""
+    settings = _settings()
+    report = _tick(settings, force, quiet=as_json)
+    if as_json:
+        print(json.dumps({"ok": report.ok, "runs": [r.__dict__ for r in report.runs], "errors": report.errors,
+                          "ticks": report.ticks}, default=str, indent=2))
+    else:
+        for t in report.ticks:
+            console.print(f"  {t.get('name')}: {t.get('status')} {t.get('skip_reason') or ''}", highlight=False)
+        for e in report.errors:
+            err.print(f"[red]error:[/red] {e}")
+        console.print(f"tick done: {len(report.runs)} run{'s' if len(report.runs) != 1 else ''}")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def dev(
+    port: Annotated[int, typer.Option(help="Port for the Dagster UI.")] = 3000,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Start the Dagster UI (and daemon) on this project."""
+    from herald.paths import PROJECT_ROOT, WORKSPACE_YAML
+    from orchestration.instance import ensure_dagster_home
+
+    settings = _settings()
+    ensure_dagster_home(settings.dagster_home)
+    dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
+    console.print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={settings.dagster_home})")
+    raise typer.Exit(
+        subprocess.call([dagster, "dev", "-w", str(WORKSPACE_YAML), "-h", host, "-p", str(port)], cwd=PROJECT_ROOT)
+    )
+
+
+@app.command()
+def demo(
+    scale: Annotated[int, typer.Option(help="Multiply the sample packets' row counts.")] = 1,
+    fresh: Annotated[bool, typer.Option(help="Start from an empty HERALD_HOME (deletes warehouse, zone, runs).")] = False,
+) -> None:
+    """Generate realistic sample packets for the example clients, drop them, run the sensors and
+    jobs in-process, and print a per-packet report."""
+    from herald.config import ConfigError, load_deployment
+    from herald.demo.packets import demo_packets
+    from herald.dropzone import open_dropzone
+
+    settings = _settings()
+    if fresh and settings.home.exists():
+        shutil.rmtree(settings.home)
+    try:
+        deployment = load_deployment(settings.config_dir)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] the configuration has problems (run `herald config check`):\n{exc}")
+        raise typer.Exit(1) from None
+    started = time.perf_counter()
+    zone = open_dropzone(settings.dropzone)
+    packets = demo_packets(deployment, scale=scale)
+    stamp = time.strftime("%Y%m%d%H%M%S")
+    with tempfile.TemporaryDirectory() as tmp:
+        for packet in packets:
+            local = Path(tmp) / packet.file_name
+            local.write_bytes(packet.content)
+            name = f"{Path(packet.file_name).stem}-{stamp}{Path(packet.file_name).suffix}"
+            zone.put(local, packet.client_id, packet.packet_type, name)
+            console.print(f"dropped {packet.client_id}/{packet.packet_type}/{name} ({packet.rows} rows, {packet.encoding})")
+    console.print("[bold]tick 1[/bold]: packet_arrival_sensor → one ingest run per packet")
+    first = _tick(settings, force=True)
+    console.print("[bold]tick 2[/bold]: packet_landed_sensor → one dbt build for the landed packets")
+    second = _tick(settings, force=True)
+    _print_packet_report(settings, [r.partition for r in first.runs if r.partition])
+    console.print(f"demo finished in {time.perf_counter() - started:.1f}s. Try: herald sql \"select count(*) from marts.contacts\"")
+    if not (first.ok and second.ok):
+        err.print("[red]some runs failed[/red]: see the Dagster UI (make dev) or run `herald tick` again")
+        raise typer.Exit(1)
+
+
+def _print_packet_report(settings: Settings, packet_ids: list[str]) -> None:
+    from herald.reports.packets import packet_reports
+    from herald.warehouse.connection import Warehouse
+
+    reports = packet_reports(Warehouse(settings.warehouse), packet_ids or None)
+    table = Table("packet", "status", "rows in", "landed", "rejected", "contacts new/upd", "top reject reasons", "time per step (ms)")
+    for r in reports:
+        reasons = "; ".join(f"{n}× {reason}" for reason, n in r.top_reject_reasons[:3]) or "—"
+        steps = ", ".join(f"{k} {v}" for k, v in r.step_ms.items())
+        contacts = "—" if r.contacts_created is None else f"{r.contacts_created}/{r.contacts_updated}"
+        status = r.status if not r.status_reason or r.status == "landed" else f"{r.status}: {r.status_reason}"
+        table.add_row(r.packet_id, status, str(r.rows_in_file), str(r.rows_landed), str(r.rows_rejected), contacts, reasons, steps)
+    console.print(table)
+    for r in reports:
+        for line, reason in r.first_rejects:
+            console.print(f"  {r.packet_id} line {line}: {reason}", highlight=False)
+
+
+def main() -> None:
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    app()
+
+
+if __name__ == "__main__":
+    main()

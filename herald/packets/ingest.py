@@ -1,0 +1,115 @@
+"""Ingesting one packet from a drop zone: land, validate, then archive or quarantine.
+
+The Dagster asset that ingests a packet is a thin adapter over :func:`ingest_packet`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from herald.config.models import Deployment
+from herald.dropzone.base import DropZone, PendingPacket
+from herald.packets.landing import (
+    PACKETS_TABLE,
+    REJECTS_TABLE,
+    ROWS_TABLE,
+    LandingResult,
+    PacketFile,
+    land_packet,
+    record_step,
+    utcnow,
+)
+from herald.packets.validation import CHECK_MANIFEST, CheckOutcome, landed_frame, validate_packet
+from herald.warehouse.connection import Warehouse
+
+CHECK_ACCOUNTED = "every_row_accounted_for"
+# A failed blocking check fails the packet: its rows are kept for inspection but never mapped.
+BLOCKING_CHECKS = (CHECK_ACCOUNTED, CHECK_MANIFEST)
+
+
+@dataclass
+class IngestOutcome:
+    landing: LandingResult
+    checks: list[CheckOutcome] = field(default_factory=list)
+    filed_at: str = ""  # where the file went: archive or quarantine path in the zone
+
+    @property
+    def status(self) -> str:
+        return self.landing.status
+
+
+def account_for_rows(warehouse: Warehouse, packet_id: str) -> CheckOutcome:
+    """Counts what the warehouse really holds for the packet against its recorded row count."""
+    with warehouse.session(read_only=True) as s:
+        in_file = s.scalar(f"select rows_in_file from {PACKETS_TABLE} where packet_id = ?", [packet_id]) or 0
+        landed = s.scalar(f"select count(*) from {ROWS_TABLE} where packet_id = ?", [packet_id])
+        rejected = s.scalar(f"select count(*) from {REJECTS_TABLE} where packet_id = ?", [packet_id])
+    passed = in_file == landed + rejected
+    return CheckOutcome(
+        CHECK_ACCOUNTED,
+        passed,
+        f"{in_file} rows in file = {landed} landed + {rejected} rejected"
+        if passed
+        else f"{in_file} rows in file but {landed} landed + {rejected} rejected = {landed + rejected}",
+        {"rows_in_file": in_file, "rows_landed": landed, "rows_rejected": rejected},
+    )
+
+
+def ingest_packet(
+    warehouse: Warehouse,
+    dropzone: DropZone,
+    deployment: Deployment,
+    pending: PendingPacket,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> IngestOutcome:
+    """Land ``pending``, run its checks, and file it away. Safe to run again for the same packet."""
+    packet_id = pending.packet_id
+    zone_path = dropzone.locate(pending.zone_path, packet_id)
+    with dropzone.fetch(zone_path) as local_path:
+        packet = PacketFile(
+            packet_id=packet_id,
+            client_id=pending.client_id,
+            packet_type=pending.packet_type,
+            file_name=pending.file_name,
+            zone_path=pending.zone_path,
+            local_path=local_path,
+            received_at=pending.modified_at,
+            expected_sha256=pending.sha256 if pending.checksum_source == "sidecar-sha256" else None,
+            expected_md5=pending.md5 if pending.checksum_source == "sidecar-md5" else None,
+            manifest_rows=pending.manifest_rows,
+        )
+        landing = land_packet(warehouse, deployment, packet, log)
+    outcome = IngestOutcome(landing, checks=[account_for_rows(warehouse, packet_id)])
+
+    if landing.status == "landed":
+        started = time.perf_counter()
+        client = deployment.clients[pending.client_id]
+        load_map = client.load_maps[pending.packet_type]
+        with warehouse.session(read_only=True) as s:
+            frame = landed_frame(s, packet_id, load_map, client.default_region)
+        outcome.checks += validate_packet(frame, load_map, landing.rows_rejected, pending.manifest_rows)
+        failed = [c for c in outcome.checks if not c.passed and c.name in BLOCKING_CHECKS]
+        detail = "; ".join(f"{c.name}: {'passed' if c.passed else 'FAILED'}" for c in outcome.checks)
+        record_step(warehouse, packet_id, "validated", detail, int((time.perf_counter() - started) * 1000))
+        if failed:
+            reason = "; ".join(f"{c.name} failed: {c.summary}" for c in failed)
+            _fail_packet(warehouse, packet_id, reason)
+            landing.status, landing.reason = "failed", reason
+            log(f"packet {packet_id} failed its checks: {reason}")
+
+    if landing.status in ("landed", "duplicate"):
+        outcome.filed_at = dropzone.archive(zone_path, packet_id)
+    else:
+        outcome.filed_at = dropzone.quarantine(zone_path, packet_id, landing.reason or landing.status)
+    record_step(warehouse, packet_id, "archived" if landing.status in ("landed", "duplicate") else "quarantined", outcome.filed_at)
+    return outcome
+
+
+def _fail_packet(warehouse: Warehouse, packet_id: str, reason: str) -> None:
+    with warehouse.session() as s:
+        s.execute(
+            f"update {PACKETS_TABLE} set status = 'failed', status_reason = ?, updated_at = ? where packet_id = ?",
+            [reason, utcnow(), packet_id],
+        )
