@@ -16,23 +16,37 @@
 {%- endmacro %}
 
 
-{#- The text of capture group `group` of the first match, or null when the text does not match
-    or the group took no part in the match. -#}
-{% macro regexp_group(text_expr, pattern, group) -%}
-    {{ return(adapter.dispatch('regexp_group', 'herald')(text_expr, pattern, group)) }}
-{%- endmacro %}
-
-{% macro default__regexp_group(text_expr, pattern, group) -%}
-    (regexp_match({{ text_expr }}, '{{ pattern }}'))[{{ group }}]
-{%- endmacro %}
-
-{% macro duckdb__regexp_group(text_expr, pattern, group) -%}
-    {#- regexp_extract returns '' (not null) when nothing matched. -#}
-    nullif(regexp_extract({{ text_expr }}, '{{ pattern }}', {{ group }}), '')
-{%- endmacro %}
-
-
 {#- Replace every match. Both engines spell this the same way (`regexp_replace(..., 'g')`). -#}
 {% macro regexp_replace_all(text_expr, pattern, replacement) -%}
     regexp_replace({{ text_expr }}, '{{ pattern }}', '{{ replacement }}', 'g')
+{%- endmacro %}
+
+
+{#- All capture groups of the first match in one value, so a pattern with many groups is run
+    once per row: a text[] on PostgreSQL (null when nothing matched), a struct g1..gN on DuckDB
+    ('' members when nothing matched). Read a group with `regexp_groups_at`. -#}
+{% macro regexp_groups(text_expr, pattern, group_count) -%}
+    {{ return(adapter.dispatch('regexp_groups', 'herald')(text_expr, pattern, group_count)) }}
+{%- endmacro %}
+
+{% macro default__regexp_groups(text_expr, pattern, group_count) -%}
+    regexp_match({{ text_expr }}, '{{ pattern }}')
+{%- endmacro %}
+
+{% macro duckdb__regexp_groups(text_expr, pattern, group_count) -%}
+    regexp_extract({{ text_expr }}, '{{ pattern }}', [{% for n in range(1, group_count + 1) %}'g{{ n }}'{% if not loop.last %}, {% endif %}{% endfor %}])
+{%- endmacro %}
+
+
+{#- Group `group` (1-based) of a `regexp_groups` value, or null when it did not participate. -#}
+{% macro regexp_groups_at(groups_expr, group) -%}
+    {{ return(adapter.dispatch('regexp_groups_at', 'herald')(groups_expr, group)) }}
+{%- endmacro %}
+
+{% macro default__regexp_groups_at(groups_expr, group) -%}
+    ({{ groups_expr }})[{{ group }}]
+{%- endmacro %}
+
+{% macro duckdb__regexp_groups_at(groups_expr, group) -%}
+    nullif(struct_extract({{ groups_expr }}, 'g{{ group }}'), '')
 {%- endmacro %}

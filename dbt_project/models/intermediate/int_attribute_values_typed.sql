@@ -19,11 +19,18 @@ prepared as (
     from attribute_values
 ),
 
+matched_datetimes as (
+    select
+        *,
+        {{ datetime_matches('datetime_text') }}
+    from prepared
+),
+
 split_datetimes as (
     select
         *,
-        {{ datetime_parts('datetime_text') }}
-    from prepared
+        {{ datetime_parts() }}
+    from matched_datetimes
 ),
 
 local_datetimes as (

@@ -37,12 +37,19 @@ cleaned as (
         and funnel_event_rows.client_default_region = phone_numbers.default_region
 ),
 
-split_datetimes as (
+matched_datetimes as (
     select
         *,
         {{ is_valid_email('email') }} as is_email_valid,
-        {{ datetime_parts('occurred_at_raw') }}
+        {{ datetime_matches('occurred_at_raw') }}
     from cleaned
+),
+
+split_datetimes as (
+    select
+        *,
+        {{ datetime_parts() }}
+    from matched_datetimes
 ),
 
 parsed as (

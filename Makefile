@@ -1,0 +1,47 @@
+# Herald — every target creates the virtual environment first if it is missing.
+# Needs Python 3.11+ on PATH as python3; everything else comes from uv.lock.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+SYNCED := $(VENV)/.synced
+UV_VERSION := 0.13.8
+
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help venv manifest demo test test-fast dev bench lint clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(SYNCED): pyproject.toml uv.lock
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Herald needs Python 3.11+, found " + sys.version.split()[0]'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
+	$(BIN)/uv sync --locked --quiet
+	@touch $(SYNCED)
+
+venv: $(SYNCED)  ## create or update the virtual environment from uv.lock
+
+manifest: venv  ## parse the dbt project for both targets (Dagster reads target/<engine>/manifest.json)
+	$(BIN)/python -c "from resources.dbt import ensure_manifest; [ensure_manifest(t) for t in ('duckdb', 'postgres')]"
+
+demo: venv  ## generate sample packets, ingest them end to end on the embedded default, print a report
+	$(BIN)/herald demo
+
+test: venv  ## run the whole suite (PostgreSQL tests need 127.0.0.1:5432; under CI=true they must run)
+	@mkdir -p .pytest_tmp
+	$(BIN)/pytest -q --junitxml=.pytest_tmp/junit.xml $(PYTEST_ARGS)
+
+test-fast: venv  ## unit tests only
+	$(BIN)/pytest -q tests/unit tests/test_definitions.py
+
+dev: venv  ## start the Dagster UI on http://127.0.0.1:3000
+	$(BIN)/herald dev
+
+bench: venv  ## time 1k- and 1M-row packets from drop to marts.contacts
+	$(BIN)/python bench/packet_latency.py
+
+clean:  ## remove the environment, dbt targets and the embedded home
+	rm -rf $(VENV) .herald dbt_project/target dbt_project/logs .pytest_tmp

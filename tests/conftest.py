@@ -1,0 +1,90 @@
+"""Shared fixtures: warehouses on both engines, a throwaway HERALD_HOME, the example config.
+
+PostgreSQL tests use the server on 127.0.0.1:5432 (trust auth) in a database of their own that
+is dropped afterwards. Outside CI a missing server skips them, saying why; under CI=true it
+fails them, because CI must prove the PostgreSQL path.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from herald.config import Deployment, load_deployment
+from herald.settings import Settings
+from herald.warehouse.connection import Warehouse
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO_ROOT / "config"
+PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
+ENGINES = ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def _pg_reachable() -> str | None:
+    try:
+        psycopg2.connect(connect_timeout=3, **PG_ADMIN).close()
+    except psycopg2.OperationalError as exc:
+        return str(exc).strip()
+    return None
+
+
+@pytest.fixture(scope="session")
+def pg_database_factory() -> Iterator[Callable[[], str]]:
+    """Creates empty PostgreSQL databases (returns their URL); drops them all at the end."""
+    problem = _pg_reachable()
+    if problem:
+        message = f"PostgreSQL on 127.0.0.1:5432 is not reachable: {problem}"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (under CI the PostgreSQL tests must run)")
+        pytest.skip(message)
+    created: list[str] = []
+
+    def create() -> str:
+        name = f"herald_test_{uuid.uuid4().hex[:10]}"
+        conn = psycopg2.connect(**PG_ADMIN)
+        conn.autocommit = True
+        conn.cursor().execute(f"create database {name}")
+        conn.close()
+        created.append(name)
+        return f"postgresql://postgres@127.0.0.1:5432/{name}"
+
+    yield create
+    conn = psycopg2.connect(**PG_ADMIN)
+    conn.autocommit = True
+    for name in created:
+        conn.cursor().execute(f"drop database if exists {name} with (force)")
+    conn.close()
+
+
+@pytest.fixture
+def herald_env(tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[str], dict[str, str]]:
+    """Environment for a Herald deployment under tmp_path on the given engine."""
+
+    def make(engine: str) -> dict[str, str]:
+        env = {"HERALD_HOME": str(tmp_path / "home"), "HERALD_CONFIG_DIR": str(CONFIG_DIR)}
+        env["HERALD_WAREHOUSE_URL"] = (
+            request.getfixturevalue("pg_database_factory")() if engine == "postgres" else ""
+        )
+        return env
+
+    return make
+
+
+@pytest.fixture
+def warehouse(request: pytest.FixtureRequest, herald_env: Callable[[str], dict[str, str]]) -> Warehouse:
+    """An empty warehouse with Herald's tables, on the engine the test is parametrized with."""
+    engine = getattr(request, "param", "duckdb")
+    settings = Settings.from_env(herald_env(engine))
+    w = Warehouse(settings.warehouse)
+    w.ensure_schema()
+    return w
+
+
+@pytest.fixture(scope="session")
+def deployment() -> Deployment:
+    return load_deployment(CONFIG_DIR)
