@@ -31,8 +31,9 @@ app = typer.Typer(
 config_app = typer.Typer(help="Work with the configuration-as-code directory.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
-console = Console()
-err = Console(stderr=True)
+# Bound to the real terminal: `herald tick` sends Dagster's and dbt's own output to a log file.
+console = Console(file=sys.__stdout__)
+err = Console(file=sys.__stderr__)
 
 
 def _settings() -> Settings:
@@ -159,11 +160,11 @@ def _tick(settings: Settings, force: bool, quiet: bool = False) -> Any:
                 f"in {result.seconds:.1f}s"
             )
 
-    # Dagster's own run logs go to a file: the console shows one line per run.
+    # Dagster's run logs and dbt's output go to a file: the console shows one line per run.
     log_path = settings.home / "logs" / "tick.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with log_path.open("a", encoding="utf-8") as log, contextlib.redirect_stderr(log):
+        with log_path.open("a", encoding="utf-8") as log, contextlib.redirect_stderr(log), contextlib.redirect_stdout(log):
             return run_tick(WORKSPACE_YAML, home, force=force, on_run_start=started, on_run_end=ended)
     except DaemonRunningError as exc:
         err.print(f"[red]error:[/red] {exc}")
@@ -187,6 +188,8 @@ def tick(
         for e in report.errors:
             err.print(f"[red]error:[/red] {e}")
         console.print(f"tick done: {len(report.runs)} run{'s' if len(report.runs) != 1 else ''}")
+    if not report.ok:
+        err.print(f"some runs failed: their logs are in {settings.home / 'logs' / 'tick.log'} and the Dagster UI")
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -245,7 +248,9 @@ def demo(
     _print_packet_report(settings, [r.partition for r in first.runs if r.partition])
     console.print(f"demo finished in {time.perf_counter() - started:.1f}s. Try: herald sql \"select count(*) from marts.contacts\"")
     if not (first.ok and second.ok):
-        err.print("[red]some runs failed[/red]: see the Dagster UI (make dev) or run `herald tick` again")
+        err.print(
+            f"[red]some runs failed[/red]: their logs are in {settings.home / 'logs' / 'tick.log'} and the Dagster UI (make dev)"
+        )
         raise typer.Exit(1)
 
 

@@ -124,11 +124,17 @@ def parse_warehouse_url(value: str, home: Path) -> WarehouseTarget:
             raise SettingsError(
                 f"{ENV_WAREHOUSE_URL}={redact_url(value)!r} names no database; it accepts {WAREHOUSE_ACCEPTS}"
             )
+        try:
+            port = parts.port or 5432
+        except ValueError as exc:  # urllib's message is safe (no password); the raw URL is not
+            raise SettingsError(
+                f"{ENV_WAREHOUSE_URL}={redact_url(value)!r} has a bad port ({exc}); it accepts {WAREHOUSE_ACCEPTS}"
+            ) from None
         return WarehouseTarget(
             engine="postgres",
             url=value,
             pg_host=parts.hostname or "127.0.0.1",
-            pg_port=parts.port or 5432,
+            pg_port=port,
             pg_user=unquote(parts.username or "postgres"),
             pg_password=unquote(parts.password or ""),
             pg_database=database,

@@ -5,13 +5,12 @@ import dagster as dg
 from assets.ingest.config_tables import client_config
 from assets.ingest.packets import packet_rows
 from assets.transform.dbt import herald_dbt_models
-from orchestration.partitions import packets_partitions
 
 ingest_packet_job = dg.define_asset_job(
     "ingest_packet_job",
     selection=dg.AssetSelection.assets(client_config, packet_rows),
-    partitions_def=packets_partitions,
-    description="Loads the configuration, then verifies and lands one packet (one partition per packet).",
+    description="Loads the configuration, then verifies and lands one packet (one partition per packet, "
+    "partitioning inferred from packet_rows).",
     tags={"herald/stage": "ingest"},
 )
 

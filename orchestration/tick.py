@@ -206,6 +206,9 @@ def run_tick(
     ``force`` ignores sensors' ``minimum_interval_seconds`` for this call only.
     Raises DaemonRunningError if a daemon heartbeat is fresh (unless ``allow_running_daemon``)
     and TickInterrupted on SIGINT/SIGTERM (with the partial report attached).
+
+    User code is imported once per process and then cached by Dagster (G10): a long-lived
+    caller keeps running the code it first imported. One process per tick (the CLI) avoids it.
     """
     report = TickReport()
     started = time.monotonic()
@@ -417,7 +420,7 @@ def _recent_ticks(instance: dg.DagsterInstance) -> list[Any]:
 def _tick_dict(tick: Any) -> dict:
     return {
         "tick_id": tick.tick_id,
-        "instigator": tick.instigator_name,
+        "name": tick.instigator_name,
         "type": tick.instigator_type.value,
         "status": tick.status.value,
         "timestamp": tick.timestamp,

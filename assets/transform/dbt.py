@@ -43,7 +43,13 @@ def herald_dbt_models(context: dg.AssetExecutionContext, dbt: HeraldDbtResource,
     """Builds the dbt models and runs their tests, then records the mapped and cleaned steps
     of every packet this build took in (``herald_ops.packet_events``)."""
     invocation = dbt.cli(["build"], context=context)
-    yield from invocation.stream()
+    try:
+        yield from invocation.stream()
+    finally:
+        # if the stream fails part-way, never leave dbt running: it would hold DuckDB's write lock
+        if invocation.process.poll() is None:
+            invocation.process.terminate()
+            invocation.process.wait(timeout=30)
     run_results = invocation.get_artifact("run_results.json")
     recorded = record_transform_steps(warehouse.get(), run_results)
     context.log.info(f"recorded mapped/cleaned steps for {len(recorded)} packets")

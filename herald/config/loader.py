@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from herald.config.models import Client, ClientConfig, Deployment, HeraldConfig, LoadMap
+from herald.config.models import COLUMN_TAGS, Client, ClientConfig, Deployment, HeraldConfig, LoadMap, MappingProblems
 
 HERALD_FILE = "herald.yaml"
 CLIENTS_DIR = "clients"
@@ -66,17 +66,27 @@ def _validate(model: type[M], data: dict[str, Any], rel: str, problems: list[Pro
         return model.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"] if not _is_union_tag(p)) or "(file)"
+            loc = _location(err["loc"])
+            cause = err.get("ctx", {}).get("error")
+            if isinstance(cause, MappingProblems):  # one model check, several fields: one problem each
+                for field, message in cause.problems:
+                    problems.append(Problem(rel, ".".join(p for p in (loc, field) if p), message))
+                continue
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = "unknown key (check its spelling)"
-            problems.append(Problem(rel, loc, msg))
+            problems.append(Problem(rel, loc or "(file)", msg))
         return None
 
 
-def _is_union_tag(part: Any) -> bool:
-    # pydantic reports union branches as loc parts like "str" or "FieldColumn"
-    return isinstance(part, str) and (part in ("str",) or part[:1].isupper())
+def _location(loc: tuple[int | str, ...]) -> str:
+    """``("columns", "Zip", "FieldColumn", "field")`` → ``"columns.Zip.field"``.
+
+    pydantic puts the union branch after a column's name; the part right after ``columns``
+    is the column itself, whatever it is called.
+    """
+    parts = [str(p) for i, p in enumerate(loc) if not (p in COLUMN_TAGS and i > 0 and loc[i - 1] != "columns")]
+    return ".".join(parts)
 
 
 def _rel(path: Path, root: Path) -> str:

@@ -8,16 +8,18 @@ Unknown keys are errors (``extra="forbid"``) so a typo never silently does nothi
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from herald.config.fields import DATA_TYPES, ENTITY_FIELDS, FIELDS_BY_NAME
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 SLUG_RULE = "lower-case letters, digits and underscores, starting with a letter"
+# A funnel event means nothing without these; a missing one is reported once, as such.
+FUNNEL_EVENT_FIELDS = ("to_stage", "occurred_at")
 ENCODINGS = ("auto", "utf-8", "utf-8-sig", "utf-16", "windows-1252", "latin-1")
 
 
@@ -128,6 +130,37 @@ class FieldColumn(Strict):
     field: str
 
 
+def _column_kind(value: Any) -> str | None:
+    """Which form a load map column takes: ``field`` text, ``{field: ...}`` or ``{attribute: ...}``."""
+    if isinstance(value, (str, FieldColumn, AttributeColumn)):
+        return type(value).__name__
+    if isinstance(value, dict):
+        return "AttributeColumn" if "attribute" in value else "FieldColumn"
+    return None
+
+
+# Discriminated, so a mistake in one column is reported once, against the form it was
+# written in, not once per form it might have been.
+ColumnTarget = Annotated[
+    Annotated[str, Tag("str")] | Annotated[FieldColumn, Tag("FieldColumn")] | Annotated[AttributeColumn, Tag("AttributeColumn")],
+    Discriminator(
+        _column_kind,
+        custom_error_type="column_target",
+        custom_error_message="map the column to a field name, {field: <name>} or {attribute: <name>, type: <type>}",
+    ),
+]
+# The loader leaves these out of a problem's location (pydantic puts the union branch in it).
+COLUMN_TAGS = frozenset({"str", "FieldColumn", "AttributeColumn"})
+
+
+class MappingProblems(ValueError):
+    """Several problems found across a load map's fields, each with the field it concerns."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems  # (field location such as "columns.Zip" or "required", message)
+        super().__init__("; ".join(message for _, message in problems))
+
+
 class Validation(Strict):
     """Great Expectations thresholds for this packet type."""
 
@@ -142,7 +175,7 @@ class LoadMap(Strict):
     description: str = ""
     entity: Literal["contacts", "funnel_events"] = "contacts"
     format: FileFormat = FileFormat()
-    columns: dict[str, str | FieldColumn | AttributeColumn]
+    columns: dict[str, ColumnTarget]
     required: list[str] = Field(default_factory=list)
     keep_unmapped: bool = True
     validation: Validation = Validation()
@@ -167,33 +200,37 @@ class LoadMap(Strict):
     def _fields_fit_entity(self) -> "LoadMap":
         allowed = ENTITY_FIELDS[self.entity]
         seen: dict[str, str] = {}
-        problems: list[str] = []
+        problems: list[tuple[str, str]] = []
         for column, target in self.columns.items():
+            where = f"columns.{column}"
             if isinstance(target, FieldColumn):
                 if target.field not in FIELDS_BY_NAME:
                     problems.append(
-                        f"column {column!r} maps to unknown field {target.field!r}; "
-                        f"known fields: {', '.join(sorted(allowed))}"
+                        (
+                            where,
+                            f"column {column!r} maps to unknown field {target.field!r}; "
+                            f"known fields: {', '.join(sorted(allowed))}",
+                        )
                     )
                 elif target.field not in allowed:
-                    problems.append(f"column {column!r}: field {target.field!r} does not apply to {self.entity}")
+                    problems.append((where, f"column {column!r}: field {target.field!r} does not apply to {self.entity}"))
                 name = target.field
             else:
                 name = target.attribute
                 if name in FIELDS_BY_NAME:
-                    problems.append(f"column {column!r}: attribute {name!r} is a canonical field; map it as a field")
+                    problems.append((where, f"column {column!r}: attribute {name!r} is a canonical field; map it as a field"))
             if name in seen:
-                problems.append(f"columns {seen[name]!r} and {column!r} both map to {name!r}")
+                problems.append((where, f"columns {seen[name]!r} and {column!r} both map to {name!r}"))
             seen[name] = column
-        for field in self.required:
-            if field not in seen:
-                problems.append(f"required field {field!r} is not mapped by any column")
         if self.entity == "funnel_events":
-            for needed in ("to_stage", "occurred_at"):
+            for needed in FUNNEL_EVENT_FIELDS:
                 if needed not in seen:
-                    problems.append(f"a funnel_events load map must map {needed!r}")
+                    problems.append(("columns", f"a funnel_events load map must map {needed!r}"))
+        for field in self.required:
+            if field not in seen and not (self.entity == "funnel_events" and field in FUNNEL_EVENT_FIELDS):
+                problems.append(("required", f"required field {field!r} is not mapped by any column"))
         if problems:
-            raise ValueError("; ".join(problems))
+            raise MappingProblems(problems)
         return self
 
     def field_columns(self) -> dict[str, str]:

@@ -100,12 +100,19 @@ class _LineFeed:
         self.buffer: list[str] = []
         self.errors: list[str] = []
         self.line_number = 0
+        # csv asks for a line past the end only while a quoted field is still open; a record
+        # it then returns ran out of file rather than ending properly.
+        self.exhausted = False
 
     def __iter__(self) -> "_LineFeed":
         return self
 
     def __next__(self) -> str:
-        text, error = next(self._lines)
+        try:
+            text, error = next(self._lines)
+        except StopIteration:
+            self.exhausted = True
+            raise
         self.line_number += 1
         self.buffer.append(text)
         if error:
@@ -146,6 +153,8 @@ def read_records(path: Path, encoding: str, delimiter: str = ",", quote_char: st
         try:
             fields = next(reader)
             raw, errors = feed.take()
+            if feed.exhausted:
+                errors.append(f"line {last_end + 1}: a quoted field is never closed (it runs to the end of the file)")
             error = "; ".join(errors) or None
         except StopIteration:
             return

@@ -1,5 +1,3 @@
-{{ config(materialized='table') }}
-
 with
 
 contact_rows as (

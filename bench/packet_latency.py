@@ -1,0 +1,139 @@
+"""Benchmark: wall time from drop to ``marts.contacts`` for 1,000- and 1,000,000-row packets.
+
+For each size, in a fresh HERALD_HOME on the embedded default (DuckDB, SQLite, local zone):
+generate a dental appointments packet, ``herald drop`` it, then ``herald tick --force`` until
+``marts.contacts`` holds it (tick 1 lands the packet, tick 2 runs the dbt build), exactly as a
+user would. Reported beside it: the time DuckDB alone takes to read the same file, the per-step
+times Herald records in ``herald_ops.packet_events``, the fixed costs (Python + Dagster import,
+CLI start-up), and the peak memory of the ticking processes.
+
+    make bench                      # 1k and 1M rows
+    .venv/bin/python bench/packet_latency.py --sizes 1000 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+OUT = REPO / "bench" / "out"
+CLIENT, PACKET_TYPE = "bright_smiles_dental", "appointments"
+
+
+def _run(args: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+    """Run a command; returns (seconds, peak RSS in MiB of this child, stdout)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    proc = subprocess.run(args, env=env, cwd=REPO, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return seconds, max(peak, before) // 1024, proc.stdout
+
+
+def _fixed_costs(env: dict[str, str]) -> dict[str, float]:
+    costs = {}
+    for name, args in {
+        "python_start": [sys.executable, "-c", "pass"],
+        "import_dagster": [sys.executable, "-c", "import dagster"],
+        "import_definitions": [sys.executable, "-c", "import orchestration.definitions"],
+        "herald_help": [str(BIN / "herald"), "--help"],
+    }.items():
+        costs[name] = round(min(_run(args, env)[0] for _ in range(2)), 2)
+    return costs
+
+
+def _duckdb_alone(path: Path) -> float:
+    import duckdb
+
+    started = time.perf_counter()
+    duckdb.sql(f"select count(*) from read_csv('{path}', all_varchar = true, header = true)").fetchall()
+    return time.perf_counter() - started
+
+
+def bench_size(rows: int, workdir: Path) -> dict:
+    from herald.config import load_deployment
+    from herald.demo.packets import sized_packet
+
+    home = workdir / f"home-{rows}"
+    shutil.rmtree(home, ignore_errors=True)
+    env = {**os.environ, "HERALD_HOME": str(home), "HERALD_CONFIG_DIR": str(REPO / "config"), "HERALD_WAREHOUSE_URL": ""}
+    started = time.perf_counter()
+    sample = sized_packet(load_deployment(REPO / "config"), CLIENT, PACKET_TYPE, rows=rows, bad_rows=3)
+    path = workdir / f"appointments-{rows}.csv"
+    path.write_bytes(sample.content)
+    generate_s = time.perf_counter() - started
+
+    duckdb_s = _duckdb_alone(path)
+    drop_s, _, _ = _run([str(BIN / "herald"), "drop", str(path), "--client", CLIENT, "--type", PACKET_TYPE], env)
+    land_s, land_mb, _ = _run([str(BIN / "herald"), "tick", "--force"], env)
+    transform_s, transform_mb, _ = _run([str(BIN / "herald"), "tick", "--force"], env)
+    _, _, out = _run(
+        [str(BIN / "herald"), "sql", "--format", "json",
+         "select (select count(*) from marts.contacts) as contacts, "
+         "(select sum(rows_landed) from herald_ops.packets) as landed, "
+         "(select sum(rows_rejected) from herald_ops.packets) as rejected"],
+        env,
+    )
+    counts = json.loads(out)[0]
+    _, _, out = _run(
+        [str(BIN / "herald"), "sql", "--format", "json",
+         "select step, sum(duration_ms) as ms from herald_ops.packet_events where step <> 'received' group by step"],
+        env,
+    )
+    steps = {r["step"]: r["ms"] for r in json.loads(out)}
+    return {
+        "rows": rows,
+        "file_mb": round(path.stat().st_size / 2**20, 1),
+        "generate_s": round(generate_s, 2),
+        "duckdb_read_s": round(duckdb_s, 2),
+        "drop_s": round(drop_s, 2),
+        "tick_land_s": round(land_s, 2),
+        "tick_transform_s": round(transform_s, 2),
+        "drop_to_contacts_s": round(drop_s + land_s + transform_s, 2),
+        "step_ms": steps,
+        "peak_rss_mb": max(land_mb, transform_mb),
+        **counts,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 1_000_000])
+    parser.add_argument("--repeat", type=int, default=1, help="runs per size (the median is reported)")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="herald-bench-") as tmp:
+        env = {**os.environ, "HERALD_HOME": str(Path(tmp) / "fixed")}
+        report = {"fixed_costs_s": _fixed_costs(env), "sizes": []}
+        print("fixed costs (s):", report["fixed_costs_s"], flush=True)
+        for rows in args.sizes:
+            runs = [bench_size(rows, Path(tmp)) for _ in range(args.repeat)]
+            best = sorted(runs, key=lambda r: r["drop_to_contacts_s"])[len(runs) // 2]
+            best["drop_to_contacts_all_s"] = [r["drop_to_contacts_s"] for r in runs]
+            best["drop_to_contacts_median_s"] = statistics.median(best["drop_to_contacts_all_s"])
+            report["sizes"].append(best)
+            print(json.dumps(best, indent=2), flush=True)
+    target = OUT / f"packet_latency-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    target.write_text(json.dumps(report, indent=2))
+    print(f"\n{'rows':>9} {'drop→contacts':>14} {'land tick':>10} {'dbt tick':>9} {'duckdb read':>12} {'peak MB':>8}")
+    for r in report["sizes"]:
+        print(f"{r['rows']:>9} {r['drop_to_contacts_median_s']:>13.1f}s {r['tick_land_s']:>9.1f}s "
+              f"{r['tick_transform_s']:>8.1f}s {r['duckdb_read_s']:>11.2f}s {r['peak_rss_mb']:>8}")
+    print(f"written to {target}")
+
+
+if __name__ == "__main__":
+    main()

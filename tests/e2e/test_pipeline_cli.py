@@ -1,0 +1,228 @@
+"""The whole flow as a user runs it, on DuckDB and on PostgreSQL: ``herald demo``, then packets
+dropped with ``herald drop`` and ingested by ``herald tick``, answered by ``herald sql``.
+
+Every command is a real subprocess with its own environment (as in a terminal); each engine's
+deployment is built once and many things are asserted on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import phonenumbers
+import pytest
+
+from herald.config import load_deployment
+from herald.demo.packets import demo_packets, sized_packet
+from tests.conftest import CONFIG_DIR, ENGINES, REPO_ROOT
+
+HERALD = str(Path(sys.executable).parent / "herald")
+
+
+@dataclass
+class Deployment:
+    env: dict[str, str]
+    home: Path
+    demo_output: str
+    tick_output: str
+    idle_tick_output: str
+    sized_packet_lines: list[int]
+
+    def herald(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return run(self.env, *args, check=check)
+
+    def sql(self, query: str) -> list[dict]:
+        return json.loads(self.herald("sql", "--format", "json", query).stdout)
+
+
+def run(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [HERALD, *args], env={**os.environ, **env, "COLUMNS": "250"}, cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    if check and proc.returncode != 0:
+        pytest.fail(f"herald {' '.join(args)} exited {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def deployed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+    home = tmp_path_factory.mktemp(f"e2e-{request.param}") / "home"
+    env = {"HERALD_HOME": str(home), "HERALD_CONFIG_DIR": str(CONFIG_DIR), "HERALD_WAREHOUSE_URL": ""}
+    if request.param == "postgres":
+        env["HERALD_WAREHOUSE_URL"] = request.getfixturevalue("pg_database_factory")()
+    demo = run(env, "demo")
+
+    # Then a client uploads three more packets: a 1,000-row file with 3 bad rows, a file whose
+    # checksum sidecar does not match (a broken transfer), and the dental file again (same bytes).
+    deployment = load_deployment(CONFIG_DIR)
+    work = home.parent / "uploads"
+    work.mkdir()
+    sized = sized_packet(deployment, "northfield_college", "leads", rows=1000, bad_rows=3, seed=11)
+    (work / "leads-1000.csv").write_bytes(sized.content)
+    (work / "broken.csv").write_bytes(sized.content[: len(sized.content) // 2])
+    dental = next(p for p in demo_packets(deployment) if p.packet_type == "appointments")
+    (work / "appointments-again.csv").write_bytes(dental.content)
+    run(env, "drop", str(work / "leads-1000.csv"), "--client", "northfield_college", "--type", "leads")
+    run(env, "drop", str(work / "broken.csv"), "--client", "northfield_college", "--type", "leads")
+    sidecar = home / "dropzone/northfield_college/incoming/leads/broken.csv.sha256"
+    sidecar.write_text(f"{__import__('hashlib').sha256(sized.content).hexdigest()}  broken.csv\n")
+    run(env, "drop", str(work / "appointments-again.csv"), "--client", "bright_smiles_dental", "--type", "appointments")
+    ticks = run(env, "tick", "--force").stdout + run(env, "tick", "--force").stdout
+    idle = run(env, "tick", "--force").stdout
+    return Deployment(env, home, demo.stdout, ticks, idle, sorted(sized.bad_lines))
+
+
+def test_demo_prints_a_report_per_packet(deployed: Deployment) -> None:
+    out = deployed.demo_output
+    for client, ptype in [
+        ("bright_smiles_dental", "appointments"),
+        ("lakeside_realty", "buyer_leads"),
+        ("northfield_college", "leads"),
+        ("northfield_college", "funnel_events"),
+    ]:
+        assert f"{client}-{ptype}-" in out
+    assert "expected 12 fields like the header, found 13" in out  # the ragged dental row, with its line
+    assert "required field 'phone' (column 'Cell Phone') is empty" in out
+    assert "demo finished" in out
+
+
+def test_every_row_of_every_packet_is_accounted_for(deployed: Deployment) -> None:
+    rows = deployed.sql(
+        "select p.packet_id, p.status, p.rows_in_file, p.rows_landed, p.rows_rejected, "
+        "(select count(*) from herald_raw.packet_rows r where r.packet_id = p.packet_id) as landed_rows, "
+        "(select count(*) from herald_raw.packet_rejects j where j.packet_id = p.packet_id) as reject_rows "
+        "from herald_ops.packets p"
+    )
+    assert len(rows) == 7
+    for r in rows:
+        assert r["rows_in_file"] == r["rows_landed"] + r["rows_rejected"] == r["landed_rows"] + r["reject_rows"], r
+    by_status: dict[str, int] = {}
+    for r in rows:
+        by_status[r["status"]] = by_status.get(r["status"], 0) + 1
+    assert by_status == {"landed": 5, "rejected": 1, "duplicate": 1}
+
+
+def test_thousand_row_packet_lands_997_and_rejects_3_with_lines(deployed: Deployment) -> None:
+    (packet,) = deployed.sql(
+        "select packet_id, rows_in_file, rows_landed, rows_rejected from herald_ops.packets "
+        "where file_name = 'leads-1000.csv'"
+    )
+    assert (packet["rows_in_file"], packet["rows_landed"], packet["rows_rejected"]) == (1000, 997, 3)
+    rejects = deployed.sql(
+        f"select line_number, reason from herald_raw.packet_rejects where packet_id = '{packet['packet_id']}' "
+        "order by line_number"
+    )
+    assert [r["line_number"] for r in rejects] == deployed.sized_packet_lines
+    assert {r["reason"] for r in rejects} == {"expected 12 fields like the header, found 13"}
+
+    # the asset check in Dagster says the same, with its numbers
+    with dg.DagsterInstance.from_config(str(deployed.home / "dagster")) as instance:
+        check = dg.AssetCheckKey(dg.AssetKey(["herald_raw", "packet_rows"]), "every_row_accounted_for")
+        records = instance.event_log_storage.get_asset_check_execution_history(check, limit=20)
+        evaluations = [
+            r.event.dagster_event.event_specific_data
+            for r in records
+            if r.event and r.event.dagster_event and r.event.dagster_event.partition == packet["packet_id"]
+        ]
+    assert evaluations and evaluations[0].passed
+    metadata = {k: v.value for k, v in evaluations[0].metadata.items()}
+    assert (metadata["rows_in_file"], metadata["rows_landed"], metadata["rows_rejected"]) == (1000, 997, 3)
+
+
+def test_broken_transfer_lands_nothing_and_is_quarantined_with_its_reason(deployed: Deployment) -> None:
+    (packet,) = deployed.sql(
+        "select packet_id, status, status_reason, rows_landed from herald_ops.packets where file_name = 'broken.csv'"
+    )
+    assert packet["status"] == "rejected" and packet["rows_landed"] == 0
+    assert "checksum mismatch" in packet["status_reason"]
+    quarantine = deployed.home / "dropzone/northfield_college/quarantine/leads"
+    reason_files = list(quarantine.glob("*broken.csv.reason.txt"))
+    assert len(reason_files) == 1 and "checksum mismatch" in reason_files[0].read_text()
+    assert deployed.sql(
+        f"select count(*) as n from herald_raw.packet_rows where packet_id = '{packet['packet_id']}'"
+    ) == [{"n": 0}]
+
+
+def test_same_packet_dropped_twice_is_loaded_once(deployed: Deployment) -> None:
+    packets = deployed.sql(
+        "select status, duplicate_of, rows_landed from herald_ops.packets "
+        "where client_id = 'bright_smiles_dental' order by received_at"
+    )
+    assert [p["status"] for p in packets] == ["landed", "duplicate"]
+    assert packets[1]["rows_landed"] == 0 and packets[1]["duplicate_of"]
+    (row,) = deployed.sql(
+        "select count(*) as n from herald_raw.packet_rows r join herald_ops.packets p using (packet_id) "
+        "where p.client_id = 'bright_smiles_dental'"
+    )
+    assert row["n"] == 298  # 300 demo rows, 2 rejected, landed once
+
+
+def test_contacts_are_deduplicated_by_phone(deployed: Deployment) -> None:
+    dental = next(p for p in demo_packets(load_deployment(CONFIG_DIR)) if p.packet_type == "appointments")
+    # An independent count: valid phones normalized by libphonenumber, the rest by email or id.
+    import csv
+    import io
+
+    identities = set()
+    for i, row in enumerate(csv.DictReader(io.StringIO(dental.text)), start=2):
+        if i in dental.bad_lines:
+            continue
+        try:
+            number = phonenumbers.parse(row["Cell Phone"], "US")
+            valid = phonenumbers.is_valid_number(number)
+        except phonenumbers.NumberParseException:
+            valid = False
+        if valid:
+            identities.add(("phone", phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)))
+        elif "@" in row["E-mail"] and "." in row["E-mail"].split("@")[-1]:
+            identities.add(("email", row["E-mail"].strip().lower()))
+        else:
+            identities.add(("id", row["Patient ID"]))
+    (row,) = deployed.sql("select count(*) as n from marts.contacts where client_id = 'bright_smiles_dental'")
+    assert row["n"] == len(identities)
+    assert row["n"] < 298  # duplicates written differently were merged
+    assert deployed.sql(
+        "select count(*) as n from marts.contacts where client_id = 'bright_smiles_dental' and is_phone_valid "
+        "and phone_e164 not like '+1%'"
+    ) == [{"n": 0}]
+
+
+def test_marts_hold_all_clients_attributes_and_funnel_events(deployed: Deployment) -> None:
+    counts = {r["client_id"]: r["n"] for r in deployed.sql("select client_id, count(*) as n from marts.contacts group by 1")}
+    assert set(counts) == {"bright_smiles_dental", "lakeside_realty", "northfield_college"}
+    types = {r["attribute_type"] for r in deployed.sql("select distinct attribute_type from marts.contact_attributes")}
+    assert types == {"numeric", "string", "date", "timestamp", "boolean", "array"}
+    (events,) = deployed.sql("select count(*) as n, count(contact_id) as matched from marts.funnel_events")
+    assert events["n"] > 0 and events["matched"] == events["n"]
+
+
+def test_every_packet_step_is_timed(deployed: Deployment) -> None:
+    steps = {
+        r["step"]
+        for r in deployed.sql(
+            "select distinct e.step from herald_ops.packet_events e join herald_ops.packets p using (packet_id) "
+            "where p.status = 'landed'"
+        )
+    }
+    assert {"received", "verified", "landed", "validated", "mapped", "cleaned", "archived"} <= steps
+
+
+def test_a_tick_with_nothing_new_starts_no_run(deployed: Deployment) -> None:
+    assert "tick done: 0 runs" in deployed.idle_tick_output
+    assert "tick done: 3 runs" in deployed.tick_output  # three uploads → three ingest runs
+    assert "transform_packets_job" in deployed.tick_output
+
+
+def test_sql_refuses_writes_and_reports_errors(deployed: Deployment) -> None:
+    proc = deployed.herald("sql", "delete from marts.contacts", check=False)
+    assert proc.returncode == 1 and "error" in proc.stderr.lower()
+    proc = deployed.herald("sql", "select nope from marts.contacts", check=False)
+    assert proc.returncode == 1 and "nope" in proc.stderr
+    (row,) = deployed.sql("select count(*) as n from marts.contacts")
+    assert row["n"] > 0

@@ -1,0 +1,76 @@
+"""The Definitions load, every job/sensor resolves, and the graph connects Python to dbt."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pytest
+
+from resources.dbt import ensure_manifest
+
+
+@pytest.fixture(scope="module")
+def defs() -> dg.Definitions:
+    from orchestration.definitions import defs
+
+    return defs
+
+
+def test_jobs_and_sensors_resolve(defs: dg.Definitions) -> None:
+    assert {j.name for j in defs.resolve_all_job_defs()} >= {"ingest_packet_job", "transform_packets_job"}
+    sensors = {s.name: s for s in defs.sensors or []}
+    assert set(sensors) == {"packet_arrival_sensor", "packet_landed_sensor"}
+    assert sensors["packet_arrival_sensor"].job_name == "ingest_packet_job"
+    assert sensors["packet_landed_sensor"].job_name == "transform_packets_job"
+    defs.resolve_job_def("ingest_packet_job")  # raises if the selection does not resolve
+
+
+def test_every_dbt_source_has_a_producing_python_asset(defs: dg.Definitions) -> None:
+    graph = defs.resolve_asset_graph()
+    manifest = json.loads(ensure_manifest().read_text())
+    sources = {dg.AssetKey([s["source_name"], s["name"]]) for s in manifest["sources"].values()}
+    assert sources, "the dbt project declares no sources"
+    unproduced = [k.to_user_string() for k in sources if not graph.has(k) or not graph.get(k).is_materializable]
+    assert unproduced == []
+
+
+def test_the_graph_runs_from_packets_through_dbt_to_the_marts(defs: dg.Definitions) -> None:
+    graph = defs.resolve_asset_graph()
+    contacts = dg.AssetKey(["marts", "contacts"])
+    upstream = graph.get(contacts).parent_keys
+    ancestors: set[dg.AssetKey] = set()
+    frontier = set(upstream)
+    while frontier:
+        key = frontier.pop()
+        if key not in ancestors:
+            ancestors.add(key)
+            frontier |= set(graph.get(key).parent_keys)
+    assert dg.AssetKey(["herald_raw", "packet_rows"]) in ancestors
+    assert dg.AssetKey(["herald_ops", "load_map_columns"]) in ancestors
+    groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    assert {"ingest", "staging", "intermediate", "marts"} <= groups
+
+
+def test_packet_checks_and_dbt_tests_are_asset_checks(defs: dg.Definitions) -> None:
+    graph = defs.resolve_asset_graph()
+    checks = graph.asset_check_keys
+    packet_checks = {c.name for c in checks if c.asset_key == dg.AssetKey(["herald_raw", "packet_rows"])}
+    assert packet_checks == {
+        "every_row_accounted_for",
+        "required_fields_present",
+        "phones_mostly_valid",
+        "emails_mostly_valid",
+        "row_count_matches_manifest",
+    }
+    dbt_checks = [c for c in checks if c.asset_key.path[0] in ("staging", "intermediate", "marts")]
+    assert any(c.asset_key == dg.AssetKey(["marts", "contacts"]) for c in dbt_checks)
+
+
+def test_every_warehouse_writer_claims_the_warehouse_pool(defs: dg.Definitions) -> None:
+    from orchestration.partitions import WAREHOUSE_POOL
+
+    for assets_def in defs.assets or []:
+        assert isinstance(assets_def, dg.AssetsDefinition)
+        pools = {assets_def.node_def.pool} if hasattr(assets_def.node_def, "pool") else set()
+        assert pools == {WAREHOUSE_POOL}, assets_def.node_def.name
