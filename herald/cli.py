@@ -143,7 +143,7 @@ def sql(
 def _tick(settings: Settings, force: bool, quiet: bool = False) -> Any:
     from herald.paths import WORKSPACE_YAML
     from orchestration.instance import ensure_dagster_home
-    from orchestration.tick import DaemonRunningError, run_tick
+    from orchestration.tick import DaemonRunningError, TickInterrupted, run_tick
 
     home = ensure_dagster_home(settings.dagster_home)
 
@@ -169,6 +169,9 @@ def _tick(settings: Settings, force: bool, quiet: bool = False) -> Any:
     except DaemonRunningError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(3) from None
+    except TickInterrupted:
+        err.print("interrupted: the run in progress is marked failed; the next `herald tick` runs the rest")
+        raise typer.Exit(130) from None
 
 
 @app.command()
