@@ -32,8 +32,9 @@ config_app = typer.Typer(help="Work with the configuration-as-code directory.", 
 app.add_typer(config_app, name="config")
 
 # Bound to the real terminal: `herald tick` sends Dagster's and dbt's own output to a log file.
-console = Console(file=sys.__stdout__)
-err = Console(file=sys.__stderr__)
+# soft_wrap: a line is never broken at the terminal width, so scripts can read the output.
+console = Console(file=sys.__stdout__, soft_wrap=True)
+err = Console(file=sys.__stderr__, soft_wrap=True)
 
 
 def _settings() -> Settings:

@@ -56,7 +56,8 @@ class PendingPacket:
     @property
     def packet_id(self) -> str:
         """Readable and unique per drop: client, type, when it arrived, content hash."""
-        stamp = self.modified_at.strftime("%Y%m%dT%H%M%S")
+        # microseconds too: the same content re-dropped within one second is still a new packet
+        stamp = self.modified_at.strftime("%Y%m%dT%H%M%S%f")
         return f"{self.client_id}-{self.packet_type}-{stamp}-{self.checksum[:8]}"
 
     @property

@@ -42,6 +42,15 @@ class LocalDropZone(DropZone):
             raise DropZoneError(f"{zone_path!r} is outside the drop zone {self.root}")
         return path
 
+    @staticmethod
+    def _parts(zone_path: str) -> tuple[str, str, str, str]:
+        """``<client>/<area>/<packet type>/<file>`` → its four parts."""
+        parts = zone_path.split("/")
+        if len(parts) != 4 or not all(parts):
+            raise DropZoneError(f"{zone_path!r} is not <client>/<area>/<packet type>/<file>")
+        client_id, area, packet_type, name = parts
+        return client_id, area, packet_type, name
+
     def clients(self) -> Iterator[str]:
         if not self.root.is_dir():
             return
@@ -109,7 +118,7 @@ class LocalDropZone(DropZone):
     def locate(self, zone_path: str, packet_id: str) -> str:
         if self._path(zone_path).is_file():
             return zone_path
-        client_id, _, packet_type, name = zone_path.split("/", 3)
+        client_id, _, packet_type, name = self._parts(zone_path)
         for area in (ARCHIVE, QUARANTINE):
             candidate = f"{client_id}/{area}/{packet_type}/{packet_id}__{name}"
             if self._path(candidate).is_file():
@@ -118,7 +127,7 @@ class LocalDropZone(DropZone):
 
     def _move(self, zone_path: str, packet_id: str, area: str) -> tuple[str, Path]:
         source = self._path(zone_path)
-        client_id, current_area, packet_type, name = zone_path.split("/", 3)
+        client_id, current_area, packet_type, name = self._parts(zone_path)
         if current_area != INCOMING:
             return zone_path, source  # already filed (a re-run of a processed packet)
         target_rel = f"{client_id}/{area}/{packet_type}/{packet_id}__{name}"

@@ -211,6 +211,9 @@ def _land_rows(
             span = f" (lines {rec.line_number}–{rec.last_line_number}: an unclosed quote?)" if rec.last_line_number > rec.line_number else ""
             reject(rec, f"expected {width} fields like the header, found {len(rec.fields)}{span}")
             continue
+        if all(not f.strip() for f in rec.fields):
+            reject(rec, "the row has no values (only delimiters)")
+            continue
         empty = [f"{f!r} (column {c!r})" for f, c, i in required_idx if not rec.fields[i].strip()]
         if empty:
             reject(rec, f"required field {', '.join(empty)} is empty")

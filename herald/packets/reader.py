@@ -162,8 +162,8 @@ def read_records(path: Path, encoding: str, delimiter: str = ",", quote_char: st
             raw, errors = feed.take()
             fields, error = None, f"unreadable CSV: {exc}"
         start, last_end = last_end + 1, feed.line_number
-        if fields is not None and not error and (not fields or all(not f.strip() for f in fields)):
-            continue  # a blank line is not a row
+        if fields is not None and not error and (not fields or (len(fields) == 1 and not fields[0].strip())):
+            continue  # a blank line is not a row (a line of bare delimiters is, and landing rejects it)
         yield Record(
             line_number=start,
             last_line_number=last_end,

@@ -60,6 +60,8 @@ def generated_nanp_numbers(count: int, seed: int = 20240611) -> list[str]:
     rng = random.Random(seed)
     prefixes = [f"{rng.randint(200, 999)}{rng.randint(200, 999)}{rng.randint(0, 9)}" for _ in range(count // 4)]
     prefixes += ["5125550", "5125551", "2125550", "8005550", "9005550", "6045550", "2025550", "3115550"]
+    # where the 7th digit decides (Barbados 246-521/522, Jamaica 876-606): a shorter key would be wrong
+    prefixes += [f"24652{d}" for d in range(10, 30)] + ["8766060", "8766061", "8766065"]
     return [f"{rng.choice(prefixes)}{rng.randint(0, 999):03d}" for _ in range(count)]
 
 
