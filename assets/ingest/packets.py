@@ -141,7 +141,7 @@ def packet_rows(
                 check_name=name,
                 passed=True,
                 description=f"not run: packet {landing.status} ({landing.reason or 'nothing landed'})",
-                metadata={"skipped": True},
+                metadata={"packet_id": landing.packet_id, "skipped": True},
             )
             continue
         yield dg.AssetCheckResult(
@@ -150,6 +150,7 @@ def packet_rows(
             passed=check.passed,
             severity=dg.AssetCheckSeverity.ERROR if name in BLOCKING_CHECKS else dg.AssetCheckSeverity.WARN,
             description=check.summary,
-            metadata=check.metadata,
+            # check results are per run, not per partition: name the packet they judged
+            metadata={"packet_id": landing.packet_id, **check.metadata},
         )
 

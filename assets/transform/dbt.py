@@ -11,7 +11,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_
 from herald.packets.transform_steps import record_transform_steps
 from orchestration.partitions import WAREHOUSE_POOL
 from resources import HeraldDbtResource, WarehouseResource
-from resources.dbt import ensure_manifest
+from resources.dbt import ensure_manifest, manifest_path
 
 
 class HeraldDbtTranslator(DagsterDbtTranslator):
@@ -42,7 +42,13 @@ translator = HeraldDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_as
 def herald_dbt_models(context: dg.AssetExecutionContext, dbt: HeraldDbtResource, warehouse: WarehouseResource):
     """Builds the dbt models and runs their tests, then records the mapped and cleaned steps
     of every packet this build took in (``herald_ops.packet_events``)."""
-    invocation = dbt.cli(["build"], context=context)
+    # dbt unit tests run in the test suite, not on every production build. The run uses the
+    # target's own folder, where the manifest was parsed, so dbt's partial parsing is reused.
+    invocation = dbt.cli(
+        ["build", "--exclude-resource-type", "unit_test"],
+        context=context,
+        target_path=manifest_path(dbt.target or "duckdb").parent,
+    )
     try:
         yield from invocation.stream()
     finally:

@@ -128,7 +128,8 @@ def test_thousand_row_packet_lands_997_and_rejects_3_with_lines(deployed: Deploy
         evaluations = [
             r.event.dagster_event.event_specific_data
             for r in records
-            if r.event and r.event.dagster_event and r.event.dagster_event.partition == packet["packet_id"]
+            if r.event and r.event.dagster_event
+            and r.event.dagster_event.event_specific_data.metadata["packet_id"].value == packet["packet_id"]
         ]
     assert evaluations and evaluations[0].passed
     metadata = {k: v.value for k, v in evaluations[0].metadata.items()}

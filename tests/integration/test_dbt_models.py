@@ -16,24 +16,22 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import duckdb
-import psycopg2
 import pytest
 
 from herald.config.fields import CANONICAL_FIELDS
-from herald.settings import WarehouseTarget
-from herald.warehouse.schema import ddl_statements
+from herald.settings import WarehouseTarget, parse_warehouse_url
+from herald.warehouse.connection import Warehouse
+from herald.warehouse.schema import column_names, ddl_statements
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
-PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 
 LOADED_AT = datetime(2024, 3, 1, 12, 0)
 
@@ -84,6 +82,7 @@ PATIENT_HEADERS = (
 )  # fmt: skip
 FUNNEL_HEADERS = ("Patient ID", "Phone", "Email", "Funnel", "From", "To", "Changed At")
 LEAD_HEADERS = ("Lead Id", "First", "Cell", "E-mail", "Price", "Notes")
+TYPED_VALUE_COLUMNS = ("string_value", "numeric_value", "boolean_value", "date_value", "timestamp_value", "array_value")
 
 
 @dataclass(frozen=True)
@@ -156,55 +155,13 @@ PHONE_NUMBERS = [
 ]
 
 
-class Warehouse:
-    """One engine's throwaway warehouse: short connections only, so dbt can open it in between."""
-
-    def __init__(self, engine: str, target: WarehouseTarget) -> None:
-        self.engine = engine
-        self.target = target
-
-    def _connect(self) -> Any:
-        if self.engine == "duckdb":
-            return duckdb.connect(str(self.target.duckdb_path))
-        return psycopg2.connect(
-            host=self.target.pg_host, port=self.target.pg_port, user=self.target.pg_user, dbname=self.target.pg_database
-        )
-
-    def execute(self, statements: Sequence[str], rows: Sequence[tuple[str, Sequence[tuple[Any, ...]]]] = ()) -> None:
-        con = self._connect()
-        try:
-            cur = con.cursor()
-            for statement in statements:
-                cur.execute(statement)
-            for insert, values in rows:
-                if values:
-                    cur.executemany(insert if self.engine == "duckdb" else insert.replace("?", "%s"), values)
-            con.commit()
-        finally:
-            con.close()
-
-    def rows(self, sql: str) -> list[dict[str, Any]]:
-        con = self._connect()
-        try:
-            cur = con.cursor()
-            cur.execute(sql)
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, row)) for row in cur.fetchall()]
-        finally:
-            con.close()
-
-    def scalar(self, sql: str) -> Any:
-        (row,) = self.rows(sql)
-        (value,) = row.values()
-        return value
+Rows = list[tuple[Any, ...]]
 
 
-def _insert(table: str, width: int) -> str:
-    return f"insert into {table} values ({', '.join('?' * width)})"
-
-
-def _packet_inserts(packets: Sequence[Packet]) -> list[tuple[str, list[tuple[Any, ...]]]]:
-    packet_rows, row_rows = [], []
+def _packet_rows(packets: Sequence[Packet]) -> dict[str, Rows]:
+    """The ``herald_ops.packets`` and ``herald_raw.packet_rows`` rows of some packets."""
+    packet_rows: Rows = []
+    row_rows: Rows = []
     for p in packets:
         landed = p.status == "landed"
         packet_rows.append((
@@ -216,28 +173,39 @@ def _packet_inserts(packets: Sequence[Packet]) -> list[tuple[str, list[tuple[Any
             assert len(values) == len(p.headers), (p.packet_id, line_number)
             row_data = json.dumps(dict(zip(p.headers, values)))
             row_rows.append((p.packet_id, p.client_id, p.packet_type, line_number, row_data, p.received_at))
-    return [
-        (_insert("herald_ops.packets", 17), packet_rows),
-        (_insert("herald_raw.packet_rows", 6), row_rows),
-    ]
+    return {"herald_ops.packets": packet_rows, "herald_raw.packet_rows": row_rows}
+
+
+def insert(warehouse: Warehouse, tables: dict[str, Rows]) -> None:
+    with warehouse.session() as s:
+        for table, rows in tables.items():
+            s.insert_rows(table, column_names(table), rows)
 
 
 def load_dataset(warehouse: Warehouse) -> None:
     """The Python-owned tables, created by the real DDL, and the hand-made dataset."""
-    warehouse.execute(
-        ddl_statements(warehouse.engine),
-        [
-            (_insert("herald_ops.clients", 6), CLIENTS),
-            (_insert("herald_ops.load_maps", 6), LOAD_MAPS),
-            (_insert("herald_ops.load_map_columns", 9), LOAD_MAP_COLUMNS),
-            (
-                _insert("herald_ops.canonical_fields", 4),
-                [(f.name, f.data_type, f.stored_in, f.description) for f in CANONICAL_FIELDS],
-            ),
-            (_insert("herald_raw.phone_numbers", 5), [(*p, LOADED_AT) for p in PHONE_NUMBERS]),
-            *_packet_inserts(PACKETS),
-        ],
-    )
+    with warehouse.session() as s:
+        for statement in ddl_statements(warehouse.engine):
+            s.execute(statement)
+    insert(warehouse, {
+        "herald_ops.clients": CLIENTS,
+        "herald_ops.load_maps": LOAD_MAPS,
+        "herald_ops.load_map_columns": LOAD_MAP_COLUMNS,
+        "herald_ops.canonical_fields": [(f.name, f.data_type, f.stored_in, f.description) for f in CANONICAL_FIELDS],
+        "herald_raw.phone_numbers": [(*p, LOADED_AT) for p in PHONE_NUMBERS],
+        **_packet_rows(PACKETS),
+    })  # fmt: skip
+
+
+def rows(warehouse: Warehouse, sql: str) -> list[dict[str, Any]]:
+    with warehouse.session(read_only=True) as s:
+        names, values = s.query(sql)
+    return [dict(zip(names, row)) for row in values]
+
+
+def scalar(warehouse: Warehouse, sql: str) -> Any:
+    with warehouse.session(read_only=True) as s:
+        return s.scalar(sql)
 
 
 def dbt_executable() -> str:
@@ -263,7 +231,8 @@ def dbt_build(target: WarehouseTarget, target_path: Path, log_path: Path) -> dic
         env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     if completed.returncode != 0:
-        pytest.fail(f"dbt build failed ({completed.returncode}):\n{completed.stdout[-8000:]}\n{completed.stderr[-4000:]}")
+        output = f"{completed.stdout[-8000:]}\n{completed.stderr[-4000:]}"
+        pytest.fail(f"dbt build failed ({completed.returncode}):\n{output}")
     return json.loads((target_path / "run_results.json").read_text())
 
 
@@ -275,64 +244,39 @@ class Built:
     funnel_events_after_first_build: list[dict[str, Any]]
 
 
-def _create_pg_database(name: str) -> None:
-    con = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres")
-    con.autocommit = True
-    try:
-        con.cursor().execute(f'create database "{name}"')
-    finally:
-        con.close()
-
-
-def _drop_pg_database(name: str) -> None:
-    con = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres")
-    con.autocommit = True
-    try:
-        con.cursor().execute(f'drop database if exists "{name}" with (force)')
-    finally:
-        con.close()
-
-
 @pytest.fixture(
     scope="module",
     params=[pytest.param("duckdb", id="duckdb"), pytest.param("postgres", id="postgres", marks=pytest.mark.postgres)],
 )
 def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     engine: str = request.param
-    uid = uuid.uuid4().hex[:10]
     tmp = tmp_path_factory.mktemp(f"dbt-{engine}")
-    target_path = DBT_PROJECT_DIR / "target" / f"{engine}-test-{uid}"
-    database = f"herald_dbt_{uid}"
-    if engine == "duckdb":
-        path = tmp / "warehouse.duckdb"
-        target = WarehouseTarget(engine="duckdb", url=f"duckdb:///{path}", duckdb_path=path)
+    if engine == "postgres":
+        create_database: Callable[[], str] = request.getfixturevalue("pg_database_factory")
+        url = create_database()  # dropped by the factory at the end of the session
     else:
-        _create_pg_database(database)
-        target = WarehouseTarget(
-            engine="postgres", url=f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}",
-            pg_host=PG_HOST, pg_port=PG_PORT, pg_user=PG_USER, pg_database=database,
-        )  # fmt: skip
-    warehouse = Warehouse(engine, target)
+        url = str(tmp / "warehouse.duckdb")
+    target = parse_warehouse_url(url, tmp)
+    warehouse = Warehouse(target)
+    target_path = DBT_PROJECT_DIR / "target" / f"{engine}-test-{uuid.uuid4().hex[:10]}"
     try:
         load_dataset(warehouse)
         first_run = dbt_build(target, target_path, tmp / "logs")
-        funnel_events = warehouse.rows("select * from marts.funnel_events order by event_id")
-        warehouse.execute([], _packet_inserts([LATE_PACKET]))
+        funnel_events = rows(warehouse, "select * from marts.funnel_events order by event_id")
+        insert(warehouse, _packet_rows([LATE_PACKET]))
         second_run = dbt_build(target, target_path, tmp / "logs")
         yield Built(warehouse, first_run, second_run, funnel_events)
     finally:
         shutil.rmtree(target_path, ignore_errors=True)
-        if engine == "postgres":
-            _drop_pg_database(database)
 
 
 def contact_by(built: Built, where: str) -> dict[str, Any]:
-    (contact,) = built.warehouse.rows(f"select * from marts.contacts where {where}")
+    (contact,) = rows(built.warehouse, f"select * from marts.contacts where {where}")
     return contact
 
 
 def attributes_of(built: Built, contact_id: str) -> dict[str, dict[str, Any]]:
-    rows = built.warehouse.rows(f"select * from marts.contact_attributes where contact_id = '{contact_id}'")
+    rows = rows(built.warehouse, f"select * from marts.contact_attributes where contact_id = '{contact_id}'")
     return {row["attribute_name"]: row for row in rows}
 
 
@@ -347,7 +291,8 @@ def as_json(value: Any) -> Any:
 def test_every_model_unit_test_and_data_test_passes(built: Built) -> None:
     for run in (built.first_run, built.second_run):
         statuses = {r["unique_id"]: r["status"] for r in run["results"]}
-        assert {s for s in statuses.values()} <= {"success", "pass"}, {k: s for k, s in statuses.items() if s not in ("success", "pass")}
+        not_passing = {node: status for node, status in statuses.items() if status not in ("success", "pass")}
+        assert not_passing == {}
         unit_tests = [k for k in statuses if k.startswith("unit_test.")]
         assert len(unit_tests) >= 6
         models = {k.split(".")[-1] for k in statuses if k.startswith("model.")}
@@ -355,9 +300,10 @@ def test_every_model_unit_test_and_data_test_passes(built: Built) -> None:
 
 
 def test_marts_live_in_schema_marts(built: Built) -> None:
-    tables = built.warehouse.rows(
+    tables = rows(
+        built.warehouse,
         "select table_schema, table_name from information_schema.tables "
-        "where table_schema in ('staging', 'intermediate', 'marts') order by 1, 2"
+        "where table_schema in ('staging', 'intermediate', 'marts') order by 1, 2",
     )
     by_schema: dict[str, set[str]] = {}
     for row in tables:
@@ -371,13 +317,13 @@ def test_marts_live_in_schema_marts(built: Built) -> None:
 
 
 def test_contacts_are_deduplicated_per_client(built: Built) -> None:
-    counts = built.warehouse.rows("select client_id, count(*) as n from marts.contacts group by client_id order by 1")
+    counts = rows(built.warehouse, "select client_id, count(*) as n from marts.contacts group by client_id order by 1")
     assert [(r["client_id"], r["n"]) for r in counts] == [("clinic", 4), ("realty", 2)]
     # the same phone at two clients is two contacts
-    phones = built.warehouse.rows("select client_id from marts.contacts where phone_e164 = '+13125550100' order by 1")
+    phones = rows(built.warehouse, "select client_id from marts.contacts where phone_e164 = '+13125550100' order by 1")
     assert [r["client_id"] for r in phones] == ["clinic", "realty"]
     # the failed packet's row never becomes a contact
-    assert built.warehouse.scalar("select count(*) from marts.contacts where phone_e164 = '+13125550199'") == 0
+    assert scalar(built.warehouse, "select count(*) from marts.contacts where phone_e164 = '+13125550199'") == 0
 
 
 def test_latest_non_null_values_win_on_the_deduplicated_contact(built: Built) -> None:
@@ -427,8 +373,9 @@ def test_contacts_fall_back_to_email_then_external_id_then_the_row(built: Built)
 
 
 def test_contact_sources_trace_every_landed_contact_row(built: Built) -> None:
-    sources = built.warehouse.rows(
-        "select packet_id, line_number, contact_id, identity_kind from marts.contact_sources order by 1, 2"
+    sources = rows(
+        built.warehouse,
+        "select packet_id, line_number, contact_id, identity_kind from marts.contact_sources order by 1, 2",
     )
     assert [(s["packet_id"], s["line_number"]) for s in sources] == [
         ("pkt-clinic-1", 1), ("pkt-clinic-1", 2), ("pkt-clinic-1", 3), ("pkt-clinic-1", 4), ("pkt-clinic-1", 5),
@@ -437,9 +384,8 @@ def test_contact_sources_trace_every_landed_contact_row(built: Built) -> None:
     by_row = {(s["packet_id"], s["line_number"]): s for s in sources}
     ana_rows = [by_row[("pkt-clinic-1", 1)], by_row[("pkt-clinic-1", 2)], by_row[("pkt-clinic-2", 1)]]
     assert len({r["contact_id"] for r in ana_rows}) == 1
-    assert [by_row[k]["identity_kind"] for k in [("pkt-clinic-1", 1), ("pkt-clinic-1", 3), ("pkt-clinic-1", 4), ("pkt-clinic-1", 5)]] == [
-        "phone", "email", "external_id", "row",
-    ]  # fmt: skip
+    kinds = [by_row[("pkt-clinic-1", line)]["identity_kind"] for line in (1, 3, 4, 5)]
+    assert kinds == ["phone", "email", "external_id", "row"]
     assert by_row[("pkt-clinic-1", 3)]["contact_id"] == by_row[("pkt-clinic-2", 2)]["contact_id"]
 
 
@@ -460,8 +406,9 @@ def test_attributes_are_typed_and_the_latest_value_wins(built: Built) -> None:
     }  # fmt: skip
     # 2024-07-04 14:00 in Chicago is CDT (UTC-5)
     assert attributes["appointment_at"]["timestamp_value"] == datetime(2024, 7, 4, 19, 0)
-    assert (attributes["appointment_at"]["packet_id"], attributes["appointment_at"]["line_number"]) == ("pkt-clinic-2", 1)
-    assert attributes["appointment_at"]["updated_at"] == datetime(2024, 3, 5, 15, 0)
+    appointment = attributes["appointment_at"]
+    assert (appointment["packet_id"], appointment["line_number"]) == ("pkt-clinic-2", 1)
+    assert appointment["updated_at"] == datetime(2024, 3, 5, 15, 0)
     assert attributes["appointment_type"]["string_value"] == "Whitening"
     # packet 2 left the balance empty: packet 1's value stays
     assert attributes["balance_due"]["numeric_value"] == Decimal("1234.5")
@@ -474,16 +421,16 @@ def test_attributes_are_typed_and_the_latest_value_wins(built: Built) -> None:
     assert attributes["referred_by"]["string_value"] == "Dr. Ortiz"
     for a in attributes.values():
         assert a["is_parsed"] is True
-        typed = [a[c] for c in ("string_value", "numeric_value", "boolean_value", "date_value", "timestamp_value", "array_value")]
-        assert sum(v is not None for v in typed) == 1, a
+        assert sum(a[column] is not None for column in TYPED_VALUE_COLUMNS) == 1, a
 
 
 def test_local_appointment_times_convert_to_utc(built: Built) -> None:
     times = {
         r["external_id"]: r["timestamp_value"]
-        for r in built.warehouse.rows(
+        for r in rows(
+            built.warehouse,
             "select c.external_id, a.timestamp_value from marts.contact_attributes as a "
-            "join marts.contacts as c on a.contact_id = c.contact_id where a.attribute_name = 'appointment_at'"
+            "join marts.contacts as c on a.contact_id = c.contact_id where a.attribute_name = 'appointment_at'",
         )
     }
     assert times == {
@@ -530,7 +477,7 @@ def test_funnel_events_match_contacts_by_external_id_then_phone_then_email(built
     events = built.funnel_events_after_first_build
     contact_ids = {
         r["external_id"]: r["contact_id"]
-        for r in built.warehouse.rows("select external_id, contact_id from marts.contacts where client_id = 'clinic'")
+        for r in rows(built.warehouse, "select external_id, contact_id from marts.contacts where client_id = 'clinic'")
     }
     summary = sorted(
         (e["occurred_at"], e["funnel_type"], e["from_stage"], e["to_stage"], e["contact_id"], e["matched_by"])
@@ -551,8 +498,8 @@ def test_funnel_events_match_contacts_by_external_id_then_phone_then_email(built
 
 def test_second_build_appends_only_new_funnel_events(built: Built) -> None:
     before = {e["event_id"]: e for e in built.funnel_events_after_first_build}
-    after = {e["event_id"]: e for e in built.warehouse.rows("select * from marts.funnel_events")}
-    assert built.warehouse.scalar("select count(*) from marts.funnel_events") == len(after) == 5
+    after = {e["event_id"]: e for e in rows(built.warehouse, "select * from marts.funnel_events")}
+    assert scalar(built.warehouse, "select count(*) from marts.funnel_events") == len(after) == 5
     assert set(before) < set(after)
     for event_id, event in before.items():
         assert after[event_id] == event  # untouched, loaded_at included

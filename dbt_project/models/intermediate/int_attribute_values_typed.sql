@@ -19,7 +19,9 @@ prepared as (
     from attribute_values
 ),
 
-matched_datetimes as (
+-- materialized: each parsing step below reads the match groups many times, and PostgreSQL
+-- would otherwise inline the CTE and re-run the regular expressions for every reference
+matched_datetimes as materialized (
     select
         *,
         {{ datetime_matches('datetime_text') }}

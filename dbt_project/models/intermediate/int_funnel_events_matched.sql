@@ -24,6 +24,7 @@ cleaned as (
         funnel_event_rows.client_time_zone,
         funnel_event_rows.external_id,
         {{ normalize_email('funnel_event_rows.email') }} as email,
+        {{ is_valid_email(normalize_email('funnel_event_rows.email')) }} as is_email_valid,
         phone_numbers.phone_e164,
         coalesce(phone_numbers.is_phone_valid, false) as is_phone_valid,
         -- 'Service Delivery', 'service_delivery' → 'service-delivery'
@@ -37,10 +38,11 @@ cleaned as (
         and funnel_event_rows.client_default_region = phone_numbers.default_region
 ),
 
-matched_datetimes as (
+-- materialized: each parsing step below reads the match groups many times, and PostgreSQL
+-- would otherwise inline the CTE and re-run the regular expressions for every reference
+matched_datetimes as materialized (
     select
         *,
-        {{ is_valid_email('email') }} as is_email_valid,
         {{ datetime_matches('occurred_at_raw') }}
     from cleaned
 ),
@@ -72,47 +74,35 @@ identified as (
     from parsed
 ),
 
--- the latest contact row carrying each external id, valid phone and valid email
+-- the contact of the latest contact row carrying each external id, valid phone and valid email
 contacts_by_external_id as (
-    select client_id, external_id, contact_id
-    from (
-        select
-            client_id,
-            external_id,
-            contact_id,
-            row_number() over (partition by client_id, external_id order by {{ latest }}) as row_rank
-        from contact_rows
-        where external_id is not null
-    ) as ranked
-    where row_rank = 1
+    select
+        client_id,
+        external_id,
+        {{ first_value_by('contact_id', latest) }} as contact_id
+    from contact_rows
+    where external_id is not null
+    group by client_id, external_id
 ),
 
 contacts_by_phone as (
-    select client_id, phone_e164, contact_id
-    from (
-        select
-            client_id,
-            phone_e164,
-            contact_id,
-            row_number() over (partition by client_id, phone_e164 order by {{ latest }}) as row_rank
-        from contact_rows
-        where is_phone_valid and phone_e164 is not null
-    ) as ranked
-    where row_rank = 1
+    select
+        client_id,
+        phone_e164,
+        {{ first_value_by('contact_id', latest) }} as contact_id
+    from contact_rows
+    where is_phone_valid and phone_e164 is not null
+    group by client_id, phone_e164
 ),
 
 contacts_by_email as (
-    select client_id, email, contact_id
-    from (
-        select
-            client_id,
-            email,
-            contact_id,
-            row_number() over (partition by client_id, email order by {{ latest }}) as row_rank
-        from contact_rows
-        where is_email_valid
-    ) as ranked
-    where row_rank = 1
+    select
+        client_id,
+        email,
+        {{ first_value_by('contact_id', latest) }} as contact_id
+    from contact_rows
+    where is_email_valid
+    group by client_id, email
 ),
 
 matched as (

@@ -22,6 +22,7 @@ cells as (
         packet_rows.line_number,
         packet_rows.packet_received_at,
         packet_rows.client_time_zone,
+        packet_rows.client_default_region,
         entries.column_name as source_column,
         nullif({{ trim_whitespace('entries.column_value') }}, '') as raw_value
     from packet_rows
@@ -63,6 +64,7 @@ final as (
         line_number,
         packet_received_at,
         client_time_zone,
+        client_default_region,
         source_column,
         raw_value,
         target_kind,
