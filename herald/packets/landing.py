@@ -219,7 +219,7 @@ def _land_rows(
             reject(rec, f"required field {', '.join(empty)} is empty")
             continue
         if phone_idx is not None and rec.fields[phone_idx].strip():
-            raw_phones.add(rec.fields[phone_idx])
+            raw_phones.add(rec.fields[phone_idx].strip())  # keyed as dbt's staging trims cells
         result.rows_landed += 1
         if len(result.preview) < PREVIEW_ROWS:
             result.preview.append(_preview_row(rec, header, preview_cols))
@@ -245,6 +245,8 @@ def _land_rows(
     checked_at = utcnow()
     lookups = [(raw, phones.region, *phones.normalize(raw), checked_at) for raw in raw_phones]
     s.insert_rows(PHONES_TABLE, column_names(PHONES_TABLE), lookups, ignore_existing=True)
+    if s.engine == "postgres":
+        s.execute(f"analyze {ROWS_TABLE}")  # fresh statistics, or the planner misjudges the JSON rows
     steps.done("phones_checked", f"{len(lookups)} distinct phone numbers checked with libphonenumber")
     result.status = "landed"
 

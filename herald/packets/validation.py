@@ -43,7 +43,7 @@ def landed_frame(session: Session, packet_id: str, load_map: LoadMap, region: st
     if "phone" in fields:
         selects.append("p.is_valid as phone_is_valid")
         join = (
-            f"left join {RAW_SCHEMA}.phone_numbers p on p.raw_value = r.row_data ->> ? and p.default_region = ?"
+            f"left join {RAW_SCHEMA}.phone_numbers p on p.raw_value = trim(r.row_data ->> ?) and p.default_region = ?"
         )
         params += [fields["phone"], region]
     params.append(packet_id)

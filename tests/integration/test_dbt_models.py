@@ -178,8 +178,8 @@ def _packet_rows(packets: Sequence[Packet]) -> dict[str, Rows]:
 
 def insert(warehouse: Warehouse, tables: dict[str, Rows]) -> None:
     with warehouse.session() as s:
-        for table, rows in tables.items():
-            s.insert_rows(table, column_names(table), rows)
+        for table, table_rows in tables.items():
+            s.insert_rows(table, column_names(table), table_rows)
 
 
 def load_dataset(warehouse: Warehouse) -> None:
@@ -276,8 +276,8 @@ def contact_by(built: Built, where: str) -> dict[str, Any]:
 
 
 def attributes_of(built: Built, contact_id: str) -> dict[str, dict[str, Any]]:
-    rows = rows(built.warehouse, f"select * from marts.contact_attributes where contact_id = '{contact_id}'")
-    return {row["attribute_name"]: row for row in rows}
+    attributes = rows(built.warehouse, f"select * from marts.contact_attributes where contact_id = '{contact_id}'")
+    return {a["attribute_name"]: a for a in attributes}
 
 
 def as_json(value: Any) -> Any:

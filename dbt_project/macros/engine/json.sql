@@ -25,20 +25,6 @@
 {%- endmacro %}
 
 
-{#- The engine's JSON column type. -#}
-{% macro json_type() -%}
-    {{ return(adapter.dispatch('json_type', 'herald')()) }}
-{%- endmacro %}
-
-{% macro default__json_type() -%}
-    jsonb
-{%- endmacro %}
-
-{% macro duckdb__json_type() -%}
-    json
-{%- endmacro %}
-
-
 {#- Split text on a separator into a JSON array of trimmed, non-empty strings, in order
     ('a; b ;' with ';' → ["a","b"]). -#}
 {% macro split_to_json_array(text_expr, separator_expr) -%}
