@@ -33,8 +33,11 @@ app.add_typer(config_app, name="config")
 
 # Bound to the real terminal: `herald tick` sends Dagster's and dbt's own output to a log file.
 # soft_wrap: a line is never broken at the terminal width, so scripts can read the output.
-console = Console(file=sys.__stdout__, soft_wrap=True)
-err = Console(file=sys.__stderr__, soft_wrap=True)
+# Piped output (scripts, CI logs) gets a wide page instead of rich's 80-column default.
+PIPE_WIDTH = 160
+console = Console(file=sys.__stdout__, soft_wrap=True, width=None if sys.__stdout__.isatty() else PIPE_WIDTH)
+err = Console(file=sys.__stderr__, soft_wrap=True, width=None if sys.__stderr__.isatty() else PIPE_WIDTH)
+MAX_IDLE_TICKS = 10
 
 
 def _settings() -> Settings:
@@ -178,23 +181,38 @@ def _tick(settings: Settings, force: bool, quiet: bool = False) -> Any:
 @app.command()
 def tick(
     force: Annotated[bool, typer.Option(help="Evaluate sensors even within their minimum interval.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the tick report as JSON.")] = False,
+    until_idle: Annotated[
+        bool,
+        typer.Option(
+            "--until-idle",
+            help=f"Tick again (forced) while the last tick ran something, at most {MAX_IDLE_TICKS} times: "
+            "a dropped packet goes all the way to the marts in one command.",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the tick reports as JSON.")] = False,
 ) -> None:
     """Evaluate every sensor and due schedule once, run what they request, wait, and print each run."""
     settings = _settings()
-    report = _tick(settings, force, quiet=as_json)
+    reports = [_tick(settings, force, quiet=as_json)]
+    while until_idle and reports[-1].runs and reports[-1].ok and len(reports) < MAX_IDLE_TICKS:
+        reports.append(_tick(settings, force=True, quiet=as_json))
+    ok = all(r.ok for r in reports)
     if as_json:
-        print(json.dumps({"ok": report.ok, "runs": [r.__dict__ for r in report.runs], "errors": report.errors,
-                          "ticks": report.ticks}, default=str, indent=2))
+        print(json.dumps(
+            [{"ok": r.ok, "runs": [run.__dict__ for run in r.runs], "errors": r.errors, "ticks": r.ticks,
+              "timings": r.timings} for r in reports],
+            default=str, indent=2,
+        ))
     else:
-        for t in report.ticks:
-            console.print(f"  {t.get('name')}: {t.get('status')} {t.get('skip_reason') or ''}", highlight=False)
-        for e in report.errors:
-            err.print(f"[red]error:[/red] {e}")
-        console.print(f"tick done: {len(report.runs)} run{'s' if len(report.runs) != 1 else ''}")
-    if not report.ok:
+        for report in reports:
+            for t in report.ticks:
+                console.print(f"  {t.get('name')}: {t.get('status')} {t.get('skip_reason') or ''}", highlight=False)
+            for e in report.errors:
+                err.print(f"[red]error:[/red] {e}")
+            console.print(f"tick done: {len(report.runs)} run{'s' if len(report.runs) != 1 else ''}")
+    if not ok:
         err.print(f"some runs failed: their logs are in {settings.home / 'logs' / 'tick.log'} and the Dagster UI")
-    raise typer.Exit(0 if report.ok else 1)
+    raise typer.Exit(0 if ok else 1)
 
 
 @app.command()
@@ -263,17 +281,28 @@ def _print_packet_report(settings: Settings, packet_ids: list[str]) -> None:
     from herald.warehouse.connection import Warehouse
 
     reports = packet_reports(Warehouse(settings.warehouse), packet_ids or None)
-    table = Table("packet", "status", "rows in", "landed", "rejected", "contacts new/upd", "top reject reasons", "time per step (ms)")
+    table = Table(box=None, padding=(0, 1), header_style="bold")
+    table.add_column("client/packet type", no_wrap=True)
+    for name in ("status", "rows", "landed", "rejected", "contacts new/upd", "ms"):
+        table.add_column(name, justify="left" if name == "status" else "right")
     for r in reports:
-        reasons = "; ".join(f"{n}× {reason}" for reason, n in r.top_reject_reasons[:3]) or "—"
-        steps = ", ".join(f"{k} {v}" for k, v in r.step_ms.items())
         contacts = "—" if r.contacts_created is None else f"{r.contacts_created}/{r.contacts_updated}"
-        status = r.status if not r.status_reason or r.status == "landed" else f"{r.status}: {r.status_reason}"
-        table.add_row(r.packet_id, status, str(r.rows_in_file), str(r.rows_landed), str(r.rows_rejected), contacts, reasons, steps)
+        table.add_row(
+            f"{r.client_id}/{r.packet_type}", r.status, str(r.rows_in_file), str(r.rows_landed),
+            str(r.rows_rejected), contacts, str(sum(r.step_ms.values())),
+        )
     console.print(table)
     for r in reports:
+        console.print(f"[bold]{r.packet_id}[/bold] ({r.file_name})", highlight=False)
+        if r.status_reason and r.status != "landed":
+            console.print(f"  {r.status}: {r.status_reason}", highlight=False)
+        console.print("  time per step (ms): " + " · ".join(f"{k} {v}" for k, v in r.step_ms.items()), highlight=False)
         for line, reason in r.first_rejects:
-            console.print(f"  {r.packet_id} line {line}: {reason}", highlight=False)
+            console.print(f"  line {line} rejected: {reason}", highlight=False)
+        shown = len(r.first_rejects)
+        if r.rows_rejected > shown:
+            top = "; ".join(f"{n}× {reason}" for reason, n in r.top_reject_reasons[:3])
+            console.print(f"  … {r.rows_rejected - shown} more rejected rows; most common: {top}", highlight=False)
 
 
 def main() -> None:

@@ -73,7 +73,7 @@ def deployed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     sidecar = home / "dropzone/northfield_college/incoming/leads/broken.csv.sha256"
     sidecar.write_text(f"{__import__('hashlib').sha256(sized.content).hexdigest()}  broken.csv\n")
     run(env, "drop", str(work / "appointments-again.csv"), "--client", "bright_smiles_dental", "--type", "appointments")
-    ticks = run(env, "tick", "--force").stdout + run(env, "tick", "--force").stdout
+    ticks = run(env, "tick", "--force", "--until-idle").stdout  # lands the three, then one dbt build
     idle = run(env, "tick", "--force").stdout
     return Deployment(env, home, demo.stdout, ticks, idle, sorted(sized.bad_lines))
 
@@ -214,10 +214,11 @@ def test_every_packet_step_is_timed(deployed: Deployment) -> None:
     assert {"received", "verified", "landed", "validated", "mapped", "cleaned", "archived"} <= steps
 
 
-def test_a_tick_with_nothing_new_starts_no_run(deployed: Deployment) -> None:
+def test_tick_until_idle_then_a_tick_with_nothing_new_starts_no_run(deployed: Deployment) -> None:
+    done = [line for line in deployed.tick_output.splitlines() if line.startswith("tick done")]
+    assert done == ["tick done: 3 runs", "tick done: 1 run", "tick done: 0 runs"]  # 3 uploads, 1 dbt build
+    assert deployed.tick_output.count("SUCCESS transform_packets_job") == 1
     assert "tick done: 0 runs" in deployed.idle_tick_output
-    assert "tick done: 3 runs" in deployed.tick_output  # three uploads → three ingest runs
-    assert "transform_packets_job" in deployed.tick_output
 
 
 def test_sql_refuses_writes_and_reports_errors(deployed: Deployment) -> None:
