@@ -29,7 +29,11 @@ WAREHOUSE_ACCEPTS = (
     "a DuckDB file (duckdb:///abs/path.duckdb, duckdb:relative/path.duckdb or a path ending in .duckdb) "
     "or a PostgreSQL URL (postgresql://user[:password]@host[:port]/database)"
 )
-DROPZONE_ACCEPTS = "a local folder (file:///abs/path or a plain path)"
+DROPZONE_ACCEPTS = (
+    "a local folder (file:///abs/path or a plain path), an S3 bucket (s3://bucket/prefix) "
+    "or an SFTP server (sftp://user@host:port/path)"
+)
+ENV_S3_ENDPOINT_URL = "HERALD_S3_ENDPOINT_URL"
 
 
 class SettingsError(ValueError):
@@ -72,9 +76,18 @@ class WarehouseTarget:
 
 @dataclass(frozen=True)
 class DropZoneTarget:
+    """Where the drop zone is. Secrets (S3 keys, SFTP password or key, the pinned host key) are
+    not here: the zone reads them from the environment when it connects."""
+
     kind: DropZoneKind
     url: str
     local_root: Path | None = None
+    bucket: str = ""  # s3
+    prefix: str = ""  # s3: key prefix without trailing slash; sftp: the root folder on the server
+    endpoint_url: str | None = None  # s3-compatible stores (HERALD_S3_ENDPOINT_URL)
+    host: str = ""  # sftp
+    port: int = 22
+    user: str = ""
 
 
 @dataclass(frozen=True)
@@ -154,10 +167,37 @@ def parse_dropzone_url(value: str, home: Path) -> DropZoneTarget:
     if parts.scheme == "file":
         root = Path(unquote(parts.path)).resolve()
         return DropZoneTarget(kind="local", url=root.as_uri(), local_root=root)
-    if parts.scheme in ("s3", "sftp"):
-        raise SettingsError(
-            f"{ENV_DROPZONE_URL}={redact_url(value)!r}: {parts.scheme} drop zones are not available in this "
-            f"version yet; it accepts {DROPZONE_ACCEPTS}"
+    if parts.scheme == "s3":
+        if not parts.netloc:
+            raise SettingsError(f"{ENV_DROPZONE_URL}={value!r} names no bucket; it accepts {DROPZONE_ACCEPTS}")
+        return DropZoneTarget(
+            kind="s3",
+            url=value.rstrip("/"),
+            bucket=parts.netloc,
+            prefix=parts.path.strip("/"),
+            endpoint_url=os.environ.get(ENV_S3_ENDPOINT_URL) or None,
+        )
+    if parts.scheme == "sftp":
+        if parts.password is not None:
+            raise SettingsError(
+                f"{ENV_DROPZONE_URL}={redact_url(value)!r} carries a password; put it in HERALD_SFTP_PASSWORD "
+                "(or a key in HERALD_SFTP_KEY_FILE) instead"
+            )
+        if not parts.hostname or not parts.username:
+            raise SettingsError(
+                f"{ENV_DROPZONE_URL}={value!r} needs a user and a host; it accepts {DROPZONE_ACCEPTS}"
+            )
+        try:
+            port = parts.port or 22
+        except ValueError as exc:
+            raise SettingsError(f"{ENV_DROPZONE_URL}={value!r} has a bad port ({exc})") from None
+        return DropZoneTarget(
+            kind="sftp",
+            url=value.rstrip("/"),
+            prefix="/" + parts.path.strip("/") if parts.path.strip("/") else "",
+            host=parts.hostname,
+            port=port,
+            user=unquote(parts.username),
         )
     if "://" in value:
         raise SettingsError(

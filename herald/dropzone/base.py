@@ -1,7 +1,6 @@
 """The drop-zone interface: where clients leave packets and where Herald files them away.
 
-Layout, the same on every implementation (local folder now; S3 and SFTP implement the same
-interface)::
+Layout, the same on every implementation (local folder, S3, SFTP)::
 
     <zone>/<client_id>/incoming/<packet_type>/<file>          waiting to be ingested
     <zone>/<client_id>/incoming/<packet_type>/<file>.sha256   optional checksum sidecar (or .md5)
@@ -12,6 +11,8 @@ interface)::
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -83,36 +84,201 @@ def parse_checksum_sidecar(text: str) -> str:
     return token.lower()
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One item of a folder listing in the zone's storage."""
+
+    name: str
+    is_dir: bool
+    size_bytes: int = 0
+    mtime_us: int = 0
+
+
+def split_zone_path(zone_path: str) -> tuple[str, str, str, str]:
+    """``<client>/<area>/<packet type>/<file>`` → its four parts."""
+    parts = zone_path.split("/")
+    if zone_path.startswith("/") or ".." in parts:
+        raise DropZoneError(f"{zone_path!r} is outside the drop zone: '..' and absolute paths are refused")
+    if len(parts) != 4 or not all(parts):
+        raise DropZoneError(f"{zone_path!r} is not <client>/<area>/<packet type>/<file>")
+    client_id, area, packet_type, name = parts
+    return client_id, area, packet_type, name
+
+
 class DropZone(ABC):
-    """Where packets arrive. Implementations: local folder (S3 and SFTP to come)."""
+    """Where packets arrive: the layout and every rule about it live here, once.
+
+    Implementations (local folder, S3, SFTP) only provide the storage primitives below, over
+    paths relative to the zone's root written with ``/``. A primitive raises
+    :class:`DropZoneError` with a message a person can act on (bad credentials, unknown host
+    key, missing bucket, a path escaping the root).
+    """
 
     url: str
 
+    # --- storage primitives ------------------------------------------------------------------
+
     @abstractmethod
+    def _list(self, folder: str) -> list[Entry]:
+        """The folder's direct children ('' is the root); [] when it does not exist. Symbolic
+        links and anything else that is neither a plain file nor a folder are left out."""
+
+    @abstractmethod
+    def _read_bytes(self, path: str, limit: int = 1 << 16) -> bytes | None:
+        """A small file's bytes (sidecars), or None when it does not exist."""
+
+    @abstractmethod
+    def _write_bytes(self, path: str, data: bytes) -> None:
+        """Create or replace a small file."""
+
+    @abstractmethod
+    def _download(self, path: str) -> AbstractContextManager[Path]:
+        """A local file with the content, streamed (never whole in memory), for the context."""
+
+    @abstractmethod
+    def _upload(self, local_file: Path, path: str) -> None:
+        """Store a local file at ``path`` so that readers never see it half-written."""
+
+    @abstractmethod
+    def _move(self, source: str, target: str) -> None:
+        """Move a file (rename, or copy then delete where the storage cannot rename)."""
+
+    @abstractmethod
+    def _exists(self, path: str) -> bool:
+        """Whether a plain file exists at ``path``."""
+
+    def _sha256(self, path: str) -> str:
+        """The file's SHA-256, streamed."""
+        with self._download(path) as local:
+            return sha256_of(local)
+
+    def close(self) -> None:
+        """Release connections (SFTP sessions and the like)."""
+
+    # --- the layout ----------------------------------------------------------------------------
+
+    def clients(self) -> Iterator[str]:
+        """Client folders present in the zone."""
+        for entry in self._list(""):
+            if entry.is_dir and SEGMENT_RE.match(entry.name):
+                yield entry.name
+
     def list_pending(self, known: dict[str, str] | None = None) -> list[PendingPacket]:
         """Every packet waiting in an ``incoming`` area. ``known`` maps zone paths to the
         fingerprint already seen, so their checksums need not be computed again."""
+        known = known or {}
+        found: list[PendingPacket] = []
+        for client_id in self.clients():
+            for type_dir in self._list(f"{client_id}/{INCOMING}"):
+                if not type_dir.is_dir or not SEGMENT_RE.match(type_dir.name):
+                    continue
+                folder = f"{client_id}/{INCOMING}/{type_dir.name}"
+                entries = self._list(folder)
+                names = {e.name for e in entries if not e.is_dir}
+                for entry in entries:
+                    if entry.is_dir or entry.name.startswith(".") or entry.name.endswith(SIDECAR_SUFFIXES):
+                        continue
+                    found.append(self._pending(client_id, type_dir.name, entry, names, known))
+        return found
 
-    @abstractmethod
+    def _pending(
+        self, client_id: str, packet_type: str, entry: Entry, names: set[str], known: dict[str, str]
+    ) -> PendingPacket:
+        zone_path = f"{client_id}/{INCOMING}/{packet_type}/{entry.name}"
+        sha256 = md5 = None
+        source = "computed"
+        if entry.name + ".sha256" in names:
+            sha256, source = parse_checksum_sidecar(self._sidecar_text(zone_path + ".sha256")), "sidecar-sha256"
+        elif entry.name + ".md5" in names:
+            md5, source = parse_checksum_sidecar(self._sidecar_text(zone_path + ".md5")), "sidecar-md5"
+        elif known.get(zone_path) != f"{entry.size_bytes}:{entry.mtime_us}":
+            sha256 = self._sha256(zone_path)  # hashing only what has not been seen before
+        manifest_rows = None
+        if entry.name + ".manifest.json" in names:
+            try:
+                manifest_rows = int(json.loads(self._sidecar_text(zone_path + ".manifest.json"))["row_count"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise DropZoneError(f"{zone_path}.manifest.json must hold {{\"row_count\": N}}: {exc}") from exc
+        return PendingPacket(
+            client_id=client_id,
+            packet_type=packet_type,
+            file_name=entry.name,
+            zone_path=zone_path,
+            size_bytes=entry.size_bytes,
+            mtime_us=entry.mtime_us,
+            sha256=sha256,
+            md5=md5,
+            checksum_source=source,
+            manifest_rows=manifest_rows,
+        )
+
+    def _sidecar_text(self, path: str) -> str:
+        data = self._read_bytes(path)
+        return (data or b"").decode("utf-8", errors="replace")
+
     def fetch(self, zone_path: str) -> AbstractContextManager[Path]:
         """A local path holding the file's content for the duration of the context."""
+        split_zone_path(zone_path)
+        if not self._exists(zone_path):
+            raise DropZoneError(f"{zone_path} is not in the drop zone {self.url}")
+        return self._download(zone_path)
 
-    @abstractmethod
     def locate(self, zone_path: str, packet_id: str) -> str:
         """Where a packet's file is now: still incoming, or already archived/quarantined."""
+        client_id, _, packet_type, name = split_zone_path(zone_path)
+        if self._exists(zone_path):
+            return zone_path
+        for area in (ARCHIVE, QUARANTINE):
+            candidate = f"{client_id}/{area}/{packet_type}/{packet_id}__{name}"
+            if self._exists(candidate):
+                return candidate
+        raise DropZoneError(f"packet {packet_id}: {zone_path} is neither incoming nor archived in {self.url}")
 
-    @abstractmethod
+    def _file_away(self, zone_path: str, packet_id: str, area: str) -> str:
+        client_id, current_area, packet_type, name = split_zone_path(zone_path)
+        if current_area != INCOMING:
+            return zone_path  # already filed (a re-run of a processed packet)
+        target = f"{client_id}/{area}/{packet_type}/{packet_id}__{name}"
+        self._move(zone_path, target)
+        for suffix in (".sha256", ".md5", ".manifest.json"):
+            if self._exists(zone_path + suffix):
+                self._move(zone_path + suffix, target + suffix)
+        return target
+
     def archive(self, zone_path: str, packet_id: str) -> str:
         """Move a processed file (and its sidecars) to the archive; returns the new path."""
+        return self._file_away(zone_path, packet_id, ARCHIVE)
 
-    @abstractmethod
     def quarantine(self, zone_path: str, packet_id: str, reason: str) -> str:
         """Move a refused file (and its sidecars) to quarantine with a reason file."""
+        target = self._file_away(zone_path, packet_id, QUARANTINE)
+        self._write_bytes(target + ".reason.txt", (reason + "\n").encode("utf-8"))
+        return target
 
-    @abstractmethod
+    def write_text(self, zone_path: str, text: str) -> None:
+        """Write a small text file in a client's area (receipts)."""
+        split_zone_path(zone_path)
+        self._write_bytes(zone_path, text.encode("utf-8"))
+
     def put(self, local_file: Path, client_id: str, packet_type: str, name: str | None = None) -> str:
         """Place a file in a client's incoming area with a .sha256 sidecar; returns its zone path."""
+        if not SEGMENT_RE.match(client_id) or not SEGMENT_RE.match(packet_type):
+            raise DropZoneError("client id and packet type must be lower-case letters, digits and underscores")
+        name = name or local_file.name
+        if "/" in name or name.startswith(".") or name.endswith(SIDECAR_SUFFIXES):
+            raise DropZoneError(f"{name!r} cannot be used as a packet file name")
+        zone_path = f"{client_id}/{INCOMING}/{packet_type}/{name}"
+        if self._exists(zone_path):
+            raise DropZoneError(f"{zone_path} is already waiting to be ingested")
+        # the sidecar first: a sensor that sees the file can trust its checksum
+        self._write_bytes(zone_path + ".sha256", f"{sha256_of(local_file)}  {name}\n".encode())
+        self._upload(local_file, zone_path)
+        return zone_path
 
-    @abstractmethod
-    def clients(self) -> Iterator[str]:
-        """Client folders present in the zone."""
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

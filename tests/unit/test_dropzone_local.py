@@ -389,7 +389,7 @@ def test_a_path_escaping_the_zone_is_refused(zone: LocalDropZone, tmp_path: Path
         lambda: zone.archive(zone_path, "p1"),
         lambda: zone.quarantine(zone_path, "p1", "why"),
     ):
-        with pytest.raises(DropZoneError, match="is outside the drop zone"):
+        with pytest.raises(DropZoneError, match="is outside the drop zone|is not <client>/<area>"):
             action()
     assert (tmp_path / "outside.csv").read_bytes() == CONTENT
 

@@ -184,8 +184,9 @@ def test_local_drop_zone_urls(cwd: Path, value: str, root: str) -> None:
 @pytest.mark.parametrize(
     ("value", "says"),
     [
-        ("s3://bucket/prefix", "s3 drop zones are not available in this version yet"),
-        (f"sftp://client:{SECRET}@files.example/in", "sftp drop zones are not available in this version yet"),
+        ("s3://", "names no bucket"),
+        (f"sftp://client:{SECRET}@files.example/in", "carries a password; put it in HERALD_SFTP_PASSWORD"),
+        ("sftp://files.example/in", "needs a user and a host"),
         ("ftp://files.example/in", "is not a drop zone Herald knows"),
         (f"https://user:{SECRET}@example.com/zone", "is not a drop zone Herald knows"),
     ],
@@ -197,5 +198,12 @@ def test_unknown_drop_zone_names_the_variable(value: str, says: str) -> None:
     message = str(raised.value)
     assert message.startswith(f"{ENV_DROPZONE_URL}=")
     assert says in message
-    assert message.endswith("it accepts a local folder (file:///abs/path or a plain path)")
     assert SECRET not in traceback_text(raised.value)
+
+
+def test_s3_and_sftp_drop_zone_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HERALD_S3_ENDPOINT_URL", "http://127.0.0.1:9000")
+    s3 = Settings.from_env({ENV_DROPZONE_URL: "s3://herald-drops/clients/"}).dropzone
+    assert (s3.kind, s3.bucket, s3.prefix, s3.endpoint_url) == ("s3", "herald-drops", "clients", "http://127.0.0.1:9000")
+    sftp = Settings.from_env({ENV_DROPZONE_URL: "sftp://herald@files.example:2222/srv/drops"}).dropzone
+    assert (sftp.kind, sftp.user, sftp.host, sftp.port, sftp.prefix) == ("sftp", "herald", "files.example", 2222, "/srv/drops")
