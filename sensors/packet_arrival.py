@@ -1,35 +1,65 @@
-"""packet_arrival_sensor: a new file in a client's incoming area → one ingest run."""
+"""packet_arrival_sensor: a complete new file in a client's incoming area → one ingest run."""
 
 
 import json
 
 import dagster as dg
 
+from herald.config import ConfigError
 from herald.dropzone import DropZoneError
+from herald.dropzone.readiness import sort_pending
 from orchestration.jobs import ingest_packet_job
 from orchestration.partitions import packets_partitions
 from assets.ingest.packets import packet_run_config
-from resources import DropZoneResource
+from resources import DropZoneResource, HeraldConfigResource
+
+
+def _cursor(raw: str | None) -> tuple[dict[str, str], dict[str, str]]:
+    data = json.loads(raw) if raw else {}
+    if data and "requested" not in data:  # the first cursor format: {zone_path: fingerprint}
+        return data, {}
+    return data.get("requested", {}), data.get("seen", {})
 
 
 @dg.sensor(
     job=ingest_packet_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Lists every client's incoming area; each new or changed file gets a packet partition and one ingest run.",
+    description="Lists every client's incoming area; each complete new or changed file gets a packet "
+    "partition and one ingest run. Files still being uploaded wait (client.yaml dropzone.ready_when).",
 )
-def packet_arrival_sensor(context: dg.SensorEvaluationContext, dropzone: DropZoneResource):
-    # The cursor maps each waiting file to the size:mtime seen, so a file is requested once and
-    # its checksum computed once; the run key (client, path, checksum, mtime) guards the rest.
-    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+def packet_arrival_sensor(
+    context: dg.SensorEvaluationContext, dropzone: DropZoneResource, herald_config: HeraldConfigResource
+):
+    # The cursor records what was seen: files already requested (so each is requested once and
+    # hashed once) and files seen last tick while still uploading (stable across two ticks →
+    # complete). The run key (client, path, checksum, mtime) guards the rest.
+    requested, seen = _cursor(context.cursor)
     try:
-        pending = dropzone.get().list_pending(known=seen)
-    except DropZoneError as exc:
+        policies = {cid: c.config.dropzone.ready_when for cid, c in herald_config.load().clients.items()}
+        zone = dropzone.get()
+        try:
+            pending = zone.list_pending(known=requested)
+        finally:
+            zone.close()
+    except (DropZoneError, ConfigError) as exc:
         return dg.SkipReason(f"cannot list the drop zone: {exc}")
-    new = [p for p in pending if seen.get(p.zone_path) != p.fingerprint]
-    context.update_cursor(json.dumps({p.zone_path: p.fingerprint for p in pending}, sort_keys=True))
-    if not new:
-        return dg.SkipReason(f"no new packets ({len(pending)} waiting, all already requested)")
+    sorted_ = sort_pending(pending, requested, seen, policies)
+    new_requested = {p.zone_path: p.fingerprint for p in pending if requested.get(p.zone_path) == p.fingerprint}
+    new_requested.update({p.zone_path: p.fingerprint for p in sorted_.ready})
+    context.update_cursor(
+        json.dumps(
+            {"requested": new_requested, "seen": {p.zone_path: p.fingerprint for p in sorted_.waiting}},
+            sort_keys=True,
+        )
+    )
+    for p in sorted_.waiting:
+        context.log.info(f"{p.zone_path}: waiting for the upload to finish ({p.size_bytes} bytes so far)")
+    if not sorted_.ready:
+        return dg.SkipReason(
+            f"no new complete packets ({sorted_.already_requested} already requested, "
+            f"{len(sorted_.waiting)} still uploading)"
+        )
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(
@@ -38,7 +68,7 @@ def packet_arrival_sensor(context: dg.SensorEvaluationContext, dropzone: DropZon
                 run_config=packet_run_config(p),
                 tags={"herald/client": p.client_id, "herald/packet_type": p.packet_type, "herald/file": p.file_name},
             )
-            for p in new
+            for p in sorted_.ready
         ],
-        dynamic_partitions_requests=[packets_partitions.build_add_request([p.packet_id for p in new])],
+        dynamic_partitions_requests=[packets_partitions.build_add_request([p.packet_id for p in sorted_.ready])],
     )

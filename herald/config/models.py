@@ -73,6 +73,15 @@ class Senders(Strict):
     email_from: str | None = None
 
 
+class DropZoneSettings(Strict):
+    """How Herald tells a finished upload from one still being written."""
+
+    # sidecar_or_stable: ingest once a .sha256/.md5/.manifest.json sidecar is there, or once the
+    #   file's size and modification time are unchanged across two sensor ticks;
+    # sidecar: only once a sidecar is there; stable: only once unchanged across two ticks.
+    ready_when: Literal["sidecar_or_stable", "sidecar", "stable"] = "sidecar_or_stable"
+
+
 class ClientConfig(Strict):
     """``clients/<client_id>/client.yaml``."""
 
@@ -84,6 +93,7 @@ class ClientConfig(Strict):
     contact: Contact = Contact()
     senders: Senders = Senders()
     credit_alert_threshold_pct: Annotated[int, Field(ge=0, le=100)] = 20
+    dropzone: DropZoneSettings = DropZoneSettings()
 
     @field_validator("client_id")
     @classmethod

@@ -67,6 +67,11 @@ class PendingPacket:
         return f"packet:{self.client_id}:{self.zone_path}:{self.checksum}:{self.mtime_us}"
 
     @property
+    def has_sidecar(self) -> bool:
+        """The client said the upload is complete: a checksum sidecar or a manifest is there."""
+        return self.checksum_source.startswith("sidecar") or self.manifest_rows is not None
+
+    @property
     def fingerprint(self) -> str:
         """What was seen: size and modification time."""
         return f"{self.size_bytes}:{self.mtime_us}"

@@ -11,8 +11,10 @@ import pytest
 
 from herald.dropzone import LocalDropZone
 from orchestration.partitions import PACKETS_PARTITION
-from resources import DropZoneResource
+from herald.dropzone.base import sha256_of
+from resources import DropZoneResource, HeraldConfigResource
 from sensors.packet_arrival import packet_arrival_sensor
+from tests.conftest import CONFIG_DIR
 
 MTIME = 1_718_100_000  # 2024-06-11T10:00:00Z
 
@@ -22,19 +24,29 @@ def zone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalDropZone:
     """The drop zone the resource opens (it reads the environment when the sensor runs)."""
     monkeypatch.setenv("HERALD_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("HERALD_DROPZONE_URL", str(tmp_path / "zone"))
+    monkeypatch.setenv("HERALD_CONFIG_DIR", str(CONFIG_DIR))
     return LocalDropZone(tmp_path / "zone")
 
 
-def drop(zone: LocalDropZone, zone_path: str, content: bytes, mtime: float = MTIME) -> None:
+def drop(zone: LocalDropZone, zone_path: str, content: bytes, mtime: float = MTIME, sidecar: bool = True) -> None:
+    """A finished upload: the file, then (by default) its .sha256 sidecar."""
     path = zone.root / zone_path
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)
     os.utime(path, (mtime, mtime))
+    if sidecar and not zone_path.endswith((".sha256", ".md5", ".manifest.json")):
+        path.with_name(path.name + ".sha256").write_text(sha256_of(path) + "\n")
+
+
+def requested(cursor: str | None) -> list[str]:
+    return sorted(json.loads(cursor or "{}").get("requested", {}))
 
 
 def evaluate(cursor: str | None = None) -> tuple[dg.SensorResult | dg.SkipReason, str | None]:
     """One tick; returns what the sensor returned and the cursor it left."""
-    context = dg.build_sensor_context(cursor=cursor, resources={"dropzone": DropZoneResource()})
+    context = dg.build_sensor_context(
+        cursor=cursor, resources={"dropzone": DropZoneResource(), "herald_config": HeraldConfigResource()}
+    )
     result = packet_arrival_sensor(context)
     return result, context.cursor
 
@@ -43,8 +55,8 @@ def test_an_empty_zone_skips_saying_what_it_checked(zone: LocalDropZone) -> None
     result, cursor = evaluate()
 
     assert isinstance(result, dg.SkipReason)
-    assert result.skip_message == "no new packets (0 waiting, all already requested)"
-    assert json.loads(cursor or "{}") == {}
+    assert result.skip_message == "no new complete packets (0 already requested, 0 still uploading)"
+    assert requested(cursor) == []
 
 
 @pytest.fixture
@@ -71,7 +83,7 @@ def test_two_dropped_files_are_two_runs_and_two_partitions(zone: LocalDropZone, 
         assert (config["client_id"], config["file_name"], config["checksum_source"]) == (
             client_id,
             zone_path.rsplit("/", 1)[1],
-            "computed",
+            "sidecar-sha256",
         )
         assert config["sha256"] is not None and len(config["sha256"]) == 64
     [add] = result.dynamic_partitions_requests
@@ -86,7 +98,7 @@ def test_the_next_tick_with_the_cursor_requests_nothing(zone: LocalDropZone, two
     again, cursor_after = evaluate(cursor)
 
     assert isinstance(again, dg.SkipReason)
-    assert again.skip_message == "no new packets (2 waiting, all already requested)"
+    assert again.skip_message == "no new complete packets (2 already requested, 0 still uploading)"
     assert cursor_after == cursor
 
 
@@ -117,7 +129,7 @@ def test_a_new_file_next_to_requested_ones_is_the_only_new_run(
 
     assert isinstance(result, dg.SensorResult)
     assert [r.tags["herald/file"] for r in result.run_requests] == ["july.csv"]
-    assert sorted(json.loads(cursor_after or "{}")) == sorted([*two_dropped, "acme/incoming/leads/july.csv"])
+    assert requested(cursor_after) == sorted([*two_dropped, "acme/incoming/leads/july.csv"])
 
 
 def test_an_unreadable_zone_skips_with_the_reason(zone: LocalDropZone) -> None:
@@ -129,3 +141,29 @@ def test_an_unreadable_zone_skips_with_the_reason(zone: LocalDropZone) -> None:
     assert isinstance(result, dg.SkipReason)
     assert result.skip_message is not None
     assert result.skip_message.startswith("cannot list the drop zone: checksum sidecar holds 'not a checksum'")
+
+
+def test_a_file_still_being_uploaded_waits_until_it_is_unchanged_for_a_tick(zone: LocalDropZone) -> None:
+    path = "bright_smiles_dental/incoming/appointments/big.csv"
+    drop(zone, path, b"id,when\n1,2024-06-12\n", sidecar=False)  # no sidecar: only stability proves it done
+
+    first, cursor = evaluate()
+    assert isinstance(first, dg.SkipReason)
+    assert first.skip_message == "no new complete packets (0 already requested, 1 still uploading)"
+
+    drop(zone, path, b"id,when\n1,2024-06-12\n2,2024-06-13\n", MTIME + 5, sidecar=False)  # still growing
+    second, cursor = evaluate(cursor)
+    assert isinstance(second, dg.SkipReason) and "1 still uploading" in second.skip_message
+
+    third, cursor = evaluate(cursor)  # unchanged since the last tick: complete
+    assert isinstance(third, dg.SensorResult)
+    assert [r.tags["herald/file"] for r in third.run_requests] == ["big.csv"]
+    assert requested(cursor) == [path]
+
+
+def test_a_sidecar_marks_the_upload_complete_at_once(zone: LocalDropZone) -> None:
+    drop(zone, "bright_smiles_dental/incoming/appointments/a.csv", b"id\n1\n", sidecar=True)
+
+    result, _ = evaluate()
+
+    assert isinstance(result, dg.SensorResult) and len(result.run_requests) == 1
