@@ -30,6 +30,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Work with the configuration-as-code directory.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+dropzone_app = typer.Typer(help="Work with the drop zone (HERALD_DROPZONE_URL).", no_args_is_help=True)
+app.add_typer(dropzone_app, name="dropzone")
 
 # Bound to the real terminal: `herald tick` sends Dagster's and dbt's own output to a log file.
 # soft_wrap: a line is never broken at the terminal width, so scripts can read the output.
@@ -69,6 +71,41 @@ def config_check(
         f"config OK: {len(deployment.clients)} clients ({', '.join(deployment.clients)}), {maps} load maps in {directory}",
         highlight=False,
     )
+
+
+@dropzone_app.command("check")
+def dropzone_check() -> None:
+    """Connect with the current settings and print what is there: clients and waiting packets,
+    or a clear error (bad credentials, unknown host key, missing bucket)."""
+    from herald.dropzone import DropZoneError, open_dropzone
+
+    settings = _settings()
+    try:
+        zone = open_dropzone(settings.dropzone)
+        try:
+            check = getattr(zone, "check", None)
+            described = check() if check else f"local folder {settings.dropzone.local_root}"
+            clients = list(zone.clients())
+            pending = zone.list_pending()
+        finally:
+            zone.close()
+    except DropZoneError as exc:
+        err.print(f"[red]error:[/red] {settings.dropzone.url}: {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"drop zone OK: {described}", highlight=False)
+    console.print(f"clients: {', '.join(clients) or '(none yet)'}", highlight=False)
+    if not pending:
+        console.print("no packets waiting")
+        return
+    table = Table(box=None, padding=(0, 1), header_style="bold")
+    for name in ("waiting packet", "bytes", "modified (UTC)", "checksum", "manifest rows"):
+        table.add_column(name)
+    for p in pending:
+        table.add_row(
+            p.zone_path, str(p.size_bytes), p.modified_at.strftime("%Y-%m-%d %H:%M:%S"), p.checksum_source,
+            "" if p.manifest_rows is None else str(p.manifest_rows),
+        )
+    console.print(table)
 
 
 @app.command()

@@ -103,7 +103,11 @@ def packet_rows(
     """Verifies one packet's checksum, lands every row or rejects it with its line and reason,
     validates it with Great Expectations, then archives it (or quarantines it with the reason)."""
     pending = _pending(config, context.partition_key, dropzone)
-    outcome = ingest_packet(warehouse.get(), dropzone.get(), herald_config.load(), pending, context.log.info)
+    zone = dropzone.get()
+    try:
+        outcome = ingest_packet(warehouse.get(), zone, herald_config.load(), pending, context.log.info)
+    finally:
+        zone.close()
     landing = outcome.landing
     top_reasons = [{"reason": r, "rows": str(n)} for r, n in landing.reject_reasons.most_common(5)]
     first_rejects = [{"line": str(line), "reason": reason} for line, reason, _raw in landing.first_rejects[:10]]

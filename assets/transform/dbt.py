@@ -10,7 +10,8 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_
 
 from herald.packets.transform_steps import record_transform_steps
 from orchestration.partitions import WAREHOUSE_POOL
-from resources import HeraldDbtResource, WarehouseResource
+from herald.reports.receipts import write_receipts
+from resources import DropZoneResource, HeraldDbtResource, WarehouseResource
 from resources.dbt import ensure_manifest, manifest_path
 
 
@@ -39,9 +40,12 @@ translator = HeraldDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_as
     pool=WAREHOUSE_POOL,
     name="herald_dbt_models",
 )
-def herald_dbt_models(context: dg.AssetExecutionContext, dbt: HeraldDbtResource, warehouse: WarehouseResource):
+def herald_dbt_models(
+    context: dg.AssetExecutionContext, dbt: HeraldDbtResource, warehouse: WarehouseResource, dropzone: DropZoneResource
+):
     """Builds the dbt models and runs their tests, then records the mapped and cleaned steps
-    of every packet this build took in (``herald_ops.packet_events``)."""
+    of every packet this build took in (``herald_ops.packet_events``) and writes each one's
+    receipt into the client's area of the drop zone."""
     # dbt unit tests run in the test suite, not on every production build. The run uses the
     # target's own folder, where the manifest was parsed, so dbt's partial parsing is reused.
     invocation = dbt.cli(
@@ -58,4 +62,9 @@ def herald_dbt_models(context: dg.AssetExecutionContext, dbt: HeraldDbtResource,
             invocation.process.wait(timeout=30)
     run_results = invocation.get_artifact("run_results.json")
     recorded = record_transform_steps(warehouse.get(), run_results)
-    context.log.info(f"recorded mapped/cleaned steps for {len(recorded)} packets")
+    zone = dropzone.get()
+    try:
+        receipts = write_receipts(zone, warehouse.get(), recorded)
+    finally:
+        zone.close()
+    context.log.info(f"recorded mapped/cleaned steps and wrote receipts for {len(recorded)} packets: {receipts}")

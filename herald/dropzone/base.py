@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-SIDECAR_SUFFIXES = (".sha256", ".md5", ".manifest.json", ".reason.txt")
+SIDECAR_SUFFIXES = (".sha256", ".md5", ".manifest.json", ".reason.txt", ".receipt.json", ".receipt.txt")
 INCOMING, ARCHIVE, QUARANTINE = "incoming", "archive", "quarantine"
 SEGMENT_RE = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 

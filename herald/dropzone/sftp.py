@@ -67,6 +67,7 @@ CONNECT_TIMEOUT_S = 15.0
 # a request that gets no answer for this long means a hung server: fail instead of blocking a
 # sensor or a run forever
 OPERATION_TIMEOUT_S = 120.0
+KEEPALIVE_S = 30
 CHUNK = 1 << 20
 
 log = logging.getLogger(__name__)
@@ -165,18 +166,25 @@ class SFTPDropZone(DropZone):
             return None
         passphrase = os.environ.get(ENV_SFTP_KEY_PASSPHRASE) or None
         try:
-            return paramiko.PKey.from_path(str(key_file), passphrase)
+            # bytes: paramiko hands it straight to cryptography, which refuses str
+            return paramiko.PKey.from_path(str(key_file), passphrase.encode() if passphrase else None)
         except FileNotFoundError:
             raise DropZoneError(f"{ENV_SFTP_KEY_FILE}: no private key file at {key_file}") from None
-        except paramiko.PasswordRequiredException:
+        except (paramiko.PasswordRequiredException, TypeError):
+            # cryptography raises TypeError (not paramiko's exception) for an encrypted key given no passphrase
             raise DropZoneError(
                 f"the private key {key_file} is encrypted: set its passphrase in {ENV_SFTP_KEY_PASSPHRASE}"
             ) from None
         except (paramiko.SSHException, ValueError, OSError) as exc:
-            # a wrong passphrase shows up here too; the message never holds the passphrase
+            if passphrase is not None:
+                # a wrong passphrase surfaces as a misleading parse error: say what to check instead
+                raise DropZoneError(
+                    f"cannot load the private key {key_file}: wrong passphrase in {ENV_SFTP_KEY_PASSPHRASE}, "
+                    "or not an OpenSSH/PEM private key file"
+                ) from None
             raise DropZoneError(
-                f"cannot load the private key {key_file} ({type(exc).__name__}: {exc}); check the file and "
-                f"{ENV_SFTP_KEY_PASSPHRASE}"
+                f"cannot load the private key {key_file} from {ENV_SFTP_KEY_FILE}: not a private key paramiko "
+                f"can read ({type(exc).__name__}: {exc})"
             ) from None
 
     def _connect(self) -> paramiko.SFTPClient:
@@ -187,9 +195,14 @@ class SFTPDropZone(DropZone):
             raise DropZoneError(
                 f"no credentials for {self.where}: set {ENV_SFTP_KEY_FILE} (a private key) or {ENV_SFTP_PASSWORD}"
             )
-        method = "key" if pkey is not None else "password"
-        if pkey is not None and password is not None:
-            method = "key, then password"
+        # how we tried, for messages and logs: which key file and where the password came from, never
+        # the secret itself
+        tried = []
+        if pkey is not None:
+            tried.append(f"key {self._key_file or os.environ.get(ENV_SFTP_KEY_FILE)}")
+        if password is not None:
+            tried.append("password" + ("" if self._password is not None else f" from {ENV_SFTP_PASSWORD}"))
+        method = ", then ".join(tried)
 
         client = paramiko.SSHClient()
         # only the pinned keys: never ~/.ssh/known_hosts of whoever runs Herald, never AutoAdd
@@ -212,6 +225,11 @@ class SFTPDropZone(DropZone):
             )
             sftp = client.open_sftp()
             sftp.get_channel().settimeout(OPERATION_TIMEOUT_S)
+            transport = client.get_transport()
+            if transport is not None:
+                # a sensor keeps this connection between ticks: keepalives stop firewalls/NAT from
+                # silently dropping it, and a dead one is noticed and reopened
+                transport.set_keepalive(KEEPALIVE_S)
         except _UnknownHostKey as exc:
             client.close()
             raise DropZoneError(self._host_key_message(exc.key, pinned=None)) from None
@@ -222,10 +240,10 @@ class SFTPDropZone(DropZone):
             client.close()
             # the exception's text can echo what the server said; ours names who and how, no secret
             raise DropZoneError(
-                f"authentication failed for {self.where} ({method}; from {ENV_SFTP_KEY_FILE} / "
-                f"{ENV_SFTP_PASSWORD}): check the user and the credentials"
+                f"authentication failed for {self.where} (tried {method}): check the user name and the "
+                f"credentials in {ENV_SFTP_KEY_FILE} / {ENV_SFTP_PASSWORD}"
             ) from None
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:  # socket.timeout is the same class since Python 3.10
             client.close()
             raise DropZoneError(f"cannot reach the SFTP server {self.host}:{self.port}: timed out") from None
         except socket.gaierror as exc:
@@ -305,8 +323,13 @@ class SFTPDropZone(DropZone):
         root = self._remote("")
         try:
             info = sftp.stat(root)
-        except OSError as exc:
-            self._fail(exc, "open the drop zone's root folder", "")
+        except FileNotFoundError:
+            raise DropZoneError(
+                f"the drop zone's root {self._shown(root)} does not exist on {self.where}: create it, or fix the "
+                "path in HERALD_DROPZONE_URL"
+            ) from None
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            self._fail(exc, "open", "")
         if not stat.S_ISDIR(info.st_mode or 0):
             raise DropZoneError(f"the drop zone's root {self._shown(root)} on {self.where} is not a folder")
         entries = self._list("")
@@ -314,10 +337,10 @@ class SFTPDropZone(DropZone):
         transport = self._client.get_transport() if self._client else None
         offered = transport.get_remote_server_key() if transport else None
         key = f"{offered.get_name()} {host_key_fingerprint(offered)}" if offered else "unknown"
+        listed = f": {', '.join(clients[:10])}{' …' if len(clients) > 10 else ''}" if clients else ""
         return (
-            f"{self.url}: connected as {self.where}, host key {key} (pinned), root {self._shown(root)} "
-            f"holds {len(clients)} client folder(s)" + (f": {', '.join(clients[:10])}" if clients else "")
-            + (" …" if len(clients) > 10 else "")
+            f"{self.url}: connected as {self.where}, host key {key} (pinned), "
+            f"root {self._shown(root)} holds {len(clients)} client folder(s){listed}"
         )
 
     # --- paths and errors ------------------------------------------------------------------------
@@ -336,7 +359,7 @@ class SFTPDropZone(DropZone):
 
     def _fail(self, exc: BaseException, action: str, path: str) -> NoReturn:
         """Turn what paramiko raised into a DropZoneError a person can act on."""
-        where = f"{path or 'the root'} in {self.url}"
+        where = f"{path} in {self.url}" if path else f"the root of {self.url}"
         if isinstance(exc, PermissionError) or getattr(exc, "errno", None) == errno.EACCES:
             raise DropZoneError(
                 f"permission denied: cannot {action} {where} (the server refused {self.user}; "
@@ -346,7 +369,9 @@ class SFTPDropZone(DropZone):
             raise DropZoneError(f"cannot {action} {where}: no such file or folder") from None
         if isinstance(exc, (EOFError, paramiko.SSHException, TimeoutError, ConnectionError)):
             self.close()  # the next call reconnects
-            raise DropZoneError(f"lost the connection to {self.where} while trying to {action} {where}: {exc}") from None
+            raise DropZoneError(
+                f"lost the connection to {self.where} while trying to {action} {where}: {exc or type(exc).__name__}"
+            ) from None
         raise DropZoneError(f"cannot {action} {where}: {exc}") from None
 
     def _makedirs(self, sftp: paramiko.SFTPClient, remote_dir: str) -> None:

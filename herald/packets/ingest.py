@@ -22,6 +22,7 @@ from herald.packets.landing import (
     utcnow,
 )
 from herald.packets.validation import CHECK_MANIFEST, CheckOutcome, landed_frame, validate_packet
+from herald.reports.receipts import write_receipts
 from herald.warehouse.connection import Warehouse
 
 CHECK_ACCOUNTED = "every_row_accounted_for"
@@ -34,6 +35,7 @@ class IngestOutcome:
     landing: LandingResult
     checks: list[CheckOutcome] = field(default_factory=list)
     filed_at: str = ""  # where the file went: archive or quarantine path in the zone
+    receipts: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -104,6 +106,8 @@ def ingest_packet(
     else:
         outcome.filed_at = dropzone.quarantine(zone_path, packet_id, landing.reason or landing.status)
     record_step(warehouse, packet_id, "archived" if landing.status in ("landed", "duplicate") else "quarantined", outcome.filed_at)
+    if landing.status != "landed":  # a landed packet's receipt waits for its contact counts (dbt)
+        outcome.receipts = write_receipts(dropzone, warehouse, [packet_id])
     return outcome
 
 

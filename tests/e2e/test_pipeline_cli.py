@@ -136,6 +136,23 @@ def test_thousand_row_packet_lands_997_and_rejects_3_with_lines(deployed: Deploy
     assert (metadata["rows_in_file"], metadata["rows_landed"], metadata["rows_rejected"]) == (1000, 997, 3)
 
 
+def test_each_processed_packet_gets_a_receipt_in_the_clients_area(deployed: Deployment) -> None:
+    archive = deployed.home / "dropzone/northfield_college/archive/leads"
+    (receipt_file,) = archive.glob("*__leads-1000.csv.receipt.json")
+    receipt = json.loads(receipt_file.read_text())
+    assert (receipt["status"], receipt["rows_in_file"], receipt["rows_landed"], receipt["rows_rejected"]) == (
+        "landed", 1000, 997, 3
+    )
+    assert [r["line"] for r in receipt["first_rejects"]] == deployed.sized_packet_lines
+    assert receipt["contacts_created"] == 997 and receipt["contacts_updated"] == 0
+    text = receipt_file.with_suffix(".txt").read_text()
+    assert "Rows rejected:    3" in text and "Contacts created: 997" in text
+    (duplicate,) = (deployed.home / "dropzone/bright_smiles_dental/archive/appointments").glob(
+        "*__appointments-again.csv.receipt.json"
+    )
+    assert json.loads(duplicate.read_text())["status"] == "duplicate"
+
+
 def test_broken_transfer_lands_nothing_and_is_quarantined_with_its_reason(deployed: Deployment) -> None:
     (packet,) = deployed.sql(
         "select packet_id, status, status_reason, rows_landed from herald_ops.packets where file_name = 'broken.csv'"
@@ -228,3 +245,10 @@ def test_sql_refuses_writes_and_reports_errors(deployed: Deployment) -> None:
     assert proc.returncode == 1 and "nope" in proc.stderr
     (row,) = deployed.sql("select count(*) as n from marts.contacts")
     assert row["n"] > 0
+
+
+def test_dropzone_check_lists_clients_and_nothing_left_waiting(deployed: Deployment) -> None:
+    out = deployed.herald("dropzone", "check").stdout
+    assert "drop zone OK: local folder" in out
+    assert "clients: bright_smiles_dental, lakeside_realty, northfield_college" in out
+    assert "no packets waiting" in out

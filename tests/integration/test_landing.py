@@ -169,6 +169,12 @@ def test_ingest_archives_good_packets_and_quarantines_tampered_ones(
     reason = (zone.root / (bad_outcome.filed_at + ".reason.txt")).read_text()
     assert "checksum mismatch" in reason
     assert zone.list_pending() == []
+    # the refused packet's receipt is in the client's area at once; the landed one's waits for dbt
+    receipt = json.loads((zone.root / (bad_outcome.filed_at + ".receipt.json")).read_text())
+    assert (receipt["status"], receipt["rows_landed"]) == ("rejected", 0)
+    assert "checksum mismatch" in receipt["reason"]
+    assert "REJECTED" in (zone.root / (bad_outcome.filed_at + ".receipt.txt")).read_text()
+    assert good_outcome.receipts == [] and not (zone.root / (good_outcome.filed_at + ".receipt.json")).exists()
 
 
 def test_manifest_row_count_mismatch_fails_the_packet(
