@@ -42,6 +42,8 @@ def packet_arrival_sensor(
             pending = zone.list_pending(known=requested)
         finally:
             zone.close()
+        for refusal in zone.refused:
+            context.log.warning(f"refused {refusal}")
     except (DropZoneError, ConfigError) as exc:
         return dg.SkipReason(f"cannot list the drop zone: {exc}")
     sorted_ = sort_pending(pending, requested, seen, policies)

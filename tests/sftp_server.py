@@ -64,9 +64,12 @@ class JailedSFTPServer(asyncssh.SFTPServer):
 class _SSHServer(asyncssh.SSHServer):
     """Password and public-key login for the configured users; every other name is refused."""
 
-    def __init__(self, users: dict[str, dict[str, Any]], connections: set[asyncssh.SSHServerConnection]):
+    def __init__(
+        self, users: dict[str, dict[str, Any]], connections: set[asyncssh.SSHServerConnection], logins: list[str]
+    ):
         self._users = users
         self._connections = connections
+        self._logins = logins
         self._conn: asyncssh.SSHServerConnection | None = None
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
@@ -86,6 +89,10 @@ class _SSHServer(asyncssh.SSHServer):
             self._conn.set_authorized_keys(asyncssh.import_authorized_keys("\n".join(lines) + "\n"))
         return True  # always ask for authentication, known user or not
 
+    def auth_completed(self) -> None:
+        if self._conn is not None:
+            self._logins.append(self._conn.get_extra_info("username"))
+
     def password_auth_supported(self) -> bool:
         return True
 
@@ -99,7 +106,7 @@ class _SSHServer(asyncssh.SSHServer):
 
 @dataclass
 class SFTPTestServer:
-    """A running server: ``host``, ``port``, ``host_key_line`` (to pin), ``stop()``."""
+    """A running server: ``host``, ``port``, ``host_key_line`` (to pin), ``folder(user)``, ``stop()``."""
 
     root: Path
     host: str
@@ -109,6 +116,8 @@ class SFTPTestServer:
     _thread: threading.Thread = field(repr=False)
     _acceptor: asyncssh.SSHAcceptor = field(repr=False)
     _connections: set[asyncssh.SSHServerConnection] = field(repr=False)
+    logins: list[str] = field(default_factory=list)
+    """User names of the logins that succeeded, in order (a test can tell no credential got through)."""
     _stopped: bool = False
 
     @property
@@ -156,6 +165,7 @@ def start_sftp_server(root: Path, users: dict[str, dict[str, Any]]) -> SFTPTestS
         (root / name).mkdir(parents=True, exist_ok=True)
     host_key = asyncssh.generate_private_key("ssh-ed25519")
     connections: set[asyncssh.SSHServerConnection] = set()
+    logins: list[str] = []
 
     def sftp_factory(chan: asyncssh.SSHServerChannel) -> asyncssh.SFTPServer:
         username = chan.get_extra_info("username")
@@ -167,7 +177,7 @@ def start_sftp_server(root: Path, users: dict[str, dict[str, Any]]) -> SFTPTestS
     async def listen() -> asyncssh.SSHAcceptor:
         # asyncssh.create_server returns an awaitable wrapper, not a coroutine: await it here
         return await asyncssh.create_server(
-            lambda: _SSHServer(users, connections),
+            lambda: _SSHServer(users, connections, logins),
             HOST,
             0,  # a free port, reported by the acceptor
             server_host_keys=[host_key],
@@ -191,4 +201,5 @@ def start_sftp_server(root: Path, users: dict[str, dict[str, Any]]) -> SFTPTestS
         _thread=thread,
         _acceptor=acceptor,
         _connections=connections,
+        logins=logins,
     )

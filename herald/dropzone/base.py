@@ -12,6 +12,7 @@ Layout, the same on every implementation (local folder, S3, SFTP)::
 from __future__ import annotations
 
 import hashlib
+import logging
 import json
 import re
 from abc import ABC, abstractmethod
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+LOG = logging.getLogger("herald.dropzone")
 SIDECAR_SUFFIXES = (".sha256", ".md5", ".manifest.json", ".reason.txt", ".receipt.json", ".receipt.txt")
 INCOMING, ARCHIVE, QUARANTINE = "incoming", "archive", "quarantine"
 SEGMENT_RE = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
@@ -120,6 +122,18 @@ class DropZone(ABC):
     """
 
     url: str
+    refused: list[str]  # paths a listing refused (symbolic links, names outside the layout), with why
+
+    def __new__(cls, *args: object, **kwargs: object) -> "DropZone":
+        zone = super().__new__(cls)
+        zone.refused = []
+        return zone
+
+    def _refuse(self, path: str, why: str) -> None:
+        """Record and log a path the zone will not touch (never followed, never ingested)."""
+        message = f"{path}: {why}"
+        self.refused.append(message)
+        LOG.warning("drop zone %s refused %s", self.url, message)
 
     # --- storage primitives ------------------------------------------------------------------
 
@@ -167,6 +181,8 @@ class DropZone(ABC):
         for entry in self._list(""):
             if entry.is_dir and SEGMENT_RE.match(entry.name):
                 yield entry.name
+            elif entry.is_dir and not entry.name.startswith("."):
+                self._refuse(entry.name + "/", "not a client id (lower-case letters, digits, underscores)")
 
     def list_pending(self, known: dict[str, str] | None = None) -> list[PendingPacket]:
         """Every packet waiting in an ``incoming`` area. ``known`` maps zone paths to the

@@ -34,8 +34,10 @@ class LocalDropZone(DropZone):
             info = child.lstat()
             if stat.S_ISDIR(info.st_mode):
                 entries.append(Entry(child.name, is_dir=True))
-            elif stat.S_ISREG(info.st_mode):  # symbolic links are neither: never followed
+            elif stat.S_ISREG(info.st_mode):
                 entries.append(Entry(child.name, False, info.st_size, info.st_mtime_ns // 1000))
+            elif stat.S_ISLNK(info.st_mode):  # a link could point anywhere: never followed
+                self._refuse(f"{folder}/{child.name}".lstrip("/"), "a symbolic link")
         return entries
 
     def _read_bytes(self, path: str, limit: int = 1 << 16) -> bytes | None:

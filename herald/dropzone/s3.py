@@ -232,7 +232,7 @@ class S3DropZone(DropZone):
                     with local.open("wb") as f:
                         # streamed to disk part by part (ranged GETs pinned to the object's ETag
                         # when large): a 1 GB packet never sits whole in memory
-                        f.write(self.client.get_object(Bucket=self.bucket, Key=self._key(path))['Body'].read())
+                        self.client.download_fileobj(self.bucket, self._key(path), f, Config=self._transfer)
                 except OSError as exc:
                     raise DropZoneError(
                         f"cannot write {self._where(path)} to the temporary folder {folder}: {exc} "
@@ -311,7 +311,7 @@ class S3DropZone(DropZone):
 
     def check(self) -> str:
         """Whether the bucket can be reached and listed: a one-line description, or DropZoneError."""
-        with self._s3("reach"):
+        with self._s3("open"):
             head = self.client.head_bucket(Bucket=self.bucket)
         with self._s3("list", ""):
             # listing too: credentials may be allowed to see the bucket but not the prefix

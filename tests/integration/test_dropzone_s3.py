@@ -197,7 +197,6 @@ print(json.dumps({**during, "sha256": digest.hexdigest(), "peak": peak, "exists_
     result = json.loads(done.stdout)
     assert result["sha256"] == expected and result["size"] == size and result["exists"]
     assert not result["exists_after"] and not Path(result["path"]).exists()
-    print("PEAK", result["peak"] / MiB)
     assert result["peak"] < size / 6, f"peak Python heap {result['peak'] / MiB:.1f} MiB for a {size // MiB} MiB object"
 
 

@@ -145,6 +145,7 @@ def test_password_login_into_the_login_folder(
     zone = zone_factory("bob", prefix="", password=BOB_PASSWORD, host_key=server.host_key_line)
     assert zone.root == ""
     line = zone.check()
+    assert server.logins[-1] == "bob"
     assert "root the login folder holds 0 client folder(s)" in line
     assert BOB_PASSWORD not in line
 
@@ -158,8 +159,10 @@ def test_a_wrong_pinned_host_key_is_refused_naming_host_and_offered_fingerprint(
 ) -> None:
     impostor = public_key_line(asyncssh.generate_private_key("ssh-ed25519"))
     zone = zone_factory("alice", key_file=keys["alice"], host_key=impostor)
+    logins_before = len(server.logins)
     with pytest.raises(DropZoneError) as err:
         zone.check()
+    assert len(server.logins) == logins_before  # refused before authenticating
     message = str(err.value)
     offered = server.host_key.get_fingerprint("sha256")
     assert message.startswith(
@@ -174,9 +177,12 @@ def test_no_pinned_host_key_is_refused_before_logging_in(
     server: SFTPTestServer, zone_factory: Callable[..., SFTPDropZone], keys: dict[str, Path], tmp_path: Path
 ) -> None:
     zone = zone_factory("alice", key_file=keys["alice"])  # HERALD_SFTP_HOST_KEY unset
-    with pytest.raises(DropZoneError, match=r"unknown host key for 127\.0\.0\.1:\d+: the server offered ssh-ed25519 SHA256:") as err:
+    logins_before = len(server.logins)
+    offered = r"unknown host key for 127\.0\.0\.1:\d+: the server offered ssh-ed25519 SHA256:"
+    with pytest.raises(DropZoneError, match=offered) as err:
         zone.put(write_local(tmp_path, "a.csv", b"x\n"), "acme_clinic", "contacts")
     assert server.host_key.get_fingerprint("sha256") in str(err.value)
+    assert len(server.logins) == logins_before  # the key was refused before any credential was sent
     assert not on_server(server, zone).exists()  # nothing was written
 
     # a value that is not a key at all is named as such
@@ -191,8 +197,10 @@ def test_bad_password_and_unreachable_server_give_actionable_errors(
     monkeypatch.setenv("HERALD_SFTP_PASSWORD", "hunter2-wrong")
     monkeypatch.setenv("HERALD_SFTP_HOST_KEY", server.host_key_line)
     zone = zone_factory("bob", prefix="", password=None)
+    logins_before = len(server.logins)
     with pytest.raises(DropZoneError) as err:
         zone.check()
+    assert len(server.logins) == logins_before
     message = str(err.value)
     assert message.startswith(f"authentication failed for bob@127.0.0.1:{server.port}")
     assert "hunter2" not in message and "HERALD_SFTP_PASSWORD" in message
@@ -390,7 +398,8 @@ def test_a_packet_uploaded_over_sftp_lands_and_is_archived_on_the_server(
     warehouse.ensure_schema()
     sample = sized_packet(deployment, "bright_smiles_dental", "appointments", rows=200, bad_rows=2)
     zone = zone_factory()
-    zone_path = zone.put(write_local(tmp_path, sample.file_name, sample.content), "bright_smiles_dental", "appointments")
+    local = write_local(tmp_path, sample.file_name, sample.content)
+    zone_path = zone.put(local, "bright_smiles_dental", "appointments")
     assert zone_path == f"bright_smiles_dental/incoming/appointments/{sample.file_name}"
 
     [pending] = zone.list_pending()

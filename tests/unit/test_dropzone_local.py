@@ -415,3 +415,16 @@ def test_open_dropzone_builds_a_local_zone_from_settings(tmp_path: Path) -> None
     assert isinstance(zone, LocalDropZone)
     assert zone.root == tmp_path / "zone"
     assert zone.url == (tmp_path / "zone").as_uri()
+
+
+def test_symlinks_and_odd_client_folders_are_refused_and_recorded(zone: LocalDropZone, tmp_path: Path) -> None:
+    outside = tmp_path / "secret.csv"
+    outside.write_bytes(CONTENT)
+    incoming = zone.root / "acme/incoming/leads"
+    incoming.mkdir(parents=True)
+    (incoming / "escape.csv").symlink_to(outside)
+    (zone.root / "Not A Client").mkdir()
+
+    assert zone.list_pending() == []
+    assert "acme/incoming/leads/escape.csv: a symbolic link" in zone.refused
+    assert any(r.startswith("Not A Client/: not a client id") for r in zone.refused)
