@@ -141,6 +141,7 @@ class SFTPTestServer:
             for conn in list(self._connections):
                 conn.close()
                 await conn.wait_closed()
+            await self._loop.shutdown_default_executor()  # the thread that resolved the listen address
 
         try:
             asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(timeout=10)

@@ -99,8 +99,9 @@ class S3DropZone(DropZone):
             # a session of our own: boto3's default session is shared and not thread-safe
             client = boto3.session.Session().client("s3", endpoint_url=target.endpoint_url, config=config)
         self.client = client
-        # Bounded memory on the transfer paths: parts stream through at most
-        # max_io_queue * 256 KiB of buffered chunks, whatever the object's size.
+        # Bounded memory whatever the object's size: a download writes to disk through at most
+        # max_io_queue x 256 KiB of buffered chunks; an upload reads each part from the file as
+        # it is sent. Large objects go in 16 MiB parts, 4 at a time.
         self._transfer = TransferConfig(
             multipart_threshold=64 * MiB,
             multipart_chunksize=16 * MiB,

@@ -416,6 +416,8 @@ class SFTPDropZone(DropZone):
             elif stat.S_ISREG(mode):
                 # SFTP v3 carries whole seconds only
                 entries.append(Entry(a.filename, False, a.st_size or 0, int(a.st_mtime or 0) * 1_000_000))
+            elif stat.S_ISLNK(mode):  # a link could point anywhere on the server: never followed
+                self._refuse(f"{folder}/{a.filename}".lstrip("/"), "a symbolic link")
         return entries
 
     def _read_bytes(self, path: str, limit: int = 1 << 16) -> bytes | None:

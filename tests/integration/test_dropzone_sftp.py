@@ -291,6 +291,12 @@ def test_a_symlink_out_of_the_jail_is_neither_listed_nor_readable(
 
     assert [p.file_name for p in zone.list_pending()] == ["ok.csv"]
     assert "evil_client" not in list(zone.clients())
+    # each link is recorded (and logged) as refused, like the local zone does
+    assert {
+        "evil_client: a symbolic link",
+        "acme_clinic/incoming/secrets: a symbolic link",
+        "acme_clinic/incoming/contacts/stolen.csv: a symbolic link",
+    } <= set(zone.refused)
     with pytest.raises(DropZoneError, match="permission denied"):
         with zone.fetch("acme_clinic/incoming/contacts/stolen.csv"):
             pass
