@@ -14,11 +14,13 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from herald.config.models import COLUMN_TAGS, Client, ClientConfig, Deployment, HeraldConfig, LoadMap, MappingProblems
+from herald.config.segments import SegmentConfig
 
 HERALD_FILE = "herald.yaml"
 CLIENTS_DIR = "clients"
 CLIENT_FILE = "client.yaml"
 LOAD_MAPS_DIR = "load_maps"
+SEGMENTS_DIR = "segments"
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -161,6 +163,7 @@ def _load_client(folder: Path, root: Path, herald: HeraldConfig, problems: list[
             )
             continue
         load_maps[load_map.packet_type] = load_map
+    segments = _load_named(folder / SEGMENTS_DIR, root, SegmentConfig, "name", problems)
     if config is None:
         return None
     return Client(
@@ -168,7 +171,28 @@ def _load_client(folder: Path, root: Path, herald: HeraldConfig, problems: list[
         time_zone=config.time_zone or herald.defaults.time_zone,
         default_region=config.default_region or herald.defaults.default_region,
         load_maps=load_maps,
+        segments=segments,
     )
+
+
+def _load_named(folder: Path, root: Path, model: type[M], key: str, problems: list[Problem]) -> dict[str, M]:
+    """Every ``<folder>/<name>.yaml`` as ``model``, its ``key`` field defaulting to (and
+    required to match) the file name. An absent folder is simply empty."""
+    loaded: dict[str, M] = {}
+    for path in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
+        rel = _rel(path, root)
+        raw = _read_yaml(path, root, problems)
+        if raw is None:
+            continue
+        raw.setdefault(key, path.stem)
+        item = _validate(model, raw, rel, problems)
+        if item is None:
+            continue
+        if getattr(item, key) != path.stem:
+            problems.append(Problem(rel, key, f"{getattr(item, key)!r} must match the file name {path.stem!r}"))
+            continue
+        loaded[path.stem] = item
+    return loaded
 
 
 def load_deployment(config_dir: Path) -> Deployment:

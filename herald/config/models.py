@@ -260,6 +260,7 @@ class Client(BaseModel):
     time_zone: str
     default_region: str
     load_maps: dict[str, LoadMap]
+    segments: dict[str, "SegmentConfig"] = {}
 
     @property
     def client_id(self) -> str:
@@ -277,3 +278,8 @@ class Deployment(BaseModel):
     def load_map(self, client_id: str, packet_type: str) -> LoadMap | None:
         client = self.clients.get(client_id)
         return client.load_maps.get(packet_type) if client else None
+
+
+from herald.config.segments import SegmentConfig  # noqa: E402  (segments.py builds on Strict above)
+
+Client.model_rebuild()
