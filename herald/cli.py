@@ -32,6 +32,8 @@ config_app = typer.Typer(help="Work with the configuration-as-code directory.", 
 app.add_typer(config_app, name="config")
 dropzone_app = typer.Typer(help="Work with the drop zone (HERALD_DROPZONE_URL).", no_args_is_help=True)
 app.add_typer(dropzone_app, name="dropzone")
+segment_app = typer.Typer(help="Work with the configured segments.", no_args_is_help=True)
+app.add_typer(segment_app, name="segment")
 
 # Bound to the real terminal: `herald tick` sends Dagster's and dbt's own output to a log file.
 # soft_wrap: a line is never broken at the terminal width, so scripts can read the output.
@@ -67,10 +69,14 @@ def config_check(
         raise typer.Exit(1)
     assert deployment is not None
     maps = sum(len(c.load_maps) for c in deployment.clients.values())
+    from herald.config.summary import deployment_summary
+
     console.print(
         f"config OK: {len(deployment.clients)} clients ({', '.join(deployment.clients)}), {maps} load maps in {directory}",
         highlight=False,
     )
+    for line in deployment_summary(deployment):
+        console.print(f"  {line}", highlight=False, markup=False)
 
 
 @dropzone_app.command("check")
@@ -340,6 +346,56 @@ def _print_packet_report(settings: Settings, packet_ids: list[str]) -> None:
         if r.rows_rejected > shown:
             top = "; ".join(f"{n}× {reason}" for reason, n in r.top_reject_reasons[:3])
             console.print(f"  … {r.rows_rejected - shown} more rejected rows; most common: {top}", highlight=False)
+
+
+@segment_app.command("preview")
+def segment_preview(
+    client: Annotated[str, typer.Argument(help="Client id (a folder under config/clients).")],
+    name: Annotated[str, typer.Argument(help="Segment name (clients/<client>/segments/<name>.yaml).")],
+    limit: Annotated[int, typer.Option(help="How many members to show.", min=0)] = 10,
+) -> None:
+    """Evaluate a segment read-only over the marts and print its size and first members
+    (phones and emails masked). Writes nothing."""
+    from herald.config import ConfigError, load_deployment
+    from herald.segments import SegmentError, evaluate_segment
+    from rich.markup import escape
+
+    from herald.segments.preview import preview_members
+    from herald.warehouse.connection import Warehouse, WarehouseError
+
+    settings = _settings()
+    try:
+        deployment = load_deployment(settings.config_dir)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] the configuration has problems (run `herald config check`):\n{exc}")
+        raise typer.Exit(1) from None
+    configured = deployment.clients.get(client)
+    if configured is None:
+        err.print(f"[red]error:[/red] unknown client {client!r}; configured: {', '.join(deployment.clients)}")
+        raise typer.Exit(1)
+    segment = configured.segments.get(name)
+    if segment is None:
+        known = ", ".join(configured.segments) or "none"
+        err.print(f"[red]error:[/red] client {client!r} has no segment {name!r}; it has: {known}")
+        raise typer.Exit(1)
+    warehouse = Warehouse(settings.warehouse)
+    try:
+        ids = evaluate_segment(warehouse, configured, segment)
+        members = preview_members(warehouse, client, ids[:limit])
+    except (SegmentError, WarehouseError) as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"segment {client}/{name} ({segment.type}): {len(ids)} member{'s' if len(ids) != 1 else ''}", highlight=False)
+    if not members:
+        return
+    table = Table(box=None, padding=(0, 1), header_style="bold")
+    for column in ("contact_id", "external_id", "phone", "email", "name"):
+        table.add_column(column)
+    for m in members:
+        table.add_row(m.contact_id, m.external_id, m.phone, m.email, m.name)
+    console.print(table)
+    if len(ids) > len(members):
+        console.print(f"… {len(ids) - len(members)} more", style="dim")
 
 
 def main() -> None:

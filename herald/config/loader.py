@@ -13,14 +13,27 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from herald.config.models import COLUMN_TAGS, Client, ClientConfig, Deployment, HeraldConfig, LoadMap, MappingProblems
+from herald.config.models import (
+    COLUMN_TAGS,
+    AttributeColumn,
+    Client,
+    ClientConfig,
+    Deployment,
+    HeraldConfig,
+    LoadMap,
+    MappingProblems,
+)
 from herald.config.segments import SegmentConfig
+# After models: models.py imports campaigns.py at its end, and campaigns.py builds on models.py.
+from herald.config.campaigns import TRIGGER_TYPES, CampaignConfig, check_references  # noqa: E402,I001
 
 HERALD_FILE = "herald.yaml"
 CLIENTS_DIR = "clients"
 CLIENT_FILE = "client.yaml"
 LOAD_MAPS_DIR = "load_maps"
 SEGMENTS_DIR = "segments"
+CAMPAIGNS_DIR = "campaigns"
+TEMPLATES_DIR = "templates"
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -87,7 +100,12 @@ def _location(loc: tuple[int | str, ...]) -> str:
     pydantic puts the union branch after a column's name; the part right after ``columns``
     is the column itself, whatever it is called.
     """
-    parts = [str(p) for i, p in enumerate(loc) if not (p in COLUMN_TAGS and i > 0 and loc[i - 1] != "columns")]
+    parts = [
+        str(p)
+        for i, p in enumerate(loc)
+        if not (p in COLUMN_TAGS and i > 0 and loc[i - 1] != "columns")
+        and not (p in TRIGGER_TYPES and i > 0 and loc[i - 1] == "trigger")  # the trigger's union branch
+    ]
     return ".".join(parts)
 
 
@@ -164,6 +182,8 @@ def _load_client(folder: Path, root: Path, herald: HeraldConfig, problems: list[
             continue
         load_maps[load_map.packet_type] = load_map
     segments = _load_named(folder / SEGMENTS_DIR, root, SegmentConfig, "name", problems)
+    campaigns = _load_named(folder / CAMPAIGNS_DIR, root, CampaignConfig, "name", problems)
+    _check_campaigns(folder, root, config, campaigns, load_maps, len(map_files), problems)
     if config is None:
         return None
     return Client(
@@ -172,7 +192,54 @@ def _load_client(folder: Path, root: Path, herald: HeraldConfig, problems: list[
         default_region=config.default_region or herald.defaults.default_region,
         load_maps=load_maps,
         segments=segments,
+        campaigns=campaigns,
     )
+
+
+def _stems(folder: Path) -> set[str]:
+    return {p.stem for p in folder.glob("*.y*ml")} if folder.is_dir() else set()
+
+
+def _check_campaigns(
+    folder: Path,
+    root: Path,
+    config: ClientConfig | None,
+    campaigns: dict[str, CampaignConfig],
+    load_maps: dict[str, LoadMap],
+    map_files: int,
+    problems: list[Problem],
+) -> None:
+    """Cross-file checks: each campaign's segment, packet type, templates and senders exist.
+
+    Segments and load maps count by file, so a file that failed to load is reported once (by
+    itself), not again by every campaign naming it.
+    """
+    templates_dir = folder / TEMPLATES_DIR
+    templates = (
+        {p.relative_to(templates_dir).as_posix() for p in templates_dir.rglob("*") if p.is_file()}
+        if templates_dir.is_dir()
+        else set()
+    )
+    maps_loaded = len(load_maps) == map_files
+    date_attributes = {
+        target.attribute
+        for load_map in load_maps.values()
+        for target in load_map.columns.values()
+        if isinstance(target, AttributeColumn) and target.type in ("date", "timestamp")
+    }
+    for name, campaign in campaigns.items():
+        path = next(iter(sorted((folder / CAMPAIGNS_DIR).glob(f"{name}.y*ml"))))
+        rel = _rel(path, root)
+        for field, message in check_references(
+            campaign,
+            segments=_stems(folder / SEGMENTS_DIR),
+            load_maps=_stems(folder / LOAD_MAPS_DIR),
+            templates=templates,
+            date_attributes=date_attributes if maps_loaded else None,
+            has_funnel_events=any(m.entity == "funnel_events" for m in load_maps.values()) if maps_loaded else None,
+            senders=config.senders.model_dump() if config is not None else None,
+        ):
+            problems.append(Problem(rel, field, message))
 
 
 def _load_named(folder: Path, root: Path, model: type[M], key: str, problems: list[Problem]) -> dict[str, M]:

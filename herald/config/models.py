@@ -261,6 +261,7 @@ class Client(BaseModel):
     default_region: str
     load_maps: dict[str, LoadMap]
     segments: dict[str, "SegmentConfig"] = {}
+    campaigns: dict[str, "CampaignConfig"] = {}
 
     @property
     def client_id(self) -> str:
@@ -281,5 +282,6 @@ class Deployment(BaseModel):
 
 
 from herald.config.segments import SegmentConfig  # noqa: E402  (segments.py builds on Strict above)
+from herald.config.campaigns import CampaignConfig  # noqa: E402  (campaigns.py builds on Strict above)
 
 Client.model_rebuild()

@@ -323,11 +323,18 @@ def test_cli_lists_each_problem_on_its_own_line(config_copy: Path, columns: str 
 
 
 @pytest.mark.parametrize("columns", [WIDE_TERMINAL, NARROW_PIPE])
-def test_cli_on_a_clean_config_prints_a_one_line_summary(columns: str | None) -> None:
+def test_cli_on_a_clean_config_prints_a_summary_line_then_one_line_per_campaign(columns: str | None) -> None:
     result = run_config_check(EXAMPLE_CONFIG, columns)
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.splitlines() == [
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
         "config OK: 3 clients (bright_smiles_dental, lakeside_realty, northfield_college), "
         f"4 load maps in {EXAMPLE_CONFIG}"
+    )
+    assert [line.split(" | ")[0].strip() for line in lines[1:]] == [
+        "bright_smiles_dental/appointment_reminder",
+        "lakeside_realty/new_listings",
+        "northfield_college/admitted_nurture",
     ]
+    assert "At 09:30 AM, Monday through Friday (America/Denver)" in lines[2]

@@ -1,0 +1,50 @@
+"""Human-readable lines describing a validated deployment, for ``herald config check``.
+
+One line per campaign, e.g.::
+
+    bright_smiles_dental/appointment_reminder | active | appointment_reminder (transactional)
+    | audience upcoming_appointments | When a packet of type appointments arrives | limit 125/day
+    | steps: 1) reminder: sms, 24h before appointment_at, variants friendly 50% / brief 50%
+
+(on one line). Pure: takes the deployment, returns strings; the CLI prints them.
+"""
+
+from __future__ import annotations
+
+from herald.config.campaigns import CampaignConfig, Step
+from herald.config.models import Deployment
+
+
+def _percent(weight: float, total: float) -> str:
+    return f"{round(100 * weight / total):d}%"
+
+
+def describe_step(number: int, step: Step) -> str:
+    channels = f'"{step.rule}"' if step.rule is not None else step.channel
+    total = sum(v.weight for v in step.variants)
+    variants = " / ".join(f"{v.name} {_percent(v.weight, total)}" for v in step.variants)
+    return f"{number}) {step.name}: {channels}, {step.timing()}, variants {variants}"
+
+
+def campaign_line(client_id: str, time_zone: str, campaign: CampaignConfig) -> str:
+    parts = [
+        f"{client_id}/{campaign.name}",
+        campaign.status,
+        f"{campaign.message_type} ({campaign.category})",
+        f"audience {campaign.audience}",
+        campaign.describe_trigger(time_zone),
+    ]
+    if campaign.daily_limit is not None:
+        parts.append(f"limit {campaign.daily_limit}/day")
+    steps = "; ".join(describe_step(i, s) for i, s in enumerate(campaign.steps, start=1))
+    parts.append(f"steps: {steps}")
+    return " | ".join(parts)
+
+
+def deployment_summary(deployment: Deployment) -> list[str]:
+    """One line per campaign, clients and campaigns in name order."""
+    return [
+        campaign_line(client_id, client.time_zone, client.campaigns[name])
+        for client_id, client in sorted(deployment.clients.items())
+        for name in sorted(client.campaigns)
+    ]
