@@ -9,6 +9,7 @@ from __future__ import annotations
 
 RAW_SCHEMA = "herald_raw"
 OPS_SCHEMA = "herald_ops"
+MARTS_SCHEMA = "marts"
 
 # (table, [(column, type)], primary key columns). ``JSON`` is replaced per engine.
 TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
@@ -131,6 +132,30 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         ("field_name",),
     ),
+    (
+        f"{OPS_SCHEMA}.segment_membership_events",
+        [
+            ("client_id", "varchar not null"),
+            ("segment_name", "varchar not null"),
+            ("contact_id", "varchar not null"),
+            ("event", "varchar not null"),  # entered | exited
+            ("occurred_at", "timestamp not null"),
+        ],
+        (),
+    ),
+    # The one Python-owned table in dbt's ``marts`` schema (issue 3 names it there): current
+    # members of each segment, written by the segment assets; dbt never builds a model of this name.
+    (
+        f"{MARTS_SCHEMA}.segment_members",
+        [
+            ("client_id", "varchar not null"),
+            ("segment_name", "varchar not null"),
+            ("contact_id", "varchar not null"),
+            ("entered_at", "timestamp not null"),
+            ("snapshot_at", "timestamp not null"),
+        ],
+        ("client_id", "segment_name", "contact_id"),
+    ),
 ]
 
 JSON_TYPE = {"duckdb": "json", "postgres": "jsonb"}
@@ -138,7 +163,11 @@ JSON_TYPE = {"duckdb": "json", "postgres": "jsonb"}
 
 def ddl_statements(engine: str) -> list[str]:
     """``create schema`` / ``create table if not exists`` for every Python-owned table."""
-    statements = [f"create schema if not exists {RAW_SCHEMA}", f"create schema if not exists {OPS_SCHEMA}"]
+    statements = [
+        f"create schema if not exists {RAW_SCHEMA}",
+        f"create schema if not exists {OPS_SCHEMA}",
+        f"create schema if not exists {MARTS_SCHEMA}",
+    ]
     for table, columns, key in TABLES:
         cols = [f"{name} {type_.replace('JSON', JSON_TYPE[engine])}" for name, type_ in columns]
         if key:

@@ -1,0 +1,1 @@
+"""Segment assets, one per configured segment."""

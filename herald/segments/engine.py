@@ -1,0 +1,209 @@
+"""Evaluate a configured segment to the sorted, distinct contact ids of one client.
+
+- ``manual``: members matched against ``marts.contacts`` by external id, by phone (E.164 in the
+  client's region) and by email (trimmed, lower-case);
+- ``sql``: the guarded SELECT, run read-only with the segment's timeout;
+- ``function``: ``module:callable(db, client_id)`` with a read-only handle.
+
+Whatever a segment returns, only the client's own contacts are kept.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from herald.config.models import Client
+from herald.config.segments import SegmentConfig
+from herald.contacts.phones import PhoneNormalizer
+from herald.segments.guard import SegmentSqlRefused, check_sql
+from herald.warehouse.connection import Session, Warehouse
+
+CONTACTS = "marts.contacts"
+
+
+class SegmentError(RuntimeError):
+    """A segment cannot be evaluated; the message names the segment and what is wrong."""
+
+    def __init__(self, client_id: str, segment_name: str, problem: str):
+        self.client_id = client_id
+        self.segment_name = segment_name
+        self.problem = problem
+        super().__init__(f"segment {client_id}/{segment_name}: {problem}")
+
+
+class ReadOnlyDatabase:
+    """What a ``function`` segment receives: queries over one read-only session."""
+
+    def __init__(self, session: Session):
+        self._session = session
+        self.engine = session.engine
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Rows of a query (``?`` placeholders on both engines)."""
+        return self._session.query(sql, params)[1]
+
+
+def check_segment_sql(client_id: str, segment: SegmentConfig, engine: str = "postgres") -> None:
+    """Raise :class:`SegmentError` when a ``sql`` segment's SQL would be refused."""
+    try:
+        check_sql(segment.sql or "", dialect=engine)
+    except SegmentSqlRefused as exc:
+        raise SegmentError(client_id, segment.name, str(exc)) from None
+
+
+def evaluate_segment(warehouse: Warehouse, client: Client, segment: SegmentConfig) -> list[str]:
+    """The segment's members: contact ids of ``client``, sorted and distinct."""
+    evaluate: dict[str, Callable[[Warehouse, Client, SegmentConfig], list[str]]] = {
+        "manual": _manual,
+        "sql": _sql,
+        "function": _function,
+    }
+    return evaluate[segment.type](warehouse, client, segment)
+
+
+def manual_keys(members: Sequence[str], region: str) -> tuple[list[str], list[str], list[str]]:
+    """``(external_ids, phones_e164, emails)`` to match for a manual list: every entry is tried
+    as an external id; one with ``@`` as an email, any other that normalizes as a phone."""
+    normalizer = PhoneNormalizer(region)
+    external_ids, phones, emails = [], [], []
+    for raw in members:
+        text = raw.strip()
+        if not text:
+            continue
+        external_ids.append(text)
+        if "@" in text:
+            emails.append(text.lower())
+            continue
+        e164, valid = normalizer.normalize(text)
+        if valid and e164:
+            phones.append(e164)
+    return sorted(set(external_ids)), sorted(set(phones)), sorted(set(emails))
+
+
+def _in(column: str, values: list[str]) -> tuple[str, list[str]]:
+    if not values:
+        return "false", []
+    return f"{column} in ({', '.join('?' for _ in values)})", values
+
+
+def _manual(warehouse: Warehouse, client: Client, segment: SegmentConfig) -> list[str]:
+    external_ids, phones, emails = manual_keys(segment.members, client.default_region)
+    conditions, params = [], []
+    for column, values in (("external_id", external_ids), ("phone_e164", phones), ("lower(trim(email))", emails)):
+        condition, values_ = _in(column, values)
+        conditions.append(condition)
+        params.extend(values_)
+    sql = (
+        f"select distinct contact_id from {CONTACTS} where client_id = ? and ({' or '.join(conditions)}) "
+        "order by contact_id"
+    )
+    with _read_only(warehouse, client, segment) as session:
+        rows = session.query(sql, [client.client_id, *params])[1]
+    return [str(r[0]) for r in rows]
+
+
+def _sql(warehouse: Warehouse, client: Client, segment: SegmentConfig) -> list[str]:
+    check_segment_sql(client.client_id, segment, warehouse.engine)
+    # parse succeeded with exactly one statement, so only trailing semicolons can follow it;
+    # the newline keeps a trailing `-- comment` from swallowing the closing parenthesis
+    body = (segment.sql or "").strip().rstrip(";").rstrip()
+    sql = (
+        f"select distinct cast(s.contact_id as varchar) as contact_id from (\n{body}\n) as s "
+        f"join {CONTACTS} c on c.contact_id = s.contact_id and c.client_id = ? order by 1"
+    )
+    try:
+        with _read_only(warehouse, client, segment) as session:
+            rows = session.query(sql, [client.client_id])[1]
+    except SegmentError:
+        raise
+    except Exception as exc:  # the engine's own message says what is wrong with the query
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SegmentError(client.client_id, segment.name, f"the SQL failed: {message}") from exc
+    return [str(r[0]) for r in rows]
+
+
+def _function(warehouse: Warehouse, client: Client, segment: SegmentConfig) -> list[str]:
+    func = _import_function(client.client_id, segment)
+    with _read_only(warehouse, client, segment) as session:
+        result = func(ReadOnlyDatabase(session), client.client_id)
+        ids = _validate_ids(client.client_id, segment, result)
+        if not ids:
+            return []
+        own = {str(r[0]) for r in session.query(f"select contact_id from {CONTACTS} where client_id = ?", [client.client_id])[1]}
+    return sorted(ids & own)
+
+
+def _import_function(client_id: str, segment: SegmentConfig) -> Callable[..., Any]:
+    module_name, _, attr = (segment.function or "").partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SegmentError(client_id, segment.name, f"cannot import {module_name!r}: {exc}") from None
+    func = getattr(module, attr, None)
+    if not callable(func):
+        raise SegmentError(client_id, segment.name, f"{module_name!r} has no callable {attr!r}")
+    return func
+
+
+def _validate_ids(client_id: str, segment: SegmentConfig, result: Any) -> set[str]:
+    if result is None or isinstance(result, (str, bytes)) or not hasattr(result, "__iter__"):
+        raise SegmentError(
+            client_id, segment.name, f"{segment.function} must return an iterable of contact ids, not {type(result).__name__}"
+        )
+    ids: set[str] = set()
+    for value in result:
+        if not isinstance(value, str):
+            raise SegmentError(
+                client_id, segment.name, f"{segment.function} returned {value!r} ({type(value).__name__}); contact ids are strings"
+            )
+        ids.add(value)
+    return ids
+
+
+@contextmanager
+def _read_only(warehouse: Warehouse, client: Client, segment: SegmentConfig) -> Iterator[Session]:
+    """A read-only session that gives up after the segment's ``timeout_seconds``
+    (PostgreSQL: ``statement_timeout``; DuckDB: the connection is interrupted by a timer)."""
+    seconds = segment.timeout_seconds
+    timed_out = threading.Event()
+    timer: threading.Timer | None = None
+    try:
+        with warehouse.session(read_only=True) as session:
+            if warehouse.engine == "postgres":
+                session.execute(f"set local statement_timeout = {int(seconds * 1000)}")
+            else:
+                # Session keeps its DuckDB connection private; interrupting it is the only way
+                # DuckDB offers to stop a running query from outside.
+                conn = session._conn  # noqa: SLF001
+
+                def interrupt() -> None:
+                    timed_out.set()
+                    conn.interrupt()
+
+                timer = threading.Timer(seconds, interrupt)
+                timer.daemon = True
+                timer.start()
+            yield session
+    except SegmentError:
+        raise
+    except Exception as exc:
+        if timed_out.is_set() or _is_query_canceled(exc):
+            raise SegmentError(
+                client.client_id, segment.name, f"timed out after {seconds} s (timeout_seconds: {seconds})"
+            ) from None
+        raise
+    finally:
+        if timer is not None:
+            timer.cancel()
+
+
+def _is_query_canceled(exc: BaseException) -> bool:
+    try:
+        import psycopg2.errors
+    except ImportError:  # pragma: no cover - psycopg2 is a dependency
+        return False
+    return isinstance(exc, psycopg2.errors.QueryCanceled)
