@@ -306,17 +306,34 @@ def demo(
             name = f"{Path(packet.file_name).stem}-{stamp}{Path(packet.file_name).suffix}"
             zone.put(local, packet.client_id, packet.packet_type, name)
             console.print(f"dropped {packet.client_id}/{packet.packet_type}/{name} ({packet.rows} rows, {packet.encoding})")
-    console.print("[bold]tick 1[/bold]: packet_arrival_sensor → one ingest run per packet")
-    first = _tick(settings, force=True)
-    console.print("[bold]tick 2[/bold]: packet_landed_sensor → one dbt build for the landed packets")
-    second = _tick(settings, force=True)
-    _print_packet_report(settings, [r.partition for r in first.runs if r.partition])
+    steps = [
+        "packet_arrival_sensor → one ingest run per packet",
+        "packet_landed_sensor → one dbt build for the landed packets",
+        "contacts_refreshed_sensor → segments re-evaluated over the new contacts",
+    ]
+    reports = []
+    for number, what in enumerate(steps, start=1):
+        console.print(f"[bold]tick {number}[/bold]: {what}")
+        reports.append(_tick(settings, force=True))
+    _print_packet_report(settings, [r.partition for r in reports[0].runs if r.partition])
+    _print_segments(settings)
     console.print(f"demo finished in {time.perf_counter() - started:.1f}s. Try: herald sql \"select count(*) from marts.contacts\"")
-    if not (first.ok and second.ok):
+    if not all(r.ok for r in reports):
         err.print(
             f"[red]some runs failed[/red]: their logs are in {settings.home / 'logs' / 'tick.log'} and the Dagster UI (make dev)"
         )
         raise typer.Exit(1)
+
+
+def _print_segments(settings: Settings) -> None:
+    from herald.warehouse.connection import Warehouse
+
+    with Warehouse(settings.warehouse).session(read_only=True) as s:
+        _, rows = s.query(
+            "select client_id, segment_name, count(*) from marts.segment_members group by 1, 2 order by 1, 2"
+        )
+    if rows:
+        console.print("segments: " + ", ".join(f"{c}/{name} {n}" for c, name, n in rows), highlight=False)
 
 
 def _print_packet_report(settings: Settings, packet_ids: list[str]) -> None:

@@ -8,13 +8,14 @@ from assets.segments.segments import segment_assets
 from assets.transform.dbt import herald_dbt_models
 from orchestration.jobs import ingest_packet_job, refresh_segments_job, transform_packets_job
 from resources import DropZoneResource, HeraldConfigResource, WarehouseResource, build_dbt_resource
+from sensors.contacts_refreshed import contacts_refreshed_sensor
 from sensors.packet_arrival import packet_arrival_sensor
 from sensors.packet_landed import packet_landed_sensor
 
 defs = dg.Definitions(
     assets=[client_config, packet_rows, herald_dbt_models, *segment_assets],
     jobs=[ingest_packet_job, transform_packets_job, refresh_segments_job],
-    sensors=[packet_arrival_sensor, packet_landed_sensor],
+    sensors=[packet_arrival_sensor, packet_landed_sensor, contacts_refreshed_sensor],
     resources={
         "warehouse": WarehouseResource(),
         "dropzone": DropZoneResource(),

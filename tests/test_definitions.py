@@ -20,9 +20,10 @@ def defs() -> dg.Definitions:
 def test_jobs_and_sensors_resolve(defs: dg.Definitions) -> None:
     assert {j.name for j in defs.resolve_all_job_defs()} >= {"ingest_packet_job", "transform_packets_job"}
     sensors = {s.name: s for s in defs.sensors or []}
-    assert set(sensors) == {"packet_arrival_sensor", "packet_landed_sensor"}
+    assert set(sensors) == {"packet_arrival_sensor", "packet_landed_sensor", "contacts_refreshed_sensor"}
     assert sensors["packet_arrival_sensor"].job_name == "ingest_packet_job"
     assert sensors["packet_landed_sensor"].job_name == "transform_packets_job"
+    assert sensors["contacts_refreshed_sensor"].job_name == "refresh_segments_job"
     defs.resolve_job_def("ingest_packet_job")  # raises if the selection does not resolve
 
 

@@ -90,6 +90,7 @@ def test_demo_prints_a_report_per_packet(deployed: Deployment) -> None:
     assert "expected 12 fields like the header, found 13" in out  # the ragged dental row, with its line
     assert "required field 'phone' (column 'Cell Phone') is empty" in out
     assert "demo finished" in out
+    assert "segments: " in out and "northfield_college/admitted_not_enrolled" in out
 
 
 def test_every_row_of_every_packet_is_accounted_for(deployed: Deployment) -> None:
@@ -233,7 +234,8 @@ def test_every_packet_step_is_timed(deployed: Deployment) -> None:
 
 def test_tick_until_idle_then_a_tick_with_nothing_new_starts_no_run(deployed: Deployment) -> None:
     done = [line for line in deployed.tick_output.splitlines() if line.startswith("tick done")]
-    assert done == ["tick done: 3 runs", "tick done: 1 run", "tick done: 0 runs"]  # 3 uploads, 1 dbt build
+    # 3 uploads → 3 ingest runs; then 1 dbt build; then 1 segment refresh; then nothing new
+    assert done == ["tick done: 3 runs", "tick done: 1 run", "tick done: 1 run", "tick done: 0 runs"]
     assert deployed.tick_output.count("SUCCESS transform_packets_job") == 1
     assert "tick done: 0 runs" in deployed.idle_tick_output
 
@@ -252,3 +254,24 @@ def test_dropzone_check_lists_clients_and_nothing_left_waiting(deployed: Deploym
     assert "drop zone OK: local folder" in out
     assert "clients: bright_smiles_dental, lakeside_realty, northfield_college" in out
     assert "no packets waiting" in out
+
+
+def test_segments_follow_the_new_contacts(deployed: Deployment) -> None:
+    members = {
+        r["segment_name"]: r["n"]
+        for r in deployed.sql("select segment_name, count(*) as n from marts.segment_members group by 1")
+    }
+    # latest stage 'admitted' and never enrolled, counted straight from the funnel events
+    (expected,) = deployed.sql(
+        "select count(distinct f.contact_id) as n from marts.funnel_events f "
+        "join (select contact_id, max(occurred_at) as last_at from marts.funnel_events group by 1) l "
+        "on l.contact_id = f.contact_id and l.last_at = f.occurred_at "
+        "where f.to_stage = 'admitted' and not exists (select 1 from marts.funnel_events e "
+        "where e.contact_id = f.contact_id and e.to_stage = 'enrolled')"
+    )
+    assert members.get("admitted_not_enrolled", 0) == expected["n"] > 0
+    entered = deployed.sql(
+        "select count(*) as n from herald_ops.segment_membership_events "
+        "where segment_name = 'admitted_not_enrolled' and event = 'entered'"
+    )
+    assert entered == [{"n": expected["n"]}]
