@@ -2,7 +2,17 @@
 
 {#- Strip leading and trailing whitespace (spaces, tabs, line breaks). -#}
 {% macro trim_whitespace(text_expr) -%}
+    {{ return(adapter.dispatch('trim_whitespace', 'herald')(text_expr)) }}
+{%- endmacro %}
+
+{% macro default__trim_whitespace(text_expr) -%}
     {{ herald.regexp_replace_all(text_expr, '^[[:space:]]+|[[:space:]]+$', '') }}
+{%- endmacro %}
+
+{#- RE2's [[:space:]] is exactly these six ASCII characters; trim() strips them without running
+    a regular expression on every cell. -#}
+{% macro duckdb__trim_whitespace(text_expr) -%}
+    trim({{ text_expr }}, chr(32) || chr(9) || chr(10) || chr(11) || chr(12) || chr(13))
 {%- endmacro %}
 
 

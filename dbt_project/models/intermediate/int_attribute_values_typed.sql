@@ -1,7 +1,38 @@
 with
 
-attribute_values as (
+-- not materialized (here and below): the values are read twice, and re-reading the view is
+-- cheaper than the copy both engines would otherwise make of a CTE read more than once
+attribute_values as not materialized (
     select * from {{ ref('stg_packets__attribute_values') }}
+),
+
+-- Parsing runs once per distinct text, not once per cell: a packet repeats the same dates,
+-- amounts and flags on many rows. A text is keyed with what changes its parse: the separator
+-- for arrays, the client's time zone for timestamps ('' where it does not matter, so the keys
+-- join with a plain `=`).
+keyed_values as not materialized (
+    select
+        *,
+        case
+            when attribute_type = 'array' then coalesce(nullif(array_separator, ''), ',')
+            else ''
+        end as parse_separator,
+        case
+            when attribute_type = 'timestamp' then coalesce(client_time_zone, '')
+            else ''
+        end as parse_time_zone
+    from attribute_values
+),
+
+distinct_texts as (
+    select distinct
+        attribute_type,
+        raw_value,
+        parse_separator,
+        parse_time_zone
+    from keyed_values
+    where raw_value is not null
+        and attribute_type in ('numeric', 'boolean', 'date', 'timestamp', 'array')
 ),
 
 prepared as (
@@ -16,7 +47,7 @@ prepared as (
                 ) }}
         end as numeric_text,
         case when attribute_type in ('date', 'timestamp') then raw_value end as datetime_text
-    from attribute_values
+    from distinct_texts
 ),
 
 -- materialized: each parsing step below reads the match groups many times, and PostgreSQL
@@ -42,10 +73,12 @@ local_datetimes as (
     from split_datetimes
 ),
 
-typed as (
+parsed_texts as (
     select
-        *,
-        case when attribute_type = 'string' then raw_value end as string_value,
+        attribute_type,
+        raw_value,
+        parse_separator,
+        parse_time_zone,
         case when attribute_type = 'numeric' then {{ try_cast_numeric('numeric_text') }} end as numeric_value,
         case
             when attribute_type = 'boolean' and lower(raw_value) in ('true', 'yes', 'y', '1') then true
@@ -55,13 +88,30 @@ typed as (
         -- files hold local times in the client's time zone; Herald stores naive UTC
         case
             when attribute_type = 'timestamp'
-                then {{ local_to_utc('local_datetime', 'client_time_zone') }}
+                then {{ local_to_utc('local_datetime', "nullif(parse_time_zone, '')") }}
         end as timestamp_value,
         case
-            when attribute_type = 'array' and raw_value is not null
-                then {{ split_to_json_array('raw_value', "coalesce(nullif(array_separator, ''), ',')") }}
+            when attribute_type = 'array'
+                then {{ split_to_json_array('raw_value', 'parse_separator') }}
         end as array_value
     from local_datetimes
+),
+
+typed as (
+    select
+        keyed_values.*,
+        case when keyed_values.attribute_type = 'string' then keyed_values.raw_value end as string_value,
+        parsed_texts.numeric_value,
+        parsed_texts.boolean_value,
+        parsed_texts.date_value,
+        parsed_texts.timestamp_value,
+        parsed_texts.array_value
+    from keyed_values
+    left join parsed_texts
+        on keyed_values.attribute_type = parsed_texts.attribute_type
+        and keyed_values.raw_value = parsed_texts.raw_value
+        and keyed_values.parse_separator = parsed_texts.parse_separator
+        and keyed_values.parse_time_zone = parsed_texts.parse_time_zone
 ),
 
 final as (

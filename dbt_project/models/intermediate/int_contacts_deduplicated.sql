@@ -7,10 +7,44 @@ contact_rows as (
     select * from {{ ref('int_contact_rows_cleaned') }}
 ),
 
+-- A contact from a single row (most contacts of a big first packet) needs no merging: only
+-- contacts with several rows go through the aggregation. Materialized: both branches read it.
+counted_rows as materialized (
+    select
+        *,
+        count(*) over (partition by contact_id, client_id) as source_row_count
+    from contact_rows
+),
+
+-- the single row's values, as the aggregation below would pick them
+single_row_contacts as (
+    select
+        contact_id,
+        client_id,
+        external_id,
+        first_name,
+        last_name,
+        email,
+        case when email is not null then is_email_valid end as is_email_valid,
+        case when phone_raw is not null then phone_e164 end as phone_e164,
+        case when phone_raw is not null then is_phone_valid end as is_phone_valid,
+        postal_code,
+        time_zone,
+        packet_id as first_packet_id,
+        line_number as first_line_number,
+        packet_id as last_packet_id,
+        line_number as last_line_number,
+        source_row_count,
+        packet_received_at as created_at,
+        packet_received_at as updated_at
+    from counted_rows
+    where source_row_count = 1
+),
+
 -- For each field the latest row that has a value wins, so an empty cell in a newer packet
 -- never erases what an older packet said. Email and phone come with their validity flag from
 -- the same row, and a valid value beats a newer invalid one.
-deduplicated as (
+merged_contacts as (
     select
         contact_id,
         client_id,
@@ -30,8 +64,15 @@ deduplicated as (
         count(*) as source_row_count,
         min(packet_received_at) as created_at,
         max(packet_received_at) as updated_at
-    from contact_rows
+    from counted_rows
+    where source_row_count > 1
     group by contact_id, client_id
+),
+
+deduplicated as (
+    select * from single_row_contacts
+    union all
+    select * from merged_contacts
 ),
 
 final as (

@@ -10,7 +10,9 @@ phone_numbers as (
     select * from {{ ref('stg_packets__phone_numbers') }}
 ),
 
-contact_rows as (
+-- not materialized: read three times below; filtered scans of the table are cheaper than
+-- the copy both engines would otherwise make of a CTE read more than once
+contact_rows as not materialized (
     select * from {{ ref('int_contact_rows_cleaned') }}
 ),
 
@@ -75,6 +77,7 @@ identified as (
 ),
 
 -- the contact of the latest contact row carrying each external id, valid phone and valid email
+-- that some funnel row names (only those: contact rows far outnumber funnel rows)
 contacts_by_external_id as (
     select
         client_id,
@@ -82,6 +85,11 @@ contacts_by_external_id as (
         {{ first_value_by('contact_id', latest) }} as contact_id
     from contact_rows
     where external_id is not null
+        and exists (
+            select 1 from identified
+            where identified.client_id = contact_rows.client_id
+                and identified.external_id = contact_rows.external_id
+        )
     group by client_id, external_id
 ),
 
@@ -91,7 +99,13 @@ contacts_by_phone as (
         phone_e164,
         {{ first_value_by('contact_id', latest) }} as contact_id
     from contact_rows
-    where is_phone_valid and phone_e164 is not null
+    where is_phone_valid
+        and phone_e164 is not null
+        and exists (
+            select 1 from identified
+            where identified.client_id = contact_rows.client_id
+                and identified.phone_e164 = contact_rows.phone_e164
+        )
     group by client_id, phone_e164
 ),
 
@@ -102,6 +116,11 @@ contacts_by_email as (
         {{ first_value_by('contact_id', latest) }} as contact_id
     from contact_rows
     where is_email_valid
+        and exists (
+            select 1 from identified
+            where identified.client_id = contact_rows.client_id
+                and identified.email = contact_rows.email
+        )
     group by client_id, email
 ),
 

@@ -1,6 +1,15 @@
+{%- set final_columns = [
+    'contact_id', 'client_id', 'attribute_name', 'attribute_type', 'string_value', 'numeric_value',
+    'boolean_value', 'date_value', 'timestamp_value', 'array_value', 'raw_value', 'is_parsed',
+    'packet_id', 'line_number', 'packet_received_at as updated_at',
+] -%}
+
 with
 
-attribute_values as (
+-- not materialized (here and in contact_values): the values are read twice, and re-reading
+-- the table is cheaper than the copy both engines would otherwise make of a CTE read more
+-- than once
+attribute_values as not materialized (
     select * from {{ ref('int_attribute_values_typed') }}
 ),
 
@@ -8,14 +17,27 @@ contact_rows as (
     select * from {{ ref('int_contact_rows_cleaned') }}
 ),
 
-contact_values as (
+-- Values compete only within a contact merged from several rows; a contact from a single row
+-- (most contacts of a big first packet) has one value per attribute already. Materialized:
+-- each of the two branches below joins it.
+counted_contact_rows as materialized (
     select
-        contact_rows.contact_id,
+        packet_id,
+        line_number,
+        contact_id,
+        count(*) over (partition by contact_id) as contact_row_count
+    from contact_rows
+),
+
+contact_values as not materialized (
+    select
+        counted_contact_rows.contact_id,
+        counted_contact_rows.contact_row_count,
         attribute_values.*
     from attribute_values
-    inner join contact_rows
-        on attribute_values.packet_id = contact_rows.packet_id
-        and attribute_values.line_number = contact_rows.line_number
+    inner join counted_contact_rows
+        on attribute_values.packet_id = counted_contact_rows.packet_id
+        and attribute_values.line_number = counted_contact_rows.line_number
     where attribute_values.raw_value is not null
 ),
 
@@ -33,25 +55,17 @@ ranked as (
                 line_number desc
         ) as value_rank
     from contact_values
+    where contact_row_count > 1
 ),
 
 final as (
     select
-        contact_id,
-        client_id,
-        attribute_name,
-        attribute_type,
-        string_value,
-        numeric_value,
-        boolean_value,
-        date_value,
-        timestamp_value,
-        array_value,
-        raw_value,
-        is_parsed,
-        packet_id,
-        line_number,
-        packet_received_at as updated_at
+        {{ final_columns | join(',\n        ') }}
+    from contact_values
+    where contact_row_count = 1
+    union all
+    select
+        {{ final_columns | join(',\n        ') }}
     from ranked
     where value_rank = 1
 )

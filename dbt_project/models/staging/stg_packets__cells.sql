@@ -12,21 +12,27 @@ canonical_fields as (
     select * from {{ source('herald_ops', 'canonical_fields') }}
 ),
 
+entries as (
+    {{ json_object_entries('packet_rows', 'row_data', [
+        'packet_id', 'client_id', 'packet_type', 'entity', 'keep_unmapped', 'line_number',
+        'packet_received_at', 'client_time_zone', 'client_default_region',
+    ]) }}
+),
+
 cells as (
     select
-        packet_rows.packet_id,
-        packet_rows.client_id,
-        packet_rows.packet_type,
-        packet_rows.entity,
-        packet_rows.keep_unmapped,
-        packet_rows.line_number,
-        packet_rows.packet_received_at,
-        packet_rows.client_time_zone,
-        packet_rows.client_default_region,
-        entries.column_name as source_column,
-        nullif({{ trim_whitespace('entries.column_value') }}, '') as raw_value
-    from packet_rows
-    cross join {{ json_object_entries('packet_rows.row_data') }} as entries
+        packet_id,
+        client_id,
+        packet_type,
+        entity,
+        keep_unmapped,
+        line_number,
+        packet_received_at,
+        client_time_zone,
+        client_default_region,
+        column_name as source_column,
+        nullif({{ trim_whitespace('column_value') }}, '') as raw_value
+    from entries
 ),
 
 mapped as (
