@@ -143,6 +143,161 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         (),
     ),
+    # -- campaigns (issue 3): configuration for dbt's message plan --------------------------
+    (
+        f"{OPS_SCHEMA}.campaigns",
+        [
+            ("client_id", "varchar not null"),
+            ("campaign", "varchar not null"),
+            ("message_type", "varchar not null"),
+            ("category", "varchar not null"),  # marketing | transactional
+            ("status", "varchar not null"),  # active | paused
+            ("audience", "varchar not null"),  # segment name
+            ("trigger_type", "varchar not null"),  # schedule | segment_entry | packet_arrival | funnel_event
+            ("trigger_cron", "varchar"),
+            ("trigger_packet_type", "varchar"),
+            ("trigger_to_stage", "varchar"),
+            ("trigger_funnel_type", "varchar"),
+            ("daily_limit", "bigint"),
+            ("loaded_at", "timestamp not null"),
+        ],
+        ("client_id", "campaign"),
+    ),
+    (
+        f"{OPS_SCHEMA}.campaign_steps",
+        [
+            ("client_id", "varchar not null"),
+            ("campaign", "varchar not null"),
+            ("step", "varchar not null"),
+            ("position", "bigint not null"),  # 1-based
+            ("channel", "varchar not null"),  # the channel tried first
+            ("fallback_channel", "varchar"),  # rule "sms; email if phone is missing" → email
+            ("fallback_if_missing", "varchar"),  # ... → phone
+            # When the step is due: anchor_field null → the trigger's time, else that contact
+            # date/timestamp field or attribute; plus anchor_minutes (signed, delays accumulate).
+            ("anchor_field", "varchar"),
+            ("anchor_minutes", "bigint not null"),
+        ],
+        ("client_id", "campaign", "step"),
+    ),
+    (
+        f"{OPS_SCHEMA}.campaign_variants",
+        [
+            ("client_id", "varchar not null"),
+            ("campaign", "varchar not null"),
+            ("step", "varchar not null"),
+            ("variant", "varchar not null"),
+            ("weight", "double not null"),
+            # the variant takes contacts whose hash bucket (0..9999) is in [bucket_from, bucket_to)
+            ("bucket_from", "bigint not null"),
+            ("bucket_to", "bigint not null"),
+            ("sms_template", "varchar"),
+            ("email_template", "varchar"),
+            ("subject", "varchar"),
+        ],
+        ("client_id", "campaign", "step", "variant"),
+    ),
+    (
+        f"{OPS_SCHEMA}.send_windows",
+        [
+            ("client_id", "varchar not null"),
+            ("iso_day_of_week", "bigint not null"),  # 1 = Monday ... 7 = Sunday
+            ("start_minute", "bigint not null"),  # minutes after local midnight, inclusive
+            ("end_minute", "bigint not null"),  # exclusive
+        ],
+        ("client_id", "iso_day_of_week"),
+    ),
+    # One row per firing of a campaign's trigger; the message plan expands each into messages.
+    (
+        f"{OPS_SCHEMA}.campaign_occurrences",
+        [
+            ("client_id", "varchar not null"),
+            ("campaign", "varchar not null"),
+            ("occurrence", "varchar not null"),  # e.g. 2026-11-23T09:30-07:00 | packet:<id> | entry:<at>
+            ("trigger_type", "varchar not null"),
+            ("fired_at", "timestamp not null"),
+            ("events_since", "timestamp"),  # segment_entry / funnel_event: events after this ...
+            ("packet_id", "varchar"),  # packet_arrival: the packet
+            ("requested_by", "varchar"),  # Dagster run id, schedule or sensor
+            ("recorded_at", "timestamp not null"),
+        ],
+        ("client_id", "campaign", "occurrence"),
+    ),
+    # -- delivery (issue 3) ----------------------------------------------------------------
+    (
+        f"{OPS_SCHEMA}.outbox",
+        [
+            ("message_key", "varchar not null"),  # md5(client|campaign|step|contact|channel|occurrence)
+            ("client_id", "varchar not null"),
+            ("campaign", "varchar not null"),
+            ("step", "varchar not null"),
+            ("variant", "varchar not null"),
+            ("occurrence", "varchar not null"),
+            ("contact_id", "varchar not null"),
+            ("message_type", "varchar not null"),
+            ("category", "varchar not null"),
+            ("channel", "varchar not null"),  # sms | email
+            ("to_address", "varchar not null"),  # E.164 or lower-cased email
+            ("sender", "varchar"),
+            ("template", "varchar"),
+            ("subject", "varchar"),
+            ("body_text", "varchar"),  # the SMS body, or the email's plain-text part
+            ("body_html", "varchar"),
+            ("headers", "JSON"),  # email headers (List-Unsubscribe, ...)
+            ("sms_segments", "bigint"),
+            ("sms_encoding", "varchar"),
+            ("send_after", "timestamp not null"),  # not before this (quiet hours, offsets)
+            # queued → sending → sent | failed; held (never rendered / outcome unknown, needs a
+            # person); suppressed (opted out at claim time); cancelled
+            ("status", "varchar not null"),
+            ("status_reason", "varchar"),
+            ("attempts", "bigint not null"),
+            ("next_attempt_at", "timestamp"),  # a transient failure waits until then
+            ("claim_token", "varchar"),
+            ("claimed_at", "timestamp"),
+            ("provider", "varchar"),
+            ("provider_message_id", "varchar"),
+            ("enqueued_at", "timestamp not null"),
+            ("sent_at", "timestamp"),
+            ("updated_at", "timestamp not null"),
+        ],
+        ("message_key",),
+    ),
+    (
+        f"{OPS_SCHEMA}.delivery_attempts",
+        [
+            ("message_key", "varchar not null"),
+            ("attempt_number", "bigint not null"),
+            ("claim_token", "varchar"),
+            ("channel", "varchar not null"),
+            ("provider", "varchar"),
+            # sent | transient_error | permanent_error | suppressed | reconciled_sent |
+            # reconciled_not_sent | held_unknown
+            ("outcome", "varchar not null"),
+            ("error_code", "varchar"),
+            ("error_reason", "varchar"),
+            ("provider_message_id", "varchar"),
+            ("started_at", "timestamp not null"),
+            ("finished_at", "timestamp not null"),
+        ],
+        (),
+    ),
+    # Who must not be messaged: per client or global (client_id '*'), per channel or all ('*').
+    # The compliance issue fills it (opt-outs, bounces, complaints, manual blocks); the plan
+    # excludes these addresses and the delivery claim re-checks them in its transaction.
+    (
+        f"{OPS_SCHEMA}.suppressions",
+        [
+            ("client_id", "varchar not null"),
+            ("channel", "varchar not null"),
+            ("address", "varchar not null"),  # E.164 phone or lower-cased email
+            ("reason", "varchar not null"),  # opt_out | hard_bounce | complaint | manual_block
+            ("source", "varchar"),
+            ("note", "varchar"),
+            ("created_at", "timestamp not null"),
+        ],
+        ("client_id", "channel", "address"),
+    ),
     # The one Python-owned table in dbt's ``marts`` schema (issue 3 names it there): current
     # members of each segment, written by the segment assets; dbt never builds a model of this name.
     (
@@ -174,6 +329,9 @@ def ddl_statements(engine: str) -> list[str]:
             cols.append(f"primary key ({', '.join(key)})")
         statements.append(f"create table if not exists {table} (\n  " + ",\n  ".join(cols) + "\n)")
     if engine == "postgres":
+        # DuckDB: no secondary index on columns that are updated (ART indexes turn each such
+        # update into delete + insert); its zone maps serve the due-message scan.
+        statements.append(f"create index if not exists outbox_due on {OPS_SCHEMA}.outbox (status, send_after)")
         statements.append(
             f"create index if not exists packets_client_sha on {OPS_SCHEMA}.packets (client_id, packet_type, sha256)"
         )
