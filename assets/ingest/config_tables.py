@@ -12,6 +12,10 @@ DESCRIPTIONS = {
     "load_maps": "One row per client and packet type: which entity the packet carries.",
     "load_map_columns": "One row per mapped packet column: canonical field or typed attribute.",
     "canonical_fields": "One row per canonical field a load map can target, with its type.",
+    "campaigns": "One row per campaign: message type, category, status, audience segment, trigger, daily limit.",
+    "campaign_steps": "One row per campaign step: channel rule and when it is due (anchor and minutes).",
+    "campaign_variants": "One row per A/B variant of a step: weight, hash-bucket range, templates, subject.",
+    "send_windows": "Allowed sending hours per client and ISO day of week, in the client's time zone.",
 }
 
 

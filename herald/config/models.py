@@ -43,9 +43,46 @@ def check_region(value: str) -> str:
     return value
 
 
+_CLOCK_RE = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
+
+
+def _minutes(clock: str) -> int:
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+class SendWindow(Strict):
+    """Local hours messages may go out (TCPA: 8:00-21:00 at the latest; Herald's default is
+    narrower). A message due outside the window is deferred to the next allowed moment."""
+
+    start: str = "09:00"
+    end: str = "20:00"
+    sunday_start: str = "12:00"
+
+    @field_validator("start", "end", "sunday_start")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        if not _CLOCK_RE.match(value):
+            raise ValueError(f"{value!r} is not a time of day; write HH:MM on a 24-hour clock, e.g. '09:00'")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SendWindow":
+        for start in (self.start, self.sunday_start):
+            if _minutes(start) >= _minutes(self.end):
+                raise ValueError(f"the window must start before it ends ({start} is not before {self.end})")
+        return self
+
+    def minutes(self, iso_day_of_week: int) -> tuple[int, int]:
+        """(start, end) minutes after local midnight on an ISO day of week (7 = Sunday)."""
+        start = self.sunday_start if iso_day_of_week == 7 else self.start
+        return _minutes(start), _minutes(self.end)
+
+
 class Defaults(Strict):
     time_zone: str = "America/New_York"
     default_region: str = "US"
+    send_window: SendWindow = SendWindow()
 
     _tz = field_validator("time_zone")(check_time_zone)
     _region = field_validator("default_region")(check_region)

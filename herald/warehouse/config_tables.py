@@ -8,7 +8,17 @@ from herald.packets.landing import utcnow
 from herald.warehouse.connection import Session
 from herald.warehouse.schema import OPS_SCHEMA, column_names
 
-CONFIG_TABLES = ("clients", "load_maps", "load_map_columns", "canonical_fields")
+CONFIG_TABLES = (
+    "clients",
+    "load_maps",
+    "load_map_columns",
+    "canonical_fields",
+    "campaigns",
+    "campaign_steps",
+    "campaign_variants",
+    "send_windows",
+)
+VARIANT_BUCKETS = 10_000  # a contact's A/B bucket is md5(contact|campaign|step) mod this
 
 
 def config_rows(deployment: Deployment) -> dict[str, list[tuple]]:
@@ -31,7 +41,69 @@ def config_rows(deployment: Deployment) -> dict[str, list[tuple]]:
                 required = kind == "field" and name in load_map.required
                 columns.append((c.client_id, load_map.packet_type, column, kind, name, data_type, sep, required, position))
     fields = [(f.name, f.data_type, f.stored_in, f.description) for f in CANONICAL_FIELDS]
-    return {"clients": clients, "load_maps": maps, "load_map_columns": columns, "canonical_fields": fields}
+    window = deployment.herald.defaults.send_window
+    windows = [
+        (client_id, day, *window.minutes(day)) for client_id in deployment.clients for day in range(1, 8)
+    ]
+    return {
+        "clients": clients,
+        "load_maps": maps,
+        "load_map_columns": columns,
+        "canonical_fields": fields,
+        **campaign_rows(deployment, now),
+        "send_windows": windows,
+    }
+
+
+def variant_buckets(weights: list[float]) -> list[tuple[int, int]]:
+    """Split 0..VARIANT_BUCKETS among variants in proportion to their weights, in order."""
+    total = sum(weights)
+    edges, running = [0], 0.0
+    for weight in weights:
+        running += weight
+        edges.append(round(VARIANT_BUCKETS * running / total))
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def campaign_rows(deployment: Deployment, now) -> dict[str, list[tuple]]:
+    """Campaigns, their steps (timing flattened to an anchor and minutes) and A/B variants."""
+    campaigns, steps, variants = [], [], []
+    for client_id, client in deployment.clients.items():
+        for name, campaign in client.campaigns.items():
+            t = campaign.trigger
+            campaigns.append(
+                (
+                    client_id, name, campaign.message_type, campaign.category, campaign.status,
+                    campaign.audience, t.type, getattr(t, "cron", None), getattr(t, "packet_type", None),
+                    getattr(t, "to_stage", None), getattr(t, "funnel_type", None), campaign.daily_limit, now,
+                )
+            )  # fmt: skip
+            anchor, minutes = None, 0
+            for position, step in enumerate(campaign.steps, start=1):
+                if step.offset is not None:
+                    anchor, minutes = step.offset.field, int(step.offset.delta.total_seconds() // 60)
+                elif step.delay_duration is not None:
+                    minutes += int(step.delay_duration.total_seconds() // 60)
+                choices = step.channel_choices
+                fallback = choices[1] if len(choices) > 1 else None
+                steps.append(
+                    (
+                        client_id, name, step.name, position, choices[0].channel,
+                        fallback.channel if fallback else None, fallback.if_missing if fallback else None,
+                        anchor, minutes,
+                    )
+                )  # fmt: skip
+                buckets = variant_buckets([v.weight for v in step.variants])
+                for variant, (low, high) in zip(step.variants, buckets):
+                    variants.append(
+                        (
+                            client_id, name, step.name, variant.name, variant.weight, low, high,
+                            variant.template_for("sms") if "sms" in step.channels else None,
+                            variant.template_for("email") if "email" in step.channels else None,
+                            step.subject_for(variant),
+                        )
+                    )  # fmt: skip
+    return {"campaigns": campaigns, "campaign_steps": steps, "campaign_variants": variants}
 
 
 def load_config_tables(session: Session, deployment: Deployment) -> dict[str, int]:

@@ -220,6 +220,7 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
             ("packet_id", "varchar"),  # packet_arrival: the packet
             ("requested_by", "varchar"),  # Dagster run id, schedule or sensor
             ("recorded_at", "timestamp not null"),
+            ("planned_at", "timestamp"),  # set once marts.message_plan has expanded it
         ],
         ("client_id", "campaign", "occurrence"),
     ),

@@ -1,0 +1,1 @@
+"""Campaign runs: record occurrences, render the message plan into the outbox, preview."""
