@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import datetime
 import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -34,6 +35,8 @@ dropzone_app = typer.Typer(help="Work with the drop zone (HERALD_DROPZONE_URL)."
 app.add_typer(dropzone_app, name="dropzone")
 segment_app = typer.Typer(help="Work with the configured segments.", no_args_is_help=True)
 app.add_typer(segment_app, name="segment")
+campaign_app = typer.Typer(help="Preview and send the configured campaigns.", no_args_is_help=True)
+app.add_typer(campaign_app, name="campaign")
 
 # Bound to the real terminal: `herald tick` sends Dagster's and dbt's own output to a log file.
 # soft_wrap: a line is never broken at the terminal width, so scripts can read the output.
@@ -297,7 +300,7 @@ def demo(
         raise typer.Exit(1) from None
     started = time.perf_counter()
     zone = open_dropzone(settings.dropzone)
-    packets = demo_packets(deployment, scale=scale)
+    packets = demo_packets(deployment, scale=scale, today=datetime.date.today())
     stamp = time.strftime("%Y%m%d%H%M%S")
     with tempfile.TemporaryDirectory() as tmp:
         for packet in packets:
@@ -310,6 +313,7 @@ def demo(
         "packet_arrival_sensor → one ingest run per packet",
         "packet_landed_sensor → one dbt build for the landed packets",
         "contacts_refreshed_sensor → segments re-evaluated over the new contacts",
+        "campaign_triggers_sensor → packet-triggered campaigns planned, rendered, delivered (sandbox)",
     ]
     reports = []
     for number, what in enumerate(steps, start=1):
@@ -317,6 +321,7 @@ def demo(
         reports.append(_tick(settings, force=True))
     _print_packet_report(settings, [r.partition for r in reports[0].runs if r.partition])
     _print_segments(settings)
+    _print_messages(settings)
     console.print(f"demo finished in {time.perf_counter() - started:.1f}s. Try: herald sql \"select count(*) from marts.contacts\"")
     if not all(r.ok for r in reports):
         err.print(
@@ -413,6 +418,128 @@ def segment_preview(
     console.print(table)
     if len(ids) > len(members):
         console.print(f"… {len(ids) - len(members)} more", style="dim")
+
+
+def _campaign(settings: Settings, client: str, name: str) -> tuple[Any, Any, Any]:
+    from herald.config import ConfigError, load_deployment
+
+    try:
+        deployment = load_deployment(settings.config_dir)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] the configuration has problems (run `herald config check`):\n{exc}")
+        raise typer.Exit(1) from None
+    configured = deployment.clients.get(client)
+    if configured is None:
+        err.print(f"[red]error:[/red] unknown client {client!r}; configured: {', '.join(deployment.clients)}")
+        raise typer.Exit(1)
+    campaign = configured.campaigns.get(name)
+    if campaign is None:
+        known = ", ".join(configured.campaigns) or "none"
+        err.print(f"[red]error:[/red] client {client!r} has no campaign {name!r}; it has: {known}")
+        raise typer.Exit(1)
+    return deployment, configured, campaign
+
+
+@campaign_app.command("preview")
+def campaign_preview(
+    client: Annotated[str, typer.Argument(help="Client id (a folder under config/clients).")],
+    name: Annotated[str, typer.Argument(help="Campaign name (clients/<client>/campaigns/<name>.yaml).")],
+    limit: Annotated[int, typer.Option(help="How many recipients to render.", min=1)] = 3,
+) -> None:
+    """Render the campaign for its first recipients exactly as it would go out (channel rule,
+    A/B variant, template, opt-out and unsubscribe wording), sending and writing nothing."""
+    from datetime import datetime, timezone
+
+    from rich.markup import escape
+
+    from herald.campaigns.links import links_from_env
+    from herald.campaigns.preview import preview_campaign
+    from herald.contacts.phones import mask_email, mask_phone
+    from herald.warehouse.connection import Warehouse, WarehouseError
+
+    settings = _settings()
+    deployment, _, campaign = _campaign(settings, client, name)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    try:
+        size, previews = preview_campaign(
+            Warehouse(settings.warehouse), deployment, settings.config_dir, links_from_env(settings.home),
+            client, campaign, limit, now,
+        )  # fmt: skip
+    except WarehouseError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(
+        f"campaign {client}/{name} ({campaign.message_type}, {campaign.status}): audience "
+        f"{campaign.audience} has {size} member{'s' if size != 1 else ''}; showing {len({p.contact_id for p in previews})}",
+        highlight=False,
+    )
+    for p in previews:
+        m = p.message
+        if m is None:
+            console.print(f"\n[bold]{p.contact_id}[/bold] step {p.step}: left out — {p.reason}", highlight=False)
+            continue
+        to = mask_phone(m.to_address) if m.channel == "sms" else mask_email(m.to_address)
+        head = f"\n[bold]{p.contact_id}[/bold] step {p.step} · variant {m.variant} · {m.channel} to {to} · template {m.template}"
+        console.print(head, highlight=False)
+        if m.status == "held":
+            console.print(f"  [red]held[/red]: {escape(m.status_reason or '')}", highlight=False)
+        elif m.channel == "sms":
+            console.print(f"  ({m.sms_segments} segment{'s' if m.sms_segments != 1 else ''}, {m.sms_encoding})", highlight=False)
+            console.print("  " + escape(m.body_text or "").replace("\n", "\n  "), highlight=False)
+        else:
+            console.print(f"  Subject: {escape(m.subject or '')}", highlight=False)
+            for header, value in m.headers.items():
+                console.print(f"  {header}: {escape(value)}", highlight=False)
+            console.print("  " + escape(m.body_text or "").replace("\n", "\n  "), highlight=False)
+
+
+@campaign_app.command("send")
+def campaign_send(
+    client: Annotated[str, typer.Argument(help="Client id.")],
+    name: Annotated[str, typer.Argument(help="Campaign name.")],
+    occurrence: Annotated[
+        Optional[str],
+        typer.Option(help="Name of this send; the same name never sends twice. Default: manual-<today>."),
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="Run it now with `herald tick` (off: leave it to a running Dagster).")] = True,
+) -> None:
+    """Send a campaign now, to its whole audience, as one named occurrence (through the same
+    plan, outbox, rules and delivery as a scheduled send). Repeating an occurrence sends nothing new."""
+    from datetime import date
+
+    from herald.campaigns.requests import clear_send_request, write_send_request
+
+    settings = _settings()
+    _campaign(settings, client, name)
+    label = occurrence or f"manual-{date.today().isoformat()}"
+    path = write_send_request(settings.home, client, name, label)
+    if not wait:
+        console.print(f"requested {client}/{name} occurrence {label}: the manual_send_sensor starts it", highlight=False)
+        return
+    report = _tick(settings, force=True)
+    clear_send_request(path)
+    _print_messages(settings, client)
+    if not report.ok:
+        err.print(f"some runs failed: their logs are in {settings.home / 'logs' / 'tick.log'} and the Dagster UI")
+        raise typer.Exit(1)
+
+
+def _print_messages(settings: Settings, client_id: str | None = None) -> None:
+    """Per campaign: planned, excluded (with reasons), and what the outbox did with the rest."""
+    from herald.campaigns.summary import campaign_summaries
+    from herald.warehouse.connection import Warehouse
+
+    for c in campaign_summaries(Warehouse(settings.warehouse), client_id):
+        console.print(
+            f"campaign {c.client_id}/{c.campaign}: {c.planned} planned, {c.excluded} excluded · "
+            f"{c.sent} sent, {c.deferred} deferred to their send window, {c.scheduled} scheduled later, "
+            f"{c.held} held, {c.failed} failed, {c.suppressed} suppressed",
+            highlight=False,
+        )
+        for reason, n in c.exclusions:
+            console.print(f"  excluded: {reason} ({n})", highlight=False)
+        for reason, n in c.problems:
+            console.print(f"  {reason} ({n})", highlight=False)
 
 
 def main() -> None:

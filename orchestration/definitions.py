@@ -2,25 +2,38 @@
 
 import dagster as dg
 
+from assets.delivery.campaigns import campaign_occurrences, delivery, outbox
 from assets.ingest.config_tables import client_config
 from assets.ingest.packets import packet_rows
 from assets.segments.segments import segment_assets
 from assets.transform.dbt import herald_dbt_models
-from orchestration.jobs import ingest_packet_job, refresh_segments_job, transform_packets_job
-from resources import DropZoneResource, HeraldConfigResource, WarehouseResource, build_dbt_resource
+from orchestration.jobs import (
+    deliver_messages_job,
+    ingest_packet_job,
+    refresh_segments_job,
+    send_campaigns_job,
+    transform_packets_job,
+)
+from orchestration.schedules import campaign_schedules, deliver_due_schedule
+from resources import DropZoneResource, HeraldConfigResource, ProvidersResource, WarehouseResource, build_dbt_resource
+from sensors.campaign_triggers import campaign_triggers_sensor
+from sensors.manual_send import manual_send_sensor
 from sensors.contacts_refreshed import contacts_refreshed_sensor
 from sensors.packet_arrival import packet_arrival_sensor
 from sensors.packet_landed import packet_landed_sensor
 
 defs = dg.Definitions(
-    assets=[client_config, packet_rows, herald_dbt_models, *segment_assets],
-    jobs=[ingest_packet_job, transform_packets_job, refresh_segments_job],
-    sensors=[packet_arrival_sensor, packet_landed_sensor, contacts_refreshed_sensor],
+    assets=[client_config, packet_rows, herald_dbt_models, *segment_assets, campaign_occurrences, outbox, delivery],
+    jobs=[ingest_packet_job, transform_packets_job, refresh_segments_job, send_campaigns_job, deliver_messages_job],
+    schedules=[*campaign_schedules, deliver_due_schedule],
+    sensors=[packet_arrival_sensor, packet_landed_sensor, contacts_refreshed_sensor, campaign_triggers_sensor,
+             manual_send_sensor],
     resources={
         "warehouse": WarehouseResource(),
         "dropzone": DropZoneResource(),
         "herald_config": HeraldConfigResource(),
         "dbt": build_dbt_resource(),
+        "providers": ProvidersResource(),
     },
     # One process per run: steps run in the run's own process (no per-step subprocess start-up).
     executor=dg.in_process_executor,

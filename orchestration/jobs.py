@@ -1,7 +1,10 @@
-"""Jobs: ingest one packet; transform everything landed; refresh the segments."""
+"""Jobs: ingest one packet; transform everything landed; refresh the segments; send campaigns;
+deliver due messages."""
 
 import dagster as dg
+from dagster_dbt import get_asset_key_for_model
 
+from assets.delivery.campaigns import DELIVERY_KEY, OCCURRENCES_KEY, OUTBOX_KEY
 from assets.ingest.config_tables import client_config
 from assets.ingest.packets import packet_rows
 from assets.segments.segments import SEGMENTS_GROUP
@@ -30,4 +33,30 @@ refresh_segments_job = dg.define_asset_job(
     description="Evaluates every configured segment over the marts and snapshots its members "
     "(marts.segment_members, entered/exited events).",
     tags={"herald/stage": "segments"},
+)
+
+# The campaign send: config → occurrences → dbt message plan → render + enqueue → deliver →
+# dbt messages marts. Requested by the campaign schedules and campaign_triggers_sensor, with the
+# occurrences in its run config; `herald campaign send` starts one by hand.
+SEND_MODELS = ("message_plan", "messages", "campaign_performance_daily")
+DELIVERY_MODELS = ("messages", "campaign_performance_daily")
+
+send_campaigns_job = dg.define_asset_job(
+    "send_campaigns_job",
+    selection=dg.AssetSelection.assets(client_config)
+    | dg.AssetSelection.keys(OCCURRENCES_KEY, OUTBOX_KEY, DELIVERY_KEY)
+    | dg.AssetSelection.assets(*[get_asset_key_for_model([herald_dbt_models], m) for m in SEND_MODELS]),
+    description="Plans the campaign occurrences in its config (and any a trigger fired), renders and "
+    "enqueues the messages idempotently, delivers what is due, and refreshes the messages marts.",
+    tags={"herald/stage": "send"},
+)
+
+# Releases messages whose time (or send window) has come, retries transient failures.
+deliver_messages_job = dg.define_asset_job(
+    "deliver_messages_job",
+    selection=dg.AssetSelection.keys(DELIVERY_KEY)
+    | dg.AssetSelection.assets(*[get_asset_key_for_model([herald_dbt_models], m) for m in DELIVERY_MODELS]),
+    description="Delivers every due outbox message (deferred ones once their window opens, retries "
+    "once their backoff is over) and refreshes marts.messages and the campaign performance mart.",
+    tags={"herald/stage": "deliver"},
 )

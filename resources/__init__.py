@@ -3,6 +3,14 @@
 from resources.config import HeraldConfigResource
 from resources.dbt import HeraldDbtResource, build_dbt_resource
 from resources.dropzone import DropZoneResource
+from resources.providers import ProvidersResource
 from resources.warehouse import WarehouseResource
 
-__all__ = ["DropZoneResource", "HeraldConfigResource", "HeraldDbtResource", "WarehouseResource", "build_dbt_resource"]
+__all__ = [
+    "DropZoneResource",
+    "HeraldConfigResource",
+    "HeraldDbtResource",
+    "ProvidersResource",
+    "WarehouseResource",
+    "build_dbt_resource",
+]

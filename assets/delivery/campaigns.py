@@ -1,0 +1,155 @@
+"""Campaign runs as assets: the occurrences a schedule or sensor fired, the rendered outbox,
+and delivery. dbt's ``marts/message_plan`` sits between the occurrences and the outbox;
+``marts/messages`` and ``analytics/campaign_performance_daily`` follow delivery."""
+
+from datetime import datetime, timezone
+from typing import Optional
+
+import dagster as dg
+from dagster_dbt import get_asset_key_for_model
+
+from assets.transform.dbt import herald_dbt_models
+from herald.campaigns.enqueue import enqueue_planned
+from herald.campaigns.links import links_from_env
+from herald.campaigns.occurrences import Occurrence, detect_triggered, mark_planned, record_occurrences
+from herald.delivery.engine import deliver_due
+from herald.delivery.outbox import OUTBOX
+from herald.contacts.phones import mask_email, mask_phone
+from herald.settings import Settings
+from orchestration.partitions import WAREHOUSE_POOL
+from resources import HeraldConfigResource, ProvidersResource, WarehouseResource
+
+DELIVERY_GROUP = "delivery"
+OCCURRENCES_KEY = dg.AssetKey(["herald_ops", "campaign_occurrences"])
+OUTBOX_KEY = dg.AssetKey(["herald_ops", "outbox"])
+DELIVERY_KEY = dg.AssetKey(["herald_ops", "delivery_attempts"])
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class OccurrenceSpec(dg.Config):
+    """One firing of a campaign, as a schedule (or `herald campaign send`) requests it."""
+
+    client_id: str
+    campaign: str
+    occurrence: str
+    trigger_type: str = "schedule"
+    fired_at: Optional[str] = None  # ISO, naive UTC; default: now
+
+
+class SendConfig(dg.Config):
+    occurrences: list[OccurrenceSpec] = []
+    detect_triggered: bool = False  # also look for new packets, segment entries, funnel events
+
+
+@dg.asset(
+    key=OCCURRENCES_KEY,
+    group_name=DELIVERY_GROUP,
+    pool=WAREHOUSE_POOL,
+    kinds={"python"},
+    deps=[dg.AssetKey(["herald_ops", "campaigns"])],
+)
+def campaign_occurrences(
+    context: dg.AssetExecutionContext, config: SendConfig, herald_config: HeraldConfigResource, warehouse: WarehouseResource
+):
+    """Records the campaign occurrences this run sends: the ones its schedule named, plus (when
+    a trigger sensor asked) one per newly loaded packet of a packet_arrival campaign and one
+    batch per campaign with new segment entries or funnel events. An occurrence already planned
+    is never recorded again, so a repeated run of the same occurrence sends nothing new."""
+    deployment = herald_config.load()
+    now = utcnow()
+    occurrences: list[Occurrence] = []
+    for spec in config.occurrences:
+        client = deployment.clients.get(spec.client_id)
+        if client is None or spec.campaign not in client.campaigns:
+            raise dg.Failure(f"campaign {spec.client_id}/{spec.campaign} is not configured")
+        fired_at = datetime.fromisoformat(spec.fired_at) if spec.fired_at else now
+        occurrences.append(Occurrence(spec.client_id, spec.campaign, spec.occurrence, spec.trigger_type, fired_at))
+    with warehouse.get().session() as session:
+        if config.detect_triggered:
+            occurrences += detect_triggered(session, deployment, now)
+        recorded = record_occurrences(session, occurrences, context.run_id, now)
+    names = [f"{o.client_id}/{o.campaign} {o.occurrence}" for o in occurrences]
+    context.log.info(f"{recorded} occurrences to plan: {names}")
+    return dg.MaterializeResult(
+        metadata={
+            "recorded": dg.MetadataValue.int(recorded),
+            "occurrences": dg.MetadataValue.md("\n".join(f"- {n}" for n in names) or "none"),
+        }
+    )
+
+
+def _mask(channel: str, address: str) -> str:
+    return mask_phone(address) if channel == "sms" else mask_email(address)
+
+
+@dg.asset(
+    key=OUTBOX_KEY,
+    group_name=DELIVERY_GROUP,
+    pool=WAREHOUSE_POOL,
+    kinds={"python"},
+    deps=[get_asset_key_for_model([herald_dbt_models], "message_plan")],
+)
+def outbox(context: dg.AssetExecutionContext, herald_config: HeraldConfigResource, warehouse: WarehouseResource):
+    """Renders every planned message that is not in the outbox yet (Jinja sandbox, MJML,
+    unsubscribe links) and enqueues it under its deterministic message key — a repeated run
+    adds nothing. A message whose template fails for its contact is held with the error."""
+    settings = Settings.from_env()
+    deployment = herald_config.load()
+    now = utcnow()
+    wh = warehouse.get()
+    with wh.session() as session:
+        report = enqueue_planned(session, deployment, settings.config_dir, links_from_env(settings.home), now)
+        planned = mark_planned(session, context.run_id, now)
+        _, preview = session.query(
+            f"select campaign, step, variant, channel, to_address, status, send_after, coalesce(status_reason, '') "
+            f"from {OUTBOX} where enqueued_at = ? order by send_after, message_key limit 5",
+            [now],
+        )
+    context.log.info(report.summary())
+    table = "| campaign | step | variant | channel | to | status | send after (UTC) | reason |\n|---|---|---|---|---|---|---|---|\n"
+    table += "\n".join(
+        f"| {c} | {s} | {v} | {ch} | {_mask(ch, to)} | {st} | {at:%Y-%m-%d %H:%M} | {r} |"
+        for c, s, v, ch, to, st, at, r in preview
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "enqueued": dg.MetadataValue.int(report.enqueued),
+            "held": dg.MetadataValue.int(report.held),
+            "occurrences_planned": dg.MetadataValue.int(planned),
+            "held_reasons": dg.MetadataValue.md(
+                "\n".join(f"- {reason} ({n})" for reason, n in report.held_reasons.most_common(10)) or "none"
+            ),
+            "preview": dg.MetadataValue.md(table),
+        }
+    )
+
+
+@dg.asset(
+    key=DELIVERY_KEY,
+    group_name=DELIVERY_GROUP,
+    pool=WAREHOUSE_POOL,
+    kinds={"python"},
+    deps=[OUTBOX_KEY],
+)
+def delivery(context: dg.AssetExecutionContext, warehouse: WarehouseResource, providers: ProvidersResource):
+    """Sends every due outbox message exactly once: claims it in a transaction (re-checking
+    suppressions there), rate-limits per provider and sender, retries transient errors with
+    backoff, fails permanent ones with the provider's reason, reconciles or holds messages whose
+    outcome a crashed run left unknown, and records every attempt."""
+    report = deliver_due(
+        warehouse.get(), providers.get(), progress=lambda r: context.log.info(r.summary())
+    )
+    context.log.info(report.summary())
+    return dg.MaterializeResult(
+        metadata={
+            "sent": dg.MetadataValue.int(report.sent),
+            "failed": dg.MetadataValue.int(report.failed),
+            "suppressed": dg.MetadataValue.int(report.suppressed),
+            "held": dg.MetadataValue.int(report.held),
+            "requeued": dg.MetadataValue.int(report.requeued),
+            "seconds": dg.MetadataValue.float(round(report.seconds, 2)),
+        }
+    )

@@ -1,0 +1,83 @@
+"""Schedules: one per campaign with a cron trigger (in the client's time zone), and the
+delivery schedule that releases deferred messages when their window opens."""
+
+from datetime import timezone
+
+import dagster as dg
+
+from herald.campaigns.occurrences import occurrence_name
+from herald.config import Deployment, load_deployment
+from herald.config.campaigns import ScheduleTrigger
+from herald.settings import Settings
+from orchestration.jobs import deliver_messages_job, send_campaigns_job
+
+DELIVERY_CRON = "*/10 * * * *"
+
+
+def campaign_schedule_name(client_id: str, campaign: str) -> str:
+    return f"{client_id}__{campaign}__schedule"
+
+
+def build_campaign_schedule(client_id: str, campaign: str, cron: str, time_zone: str, description: str):
+    @dg.schedule(
+        name=campaign_schedule_name(client_id, campaign),
+        cron_schedule=cron,
+        execution_timezone=time_zone,
+        job=send_campaigns_job,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=description,
+        tags={"herald/client": client_id, "herald/campaign": campaign},
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext):
+        # the occurrence is the local wall-clock minute: a daily send on a DST change day is
+        # one occurrence, and the run key dedupes it even if the cron fired twice
+        fire = context.scheduled_execution_time
+        occurrence = occurrence_name(fire)
+        fired_at = fire.astimezone(timezone.utc).replace(tzinfo=None) if fire.tzinfo else fire
+        return dg.RunRequest(
+            run_key=f"{client_id}/{campaign}/{occurrence}",
+            run_config={
+                "ops": {
+                    "herald_ops__campaign_occurrences": {
+                        "config": {
+                            "occurrences": [
+                                {
+                                    "client_id": client_id,
+                                    "campaign": campaign,
+                                    "occurrence": occurrence,
+                                    "trigger_type": "schedule",
+                                    "fired_at": fired_at.isoformat(),
+                                }
+                            ]
+                        }
+                    }
+                }
+            },
+            tags={"herald/client": client_id, "herald/campaign": campaign, "herald/occurrence": occurrence},
+        )
+
+    return _schedule
+
+
+def build_campaign_schedules(deployment: Deployment) -> list[dg.ScheduleDefinition]:
+    schedules = []
+    for client_id, client in sorted(deployment.clients.items()):
+        for name, campaign in sorted(client.campaigns.items()):
+            if isinstance(campaign.trigger, ScheduleTrigger):
+                description = f"{campaign.describe_trigger(client.time_zone)}: sends {client_id}/{name} ({campaign.status})."
+                schedules.append(
+                    build_campaign_schedule(client_id, name, campaign.trigger.cron, client.time_zone, description)
+                )
+    return schedules
+
+
+deliver_due_schedule = dg.ScheduleDefinition(
+    name="deliver_due_schedule",
+    cron_schedule=DELIVERY_CRON,
+    job=deliver_messages_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every 10 minutes: delivers messages whose send time or window has come and retries "
+    "transient failures whose backoff is over.",
+)
+
+campaign_schedules = build_campaign_schedules(load_deployment(Settings.from_env().config_dir))
