@@ -32,8 +32,12 @@ def test_every_dbt_source_has_a_producing_python_asset(defs: dg.Definitions) -> 
     manifest = json.loads(ensure_manifest().read_text())
     sources = {dg.AssetKey([s["source_name"], s["name"]]) for s in manifest["sources"].values()}
     assert sources, "the dbt project declares no sources"
-    unproduced = [k.to_user_string() for k in sources if not graph.has(k) or not graph.get(k).is_materializable]
-    assert unproduced == []
+    unproduced = {k.to_user_string() for k in sources if not graph.has(k) or not graph.get(k).is_materializable}
+    # written by every segment asset (segments/<client>/<name>), not by one asset of that key
+    by_segment_assets = {"herald_ops/segment_membership_events", "marts/segment_members"}
+    # filled by the compliance engine (issue 4: opt-outs, bounces, blocks); read by the plan and the claim
+    by_compliance = {"herald_ops/suppressions"}
+    assert unproduced == by_segment_assets | by_compliance
 
 
 def test_the_graph_runs_from_packets_through_dbt_to_the_marts(defs: dg.Definitions) -> None:

@@ -187,7 +187,7 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
             ("campaign", "varchar not null"),
             ("step", "varchar not null"),
             ("variant", "varchar not null"),
-            ("weight", "double not null"),
+            ("weight", "double precision not null"),
             # the variant takes contacts whose hash bucket (0..9999) is in [bucket_from, bucket_to)
             ("bucket_from", "bigint not null"),
             ("bucket_to", "bigint not null"),

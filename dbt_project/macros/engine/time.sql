@@ -17,6 +17,24 @@
 {%- endmacro %}
 
 
+{#- A naive UTC timestamp → the naive local time on the wall clock in the IANA zone
+    `time_zone_expr` (the inverse of local_to_utc; unambiguous, as every UTC instant has one
+    local time). -#}
+{% macro utc_to_local(timestamp_expr, time_zone_expr) -%}
+    {{ return(adapter.dispatch('utc_to_local', 'herald')(timestamp_expr, time_zone_expr)) }}
+{%- endmacro %}
+
+{% macro default__utc_to_local(timestamp_expr, time_zone_expr) -%}
+    (({{ timestamp_expr }}) at time zone 'UTC') at time zone {{ time_zone_expr }}
+{%- endmacro %}
+
+{% macro duckdb__utc_to_local(timestamp_expr, time_zone_expr) -%}
+    {#- timezone('UTC', timestamp) reads the timestamp as UTC → timestamptz;
+        timezone(zone, timestamptz) → the naive wall-clock time in the zone. -#}
+    timezone({{ time_zone_expr }}, timezone('UTC', {{ timestamp_expr }}))
+{%- endmacro %}
+
+
 {#- The current time as a naive UTC timestamp, whatever the session's time zone. -#}
 {% macro utc_now() -%}
     {{ return(adapter.dispatch('utc_now', 'herald')()) }}
