@@ -8,6 +8,7 @@ fails them, because CI must prove the PostgreSQL path.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -88,3 +89,16 @@ def warehouse(request: pytest.FixtureRequest, herald_env: Callable[[str], dict[s
 @pytest.fixture(scope="session")
 def deployment() -> Deployment:
     return load_deployment(CONFIG_DIR)
+
+
+def runs_per_tick(output: str) -> list[list[str]]:
+    """The jobs each tick ran, leaving out the 10-minute delivery schedule, which may fire in
+    any tick whose clock crosses a ten-minute boundary."""
+    ticks: list[list[str]] = [[]]
+    for line in output.splitlines():
+        found = re.match(r"^\s+(SUCCESS|FAILURE) (\w+)", line)
+        if found and found.group(2) != "deliver_messages_job":
+            ticks[-1].append(f"{found.group(1)} {found.group(2)}")
+        elif line.startswith("tick done"):
+            ticks.append([])
+    return ticks[:-1]

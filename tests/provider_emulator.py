@@ -16,6 +16,15 @@ Endpoints:
   ``Idempotency-Key``: the same key with the same body returns the first id without sending
   again; the same key with another body answers 409. Accepted emails go to ``emails_sent``.
 
+- ``POST /emails/batch`` — a JSON list of emails (Resend's batch endpoint): ``Idempotency-Key``
+  covers the whole request (same key and body → the first answer, nothing sent again; another
+  body → 409). ``x-batch-validation: permissive`` sends the valid emails and lists the invalid
+  ones in ``errors`` (``index``, ``message``); strict (the default) refuses the whole batch with
+  422. Accepted emails go to ``emails_sent`` (with ``batch_idempotency_key``).
+- ``GET /2010-04-01/Accounts/<sid>/Messages.json`` — lists accepted SMS, newest first,
+  filtered by ``To``, ``From`` and ``DateSent>`` (one page; the Twilio SDK's ``messages.list``).
+  Scripted responses apply to POSTs only.
+
 Failure injection: :meth:`ProviderEmulator.script` queues responses that the next requests
 (of either API, in order) get instead of normal handling; ``delay`` holds the request for a
 while and then handles it normally (as a slow provider that still accepts the message would).
@@ -32,10 +41,12 @@ import threading
 import time
 import uuid
 from collections import deque
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 __all__ = [
     "ProviderEmulator",
@@ -101,6 +112,8 @@ class ProviderEmulator:
         self.emails_sent: list[dict[str, Any]] = []
         self.request_count = 0
         self._idempotency: dict[str, tuple[str, str]] = {}  # key -> (body digest, email id)
+        self._batches: dict[str, tuple[str, Any]] = {}  # batch key -> (body digest, answer)
+        self._sms_sent_at: dict[str, datetime] = {}  # message sid -> when it was accepted
         self._script: deque[ScriptedResponse] = deque()
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -154,6 +167,8 @@ class ProviderEmulator:
             self.sms_sent.clear()
             self.emails_sent.clear()
             self._idempotency.clear()
+            self._batches.clear()
+            self._sms_sent_at.clear()
             self._script.clear()
             self.request_count = 0
 
@@ -198,18 +213,51 @@ class ProviderEmulator:
         message_sid = "SM" + uuid.uuid4().hex
         with self._lock:
             self.sms_sent.append({"sid": message_sid, "account_sid": sid, **form})
-        return 201, {
-            "sid": message_sid,
-            "account_sid": sid,
-            "to": form["To"],
-            "from": form.get("From"),
-            "messaging_service_sid": form.get("MessagingServiceSid"),
-            "body": form["Body"],
-            "status": "queued",
-            "num_segments": "1",
-            "direction": "outbound-api",
-            "api_version": "2010-04-01",
-            "uri": f"/2010-04-01/Accounts/{sid}/Messages/{message_sid}.json",
+            self._sms_sent_at[message_sid] = datetime.now(UTC)
+            stored = self.sms_sent[-1]
+        return 201, _twilio_message(stored, self._sms_sent_at[message_sid], status="queued")
+
+    def _twilio_authenticated(self, sid: str, auth: str | None) -> bool:
+        if not auth or not auth.startswith("Basic "):
+            return False
+        try:
+            user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+        except ValueError:
+            return False
+        return user == sid and self.twilio_accounts.get(sid) == password
+
+    def list_twilio(self, sid: str, auth: str | None, query: str) -> tuple[int, Any]:
+        if not self._twilio_authenticated(sid, auth):
+            return 401, _twilio_body(401, 20003, "Authenticate")
+        params = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
+        after = None
+        if params.get("DateSent>"):
+            after = datetime.fromisoformat(params["DateSent>"].replace("Z", "+00:00"))
+            if after.tzinfo is None:
+                after = after.replace(tzinfo=UTC)
+        with self._lock:
+            rows = [
+                m
+                for m in self.sms_sent
+                if m["account_sid"] == sid
+                and (not params.get("To") or m["To"] == params["To"])
+                and (not params.get("From") or m.get("From") == params["From"])
+                and (after is None or self._sms_sent_at[m["sid"]] >= after)
+            ]
+            messages = [
+                _twilio_message(m, self._sms_sent_at[m["sid"]], status="sent") for m in reversed(rows)
+            ]
+        uri = f"/2010-04-01/Accounts/{sid}/Messages.json"
+        return 200, {
+            "messages": messages,
+            "first_page_uri": uri,
+            "next_page_uri": None,
+            "previous_page_uri": None,
+            "page": 0,
+            "page_size": max(len(messages), 50),
+            "start": 0,
+            "end": max(len(messages) - 1, 0),
+            "uri": uri,
         }
 
     def handle_resend(self, auth: str | None, idem_key: str | None, raw: bytes) -> tuple[int, Any]:
@@ -248,6 +296,89 @@ class ProviderEmulator:
         return 200, {"id": email_id}
 
 
+    def handle_resend_batch(
+        self, auth: str | None, idem_key: str | None, validation: str | None, raw: bytes
+    ) -> tuple[int, Any]:
+        if not auth or not auth.startswith("Bearer "):
+            return 401, _resend_body(401, "missing_api_key", "Missing API key")
+        if auth[7:] != self.resend_api_key:
+            return 403, _resend_body(403, "invalid_api_key", "API key is invalid")
+        try:
+            payload = json.loads(raw or b"null")
+        except json.JSONDecodeError:
+            return 422, _resend_body(422, "validation_error", "Invalid JSON")
+        if not isinstance(payload, list) or not 1 <= len(payload) <= 100:
+            return 422, _resend_body(422, "validation_error", "Expected a list of 1 to 100 emails")
+        errors = []
+        for index, email in enumerate(payload):
+            problem = _resend_email_problem(email)
+            if problem:
+                errors.append({"index": index, "message": problem})
+        if errors and (validation or "strict") != "permissive":
+            return 422, _resend_body(422, "validation_error", errors[0]["message"])
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        refused = {e["index"] for e in errors}
+        with self._lock:
+            batch_key = f"batch:{idem_key}" if idem_key is not None else None
+            if batch_key is not None and batch_key in self._batches:
+                seen_digest, answer = self._batches[batch_key]
+                if seen_digest != digest:
+                    return 409, _resend_body(
+                        409,
+                        "invalid_idempotent_request",
+                        "Same idempotency key used with a different request payload.",
+                    )
+                return 200, answer
+            data = []
+            for index, email in enumerate(payload):
+                if index in refused:
+                    continue
+                email_id = str(uuid.uuid4())
+                data.append({"id": email_id})
+                self.emails_sent.append(
+                    {"id": email_id, "idempotency_key": None, "batch_idempotency_key": idem_key, **email}
+                )
+            answer: dict[str, Any] = {"data": data}
+            if (validation or "strict") == "permissive":
+                answer["errors"] = errors
+            if batch_key is not None:
+                self._batches[batch_key] = (digest, answer)
+        return 200, answer
+
+
+def _resend_email_problem(email: Any) -> str | None:
+    if not isinstance(email, dict):
+        return "Expected an object"
+    for required in ("from", "to", "subject"):
+        if required not in email:
+            return f"Missing `{required}` field."
+    if not (email.get("html") or email.get("text")):
+        return "Missing `html` or `text` field."
+    if any(str(to).endswith("@invalid.example") for to in email.get("to") or []):
+        return "Invalid `to` field."
+    return None
+
+
+def _twilio_message(stored: dict[str, Any], sent_at: datetime, status: str) -> dict[str, Any]:
+    sid, account_sid = stored["sid"], stored["account_sid"]
+    when = format_datetime(sent_at)
+    return {
+        "sid": sid,
+        "account_sid": account_sid,
+        "to": stored["To"],
+        "from": stored.get("From"),
+        "messaging_service_sid": stored.get("MessagingServiceSid"),
+        "body": stored["Body"],
+        "status": status,
+        "num_segments": "1",
+        "direction": "outbound-api",
+        "api_version": "2010-04-01",
+        "date_created": when,
+        "date_sent": when if status == "sent" else None,
+        "uri": f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json",
+    }
+
+
 def _twilio_body(status: int, code: int, message: str) -> dict[str, Any]:
     return twilio_error(status, code, message).body
 
@@ -282,6 +413,13 @@ class _Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization")
         if match := _TWILIO_PATH.match(path):
             status, body = self.emulator.handle_twilio(match["sid"], auth, raw)
+        elif path == "/emails/batch":
+            status, body = self.emulator.handle_resend_batch(
+                auth,
+                self.headers.get("Idempotency-Key"),
+                self.headers.get("x-batch-validation"),
+                raw,
+            )
         elif path == "/emails":
             status, body = self.emulator.handle_resend(
                 auth, self.headers.get("Idempotency-Key"), raw
@@ -292,7 +430,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self._send(404, {"message": "only POST is emulated"}, {})
+        parts = urlsplit(self.path)
+        if match := _TWILIO_PATH.match(parts.path):
+            status, body = self.emulator.list_twilio(
+                match["sid"], self.headers.get("Authorization"), parts.query
+            )
+            self._send(status, body, {})
+            return
+        self._send(404, {"message": f"no route for GET {parts.path}"}, {})
 
     def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
         if isinstance(body, str):

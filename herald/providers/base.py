@@ -14,8 +14,9 @@ Implementations: :mod:`herald.providers.sandbox` (sends nothing),
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 Channel = Literal["sms", "email"]
@@ -75,13 +76,26 @@ class TransientProviderError(ProviderError):
         provider: str,
         code: int | str | None = None,
         retry_after: float | None = None,
+        outcome_unknown: bool = False,
     ) -> None:
         super().__init__(reason, provider=provider, code=code)
         self.retry_after = retry_after
+        # True when the request may have reached the provider (a read timeout): without an
+        # idempotency key a retry could deliver the message twice.
+        self.outcome_unknown = outcome_unknown
 
 
 class PermanentProviderError(ProviderError):
     """Do not retry: the message itself (or the account's quota) is the problem."""
+
+
+class OutcomeUnknownError(Exception):
+    """A provider cannot tell whether it accepted a message (see :meth:`Provider.lookup`)."""
+
+    def __init__(self, reason: str, *, provider: str) -> None:
+        super().__init__(f"{provider}: {reason}")
+        self.reason = reason
+        self.provider = provider
 
 
 class QuotaExceededError(PermanentProviderError):
@@ -100,15 +114,45 @@ def parse_retry_after(value: str | None) -> float | None:
     return seconds if seconds >= 0 else None
 
 
+BatchItemResult = SendResult | PermanentProviderError
+
+
 class Provider(ABC):
-    """A delivery provider for one channel."""
+    """A delivery provider for one channel.
+
+    ``max_batch_size`` > 1 means :meth:`send_batch` hands that many messages to the provider
+    in one request. ``rate_per_second`` is the request rate the delivery engine keeps to per
+    provider and sender (0 = no limit); the factory sets it from the environment.
+    """
 
     name: str
     channel: Channel
+    max_batch_size: int = 1
+    rate_per_second: float = 0.0
 
     @abstractmethod
     def send(self, message: OutboundMessage) -> SendResult:
         """Hand one message to the provider; raise a :class:`ProviderError` on failure."""
+
+    def send_batch(self, messages: Sequence[OutboundMessage]) -> list[BatchItemResult]:
+        """Send several messages in one request: one result per message, in order (a
+        :class:`PermanentProviderError` for a message the provider refused). A failure of the
+        whole request raises, like :meth:`send`. Without a batch API: one :meth:`send` each."""
+        results: list[BatchItemResult] = []
+        for message in messages:
+            try:
+                results.append(self.send(message))
+            except PermanentProviderError as exc:
+                results.append(exc)
+        return results
+
+    def lookup(self, message: OutboundMessage, *, since: datetime) -> SendResult | None:
+        """Did the provider accept ``message`` (sent at or after ``since``, naive UTC)?
+
+        A :class:`SendResult` if it did, ``None`` if it certainly did not; raises
+        :class:`OutcomeUnknownError` when it cannot tell (the default).
+        """
+        raise OutcomeUnknownError("this provider cannot look up past sends", provider=self.name)
 
     def _check_channel(self, message: OutboundMessage) -> None:
         if message.channel != self.channel:

@@ -1,13 +1,20 @@
 """Email through Resend's real SDK.
 
 The message key is sent as ``Idempotency-Key`` (Resend keeps keys 24 h), so a retried send of
-the same message never produces a second email. The SDK keeps its API key, base URL and HTTP
-client in module globals, so each call sets them under one lock and restores them afterwards.
+the same message never produces a second email. :meth:`ResendEmailProvider.send_batch` uses the
+batch endpoint (``resend.Batch.send``, up to 100 emails per request) in permissive validation
+mode (an invalid email fails alone, not the whole request); its ``Idempotency-Key`` is derived
+from the batch's message keys, so a retried batch of the same messages is never sent twice.
+The SDK keeps its API key, base URL and HTTP client in module globals, so each call sets them
+under one lock and restores them afterwards.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import resend
 from resend.exceptions import (
@@ -20,6 +27,7 @@ from resend.exceptions import (
 from resend.http_client_requests import RequestsClient
 
 from herald.providers.base import (
+    BatchItemResult,
     OutboundMessage,
     PermanentProviderError,
     Provider,
@@ -30,6 +38,7 @@ from herald.providers.base import (
 )
 
 DEFAULT_API_URL = "https://api.resend.com"
+BATCH_LIMIT = 100  # emails per batch request (Resend's limit)
 QUOTA_ERROR_TYPES = {"daily_quota_exceeded", "monthly_quota_exceeded"}
 _SDK_GLOBALS_LOCK = threading.Lock()
 
@@ -63,9 +72,17 @@ def classify_resend_error(exc: ResendError, provider: str) -> Exception:
     return PermanentProviderError(reason, provider=provider, code=status or error_type)
 
 
+def batch_idempotency_key(message_keys: Sequence[str]) -> str:
+    """The ``Idempotency-Key`` of a batch: the same messages in the same order → the same key
+    (Resend allows 256 characters; a digest keeps it short)."""
+    digest = hashlib.sha256("\n".join(message_keys).encode()).hexdigest()
+    return f"herald-batch/{len(message_keys)}/{digest}"
+
+
 class ResendEmailProvider(Provider):
     name = "resend"
     channel = "email"
+    max_batch_size = BATCH_LIMIT
 
     def __init__(self, api_key: str, *, base_url: str | None = None, timeout: float = 10.0) -> None:
         self._api_key = api_key
@@ -88,19 +105,59 @@ class ResendEmailProvider(Provider):
             params["headers"] = dict(message.headers)
         return params
 
-    def send(self, message: OutboundMessage) -> SendResult:
-        self._check_channel(message)
-        params = self._params(message)
-        options = {"idempotency_key": message.message_key}
+    def __repr__(self) -> str:  # never the API key
+        return f"ResendEmailProvider(api_url={self._api_url!r})"
+
+    def _call(self, call: Callable[[], Any]) -> Any:
         with _SDK_GLOBALS_LOCK:
             saved = (resend.api_key, resend.api_url, resend.default_http_client)
             resend.api_key = self._api_key
             resend.api_url = self._api_url
             resend.default_http_client = self._http_client
             try:
-                response = resend.Emails.send(params, options=options)
+                return call()
             except ResendError as exc:
                 raise classify_resend_error(exc, self.name) from exc
             finally:
                 resend.api_key, resend.api_url, resend.default_http_client = saved
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        self._check_channel(message)
+        params = self._params(message)
+        options = {"idempotency_key": message.message_key}
+        response = self._call(lambda: resend.Emails.send(params, options=options))
         return SendResult(self.name, response["id"], "sent")
+
+    def send_batch(self, messages: Sequence[OutboundMessage]) -> list[BatchItemResult]:
+        if len(messages) > BATCH_LIMIT:
+            raise ValueError(f"a Resend batch holds at most {BATCH_LIMIT} emails, got {len(messages)}")
+        results: list[BatchItemResult | None] = [None] * len(messages)
+        indexes, params = [], []
+        for index, message in enumerate(messages):
+            self._check_channel(message)
+            try:
+                params.append(self._params(message))
+            except ValueError as exc:
+                results[index] = PermanentProviderError(str(exc), provider=self.name, code="invalid_message")
+                continue
+            indexes.append(index)
+        if params:
+            options = {
+                "idempotency_key": batch_idempotency_key([messages[i].message_key for i in indexes]),
+                "batch_validation": "permissive",
+            }
+            response = self._call(lambda: resend.Batch.send(params, options=options))
+            refused = {
+                int(e["index"]): str(e.get("message") or "refused") for e in response.get("errors") or []
+            }
+            ids = [item["id"] for item in response.get("data") or []]
+            if len(ids) != len(indexes) - len(refused):
+                expected = len(indexes) - len(refused)
+                raise RuntimeError(f"Resend answered {len(ids)} ids for {expected} accepted emails")
+            accepted = iter(ids)
+            for position, index in enumerate(indexes):
+                if position in refused:
+                    results[index] = PermanentProviderError(refused[position], provider=self.name, code=422)
+                else:
+                    results[index] = SendResult(self.name, next(accepted), "sent")
+        return [r for r in results if r is not None]

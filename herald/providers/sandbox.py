@@ -8,17 +8,29 @@ retried message gets the same id. Magic recipients fail permanently:
 - ``+15005550009`` → 21610, recipient blocked / cannot receive
 - ``bounce@<any domain>`` and ``<anyone>@invalid.example`` → code ``bounce``, hard bounce
 
-Everything "sent" is kept in ``sent`` (in order) for tests.
+Everything "sent" is kept in ``sent`` (in order) for tests. Given a ``journal_dir``, each
+accepted message is also appended as one JSON line to ``<journal_dir>/<channel>.jsonl``
+(flushed and fsynced before ``send`` returns), so :meth:`lookup` is exact across processes and
+a crashed delivery run can be reconciled; tests count sends per message key there.
+``send_delay_seconds`` makes each send slow (crash tests).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import json
+import os
 import threading
+import time
 import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
 
 from herald.providers.base import (
     OutboundMessage,
+    OutcomeUnknownError,
     PermanentProviderError,
     Provider,
     SendResult,
@@ -45,19 +57,94 @@ def _email_bounces(address: str) -> bool:
     return local == "bounce" or domain == "invalid.example"
 
 
+def read_journal(path: Path) -> list[dict]:
+    """The entries of a sandbox journal file, in order (empty when it does not exist)."""
+    if not path.exists():
+        return []
+    entries = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line torn by a crash mid-write was never acknowledged
+    return entries
+
+
 class _SandboxProvider(Provider):
-    def __init__(self) -> None:
+    def __init__(
+        self, *, journal_dir: Path | str | None = None, send_delay_seconds: float = 0.0
+    ) -> None:
         self.sent: list[OutboundMessage] = []
         self._lock = threading.Lock()
+        self.journal_path = Path(journal_dir) / f"{self.channel}.jsonl" if journal_dir else None
+        self.send_delay_seconds = send_delay_seconds
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(journal_path={self.journal_path!r})"
+
+    def _id(self, message_key: str) -> str:
+        raise NotImplementedError
+
+    def _status(self) -> str:
+        raise NotImplementedError
 
     def _record(self, message: OutboundMessage) -> None:
+        if self.send_delay_seconds:
+            time.sleep(self.send_delay_seconds)
         with self._lock:
+            if self.journal_path is not None:
+                self._append_journal(message)
             self.sent.append(message)
+
+    def _append_journal(self, message: OutboundMessage) -> None:
+        assert self.journal_path is not None
+        entry = {
+            "message_key": message.message_key,
+            "channel": message.channel,
+            "to": message.to,
+            "provider_message_id": self._id(message.message_key),
+            "accepted_at": datetime.now(UTC).replace(tzinfo=None).isoformat(),
+        }
+        self.journal_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # other processes append to the same journal
+            os.write(fd, (json.dumps(entry) + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def journal(self) -> list[dict]:
+        """Every journaled send (all processes), in order."""
+        return read_journal(self.journal_path) if self.journal_path else []
+
+    def journal_counts(self) -> Counter[str]:
+        """Sends per message key, from the journal."""
+        return Counter(entry["message_key"] for entry in self.journal())
+
+    def lookup(self, message: OutboundMessage, *, since: datetime) -> SendResult | None:
+        self._check_channel(message)
+        if self.journal_path is None:
+            with self._lock:
+                if any(m.message_key == message.message_key for m in self.sent):
+                    return SendResult(self.name, self._id(message.message_key), self._status())
+            # another process may have sent it: only a journal knows
+            raise OutcomeUnknownError("no journal to look the message up in", provider=self.name)
+        if any(e["message_key"] == message.message_key for e in self.journal()):
+            return SendResult(self.name, self._id(message.message_key), self._status())
+        return None
 
 
 class SandboxSmsProvider(_SandboxProvider):
     name = "sandbox_sms"
     channel = "sms"
+
+    def _id(self, message_key: str) -> str:
+        return sandbox_sms_id(message_key)
+
+    def _status(self) -> str:
+        return "queued"
 
     def send(self, message: OutboundMessage) -> SendResult:
         self._check_channel(message)
@@ -72,6 +159,12 @@ class SandboxSmsProvider(_SandboxProvider):
 class SandboxEmailProvider(_SandboxProvider):
     name = "sandbox_email"
     channel = "email"
+
+    def _id(self, message_key: str) -> str:
+        return sandbox_email_id(message_key)
+
+    def _status(self) -> str:
+        return "sent"
 
     def send(self, message: OutboundMessage) -> SendResult:
         self._check_channel(message)

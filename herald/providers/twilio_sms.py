@@ -3,8 +3,8 @@
 The async client retries POSTs on HTTP 500 and can send the same SMS twice, and Twilio's
 message creation has no idempotency key, so this provider never retries by itself: it classifies
 the failure and lets the caller decide. A timeout after the request was sent is reported as
-transient, although Twilio may have accepted the message — callers that retry it accept that
-rare duplicate.
+transient with ``outcome_unknown`` set, since Twilio may have accepted the message: the
+delivery engine then looks the message up (:meth:`TwilioSmsProvider.lookup`) instead of resending.
 
 ``base_url`` (tests, emulators) points the SDK at another server: a ``TwilioHttpClient``
 subclass rewrites every ``*.twilio.com`` URL to it.
@@ -12,6 +12,7 @@ subclass rewrites every ``*.twilio.com`` URL to it.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -21,6 +22,7 @@ from twilio.rest import Client
 
 from herald.providers.base import (
     OutboundMessage,
+    OutcomeUnknownError,
     PermanentProviderError,
     Provider,
     SendResult,
@@ -34,6 +36,7 @@ PERMANENT_CODES = {
     21614: "'To' number is not a mobile number",
 }
 RATE_LIMIT_CODES = {20429, 429}
+LOOKUP_LIMIT = 200  # messages listed per lookup (one recipient since one day: plenty)
 
 
 class RewritingTwilioHttpClient(TwilioHttpClient):
@@ -106,7 +109,40 @@ class TwilioSmsProvider(Provider):
         except TwilioRestException as exc:
             raise classify_twilio_error(exc, self.name) from exc
         except requests.Timeout as exc:
-            raise TransientProviderError(f"timeout: {exc}", provider=self.name) from exc
+            # A read timeout leaves the outcome unknown: Twilio may have accepted the message.
+            raise TransientProviderError(
+                f"timeout: {exc}",
+                provider=self.name,
+                outcome_unknown=not isinstance(exc, requests.ConnectTimeout),
+            ) from exc
         except requests.ConnectionError as exc:
             raise TransientProviderError(f"connection failed: {exc}", provider=self.name) from exc
         return SendResult(self.name, created.sid, str(created.status or "queued"))
+
+    def __repr__(self) -> str:  # never the auth token
+        return f"TwilioSmsProvider(account_sid={self.client.username!r})"
+
+    def lookup(self, message: OutboundMessage, *, since: datetime) -> SendResult | None:
+        """The message Twilio lists to this recipient (from this sender) with this body, sent on
+        or after ``since``'s day. Twilio only filters ``DateSent`` by day and lists a message
+        that is still queued without one, so "not listed" is never proof it was not accepted:
+        that case raises :class:`OutcomeUnknownError` rather than returning ``None``."""
+        self._check_channel(message)
+        kwargs: dict = {
+            "to": message.to,
+            "date_sent_after": datetime(since.year, since.month, since.day) - timedelta(days=1),
+            "limit": LOOKUP_LIMIT,
+        }
+        if message.sender and not self.messaging_service_sid:
+            kwargs["from_"] = message.sender
+        try:
+            listed = self.client.messages.list(**kwargs)
+        except (TwilioRestException, requests.RequestException) as exc:
+            raise OutcomeUnknownError(f"listing messages failed: {exc}", provider=self.name) from exc
+        for found in listed:
+            if found.body == message.body:
+                return SendResult(self.name, found.sid, str(found.status or "queued"))
+        raise OutcomeUnknownError(
+            f"no message to this recipient with this body listed since {since:%Y-%m-%d}",
+            provider=self.name,
+        )

@@ -8,10 +8,12 @@ deployment is built once and many things are asserted on it.
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -20,7 +22,7 @@ import pytest
 
 from herald.config import load_deployment
 from herald.demo.packets import demo_packets, sized_packet
-from tests.conftest import CONFIG_DIR, ENGINES, REPO_ROOT
+from tests.conftest import CONFIG_DIR, ENGINES, REPO_ROOT, runs_per_tick
 
 HERALD = str(Path(sys.executable).parent / "herald")
 
@@ -66,7 +68,7 @@ def deployed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     sized = sized_packet(deployment, "northfield_college", "leads", rows=1000, bad_rows=3, seed=11)
     (work / "leads-1000.csv").write_bytes(sized.content)
     (work / "broken.csv").write_bytes(sized.content[: len(sized.content) // 2])
-    dental = next(p for p in demo_packets(deployment) if p.packet_type == "appointments")
+    dental = next(p for p in demo_packets(deployment, today=date.today()) if p.packet_type == "appointments")
     (work / "appointments-again.csv").write_bytes(dental.content)
     run(env, "drop", str(work / "leads-1000.csv"), "--client", "northfield_college", "--type", "leads")
     run(env, "drop", str(work / "broken.csv"), "--client", "northfield_college", "--type", "leads")
@@ -233,11 +235,80 @@ def test_every_packet_step_is_timed(deployed: Deployment) -> None:
 
 
 def test_tick_until_idle_then_a_tick_with_nothing_new_starts_no_run(deployed: Deployment) -> None:
-    done = [line for line in deployed.tick_output.splitlines() if line.startswith("tick done")]
-    # 3 uploads → 3 ingest runs; then 1 dbt build; then 1 segment refresh; then nothing new
-    assert done == ["tick done: 3 runs", "tick done: 1 run", "tick done: 1 run", "tick done: 0 runs"]
-    assert deployed.tick_output.count("SUCCESS transform_packets_job") == 1
-    assert "tick done: 0 runs" in deployed.idle_tick_output
+    # 3 uploads → 3 ingest runs; then 1 dbt build; then 1 segment refresh; then the campaign
+    # trigger check (the repeated dental packet is a duplicate, so nothing to send); then nothing
+    assert runs_per_tick(deployed.tick_output) == [
+        ["SUCCESS ingest_packet_job"] * 3,
+        ["SUCCESS transform_packets_job"],
+        ["SUCCESS refresh_segments_job"],
+        ["SUCCESS send_campaigns_job"],
+        [],
+    ]
+    assert runs_per_tick(deployed.idle_tick_output) == [[]]
+
+
+def test_demo_plans_renders_and_delivers_the_packet_triggered_reminders(deployed: Deployment) -> None:
+    assert "campaign bright_smiles_dental/appointment_reminder:" in deployed.demo_output
+    members = deployed.sql(
+        "select count(*) as n from marts.segment_members where segment_name = 'upcoming_appointments'"
+    )[0]["n"]
+    plan = deployed.sql(
+        "select status, count(*) as n from marts.message_plan where campaign = 'appointment_reminder' group by 1"
+    )
+    # one occurrence (the packet) × one step: every member is planned or left out with a reason
+    assert sum(r["n"] for r in plan) == members > 0
+    (counts,) = deployed.sql(
+        "select count(*) as planned, count(o.message_key) as enqueued, "
+        "sum(case when o.status = 'sent' then 1 else 0 end) as sent, "
+        "sum(case when o.status = 'queued' and o.send_after > "
+        + ("now() at time zone 'UTC'" if "postgresql" in deployed.env["HERALD_WAREHOUSE_URL"] else "timezone('UTC', now())")
+        + " then 1 else 0 end) as waiting "
+        "from marts.message_plan p left join herald_ops.outbox o on o.message_key = p.message_key "
+        "where p.campaign = 'appointment_reminder' and p.status = 'planned'"
+    )
+    assert counts["enqueued"] == counts["planned"]
+    assert counts["sent"] + counts["waiting"] == counts["planned"]  # sent now, or due later
+    line = next(l for l in deployed.demo_output.splitlines() if "bright_smiles_dental/appointment_reminder" in l)
+    assert f"{counts['planned']} planned" in line
+    # what the sandbox "sent" is exactly what the outbox says was sent, each message once
+    journal = deployed.home / "sandbox" / "sms.jsonl"
+    keys = [json.loads(l)["message_key"] for l in journal.read_text().splitlines()] if journal.exists() else []
+    sent = {r["message_key"] for r in deployed.sql("select message_key from herald_ops.outbox where status = 'sent'")}
+    assert len(keys) == len(set(keys)) and set(keys) == sent
+    # and marts.messages has one row per outbox message, with masked addresses only
+    (mart,) = deployed.sql("select count(*) as n, max(to_address_masked) as sample from marts.messages")
+    assert mart["n"] == len(deployed.sql("select message_key from herald_ops.outbox"))
+
+
+def test_sending_a_campaign_occurrence_twice_sends_nothing_new(deployed: Deployment) -> None:
+    first = deployed.herald("campaign", "send", "northfield_college", "admitted_nurture", "--occurrence", "e2e-once")
+    assert "campaign northfield_college/admitted_nurture:" in first.stdout
+    before = deployed.sql("select message_key, status from herald_ops.outbox where occurrence = 'e2e-once' order by 1")
+    members = deployed.sql(
+        "select count(*) as n from marts.segment_members where segment_name = 'admitted_not_enrolled'"
+    )[0]["n"]
+    plan = deployed.sql("select count(*) as n from marts.message_plan where occurrence = 'e2e-once'")[0]["n"]
+    assert plan == 2 * members > 0  # welcome + follow-up for every member
+    assert 0 < len(before) <= plan
+    deployed.herald("campaign", "send", "northfield_college", "admitted_nurture", "--occurrence", "e2e-once")
+    after = deployed.sql("select message_key, status from herald_ops.outbox where occurrence = 'e2e-once' order by 1")
+    assert [r["message_key"] for r in after] == [r["message_key"] for r in before]
+    assert deployed.sql("select count(*) as n from marts.message_plan where occurrence = 'e2e-once'")[0]["n"] == plan
+    journal = deployed.home / "sandbox" / "email.jsonl"
+    keys = [json.loads(l)["message_key"] for l in journal.read_text().splitlines()] if journal.exists() else []
+    assert len(keys) == len(set(keys))
+
+
+def test_campaign_preview_renders_without_writing(deployed: Deployment) -> None:
+    before = deployed.sql("select count(*) as n from herald_ops.outbox")[0]["n"]
+    out = deployed.herald("campaign", "preview", "northfield_college", "admitted_nurture", "--limit", "2").stdout
+    assert "audience admitted_not_enrolled has" in out
+    assert out.count("step welcome") == 2 and out.count("step follow_up") == 2
+    assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in out
+    assert "Subject: " in out
+    assert deployed.sql("select count(*) as n from herald_ops.outbox")[0]["n"] == before
+    bad = deployed.herald("campaign", "preview", "northfield_college", "nope", check=False)
+    assert bad.returncode == 1 and "has no campaign 'nope'; it has: admitted_nurture" in bad.stderr
 
 
 def test_sql_refuses_writes_and_reports_errors(deployed: Deployment) -> None:

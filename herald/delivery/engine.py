@@ -1,0 +1,689 @@
+"""The delivery engine: sends due outbox messages exactly once through a provider per channel.
+
+``deliver_due`` first reconciles messages a dead run left in ``sending`` (lease expired), then
+loops over batches until nothing is due:
+
+1. **claim** (one transaction): due ``queued`` rows — on PostgreSQL ``for update skip locked``,
+   so concurrent runs never claim the same row; DuckDB has a single writer. Recipients
+   suppressed by then become ``suppressed``; the rest ``sending`` with the batch's claim token.
+2. **send** outside any transaction: per provider and sender at its rate (``limits``), quick
+   retries of transient errors (``tenacity``, see :mod:`herald.delivery.retry`), emails in
+   batches where the provider has a batch API.
+3. **record** (one transaction): each row's outcome, only where the row still carries this
+   claim token, and one ``delivery_attempts`` row per message per provider call.
+
+A crash between 2 and 3 leaves rows in ``sending``; the next run past the lease asks the
+provider (:meth:`Provider.lookup`) and never resends an SMS whose fate it cannot learn (it is
+``held``); an email it cannot confirm is requeued, since the idempotency key makes the provider
+drop a duplicate. A call that timed out (``outcome_unknown``) is looked up the same way before
+any retry. Limit: an email batch's idempotency key covers its exact set of messages, so an email
+requeued after a crash is deduplicated by Resend only if it is batched with the same messages
+again (the claim order, by ``send_after`` and key, makes that likely, not certain).
+
+``attempts`` counts provider calls: the claim counts the first call of a run, the record adds
+the quick retries; ``attempt_number`` in ``delivery_attempts`` numbers the calls.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from herald.delivery.outbox import ATTEMPTS, OUTBOX, SUPPRESSIONS
+from herald.delivery.ratelimit import SendRateLimiter
+from herald.delivery.retry import (
+    PERMANENT,
+    after_transient_failure,
+    classify,
+    error_code,
+    error_reason,
+    quick_retrying,
+)
+from herald.providers.base import (
+    OutboundMessage,
+    OutcomeUnknownError,
+    Provider,
+    ProviderError,
+    SendResult,
+    TransientProviderError,
+)
+from herald.warehouse.connection import Session, Warehouse
+from herald.warehouse.schema import column_names
+
+HELD_UNKNOWN_REASON = "outcome unknown after a crash; check the provider before resending"
+HELD_TIMEOUT_REASON = "outcome unknown after a timeout; check the provider before resending"
+EMAIL_UNKNOWN_REASON = "outcome unknown after a crash; requeued: the idempotency key stops a duplicate"
+
+_ROW_COLUMNS = (
+    "message_key",
+    "client_id",
+    "channel",
+    "to_address",
+    "sender",
+    "subject",
+    "body_text",
+    "body_html",
+    "headers",
+    "attempts",
+    "claim_token",
+    "claimed_at",
+)
+_SELECT = ", ".join(_ROW_COLUMNS)
+ATTEMPT_COLUMNS = column_names(ATTEMPTS)
+
+
+@dataclass(frozen=True)
+class DeliveryOptions:
+    """How a delivery run behaves; the defaults suit production, tests shrink the waits."""
+
+    batch_size: int = 200
+    max_attempts_per_run: int = 3  # provider calls per message (or email batch) in one run
+    max_attempts: int = 6  # calls in all before a transiently failing message is failed
+    initial_backoff_seconds: float = 0.5  # quick retries inside a run ...
+    max_backoff_seconds: float = 30.0  # ... never wait longer than this
+    requeue_backoff_seconds: float = 60.0  # next_attempt_at after a run gave up on a message
+    max_requeue_backoff_seconds: float = 3600.0
+    lease_seconds: float = 600.0  # a 'sending' row older than this belongs to a dead run
+    rate_per_second: Mapping[str, float] | None = None  # channel → rate; None: each provider's
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if self.max_attempts_per_run < 1 or self.max_attempts < 1:
+            raise ValueError("max_attempts_per_run and max_attempts must be at least 1")
+
+
+@dataclass
+class DeliveryReport:
+    """What one ``deliver_due`` run did (counts of messages unless said otherwise)."""
+
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0  # quick retries (provider calls beyond the first) inside the run
+    requeued: int = 0  # back to 'queued' for a later run
+    suppressed: int = 0
+    held: int = 0
+    reconciled_sent: int = 0
+    reconciled_not_sent: int = 0
+    seconds: float = 0.0
+    failure_reasons: Counter[str] = field(default_factory=Counter)
+
+    def summary(self) -> str:
+        parts = [
+            f"{self.sent} sent",
+            f"{self.failed} failed",
+            f"{self.requeued} requeued",
+            f"{self.suppressed} suppressed",
+            f"{self.held} held",
+        ]
+        text = f"claimed {self.claimed}: " + ", ".join(parts)
+        if self.retried:
+            text += f"; {self.retried} quick retries"
+        if self.reconciled_sent or self.reconciled_not_sent:
+            text += (
+                f"; after a crash: {self.reconciled_sent} confirmed sent, "
+                f"{self.reconciled_not_sent} not sent"
+            )
+        text += f" in {self.seconds:.1f} s"
+        if self.failure_reasons:
+            reasons = self.failure_reasons.most_common()
+            text += "\nfailures: " + "; ".join(f"{reason} × {n}" for reason, n in reasons)
+        return text
+
+
+@dataclass(frozen=True)
+class _Row:
+    message_key: str
+    client_id: str
+    channel: str
+    to_address: str
+    sender: str | None
+    subject: str | None
+    body_text: str | None
+    body_html: str | None
+    headers: Any
+    attempts: int
+    claim_token: str | None
+    claimed_at: datetime | None
+
+    def outbound(self) -> OutboundMessage:
+        """The provider's view of this row (``ValueError`` when it cannot be sent at all)."""
+        headers = self.headers
+        if isinstance(headers, str):
+            headers = json.loads(headers)
+        if self.channel == "sms":
+            return OutboundMessage(
+                self.message_key, "sms", self.to_address, sender=self.sender, body=self.body_text
+            )
+        return OutboundMessage(
+            self.message_key,
+            self.channel,  # type: ignore[arg-type]
+            self.to_address,
+            sender=self.sender,
+            subject=self.subject,
+            html=self.body_html,
+            text=self.body_text,
+            headers=dict(headers or {}),
+        )
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """A row's new state after this run touched it, and its attempt rows."""
+
+    message_key: str
+    status: str
+    status_reason: str | None = None
+    attempts: int | None = None  # None: unchanged
+    next_attempt_at: datetime | None = None
+    provider: str | None = None
+    provider_message_id: str | None = None
+    sent_at: datetime | None = None
+    attempt_rows: tuple[tuple, ...] = ()
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _placeholders(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+def _rows(session: Session, sql: str, params: Sequence[Any]) -> list[_Row]:
+    _, rows = session.query(sql, params)
+    return [_Row(*r) for r in rows]
+
+
+def _attempt_row(
+    row: _Row,
+    number: int,
+    token: str | None,
+    provider: str | None,
+    outcome: str,
+    started: datetime,
+    finished: datetime,
+    *,
+    code: str | None = None,
+    reason: str | None = None,
+    provider_message_id: str | None = None,
+) -> tuple:
+    values = {
+        "message_key": row.message_key,
+        "attempt_number": number,
+        "claim_token": token,
+        "channel": row.channel,
+        "provider": provider,
+        "outcome": outcome,
+        "error_code": code,
+        "error_reason": reason,
+        "provider_message_id": provider_message_id,
+        "started_at": started,
+        "finished_at": finished,
+    }
+    return tuple(values[c] for c in ATTEMPT_COLUMNS)
+
+
+def _record(warehouse: Warehouse, token: str, outcomes: Sequence[_Outcome], now: datetime) -> None:
+    """Writes outcomes where the row still carries ``token``, and every attempt row."""
+    if not outcomes:
+        return
+    with warehouse.session() as s:
+        for o in outcomes:
+            s.execute(
+                f"""update {OUTBOX} set status = ?, status_reason = ?, attempts = coalesce(?, attempts),
+                       next_attempt_at = ?, provider = coalesce(?, provider),
+                       provider_message_id = coalesce(?, provider_message_id), sent_at = coalesce(?, sent_at),
+                       updated_at = ?
+                    where message_key = ? and claim_token = ? and status = 'sending'""",
+                [
+                    o.status,
+                    o.status_reason,
+                    o.attempts,
+                    o.next_attempt_at,
+                    o.provider,
+                    o.provider_message_id,
+                    o.sent_at,
+                    now,
+                    o.message_key,
+                    token,
+                ],
+            )
+        attempt_rows = [r for o in outcomes for r in o.attempt_rows]
+        s.insert_rows(ATTEMPTS, ATTEMPT_COLUMNS, attempt_rows)
+
+
+# -- claim -----------------------------------------------------------------------------------
+
+
+def suppression_reason(
+    row_client: str, row_channel: str, suppressions: Sequence[tuple[str, str, str]]
+) -> str | None:
+    """The reason of the suppression that covers a message (client or '*', channel or '*'),
+    the most specific first; ``suppressions`` are (client_id, channel, reason) for its address."""
+    matching = [
+        (client != row_client, channel != row_channel, reason)
+        for client, channel, reason in suppressions
+        if client in (row_client, "*") and channel in (row_channel, "*")
+    ]
+    return min(matching)[2] if matching else None
+
+
+def _claim(
+    warehouse: Warehouse,
+    *,
+    cutoff: datetime,
+    now: datetime,
+    channels: Sequence[str],
+    client_id: str | None,
+    limit: int,
+) -> tuple[str, list[_Row], list[_Row]]:
+    """Claims up to ``limit`` due rows; returns (claim token, rows to send, rows suppressed)."""
+    token = str(uuid.uuid4())
+    where = (
+        "status = 'queued' and send_after <= ? and (next_attempt_at is null or next_attempt_at <= ?)"
+        f" and channel in ({_placeholders(len(channels))})"
+    )
+    params: list[Any] = [cutoff, cutoff, *channels]
+    if client_id is not None:
+        where += " and client_id = ?"
+        params.append(client_id)
+    with warehouse.session() as s:
+        lock = " for update skip locked" if s.engine == "postgres" else ""
+        rows = _rows(
+            s,
+            f"select {_SELECT} from {OUTBOX} where {where} order by send_after, message_key limit ?{lock}",
+            [*params, limit],
+        )
+        if not rows:
+            return token, [], []
+        # Re-check suppressions inside the claim: an opt-out recorded after enqueue still wins.
+        addresses = sorted({r.to_address for r in rows})
+        _, found = s.query(
+            f"select address, client_id, channel, reason from {SUPPRESSIONS} "
+            f"where address in ({_placeholders(len(addresses))})",
+            addresses,
+        )
+        by_address: dict[str, list[tuple[str, str, str]]] = {}
+        for address, client, channel, reason in found:
+            by_address.setdefault(address, []).append((client, channel, reason))
+        to_send, suppressed, attempt_rows = [], [], []
+        for row in rows:
+            reason = suppression_reason(row.client_id, row.channel, by_address.get(row.to_address, []))
+            if reason is None:
+                to_send.append(row)
+                continue
+            suppressed.append(row)
+            s.execute(
+                f"update {OUTBOX} set status = 'suppressed', status_reason = ?, updated_at = ? "
+                "where message_key = ?",
+                [f"recipient suppressed ({reason})", now, row.message_key],
+            )
+            attempt_rows.append(
+                _attempt_row(row, row.attempts + 1, token, None, "suppressed", now, now, reason=reason)
+            )
+        if to_send:
+            keys = [r.message_key for r in to_send]
+            s.execute(
+                f"""update {OUTBOX} set status = 'sending', claim_token = ?, claimed_at = ?,
+                       attempts = attempts + 1, next_attempt_at = null, updated_at = ?
+                    where message_key in ({_placeholders(len(keys))}) and status = 'queued'""",
+                [token, now, now, *keys],
+            )
+        s.insert_rows(ATTEMPTS, ATTEMPT_COLUMNS, attempt_rows)
+    # attempts as they are now in the outbox (this claim's call is number attempts + 1)
+    claimed = [_with(r, attempts=r.attempts + 1, claim_token=token, claimed_at=now) for r in to_send]
+    return token, claimed, suppressed
+
+
+def _with(row: _Row, **changes: Any) -> _Row:
+    return _Row(**{**row.__dict__, **changes})
+
+
+# -- send ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One provider call (or the lookup after a call with an unknown outcome)."""
+
+    started: datetime
+    finished: datetime
+    result: Any  # SendResult | list of per-message results | the error raised
+    lookup: bool = False
+
+
+class _Confirmed(SendResult):
+    """A send the provider's record confirmed after its call's outcome was unknown."""
+
+
+class _OutcomeUnknown(Exception):
+    """A call's outcome is unknown and the provider cannot tell: the message must be held."""
+
+
+class _Sender:
+    """Sends claimed rows through their providers with rate limits and quick retries."""
+
+    def __init__(
+        self,
+        providers: Mapping[str, Provider],
+        options: DeliveryOptions,
+        clock: Callable[[], datetime],
+        report: DeliveryReport,
+    ) -> None:
+        self.providers, self.options, self.clock, self.report = providers, options, clock, report
+        rates = {}
+        for channel, provider in providers.items():
+            override = (options.rate_per_second or {}).get(channel)
+            rates[provider.name] = provider.rate_per_second if override is None else override
+        self.limiter = SendRateLimiter(rates)
+        self.rng = random.Random()
+
+    def units(self, rows: Sequence[_Row]) -> list[tuple[Provider, list[_Row]]]:
+        """Rows grouped into provider calls: one per message, or email batches."""
+        units: list[tuple[Provider, list[_Row]]] = []
+        for channel, provider in self.providers.items():
+            mine = [r for r in rows if r.channel == channel]
+            size = max(1, provider.max_batch_size)
+            if size == 1:
+                units.extend((provider, [r]) for r in mine)
+                continue
+            by_sender: dict[str | None, list[_Row]] = {}
+            for r in mine:
+                by_sender.setdefault(r.sender, []).append(r)
+            for group in by_sender.values():
+                units.extend((provider, group[i : i + size]) for i in range(0, len(group), size))
+        return units
+
+    def send(self, token: str, provider: Provider, rows: list[_Row]) -> list[_Outcome]:
+        outcomes: list[_Outcome] = []
+        messages: list[OutboundMessage] = []
+        sendable: list[_Row] = []
+        for row in rows:
+            try:
+                messages.append(row.outbound())
+                sendable.append(row)
+            except ValueError as exc:
+                outcomes.append(self._final(token, provider, row, [], exc))
+        if not sendable:
+            return outcomes
+        calls: list[_Call] = []
+        batch = provider.max_batch_size > 1
+
+        def call() -> Any:
+            self.limiter.acquire(provider.name, messages[0].sender)
+            started = self.clock()
+            try:
+                result = provider.send_batch(messages) if batch else provider.send(messages[0])
+            except (ProviderError, ValueError) as exc:
+                calls.append(_Call(started, self.clock(), exc))
+                if isinstance(exc, TransientProviderError) and exc.outcome_unknown and not batch:
+                    return self._look_up(provider, messages[0], started, calls, exc)
+                raise
+            calls.append(_Call(started, self.clock(), result))
+            return result
+
+        # never more calls in all than max_attempts (the claim counted this run's first call)
+        left = self.options.max_attempts - max(r.attempts for r in sendable) + 1
+        retrying = quick_retrying(
+            max_calls=max(1, min(self.options.max_attempts_per_run, left)),
+            initial=self.options.initial_backoff_seconds,
+            cap=self.options.max_backoff_seconds,
+            rng=self.rng,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    call()
+        except (ProviderError, ValueError, _OutcomeUnknown):
+            pass  # the last call's error is in ``calls``
+        sends = sum(1 for c in calls if not c.lookup)
+        self.report.retried += len(sendable) * (sends - 1)
+        for i, row in enumerate(sendable):
+            per_call = [
+                _Call(c.started, c.finished, c.result[i] if isinstance(c.result, list) else c.result, c.lookup)
+                for c in calls
+            ]
+            outcomes.append(self._final(token, provider, row, per_call, per_call[-1].result))
+        return outcomes
+
+    def _look_up(
+        self,
+        provider: Provider,
+        message: OutboundMessage,
+        since: datetime,
+        calls: list[_Call],
+        error: Exception,
+    ) -> SendResult:
+        """After a call whose outcome is unknown (a timeout): the provider's record decides.
+        Found → sent; certainly not received → raise ``error`` (retried as usual); cannot tell
+        → stop (never resend blindly)."""
+        started = self.clock()
+        try:
+            found = provider.lookup(message, since=since)
+        except (OutcomeUnknownError, ProviderError) as exc:
+            unknown = _OutcomeUnknown(f"{error_reason(error)}; lookup: {exc}")
+            calls.append(_Call(started, self.clock(), unknown, lookup=True))
+            raise unknown from error
+        if found is None:
+            raise error
+        confirmed = _Confirmed(found.provider, found.provider_message_id, found.status)
+        calls.append(_Call(started, self.clock(), confirmed, lookup=True))
+        return confirmed
+
+    def _final(self, token: str, provider: Provider, row: _Row, calls: list[_Call], last: Any) -> _Outcome:
+        """A row's outcome from its calls (each an attempt row) and the last call's result."""
+        now = self.clock()
+        attempt_rows = []
+        number = row.attempts - 1
+        for c in calls:
+            number += 0 if c.lookup else 1
+            if isinstance(c.result, SendResult):
+                outcome = "reconciled_sent" if isinstance(c.result, _Confirmed) else "sent"
+                attempt_rows.append(
+                    _attempt_row(row, number, token, c.result.provider, outcome, c.started, c.finished,
+                                 provider_message_id=c.result.provider_message_id)
+                )
+            elif isinstance(c.result, _OutcomeUnknown):
+                attempt_rows.append(
+                    _attempt_row(row, number, token, provider.name, "held_unknown", c.started, c.finished,
+                                 code="outcome_unknown", reason=str(c.result))
+                )
+            else:
+                attempt_rows.append(
+                    _attempt_row(row, number, token, provider.name, classify(c.result), c.started, c.finished,
+                                 code=error_code(c.result), reason=error_reason(c.result))
+                )
+        total = max(number, row.attempts)
+        if isinstance(last, SendResult):
+            self.report.sent += 1
+            return _Outcome(row.message_key, "sent", None, total, None, last.provider,
+                            last.provider_message_id, calls[-1].finished, tuple(attempt_rows))
+        if isinstance(last, _OutcomeUnknown):
+            self.report.held += 1
+            return _Outcome(row.message_key, "held", HELD_TIMEOUT_REASON, total, None, provider.name,
+                            attempt_rows=tuple(attempt_rows))
+        if not calls:  # the message could not even be built: no provider call was made
+            attempt_rows.append(
+                _attempt_row(row, row.attempts, token, provider.name, PERMANENT, now, now,
+                             code="invalid_message", reason=error_reason(last))
+            )
+        if classify(last) == PERMANENT:
+            reason = error_reason(last)
+            self.report.failed += 1
+            self.report.failure_reasons[reason] += 1
+            return _Outcome(row.message_key, "failed", reason, total, None, provider.name,
+                            attempt_rows=tuple(attempt_rows))
+        verdict = after_transient_failure(
+            last,
+            total_attempts=total,
+            max_attempts=self.options.max_attempts,
+            now=now,
+            initial=self.options.requeue_backoff_seconds,
+            cap=self.options.max_requeue_backoff_seconds,
+            rng=self.rng,
+        )
+        if verdict.status == "failed":
+            self.report.failed += 1
+            self.report.failure_reasons[error_reason(last)] += 1
+        else:
+            self.report.requeued += 1
+        return _Outcome(row.message_key, verdict.status, verdict.reason, total, verdict.next_attempt_at,
+                        provider.name, attempt_rows=tuple(attempt_rows))
+
+
+# -- crash recovery --------------------------------------------------------------------------
+
+
+def _reconcile(
+    warehouse: Warehouse,
+    providers: Mapping[str, Provider],
+    *,
+    stale_before: datetime,
+    clock: Callable[[], datetime],
+    client_id: str | None,
+    limit: int,
+    report: DeliveryReport,
+) -> None:
+    """Settles rows a dead run left in 'sending' by asking their provider what happened."""
+    channels = list(providers)
+    settled: set[str] = set()
+    while True:
+        token, now = str(uuid.uuid4()), clock()
+        where = f"status = 'sending' and claimed_at <= ? and channel in ({_placeholders(len(channels))})"
+        params: list[Any] = [stale_before, *channels]
+        if client_id is not None:
+            where += " and client_id = ?"
+            params.append(client_id)
+        with warehouse.session() as s:
+            lock = " for update skip locked" if s.engine == "postgres" else ""
+            stale = _rows(
+                s,
+                f"select {_SELECT} from {OUTBOX} where {where} order by claimed_at, message_key limit ?{lock}",
+                [*params, limit],
+            )
+            if stale:
+                # Take them over (a new token) so a concurrent run leaves them alone.
+                keys = [r.message_key for r in stale]
+                s.execute(
+                    f"update {OUTBOX} set claim_token = ?, claimed_at = ?, updated_at = ? "
+                    f"where message_key in ({_placeholders(len(keys))}) and status = 'sending'",
+                    [token, now, now, *keys],
+                )
+        fresh = [r for r in stale if r.message_key not in settled]
+        if not fresh:  # nothing new (another run holds what is left): done for this run
+            return
+        settled.update(r.message_key for r in fresh)
+        outcomes = [_settle(row, providers[row.channel], token, clock, report) for row in fresh]
+        _record(warehouse, token, outcomes, clock())
+
+
+def _settle(
+    row: _Row, provider: Provider, token: str, clock: Callable[[], datetime], report: DeliveryReport
+) -> _Outcome:
+    """One stale row's fate from the provider's record: sent, not sent (→ queued), or unknown
+    (SMS → held for a person; email → queued, the idempotency key drops a duplicate)."""
+    started = clock()
+    since = row.claimed_at or started
+    try:
+        found: SendResult | None = provider.lookup(row.outbound(), since=since)
+        unknown: str | None = None
+    except ValueError:
+        found, unknown = None, None  # an unbuildable message was never sent
+    except (OutcomeUnknownError, ProviderError) as exc:
+        found, unknown = None, str(exc)
+    finished = clock()
+    if found is not None:
+        report.reconciled_sent += 1
+        attempt = _attempt_row(row, row.attempts, token, found.provider, "reconciled_sent", started, finished,
+                               provider_message_id=found.provider_message_id)
+        return _Outcome(row.message_key, "sent", None, None, None, found.provider, found.provider_message_id,
+                        finished, (attempt,))
+    if unknown is None:
+        report.reconciled_not_sent += 1
+        attempt = _attempt_row(
+            row, row.attempts, token, provider.name, "reconciled_not_sent", started, finished
+        )
+        return _Outcome(row.message_key, "queued", "not sent before a crash; requeued", attempt_rows=(attempt,))
+    if row.channel == "sms":
+        # Twilio has no idempotency key: resending blindly could text someone twice.
+        report.held += 1
+        attempt = _attempt_row(row, row.attempts, token, provider.name, "held_unknown", started, finished,
+                               code="outcome_unknown", reason=unknown)
+        return _Outcome(row.message_key, "held", HELD_UNKNOWN_REASON, attempt_rows=(attempt,))
+    report.requeued += 1
+    attempt = _attempt_row(row, row.attempts, token, provider.name, "reconciled_not_sent", started, finished,
+                           code="outcome_unknown", reason=unknown)
+    return _Outcome(row.message_key, "queued", EMAIL_UNKNOWN_REASON, attempt_rows=(attempt,))
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+def deliver_due(
+    warehouse: Warehouse,
+    providers: Mapping[str, Provider],
+    *,
+    now: datetime | None = None,
+    client_id: str | None = None,
+    options: DeliveryOptions = DeliveryOptions(),
+    progress: Callable[[DeliveryReport], None] | None = None,
+) -> DeliveryReport:
+    """Sends every due outbox message (optionally of one client) through ``providers``
+    (channel → provider); messages of a channel without a provider are left alone.
+
+    ``now`` (naive UTC) freezes the clock: due-ness, claims and timestamps all use it. Without
+    it, a message is due if it was due when the run started (so a requeued message waits for
+    the next run), and timestamps are the real time.
+    """
+    started = time.monotonic()
+    report = DeliveryReport()
+    cutoff = now or _utcnow()
+    clock: Callable[[], datetime] = (lambda: now) if now is not None else _utcnow
+    channels = [c for c in ("sms", "email") if c in providers]
+    if not channels:
+        return report
+    _reconcile(
+        warehouse,
+        {c: providers[c] for c in channels},
+        stale_before=cutoff - timedelta(seconds=options.lease_seconds),
+        clock=clock,
+        client_id=client_id,
+        limit=options.batch_size,
+        report=report,
+    )
+    sender = _Sender({c: providers[c] for c in channels}, options, clock, report)
+    while True:
+        token, to_send, suppressed = _claim(
+            warehouse,
+            cutoff=cutoff,
+            now=clock(),
+            channels=channels,
+            client_id=client_id,
+            limit=options.batch_size,
+        )
+        if not to_send and not suppressed:
+            break
+        report.claimed += len(to_send) + len(suppressed)
+        report.suppressed += len(suppressed)
+        outcomes: list[_Outcome] = []
+        try:
+            for provider, unit in sender.units(to_send):
+                outcomes.extend(sender.send(token, provider, unit))
+        finally:
+            # Record what is settled even when something unexpected stops the batch; the rest
+            # stays 'sending' for the next run's reconciliation.
+            _record(warehouse, token, outcomes, clock())
+        report.seconds = time.monotonic() - started
+        if progress is not None:
+            progress(report)
+    report.seconds = time.monotonic() - started
+    return report
