@@ -44,7 +44,7 @@ DELIVERY_MODELS = ("messages", "campaign_performance_daily")
 send_campaigns_job = dg.define_asset_job(
     "send_campaigns_job",
     selection=dg.AssetSelection.assets(client_config)
-    | dg.AssetSelection.keys(OCCURRENCES_KEY, OUTBOX_KEY, DELIVERY_KEY)
+    | dg.AssetSelection.assets(OCCURRENCES_KEY, OUTBOX_KEY, DELIVERY_KEY)
     | dg.AssetSelection.assets(*[get_asset_key_for_model([herald_dbt_models], m) for m in SEND_MODELS]),
     description="Plans the campaign occurrences in its config (and any a trigger fired), renders and "
     "enqueues the messages idempotently, delivers what is due, and refreshes the messages marts.",
@@ -54,7 +54,7 @@ send_campaigns_job = dg.define_asset_job(
 # Releases messages whose time (or send window) has come, retries transient failures.
 deliver_messages_job = dg.define_asset_job(
     "deliver_messages_job",
-    selection=dg.AssetSelection.keys(DELIVERY_KEY)
+    selection=dg.AssetSelection.assets(DELIVERY_KEY)
     | dg.AssetSelection.assets(*[get_asset_key_for_model([herald_dbt_models], m) for m in DELIVERY_MODELS]),
     description="Delivers every due outbox message (deferred ones once their window opens, retries "
     "once their backoff is over) and refreshes marts.messages and the campaign performance mart.",

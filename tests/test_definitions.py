@@ -20,11 +20,43 @@ def defs() -> dg.Definitions:
 def test_jobs_and_sensors_resolve(defs: dg.Definitions) -> None:
     assert {j.name for j in defs.resolve_all_job_defs()} >= {"ingest_packet_job", "transform_packets_job"}
     sensors = {s.name: s for s in defs.sensors or []}
-    assert set(sensors) == {"packet_arrival_sensor", "packet_landed_sensor", "contacts_refreshed_sensor"}
+    assert set(sensors) == {
+        "packet_arrival_sensor", "packet_landed_sensor", "contacts_refreshed_sensor",
+        "campaign_triggers_sensor", "manual_send_sensor",
+    }  # fmt: skip
     assert sensors["packet_arrival_sensor"].job_name == "ingest_packet_job"
     assert sensors["packet_landed_sensor"].job_name == "transform_packets_job"
     assert sensors["contacts_refreshed_sensor"].job_name == "refresh_segments_job"
-    defs.resolve_job_def("ingest_packet_job")  # raises if the selection does not resolve
+    assert sensors["campaign_triggers_sensor"].job_name == "send_campaigns_job"
+    assert sensors["manual_send_sensor"].job_name == "send_campaigns_job"
+    for job in ("ingest_packet_job", "send_campaigns_job", "deliver_messages_job"):
+        defs.resolve_job_def(job)  # raises if the selection does not resolve
+
+
+def test_every_cron_campaign_has_a_schedule_in_its_clients_time_zone(defs: dg.Definitions) -> None:
+    schedules = {s.name: s for s in defs.schedules or []}
+    assert set(schedules) == {
+        "lakeside_realty__new_listings__schedule", "northfield_college__admitted_nurture__schedule",
+        "deliver_due_schedule",
+    }  # fmt: skip
+    listings = schedules["lakeside_realty__new_listings__schedule"]
+    assert (listings.cron_schedule, listings.execution_timezone) == ("30 9 * * 1-5", "America/Denver")
+    assert listings.job_name == "send_campaigns_job"
+    assert schedules["deliver_due_schedule"].job_name == "deliver_messages_job"
+
+
+def test_a_campaign_schedule_names_its_occurrence_by_local_time(defs: dg.Definitions) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    schedule = next(s for s in defs.schedules if s.name == "northfield_college__admitted_nurture__schedule")
+    # the fall-back morning in New York: 10:00 EST is 15:00 UTC
+    fire = datetime(2026, 11, 1, 10, 0, tzinfo=ZoneInfo("America/New_York"))
+    with dg.build_schedule_context(scheduled_execution_time=fire) as context:
+        request = schedule.evaluate_tick(context).run_requests[0]
+    assert request.run_key == "northfield_college/admitted_nurture/2026-11-01T10:00"
+    spec = request.run_config["ops"]["herald_ops__campaign_occurrences"]["config"]["occurrences"][0]
+    assert spec["occurrence"] == "2026-11-01T10:00" and spec["fired_at"] == "2026-11-01T15:00:00"
 
 
 def test_every_dbt_source_has_a_producing_python_asset(defs: dg.Definitions) -> None:
@@ -34,7 +66,7 @@ def test_every_dbt_source_has_a_producing_python_asset(defs: dg.Definitions) -> 
     assert sources, "the dbt project declares no sources"
     unproduced = {k.to_user_string() for k in sources if not graph.has(k) or not graph.get(k).is_materializable}
     # written by every segment asset (segments/<client>/<name>), not by one asset of that key
-    by_segment_assets = {"herald_ops/segment_membership_events", "marts/segment_members"}
+    by_segment_assets = {"herald_ops/segment_membership_events", "segments/segment_members"}
     # filled by the compliance engine (issue 4: opt-outs, bounces, blocks); read by the plan and the claim
     by_compliance = {"herald_ops/suppressions"}
     assert unproduced == by_segment_assets | by_compliance

@@ -14,6 +14,7 @@ from herald.campaigns.links import links_from_env
 from herald.campaigns.occurrences import Occurrence, detect_triggered, mark_planned, record_occurrences
 from herald.delivery.engine import deliver_due
 from herald.delivery.outbox import OUTBOX
+from herald.providers.factory import delivery_options_from_env
 from herald.contacts.phones import mask_email, mask_phone
 from herald.settings import Settings
 from orchestration.partitions import WAREHOUSE_POOL
@@ -140,7 +141,10 @@ def delivery(context: dg.AssetExecutionContext, warehouse: WarehouseResource, pr
     backoff, fails permanent ones with the provider's reason, reconciles or holds messages whose
     outcome a crashed run left unknown, and records every attempt."""
     report = deliver_due(
-        warehouse.get(), providers.get(), progress=lambda r: context.log.info(r.summary())
+        warehouse.get(),
+        providers.get(),
+        options=delivery_options_from_env(),
+        progress=lambda r: context.log.info(r.summary()),
     )
     context.log.info(report.summary())
     return dg.MaterializeResult(

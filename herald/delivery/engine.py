@@ -232,31 +232,37 @@ def _attempt_row(
     return tuple(values[c] for c in ATTEMPT_COLUMNS)
 
 
+_OUTCOME_COLUMNS = (
+    "message_key", "status", "status_reason", "attempts", "next_attempt_at", "provider",
+    "provider_message_id", "sent_at",
+)  # fmt: skip
+_OUTCOME_TABLE = "_herald_outcomes"
+_OUTCOME_DDL = f"""create temporary table {_OUTCOME_TABLE} (
+    message_key varchar, status varchar, status_reason varchar, attempts bigint, next_attempt_at timestamp,
+    provider varchar, provider_message_id varchar, sent_at timestamp)"""
+
+
 def _record(warehouse: Warehouse, token: str, outcomes: Sequence[_Outcome], now: datetime) -> None:
-    """Writes outcomes where the row still carries ``token``, and every attempt row."""
+    """Writes outcomes where the row still carries ``token``, and every attempt row, in one
+    transaction: the outcomes go to a temporary table and one set-based update applies them
+    (one UPDATE per message made DuckDB the bottleneck of delivery)."""
     if not outcomes:
         return
     with warehouse.session() as s:
-        for o in outcomes:
-            s.execute(
-                f"""update {OUTBOX} set status = ?, status_reason = ?, attempts = coalesce(?, attempts),
-                       next_attempt_at = ?, provider = coalesce(?, provider),
-                       provider_message_id = coalesce(?, provider_message_id), sent_at = coalesce(?, sent_at),
-                       updated_at = ?
-                    where message_key = ? and claim_token = ? and status = 'sending'""",
-                [
-                    o.status,
-                    o.status_reason,
-                    o.attempts,
-                    o.next_attempt_at,
-                    o.provider,
-                    o.provider_message_id,
-                    o.sent_at,
-                    now,
-                    o.message_key,
-                    token,
-                ],
-            )
+        s.execute(f"drop table if exists {_OUTCOME_TABLE}")
+        s.execute(_OUTCOME_DDL)
+        s.insert_rows(_OUTCOME_TABLE, _OUTCOME_COLUMNS, [tuple(getattr(o, c) for c in _OUTCOME_COLUMNS) for o in outcomes])
+        s.execute(
+            f"""update {OUTBOX} as outbox set status = o.status, status_reason = o.status_reason,
+                   attempts = coalesce(o.attempts, outbox.attempts), next_attempt_at = o.next_attempt_at,
+                   provider = coalesce(o.provider, outbox.provider),
+                   provider_message_id = coalesce(o.provider_message_id, outbox.provider_message_id),
+                   sent_at = coalesce(o.sent_at, outbox.sent_at), updated_at = ?
+                from {_OUTCOME_TABLE} as o
+                where outbox.message_key = o.message_key and outbox.claim_token = ? and outbox.status = 'sending'""",
+            [now, token],
+        )
+        s.execute(f"drop table {_OUTCOME_TABLE}")
         attempt_rows = [r for o in outcomes for r in o.attempt_rows]
         s.insert_rows(ATTEMPTS, ATTEMPT_COLUMNS, attempt_rows)
 
