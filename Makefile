@@ -40,8 +40,9 @@ test-fast: venv  ## unit tests only
 dev: venv  ## start the Dagster UI on http://127.0.0.1:3000
 	$(BIN)/herald dev
 
-bench: venv  ## time 1k- and 1M-row packets from drop to marts.contacts
+bench: venv  ## 1k- and 1M-row packets drop → marts.contacts; 100k-recipient campaign throughput
 	$(BIN)/python bench/packet_latency.py
+	$(BIN)/python bench/campaign_throughput.py --recipients 100000
 
 clean:  ## remove the environment, dbt targets and the embedded home
 	rm -rf $(VENV) .herald dbt_project/target dbt_project/logs .pytest_tmp
