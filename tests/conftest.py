@@ -91,14 +91,16 @@ def deployment() -> Deployment:
     return load_deployment(CONFIG_DIR)
 
 
-def runs_per_tick(output: str) -> list[list[str]]:
-    """The jobs each tick ran, leaving out the 10-minute delivery schedule, which may fire in
-    any tick whose clock crosses a ten-minute boundary."""
-    ticks: list[list[str]] = [[]]
+def jobs_run(output: str) -> list[str]:
+    """The runs a `herald tick` printed, in order, as "<status> <job>", leaving out the 10-minute
+    delivery schedule, which fires in any tick whose clock crosses a ten-minute boundary."""
+    runs = []
     for line in output.splitlines():
         found = re.match(r"^\s+(SUCCESS|FAILURE) (\w+)", line)
         if found and found.group(2) != "deliver_messages_job":
-            ticks[-1].append(f"{found.group(1)} {found.group(2)}")
-        elif line.startswith("tick done"):
-            ticks.append([])
-    return ticks[:-1]
+            runs.append(f"{found.group(1)} {found.group(2)}")
+    return runs
+
+
+def last_tick_done(output: str) -> str:
+    return [line for line in output.splitlines() if line.startswith("tick done")][-1]

@@ -22,7 +22,7 @@ import pytest
 
 from herald.config import load_deployment
 from herald.demo.packets import demo_packets, sized_packet
-from tests.conftest import CONFIG_DIR, ENGINES, REPO_ROOT, runs_per_tick
+from tests.conftest import CONFIG_DIR, ENGINES, REPO_ROOT, jobs_run, last_tick_done
 
 HERALD = str(Path(sys.executable).parent / "herald")
 
@@ -237,14 +237,14 @@ def test_every_packet_step_is_timed(deployed: Deployment) -> None:
 def test_tick_until_idle_then_a_tick_with_nothing_new_starts_no_run(deployed: Deployment) -> None:
     # 3 uploads → 3 ingest runs; then 1 dbt build; then 1 segment refresh; then the campaign
     # trigger check (the repeated dental packet is a duplicate, so nothing to send); then nothing
-    assert runs_per_tick(deployed.tick_output) == [
-        ["SUCCESS ingest_packet_job"] * 3,
-        ["SUCCESS transform_packets_job"],
-        ["SUCCESS refresh_segments_job"],
-        ["SUCCESS send_campaigns_job"],
-        [],
+    assert jobs_run(deployed.tick_output) == [
+        *["SUCCESS ingest_packet_job"] * 3,
+        "SUCCESS transform_packets_job",
+        "SUCCESS refresh_segments_job",
+        "SUCCESS send_campaigns_job",
     ]
-    assert runs_per_tick(deployed.idle_tick_output) == [[]]
+    assert last_tick_done(deployed.tick_output) == "tick done: 0 runs"
+    assert jobs_run(deployed.idle_tick_output) == []
 
 
 def test_demo_plans_renders_and_delivers_the_packet_triggered_reminders(deployed: Deployment) -> None:

@@ -21,7 +21,7 @@ from moto.server import ThreadedMotoServer
 
 from herald.config import load_deployment
 from herald.demo.packets import sized_packet
-from tests.conftest import CONFIG_DIR, REPO_ROOT, runs_per_tick
+from tests.conftest import CONFIG_DIR, REPO_ROOT, jobs_run, last_tick_done
 from tests.sftp_server import start_sftp_server
 
 HERALD = str(Path(sys.executable).parent / "herald")
@@ -43,10 +43,11 @@ def packet() -> tuple[bytes, list[int]]:
 
 
 def assert_landed_in_marts(env: dict[str, str], tick_output: str) -> None:
-    assert runs_per_tick(tick_output) == [
-        ["SUCCESS ingest_packet_job"], ["SUCCESS transform_packets_job"], ["SUCCESS refresh_segments_job"],
-        ["SUCCESS send_campaigns_job"], [],
+    assert jobs_run(tick_output) == [
+        "SUCCESS ingest_packet_job", "SUCCESS transform_packets_job", "SUCCESS refresh_segments_job",
+        "SUCCESS send_campaigns_job",
     ]  # ingest, dbt, segments, the campaign trigger check
+    assert last_tick_done(tick_output) == "tick done: 0 runs"
     rows = json.loads(herald(env, "sql", "--format", "json",
                              "select status, rows_in_file, rows_landed, rows_rejected from herald_ops.packets").stdout)
     assert rows == [{"status": "landed", "rows_in_file": 300, "rows_landed": 298, "rows_rejected": 2}]
@@ -87,9 +88,10 @@ def test_packet_uploaded_to_s3_lands_and_gets_its_receipt(s3: tuple[dict[str, st
     assert client.head_object(Bucket="drops", Key=partial_key)["ContentLength"] == 500
     client.delete_object(Bucket="drops", Key=partial_key)  # the client gave that upload up
     rest = herald(env, "tick", "--force", "--until-idle").stdout
-    assert runs_per_tick(rest) == [
-        ["SUCCESS transform_packets_job"], ["SUCCESS refresh_segments_job"], ["SUCCESS send_campaigns_job"], []
+    assert jobs_run(rest) == [
+        "SUCCESS transform_packets_job", "SUCCESS refresh_segments_job", "SUCCESS send_campaigns_job"
     ]  # dbt build, segment refresh, the campaign trigger check
+    assert last_tick_done(rest) == "tick done: 0 runs"
     keys = {o["Key"] for o in client.list_objects_v2(Bucket="drops", Prefix=f"clients/{CLIENT}/")["Contents"]}
     archived = [k for k in keys if k.startswith(f"clients/{CLIENT}/archive/{TYPE}/") and k.endswith("__june.csv")]
     assert len(archived) == 1 and archived[0] + ".sha256" in keys
