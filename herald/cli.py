@@ -378,7 +378,6 @@ def segment_preview(
 ) -> None:
     """Evaluate a segment read-only over the marts and print its size and first members
     (phones and emails masked). Writes nothing."""
-    from herald.config import ConfigError, load_deployment
     from herald.segments import SegmentError, evaluate_segment
     from rich.markup import escape
 
@@ -386,20 +385,7 @@ def segment_preview(
     from herald.warehouse.connection import Warehouse, WarehouseError
 
     settings = _settings()
-    try:
-        deployment = load_deployment(settings.config_dir)
-    except ConfigError as exc:
-        err.print(f"[red]error:[/red] the configuration has problems (run `herald config check`):\n{exc}")
-        raise typer.Exit(1) from None
-    configured = deployment.clients.get(client)
-    if configured is None:
-        err.print(f"[red]error:[/red] unknown client {client!r}; configured: {', '.join(deployment.clients)}")
-        raise typer.Exit(1)
-    segment = configured.segments.get(name)
-    if segment is None:
-        known = ", ".join(configured.segments) or "none"
-        err.print(f"[red]error:[/red] client {client!r} has no segment {name!r}; it has: {known}")
-        raise typer.Exit(1)
+    _, configured, segment = _client_item(settings, client, "segment", name)
     warehouse = Warehouse(settings.warehouse)
     try:
         ids = evaluate_segment(warehouse, configured, segment)
@@ -420,7 +406,8 @@ def segment_preview(
         console.print(f"… {len(ids) - len(members)} more", style="dim")
 
 
-def _campaign(settings: Settings, client: str, name: str) -> tuple[Any, Any, Any]:
+def _client_item(settings: Settings, client: str, kind: str, name: str) -> tuple[Any, Any, Any]:
+    """(deployment, client, its segment or campaign ``name``), or a clear error and exit 1."""
     from herald.config import ConfigError, load_deployment
 
     try:
@@ -432,12 +419,11 @@ def _campaign(settings: Settings, client: str, name: str) -> tuple[Any, Any, Any
     if configured is None:
         err.print(f"[red]error:[/red] unknown client {client!r}; configured: {', '.join(deployment.clients)}")
         raise typer.Exit(1)
-    campaign = configured.campaigns.get(name)
-    if campaign is None:
-        known = ", ".join(configured.campaigns) or "none"
-        err.print(f"[red]error:[/red] client {client!r} has no campaign {name!r}; it has: {known}")
+    items = configured.segments if kind == "segment" else configured.campaigns
+    if name not in items:
+        err.print(f"[red]error:[/red] client {client!r} has no {kind} {name!r}; it has: {', '.join(items) or 'none'}")
         raise typer.Exit(1)
-    return deployment, configured, campaign
+    return deployment, configured, items[name]
 
 
 @campaign_app.command("preview")
@@ -458,7 +444,7 @@ def campaign_preview(
     from herald.warehouse.connection import Warehouse, WarehouseError
 
     settings = _settings()
-    deployment, _, campaign = _campaign(settings, client, name)
+    deployment, _, campaign = _client_item(settings, client, "campaign", name)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     try:
         size, previews = preview_campaign(
@@ -510,7 +496,7 @@ def campaign_send(
     from herald.campaigns.requests import clear_send_request, write_send_request
 
     settings = _settings()
-    _campaign(settings, client, name)
+    _client_item(settings, client, "campaign", name)
     label = occurrence or f"manual-{date.today().isoformat()}"
     path = write_send_request(settings.home, client, name, label)
     if not wait:
