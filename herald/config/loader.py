@@ -182,6 +182,12 @@ def _load_client(folder: Path, root: Path, herald: HeraldConfig, problems: list[
             continue
         load_maps[load_map.packet_type] = load_map
     segments = _load_named(folder / SEGMENTS_DIR, root, SegmentConfig, "name", problems)
+    for name, segment in segments.items():
+        if segment.packet_type and segment.packet_type not in _stems(folder / LOAD_MAPS_DIR):
+            path = next(iter(sorted((folder / SEGMENTS_DIR).glob(f"{name}.y*ml"))))
+            known = ", ".join(sorted(_stems(folder / LOAD_MAPS_DIR))) or "none"
+            message = f"no load map {segment.packet_type!r} for this client (load maps: {known}); add load_maps/{segment.packet_type}.yaml"
+            problems.append(Problem(_rel(path, root), "packet_type", message))
     campaigns = _load_named(folder / CAMPAIGNS_DIR, root, CampaignConfig, "name", problems)
     _check_campaigns(folder, root, config, campaigns, load_maps, len(map_files), problems)
     if config is None:

@@ -1,6 +1,8 @@
 """Segment definitions: ``clients/<client_id>/segments/<name>.yaml`` (seed 004's three types).
 
-- ``manual``: a fixed list of people, by external id, phone or email (``members``);
+- ``manual``: a fixed list of people, by external id, phone or email (``members``), and/or the
+  people of the latest landed packet of a list packet type (``packet_type``, e.g. a
+  ``segment_list`` load map): a client replaces the list by dropping a new file;
 - ``sql``: one SELECT over the ``marts`` / ``analytics`` schemas returning ``contact_id``;
 - ``function``: ``module:callable`` receiving a read-only warehouse handle, returning contact ids.
 """
@@ -22,6 +24,7 @@ class SegmentConfig(Strict):
     description: str = ""
     type: Literal["manual", "sql", "function"]
     members: list[str] = Field(default_factory=list)
+    packet_type: str | None = None  # manual: also the contacts of the latest packet of this type
     sql: str | None = None
     function: str | None = None
     timeout_seconds: int = Field(default=30, ge=1, le=600)
@@ -31,7 +34,11 @@ class SegmentConfig(Strict):
         if not SLUG_RE.match(self.name):
             raise ValueError(f"{self.name!r} is not a valid segment name ({SLUG_RULE})")
         needed = {"manual": "members", "sql": "sql", "function": "function"}[self.type]
-        if not getattr(self, needed):
+        if self.packet_type is not None and self.type != "manual":
+            raise ValueError(f"a {self.type} segment takes no `packet_type` (only a manual list does)")
+        if not getattr(self, needed) and not (self.type == "manual" and self.packet_type):
+            if self.type == "manual":
+                raise ValueError("a manual segment needs `members`, a list `packet_type`, or both")
             raise ValueError(f"a {self.type} segment needs `{needed}`")
         others = [f for f in ("members", "sql", "function") if f != needed and getattr(self, f)]
         if others:

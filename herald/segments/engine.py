@@ -97,12 +97,21 @@ def _manual(warehouse: Warehouse, client: Client, segment: SegmentConfig) -> lis
         condition, values_ = _in(column, values)
         conditions.append(condition)
         params.extend(values_)
-    sql = (
-        f"select distinct contact_id from {CONTACTS} where client_id = ? and ({' or '.join(conditions)}) "
-        "order by contact_id"
-    )
+    sql = f"select contact_id from {CONTACTS} where client_id = ? and ({' or '.join(conditions)})"
+    params = [client.client_id, *params]
+    if segment.packet_type:
+        # the list as the client last sent it: every contact of the latest landed packet of the type
+        sql += """
+            union
+            select sources.contact_id from marts.contact_sources as sources
+            where sources.packet_id = (
+                select packet_id from herald_ops.packets
+                where client_id = ? and packet_type = ? and status = 'landed'
+                order by received_at desc, packet_id desc limit 1
+            )"""
+        params += [client.client_id, segment.packet_type]
     with _read_only(warehouse, client, segment) as session:
-        rows = session.query(sql, [client.client_id, *params])[1]
+        rows = session.query(f"select distinct contact_id from ({sql}) as members order by contact_id", params)[1]
     return [str(r[0]) for r in rows]
 
 

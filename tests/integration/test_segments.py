@@ -102,6 +102,33 @@ def test_manual_members_match_by_id_phone_and_email_of_the_client_only(marts: Wa
 
 
 @pytest.mark.parametrize("warehouse", ENGINES, indirect=True)
+def test_manual_list_dropped_as_a_packet_follows_the_latest_packet(marts: Warehouse, deployment: Deployment) -> None:
+    client = deployment.clients[REALTY]
+    packets = [
+        # packet_id, client, type, status, received_at: the newest landed list wins
+        ("list-old", REALTY, "segment_list", "landed", datetime(2026, 1, 1)),
+        ("list-new", REALTY, "segment_list", "landed", datetime(2026, 2, 1)),
+        ("list-broken", REALTY, "segment_list", "rejected", datetime(2026, 3, 1)),
+        ("other-client", COLLEGE, "segment_list", "landed", datetime(2026, 4, 1)),
+    ]
+    with marts.session() as s:
+        s.execute("create table marts.contact_sources (packet_id varchar, line_number bigint, contact_id varchar)")
+        s.insert_rows("marts.contact_sources", ["packet_id", "line_number", "contact_id"], [
+            ("list-old", 1, "r-other"), ("list-new", 1, "r-phone"), ("list-new", 2, "r-email"), ("other-client", 1, "n-2"),
+        ])  # fmt: skip
+        for packet_id, client_id, packet_type, status, at in packets:
+            s.execute(
+                "insert into herald_ops.packets (packet_id, client_id, packet_type, file_name, file_path, status, "
+                "received_at, updated_at) values (?, ?, ?, 'list.csv', 'list.csv', ?, ?, ?)",
+                [packet_id, client_id, packet_type, status, at, at],
+            )
+    from_packets = SegmentConfig(name="dropped", type="manual", packet_type="segment_list")
+    assert evaluate_segment(marts, client, from_packets) == ["r-email", "r-phone"]
+    both = SegmentConfig(name="both", type="manual", members=["LS-1001"], packet_type="segment_list")
+    assert evaluate_segment(marts, client, both) == ["r-email", "r-id", "r-phone"]
+
+
+@pytest.mark.parametrize("warehouse", ENGINES, indirect=True)
 def test_sql_segment_keeps_only_the_clients_contacts(marts: Warehouse, deployment: Deployment) -> None:
     client = deployment.clients[REALTY]
     segment = _sql_segment("select contact_id from marts.contacts where is_phone_valid  -- all valid phones\n;\n")

@@ -21,6 +21,7 @@ from herald.config.campaigns import (
     parse_channel_rule,
     parse_duration,
 )
+from herald.config.segments import SegmentConfig
 from herald.config.summary import deployment_summary
 from herald.messages.render import render_email, render_sms
 
@@ -400,3 +401,21 @@ def test_segment_entry_and_funnel_triggers_in_words() -> None:
         describe_trigger(FunnelEventTrigger(type="funnel_event", to_stage="admitted", funnel_type="sales"), "UTC")
         == "When a contact reaches stage 'admitted' of the sales funnel"
     )
+
+
+def test_a_manual_list_packet_type_must_be_a_load_map_of_the_client(config_copy: Path) -> None:
+    segment = config_copy / "clients" / "lakeside_realty" / "segments" / "vip_buyers.yaml"
+    segment.write_text(segment.read_text() + "packet_type: segment_list\n")
+    _, problems = check_config(config_copy)
+    assert [str(p) for p in problems] == [
+        "config/clients/lakeside_realty/segments/vip_buyers.yaml: packet_type: no load map 'segment_list' for this "
+        "client (load maps: buyer_leads); add load_maps/segment_list.yaml"
+    ]
+
+
+def test_only_a_manual_segment_takes_a_packet_type() -> None:
+    with pytest.raises(ValueError, match="a sql segment takes no `packet_type`"):
+        SegmentConfig(name="vip", type="sql", sql="select 1", packet_type="segment_list")
+    with pytest.raises(ValueError, match="a manual segment needs `members`, a list `packet_type`, or both"):
+        SegmentConfig(name="vip", type="manual")
+    assert SegmentConfig(name="vip", type="manual", packet_type="segment_list").members == []
