@@ -292,12 +292,96 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
             ("client_id", "varchar not null"),
             ("channel", "varchar not null"),
             ("address", "varchar not null"),  # E.164 phone or lower-cased email
+            # 'all', or the message type an opt-out answered (FCC: until 2027 a revocation may
+            # be scoped to the kind of message it replied to; a client can turn on revoke-all)
+            ("scope", "varchar not null"),
             ("reason", "varchar not null"),  # opt_out | hard_bounce | complaint | manual_block
-            ("source", "varchar"),
-            ("note", "varchar"),
+            ("source", "varchar"),  # sms_keyword | web | provider | manual | packet
+            ("note", "varchar"),  # what support needs to follow up (e.g. the reply's text)
+            ("contact_id", "varchar"),
             ("created_at", "timestamp not null"),
         ],
-        ("client_id", "channel", "address"),
+        ("client_id", "channel", "address", "scope"),
+    ),
+    # -- compliance (issue 4) ----------------------------------------------------------------
+    # Append-only consent history; the current state is derived from it (marts.consent_status).
+    (
+        f"{OPS_SCHEMA}.consent_events",
+        [
+            ("event_id", "varchar not null"),  # deterministic: md5 of its source and content
+            ("client_id", "varchar not null"),
+            ("contact_id", "varchar"),
+            ("channel", "varchar not null"),  # sms | email
+            ("address", "varchar not null"),
+            ("kind", "varchar not null"),  # opt_in | opt_out | revoke | confirm
+            ("scope", "varchar not null"),  # 'all' or a message type
+            ("consent_level", "varchar"),  # express_written | prior_express (opt_in / confirm)
+            ("source", "varchar not null"),  # packet | sms_keyword | web | manual | provider
+            ("evidence", "varchar"),  # the reply text, the packet and line, the page, who
+            ("occurred_at", "timestamp not null"),
+            ("recorded_at", "timestamp not null"),
+        ],
+        ("event_id",),
+    ),
+    (
+        f"{OPS_SCHEMA}.audit_log",
+        [
+            ("audit_id", "varchar not null"),
+            ("occurred_at", "timestamp not null"),
+            ("actor", "varchar not null"),  # system component (e.g. 'inbound_replies') or a person
+            # consent_change | suppression | unsuppression | send | cancel | manual_override | purge | hold
+            ("action", "varchar not null"),
+            ("client_id", "varchar"),
+            ("contact_id", "varchar"),
+            ("subject", "varchar"),  # what was acted on: a masked address, a message key, a table
+            ("reason", "varchar"),
+            ("detail", "varchar"),  # JSON text
+        ],
+        ("audit_id",),
+    ),
+    # Inbound messages (SMS replies) as received, before the compliance engine applies them.
+    (
+        f"{RAW_SCHEMA}.inbound_messages",
+        [
+            ("inbound_id", "varchar not null"),  # provider message id (Twilio MessageSid) or generated
+            ("channel", "varchar not null"),
+            ("from_address", "varchar not null"),  # E.164
+            ("to_address", "varchar not null"),  # the client's sender number
+            ("body", "varchar not null"),
+            ("provider", "varchar"),
+            ("received_at", "timestamp not null"),
+            ("landed_at", "timestamp not null"),
+        ],
+        ("inbound_id",),
+    ),
+    # What the compliance engine made of each inbound message (one row: applying is idempotent).
+    (
+        f"{OPS_SCHEMA}.inbound_processing",
+        [
+            ("inbound_id", "varchar not null"),
+            ("client_id", "varchar"),  # null: no client sends from the number it was sent to
+            ("contact_id", "varchar"),
+            ("kind", "varchar not null"),  # opt_out | probable_opt_out | opt_in | help | confirm | reschedule | other
+            ("keyword_class", "varchar"),  # standard | carrier | misspelling | spanish | free_text | ...
+            ("matched", "varchar"),
+            ("action", "varchar not null"),  # suppressed | restored | helped | confirmed | ... | ignored
+            ("scope", "varchar"),
+            ("messages_cancelled", "bigint not null"),
+            ("reply_message_key", "varchar"),  # the one confirmation / help answer, in the outbox
+            ("processed_at", "timestamp not null"),
+        ],
+        ("inbound_id",),
+    ),
+    (
+        f"{OPS_SCHEMA}.appointment_responses",
+        [
+            ("inbound_id", "varchar not null"),
+            ("client_id", "varchar not null"),
+            ("contact_id", "varchar not null"),
+            ("response", "varchar not null"),  # confirmed | reschedule_requested
+            ("received_at", "timestamp not null"),
+        ],
+        ("inbound_id", "contact_id"),
     ),
     # The one Python-owned table in dbt's ``marts`` schema (issue 3 names it there): current
     # members of each segment, written by the segment assets; dbt never builds a model of this name.

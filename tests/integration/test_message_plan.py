@@ -115,7 +115,11 @@ def planned(request: pytest.FixtureRequest, herald_env, tmp_path: Path) -> tuple
         ])  # fmt: skip
         insert(s, "herald_ops.campaign_steps", [(CLIENT, *step) for step in STEPS])
         insert(s, "herald_ops.campaign_variants", [(CLIENT, *variant) for variant in VARIANTS])
-        insert(s, "herald_ops.suppressions", [("*", "sms", "+13125550105", "opt_out", "sms keyword", None, LOADED)])
+        insert(s, "herald_ops.suppressions", [
+            ("*", "sms", "+13125550105", "all", "opt_out", "sms_keyword", None, None, LOADED),
+            # an opt-out scoped to another message type leaves announcements alone
+            ("*", "sms", "+13125550101", "appointment_reminder", "opt_out", "sms_keyword", None, None, LOADED),
+        ])  # fmt: skip
         for contact_id, phone, email, appointment_at in CONTACTS:
             s.execute(
                 "insert into marts.contacts values (?, ?, ?, ?, null, ?, ?, ?, ?, null, null)",

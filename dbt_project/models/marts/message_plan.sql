@@ -183,31 +183,35 @@ addressed as (
     from routed
 ),
 
+-- whether a suppression covers the address: this client's or every client's ('*'), this
+-- channel or all, the message type the opt-out answered or all
+suppression_checked as (
+    select
+        addressed.*,
+        (
+            select min(suppressions.reason)
+            from suppressions
+            where suppressions.address = addressed.to_address
+                and suppressions.client_id in (addressed.client_id, '*')
+                and suppressions.channel in (addressed.channel, '*')
+                and suppressions.scope in (addressed.message_type, 'all')
+        ) as suppression_reason
+    from addressed
+),
+
 -- the first reason that leaves a contact out, in order of precedence
 judged as (
     select
-        addressed.*,
+        *,
         case
             when campaign_status = 'paused' then 'campaign paused'
             when channel is null and fallback_channel is null then 'no ' || case first_channel when 'sms' then 'valid phone' else 'valid email' end || ' for ' || first_channel
             when channel is null then 'no valid phone or email'
             when anchor_field is not null and anchor_value is null then 'no ' || anchor_field
             when anchor_field is not null and anchor_value < fired_at then anchor_field || ' has passed'
-            when suppressed.reason is not null then 'suppressed: ' || suppressed.reason
+            when suppression_reason is not null then 'suppressed: ' || suppression_reason
         end as exclusion
-    from addressed
-    left join (
-        select
-            client_id as suppressed_client_id,
-            channel as suppressed_channel,
-            address as suppressed_address,
-            min(reason) as reason
-        from suppressions
-        group by client_id, channel, address
-    ) as suppressed
-        on suppressed.suppressed_address = addressed.to_address
-        and suppressed.suppressed_client_id in (addressed.client_id, '*')
-        and suppressed.suppressed_channel in (addressed.channel, '*')
+    from suppression_checked
 ),
 
 -- one message per address and step: a second contact sharing a phone or email is left out
