@@ -528,6 +528,48 @@ def _print_messages(settings: Settings, client_id: str | None = None) -> None:
             console.print(f"  {reason} ({n})", highlight=False)
 
 
+@app.command()
+def inbound(
+    from_number: Annotated[str, typer.Argument(metavar="FROM", help="The recipient's phone number (who replies).")],
+    to_number: Annotated[str, typer.Argument(metavar="TO", help="The client's SMS sender number (who receives the reply).")],
+    text: Annotated[str, typer.Argument(metavar="TEXT", help='The reply, e.g. "STOP", "HELP", "C".')],
+    inbound_id: Annotated[
+        Optional[str], typer.Option("--id", help="The message id (as a Twilio MessageSid); default: a new one. "
+                                    "The same id is applied once.")
+    ] = None,
+) -> None:
+    """Simulate an SMS reply arriving (what the Twilio webhook does): it is landed under
+    $HERALD_HOME/landing/inbound, never written to the warehouse here; `herald tick` applies it
+    (opt-out, opt-in, HELP, C to confirm, R to reschedule)."""
+    import uuid
+
+    from herald.compliance.inbound import to_e164
+    from herald.compliance.landing import InboundMessage, append_inbound
+    from herald.contacts.phones import mask_phone
+
+    settings = _settings()
+    numbers = {}
+    for label, value in (("FROM", from_number), ("TO", to_number)):
+        numbers[label] = to_e164(value)
+        if numbers[label] is None:
+            err.print(f"[red]error:[/red] {label} {value!r} is not a phone number (write it as +15125550142)")
+            raise typer.Exit(2)
+    message = InboundMessage(
+        inbound_id=inbound_id or f"SIM{uuid.uuid4().hex}",
+        from_address=numbers["FROM"],
+        to_address=numbers["TO"],
+        body=text,
+        received_at=datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None),
+        provider="cli",
+    )
+    path = append_inbound(settings.home, message)
+    console.print(
+        f"landed reply {message.inbound_id} from {mask_phone(message.from_address)} to {message.to_address} "
+        f"in {path.parent}: `herald tick` applies it (inbound_events_sensor → apply_replies_job)",
+        highlight=False,
+    )
+
+
 def main() -> None:
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     app()

@@ -2,12 +2,15 @@
 
 import dagster as dg
 
+from assets.compliance.inbound import inbound_processing
+from assets.compliance.retention import retention_purge, retention_purge_job, retention_purge_schedule
 from assets.delivery.campaigns import campaign_occurrences, delivery, outbox
 from assets.ingest.config_tables import client_config
 from assets.ingest.packets import packet_rows
 from assets.segments.segments import segment_assets
 from assets.transform.dbt import herald_dbt_models
 from orchestration.jobs import (
+    apply_replies_job,
     deliver_messages_job,
     ingest_packet_job,
     refresh_segments_job,
@@ -17,17 +20,20 @@ from orchestration.jobs import (
 from orchestration.schedules import campaign_schedules, deliver_due_schedule
 from resources import DropZoneResource, HeraldConfigResource, ProvidersResource, WarehouseResource, build_dbt_resource
 from sensors.campaign_triggers import campaign_triggers_sensor
+from sensors.inbound_events import inbound_events_sensor
 from sensors.manual_send import manual_send_sensor
 from sensors.contacts_refreshed import contacts_refreshed_sensor
 from sensors.packet_arrival import packet_arrival_sensor
 from sensors.packet_landed import packet_landed_sensor
 
 defs = dg.Definitions(
-    assets=[client_config, packet_rows, herald_dbt_models, *segment_assets, campaign_occurrences, outbox, delivery],
-    jobs=[ingest_packet_job, transform_packets_job, refresh_segments_job, send_campaigns_job, deliver_messages_job],
-    schedules=[*campaign_schedules, deliver_due_schedule],
+    assets=[client_config, packet_rows, herald_dbt_models, *segment_assets, campaign_occurrences, outbox, delivery,
+            retention_purge, inbound_processing],
+    jobs=[ingest_packet_job, transform_packets_job, refresh_segments_job, send_campaigns_job, deliver_messages_job,
+          retention_purge_job, apply_replies_job],
+    schedules=[*campaign_schedules, deliver_due_schedule, retention_purge_schedule],
     sensors=[packet_arrival_sensor, packet_landed_sensor, contacts_refreshed_sensor, campaign_triggers_sensor,
-             manual_send_sensor],
+             manual_send_sensor, inbound_events_sensor],
     resources={
         "warehouse": WarehouseResource(),
         "dropzone": DropZoneResource(),

@@ -4,7 +4,8 @@ deliver due messages."""
 import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
-from assets.delivery.campaigns import DELIVERY_KEY, OCCURRENCES_KEY, OUTBOX_KEY
+from assets.compliance.inbound import INBOUND_PROCESSING_KEY
+from assets.delivery.campaigns import DELIVERY_KEY, OCCURRENCES_KEY, OUTBOX_KEY, REGIONS_KEY
 from assets.ingest.config_tables import client_config
 from assets.ingest.packets import packet_rows
 from assets.segments.segments import SEGMENTS_GROUP
@@ -44,7 +45,7 @@ DELIVERY_MODELS = ("messages", "campaign_performance_daily")
 send_campaigns_job = dg.define_asset_job(
     "send_campaigns_job",
     selection=dg.AssetSelection.assets(client_config)
-    | dg.AssetSelection.assets(OCCURRENCES_KEY, OUTBOX_KEY, DELIVERY_KEY)
+    | dg.AssetSelection.assets(OCCURRENCES_KEY, REGIONS_KEY, OUTBOX_KEY, DELIVERY_KEY)
     | dg.AssetSelection.assets(*[get_asset_key_for_model([herald_dbt_models], m) for m in SEND_MODELS]),
     description="Plans the campaign occurrences in its config (and any a trigger fired), renders and "
     "enqueues the messages idempotently, delivers what is due, and refreshes the messages marts.",
@@ -59,4 +60,15 @@ deliver_messages_job = dg.define_asset_job(
     description="Delivers every due outbox message (deferred ones once their window opens, retries "
     "once their backoff is over) and refreshes marts.messages and the campaign performance mart.",
     tags={"herald/stage": "deliver"},
+)
+
+# An inbound reply: load and apply it (an opt-out cancels queued messages before any later
+# send), then deliver at once, so the one confirmation or HELP answer goes out now.
+apply_replies_job = dg.define_asset_job(
+    "apply_replies_job",
+    selection=dg.AssetSelection.assets(INBOUND_PROCESSING_KEY, DELIVERY_KEY)
+    | dg.AssetSelection.assets(*[get_asset_key_for_model([herald_dbt_models], m) for m in DELIVERY_MODELS]),
+    description="Loads landed inbound replies and applies them (opt-outs suppress and cancel queued messages, "
+    "opt-ins restore, HELP is answered, appointment confirmations recorded), then delivers the replies.",
+    tags={"herald/stage": "compliance"},
 )

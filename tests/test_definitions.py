@@ -22,8 +22,9 @@ def test_jobs_and_sensors_resolve(defs: dg.Definitions) -> None:
     sensors = {s.name: s for s in defs.sensors or []}
     assert set(sensors) == {
         "packet_arrival_sensor", "packet_landed_sensor", "contacts_refreshed_sensor",
-        "campaign_triggers_sensor", "manual_send_sensor",
+        "campaign_triggers_sensor", "manual_send_sensor", "inbound_events_sensor",
     }  # fmt: skip
+    assert sensors["inbound_events_sensor"].job_name == "apply_replies_job"
     assert sensors["packet_arrival_sensor"].job_name == "ingest_packet_job"
     assert sensors["packet_landed_sensor"].job_name == "transform_packets_job"
     assert sensors["contacts_refreshed_sensor"].job_name == "refresh_segments_job"
@@ -37,7 +38,7 @@ def test_every_cron_campaign_has_a_schedule_in_its_clients_time_zone(defs: dg.De
     schedules = {s.name: s for s in defs.schedules or []}
     assert set(schedules) == {
         "lakeside_realty__new_listings__schedule", "northfield_college__admitted_nurture__schedule",
-        "deliver_due_schedule",
+        "deliver_due_schedule", "retention_purge_schedule",
     }  # fmt: skip
     listings = schedules["lakeside_realty__new_listings__schedule"]
     assert (listings.cron_schedule, listings.execution_timezone) == ("30 9 * * 1-5", "America/Denver")
@@ -67,8 +68,12 @@ def test_every_dbt_source_has_a_producing_python_asset(defs: dg.Definitions) -> 
     unproduced = {k.to_user_string() for k in sources if not graph.has(k) or not graph.get(k).is_materializable}
     # written by every segment asset (segments/<client>/<name>), not by one asset of that key
     by_segment_assets = {"herald_ops/segment_membership_events", "segments/segment_members"}
-    # filled by the compliance engine (issue 4: opt-outs, bounces, blocks); read by the plan and the claim
-    by_compliance = {"herald_ops/suppressions"}
+    # written by inbound reply processing (herald_ops/inbound_processing) beside its own table, and
+    # (suppressions, audit_log, consent_events) by the web pages, retention and manual tools too
+    by_compliance = {
+        "herald_ops/suppressions", "herald_ops/consent_events", "herald_ops/audit_log",
+        "herald_ops/appointment_responses",
+    }  # fmt: skip
     assert unproduced == by_segment_assets | by_compliance
 
 

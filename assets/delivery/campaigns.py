@@ -8,9 +8,11 @@ from typing import Optional
 import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
+from assets.compliance.inbound import INBOUND_PROCESSING_KEY
 from assets.transform.dbt import herald_dbt_models
 from herald.campaigns.enqueue import enqueue_planned
 from herald.campaigns.links import links_from_env
+from herald.compliance.regions import refresh_regions
 from herald.campaigns.occurrences import Occurrence, detect_triggered, mark_planned, record_occurrences
 from herald.delivery.engine import deliver_due
 from herald.delivery.outbox import OUTBOX
@@ -23,6 +25,7 @@ from resources import HeraldConfigResource, ProvidersResource, WarehouseResource
 DELIVERY_GROUP = "delivery"
 OCCURRENCES_KEY = dg.AssetKey(["herald_ops", "campaign_occurrences"])
 OUTBOX_KEY = dg.AssetKey(["herald_ops", "outbox"])
+REGIONS_KEY = dg.AssetKey(["herald_raw", "address_regions"])
 DELIVERY_KEY = dg.AssetKey(["herald_ops", "delivery_attempts"])
 
 
@@ -45,12 +48,27 @@ class SendConfig(dg.Config):
     detect_triggered: bool = False  # also look for new packets, segment entries, funnel events
 
 
-@dg.asset(
-    key=OCCURRENCES_KEY,
-    group_name=DELIVERY_GROUP,
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            OCCURRENCES_KEY,
+            description="One row per firing of a campaign's trigger (a cron minute, a packet, a batch of "
+            "segment entries or funnel events, a `herald campaign send`); the message plan expands each.",
+            group_name=DELIVERY_GROUP,
+            kinds={"python"},
+            deps=[dg.AssetKey(["herald_ops", "campaigns"])],
+        ),
+        dg.AssetSpec(
+            REGIONS_KEY,
+            description="Where recipients are: time zones and state of each contact phone (area code) and "
+            "postal code (ZIP), looked up before planning so each recipient gets their own send window.",
+            group_name=DELIVERY_GROUP,
+            kinds={"python"},
+            deps=[get_asset_key_for_model([herald_dbt_models], "contacts")],
+        ),
+    ],
     pool=WAREHOUSE_POOL,
-    kinds={"python"},
-    deps=[dg.AssetKey(["herald_ops", "campaigns"])],
+    name="herald_ops__campaign_occurrences",
 )
 def campaign_occurrences(
     context: dg.AssetExecutionContext, config: SendConfig, herald_config: HeraldConfigResource, warehouse: WarehouseResource
@@ -58,7 +76,8 @@ def campaign_occurrences(
     """Records the campaign occurrences this run sends: the ones its schedule named, plus (when
     a trigger sensor asked) one per newly loaded packet of a packet_arrival campaign and one
     batch per campaign with new segment entries or funnel events. An occurrence already planned
-    is never recorded again, so a repeated run of the same occurrence sends nothing new."""
+    is never recorded again, so a repeated run of the same occurrence sends nothing new. Then
+    looks up the regions (time zones, state) of contacts' phones and postal codes not seen yet."""
     deployment = herald_config.load()
     now = utcnow()
     occurrences: list[Occurrence] = []
@@ -72,14 +91,24 @@ def campaign_occurrences(
         if config.detect_triggered:
             occurrences += detect_triggered(session, deployment, now)
         recorded = record_occurrences(session, occurrences, context.run_id, now)
+        regions = refresh_regions(session, now) if _contacts_built(session) else 0
     names = [f"{o.client_id}/{o.campaign} {o.occurrence}" for o in occurrences]
-    context.log.info(f"{recorded} occurrences to plan: {names}")
-    return dg.MaterializeResult(
+    context.log.info(f"{recorded} occurrences to plan: {names}; {regions} new phone/postal regions looked up")
+    yield dg.MaterializeResult(
+        asset_key=OCCURRENCES_KEY,
         metadata={
             "recorded": dg.MetadataValue.int(recorded),
             "occurrences": dg.MetadataValue.md("\n".join(f"- {n}" for n in names) or "none"),
-        }
+        },
     )
+    yield dg.MaterializeResult(asset_key=REGIONS_KEY, metadata={"looked_up": dg.MetadataValue.int(regions)})
+
+
+def _contacts_built(session) -> bool:
+    found = session.scalar(
+        "select count(*) from information_schema.tables where table_schema = 'marts' and table_name = 'contacts'"
+    )
+    return bool(found)
 
 
 def _mask(channel: str, address: str) -> str:
@@ -133,7 +162,8 @@ def outbox(context: dg.AssetExecutionContext, herald_config: HeraldConfigResourc
     group_name=DELIVERY_GROUP,
     pool=WAREHOUSE_POOL,
     kinds={"python"},
-    deps=[OUTBOX_KEY],
+    # replies (opt-out confirmations, HELP answers) are enqueued by inbound processing
+    deps=[OUTBOX_KEY, INBOUND_PROCESSING_KEY],
 )
 def delivery(context: dg.AssetExecutionContext, warehouse: WarehouseResource, providers: ProvidersResource):
     """Sends every due outbox message exactly once: claims it in a transaction (re-checking

@@ -15,7 +15,9 @@ DESCRIPTIONS = {
     "campaigns": "One row per campaign: message type, category, status, audience segment, trigger, daily limit.",
     "campaign_steps": "One row per campaign step: channel rule and when it is due (anchor and minutes).",
     "campaign_variants": "One row per A/B variant of a step: weight, hash-bucket range, templates, subject.",
-    "send_windows": "Allowed sending hours per client and ISO day of week, in the client's time zone.",
+    "send_windows": "The client's own sending hours per ISO day of week (its policy and business hours).",
+    "legal_windows": "Calling-hours law per jurisdiction (US federal, or a state) and ISO day of week.",
+    "frequency_caps": "Per recipient caps across campaigns: marketing per 24 h, healthcare reminders per day/week.",
 }
 
 

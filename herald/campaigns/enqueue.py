@@ -6,6 +6,10 @@ wording, segment count; email: MJML, subject, plain text, signed unsubscribe lin
 headers), and inserts them in one transaction. A message whose template fails for its contact
 (a missing variable, a template file that is gone) is enqueued as ``held`` with the error, which
 names the template, the variable and the contact; the rest of the campaign goes out.
+
+Opt-out and unsubscribe wording follow herald.compliance.wording (contact, then client, then
+herald.yaml). A rendered message in which the PHI guard finds an identifier, or clinical wording
+the client has not allowed, is held with the masked finding as its reason.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from typing import Any
 
 from herald.campaigns.links import Links
 from herald.campaigns.variables import typed_variables, variable_types
+from herald.compliance.phi import find_phi, phi_reason
+from herald.compliance.wording import client_wording
 from herald.config.models import Client, Deployment
 from herald.delivery.outbox import OUTBOX, OutboxMessage, enqueue
 from herald.messages.render import Renderer, TemplateError, default_renderer
@@ -106,19 +112,32 @@ class MessageBuilder:
                 raise TemplateError(template, contact_id, str(exc)) from exc
             variables = self.variables(row["client_id"], row["variables"])
             if channel == "sms":
-                sms = self.renderer.render_sms(template, source, variables, contact_id)
+                opt_out = client_wording("opt_out", client, self.deployment.herald, variables)
+                sms = self.renderer.render_sms(template, source, variables, contact_id, opt_out_text=opt_out)
+                if held := self._phi_hold(client, base, sms.body):
+                    return held
                 return OutboxMessage(**base, body_text=sms.body, sms_segments=sms.segments, sms_encoding=sms.encoding)
             token = make_token(self.links.secret, client.config.client_id, contact_id, "email", "all")
             page_url, one_click_url = unsubscribe_urls(self.links.public_url, token)
             email = self.renderer.render_email(
                 template, row["subject_template"] or "", source, variables, contact_id,
                 unsubscribe_url=page_url, one_click_url=one_click_url,
+                unsubscribe_text=client_wording("unsubscribe_link", client, self.deployment.herald, variables),
             )  # fmt: skip
+            if held := self._phi_hold(client, base, f"{email.subject}\n{email.text}"):
+                return held
             return OutboxMessage(
                 **base, subject=email.subject, body_text=email.text, body_html=email.html, headers=email.headers
             )
         except TemplateError as exc:
             return OutboxMessage(**base, status="held", status_reason=str(exc))
+
+    @staticmethod
+    def _phi_hold(client: Client, base: dict[str, Any], text: str) -> OutboxMessage | None:
+        """The message held (without its body, which carries the PHI) when the guard finds any."""
+        allowed = client.config.compliance.phi_clinical_terms_allowed
+        findings = find_phi(text, block_clinical_terms=not allowed)
+        return OutboxMessage(**base, status="held", status_reason=phi_reason(findings)) if findings else None
 
 
 def pending_plan_rows(session: Session, batch_size: int = 5_000) -> Iterator[list[dict[str, Any]]]:

@@ -59,6 +59,7 @@ DEFAULT_CATEGORY: dict[str, str] = {
     "home_auction": "marketing",
     "lead_nurture": "marketing",
 }
+CONSENT_BY_CATEGORY: dict[str, str] = {"marketing": "express_written", "transactional": "prior_express"}
 TEMPLATE_SUFFIXES: dict[str, tuple[str, ...]] = {"sms": (".sms.j2", ".txt.j2"), "email": (".mjml.j2",)}
 # The address each channel needs; a rule's condition names one of these.
 CHANNEL_ADDRESS: dict[str, str] = {"sms": "phone", "email": "email"}
@@ -457,6 +458,10 @@ class CampaignConfig(Strict):
     # Filled from message_type when left out (see DEFAULT_CATEGORY); always set once valid.
     category: Literal["marketing", "transactional"] | None = None
     status: Literal["active", "paused"] = "active"
+    # The consent an SMS recipient must have given (TCPA): marketing needs express written
+    # consent, reminders prior express consent (giving the number to the client counts, until
+    # revoked). Filled from the category when left out. Email needs none (CAN-SPAM is opt-out).
+    sms_consent: Literal["express_written", "prior_express"] | None = None
     audience: str
     daily_limit: Annotated[int, Field(gt=0)] | None = None
     trigger: Trigger
@@ -467,6 +472,8 @@ class CampaignConfig(Strict):
     def _default_category(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("category") is None and data.get("message_type") in DEFAULT_CATEGORY:
             data = {**data, "category": DEFAULT_CATEGORY[data["message_type"]]}
+        if isinstance(data, dict) and data.get("sms_consent") is None and data.get("category") in CONSENT_BY_CATEGORY:
+            data = {**data, "sms_consent": CONSENT_BY_CATEGORY[data["category"]]}
         return data
 
     @field_validator("name")
@@ -482,6 +489,9 @@ class CampaignConfig(Strict):
         if self.category == "transactional" and DEFAULT_CATEGORY[self.message_type] == "marketing":
             message = f"a {self.message_type} campaign is marketing; it cannot be sent as transactional"
             problems.append(("category", message))
+        if self.category == "marketing" and self.sms_consent == "prior_express":
+            message = "marketing texts need express written consent (TCPA); use sms_consent: express_written"
+            problems.append(("sms_consent", message))
         names: set[str] = set()
         for i, step in enumerate(self.steps):
             where = f"steps.{i}"

@@ -43,6 +43,8 @@ CANONICAL_FIELDS: tuple[CanonicalField, ...] = (
     CanonicalField("listing_status", "string", "attribute", "for sale, short sale, auction, ..."),
     CanonicalField("program", "string", "attribute", "academic program of interest"),
     CanonicalField("lead_source", "string", "attribute", "where a lead came from"),
+    CanonicalField("sms_consent", "boolean", "attribute", "the person gave express written consent to texts (marketing)"),
+    CanonicalField("email_consent", "boolean", "attribute", "the person opted in to marketing email"),
     CanonicalField("funnel_type", "string", "funnel_event", "sales | service-delivery"),
     CanonicalField("from_stage", "string", "funnel_event", "funnel stage the person left"),
     CanonicalField("to_stage", "string", "funnel_event", "funnel stage the person entered"),

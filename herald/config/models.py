@@ -79,18 +79,81 @@ class SendWindow(Strict):
         return _minutes(start), _minutes(self.end)
 
 
+class ClientSendWindow(Strict):
+    """A client's sending hours. ``safe_default``: herald.yaml's window (9:00-20:00, Sundays
+    from 12:00), which satisfies every state rule; ``legal_minimum``: exactly what the law of
+    the recipient's state allows (8:00-21:00 federal, 8:00-20:00 in FL/OK/MD/WA, ...).
+    ``business_hours`` narrows either further; nothing widens the law."""
+
+    policy: Literal["safe_default", "legal_minimum"] = "safe_default"
+    business_hours: SendWindow | None = None
+
+
+class FrequencyCaps(Strict):
+    """Per recipient, across campaigns (COMPLIANCE.md's safe default: 3 marketing texts a day)."""
+
+    marketing_per_24h: Annotated[int, Field(ge=1)] = 3
+
+
 class Defaults(Strict):
     time_zone: str = "America/New_York"
     default_region: str = "US"
     send_window: SendWindow = SendWindow()
+    frequency_caps: FrequencyCaps = FrequencyCaps()
 
     _tz = field_validator("time_zone")(check_time_zone)
     _region = field_validator("default_region")(check_region)
 
 
+def check_opt_out_wording(value: str | None) -> str | None:
+    # Opt-out instructions must name the keyword the provider and Herald both honour.
+    if value is not None and not re.search(r"\bSTOP\b", value):
+        raise ValueError(f"opt-out wording must tell the recipient to reply STOP, got {value!r}")
+    return value
+
+
 class Verbiage(Strict):
+    """Wording Herald writes itself. ``{client_name}``, ``{program_name}`` and
+    ``{message_frequency}`` are filled in; a client's ``verbiage:`` and a contact's
+    ``<key>_wording`` attribute override a key, in that order (herald.compliance.wording)."""
+
     unsubscribe: str = "You have been unsubscribed and will receive no more messages from {client_name}."
     confirmation: str = "Thank you — your appointment with {client_name} is confirmed."
+    opt_out: str = "Reply STOP to opt out."  # appended to every SMS that does not mention STOP
+    unsubscribe_link: str = "Unsubscribe"  # the email footer link's text
+    opt_out_confirmation: str = (
+        "You are unsubscribed from {client_name} messages. No more messages will be sent. Reply START to resubscribe."
+    )
+    opt_in_confirmation: str = (
+        "{program_name}: you are subscribed again. {message_frequency}. Msg & data rates may apply. "
+        "Reply HELP for help, STOP to opt out."
+    )
+
+    _opt_out = field_validator("opt_out")(check_opt_out_wording)
+
+
+class VerbiageOverrides(Strict):
+    """A client's ``verbiage:``: any key of :class:`Verbiage`; unset keys keep herald.yaml's."""
+
+    unsubscribe: str | None = None
+    confirmation: str | None = None
+    opt_out: str | None = None
+    unsubscribe_link: str | None = None
+    opt_out_confirmation: str | None = None
+    opt_in_confirmation: str | None = None
+
+    _opt_out = field_validator("opt_out")(check_opt_out_wording)
+
+
+class Retention(Strict):
+    """How long Herald keeps each kind of data, in days (seed 001: consent 5 years, opt-outs 7,
+    message content 3, delivery logs 1). The daily retention purge applies it; the audit log is
+    never purged (HIPAA documentation: 6 years)."""
+
+    consent_days: Annotated[int, Field(gt=0)] = 1826
+    opt_out_days: Annotated[int, Field(gt=0)] = 2557
+    message_content_days: Annotated[int, Field(gt=0)] = 1096
+    delivery_log_days: Annotated[int, Field(gt=0)] = 365
 
 
 class HeraldConfig(Strict):
@@ -98,6 +161,7 @@ class HeraldConfig(Strict):
 
     defaults: Defaults = Defaults()
     verbiage: Verbiage = Verbiage()
+    retention: Retention = Retention()
 
 
 class Contact(Strict):
@@ -119,6 +183,15 @@ class DropZoneSettings(Strict):
     ready_when: Literal["sidecar_or_stable", "sidecar", "stable"] = "sidecar_or_stable"
 
 
+class Compliance(Strict):
+    """A client's ``compliance:`` switches (COMPLIANCE.md)."""
+
+    healthcare_reminders: bool = False  # FCC healthcare exemption: its limits apply
+    phi_clinical_terms_allowed: bool = False  # False: the PHI guard also holds clinical wording
+    revoke_all: bool = False  # an opt-out stops every message type, not only the one it answered
+    probable_opt_out: Literal["suppress", "clarify"] = "suppress"  # a likely misspelled STOP
+
+
 class ClientConfig(Strict):
     """``clients/<client_id>/client.yaml``."""
 
@@ -131,6 +204,11 @@ class ClientConfig(Strict):
     senders: Senders = Senders()
     credit_alert_threshold_pct: Annotated[int, Field(ge=0, le=100)] = 20
     dropzone: DropZoneSettings = DropZoneSettings()
+    verbiage: VerbiageOverrides = VerbiageOverrides()
+    program_name: str | None = None  # the SMS program's name in HELP replies; default: name
+    message_frequency: str = "Msg frequency varies"  # for HELP and opt-in replies (CTIA)
+    compliance: Compliance = Compliance()
+    send_window: "ClientSendWindow" = Field(default_factory=lambda: ClientSendWindow())
 
     @field_validator("client_id")
     @classmethod

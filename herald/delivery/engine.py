@@ -57,6 +57,10 @@ from herald.providers.base import (
 from herald.warehouse.connection import Session, Warehouse
 from herald.warehouse.schema import column_names
 
+# Message types that answer a recipient's own reply: an opt-out does not stop them (47 CFR
+# 64.1200(a)(12) allows one confirmation after an opt-out; CTIA: HELP is always answered).
+OPT_OUT_EXEMPT_TYPES = ("opt_out_confirmation", "help_reply")
+
 HELD_UNKNOWN_REASON = "outcome unknown after a crash; check the provider before resending"
 HELD_TIMEOUT_REASON = "outcome unknown after a timeout; check the provider before resending"
 EMAIL_UNKNOWN_REASON = "outcome unknown after a crash; requeued: the idempotency key stops a duplicate"
@@ -312,18 +316,26 @@ def _claim(
         if not rows:
             return token, [], []
         # Re-check suppressions inside the claim: an opt-out recorded after enqueue still wins.
-        addresses = sorted({r.to_address for r in rows})
+        # A suppression covers a message when its scope is 'all' or the message's type; the
+        # answers to a reply (the one opt-out confirmation, a HELP answer) are exempt from
+        # opt-outs — never from bounces, complaints or manual blocks.
+        keys = [r.message_key for r in rows]
+        exempt = list(OPT_OUT_EXEMPT_TYPES)
         _, found = s.query(
-            f"select address, client_id, channel, reason from {SUPPRESSIONS} "
-            f"where address in ({_placeholders(len(addresses))})",
-            addresses,
+            f"""select outbox.message_key, sup.client_id, sup.channel, sup.reason
+                from {OUTBOX} as outbox
+                join {SUPPRESSIONS} as sup
+                  on sup.address = outbox.to_address and sup.scope in ('all', outbox.message_type)
+                where outbox.message_key in ({_placeholders(len(keys))})
+                  and not (sup.reason = 'opt_out' and outbox.message_type in ({_placeholders(len(exempt))}))""",
+            [*keys, *exempt],
         )
-        by_address: dict[str, list[tuple[str, str, str]]] = {}
-        for address, client, channel, reason in found:
-            by_address.setdefault(address, []).append((client, channel, reason))
+        by_key: dict[str, list[tuple[str, str, str]]] = {}
+        for key, client, channel, reason in found:
+            by_key.setdefault(key, []).append((client, channel, reason))
         to_send, suppressed, attempt_rows = [], [], []
         for row in rows:
-            reason = suppression_reason(row.client_id, row.channel, by_address.get(row.to_address, []))
+            reason = suppression_reason(row.client_id, row.channel, by_key.get(row.message_key, []))
             if reason is None:
                 to_send.append(row)
                 continue

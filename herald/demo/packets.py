@@ -362,6 +362,8 @@ class _Values:
             return f"{rng.randint(100, 9999)} {rng.choice(_STREETS)}"
         if name == "list_price":
             return _price(rng)
+        if name in ("sms_consent", "email_consent"):
+            return _bool(rng, prof)
         if name in ("from_stage", "to_stage"):
             return rng.choice(STAGES)
         if name == "occurred_at":

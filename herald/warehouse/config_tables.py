@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from herald.config.fields import CANONICAL_FIELDS, FIELDS_BY_NAME
 from herald.config.models import AttributeColumn, Deployment
+from herald.compliance.windows import legal_window_rows
 from herald.packets.landing import utcnow
 from herald.warehouse.connection import Session
 from herald.warehouse.schema import OPS_SCHEMA, column_names
@@ -17,6 +18,8 @@ CONFIG_TABLES = (
     "campaign_steps",
     "campaign_variants",
     "send_windows",
+    "legal_windows",
+    "frequency_caps",
 )
 VARIANT_BUCKETS = 10_000  # a contact's A/B bucket is md5(contact|campaign|step) mod this
 
@@ -41,9 +44,10 @@ def config_rows(deployment: Deployment) -> dict[str, list[tuple]]:
                 required = kind == "field" and name in load_map.required
                 columns.append((c.client_id, load_map.packet_type, column, kind, name, data_type, sep, required, position))
     fields = [(f.name, f.data_type, f.stored_in, f.description) for f in CANONICAL_FIELDS]
-    window = deployment.herald.defaults.send_window
     windows = [
-        (client_id, day, *window.minutes(day)) for client_id in deployment.clients for day in range(1, 8)
+        (client_id, day, *client_window(deployment, client_id, day))
+        for client_id in deployment.clients
+        for day in range(1, 8)
     ]
     return {
         "clients": clients,
@@ -52,7 +56,35 @@ def config_rows(deployment: Deployment) -> dict[str, list[tuple]]:
         "canonical_fields": fields,
         **campaign_rows(deployment, now),
         "send_windows": windows,
+        "legal_windows": list(legal_window_rows()),
+        "frequency_caps": frequency_cap_rows(deployment),
     }
+
+
+def client_window(deployment: Deployment, client_id: str, iso_day: int) -> tuple[int, int]:
+    """The client's own sending hours on a day: herald.yaml's safe window (or the whole day
+    under ``legal_minimum``, leaving only the law), narrowed by its business hours."""
+    own = deployment.clients[client_id].config.send_window
+    start, end = (0, 24 * 60) if own.policy == "legal_minimum" else deployment.herald.defaults.send_window.minutes(iso_day)
+    if own.business_hours is not None:
+        hours_start, hours_end = own.business_hours.minutes(iso_day)
+        start, end = max(start, hours_start), min(end, hours_end)
+    return start, end
+
+
+# FCC healthcare exemption (47 CFR 64.1200(a)(9)(iv)): at most one reminder a day, three a week
+HEALTHCARE_CAPS = ((24, 1, "1 healthcare reminder per day"), (168, 3, "3 healthcare reminders per week"))
+
+
+def frequency_cap_rows(deployment: Deployment) -> list[tuple]:
+    marketing = deployment.herald.defaults.frequency_caps.marketing_per_24h
+    rows = []
+    for client_id, client in deployment.clients.items():
+        rows.append((client_id, "marketing", 24, marketing, f"{marketing} marketing messages per 24 h"))
+        compliance = getattr(client.config, "compliance", None)
+        if compliance is not None and getattr(compliance, "healthcare_reminders", False):
+            rows += [(client_id, "transactional", hours, n, label) for hours, n, label in HEALTHCARE_CAPS]
+    return rows
 
 
 def variant_buckets(weights: list[float]) -> list[tuple[int, int]]:
@@ -75,7 +107,8 @@ def campaign_rows(deployment: Deployment, now) -> dict[str, list[tuple]]:
                 (
                     client_id, name, campaign.message_type, campaign.category, campaign.status,
                     campaign.audience, t.type, getattr(t, "cron", None), getattr(t, "packet_type", None),
-                    getattr(t, "to_stage", None), getattr(t, "funnel_type", None), campaign.daily_limit, now,
+                    getattr(t, "to_stage", None), getattr(t, "funnel_type", None), campaign.daily_limit,
+                    campaign.sms_consent, now,
                 )
             )  # fmt: skip
             anchor, minutes = None, 0

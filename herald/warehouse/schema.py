@@ -159,6 +159,7 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
             ("trigger_to_stage", "varchar"),
             ("trigger_funnel_type", "varchar"),
             ("daily_limit", "bigint"),
+            ("sms_consent", "varchar"),  # express_written | prior_express
             ("loaded_at", "timestamp not null"),
         ],
         ("client_id", "campaign"),
@@ -206,6 +207,29 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
             ("end_minute", "bigint not null"),  # exclusive
         ],
         ("client_id", "iso_day_of_week"),
+    ),
+    # Calling-hours law (herald/compliance/data/legal_windows.yaml): 'US' federal, or a state.
+    (
+        f"{OPS_SCHEMA}.legal_windows",
+        [
+            ("jurisdiction", "varchar not null"),
+            ("iso_day_of_week", "bigint not null"),
+            ("start_minute", "bigint not null"),
+            ("end_minute", "bigint not null"),
+        ],
+        ("jurisdiction", "iso_day_of_week"),
+    ),
+    # Per recipient and client, across campaigns: at most max_messages of a category per window.
+    (
+        f"{OPS_SCHEMA}.frequency_caps",
+        [
+            ("client_id", "varchar not null"),
+            ("category", "varchar not null"),  # marketing | transactional
+            ("window_hours", "bigint not null"),
+            ("max_messages", "bigint not null"),
+            ("label", "varchar not null"),  # the reason a capped message shows
+        ],
+        ("client_id", "category", "window_hours"),
     ),
     # One row per firing of a campaign's trigger; the message plan expands each into messages.
     (
@@ -339,6 +363,19 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         ("audit_id",),
     ),
+    # Where recipients are (herald/compliance/regions.py): one row per phone number or postal
+    # code, looked up once; the message plan joins it for each recipient's send window.
+    (
+        f"{RAW_SCHEMA}.address_regions",
+        [
+            ("kind", "varchar not null"),  # phone | postal
+            ("address_value", "varchar not null"),  # E.164 number or postal code as in marts.contacts
+            ("time_zones", "varchar"),  # IANA zones, comma-separated (an area code may span two)
+            ("state", "varchar"),  # US state code, when known
+            ("checked_at", "timestamp not null"),
+        ],
+        ("kind", "address_value"),
+    ),
     # Inbound messages (SMS replies) as received, before the compliance engine applies them.
     (
         f"{RAW_SCHEMA}.inbound_messages",
@@ -417,6 +454,10 @@ def ddl_statements(engine: str) -> list[str]:
         # DuckDB: no secondary index on columns that are updated (ART indexes turn each such
         # update into delete + insert); its zone maps serve the due-message scan.
         statements.append(f"create index if not exists outbox_due on {OPS_SCHEMA}.outbox (status, send_after)")
+        statements.append(
+            f"create index if not exists consent_by_address on {OPS_SCHEMA}.consent_events (client_id, address)"
+        )
+        statements.append(f"create index if not exists outbox_by_address on {OPS_SCHEMA}.outbox (client_id, to_address)")
         statements.append(
             f"create index if not exists packets_client_sha on {OPS_SCHEMA}.packets (client_id, packet_type, sha256)"
         )

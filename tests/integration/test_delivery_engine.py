@@ -5,6 +5,7 @@ after enqueue win at claim time, and every provider call leaves an attempt row."
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -160,12 +161,12 @@ def test_suppression_recorded_after_enqueue_wins_at_claim_time(warehouse: Wareho
     with warehouse.session() as s:
         s.insert_rows(
             SUPPRESSIONS,
-            ["client_id", "channel", "address", "reason", "created_at"],
+            ["client_id", "channel", "address", "scope", "reason", "created_at"],
             [
-                ("*", "sms", "+15551110001", "opt_out", NOW),
-                ("acme", "*", "ada@example.com", "complaint", NOW),
-                ("globex", "*", "+15551110002", "manual_block", NOW),  # another client's block
-                ("acme", "email", "+15551110003", "manual_block", NOW),  # another channel
+                ("*", "sms", "+15551110001", "all", "opt_out", NOW),
+                ("acme", "*", "ada@example.com", "all", "complaint", NOW),
+                ("globex", "*", "+15551110002", "all", "manual_block", NOW),  # another client's block
+                ("acme", "email", "+15551110003", "all", "manual_block", NOW),  # another channel
             ],
         )
     providers = sandbox()
@@ -182,6 +183,44 @@ def test_suppression_recorded_after_enqueue_wins_at_claim_time(warehouse: Wareho
     assert "opt_out" in reasons["opted-out"] and "complaint" in reasons["complained"]
     outcomes = rows(warehouse, f"select message_key, outcome, error_reason from {ATTEMPTS} where outcome = 'suppressed'")
     assert sorted(outcomes) == [("complained", "suppressed", "complaint"), ("opted-out", "suppressed", "opt_out")]
+
+
+def typed(key: str, to: str, message_type: str) -> OutboxMessage:
+    return replace(outbox_message(key, to=to), message_type=message_type)
+
+
+@pytest.mark.parametrize("warehouse", ENGINES, indirect=True)
+def test_a_suppression_covers_its_scope_and_the_opt_out_confirmation_still_goes(warehouse: Warehouse) -> None:
+    put(
+        warehouse,
+        typed("reminder", "+15551110001", "appointment_reminder"),  # scope matches → suppressed
+        typed("newsletter", "+15551110001", "newsletter"),  # another message type → sent
+        typed("confirmation", "+15551110001", "opt_out_confirmation"),  # the one allowed reply → sent
+        typed("help", "+15551110001", "help_reply"),  # HELP is always answered → sent
+        typed("all-scope", "+15551110002", "newsletter"),  # scope 'all' covers every type
+        typed("blocked-confirmation", "+15551110003", "opt_out_confirmation"),  # a manual block still wins
+    )
+    with warehouse.session() as s:
+        s.insert_rows(
+            SUPPRESSIONS,
+            ["client_id", "channel", "address", "scope", "reason", "source", "created_at"],
+            [
+                ("acme", "sms", "+15551110001", "appointment_reminder", "opt_out", "sms_keyword", NOW),
+                ("acme", "sms", "+15551110002", "all", "opt_out", "sms_keyword", NOW),
+                ("acme", "sms", "+15551110003", "all", "opt_out", "sms_keyword", NOW),
+                ("*", "*", "+15551110003", "all", "manual_block", "manual", NOW),
+            ],
+        )
+    providers = sandbox()
+    report = deliver_due(warehouse, providers, now=NOW, options=FAST)
+
+    assert statuses(warehouse) == {
+        "reminder": "suppressed", "newsletter": "sent", "confirmation": "sent", "help": "sent",
+        "all-scope": "suppressed", "blocked-confirmation": "suppressed",
+    }  # fmt: skip
+    assert (report.suppressed, report.sent) == (3, 3)
+    reasons = dict(rows(warehouse, f"select message_key, status_reason from {OUTBOX} where status = 'suppressed'"))
+    assert "manual_block" in reasons["blocked-confirmation"]
 
 
 class FlakySms(SandboxSmsProvider):

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from herald.campaigns.preview import variant_bucket
+from herald.compliance.windows import legal_window_rows
 from herald.warehouse.connection import Warehouse
 from herald.warehouse.schema import column_names
 from tests.conftest import REPO_ROOT
@@ -49,7 +50,10 @@ CONTACTS = [
     ("c4", "+13125550101", None, None),  # c1's phone
     ("c5", "+13125550105", None, None),  # opted out
     ("c6", "+13125550106", None, datetime(2026, 11, 20, 2, 0)),  # appointment already over
+    ("c7", "+13125550107", None, None),  # never agreed to marketing texts
 ]
+# c1 agreed to marketing texts by keyword; c6's packet says so (an sms_consent column)
+CONSENT = [("ev1", CLIENT, "c1", "sms", "+13125550101", "opt_in", "all", "express_written", "web", "form", LOADED, LOADED)]
 
 CAMPAIGNS = [
     # name, status, trigger, daily limit
@@ -110,15 +114,29 @@ def planned(request: pytest.FixtureRequest, herald_env, tmp_path: Path) -> tuple
         insert(s, "herald_ops.clients", [(CLIENT, "Acme Dental", "healthcare", TZ, "US", LOADED)])
         insert(s, "herald_ops.send_windows", [(CLIENT, d, 720 if d == 7 else 540, 1200) for d in range(1, 8)])
         insert(s, "herald_ops.campaigns", [
-            (CLIENT, name, "announcement", "marketing", status, "everyone", trigger, None, None, None, None, limit, LOADED)
+            (CLIENT, name, "announcement" if name != "remind" else "appointment_reminder",
+             "marketing" if name != "remind" else "transactional", status, "everyone", trigger, None, None, None,
+             None, limit, "express_written" if name != "remind" else "prior_express", LOADED)
             for name, status, trigger, limit in CAMPAIGNS
         ])  # fmt: skip
         insert(s, "herald_ops.campaign_steps", [(CLIENT, *step) for step in STEPS])
         insert(s, "herald_ops.campaign_variants", [(CLIENT, *variant) for variant in VARIANTS])
+        insert(s, "herald_ops.legal_windows", list(legal_window_rows()))
+        insert(s, "herald_ops.frequency_caps", [
+            (CLIENT, "marketing", 24, 3, "3 marketing messages per 24 h"),
+            (CLIENT, "transactional", 24, 1, "1 healthcare reminder per day"),
+            (CLIENT, "transactional", 168, 3, "3 healthcare reminders per week"),
+        ])  # fmt: skip
+        insert(s, "herald_ops.consent_events", CONSENT)
+        s.execute(
+            "insert into marts.contact_attributes values "
+            "('c6', ?, 'sms_consent', 'boolean', null, null, true, null, null, null, 'Y', true)",
+            [CLIENT],
+        )
         insert(s, "herald_ops.suppressions", [
             ("*", "sms", "+13125550105", "all", "opt_out", "sms_keyword", None, None, LOADED),
             # an opt-out scoped to another message type leaves announcements alone
-            ("*", "sms", "+13125550101", "appointment_reminder", "opt_out", "sms_keyword", None, None, LOADED),
+            ("*", "sms", "+13125550101", "lab", "opt_out", "sms_keyword", None, None, LOADED),
         ])  # fmt: skip
         for contact_id, phone, email, appointment_at in CONTACTS:
             s.execute(
@@ -155,12 +173,14 @@ def test_each_contact_is_planned_or_left_out_with_its_reason(planned) -> None:
         ("announce", "o-announce", "c4"): ("excluded", "duplicate address", None),
         ("announce", "o-announce", "c5"): ("excluded", "suppressed: opt_out", None),
         ("announce", "o-announce", "c6"): ("excluded", "over the daily limit of 2", None),
+        ("announce", "o-announce", "c7"): ("excluded", "no consent: express written consent needed for marketing texts", None),
         ("remind", "o-remind", "c1"): ("planned", None, "sms"),
         ("remind", "o-remind", "c2"): ("excluded", "no valid phone for sms", None),
         ("remind", "o-remind", "c3"): ("excluded", "no valid phone for sms", None),
         ("remind", "o-remind", "c4"): ("excluded", "no appointment_at", None),
         ("remind", "o-remind", "c5"): ("excluded", "no appointment_at", None),
         ("remind", "o-remind", "c6"): ("excluded", "appointment_at has passed", None),
+        ("remind", "o-remind", "c7"): ("excluded", "no appointment_at", None),
         **{("quiet", "o-quiet", c): ("excluded", "campaign paused", None) for c, *_ in CONTACTS},
     }
 
@@ -219,3 +239,125 @@ def test_a_planned_occurrence_is_never_planned_again(planned) -> None:
     assert plan_rows(warehouse).keys() == before.keys()
     with warehouse.session(read_only=True) as s:
         assert s.scalar("select count(*) - count(distinct message_key) from marts.message_plan") == 0
+
+
+def add_contacts(warehouse: Warehouse, contacts: list[tuple], regions: list[tuple]) -> None:
+    """(contact_id, phone, postal_code, time_zone) contacts in the 'everyone' segment, with their
+    looked-up regions (kind, value, zones, state)."""
+    with warehouse.session() as s:
+        for contact_id, phone, postal, zone in contacts:
+            s.execute(
+                "insert into marts.contacts values (?, ?, ?, ?, null, null, false, ?, true, ?, ?)",
+                [contact_id, CLIENT, contact_id.upper(), f"Name{contact_id}", phone, postal, zone],
+            )
+            insert(s, "marts.segment_members", [(CLIENT, "everyone", contact_id, LOADED, LOADED)])
+        insert(s, "herald_raw.address_regions", [(*r, LOADED) for r in regions])
+        s.execute("update herald_ops.campaign_occurrences set planned_at = ?", [LOADED])
+
+
+def send_after(warehouse: Warehouse, occurrence_name: str) -> dict[str, datetime | str]:
+    rows = plan_rows(warehouse, f"where occurrence = '{occurrence_name}'")
+    return {contact: r["send_after"] or r["reason"] for (_, _, contact), r in rows.items() if contact.startswith("m")}
+
+
+MIXED = [
+    # contact, phone, postal code, own time zone
+    ("m-fl", "+13055550100", None, None),  # Miami area code: Florida, Eastern
+    ("m-tx", "+13125550120", "75001", None),  # a Chicago number, but a Texas ZIP: Texas, Central
+    ("m-id", "+12085550100", None, None),  # Idaho area code: Mountain (Boise) and Pacific
+    ("m-own", "+13055550130", "33101", "America/Los_Angeles"),  # their own zone wins over ZIP and phone
+]
+MIXED_REGIONS = [
+    ("phone", "+13055550100", "America/New_York", "FL"),
+    ("phone", "+13125550120", "America/Chicago", "IL"),
+    ("postal", "75001", "America/Chicago", "TX"),
+    ("phone", "+12085550100", "America/Boise,America/Los_Angeles", "ID"),
+    ("phone", "+13055550130", "America/New_York", "FL"),
+    ("postal", "33101", "America/New_York", "FL"),
+]
+
+
+def test_each_recipient_waits_for_their_own_window_and_state_law(planned) -> None:
+    warehouse, tmp = planned
+    add_contacts(warehouse, MIXED, MIXED_REGIONS)
+    with warehouse.session() as s:
+        s.execute("update herald_ops.campaigns set daily_limit = null")
+        s.execute("delete from herald_ops.frequency_caps")  # many sends to the same people here
+        insert(s, "herald_ops.consent_events", [
+            (f"ev-{c}", CLIENT, c, "sms", phone, "opt_in", "all", "express_written", "web", "form", LOADED, LOADED)
+            for c, phone, _, _ in MIXED
+        ])  # fmt: skip
+        insert(s, "herald_ops.campaign_occurrences", [
+            # Thursday 20:15 in Miami (01:15 UTC Friday), 19:15 in Texas, 18:15 Boise / 17:15 Los Angeles
+            occurrence("thu-evening", "announce", datetime(2026, 11, 20, 1, 15)),
+            # Sunday 10:00 in Texas
+            occurrence("sunday-morning", "announce", datetime(2026, 11, 22, 16, 0)),
+            # Friday 09:30 in Boise, 08:30 in Los Angeles
+            occurrence("fri-early", "announce", datetime(2026, 11, 20, 16, 30)),
+        ])  # fmt: skip
+    dbt_run(warehouse, tmp)
+    # the client's safe default (9:00-20:00, Sundays from 12:00) inside every state's law
+    assert send_after(warehouse, "thu-evening") == {
+        "m-fl": datetime(2026, 11, 20, 14, 0),  # Friday 09:00 Eastern
+        "m-tx": datetime(2026, 11, 20, 1, 15),  # 19:15 in Texas: still open
+        "m-id": datetime(2026, 11, 20, 1, 15),  # 18:15 / 17:15: open in both zones
+        "m-own": datetime(2026, 11, 20, 1, 15),  # 17:15 where they live
+    }
+    sunday = send_after(warehouse, "sunday-morning")
+    assert sunday["m-tx"] == datetime(2026, 11, 22, 18, 0)  # Sunday noon in Texas
+    fri = send_after(warehouse, "fri-early")
+    # open in Boise at 09:30, not yet in Los Angeles (08:30): waits for 09:00 Pacific
+    assert fri["m-id"] == datetime(2026, 11, 20, 17, 0)
+
+    # the same recipients under the law's minimum (the client's policy allows the whole day)
+    with warehouse.session() as s:
+        s.execute("update herald_ops.send_windows set start_minute = 0, end_minute = 1440")
+        s.execute("update herald_ops.campaign_occurrences set planned_at = ?", [LOADED])
+        insert(s, "herald_ops.campaign_occurrences", [
+            occurrence("thu-evening-legal", "announce", datetime(2026, 11, 20, 1, 15)),
+            occurrence("sunday-legal", "announce", datetime(2026, 11, 22, 14, 0)),
+            occurrence("fri-early-legal", "announce", datetime(2026, 11, 20, 16, 30)),
+        ])  # fmt: skip
+    dbt_run(warehouse, tmp)
+    legal = send_after(warehouse, "thu-evening-legal")
+    assert legal["m-fl"] == datetime(2026, 11, 20, 13, 0)  # Florida: 8:00-20:00 → Friday 08:00
+    assert legal["m-tx"] == datetime(2026, 11, 20, 1, 15)  # Texas allows until 21:00
+    # Sunday 08:00 in Texas: the law says noon; a Florida number on Sunday 09:00 may go now
+    sunday_legal = send_after(warehouse, "sunday-legal")
+    assert sunday_legal["m-tx"] == datetime(2026, 11, 22, 18, 0)
+    assert sunday_legal["m-fl"] == datetime(2026, 11, 22, 14, 0)
+    # federal 8:00-21:00 holds in both Idaho zones at 08:30 Pacific
+    assert send_after(warehouse, "fri-early-legal")["m-id"] == datetime(2026, 11, 20, 16, 30)
+
+
+def test_frequency_caps_count_messages_across_campaigns(planned) -> None:
+    warehouse, tmp = planned
+    with warehouse.session() as s:
+        s.execute("update herald_ops.campaign_occurrences set planned_at = ?", [LOADED])
+        s.execute("update herald_ops.campaigns set daily_limit = null")
+        # three marketing sends on Monday morning (Chicago), then a fourth in the afternoon
+        insert(s, "herald_ops.campaign_occurrences", [
+            occurrence(f"mon-{hour}", "announce", datetime(2026, 11, 23, hour, 0)) for hour in (15, 16, 17)
+        ])  # fmt: skip
+    dbt_run(warehouse, tmp)
+    with warehouse.session() as s:
+        s.execute("update herald_ops.campaign_occurrences set planned_at = ?", [LOADED])
+        insert(s, "herald_ops.campaign_occurrences", [
+            occurrence("mon-late", "announce", datetime(2026, 11, 23, 21, 0)),
+            # Tuesday afternoon: more than 24 h after the first three
+            occurrence("tue", "announce", datetime(2026, 11, 24, 18, 0)),
+            # two more reminders for c1, both released at 09:00 Chicago on Saturday: the first is 24 h
+            # after Friday's (not within it), the second within 24 h of the first
+            occurrence("r1", "remind", datetime(2026, 11, 21, 3, 0)),
+            occurrence("r2", "remind", datetime(2026, 11, 21, 4, 0)),
+        ])  # fmt: skip
+    dbt_run(warehouse, tmp)
+    rows = plan_rows(warehouse)
+    for hour in (15, 16, 17):
+        assert rows[("announce", f"mon-{hour}", "c2")]["status"] == "planned"
+    capped = "frequency cap: at most 3 marketing messages per 24 h"
+    assert rows[("announce", "mon-late", "c2")]["reason"] == capped
+    assert rows[("announce", "mon-late", "c1")]["reason"] == capped
+    assert rows[("announce", "tue", "c2")]["status"] == "planned"
+    reminders = [rows[("remind", "r1", "c1")], rows[("remind", "r2", "c1")]]
+    assert [r["reason"] for r in reminders] == [None, "frequency cap: at most 1 healthcare reminder per day"]

@@ -108,7 +108,7 @@ def test_realtor_file_is_windows_1252_with_semicolons_and_accents(packets):
         packet.content.decode("utf-8")
     text = packet.content.decode("windows-1252")
     assert "José;Peña" in text and "Zoë;Lefèvre" in text
-    assert text.splitlines()[0].count(";") == 12
+    assert text.splitlines()[0].count(";") == 13  # 14 columns, including the texting consent
 
 
 def test_college_leads_start_with_a_utf8_bom_and_other_files_do_not(packets):

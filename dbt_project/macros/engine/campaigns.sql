@@ -71,3 +71,17 @@
 {% macro duckdb__json_as_value(expr) -%}
     cast({{ expr }} as json)
 {%- endmacro %}
+
+
+{#- In a select list: one row per item of a comma-separated text ('a,b' → 'a', 'b'). -#}
+{% macro unnest_csv(text_expr) -%}
+    {{ return(adapter.dispatch('unnest_csv', 'herald')(text_expr)) }}
+{%- endmacro %}
+
+{% macro default__unnest_csv(text_expr) -%}
+    unnest(string_to_array({{ text_expr }}, ','))
+{%- endmacro %}
+
+{% macro duckdb__unnest_csv(text_expr) -%}
+    unnest(string_split({{ text_expr }}, ','))
+{%- endmacro %}

@@ -59,6 +59,40 @@ suppressions as (
     select * from {{ source('herald_ops', 'suppressions') }}
 ),
 
+consent_events as (
+    select * from {{ source('herald_ops', 'consent_events') }}
+),
+
+legal_windows as (
+    select * from {{ source('herald_ops', 'legal_windows') }}
+),
+
+regions as (
+    select * from {{ source('herald_raw', 'address_regions') }}
+),
+
+caps as (
+    select * from {{ source('herald_ops', 'frequency_caps') }}
+),
+
+-- messages earlier occurrences planned: what the frequency caps count (the plan, not the
+-- outbox, so the plan never depends on the assets downstream of it)
+earlier_planned as (
+    {% if is_incremental() %}
+        select message_key, client_id, to_address, category, send_after
+        from {{ this }}
+        where status = 'planned'
+    {% else %}
+        select
+            cast(null as varchar) as message_key,
+            cast(null as varchar) as client_id,
+            cast(null as varchar) as to_address,
+            cast(null as varchar) as category,
+            cast(null as timestamp) as send_after
+        where 1 = 0
+    {% endif %}
+),
+
 -- who each occurrence is for: the audience segment's current members, narrowed by the trigger
 -- to the packet's contacts, the contacts who entered the segment, or those who reached the stage
 audience as (
@@ -122,6 +156,7 @@ step_contacts as (
         campaigns.category,
         campaigns.status as campaign_status,
         campaigns.daily_limit,
+        campaigns.sms_consent,
         steps.step,
         steps.position as step_position,
         steps.channel as first_channel,
@@ -129,7 +164,9 @@ step_contacts as (
         steps.fallback_if_missing,
         steps.anchor_field,
         steps.anchor_minutes,
-        clients.time_zone,
+        clients.time_zone as client_time_zone,
+        contacts.time_zone as contact_time_zone,
+        contacts.postal_code,
         case when contacts.is_phone_valid then contacts.phone_e164 end as phone,
         case when contacts.is_email_valid then contacts.email end as email,
         anchors.anchor_value
@@ -179,7 +216,8 @@ addressed as (
             when anchored_at < fired_at then fired_at
             else anchored_at
         end as scheduled_at,
-        {{ herald.hash_bucket("contact_id || '|' || campaign || '|' || step", 10000) }} as variant_bucket
+        {{ herald.hash_bucket("contact_id || '|' || campaign || '|' || step", 10000) }} as variant_bucket,
+        {{ herald.surrogate_key(['client_id', 'campaign', 'step', 'contact_id', 'channel', 'occurrence']) }} as message_key
     from routed
 ),
 
@@ -195,7 +233,31 @@ suppression_checked as (
                 and suppressions.client_id in (addressed.client_id, '*')
                 and suppressions.channel in (addressed.channel, '*')
                 and suppressions.scope in (addressed.message_type, 'all')
-        ) as suppression_reason
+        ) as suppression_reason,
+        -- express written consent (marketing texts): the latest consent event for the address
+        -- and scope grants it, or the client's packet says so (a sms_consent column)
+        case
+            when addressed.channel <> 'sms' or addressed.sms_consent is distinct from 'express_written' then true
+            else coalesce(
+                (
+                    select events.kind in ('opt_in', 'confirm') and events.consent_level = 'express_written'
+                    from consent_events as events
+                    where events.client_id = addressed.client_id
+                        and events.channel = 'sms'
+                        and events.address = addressed.to_address
+                        and events.scope in (addressed.message_type, 'all')
+                    order by events.occurred_at desc, events.recorded_at desc
+                    limit 1
+                ),
+                exists (
+                    select 1 from {{ ref('contact_attributes') }} as consent
+                    where consent.contact_id = addressed.contact_id
+                        and consent.attribute_name = 'sms_consent'
+                        and consent.boolean_value
+                ),
+                false
+            )
+        end as has_consent
     from addressed
 ),
 
@@ -210,6 +272,7 @@ judged as (
             when anchor_field is not null and anchor_value is null then 'no ' || anchor_field
             when anchor_field is not null and anchor_value < fired_at then anchor_field || ' has passed'
             when suppression_reason is not null then 'suppressed: ' || suppression_reason
+            when not has_consent then 'no consent: express written consent needed for marketing texts'
         end as exclusion
     from suppression_checked
 ),
@@ -230,19 +293,35 @@ deduplicated as (
     from judged
 ),
 
--- the next allowed moment in the client's time zone: the scheduled time when it is inside
--- the day's send window, else the start of the next window (up to a week ahead)
-local_times as (
+-- Where each recipient is: their own time zone, else their ZIP's, else every zone of their
+-- phone's area code (the window must hold in all of them), else the client's; the state (ZIP,
+-- else area code) picks the state's calling-hours law, else the federal one.
+recipient_zones as (
     select
-        client_id,
-        contact_id,
-        campaign,
-        occurrence,
-        step,
-        time_zone,
-        {{ herald.utc_to_local('scheduled_at', 'time_zone') }} as local_at
+        deduplicated.message_key,
+        deduplicated.client_id,
+        coalesce(deduplicated.contact_time_zone, postal.time_zones, phone.time_zones, deduplicated.client_time_zone) as zone_list,
+        coalesce(postal.state, phone.state) as state
     from deduplicated
-    where reason is null
+    left join regions as postal
+        on postal.kind = 'postal' and postal.address_value = deduplicated.postal_code
+    left join regions as phone
+        on phone.kind = 'phone' and phone.address_value = deduplicated.phone
+    where deduplicated.reason is null
+),
+
+recipient_zone_rows as (
+    select message_key, client_id, state, {{ herald.unnest_csv('zone_list') }} as time_zone
+    from recipient_zones
+),
+
+message_times as (
+    select
+        recipient_zone_rows.*,
+        deduplicated.scheduled_at,
+        count(*) over (partition by recipient_zone_rows.message_key) as zone_count
+    from recipient_zone_rows
+    inner join deduplicated on deduplicated.message_key = recipient_zone_rows.message_key
 ),
 
 day_offsets as (
@@ -251,66 +330,79 @@ day_offsets as (
     {%- endfor %}
 ),
 
-window_candidates as (
+-- each zone's allowed intervals for the next eight local days: the client's own hours (its
+-- policy and business hours) intersected with the law of the recipient's state
+local_days as (
     select
-        local_times.client_id,
-        local_times.contact_id,
-        local_times.campaign,
-        local_times.occurrence,
-        local_times.step,
-        local_times.time_zone,
-        case
-            when day_offsets.day_offset = 0
-                and extract(hour from local_at) * 60 + extract(minute from local_at) >= windows.start_minute
-                and extract(hour from local_at) * 60 + extract(minute from local_at) < windows.end_minute
-                then local_at
-            when day_offsets.day_offset = 0
-                and extract(hour from local_at) * 60 + extract(minute from local_at) < windows.start_minute
-                then cast(cast(local_at as date) as timestamp) + windows.start_minute * interval '1 minute'
-            when day_offsets.day_offset > 0
-                then cast(cast(local_at as date) + day_offsets.day_offset as timestamp) + windows.start_minute * interval '1 minute'
-        end as allowed_local_at
-    from local_times
+        message_times.*,
+        cast({{ herald.utc_to_local('message_times.scheduled_at', 'message_times.time_zone') }} as date) + day_offsets.day_offset as local_day
+    from message_times
     cross join day_offsets
+),
+
+zone_intervals as (
+    select
+        local_days.message_key,
+        local_days.time_zone,
+        local_days.zone_count,
+        local_days.scheduled_at,
+        {{ herald.local_to_utc("cast(local_days.local_day as timestamp) + greatest(windows.start_minute, coalesce(state_law.start_minute, federal_law.start_minute)) * interval '1 minute'", 'local_days.time_zone') }} as opens_at,
+        {{ herald.local_to_utc("cast(local_days.local_day as timestamp) + least(windows.end_minute, coalesce(state_law.end_minute, federal_law.end_minute)) * interval '1 minute'", 'local_days.time_zone') }} as closes_at
+    from local_days
     inner join windows
-        on windows.client_id = local_times.client_id
-        and windows.iso_day_of_week = {{ herald.iso_day_of_week('cast(local_times.local_at as date) + day_offsets.day_offset') }}
+        on windows.client_id = local_days.client_id
+        and windows.iso_day_of_week = {{ herald.iso_day_of_week('local_days.local_day') }}
+    inner join legal_windows as federal_law
+        on federal_law.jurisdiction = 'US'
+        and federal_law.iso_day_of_week = {{ herald.iso_day_of_week('local_days.local_day') }}
+    left join legal_windows as state_law
+        on state_law.jurisdiction = local_days.state
+        and state_law.iso_day_of_week = {{ herald.iso_day_of_week('local_days.local_day') }}
+    where greatest(windows.start_minute, coalesce(state_law.start_minute, federal_law.start_minute))
+        < least(windows.end_minute, coalesce(state_law.end_minute, federal_law.end_minute))
+),
+
+-- the earliest moment at or after the scheduled time that is inside an interval of every zone:
+-- it is the scheduled time itself or the opening of some zone's interval
+candidate_moments as (
+    select distinct message_key, zone_count, scheduled_at as moment from zone_intervals
+    union
+    select distinct message_key, zone_count, opens_at as moment from zone_intervals where opens_at > scheduled_at
+),
+
+open_zones as (
+    select
+        candidate_moments.message_key,
+        candidate_moments.moment,
+        candidate_moments.zone_count,
+        count(distinct zone_intervals.time_zone) as zones_open
+    from candidate_moments
+    inner join zone_intervals
+        on zone_intervals.message_key = candidate_moments.message_key
+        and zone_intervals.opens_at <= candidate_moments.moment
+        and candidate_moments.moment < zone_intervals.closes_at
+    group by candidate_moments.message_key, candidate_moments.moment, candidate_moments.zone_count
 ),
 
 allowed as (
-    select
-        client_id,
-        contact_id,
-        campaign,
-        occurrence,
-        step,
-        min(time_zone) as time_zone,
-        min(allowed_local_at) as allowed_local_at
-    from window_candidates
-    group by client_id, contact_id, campaign, occurrence, step
+    select message_key, min(moment) as window_send_after
+    from open_zones
+    where zones_open = zone_count
+    group by message_key
 ),
 
-timed as (
-    select
-        deduplicated.*,
-        {{ herald.local_to_utc('allowed.allowed_local_at', 'allowed.time_zone') }} as window_send_after,
-        cast(allowed.allowed_local_at as date) as local_send_date
-    from deduplicated
-    left join allowed
-        on allowed.client_id = deduplicated.client_id
-        and allowed.contact_id = deduplicated.contact_id
-        and allowed.campaign = deduplicated.campaign
-        and allowed.occurrence = deduplicated.occurrence
-        and allowed.step = deduplicated.step
-),
-
--- a contact's window may start a moment before the scheduled time once converted back
--- (a skipped DST hour): never send earlier than scheduled
 sendable as (
     select
-        *,
-        case when window_send_after < scheduled_at then scheduled_at else window_send_after end as send_after
-    from timed
+        deduplicated.*,
+        allowed.window_send_after as send_after,
+        cast({{ herald.utc_to_local('allowed.window_send_after', 'deduplicated.client_time_zone') }} as date) as local_send_date,
+        case
+            when deduplicated.reason is null and allowed.window_send_after is null
+                then 'no allowed sending time within a week'
+            else deduplicated.reason
+        end as window_reason
+    from deduplicated
+    left join allowed on allowed.message_key = deduplicated.message_key
 ),
 
 -- the daily limit counts messages already planned for that local day by earlier occurrences
@@ -342,16 +434,16 @@ limited as (
     select
         sendable.*,
         case
-            when sendable.reason is null
+            when sendable.window_reason is null
                 and sendable.daily_limit is not null
                 and coalesce(planned_per_day.planned_count, 0) + row_number() over (
                     partition by sendable.client_id, sendable.campaign, sendable.local_send_date,
-                        case when sendable.reason is null then 0 else 1 end
+                        case when sendable.window_reason is null then 0 else 1 end
                     order by sendable.send_after, sendable.contact_id, sendable.step_position
                 ) > sendable.daily_limit
                 then 'over the daily limit of ' || cast(sendable.daily_limit as varchar)
-            else sendable.reason
-        end as final_reason
+            else sendable.window_reason
+        end as limited_reason
     from sendable
     left join planned_per_day
         on planned_per_day.client_id = sendable.client_id
@@ -359,9 +451,74 @@ limited as (
         and planned_per_day.local_send_date = sendable.local_send_date
 ),
 
+-- Frequency caps per recipient across campaigns (marketing per 24 h; the FCC healthcare
+-- exemption's 1 a day and 3 a week): messages earlier occurrences planned within the cap's
+-- window on either side, plus this run's earlier messages to the same address, must stay under
+-- the cap.
+-- Earlier messages count even if a cap leaves them out themselves, so the check errs on the
+-- side of sending less.
+cap_candidates as (
+    select limited.*, caps.window_hours, caps.max_messages, caps.label
+    from limited
+    inner join caps
+        on caps.client_id = limited.client_id
+        and caps.category = limited.category
+    where limited.limited_reason is null
+),
+
+cap_existing as (
+    select cap_candidates.message_key, cap_candidates.window_hours, count(earlier_planned.message_key) as existing
+    from cap_candidates
+    inner join earlier_planned
+        on earlier_planned.client_id = cap_candidates.client_id
+        and earlier_planned.to_address = cap_candidates.to_address
+        and earlier_planned.category = cap_candidates.category
+        and earlier_planned.send_after > cap_candidates.send_after - cap_candidates.window_hours * interval '1 hour'
+        and earlier_planned.send_after < cap_candidates.send_after + cap_candidates.window_hours * interval '1 hour'
+    group by cap_candidates.message_key, cap_candidates.window_hours
+),
+
+cap_earlier as (
+    select cap_candidates.message_key, cap_candidates.window_hours, count(other.message_key) as earlier
+    from cap_candidates
+    inner join limited as other
+        on other.client_id = cap_candidates.client_id
+        and other.to_address = cap_candidates.to_address
+        and other.category = cap_candidates.category
+        and other.limited_reason is null
+        and other.message_key <> cap_candidates.message_key
+        and other.send_after > cap_candidates.send_after - cap_candidates.window_hours * interval '1 hour'
+        and (
+            other.send_after < cap_candidates.send_after
+            or (other.send_after = cap_candidates.send_after and other.message_key < cap_candidates.message_key)
+        )
+    group by cap_candidates.message_key, cap_candidates.window_hours
+),
+
+capped as (
+    select cap_candidates.message_key, min(cap_candidates.label) as label
+    from cap_candidates
+    left join cap_existing
+        on cap_existing.message_key = cap_candidates.message_key
+        and cap_existing.window_hours = cap_candidates.window_hours
+    left join cap_earlier
+        on cap_earlier.message_key = cap_candidates.message_key
+        and cap_earlier.window_hours = cap_candidates.window_hours
+    where coalesce(cap_existing.existing, 0) + coalesce(cap_earlier.earlier, 0) >= cap_candidates.max_messages
+    group by cap_candidates.message_key
+),
+
+judged_final as (
+    select
+        limited.*,
+        coalesce(limited.limited_reason, 'frequency cap: at most ' || capped.label) as final_reason
+    from limited
+    left join capped on capped.message_key = limited.message_key
+),
+
 final as (
     select
-        {{ herald.surrogate_key(['limited.client_id', 'limited.campaign', 'limited.step', 'limited.contact_id', 'limited.channel', 'limited.occurrence']) }} as message_key,
+        limited.message_key,
         limited.client_id,
         limited.campaign,
         limited.step,
@@ -385,7 +542,7 @@ final as (
         case when limited.final_reason is null then template_variables.variables end as variables,
         limited.fired_at,
         {{ herald.utc_now() }} as planned_at
-    from limited
+    from judged_final as limited
     left join variants
         on variants.client_id = limited.client_id
         and variants.campaign = limited.campaign
