@@ -319,15 +319,67 @@ def demo(
     for number, what in enumerate(steps, start=1):
         console.print(f"[bold]tick {number}[/bold]: {what}")
         reports.append(_tick(settings, force=True))
+    replies = _demo_replies(settings, deployment)
+    if replies:
+        console.print(f"[bold]tick {len(steps) + 1}[/bold]: inbound_events_sensor → {len(replies)} sample replies "
+                      "applied (" + ", ".join(f'"{text}"' for text in replies) + ")")
+        reports.append(_tick(settings, force=True))
     _print_packet_report(settings, [r.partition for r in reports[0].runs if r.partition])
     _print_segments(settings)
     _print_messages(settings)
+    _print_compliance(settings)
     console.print(f"demo finished in {time.perf_counter() - started:.1f}s. Try: herald sql \"select count(*) from marts.contacts\"")
     if not all(r.ok for r in reports):
         err.print(
             f"[red]some runs failed[/red]: their logs are in {settings.home / 'logs' / 'tick.log'} and the Dagster UI (make dev)"
         )
         raise typer.Exit(1)
+
+
+DEMO_REPLIES = ("Stop texting me pls", "C", "HELP")
+
+
+def _demo_replies(settings: Settings, deployment: Any) -> list[str]:
+    """Three reminder recipients answer, as they would by SMS: an opt-out in free text, an
+    appointment confirmation and a HELP request (landed like the provider webhook will land them)."""
+    from datetime import datetime, timezone
+
+    from herald.compliance.landing import InboundMessage, append_inbound
+    from herald.warehouse.connection import Warehouse
+
+    with Warehouse(settings.warehouse).session(read_only=True) as s:
+        _, rows = s.query(
+            "select distinct client_id, to_address, sender from herald_ops.outbox "
+            "where channel = 'sms' and campaign <> '_replies' and sender is not null order by to_address limit 3"
+        )
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    for (client_id, to_address, sender), text in zip(rows, DEMO_REPLIES):
+        append_inbound(settings.home, InboundMessage(f"demo-{client_id}-{to_address}-{text}", to_address, sender, text, now))
+    return list(DEMO_REPLIES[: len(rows)])
+
+
+def _print_compliance(settings: Settings) -> None:
+    """Replies applied, and who the rules held back: deferrals, caps, consent, suppressions."""
+    from herald.warehouse.connection import Warehouse
+
+    with Warehouse(settings.warehouse).session(read_only=True) as s:
+        _, replies = s.query(
+            "select p.kind, coalesce(p.keyword_class, ''), p.action, p.messages_cancelled, o.step, o.status "
+            "from herald_ops.inbound_processing p left join herald_ops.outbox o on o.message_key = p.reply_message_key "
+            "order by p.processed_at, p.inbound_id"
+        )
+        _, held_back = s.query(
+            "select case when status = 'planned' then 'deferred to the recipient''s send window' else reason end, "
+            "count(*) from marts.message_plan where (status = 'planned' and is_deferred) or reason like 'frequency cap%' "
+            "or reason like 'no consent%' or reason like 'suppressed%' group by 1 order by 2 desc"
+        )
+    for kind, keyword_class, action, cancelled, reply_step, reply_status in replies:
+        detail = f" ({keyword_class})" if keyword_class else ""
+        extra = f", {cancelled} queued message{'s' if cancelled != 1 else ''} cancelled" if cancelled else ""
+        answer = f", {reply_step.replace('_', ' ')} {reply_status}" if reply_step else ""
+        console.print(f"reply {kind}{detail}: {action}{extra}{answer}", highlight=False)
+    for reason, n in held_back:
+        console.print(f"compliance: {reason} ({n})", highlight=False)
 
 
 def _print_segments(settings: Settings) -> None:
@@ -519,7 +571,7 @@ def _print_messages(settings: Settings, client_id: str | None = None) -> None:
         console.print(
             f"campaign {c.client_id}/{c.campaign}: {c.planned} planned, {c.excluded} excluded · "
             f"{c.sent} sent, {c.deferred} deferred to their send window, {c.scheduled} scheduled later, "
-            f"{c.held} held, {c.failed} failed, {c.suppressed} suppressed",
+            f"{c.held} held, {c.failed} failed, {c.suppressed} suppressed, {c.cancelled} cancelled",
             highlight=False,
         )
         for reason, n in c.exclusions:

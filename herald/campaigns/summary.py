@@ -20,6 +20,7 @@ class CampaignSummary:
     held: int = 0
     failed: int = 0
     suppressed: int = 0
+    cancelled: int = 0  # withdrawn before sending (the recipient opted out)
     exclusions: list[tuple[str, int]] = field(default_factory=list)
     problems: list[tuple[str, int]] = field(default_factory=list)  # held / failed reasons
 
@@ -42,7 +43,8 @@ def campaign_summaries(warehouse: Warehouse, client_id: str | None = None) -> li
                 sum(case when outbox.status = 'queued' and not plan.is_deferred then 1 else 0 end),
                 sum(case when outbox.status = 'held' then 1 else 0 end),
                 sum(case when outbox.status = 'failed' then 1 else 0 end),
-                sum(case when outbox.status = 'suppressed' then 1 else 0 end)
+                sum(case when outbox.status = 'suppressed' then 1 else 0 end),
+                sum(case when outbox.status = 'cancelled' then 1 else 0 end)
             from marts.message_plan as plan
             left join {OUTBOX} as outbox on outbox.message_key = plan.message_key
             {where}

@@ -260,6 +260,7 @@ def test_demo_plans_renders_and_delivers_the_packet_triggered_reminders(deployed
     (counts,) = deployed.sql(
         "select count(*) as planned, count(o.message_key) as enqueued, "
         "sum(case when o.status = 'sent' then 1 else 0 end) as sent, "
+        "sum(case when o.status = 'cancelled' then 1 else 0 end) as cancelled, "
         "sum(case when o.status = 'queued' and o.send_after > "
         + ("now() at time zone 'UTC'" if "postgresql" in deployed.env["HERALD_WAREHOUSE_URL"] else "timezone('UTC', now())")
         + " then 1 else 0 end) as waiting "
@@ -267,7 +268,9 @@ def test_demo_plans_renders_and_delivers_the_packet_triggered_reminders(deployed
         "where p.campaign = 'appointment_reminder' and p.status = 'planned'"
     )
     assert counts["enqueued"] == counts["planned"]
-    assert counts["sent"] + counts["waiting"] == counts["planned"]  # sent now, or due later
+    # sent now, due later, or withdrawn because the recipient texted STOP (the demo's first reply)
+    assert counts["sent"] + counts["waiting"] + counts["cancelled"] == counts["planned"]
+    assert counts["cancelled"] == 1
     line = next(l for l in deployed.demo_output.splitlines() if "bright_smiles_dental/appointment_reminder" in l)
     assert f"{counts['planned']} planned" in line
     # what the sandbox "sent" is exactly what the outbox says was sent, each message once
@@ -278,6 +281,28 @@ def test_demo_plans_renders_and_delivers_the_packet_triggered_reminders(deployed
     # and marts.messages has one row per outbox message, with masked addresses only
     (mart,) = deployed.sql("select count(*) as n, max(to_address_masked) as sample from marts.messages")
     assert mart["n"] == len(deployed.sql("select message_key from herald_ops.outbox"))
+
+
+def test_demo_replies_opt_out_confirm_and_ask_for_help(deployed: Deployment) -> None:
+    out = deployed.demo_output
+    assert "reply opt_out (free_text): suppressed, 1 queued message cancelled, opt out confirmation sent" in out
+    assert "reply confirm (confirm): confirmed" in out
+    assert "reply help (help): helped, help reply sent" in out
+    (opt_out,) = deployed.sql(
+        "select s.address, s.scope, s.reason, s.note from herald_ops.suppressions s"
+    )
+    assert (opt_out["reason"], opt_out["note"]) == ("opt_out", "Stop texting me pls")
+    # scoped to the kind of message last sent to the number; 'all' when the reminder was still
+    # waiting for its window when the demo replied
+    assert opt_out["scope"] in ("appointment_reminder", "all")
+    # nothing but the one confirmation goes to that number any more
+    after = deployed.sql(
+        "select campaign, step, status from herald_ops.outbox where to_address = '" + opt_out["address"] + "' order by 1"
+    )
+    assert [(r["campaign"], r["status"]) for r in after] == [("_replies", "sent"), ("appointment_reminder", "cancelled")]
+    assert deployed.sql("select count(*) as n from herald_ops.appointment_responses where response = 'confirmed'")[0]["n"] >= 1
+    actions = {r["action"] for r in deployed.sql("select action from herald_ops.audit_log")}
+    assert {"suppression", "cancel", "consent_change"} <= actions
 
 
 def test_sending_a_campaign_occurrence_twice_sends_nothing_new(deployed: Deployment) -> None:
