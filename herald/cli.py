@@ -622,6 +622,63 @@ def inbound(
     )
 
 
+def _block_change(client: str, address: str, reason: str, lift: bool) -> None:
+    import getpass
+    from datetime import datetime, timezone
+
+    from herald.compliance.manual import BlockError, block, read_address, unblock
+    from herald.config import ConfigError, load_deployment
+    from herald.warehouse.connection import Warehouse
+
+    settings = _settings()
+    try:
+        deployment = load_deployment(settings.config_dir)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] the configuration has problems (run `herald config check`):\n{exc}")
+        raise typer.Exit(1) from None
+    configured = deployment.clients.get(client)
+    if configured is None:
+        err.print(f"[red]error:[/red] unknown client {client!r}; configured: {', '.join(deployment.clients)}")
+        raise typer.Exit(1)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    actor = f"cli:{getpass.getuser()}"
+    try:
+        parsed = read_address(address, configured.default_region)
+        warehouse = Warehouse(settings.warehouse)
+        warehouse.ensure_schema()
+        with warehouse.session() as s:
+            count = (unblock if lift else block)(s, client, parsed, reason, actor, now)
+    except BlockError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if lift:
+        console.print(f"unblocked {parsed.masked} for {client} ({count} block{'s' if count != 1 else ''} lifted)", highlight=False)
+    else:
+        console.print(f"blocked {parsed.masked} for {client} ({parsed.channel}): {count} queued message"
+                      f"{'s' if count != 1 else ''} cancelled; reason kept for support", highlight=False)
+
+
+@app.command("block")
+def block_command(
+    client: Annotated[str, typer.Argument(help="Client id.")],
+    address: Annotated[str, typer.Argument(help="Phone number (any format) or email address.")],
+    reason: Annotated[str, typer.Option(help="Why, for whoever follows up (kept with the block and audited).")],
+) -> None:
+    """Block every message of a client to a phone number or email address (a customer's request
+    to support); cancels what is queued. Audited with your user name."""
+    _block_change(client, address, reason, lift=False)
+
+
+@app.command("unblock")
+def unblock_command(
+    client: Annotated[str, typer.Argument(help="Client id.")],
+    address: Annotated[str, typer.Argument(help="Phone number or email address.")],
+    reason: Annotated[str, typer.Option(help="Why the block is lifted (audited).")],
+) -> None:
+    """Lift a manual block (an opt-out stays: only the person lifts it, by texting START)."""
+    _block_change(client, address, reason, lift=True)
+
+
 def main() -> None:
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     app()

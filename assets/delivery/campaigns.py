@@ -12,6 +12,7 @@ from assets.compliance.inbound import INBOUND_PROCESSING_KEY
 from assets.transform.dbt import herald_dbt_models
 from herald.campaigns.enqueue import enqueue_planned
 from herald.campaigns.links import links_from_env
+from herald.compliance.audit import audit
 from herald.compliance.regions import refresh_regions
 from herald.campaigns.occurrences import Occurrence, detect_triggered, mark_planned, record_occurrences
 from herald.delivery.engine import deliver_due
@@ -177,6 +178,11 @@ def delivery(context: dg.AssetExecutionContext, warehouse: WarehouseResource, pr
         progress=lambda r: context.log.info(r.summary()),
     )
     context.log.info(report.summary())
+    if report.claimed:
+        # every provider call is in herald_ops.delivery_attempts; the audit log gets who sent and how many
+        with warehouse.get().session() as session:
+            audit(session, f"dagster:{context.run_id}", "send", None, None, "herald_ops.outbox", report.summary(),
+                  {"sent": report.sent, "failed": report.failed, "suppressed": report.suppressed, "held": report.held})  # fmt: skip
     return dg.MaterializeResult(
         metadata={
             "sent": dg.MetadataValue.int(report.sent),

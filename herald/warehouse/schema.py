@@ -325,7 +325,9 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
             ("contact_id", "varchar"),
             ("created_at", "timestamp not null"),
         ],
-        ("client_id", "channel", "address", "scope"),
+        # reason too: an opt-out and a manual block of one address are separate facts, each
+        # lifted its own way (START lifts the opt-out, only support lifts the block)
+        ("client_id", "channel", "address", "scope", "reason"),
     ),
     # -- compliance (issue 4) ----------------------------------------------------------------
     # Append-only consent history; the current state is derived from it (marts.consent_status).

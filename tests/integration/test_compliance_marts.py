@@ -285,7 +285,7 @@ def test_colliding_masks_keep_distinct_keys(built: Built) -> None:
     assert len({k["suppression_key"] for k in keys}) == 2
     import hashlib
 
-    expected = hashlib.md5(b"clinic|sms|+13125550267|all").hexdigest()
+    expected = hashlib.md5(b"clinic|sms|+13125550267|all|opt_out").hexdigest()
     assert expected in {k["suppression_key"] for k in keys}
 
 

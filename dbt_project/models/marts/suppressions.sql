@@ -44,7 +44,7 @@ masked as (
 
 final as (
     select
-        {{ herald.surrogate_key(['masked.client_id', 'masked.channel', 'masked.address', 'masked.scope']) }} as suppression_key,
+        {{ herald.surrogate_key(['masked.client_id', 'masked.channel', 'masked.address', 'masked.scope', 'masked.reason']) }} as suppression_key,
         masked.client_id,
         masked.client_id = '*' as is_all_clients,
         masked.channel,
