@@ -80,7 +80,7 @@ def inbound_dir(home: Path) -> Path:
     return Path(home) / "landing" / "inbound"
 
 
-def _write_atomically(folder: Path, name: str, text: str) -> Path:
+def write_atomically(folder: Path, name: str, text: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{uuid.uuid4().hex}.tmp"
     with open(tmp, "w", encoding="utf-8") as handle:
@@ -98,7 +98,7 @@ def append_inbound(home: Path, *messages: InboundMessage) -> Path:
         raise ValueError("no message to land")
     stamp = messages[0].received_at.strftime("%Y%m%dT%H%M%S%f")
     text = "".join(m.to_json() + "\n" for m in messages)
-    return _write_atomically(inbound_dir(home), f"{stamp}__{uuid.uuid4().hex}{SUFFIX}", text)
+    return write_atomically(inbound_dir(home), f"{stamp}__{uuid.uuid4().hex}{SUFFIX}", text)
 
 
 def pending_files(home: Path) -> list[Path]:

@@ -285,6 +285,16 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
             ("enqueued_at", "timestamp not null"),
             ("sent_at", "timestamp"),
             ("updated_at", "timestamp not null"),
+            # what the provider reported after accepting it (callbacks, webhooks, polling); only
+            # moves forward: queued < sent < delivered | undelivered | failed | bounced | complained
+            ("provider_status", "varchar"),
+            ("provider_status_at", "timestamp"),
+            ("delivered_at", "timestamp"),
+            ("bounced_at", "timestamp"),
+            ("complained_at", "timestamp"),
+            ("opened_at", "timestamp"),
+            ("clicked_at", "timestamp"),
+            ("delivery_error", "varchar"),
         ],
         ("message_key",),
     ),
@@ -392,6 +402,32 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
             ("landed_at", "timestamp not null"),
         ],
         ("inbound_id",),
+    ),
+    # Provider events landed by the web service (herald/events/landing.py): delivery statuses,
+    # email events (delivered, bounced, complained, opened, clicked), one-click unsubscribes.
+    (
+        f"{RAW_SCHEMA}.provider_events",
+        [
+            ("event_id", "varchar not null"),  # svix-id | <MessageSid>:<status> | unsubscribe:<token hash>
+            ("source", "varchar not null"),  # twilio | resend | web
+            ("kind", "varchar not null"),  # sms_status | email_event | unsubscribe
+            ("provider_message_id", "varchar"),
+            ("payload", "varchar not null"),  # JSON text as received (verified)
+            ("received_at", "timestamp not null"),
+            ("landed_at", "timestamp not null"),
+        ],
+        ("event_id",),
+    ),
+    (
+        f"{OPS_SCHEMA}.provider_event_processing",
+        [
+            ("event_id", "varchar not null"),
+            ("message_key", "varchar"),  # the outbox message it was about, when found
+            ("action", "varchar not null"),  # status_updated | ignored_older | suppressed | unsubscribed | unmatched
+            ("detail", "varchar"),
+            ("processed_at", "timestamp not null"),
+        ],
+        ("event_id",),
     ),
     # What the compliance engine made of each inbound message (one row: applying is idempotent).
     (

@@ -1,0 +1,1 @@
+"""Provider events (delivery statuses, bounces, complaints, unsubscribes) from the web service."""
