@@ -182,6 +182,16 @@ def _load_client(folder: Path, root: Path, herald: HeraldConfig, problems: list[
             continue
         load_maps[load_map.packet_type] = load_map
     segments = _load_named(folder / SEGMENTS_DIR, root, SegmentConfig, "name", problems)
+    if config is not None and config.ingest_api is not None and len(load_maps) == len(map_files):
+        for kind, entity in (("customers", "contacts"), ("funnel_events", "funnel_events")):
+            packet_type = getattr(config.ingest_api, kind)
+            if packet_type is None:
+                continue
+            load_map = load_maps.get(packet_type)
+            if load_map is None or load_map.entity != entity:
+                fitting = ", ".join(sorted(n for n, m in load_maps.items() if m.entity == entity)) or "none"
+                message = f"{packet_type!r} is not a {entity} load map of this client ({entity} load maps: {fitting})"
+                problems.append(Problem(_rel(folder / "client.yaml", root), f"ingest_api.{kind}", message))
     for name, segment in segments.items():
         if segment.packet_type and segment.packet_type not in _stems(folder / LOAD_MAPS_DIR):
             path = next(iter(sorted((folder / SEGMENTS_DIR).glob(f"{name}.y*ml"))))

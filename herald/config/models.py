@@ -192,6 +192,23 @@ class Compliance(Strict):
     probable_opt_out: Literal["suppress", "clarify"] = "suppress"  # a likely misspelled STOP
 
 
+class IngestApi(Strict):
+    """The ingest API (``herald serve``): which load map each payload kind is written with, and
+    the sha256 of the client's API keys (`herald api-key CLIENT` makes one)."""
+
+    customers: str | None = None
+    funnel_events: str | None = None
+    key_sha256: list[str] = Field(default_factory=list)
+
+    @field_validator("key_sha256")
+    @classmethod
+    def _hex(cls, value: list[str]) -> list[str]:
+        for digest in value:
+            if not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+                raise ValueError(f"{digest[:12]!r}... is not a sha256 hex digest; `herald api-key CLIENT` prints one")
+        return value
+
+
 class ClientConfig(Strict):
     """``clients/<client_id>/client.yaml``."""
 
@@ -209,6 +226,7 @@ class ClientConfig(Strict):
     message_frequency: str = "Msg frequency varies"  # for HELP and opt-in replies (CTIA)
     compliance: Compliance = Compliance()
     send_window: "ClientSendWindow" = Field(default_factory=lambda: ClientSendWindow())
+    ingest_api: IngestApi | None = None
 
     @field_validator("client_id")
     @classmethod
