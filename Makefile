@@ -10,7 +10,7 @@ UV_VERSION := 0.13.8
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv manifest demo test test-fast dev bench lint clean
+.PHONY: help venv manifest browsers demo test test-fast dev bench lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -27,12 +27,19 @@ venv: $(SYNCED)  ## create or update the virtual environment from uv.lock
 manifest: venv  ## parse the dbt project for both targets (Dagster reads target/<engine>/manifest.json)
 	$(BIN)/python -c "from resources.dbt import ensure_manifest; [ensure_manifest(t) for t in ('duckdb', 'postgres')]"
 
+browsers:  ## install Debian's chromium for the browser tests when /usr/bin/chromium is missing (needs root)
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+
 demo: venv  ## generate sample packets, ingest them end to end on the embedded default, print a report
 	$(BIN)/herald demo
 
-test: venv  ## run the whole suite (PostgreSQL tests need 127.0.0.1:5432; under CI=true they must run)
+# Two workers (the machine's cores); each test module stays in one worker, so a module's
+# expensive fixture (a demo deployment, a dbt build) is made once.
+PYTEST_WORKERS ?= 2
+
+test: venv browsers manifest  ## run the whole suite (PostgreSQL tests need 127.0.0.1:5432; under CI=true they must run)
 	@mkdir -p .pytest_tmp
-	$(BIN)/pytest -q --junitxml=.pytest_tmp/junit.xml $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadscope --junitxml=.pytest_tmp/junit.xml $(PYTEST_ARGS)
 
 test-fast: venv  ## unit tests only
 	$(BIN)/pytest -q tests/unit tests/test_definitions.py

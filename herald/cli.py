@@ -679,6 +679,101 @@ def unblock_command(
     _block_change(client, address, reason, lift=True)
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (behind a proxy, keep 127.0.0.1).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the web service: Twilio and Resend webhooks, the unsubscribe (/u/...) and confirmation
+    (/c/...) pages and /healthz. It lands what it hears under $HERALD_HOME/landing (a table on
+    PostgreSQL) for `herald tick`; it never writes an embedded warehouse. Set HERALD_PUBLIC_URL
+    to the https address providers and recipients reach, TWILIO_AUTH_TOKEN and
+    RESEND_WEBHOOK_SECRET for the webhooks."""
+    from herald.config import ConfigError
+    from herald.web.app import create_app
+    from herald.web.server import serve as run_server
+
+    settings = _settings()
+    try:
+        web_app = create_app(settings)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] the configuration has problems (run `herald config check`):\n{exc}")
+        raise typer.Exit(1) from None
+    except SettingsError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    run_server(web_app, host, port)
+
+
+@app.command("reply")
+def reply_command(
+    client: Annotated[str, typer.Argument(metavar="CLIENT", help="Client id.")],
+    contact: Annotated[str, typer.Argument(metavar="CONTACT", help="The contact's contact_id, or its phone number (any format).")],
+    text: Annotated[str, typer.Argument(metavar="TEXT", help='The message, e.g. "See you at 3pm!".')],
+) -> None:
+    """Send a manual SMS to a contact, through the same outbox, rules and logging as every
+    message: refused when the contact has no valid phone, is suppressed, or the text holds PHI;
+    queued for the next moment inside the recipient's send window; no opt-out line is added (it
+    is a conversation). The same text to the same contact within a minute is sent once. Audited
+    with your user name; `herald tick` (the delivery schedule) sends it."""
+    import getpass
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    from herald.config import ConfigError, load_deployment
+    from herald.contacts.phones import mask_phone
+    from herald.conversations.reply import ReplyError, queue_reply
+    from herald.warehouse.connection import Warehouse
+
+    settings = _settings()
+    try:
+        deployment = load_deployment(settings.config_dir)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] the configuration has problems (run `herald config check`):\n{exc}")
+        raise typer.Exit(1) from None
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    warehouse = Warehouse(settings.warehouse)
+    warehouse.ensure_schema()
+    try:
+        with warehouse.session() as s:
+            if not s.scalar("select count(*) from information_schema.tables where table_schema = 'marts' and table_name = 'contacts'"):
+                raise ReplyError("there are no contacts yet (marts.contacts): land a packet first")
+            message, is_new = queue_reply(s, deployment, client, contact, text, f"cli:{getpass.getuser()}", now)
+    except ReplyError as exc:
+        err.print(f"[red]refused:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    zone = deployment.clients[client].time_zone
+    local = message.send_after.replace(tzinfo=timezone.utc).astimezone(ZoneInfo(zone))
+    when = "now" if message.send_after <= now else f"at {local:%a %Y-%m-%d %H:%M} {zone} ({message.send_after:%H:%M} UTC)"
+    verb = "queued" if is_new else "already queued (the same text this minute: not sent twice)"
+    console.print(
+        f"{verb}: reply {message.message_key} to {mask_phone(message.to_address)} (contact {message.contact_id}), "
+        f"goes out {when}; `herald tick` (the delivery schedule) sends it",
+        highlight=False,
+    )
+
+@app.command("api-key")
+def api_key(client: Annotated[str, typer.Argument(help="Client id.")]) -> None:
+    """Make a new ingest API key for a client: prints the key (give it to the client's system,
+    once) and the hash to add to its client.yaml under ingest_api.key_sha256."""
+    from herald.packets.api import new_api_key
+
+    settings = _settings()
+    from herald.config import ConfigError, load_deployment
+
+    try:
+        deployment = load_deployment(settings.config_dir)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] the configuration has problems (run `herald config check`):\n{exc}")
+        raise typer.Exit(1) from None
+    if client not in deployment.clients:
+        err.print(f"[red]error:[/red] unknown client {client!r}; configured: {', '.join(deployment.clients)}")
+        raise typer.Exit(1)
+    key, digest = new_api_key()
+    console.print(f"API key for {client} (shown once): {key}", highlight=False)
+    console.print(f"add to clients/{client}/client.yaml:\n  ingest_api:\n    key_sha256: [\"{digest}\"]", highlight=False)
+
+
 def main() -> None:
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     app()

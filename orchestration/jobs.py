@@ -4,7 +4,7 @@ deliver due messages."""
 import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
-from assets.compliance.inbound import INBOUND_PROCESSING_KEY
+from assets.compliance.inbound import INBOUND_MESSAGES_KEY, INBOUND_PROCESSING_KEY
 from assets.delivery.campaigns import DELIVERY_KEY, OCCURRENCES_KEY, OUTBOX_KEY, REGIONS_KEY
 from assets.ingest.config_tables import client_config
 from assets.ingest.packets import packet_rows
@@ -66,7 +66,7 @@ deliver_messages_job = dg.define_asset_job(
 # send), then deliver at once, so the one confirmation or HELP answer goes out now.
 apply_replies_job = dg.define_asset_job(
     "apply_replies_job",
-    selection=dg.AssetSelection.assets(INBOUND_PROCESSING_KEY, DELIVERY_KEY)
+    selection=dg.AssetSelection.assets(INBOUND_MESSAGES_KEY, INBOUND_PROCESSING_KEY, DELIVERY_KEY)
     | dg.AssetSelection.assets(*[get_asset_key_for_model([herald_dbt_models], m) for m in DELIVERY_MODELS]),
     description="Loads landed inbound replies and applies them (opt-outs suppress and cancel queued messages, "
     "opt-ins restore, HELP is answered, appointment confirmations recorded), then delivers the replies.",

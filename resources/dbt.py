@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import sys
@@ -47,17 +48,39 @@ def ensure_manifest(target: str | None = None) -> Path:
     stale manifest makes a build fail on nodes it does not know."""
     target = target or dbt_target()
     path = manifest_path(target)
-    if not path.exists() or path.stat().st_mtime < _newest_source_mtime():
-        from dbt.cli.main import dbtRunner
+    if path.exists() and path.stat().st_mtime >= _newest_source_mtime():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # several processes may import the definitions at once (tests in parallel, dagster dev's
+    # code server and a tick): one parses, the others wait and read its manifest
+    with open(path.parent.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists() or path.stat().st_mtime < _newest_source_mtime():
+            from dbt.cli.main import dbtRunner
 
-        apply_dbt_env()
-        result = dbtRunner().invoke(
-            ["parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-             "--target", target, "--target-path", str(path.parent)]
-        )
-        if not result.success or not path.exists():
-            raise RuntimeError(f"dbt parse for target {target!r} failed: {result.exception}")
+            apply_dbt_env()
+            result = dbtRunner().invoke(
+                ["parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+                 "--target", target, "--target-path", str(path.parent)]
+            )
+            if not result.success or not path.exists():
+                raise RuntimeError(f"dbt parse for target {target!r} failed: {result.exception}")
     return path
+
+
+def run_target_path(target: str) -> Path:
+    """Where a deployment's dbt builds write (run results, compiled SQL): under its HERALD_HOME,
+    so two deployments on one checkout (or tests in parallel) never read each other's
+    run_results.json. Seeded with the project's parsed state, so partial parsing still works."""
+    folder = Settings.from_env().home / "dbt-target" / target
+    parsed = manifest_path(target).parent
+    if not (folder / "partial_parse.msgpack").exists() and (parsed / "partial_parse.msgpack").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("partial_parse.msgpack", "manifest.json"):
+            if (parsed / name).exists():
+                shutil.copy2(parsed / name, folder / name)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 class HeraldDbtResource(DbtCliResource):

@@ -1,12 +1,22 @@
-"""inbound_events_sensor: replies waiting in the landing area → one apply_replies_job run."""
+"""inbound_events_sensor: replies waiting to be applied → one apply_replies_job run.
+
+Embedded (DuckDB): replies wait as files under $HERALD_HOME/landing/inbound; the run key names
+the set of waiting files. PostgreSQL: the web service inserts into herald_raw.inbound_messages
+directly; a read-only count of rows with no inbound_processing row decides, and the run key
+names the newest landing time and the count."""
 
 import hashlib
 
 import dagster as dg
 
-from herald.compliance.landing import inbound_dir, pending_files
+from herald.compliance.landing import INBOUND_TABLE, inbound_dir, pending_files
+from herald.events.apply import unprocessed
 from herald.settings import Settings
+from herald.warehouse.connection import Warehouse
+from herald.warehouse.schema import OPS_SCHEMA
 from orchestration.jobs import apply_replies_job
+
+INBOUND_PROCESSING = f"{OPS_SCHEMA}.inbound_processing"
 
 
 def pending_run_key(names: list[str]) -> str:
@@ -18,11 +28,19 @@ def pending_run_key(names: list[str]) -> str:
     job=apply_replies_job,
     minimum_interval_seconds=15,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="When inbound replies wait under $HERALD_HOME/landing/inbound (from `herald inbound` or "
-    "the webhook), requests one apply_replies_job run that loads and applies them all.",
+    description="When inbound replies wait to be applied — files under $HERALD_HOME/landing/inbound (from "
+    "`herald inbound` or the webhook), or unprocessed rows of herald_raw.inbound_messages on PostgreSQL — "
+    "requests one apply_replies_job run that loads and applies them all.",
 )
 def inbound_events_sensor(context: dg.SensorEvaluationContext):
-    home = Settings.from_env().home
+    settings = Settings.from_env()
+    if settings.warehouse.engine == "postgres":
+        with Warehouse(settings.warehouse).session(read_only=True) as session:
+            waiting = unprocessed(session, INBOUND_TABLE, INBOUND_PROCESSING, "inbound_id")
+        if not waiting.count:
+            return dg.SkipReason(f"no unprocessed rows in {INBOUND_TABLE}")
+        return dg.RunRequest(run_key=f"inbound:{waiting.run_key_part}", tags={"herald/inbound_rows": str(waiting.count)})
+    home = settings.home
     names = [p.name for p in pending_files(home)]
     if not names:
         return dg.SkipReason(f"no inbound replies waiting in {inbound_dir(home)}")

@@ -23,7 +23,10 @@ Endpoints:
   422. Accepted emails go to ``emails_sent`` (with ``batch_idempotency_key``).
 - ``GET /2010-04-01/Accounts/<sid>/Messages.json`` — lists accepted SMS, newest first,
   filtered by ``To``, ``From`` and ``DateSent>`` (one page; the Twilio SDK's ``messages.list``).
-  Scripted responses apply to POSTs only.
+  Scripted responses apply to POSTs only. Accepted SMS are listed as ``sent`` unless
+  :meth:`ProviderEmulator.set_sms_status` moved them on (``delivered``, ``undelivered`` with an
+  error code, ...); :meth:`ProviderEmulator.receive_sms` adds an inbound message (a reply),
+  listed with ``direction`` ``inbound``.
 
 Failure injection: :meth:`ProviderEmulator.script` queues responses that the next requests
 (of either API, in order) get instead of normal handling; ``delay`` holds the request for a
@@ -114,6 +117,8 @@ class ProviderEmulator:
         self._idempotency: dict[str, tuple[str, str]] = {}  # key -> (body digest, email id)
         self._batches: dict[str, tuple[str, Any]] = {}  # batch key -> (body digest, answer)
         self._sms_sent_at: dict[str, datetime] = {}  # message sid -> when it was accepted
+        self.sms_received: list[dict[str, str]] = []  # inbound messages (replies), for listing
+        self._sms_status: dict[str, tuple[str, str | None, datetime]] = {}  # sid -> status, error, updated
         self._script: deque[ScriptedResponse] = deque()
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -169,6 +174,8 @@ class ProviderEmulator:
             self._idempotency.clear()
             self._batches.clear()
             self._sms_sent_at.clear()
+            self.sms_received.clear()
+            self._sms_status.clear()
             self._script.clear()
             self.request_count = 0
 
@@ -192,6 +199,26 @@ class ProviderEmulator:
         with self._idle:
             if not self._idle.wait_for(lambda: self._in_flight == 0, timeout):
                 raise TimeoutError(f"{self._in_flight} request(s) still in flight")
+
+    # -- what Twilio would report later (polling tests) --------------------------------------
+    def set_sms_status(self, sid: str, status: str, error_code: int | None = None) -> None:
+        """Moves an accepted SMS to ``status`` (as the carrier's receipt would), listed from now on."""
+        with self._lock:
+            if sid not in self._sms_sent_at:
+                raise KeyError(sid)
+            self._sms_status[sid] = (status, None if error_code is None else str(error_code), datetime.now(UTC))
+
+    def receive_sms(self, from_: str, to: str, body: str, account_sid: str | None = None,
+                    at: datetime | None = None) -> str:
+        """An inbound SMS (a reply) to one of the account's numbers; returns its sid."""
+        sid = "SM" + uuid.uuid4().hex
+        with self._lock:
+            self.sms_received.append({
+                "sid": sid, "account_sid": account_sid or next(iter(self.twilio_accounts)),
+                "To": to, "From": from_, "Body": body,
+            })
+            self._sms_sent_at[sid] = at or datetime.now(UTC)
+        return sid
 
     # -- the two APIs ----------------------------------------------------------------------
     def handle_twilio(self, sid: str, auth: str | None, raw: bytes) -> tuple[int, Any]:
@@ -238,15 +265,14 @@ class ProviderEmulator:
         with self._lock:
             rows = [
                 m
-                for m in self.sms_sent
+                for m in [*self.sms_sent, *self.sms_received]
                 if m["account_sid"] == sid
                 and (not params.get("To") or m["To"] == params["To"])
                 and (not params.get("From") or m.get("From") == params["From"])
                 and (after is None or self._sms_sent_at[m["sid"]] >= after)
             ]
-            messages = [
-                _twilio_message(m, self._sms_sent_at[m["sid"]], status="sent") for m in reversed(rows)
-            ]
+            rows.sort(key=lambda m: self._sms_sent_at[m["sid"]])
+            messages = [self._listed(m) for m in reversed(rows)]
         uri = f"/2010-04-01/Accounts/{sid}/Messages.json"
         return 200, {
             "messages": messages,
@@ -259,6 +285,13 @@ class ProviderEmulator:
             "end": max(len(messages) - 1, 0),
             "uri": uri,
         }
+
+    def _listed(self, m: dict[str, Any]) -> dict[str, Any]:
+        sent_at = self._sms_sent_at[m["sid"]]
+        if m in self.sms_received:
+            return _twilio_message(m, sent_at, status="received", direction="inbound")
+        status, error_code, updated = self._sms_status.get(m["sid"], ("sent", None, sent_at))
+        return _twilio_message(m, sent_at, status=status, error_code=error_code, updated_at=updated)
 
     def handle_resend(self, auth: str | None, idem_key: str | None, raw: bytes) -> tuple[int, Any]:
         if not auth or not auth.startswith("Bearer "):
@@ -359,7 +392,10 @@ def _resend_email_problem(email: Any) -> str | None:
     return None
 
 
-def _twilio_message(stored: dict[str, Any], sent_at: datetime, status: str) -> dict[str, Any]:
+def _twilio_message(
+    stored: dict[str, Any], sent_at: datetime, status: str, direction: str = "outbound-api",
+    error_code: str | None = None, updated_at: datetime | None = None,
+) -> dict[str, Any]:
     sid, account_sid = stored["sid"], stored["account_sid"]
     when = format_datetime(sent_at)
     return {
@@ -371,10 +407,12 @@ def _twilio_message(stored: dict[str, Any], sent_at: datetime, status: str) -> d
         "body": stored["Body"],
         "status": status,
         "num_segments": "1",
-        "direction": "outbound-api",
+        "direction": direction,
         "api_version": "2010-04-01",
         "date_created": when,
-        "date_sent": when if status == "sent" else None,
+        "date_sent": None if status in ("queued", "accepted", "sending", "scheduled") else when,
+        "date_updated": format_datetime(updated_at or sent_at),
+        "error_code": None if error_code is None else int(error_code),
         "uri": f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json",
     }
 

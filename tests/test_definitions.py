@@ -23,7 +23,9 @@ def test_jobs_and_sensors_resolve(defs: dg.Definitions) -> None:
     assert set(sensors) == {
         "packet_arrival_sensor", "packet_landed_sensor", "contacts_refreshed_sensor",
         "campaign_triggers_sensor", "manual_send_sensor", "inbound_events_sensor",
+        "provider_events_sensor", "twilio_polling_sensor",
     }  # fmt: skip
+    assert sensors["provider_events_sensor"].job_name == "apply_provider_events_job"
     assert sensors["inbound_events_sensor"].job_name == "apply_replies_job"
     assert sensors["packet_arrival_sensor"].job_name == "ingest_packet_job"
     assert sensors["packet_landed_sensor"].job_name == "transform_packets_job"

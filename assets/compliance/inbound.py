@@ -16,6 +16,7 @@ from resources import HeraldConfigResource, WarehouseResource
 
 COMPLIANCE_GROUP = "compliance"
 INBOUND_PROCESSING_KEY = dg.AssetKey(["herald_ops", "inbound_processing"])
+INBOUND_MESSAGES_KEY = dg.AssetKey(["herald_raw", "inbound_messages"])
 PREVIEW_ROWS = 10
 
 
@@ -34,16 +35,28 @@ def preview_table(results: list[InboundResult]) -> str:
     return "\n".join(lines)
 
 
-@dg.asset(
-    key=INBOUND_PROCESSING_KEY,
-    group_name=COMPLIANCE_GROUP,
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            INBOUND_MESSAGES_KEY,
+            description="SMS replies as received (webhook, polling or `herald inbound`), loaded from the landing area.",
+            group_name=COMPLIANCE_GROUP,
+            kinds={"python"},
+        ),
+        dg.AssetSpec(
+            INBOUND_PROCESSING_KEY,
+            description="What each reply became: opt-out, opt-in, HELP, confirmation, auto-reply, or nothing.",
+            group_name=COMPLIANCE_GROUP,
+            kinds={"python"},
+            deps=[INBOUND_MESSAGES_KEY, get_asset_key_for_model([herald_dbt_models], "contacts")],
+        ),
+    ],
     pool=WAREHOUSE_POOL,
-    kinds={"python"},
-    deps=[get_asset_key_for_model([herald_dbt_models], "contacts")],
+    name="herald_ops__inbound_processing",
 )
 def inbound_processing(
     context: dg.AssetExecutionContext, herald_config: HeraldConfigResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
+):
     """One row per inbound reply applied: replies landed under $HERALD_HOME/landing/inbound are
     loaded into herald_raw.inbound_messages, then each new one is classified and applied in one
     transaction — opt-outs suppress and cancel queued messages before any later send, opt-ins
@@ -59,7 +72,9 @@ def inbound_processing(
     kinds = Counter(r.kind for r in results)
     actions = Counter(r.action for r in results)
     context.log.info(f"{loaded.new} replies loaded, {len(results)} applied: {dict(actions)}")
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(asset_key=INBOUND_MESSAGES_KEY, metadata={"replies_loaded": dg.MetadataValue.int(loaded.new)})
+    yield dg.MaterializeResult(
+        asset_key=INBOUND_PROCESSING_KEY,
         metadata={
             "files_loaded": dg.MetadataValue.int(loaded.files - len(loaded.rejected)),
             "files_rejected": dg.MetadataValue.int(len(loaded.rejected)),

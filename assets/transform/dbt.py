@@ -12,7 +12,7 @@ from herald.packets.transform_steps import record_transform_steps
 from orchestration.partitions import WAREHOUSE_POOL
 from herald.reports.receipts import write_receipts
 from resources import DropZoneResource, HeraldDbtResource, WarehouseResource
-from resources.dbt import ensure_manifest, manifest_path
+from resources.dbt import ensure_manifest, run_target_path
 
 
 class HeraldDbtTranslator(DagsterDbtTranslator):
@@ -46,12 +46,12 @@ def herald_dbt_models(
     """Builds the dbt models and runs their tests, then records the mapped and cleaned steps
     of every packet this build took in (``herald_ops.packet_events``) and writes each one's
     receipt into the client's area of the drop zone."""
-    # dbt unit tests run in the test suite, not on every production build. The run uses the
-    # target's own folder, where the manifest was parsed, so dbt's partial parsing is reused.
+    # dbt unit tests run in the test suite, not on every production build. The run writes in
+    # the deployment's own target folder, seeded with the parsed project (partial parsing).
     invocation = dbt.cli(
         ["build", "--exclude-resource-type", "unit_test"],
         context=context,
-        target_path=manifest_path(dbt.target or "duckdb").parent,
+        target_path=run_target_path(dbt.target or "duckdb"),
     )
     try:
         yield from invocation.stream()

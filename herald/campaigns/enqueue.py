@@ -32,10 +32,17 @@ from herald.messages.unsubscribe import make_token, unsubscribe_urls
 from herald.warehouse.connection import Session
 
 PLAN = "marts.message_plan"
+CONFIRM_URL_VAR = "confirm_url"
+CONFIRM_SCOPE = "confirm"
 PLAN_COLUMNS = (
     "message_key", "client_id", "campaign", "step", "occurrence", "contact_id", "message_type", "category",
     "channel", "to_address", "variant", "template", "subject_template", "send_after", "variables",
 )  # fmt: skip
+
+
+def confirm_url(public_url: str, token: str) -> str:
+    """The confirmation page ``<public>/c/<token>`` (served by ``herald serve``)."""
+    return f"{public_url.rstrip('/')}/c/{token}"
 
 
 @dataclass
@@ -111,6 +118,9 @@ class MessageBuilder:
             except FileNotFoundError as exc:
                 raise TemplateError(template, contact_id, str(exc)) from exc
             variables = self.variables(row["client_id"], row["variables"])
+            # the confirmation page (seed 000), e.g. "confirm here: {{ confirm_url }}" in a reminder
+            confirm_token = make_token(self.links.secret, client.config.client_id, contact_id, channel, CONFIRM_SCOPE)
+            variables[CONFIRM_URL_VAR] = confirm_url(self.links.public_url, confirm_token)
             if channel == "sms":
                 opt_out = client_wording("opt_out", client, self.deployment.herald, variables)
                 sms = self.renderer.render_sms(template, source, variables, contact_id, opt_out_text=opt_out)

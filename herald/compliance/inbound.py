@@ -23,7 +23,9 @@ classifier is :mod:`herald.compliance.keywords`):
   to an opted-out address).
 - **C / R**: one ``appointment_responses`` row per matching contact; no answer (the client's
   staff follow up on a reschedule request; a confirmation needs no reply).
-- anything else: recorded as ``no_action``.
+- anything else: recorded as ``no_action`` — or, outside the client's business hours and when
+  it has an ``auto_reply``, answered once per closed period (``auto_replied``,
+  :mod:`herald.conversations.autoresponder`).
 
 Every reply writes one ``inbound_processing`` row and at least one audit row (subject: the
 masked address).
@@ -44,6 +46,7 @@ from herald.compliance.keywords import Classification, KeywordPolicy, ReplyKind,
 from herald.compliance.wording import help_reply, opt_in_confirmation, opt_out_confirmation
 from herald.config.models import Client, Deployment
 from herald.contacts.phones import mask_phone
+from herald.conversations.autoresponder import AUTO_REPLY, queue_auto_reply
 from herald.delivery.outbox import OUTBOX, SUPPRESSIONS, OutboxMessage, enqueue
 from herald.messages.sms import sms_info
 from herald.warehouse.connection import Session
@@ -222,6 +225,8 @@ class _Applier:
         if kind in (ReplyKind.CONFIRM, ReplyKind.RESCHEDULE):
             return self._appointment("confirmed" if kind == ReplyKind.CONFIRM else "reschedule_requested")
         self._audit("inbound_reply", "no keyword: nothing to apply", {"inbound_id": m.inbound_id})
+        if kind == ReplyKind.OTHER:
+            return self._auto_reply() or self._result("no_action")
         return self._result("no_action")
 
     # -- helpers -------------------------------------------------------------------------
@@ -384,6 +389,19 @@ class _Applier:
     def _help(self) -> InboundResult:
         key = self._reply(HELP_REPLY, help_reply(self.client, self.deployment.herald))
         return self._result("helped", reply_message_key=key)
+
+    def _auto_reply(self) -> InboundResult | None:
+        """The client's after-hours auto-reply (herald.conversations.autoresponder), at most
+        once per contact per closed period; None when none was queued."""
+        key = queue_auto_reply(
+            self.s, self.deployment, self.client, address=self.address, contact_id=self.contact_id,
+            sender=to_e164(self.client.config.senders.sms_from, self.client.default_region),
+            received_at=self.m.received_at, now=self.now,
+        )  # fmt: skip
+        if key is None:
+            return None
+        self._audit("send", f"{AUTO_REPLY} queued", {"message_key": key, "message_type": AUTO_REPLY})
+        return self._result("auto_replied", reply_message_key=key)
 
     def _appointment(self, response: str) -> InboundResult:
         if not self.contacts:

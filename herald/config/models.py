@@ -89,6 +89,17 @@ class ClientSendWindow(Strict):
     business_hours: SendWindow | None = None
 
 
+class AutoReply(Strict):
+    """A client's after-hours auto-reply (seed 003): an inbound SMS that is not a keyword,
+    received outside ``business_hours`` (the open hours, in the client's time zone), gets
+    ``text`` once per contact per closed period. ``business_hours`` defaults to the client's
+    ``send_window.business_hours``, else herald.yaml's send window
+    (herald.conversations.autoresponder.auto_reply_hours)."""
+
+    text: str = Field(min_length=1)
+    business_hours: SendWindow | None = None
+
+
 class FrequencyCaps(Strict):
     """Per recipient, across campaigns (COMPLIANCE.md's safe default: 3 marketing texts a day)."""
 
@@ -226,6 +237,7 @@ class ClientConfig(Strict):
     message_frequency: str = "Msg frequency varies"  # for HELP and opt-in replies (CTIA)
     compliance: Compliance = Compliance()
     send_window: "ClientSendWindow" = Field(default_factory=lambda: ClientSendWindow())
+    auto_reply: AutoReply | None = None  # after-hours auto-reply (seed 003)
     ingest_api: IngestApi | None = None
 
     @field_validator("client_id")

@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -68,7 +68,7 @@ class FunnelEventIn(_Payload):
     external_id: str | None = None
     phone: str | None = None
     email: str | None = None
-    funnel_type: str | None = None
+    funnel_type: Literal["sales", "service-delivery"]
     from_stage: str | None = None
     to_stage: str
     occurred_at: datetime

@@ -31,7 +31,7 @@ from tests.conftest import ENGINES
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 MODELS = ("messages", "campaign_performance_daily")
-SOURCE_TABLES = ("herald_ops.clients", "herald_ops.outbox", "herald_ops.delivery_attempts")
+SOURCE_TABLES = ("herald_ops.clients", "herald_ops.outbox", "herald_ops.delivery_attempts", "herald_raw.inbound_messages")
 
 LOADED_AT = datetime(2024, 3, 1, 12, 0)
 CLIENTS = [

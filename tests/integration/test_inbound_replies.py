@@ -327,7 +327,9 @@ def test_the_asset_loads_and_applies_landed_replies(tmp_path: Path, monkeypatch:
         [inbound_processing], resources={"warehouse": WarehouseResource(), "herald_config": HeraldConfigResource()}
     )
     assert result.success
-    metadata = result.asset_materializations_for_node("herald_ops__inbound_processing")[0].metadata
+    by_key = {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node("herald_ops__inbound_processing")}
+    assert by_key["herald_raw/inbound_messages"]["replies_loaded"].value == 2
+    metadata = by_key["herald_ops/inbound_processing"]
     assert metadata["replies_loaded"].value == 2 and metadata["replies_applied"].value == 2
     assert metadata["by_kind"].value == {"opt_out": 1, "other": 1}
     assert "+1•••••••142" in metadata["preview"].value and ANN not in metadata["preview"].value

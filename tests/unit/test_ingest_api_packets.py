@@ -60,7 +60,7 @@ def test_unknown_keys_and_missing_required_fields_are_named(deployment) -> None:
 
 def test_a_request_lands_as_a_packet_in_the_clients_incoming_area(deployment, tmp_path: Path) -> None:
     zone = LocalDropZone(tmp_path / "zone")
-    event = FunnelEventIn(external_id="NF-1", funnel_type="admissions", from_stage="applied", to_stage="admitted",
+    event = FunnelEventIn(external_id="NF-1", funnel_type="sales", from_stage="applied", to_stage="admitted",
                           occurred_at=datetime(2026, 11, 20, 15, 0, tzinfo=timezone.utc))  # fmt: skip
     path, rows = drop_api_packet(zone, deployment.clients[COLLEGE], "funnel_events", [event.model_dump()],
                                  datetime(2026, 11, 20, 15, 1))  # fmt: skip

@@ -12,6 +12,35 @@ clients as (
     select * from {{ source('herald_ops', 'clients') }}
 ),
 
+inbound_messages as (
+    select * from {{ source('herald_raw', 'inbound_messages') }}
+),
+
+-- a reply is credited to the latest message the client sent to that address from the number
+-- (or address) the reply was sent to, within the 7 days before it (last touch), so one reply
+-- never counts for two messages
+reply_touches as (
+    select
+        outbox.message_key,
+        row_number() over (
+            partition by inbound_messages.inbound_id
+            order by outbox.sent_at desc, outbox.message_key desc
+        ) as touch_rank
+    from inbound_messages
+    inner join outbox
+        on inbound_messages.channel = outbox.channel
+        and inbound_messages.from_address = outbox.to_address
+        and inbound_messages.to_address = outbox.sender
+        and outbox.sent_at <= inbound_messages.received_at
+        and inbound_messages.received_at < outbox.sent_at + interval '7 days'
+),
+
+replied_messages as (
+    select distinct message_key
+    from reply_touches
+    where touch_rank = 1
+),
+
 -- an excluded plan row has no variant, no send_after, and no channel when the contact had no
 -- address: 'none' keeps it in the grain (a null would fail the key test), and it counts on the
 -- day it was scheduled for
@@ -26,7 +55,9 @@ planned_messages as (
         'plan' as row_source,
         status,
         coalesce(is_deferred, false) as is_deferred,
-        cast(null as bigint) as sms_segments
+        cast(null as bigint) as sms_segments,
+        false as is_delivered,
+        false as is_replied
     from message_plan
 ),
 
@@ -41,8 +72,12 @@ outbox_messages as (
         'outbox' as row_source,
         status,
         false as is_deferred,
-        sms_segments
+        sms_segments,
+        (outbox.delivered_at is not null or outbox.provider_status in ('delivered', 'read')) as is_delivered,
+        replied_messages.message_key is not null as is_replied
     from outbox
+    left join replied_messages
+        on outbox.message_key = replied_messages.message_key
 ),
 
 all_messages as (
@@ -80,6 +115,8 @@ daily as (
         count(*) filter (where row_source = 'outbox' and status = 'failed') as failed,
         count(*) filter (where row_source = 'outbox' and status = 'suppressed') as suppressed,
         count(*) filter (where row_source = 'outbox' and status = 'cancelled') as cancelled,
+        count(*) filter (where row_source = 'outbox' and is_delivered) as delivered,
+        count(*) filter (where row_source = 'outbox' and is_replied) as replied,
         -- DuckDB sums bigints into a hugeint, PostgreSQL into numeric: back to bigint
         cast(
             coalesce(sum(sms_segments) filter (where row_source = 'outbox' and status = 'sent' and channel = 'sms'), 0)
@@ -92,7 +129,13 @@ daily as (
 final as (
     select
         *,
-        cast(sent as float8) / nullif(sent + failed, 0) as delivery_rate
+        cast(sent as float8) / nullif(sent + failed, 0) as delivery_rate,
+        -- per delivered message; where no delivery receipt came back (sandbox, receipts off),
+        -- per sent message
+        case
+            when delivered > 0 then cast(replied as float8) / delivered
+            else cast(replied as float8) / nullif(sent, 0)
+        end as response_rate
     from daily
 )
 

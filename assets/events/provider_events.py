@@ -1,0 +1,98 @@
+"""Provider events as assets: the events the web service (or the Twilio polling sensor) landed
+are loaded into ``herald_raw.provider_events`` and applied to the outbox, the suppressions and
+the consent history (:mod:`herald.events.apply`), with the job ``provider_events_sensor`` requests."""
+
+from datetime import datetime, timezone
+
+import dagster as dg
+from dagster_dbt import get_asset_key_for_model
+
+from assets.transform.dbt import herald_dbt_models
+from herald.events.apply import ApplyReport, apply_provider_events
+from herald.events.landing import load_events
+from herald.settings import Settings
+from orchestration.partitions import WAREHOUSE_POOL
+from resources import HeraldConfigResource, WarehouseResource
+
+COMPLIANCE_GROUP = "compliance"
+PROVIDER_EVENTS_KEY = dg.AssetKey(["herald_raw", "provider_events"])
+PROVIDER_EVENT_PROCESSING_KEY = dg.AssetKey(["herald_ops", "provider_event_processing"])
+DELIVERY_MARTS = ("deliveries", "missed_contacts")
+PREVIEW_ROWS = 10
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def preview_table(report: ApplyReport) -> str:
+    """The first applied events as a Markdown table (no addresses: events carry none here)."""
+    lines = ["| event | kind | action | message | detail |", "|---|---|---|---|---|"]
+    lines += [
+        f"| {r.event_id} | {r.kind} | {r.action} | {r.message_key or ''} | {(r.detail or '').replace('|', '/')} |"
+        for r in report.results[:PREVIEW_ROWS]
+    ]
+    return "\n".join(lines)
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            PROVIDER_EVENTS_KEY,
+            group_name=COMPLIANCE_GROUP,
+            kinds={"python"},
+            description="One row per provider event (Twilio status, Resend webhook, web unsubscribe or "
+            "confirmation), as landed by the web service or the polling sensor.",
+        ),
+        dg.AssetSpec(
+            PROVIDER_EVENT_PROCESSING_KEY,
+            group_name=COMPLIANCE_GROUP,
+            kinds={"python"},
+            deps=[PROVIDER_EVENTS_KEY],
+            description="One row per provider event applied: what it did (status_updated, ignored_older, "
+            "suppressed, engagement_recorded, unsubscribed, confirmed, unmatched, ...).",
+        ),
+    ],
+    name="provider_event_processing",
+    pool=WAREHOUSE_POOL,
+)
+def provider_event_processing(
+    context: dg.AssetExecutionContext, herald_config: HeraldConfigResource, warehouse: WarehouseResource
+):
+    """One row per provider event applied: events waiting under $HERALD_HOME/landing/events are
+    loaded into herald_raw.provider_events (on PostgreSQL the web service wrote them there), then
+    each new one is applied in one transaction — statuses move forward only, hard bounces,
+    complaints, carrier STOPs and web unsubscribes suppress (cancelling queued messages), web
+    confirmations are recorded — with consent events and audit rows."""
+    deployment = herald_config.load()
+    wh = warehouse.get()
+    loaded = load_events(wh, Settings.from_env().home)
+    with wh.session() as session:
+        report = apply_provider_events(session, deployment, utcnow())
+    context.log.info(f"{loaded} events loaded from files, {len(report.results)} applied: {report.by_action}")
+    yield dg.MaterializeResult(
+        asset_key=PROVIDER_EVENTS_KEY,
+        metadata={"events_loaded_from_files": dg.MetadataValue.int(loaded)},
+    )
+    yield dg.MaterializeResult(
+        asset_key=PROVIDER_EVENT_PROCESSING_KEY,
+        metadata={
+            "events_applied": dg.MetadataValue.int(len(report.results)),
+            "messages_cancelled": dg.MetadataValue.int(report.messages_cancelled),
+            "by_action": dg.MetadataValue.json(report.by_action),
+            "by_kind": dg.MetadataValue.json(report.by_kind),
+            "preview": dg.MetadataValue.md(preview_table(report)),
+        },
+    )
+
+
+# Defined here so the sensors can target it; orchestration/jobs.py may take it over.
+apply_provider_events_job = dg.define_asset_job(
+    "apply_provider_events_job",
+    selection=dg.AssetSelection.assets(PROVIDER_EVENTS_KEY, PROVIDER_EVENT_PROCESSING_KEY)
+    | dg.AssetSelection.assets(*[get_asset_key_for_model([herald_dbt_models], m) for m in DELIVERY_MARTS]),
+    description="Loads landed provider events and applies them (delivery statuses forward only, bounces, "
+    "complaints and unsubscribes suppress and cancel queued messages), then refreshes marts.deliveries "
+    "and marts.missed_contacts.",
+    tags={"herald/stage": "compliance"},
+)

@@ -1,0 +1,1 @@
+"""Two-way messaging: manual replies (``herald reply``) and the after-hours auto-responder."""

@@ -1,0 +1,110 @@
+"""The after-hours auto-responder (seed 003): a client's ``auto_reply`` answers an inbound SMS
+that is not a keyword (not STOP/START/HELP, not C/R), from a number that is not suppressed,
+received outside the client's business hours — at most once per contact per closed period.
+
+Business hours are the *open* hours in the client's time zone (``auto_reply.business_hours``,
+else the client's ``send_window.business_hours``, else herald.yaml's send window); a closed
+period runs from one day's closing time to the next day's opening. The answer's outbox key is
+md5('autoreply|<client>|<address>|<start of the closed period>'), so a second message in the
+same night enqueues nothing new, and the next night's first one is answered again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from herald.config.models import Client, Deployment, SendWindow
+from herald.delivery.outbox import SUPPRESSIONS, OutboxMessage, enqueue
+from herald.messages.sms import sms_info
+from herald.warehouse.connection import Session
+
+AUTO_REPLY = "auto_reply"  # step and message type of the answer
+REPLY_CAMPAIGN = "_replies"  # as herald.compliance.inbound: every answer to a reply
+CHANNEL = "sms"
+
+
+def auto_reply_hours(client: Client, deployment: Deployment) -> SendWindow:
+    """The client's open hours for the auto-responder."""
+    config = client.config
+    if config.auto_reply is not None and config.auto_reply.business_hours is not None:
+        return config.auto_reply.business_hours
+    return config.send_window.business_hours or deployment.herald.defaults.send_window
+
+
+def closed_period_start(received_at_utc: datetime, hours: SendWindow, time_zone: str) -> datetime | None:
+    """When the closed period ``received_at_utc`` (naive UTC) falls in began, as an aware local
+    time (the closing time of that day or of the day before); None during open hours."""
+    zone = ZoneInfo(time_zone)
+    local = received_at_utc.replace(tzinfo=timezone.utc).astimezone(zone).replace(tzinfo=None)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    minute = local.hour * 60 + local.minute
+    start, end = hours.minutes(local.isoweekday())
+    if start <= minute < end:
+        return None
+    if minute >= end:
+        closed_at = midnight + timedelta(minutes=end)
+    else:  # before today's opening: the period began at yesterday's closing
+        yesterday = midnight - timedelta(days=1)
+        closed_at = yesterday + timedelta(minutes=hours.minutes(yesterday.isoweekday())[1])
+    return closed_at.replace(tzinfo=zone)
+
+
+def auto_reply_key(client_id: str, address: str, closed_since: datetime) -> str:
+    return hashlib.md5(f"autoreply|{client_id}|{address}|{closed_since.isoformat()}".encode("utf-8")).hexdigest()
+
+
+def is_suppressed(session: Session, client_id: str, address: str) -> bool:
+    """Any suppression of the number for this client or all clients (opt-out of any scope,
+    manual block, ...): the auto-responder never writes to it."""
+    return bool(
+        session.scalar(
+            f"select count(*) from {SUPPRESSIONS} where client_id in (?, '*') and channel in (?, '*') and address = ?",
+            [client_id, CHANNEL, address],
+        )
+    )
+
+
+def queue_auto_reply(
+    session: Session,
+    deployment: Deployment,
+    client: Client,
+    *,
+    address: str,
+    contact_id: str | None,
+    sender: str | None,
+    received_at: datetime,
+    now: datetime,
+) -> str | None:
+    """Queues the client's auto-reply to ``address`` (E.164) for an inbound non-keyword SMS
+    received at ``received_at`` (naive UTC), due ``now``; returns its key when a new one was
+    queued, None when the client has none, it is open, the number is suppressed or this closed
+    period was answered already."""
+    settings = client.config.auto_reply
+    if settings is None:
+        return None
+    closed_since = closed_period_start(received_at, auto_reply_hours(client, deployment), client.time_zone)
+    if closed_since is None or is_suppressed(session, client.client_id, address):
+        return None
+    key = auto_reply_key(client.client_id, address, closed_since)
+    info = sms_info(settings.text)
+    message = OutboxMessage(
+        message_key=key,
+        client_id=client.client_id,
+        campaign=REPLY_CAMPAIGN,
+        step=AUTO_REPLY,
+        variant="",
+        occurrence=closed_since.isoformat(),
+        contact_id=contact_id or "",
+        message_type=AUTO_REPLY,
+        category="transactional",
+        channel=CHANNEL,
+        to_address=address,
+        sender=sender,
+        send_after=now,
+        body_text=settings.text,
+        sms_segments=info.segments,
+        sms_encoding=info.encoding,
+    )
+    return key if enqueue(session, [message], now) else None

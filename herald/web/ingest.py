@@ -1,0 +1,96 @@
+"""The ingest API (seed 004): other systems publish customers, customer attributes and funnel
+events for one client. Each request is validated, written as a packet in the client's own
+load-map format and dropped in its incoming area (herald/packets/api.py): from there it is
+ingested like any upload — every row landed or rejected with its line. Answers 202 with the
+packet's path; the packet report and receipt say what became of each row.
+
+Authentication: ``Authorization: Bearer <key>``, checked against the sha256 hashes in the
+client's ``ingest_api.key_sha256`` (`herald api-key CLIENT` makes a key and its hash).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from herald.config.models import Client
+from herald.dropzone import open_dropzone
+from herald.packets.api import MAX_RECORDS, CustomerIn, FunnelEventIn, PayloadError, drop_api_packet, key_matches
+from herald.web.app import web_context
+
+router = APIRouter(prefix="/api/v1/clients/{client_id}", tags=["ingest"])
+_bearer = HTTPBearer(auto_error=False, description="The client's API key")
+
+
+class CustomersIn(BaseModel):
+    customers: list[CustomerIn] = Field(min_length=1, max_length=MAX_RECORDS)
+
+
+class AttributesIn(BaseModel):
+    """Attribute updates: each item names the customer (external id, phone or email) and the
+    attributes to set; a later packet's value wins in the marts."""
+
+    customers: list[CustomerIn] = Field(min_length=1, max_length=MAX_RECORDS)
+
+
+class FunnelEventsIn(BaseModel):
+    events: list[FunnelEventIn] = Field(min_length=1, max_length=MAX_RECORDS)
+
+
+class Accepted(BaseModel):
+    packet: str = Field(description="Where the packet waits in the drop zone; its receipt lands beside it once processed")
+    rows: int
+
+
+def _client(request: Request, client_id: str, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Client:
+    deployment = web_context(request).deployment
+    client = deployment.clients.get(client_id)
+    hashes = client.config.ingest_api.key_sha256 if client and client.config.ingest_api else []
+    # the same answer for an unknown client and a wrong key: no way to probe which clients exist
+    if client is None or not key_matches(credentials.credentials if credentials else None, hashes):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown client or API key", headers={"WWW-Authenticate": "Bearer"})
+    return client
+
+
+async def _drop(request: Request, client: Client, kind: str, records: list[dict]) -> Accepted:
+    settings = web_context(request).settings
+
+    def write() -> tuple[str, int]:
+        zone = open_dropzone(settings.dropzone)
+        try:
+            return drop_api_packet(zone, client, kind, records, datetime.now(UTC).replace(tzinfo=None))
+        finally:
+            zone.close()
+
+    try:
+        path, rows = await run_in_threadpool(write)
+    except PayloadError as exc:
+        detail = [{"loc": where, "msg": message} for where, message in exc.problems]
+        raise HTTPException(422, detail) from None
+    return Accepted(packet=path, rows=rows)
+
+
+@router.post("/customers", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted,
+             summary="Publish customers (new or updated)")  # fmt: skip
+async def post_customers(request: Request, body: CustomersIn, client: Client = Depends(_client)) -> Accepted:
+    """Customers with canonical fields (external_id, first_name, last_name, email, phone,
+    postal_code, time_zone) and the client's attributes by name."""
+    return await _drop(request, client, "customers", [c.model_dump(exclude_none=True) for c in body.customers])
+
+
+@router.post("/customer-attributes", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted,
+             summary="Set attributes of known customers")  # fmt: skip
+async def post_attributes(request: Request, body: AttributesIn, client: Client = Depends(_client)) -> Accepted:
+    """Each item names the customer by external id, phone or email, and carries the attributes to set."""
+    return await _drop(request, client, "customers", [c.model_dump(exclude_none=True) for c in body.customers])
+
+
+@router.post("/funnel-events", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted,
+             summary="Publish funnel stage changes")  # fmt: skip
+async def post_funnel_events(request: Request, body: FunnelEventsIn, client: Client = Depends(_client)) -> Accepted:
+    """Stage changes (to_stage, occurred_at; the customer by external id, phone or email)."""
+    return await _drop(request, client, "funnel_events", [e.model_dump(exclude_none=True) for e in body.events])

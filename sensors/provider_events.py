@@ -1,0 +1,45 @@
+"""provider_events_sensor: provider events waiting to be applied → one apply_provider_events_job run.
+
+Embedded (DuckDB): the web service writes files under $HERALD_HOME/landing/events; the run key
+names the set of waiting files. PostgreSQL: the web service inserts into
+herald_raw.provider_events directly; a read-only count of rows with no processing row decides,
+and the run key names the newest landing time and the count."""
+
+import hashlib
+
+import dagster as dg
+
+from assets.events.provider_events import apply_provider_events_job
+from herald.events.apply import PROCESSING, PROVIDER_EVENTS, unprocessed
+from herald.events.landing import events_dir, pending_event_files
+from herald.settings import Settings
+from herald.warehouse.connection import Warehouse
+
+
+def pending_run_key(names: list[str]) -> str:
+    """Names what a run processes: the sorted names of the files waiting."""
+    return "provider_events:" + hashlib.sha256("\n".join(sorted(names)).encode("utf-8")).hexdigest()[:32]
+
+
+@dg.sensor(
+    job=apply_provider_events_job,
+    minimum_interval_seconds=15,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="When provider events (Twilio statuses, Resend webhooks, web unsubscribes and confirmations) "
+    "wait to be applied — files under $HERALD_HOME/landing/events, or unprocessed rows of "
+    "herald_raw.provider_events on PostgreSQL — requests one apply_provider_events_job run.",
+)
+def provider_events_sensor(context: dg.SensorEvaluationContext):
+    settings = Settings.from_env()
+    if settings.warehouse.engine == "postgres":
+        with Warehouse(settings.warehouse).session(read_only=True) as session:
+            waiting = unprocessed(session, PROVIDER_EVENTS, PROCESSING, "event_id")
+        if not waiting.count:
+            return dg.SkipReason(f"no unprocessed rows in {PROVIDER_EVENTS}")
+        return dg.RunRequest(
+            run_key=f"provider_events:{waiting.run_key_part}", tags={"herald/provider_events": str(waiting.count)}
+        )
+    names = [p.name for p in pending_event_files(settings.home)]
+    if not names:
+        return dg.SkipReason(f"no provider events waiting in {events_dir(settings.home)}")
+    return dg.RunRequest(run_key=pending_run_key(names), tags={"herald/provider_event_files": str(len(names))})
