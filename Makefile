@@ -25,6 +25,9 @@ $(SYNCED): pyproject.toml uv.lock
 venv: $(SYNCED)  ## create or update the virtual environment from uv.lock
 
 manifest: venv  ## parse the dbt project for both targets (Dagster reads target/<engine>/manifest.json)
+	@# parsing connects to nothing: the postgres target only needs its variables to have values
+	HERALD_PG_HOST=$${HERALD_PG_HOST:-127.0.0.1} HERALD_PG_PORT=$${HERALD_PG_PORT:-5432} \
+	HERALD_PG_USER=$${HERALD_PG_USER:-postgres} HERALD_PG_DATABASE=$${HERALD_PG_DATABASE:-herald} \
 	$(BIN)/python -c "from resources.dbt import ensure_manifest; [ensure_manifest(t) for t in ('duckdb', 'postgres')]"
 
 browsers:  ## install Debian's chromium for the browser tests when /usr/bin/chromium is missing (needs root)

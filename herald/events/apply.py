@@ -282,10 +282,12 @@ class _Applier:
         if not self.e.provider_message_id:
             return None
         _, rows = self.s.query(
+            # provider ids are unique across providers (Twilio SM..., Resend UUIDs); the sandbox
+            # mimics them, so a callback simulated against a sandbox deployment applies too
             f"""select message_key, client_id, contact_id, channel, to_address, provider_status from {OUTBOX}
-                where provider_message_id = ? and provider = ? and channel = ?
-                order by message_key limit 1""",
-            [self.e.provider_message_id, self.e.source, channel],
+                where provider_message_id = ? and channel = ?
+                order by case when provider = ? then 0 else 1 end, message_key limit 1""",
+            [self.e.provider_message_id, channel, self.e.source],
         )
         return _Message(*rows[0]) if rows else None
 
