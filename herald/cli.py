@@ -774,6 +774,117 @@ def api_key(client: Annotated[str, typer.Argument(help="Client id.")]) -> None:
     console.print(f"add to clients/{client}/client.yaml:\n  ingest_api:\n    key_sha256: [\"{digest}\"]", highlight=False)
 
 
+@app.command("report")
+def report_command(
+    client: Annotated[str, typer.Argument(help="Client id.")],
+    period: Annotated[str, typer.Option(help="The last N days (30d) or weeks (4w), counting today in the client's time zone.")] = "30d",
+    fmt: Annotated[str, typer.Option("--format", help="html, pdf, xlsx or csv (a folder with one CSV per table).")] = "html",
+    output: Annotated[Optional[Path], typer.Option(help="Where to write (default: ./<client>-report-<date>.<ext>; csv: ./<client>-report-<date>-csv/).")] = None,
+) -> None:
+    """Write a client's report over the analytics marts: headline numbers, charts (delivered over
+    time, response rate by campaign, A/B results, attribution by channel) and tables."""
+    from herald.config import ConfigError, load_deployment
+    from herald.reports.client_report import (
+        FORMATS, ReportError, build_report, default_output, fmt_int, parse_period, write_report,
+    )
+    from herald.warehouse.connection import Warehouse, WarehouseError
+    from rich.markup import escape
+
+    try:
+        period_days = parse_period(period)
+    except ReportError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+    if fmt not in FORMATS:
+        err.print(f"[red]error:[/red] --format must be one of {', '.join(FORMATS)}, not {escape(repr(fmt))}", highlight=False)
+        raise typer.Exit(2)
+    settings = _settings()
+    try:
+        deployment = load_deployment(settings.config_dir)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] the configuration has problems (run `herald config check`):\n{exc}")
+        raise typer.Exit(1) from None
+    try:
+        report = build_report(Warehouse(settings.warehouse), deployment, client, period_days)
+        path = write_report(report, fmt, output or default_output(client, fmt, report.end_date))
+    except (ReportError, WarehouseError) as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(
+        f"wrote {path} ({fmt}): {client}, {report.start_date} to {report.end_date}, "
+        f"delivered {fmt_int(report.headline.delivered)}",
+        highlight=False,
+        markup=False,
+    )
+
+
+# -- credits (issue 7) ---------------------------------------------------------------------
+credits_app = typer.Typer(help="Buy credits for a client and see balances (herald_ops.credit_ledger).", no_args_is_help=True)
+app.add_typer(credits_app, name="credits")
+
+
+@credits_app.command("add")
+def credits_add(
+    client: Annotated[str, typer.Argument(metavar="CLIENT", help="Client id.")],
+    amount: Annotated[str, typer.Argument(metavar="AMOUNT", help="Credits bought, e.g. 1000 or 12.5.")],
+    note: Annotated[str, typer.Option(help="What the purchase is (an invoice number); kept and audited.")],
+) -> None:
+    """Record a credit purchase for a client (audited with your user name). From its first
+    purchase a client is metered: each message is debited when a delivery run claims it (an SMS
+    per segment, an email per message; herald.yaml `pricing`) and held when the balance is short."""
+    import getpass
+    from datetime import datetime, timezone
+
+    from herald.billing.credits import CreditError, add_credits, balances, credits, show
+    from herald.config import ConfigError, load_deployment
+    from herald.warehouse.connection import Warehouse
+
+    settings = _settings()
+    try:
+        deployment = load_deployment(settings.config_dir)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] the configuration has problems (run `herald config check`):\n{exc}")
+        raise typer.Exit(1) from None
+    if client not in deployment.clients:
+        err.print(f"[red]error:[/red] unknown client {client!r}; configured: {', '.join(deployment.clients)}")
+        raise typer.Exit(1)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    warehouse = Warehouse(settings.warehouse)
+    warehouse.ensure_schema()
+    try:
+        with warehouse.session() as s:
+            add_credits(s, client, amount, note, f"cli:{getpass.getuser()}", now)
+            balance = balances(s, client)[client]
+    except CreditError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"added {show(credits(amount))} credits to {client}: "
+                  f"balance {show(balance.balance)}", highlight=False)  # fmt: skip
+
+
+@credits_app.command("balance")
+def credits_balance(
+    client: Annotated[Optional[str], typer.Argument(metavar="[CLIENT]", help="Client id (default: every metered client).")] = None,
+) -> None:
+    """Show each metered client's balance, credits bought and spent, and its last purchase."""
+    from herald.billing.credits import balances, show
+    from herald.warehouse.connection import Warehouse
+
+    settings = _settings()
+    warehouse = Warehouse(settings.warehouse)
+    warehouse.ensure_schema()
+    with warehouse.session(read_only=True) as s:
+        found = balances(s, client)
+    if not found:
+        console.print(f"{client or 'no client'} has no credits yet (unmetered until `herald credits add`)", highlight=False)
+        return
+    table = Table("client", "balance", "bought", "spent", "last purchase")
+    for b in found.values():
+        last = f"{show(b.last_purchase_amount)} on {b.last_purchase_at:%Y-%m-%d %H:%M} UTC" if b.last_purchase_at else "-"
+        table.add_row(b.client_id, show(b.balance), show(b.purchased), show(b.spent), last)
+    console.print(table)
+
+
 def main() -> None:
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     app()

@@ -2,6 +2,7 @@
 and delivery. dbt's ``marts/message_plan`` sits between the occurrences and the outbox;
 ``marts/messages`` and ``analytics/campaign_performance_daily`` follow delivery."""
 
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Optional
 
@@ -12,6 +13,7 @@ from assets.compliance.inbound import INBOUND_PROCESSING_KEY
 from assets.transform.dbt import herald_dbt_models
 from herald.campaigns.enqueue import enqueue_planned
 from herald.campaigns.links import links_from_env
+from herald.billing.credits import delivery_pricing
 from herald.compliance.audit import audit
 from herald.compliance.regions import refresh_regions
 from herald.campaigns.occurrences import Occurrence, detect_triggered, mark_planned, record_occurrences
@@ -166,7 +168,12 @@ def outbox(context: dg.AssetExecutionContext, herald_config: HeraldConfigResourc
     # replies (opt-out confirmations, HELP answers) are enqueued by inbound processing
     deps=[OUTBOX_KEY, INBOUND_PROCESSING_KEY],
 )
-def delivery(context: dg.AssetExecutionContext, warehouse: WarehouseResource, providers: ProvidersResource):
+def delivery(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    providers: ProvidersResource,
+    herald_config: HeraldConfigResource,
+):
     """Sends every due outbox message exactly once: claims it in a transaction (re-checking
     suppressions there), rate-limits per provider and sender, retries transient errors with
     backoff, fails permanent ones with the provider's reason, reconciles or holds messages whose
@@ -174,7 +181,8 @@ def delivery(context: dg.AssetExecutionContext, warehouse: WarehouseResource, pr
     report = deliver_due(
         warehouse.get(),
         providers.get(),
-        options=delivery_options_from_env(),
+        # credits are reserved at claim time at the configured prices (herald.yaml `pricing`)
+        options=replace(delivery_options_from_env(), pricing=delivery_pricing(herald_config.load().herald)),
         progress=lambda r: context.log.info(r.summary()),
     )
     context.log.info(report.summary())

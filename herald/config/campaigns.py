@@ -449,6 +449,27 @@ class Step(Strict):
 # -- campaign -------------------------------------------------------------------------------
 
 
+class AbTest(Strict):
+    """How a campaign's A/B results are judged (``analytics.ab_test_results``, issue 7).
+
+    Each step's variants are compared with its control on ``metric`` over messages sent; a
+    variant is a winner when a two-proportion test says so at ``significance`` and both arms
+    have at least ``min_sample`` messages sent. With ``apply_winner`` the step then sends only
+    its winning variant.
+    """
+
+    control: str | None = None  # a variant name; None: the first variant of each step
+    significance: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    min_sample: Annotated[int, Field(ge=1)] = 100  # messages sent, per arm
+    metric: Literal["replied", "converted", "delivered"] = "replied"
+    apply_winner: bool = False
+
+    def control_for(self, step: "Step") -> str:
+        """The control variant of ``step``: ``control`` when the step has it, else its first."""
+        names = [v.name for v in step.variants]
+        return self.control if self.control in names else names[0]
+
+
 class CampaignConfig(Strict):
     """``clients/<client_id>/campaigns/<name>.yaml``."""
 
@@ -466,6 +487,7 @@ class CampaignConfig(Strict):
     daily_limit: Annotated[int, Field(gt=0)] | None = None
     trigger: Trigger
     steps: list[Step] = Field(min_length=1)
+    ab_test: AbTest = AbTest()
 
     @model_validator(mode="before")
     @classmethod
@@ -502,6 +524,11 @@ class CampaignConfig(Strict):
                 problems.append((f"{where}.delay", "the first step starts at the trigger: use an offset or nothing"))
             if i > 0 and (step.delay is None) == (step.offset is None):
                 problems.append((where, "give exactly one of `delay` (after the previous step, e.g. '3d') or `offset`"))
+            control = self.ab_test.control
+            if control is not None and len(step.variants) > 1 and control not in {v.name for v in step.variants}:
+                listed = ", ".join(v.name for v in step.variants)
+                message = f"step {step.name!r} has no variant {control!r} (variants: {listed})"
+                problems.append(("ab_test.control", message))
         if problems:
             raise MappingProblems(problems)
         return self

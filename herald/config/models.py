@@ -167,12 +167,24 @@ class Retention(Strict):
     delivery_log_days: Annotated[int, Field(gt=0)] = 365
 
 
+class Pricing(Strict):
+    """What one message costs in credits (seed 000): an SMS per segment, an email per message.
+    Debited from the client's ``herald_ops.credit_ledger`` when a delivery run claims it."""
+
+    sms_segment: Annotated[float, Field(ge=0)] = 1.0
+    email: Annotated[float, Field(ge=0)] = 0.25
+
+
 class HeraldConfig(Strict):
     """``herald.yaml``: defaults every client inherits."""
 
     defaults: Defaults = Defaults()
     verbiage: Verbiage = Verbiage()
     retention: Retention = Retention()
+    pricing: Pricing = Pricing()
+    # Credits are metered per client once it has any credit_ledger row (its first purchase);
+    # a client without one is unmetered. False turns metering and low-credit alerts off for all.
+    billing_enabled: bool = True
 
 
 class Contact(Strict):

@@ -5,7 +5,9 @@ loops over batches until nothing is due:
 
 1. **claim** (one transaction): due ``queued`` rows — on PostgreSQL ``for update skip locked``,
    so concurrent runs never claim the same row; DuckDB has a single writer. Recipients
-   suppressed by then become ``suppressed``; the rest ``sending`` with the batch's claim token.
+   suppressed by then become ``suppressed``; a metered client's messages are debited in claim
+   order while they fit its credit balance, the rest ``held`` (:mod:`herald.billing.credits`);
+   the others ``sending`` with the batch's claim token.
 2. **send** outside any transaction: per provider and sender at its rate (``limits``), quick
    retries of transient errors (``tenacity``, see :mod:`herald.delivery.retry`), emails in
    batches where the provider has a batch API.
@@ -36,6 +38,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from herald.billing.credits import Claimed, release_failed, reserve_credits
+from herald.config.models import Pricing
 from herald.delivery.outbox import ATTEMPTS, OUTBOX, SUPPRESSIONS
 from herald.delivery.ratelimit import SendRateLimiter
 from herald.delivery.retry import (
@@ -96,6 +100,8 @@ class DeliveryOptions:
     max_requeue_backoff_seconds: float = 3600.0
     lease_seconds: float = 600.0  # a 'sending' row older than this belongs to a dead run
     rate_per_second: Mapping[str, float] | None = None  # channel → rate; None: each provider's
+    # credits per message for metered clients (herald/billing/credits.py); None: billing off
+    pricing: Pricing | None = Pricing()
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -267,6 +273,8 @@ def _record(warehouse: Warehouse, token: str, outcomes: Sequence[_Outcome], now:
             [now, token],
         )
         s.execute(f"drop table {_OUTCOME_TABLE}")
+        # a metered message that failed gets its credits back (never twice: herald/billing/credits.py)
+        release_failed(s, [o.message_key for o in outcomes if o.status == "failed"], now)
         attempt_rows = [r for o in outcomes for r in o.attempt_rows]
         s.insert_rows(ATTEMPTS, ATTEMPT_COLUMNS, attempt_rows)
 
@@ -295,8 +303,10 @@ def _claim(
     channels: Sequence[str],
     client_id: str | None,
     limit: int,
-) -> tuple[str, list[_Row], list[_Row]]:
-    """Claims up to ``limit`` due rows; returns (claim token, rows to send, rows suppressed)."""
+    pricing: Pricing | None = None,
+) -> tuple[str, list[_Row], list[_Row], list[_Row]]:
+    """Claims up to ``limit`` due rows; returns (claim token, rows to send, rows suppressed,
+    rows held for insufficient credits)."""
     token = str(uuid.uuid4())
     where = (
         "status = 'queued' and send_after <= ? and (next_attempt_at is null or next_attempt_at <= ?)"
@@ -314,7 +324,7 @@ def _claim(
             [*params, limit],
         )
         if not rows:
-            return token, [], []
+            return token, [], [], []
         # Re-check suppressions inside the claim: an opt-out recorded after enqueue still wins.
         # A suppression covers a message when its scope is 'all' or the message's type; the
         # answers to a reply (the one opt-out confirmation, a HELP answer) are exempt from
@@ -348,6 +358,13 @@ def _claim(
             attempt_rows.append(
                 _attempt_row(row, row.attempts + 1, token, None, "suppressed", now, now, reason=reason)
             )
+        held: list[_Row] = []
+        if to_send and pricing is not None:
+            # Never send past the balance: metered clients' messages are debited here, in the
+            # claim's transaction, in claim order; what does not fit is held, not claimed.
+            on_hold = reserve_credits(s, [Claimed(r.message_key, r.client_id, r.channel) for r in to_send], pricing, now)
+            held = [r for r in to_send if r.message_key in on_hold]
+            to_send = [r for r in to_send if r.message_key not in on_hold]
         if to_send:
             keys = [r.message_key for r in to_send]
             s.execute(
@@ -359,7 +376,7 @@ def _claim(
         s.insert_rows(ATTEMPTS, ATTEMPT_COLUMNS, attempt_rows)
     # attempts as they are now in the outbox (this claim's call is number attempts + 1)
     claimed = [_with(r, attempts=r.attempts + 1, claim_token=token, claimed_at=now) for r in to_send]
-    return token, claimed, suppressed
+    return token, claimed, suppressed, held
 
 
 def _with(row: _Row, **changes: Any) -> _Row:
@@ -680,18 +697,20 @@ def deliver_due(
     )
     sender = _Sender({c: providers[c] for c in channels}, options, clock, report)
     while True:
-        token, to_send, suppressed = _claim(
+        token, to_send, suppressed, held = _claim(
             warehouse,
             cutoff=cutoff,
             now=clock(),
             channels=channels,
             client_id=client_id,
             limit=options.batch_size,
+            pricing=options.pricing,
         )
-        if not to_send and not suppressed:
+        if not to_send and not suppressed and not held:
             break
-        report.claimed += len(to_send) + len(suppressed)
+        report.claimed += len(to_send) + len(suppressed) + len(held)
         report.suppressed += len(suppressed)
+        report.held += len(held)
         outcomes: list[_Outcome] = []
         try:
             for provider, unit in sender.units(to_send):

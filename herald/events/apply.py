@@ -528,7 +528,16 @@ class Unprocessed:
 
 def unprocessed(session: Session, raw_table: str, processing_table: str, key: str) -> Unprocessed:
     """Rows of ``raw_table`` with no ``processing_table`` row of the same ``key`` (a read-only
-    query: sensors use it in PostgreSQL mode, where the web service lands rows directly)."""
+    query: sensors use it in PostgreSQL mode, where the web service lands rows directly). Before
+    Herald has created its tables (a fresh warehouse) there is nothing to process."""
+    for table in (raw_table, processing_table):
+        schema_name, table_name = table.split(".")
+        present = session.scalar(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [schema_name, table_name],
+        )
+        if not present:
+            return Unprocessed(0, None)
     _, rows = session.query(
         f"""select count(*), max(r.landed_at) from {raw_table} as r
             where not exists (select 1 from {processing_table} as p where p.{key} = r.{key})"""

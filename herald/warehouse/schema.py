@@ -10,6 +10,7 @@ from __future__ import annotations
 RAW_SCHEMA = "herald_raw"
 OPS_SCHEMA = "herald_ops"
 MARTS_SCHEMA = "marts"
+ANALYTICS_SCHEMA = "analytics"
 
 # (table, [(column, type)], primary key columns). ``JSON`` is replaced per engine.
 TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
@@ -458,6 +459,39 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         ("inbound_id", "contact_id"),
     ),
+    # -- billing (issue 7) -------------------------------------------------------------------
+    # Append-only credit ledger (herald/billing/credits.py); a client's balance is sum(amount).
+    # A debit or release names its message and has a deterministic entry_id
+    # ('debit:<message_key>', 'release:<message_key>'), so a message is never debited twice.
+    (
+        f"{OPS_SCHEMA}.credit_ledger",
+        [
+            ("entry_id", "varchar not null"),
+            ("client_id", "varchar not null"),
+            ("kind", "varchar not null"),  # purchase | debit | reservation | release | adjustment
+            ("amount", "decimal(18, 4) not null"),  # credits: > 0 adds (purchase, release), < 0 spends (debit)
+            ("message_key", "varchar"),  # the outbox message a debit or release is for
+            ("note", "varchar"),
+            ("actor", "varchar not null"),  # cli:<user> | delivery | ...
+            ("created_at", "timestamp not null"),
+        ],
+        ("entry_id",),
+    ),
+    # One row per low-credit crossing (herald/billing/alerts.py): the alert email is keyed by it.
+    (
+        f"{OPS_SCHEMA}.credit_alerts",
+        [
+            ("client_id", "varchar not null"),
+            ("crossed_at", "timestamp not null"),  # when the check found the balance below the threshold
+            ("balance", "decimal(18, 4) not null"),
+            ("threshold", "decimal(18, 4) not null"),  # credit_alert_threshold_pct of the last purchase
+            ("purchase_entry_id", "varchar not null"),  # the purchase the threshold is a share of
+            ("message_key", "varchar not null"),  # the alert email's deterministic key (sent through the email provider)
+            ("email_status", "varchar not null"),  # sent | failed | no_contact
+            ("email_error", "varchar"),
+        ],
+        ("client_id", "purchase_entry_id"),
+    ),
     # The one Python-owned table in dbt's ``marts`` schema (issue 3 names it there): current
     # members of each segment, written by the segment assets; dbt never builds a model of this name.
     (
@@ -471,6 +505,33 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         ("client_id", "segment_name", "contact_id"),
     ),
+    # Python-owned in dbt's ``analytics`` schema (issue 7 names it there): A/B results per
+    # campaign step and variant, replaced whole by the ab_test_results asset (herald/analytics).
+    (
+        f"{ANALYTICS_SCHEMA}.ab_test_results",
+        [
+            ("client_id", "varchar not null"),
+            ("campaign", "varchar not null"),
+            ("step", "varchar not null"),
+            ("variant", "varchar not null"),
+            ("is_control", "boolean not null"),
+            ("sent", "bigint not null"),
+            ("delivered", "bigint not null"),
+            ("replied", "bigint not null"),
+            ("converted", "bigint not null"),
+            ("metric", "varchar not null"),  # replied | converted | delivered (the campaign's ab_test.metric)
+            ("rate", "double precision"),  # metric / sent; null when nothing was sent
+            ("ci_low", "double precision"),  # Wilson 95% interval of rate
+            ("ci_high", "double precision"),
+            ("z", "double precision"),  # pooled two-proportion z against the control (> 0: better)
+            ("p_value", "double precision"),  # two-sided
+            # control | winner | loser | no significant difference | not enough data
+            ("verdict", "varchar not null"),
+            ("winner", "varchar"),  # the step's winning variant, when significant
+            ("computed_at", "timestamp not null"),
+        ],
+        ("client_id", "campaign", "step", "variant"),
+    ),
 ]
 
 JSON_TYPE = {"duckdb": "json", "postgres": "jsonb"}
@@ -482,6 +543,7 @@ def ddl_statements(engine: str) -> list[str]:
         f"create schema if not exists {RAW_SCHEMA}",
         f"create schema if not exists {OPS_SCHEMA}",
         f"create schema if not exists {MARTS_SCHEMA}",
+        f"create schema if not exists {ANALYTICS_SCHEMA}",
     ]
     for table, columns, key in TABLES:
         cols = [f"{name} {type_.replace('JSON', JSON_TYPE[engine])}" for name, type_ in columns]
@@ -499,6 +561,7 @@ def ddl_statements(engine: str) -> list[str]:
         statements.append(
             f"create index if not exists packets_client_sha on {OPS_SCHEMA}.packets (client_id, packet_type, sha256)"
         )
+        statements.append(f"create index if not exists credit_ledger_by_client on {OPS_SCHEMA}.credit_ledger (client_id)")
     return statements
 
 

@@ -22,7 +22,7 @@ import pytest
 
 from herald.config import load_deployment
 from herald.demo.packets import demo_packets, sized_packet
-from tests.conftest import CONFIG_DIR, ENGINES, REPO_ROOT, jobs_run, last_tick_done
+from tests.conftest import CONFIG_DIR, REPO_ROOT, jobs_run, last_tick_done
 
 HERALD = str(Path(sys.executable).parent / "herald")
 
@@ -52,11 +52,17 @@ def run(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Compl
     return proc
 
 
-@pytest.fixture(scope="module", params=ENGINES)
+# The same tests run on PostgreSQL from test_pipeline_cli_postgres.py: a module of their own,
+# so the two deployments are built in parallel when the suite runs on several workers.
+@pytest.fixture(scope="module")
 def deployed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
-    home = tmp_path_factory.mktemp(f"e2e-{request.param}") / "home"
+    return deploy("duckdb", request, tmp_path_factory)
+
+
+def deploy(engine: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+    home = tmp_path_factory.mktemp(f"e2e-{engine}") / "home"
     env = {"HERALD_HOME": str(home), "HERALD_CONFIG_DIR": str(CONFIG_DIR), "HERALD_WAREHOUSE_URL": ""}
-    if request.param == "postgres":
+    if engine == "postgres":
         env["HERALD_WAREHOUSE_URL"] = request.getfixturevalue("pg_database_factory")()
     demo = run(env, "demo")
 

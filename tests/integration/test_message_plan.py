@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,7 @@ from herald.campaigns.preview import variant_bucket
 from herald.compliance.windows import legal_window_rows
 from herald.warehouse.connection import Warehouse
 from herald.warehouse.schema import column_names
-from tests.conftest import REPO_ROOT
-from tests.integration.test_dbt_models import DBT_PROJECT_DIR, dbt_executable
+from tests.integration.test_dbt_models import DBT_PROJECT_DIR
 
 LOADED = datetime(2026, 11, 1)
 CLIENT = "acme"
@@ -79,17 +77,32 @@ FIRED = datetime(2026, 11, 20, 3, 0)
 
 
 def dbt_run(warehouse: Warehouse, tmp: Path) -> None:
-    env = {**os.environ, **warehouse.target.dbt_env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_LOG_PATH": str(tmp)}
-    completed = subprocess.run(
-        [
-            dbt_executable(), "run", "--select", "contact_template_variables", "message_plan",
-            "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-            "--target-path", str(tmp / "target"),
-        ],
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    if completed.returncode != 0:
-        pytest.fail(f"dbt run failed:\n{completed.stdout[-6000:]}\n{completed.stderr[-2000:]}")
+    """`dbt run` of the plan, in this process (dbt's start-up is most of a small run's time)."""
+    from unittest import mock
+
+    from dbt.cli.main import dbtRunner
+
+    env = {**warehouse.target.dbt_env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_LOG_PATH": str(tmp)}
+    with mock.patch.dict(os.environ, env):
+        result = dbtRunner().invoke(
+            [
+                "run", "--quiet", "--select", "contact_template_variables", "message_plan",
+                "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+                "--target-path", str(tmp / "target"),
+            ]
+        )  # fmt: skip
+        # let go of the warehouse: dbt-duckdb keeps its connection to the file in a class-level
+        # environment otherwise, and this process opens the file itself next
+        if warehouse.engine == "duckdb":
+            from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+            with DuckDBConnectionManager._LOCK:
+                if DuckDBConnectionManager._ENV is not None:
+                    DuckDBConnectionManager._ENV.close()
+                    DuckDBConnectionManager._ENV = None
+    if not result.success:
+        failures = [str(r.message) for r in (result.result or []) if getattr(r, "status", None) == "error"]
+        pytest.fail(f"dbt run failed: {result.exception or failures}")
 
 
 def insert(session: Any, table: str, rows: list[tuple]) -> None:
@@ -100,11 +113,17 @@ def occurrence(name: str, campaign: str, fired_at: datetime) -> tuple:
     return (CLIENT, campaign, name, "schedule", fired_at, None, None, "test", fired_at, None)
 
 
-@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def planned(request: pytest.FixtureRequest, herald_env, tmp_path: Path) -> tuple[Warehouse, Path]:
+# The same tests run on PostgreSQL from test_message_plan_postgres.py (a module of its own, so
+# the two engines' dbt runs go in parallel on several workers).
+@pytest.fixture
+def planned(herald_env, tmp_path: Path) -> tuple[Warehouse, Path]:
+    return build_plan("duckdb", herald_env, tmp_path)
+
+
+def build_plan(engine: str, herald_env, tmp_path: Path) -> tuple[Warehouse, Path]:
     from herald.settings import Settings
 
-    env = herald_env(request.param)
+    env = herald_env(engine)
     warehouse = Warehouse(Settings.from_env(env).warehouse)
     warehouse.ensure_schema()
     json_type = "json" if warehouse.engine == "duckdb" else "jsonb"

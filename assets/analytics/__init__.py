@@ -1,0 +1,1 @@
+"""Analytics assets computed in Python over the marts: A/B test results."""

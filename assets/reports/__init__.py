@@ -1,0 +1,1 @@
+"""Client report assets, one per configured client."""

@@ -1,0 +1,1 @@
+"""Analytics computed in Python over the marts: A/B test results."""

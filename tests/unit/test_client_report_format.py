@@ -1,0 +1,128 @@
+"""The client report's pure parts: the period, number formatting, default file names, and the
+HTML of a report built in memory (no warehouse)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from herald.reports.client_report import (
+    NO_DATA,
+    Headline,
+    Report,
+    ReportError,
+    Table,
+    default_output,
+    fmt_cell,
+    headline_markdown,
+    parse_period,
+    render_html,
+    write_report,
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "days"),
+    [("30d", 30), ("30D", 30), ("7", 7), (" 4w ", 28), ("1d", 1), ("3660d", 3660)],
+)
+def test_period(value: str, days: int) -> None:
+    assert parse_period(value) == days
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("a month", "--period must be a number of days or weeks such as 30d or 4w, not 'a month'"),
+        ("30m", "not '30m'"),
+        ("", "not ''"),
+        ("0d", "--period must be between 1 and 3660 days, not '0d' (0 days)"),
+        ("600w", "(4200 days)"),
+    ],
+)
+def test_bad_period(value: str, message: str) -> None:
+    with pytest.raises(ReportError, match=re.escape(message)):
+        parse_period(value)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "shown"),
+    [
+        ("sent", 1234, "1,234"),
+        ("sent", Decimal(1234), "1,234"),
+        ("credit_balance", Decimal("12.5000"), "12.50"),
+        ("response_pct_30d", Decimal("12.0"), "12.0%"),
+        ("response_pct_30d", 12, "12.0%"),
+        ("response_rate", 0.2, "20.0%"),
+        ("delivery_rate", 0.97887, "97.9%"),
+        ("ci_low", 0.0975, "9.8%"),
+        ("response_pct", 11.1, "11.1%"),
+        ("p_value", 0.04123, "0.041"),
+        ("revenue", 1234.5, "1,234.50"),
+        ("balance_cents", 125000, "$1,250.00"),
+        ("is_control", True, "yes"),
+        ("rate", None, "—"),
+        ("send_date", date(2025, 6, 1), "2025-06-01"),
+        ("computed_at", datetime(2025, 6, 30, 6, 5, 9), "2025-06-30 06:05"),
+        ("verdict", "not enough data", "not enough data"),
+    ],
+)
+def test_cells(column: str, value: object, shown: str) -> None:
+    assert fmt_cell(column, value) == shown
+
+
+def test_default_output() -> None:
+    day = date(2025, 6, 30)
+    assert default_output("acme", "html", day) == Path("acme-report-2025-06-30.html")
+    assert default_output("acme", "pdf", day) == Path("acme-report-2025-06-30.pdf")
+    assert default_output("acme", "csv", day) == Path("acme-report-2025-06-30-csv")
+
+
+def in_memory_report(with_data: bool) -> Report:
+    source = "analytics.campaign_performance_daily"
+    daily = Table("daily", "Delivered per day", source, ["send_date", "sent", "delivered", "failed", "replied"],
+                  [(date(2025, 6, 2), 12, 10, 1, 2)] if with_data else [])
+    campaigns = Table("campaigns", "Response rate by campaign", source,
+                      ["campaign", "sent", "delivered", "replied", "response_rate"],
+                      [("reminders", 12, 10, 2, 0.2)] if with_data else [])
+    ab = Table("ab_tests", "A/B test results", "analytics.ab_test_results",
+               ["campaign", "step", "variant", "is_control", "metric", "rate", "ci_low", "ci_high", "verdict"],
+               [("reminders", "1", "A", True, "replied", 0.2, 0.05, 0.5, "control"),
+                ("reminders", "1", "B", False, "replied", 0.3, 0.1, 0.6, "not enough data")] if with_data else [])
+    attribution = Table("attribution", "Attribution by channel", "analytics.attribution_by_channel",
+                        ["model", "channel", "conversions_credited", "revenue"],
+                        [("linear", "sms", 2.5, 100.0)] if with_data else [], missing=not with_data)
+    dashboard = Table("dashboard", "Dashboard", "analytics.client_dashboard", ["metric", "value"], [], missing=True)
+    headline = Headline(12, 10, 1, 2, 12 / 13, 0.2, 0) if with_data else Headline(0, 0, 0, 0, None, None, 0)
+    return Report("acme", "Acme <Dental>", "America/Chicago", 7, date(2025, 6, 1), date(2025, 6, 7),
+                  datetime(2025, 6, 7, 12, tzinfo=timezone.utc), headline, daily, campaigns, ab, attribution, dashboard)
+
+
+def test_html_with_data_has_one_chart_per_section() -> None:
+    page = render_html(in_memory_report(True))
+    labels = re.findall(r'<svg role="img" aria-label="([^"]+)"', page)
+    assert labels == ["Delivered over time", "Response rate by campaign", "A/B test results", "Attribution by channel"]
+    assert "Acme &lt;Dental&gt;" in page and "<Dental>" not in page  # escaped
+    assert page.count(NO_DATA) == 1  # the dashboard only
+    # the chart is fluid: no fixed size on the root element
+    root = re.search(r"<svg[^>]*>", page).group(0)
+    assert 'width="' not in root and "viewBox" in root
+
+
+def test_html_without_data_says_so() -> None:
+    page = render_html(in_memory_report(False))
+    assert "<svg" not in page
+    assert page.count(NO_DATA) == 5
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    assert "Delivered 0" in text and "Response rate —" in text
+
+
+def test_headline_markdown_and_unknown_format(tmp_path: Path) -> None:
+    report = in_memory_report(True)
+    assert headline_markdown(report).splitlines()[:4] == ["| metric | value |", "|---|---|", "| Sent | 12 |", "| Delivered | 10 |"]
+    assert "| Delivery rate | 92.3% |" in headline_markdown(report)
+    with pytest.raises(ReportError, match="--format must be one of html, pdf, xlsx, csv, not 'docx'"):
+        write_report(report, "docx", tmp_path / "x.docx")
