@@ -39,14 +39,20 @@ refresh_segments_job = dg.define_asset_job(
 # The campaign send: config → occurrences → dbt message plan → render + enqueue → deliver →
 # dbt messages marts. Requested by the campaign schedules and campaign_triggers_sensor, with the
 # occurrences in its run config; `herald campaign send` starts one by hand.
-SEND_MODELS = ("message_plan", "messages", "campaign_performance_daily")
-DELIVERY_MODELS = ("messages", "campaign_performance_daily")
+# every dbt model downstream of what a send, a delivery or a reply changes (messages, deliveries,
+# conversations, compliance and analytics marts, the client dashboard): refreshed in the same run,
+# so the marts never lag behind the outbox
+MARTS_AFTER_DELIVERY = dg.AssetSelection.assets(OUTBOX_KEY, DELIVERY_KEY, INBOUND_PROCESSING_KEY).downstream(
+    include_self=False
+) & dg.AssetSelection.assets(herald_dbt_models)
+PLAN_MODEL = dg.AssetSelection.assets(get_asset_key_for_model([herald_dbt_models], "message_plan"))
 
 send_campaigns_job = dg.define_asset_job(
     "send_campaigns_job",
     selection=dg.AssetSelection.assets(client_config)
     | dg.AssetSelection.assets(OCCURRENCES_KEY, REGIONS_KEY, OUTBOX_KEY, DELIVERY_KEY)
-    | dg.AssetSelection.assets(*[get_asset_key_for_model([herald_dbt_models], m) for m in SEND_MODELS]),
+    | PLAN_MODEL
+    | MARTS_AFTER_DELIVERY,
     description="Plans the campaign occurrences in its config (and any a trigger fired), renders and "
     "enqueues the messages idempotently, delivers what is due, and refreshes the messages marts.",
     tags={"herald/stage": "send"},
@@ -56,7 +62,7 @@ send_campaigns_job = dg.define_asset_job(
 deliver_messages_job = dg.define_asset_job(
     "deliver_messages_job",
     selection=dg.AssetSelection.assets(DELIVERY_KEY)
-    | dg.AssetSelection.assets(*[get_asset_key_for_model([herald_dbt_models], m) for m in DELIVERY_MODELS]),
+    | MARTS_AFTER_DELIVERY,
     description="Delivers every due outbox message (deferred ones once their window opens, retries "
     "once their backoff is over) and refreshes marts.messages and the campaign performance mart.",
     tags={"herald/stage": "deliver"},
@@ -67,7 +73,7 @@ deliver_messages_job = dg.define_asset_job(
 apply_replies_job = dg.define_asset_job(
     "apply_replies_job",
     selection=dg.AssetSelection.assets(INBOUND_MESSAGES_KEY, INBOUND_PROCESSING_KEY, DELIVERY_KEY)
-    | dg.AssetSelection.assets(*[get_asset_key_for_model([herald_dbt_models], m) for m in DELIVERY_MODELS]),
+    | MARTS_AFTER_DELIVERY,
     description="Loads landed inbound replies and applies them (opt-outs suppress and cancel queued messages, "
     "opt-ins restore, HELP is answered, appointment confirmations recorded), then delivers the replies.",
     tags={"herald/stage": "compliance"},

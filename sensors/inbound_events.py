@@ -34,14 +34,15 @@ def pending_run_key(names: list[str]) -> str:
 )
 def inbound_events_sensor(context: dg.SensorEvaluationContext):
     settings = Settings.from_env()
+    home = settings.home
+    # files wait in every mode (`herald inbound`, the demo, polling on a host without the database)
+    names = [p.name for p in pending_files(home)]
+    if names:
+        return dg.RunRequest(run_key=pending_run_key(names), tags={"herald/inbound_files": str(len(names))})
     if settings.warehouse.engine == "postgres":
         with Warehouse(settings.warehouse).session(read_only=True) as session:
             waiting = unprocessed(session, INBOUND_TABLE, INBOUND_PROCESSING, "inbound_id")
         if not waiting.count:
             return dg.SkipReason(f"no unprocessed rows in {INBOUND_TABLE}")
         return dg.RunRequest(run_key=f"inbound:{waiting.run_key_part}", tags={"herald/inbound_rows": str(waiting.count)})
-    home = settings.home
-    names = [p.name for p in pending_files(home)]
-    if not names:
-        return dg.SkipReason(f"no inbound replies waiting in {inbound_dir(home)}")
-    return dg.RunRequest(run_key=pending_run_key(names), tags={"herald/inbound_files": str(len(names))})
+    return dg.SkipReason(f"no inbound replies waiting in {inbound_dir(home)}")

@@ -31,6 +31,10 @@ def pending_run_key(names: list[str]) -> str:
 )
 def provider_events_sensor(context: dg.SensorEvaluationContext):
     settings = Settings.from_env()
+    # files may wait in every mode (a service that landed them before switching, polling)
+    names = [p.name for p in pending_event_files(settings.home)]
+    if names:
+        return dg.RunRequest(run_key=pending_run_key(names), tags={"herald/provider_event_files": str(len(names))})
     if settings.warehouse.engine == "postgres":
         with Warehouse(settings.warehouse).session(read_only=True) as session:
             waiting = unprocessed(session, PROVIDER_EVENTS, PROCESSING, "event_id")
@@ -39,7 +43,4 @@ def provider_events_sensor(context: dg.SensorEvaluationContext):
         return dg.RunRequest(
             run_key=f"provider_events:{waiting.run_key_part}", tags={"herald/provider_events": str(waiting.count)}
         )
-    names = [p.name for p in pending_event_files(settings.home)]
-    if not names:
-        return dg.SkipReason(f"no provider events waiting in {events_dir(settings.home)}")
-    return dg.RunRequest(run_key=pending_run_key(names), tags={"herald/provider_event_files": str(len(names))})
+    return dg.SkipReason(f"no provider events waiting in {events_dir(settings.home)}")

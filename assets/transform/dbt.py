@@ -10,6 +10,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_
 
 from herald.packets.transform_steps import record_transform_steps
 from orchestration.partitions import WAREHOUSE_POOL
+from herald.reports.headlines import HEADLINE_SQL, headline
 from herald.reports.receipts import write_receipts
 from resources import DropZoneResource, HeraldDbtResource, WarehouseResource
 from resources.dbt import ensure_manifest, run_target_path
@@ -61,6 +62,14 @@ def herald_dbt_models(
             invocation.process.terminate()
             invocation.process.wait(timeout=30)
     run_results = invocation.get_artifact("run_results.json")
+    # the analytics marts' headline numbers, for the operator in the Dagster UI (read once dbt has
+    # let go of the warehouse)
+    built = {r["unique_id"].split(".")[-1] for r in run_results.get("results", []) if r.get("status") == "success"}
+    for model in sorted(built & HEADLINE_SQL.keys()):
+        table = headline(warehouse.get(), model)
+        if table is not None:
+            yield dg.AssetObservation(asset_key=dg.AssetKey(["analytics", model]),
+                                      metadata={"headline": dg.MetadataValue.md(table)})  # fmt: skip
     recorded = record_transform_steps(warehouse.get(), run_results)
     zone = dropzone.get()
     try:
