@@ -34,6 +34,7 @@ from herald.config.models import Deployment
 from herald.warehouse.connection import Session
 from herald.warehouse.schema import ANALYTICS_SCHEMA, column_names
 
+WINNERS_TABLE = "herald_ops.ab_winners"
 RESULTS_TABLE = f"{ANALYTICS_SCHEMA}.ab_test_results"
 CONVERSION_STAGES: tuple[str, ...] = ("enrolled", "won", "closed", "booked")
 CONVERSION_WINDOW_DAYS = 30
@@ -304,4 +305,20 @@ def compute_ab_results(session: Session, deployment: Deployment, now: datetime) 
     ]
     session.execute(f"delete from {RESULTS_TABLE}")
     session.insert_rows(RESULTS_TABLE, column_names(RESULTS_TABLE), rows)
+    record_winners(session, deployment, results, now)
     return len(rows)
+
+
+def record_winners(session: Session, deployment: Deployment, results: Sequence[tuple[str, str, ArmResult]],
+                   now: datetime) -> int:  # fmt: skip
+    """For campaigns with ``ab_test.apply_winner``, remember each step's winner (the first one
+    stays: "from then on"); the config load turns it into the only variant the plan uses."""
+    winners = []
+    for client_id, campaign_name, r in results:
+        client = deployment.clients.get(client_id)
+        campaign = client.campaigns.get(campaign_name) if client else None
+        if campaign is None or not campaign.ab_test.apply_winner or r.winner is None or r.variant != r.winner:
+            continue
+        winners.append((client_id, campaign_name, r.step, r.winner, r.p_value, now))
+    session.insert_rows(WINNERS_TABLE, column_names(WINNERS_TABLE), winners, ignore_existing=True)
+    return len(winners)

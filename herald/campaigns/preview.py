@@ -23,7 +23,10 @@ def variant_bucket(contact_id: str, campaign: str, step: str) -> int:
     return int(digest[:8], 16) % VARIANT_BUCKETS
 
 
-def pick_variant(step: Step, bucket: int) -> str:
+def pick_variant(step: Step, bucket: int, winner: str | None = None) -> str:
+    """The variant whose bucket range holds ``bucket`` — or the applied A/B winner."""
+    if winner is not None and winner in {v.name for v in step.variants}:
+        return winner
     for variant, (low, high) in zip(step.variants, variant_buckets([v.weight for v in step.variants])):
         if low <= bucket < high:
             return variant.name
@@ -80,6 +83,13 @@ def preview_campaign(
             """,
             [client_id, campaign.audience, limit],
         )
+        winners: dict[str, str] = {}
+        if campaign.ab_test.apply_winner:
+            _, found = s.query(
+                "select step, variant from herald_ops.ab_winners where client_id = ? and campaign = ?",
+                [client_id, campaign.name],
+            )
+            winners = dict(found)
     builder = MessageBuilder(deployment, config_dir, links)
     previews: list[PreviewMessage] = []
     for contact_id, phone, email, variables in rows:
@@ -88,7 +98,7 @@ def preview_campaign(
             if channel is None:
                 previews.append(PreviewMessage(contact_id, step.name, None, "no address for " + " or ".join(step.channels)))
                 continue
-            variant_name = pick_variant(step, variant_bucket(contact_id, campaign.name, step.name))
+            variant_name = pick_variant(step, variant_bucket(contact_id, campaign.name, step.name), winners.get(step.name))
             variant = next(v for v in step.variants if v.name == variant_name)
             row = {
                 "message_key": "preview", "client_id": client_id, "campaign": campaign.name, "step": step.name,

@@ -24,7 +24,7 @@ CONFIG_TABLES = (
 VARIANT_BUCKETS = 10_000  # a contact's A/B bucket is md5(contact|campaign|step) mod this
 
 
-def config_rows(deployment: Deployment) -> dict[str, list[tuple]]:
+def config_rows(deployment: Deployment, winners: dict[tuple[str, str, str], str] | None = None) -> dict[str, list[tuple]]:
     """Rows for each ``herald_ops`` configuration table."""
     now = utcnow()
     clients, maps, columns = [], [], []
@@ -54,7 +54,7 @@ def config_rows(deployment: Deployment) -> dict[str, list[tuple]]:
         "load_maps": maps,
         "load_map_columns": columns,
         "canonical_fields": fields,
-        **campaign_rows(deployment, now),
+        **campaign_rows(deployment, now, winners or {}),
         "send_windows": windows,
         "legal_windows": list(legal_window_rows()),
         "frequency_caps": frequency_cap_rows(deployment),
@@ -97,8 +97,10 @@ def variant_buckets(weights: list[float]) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:]))
 
 
-def campaign_rows(deployment: Deployment, now) -> dict[str, list[tuple]]:
-    """Campaigns, their steps (timing flattened to an anchor and minutes) and A/B variants."""
+def campaign_rows(deployment: Deployment, now, winners: dict[tuple[str, str, str], str] | None = None) -> dict[str, list[tuple]]:
+    """Campaigns, their steps (timing flattened to an anchor and minutes) and A/B variants. A
+    step whose campaign applies its A/B winner (and has one) gives the winner every bucket."""
+    winners = winners or {}
     campaigns, steps, variants = [], [], []
     for client_id, client in deployment.clients.items():
         for name, campaign in client.campaigns.items():
@@ -126,7 +128,12 @@ def campaign_rows(deployment: Deployment, now) -> dict[str, list[tuple]]:
                         anchor, minutes,
                     )
                 )  # fmt: skip
-                buckets = variant_buckets([v.weight for v in step.variants])
+                winner = winners.get((client_id, name, step.name)) if campaign.ab_test.apply_winner else None
+                if winner in {v.name for v in step.variants}:
+                    weights = [1.0 if v.name == winner else 0.0 for v in step.variants]
+                else:
+                    weights = [v.weight for v in step.variants]
+                buckets = variant_buckets(weights)
                 for variant, (low, high) in zip(step.variants, buckets):
                     variants.append(
                         (
@@ -140,9 +147,12 @@ def campaign_rows(deployment: Deployment, now) -> dict[str, list[tuple]]:
 
 
 def load_config_tables(session: Session, deployment: Deployment) -> dict[str, int]:
-    """Replace the configuration tables with ``deployment`` (in the session's transaction)."""
+    """Replace the configuration tables with ``deployment`` (in the session's transaction),
+    with the A/B winners campaigns apply (``herald_ops.ab_winners``)."""
+    _, found = session.query(f"select client_id, campaign, step, variant from {OPS_SCHEMA}.ab_winners")
+    winners = {(c, name, step): variant for c, name, step, variant in found}
     counts: dict[str, int] = {}
-    for table, rows in config_rows(deployment).items():
+    for table, rows in config_rows(deployment, winners).items():
         qualified = f"{OPS_SCHEMA}.{table}"
         session.execute(f"delete from {qualified}")
         counts[table] = session.insert_rows(qualified, column_names(qualified), rows)

@@ -505,6 +505,21 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         ("client_id", "segment_name", "contact_id"),
     ),
+    # Winners a campaign applies (ab_test.apply_winner): written when the A/B results name one,
+    # read back into herald_ops.campaign_variants by the config load, so from then on the plan
+    # gives every contact the winning variant. The first winner of a step stays.
+    (
+        f"{OPS_SCHEMA}.ab_winners",
+        [
+            ("client_id", "varchar not null"),
+            ("campaign", "varchar not null"),
+            ("step", "varchar not null"),
+            ("variant", "varchar not null"),
+            ("p_value", "double precision"),
+            ("decided_at", "timestamp not null"),
+        ],
+        ("client_id", "campaign", "step"),
+    ),
     # Python-owned in dbt's ``analytics`` schema (issue 7 names it there): A/B results per
     # campaign step and variant, replaced whole by the ab_test_results asset (herald/analytics).
     (

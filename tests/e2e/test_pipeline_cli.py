@@ -377,3 +377,24 @@ def test_segments_follow_the_new_contacts(deployed: Deployment) -> None:
         "where segment_name = 'admitted_not_enrolled' and event = 'entered'"
     )
     assert entered == [{"n": expected["n"]}]
+
+
+def test_the_client_report_matches_the_marts(deployed: Deployment, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    deployed.herald("report", "bright_smiles_dental", "--period", "30d", "--format", "csv", "--output", str(out))
+    summary = dict(line.split(",", 1) for line in (out / "summary.csv").read_text().splitlines()[1:])
+    (marts,) = deployed.sql(
+        "select coalesce(sum(sent), 0) as sent, coalesce(sum(delivered), 0) as delivered, "
+        "coalesce(sum(failed), 0) as failed from analytics.campaign_performance_daily "
+        "where client_id = 'bright_smiles_dental'"
+    )
+    assert (int(summary["sent"]), int(summary["delivered"]), int(summary["failed"])) == (
+        marts["sent"], marts["delivered"], marts["failed"]
+    )
+    assert int(summary["sent"]) >= 2  # at least the demo's opt-out confirmation and HELP answer
+    html = tmp_path / "report.html"
+    deployed.herald("report", "bright_smiles_dental", "--output", str(html))
+    assert html.read_text().count("<svg") >= 4
+    # the dashboard answers seed 000's questions for the same client
+    (board,) = deployed.sql("select * from analytics.client_dashboard where client_id = 'bright_smiles_dental'")
+    assert board["opt_outs_30d"] >= 1
