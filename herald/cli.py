@@ -47,6 +47,26 @@ err = Console(file=sys.__stderr__, soft_wrap=True, width=None if sys.__stderr__.
 MAX_IDLE_TICKS = 10
 
 
+def _deployment(settings: Settings) -> Any:
+    """The validated configuration, or the problems and exit 1."""
+    from herald.config import ConfigError, load_deployment
+
+    try:
+        return load_deployment(settings.config_dir)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] the configuration has problems (run `herald config check`):\n{exc}")
+        raise typer.Exit(1) from None
+
+
+def _known_client(deployment: Any, client: str) -> Any:
+    """The client's configuration, or an error naming the configured clients and exit 1."""
+    configured = deployment.clients.get(client)
+    if configured is None:
+        err.print(f"[red]error:[/red] unknown client {client!r}; configured: {', '.join(deployment.clients)}")
+        raise typer.Exit(1)
+    return configured
+
+
 def _settings() -> Settings:
     try:
         return Settings.from_env()
@@ -286,18 +306,13 @@ def demo(
 ) -> None:
     """Generate realistic sample packets for the example clients, drop them, run the sensors and
     jobs in-process, and print a per-packet report."""
-    from herald.config import ConfigError, load_deployment
     from herald.demo.packets import demo_packets
     from herald.dropzone import open_dropzone
 
     settings = _settings()
     if fresh and settings.home.exists():
         shutil.rmtree(settings.home)
-    try:
-        deployment = load_deployment(settings.config_dir)
-    except ConfigError as exc:
-        err.print(f"[red]error:[/red] the configuration has problems (run `herald config check`):\n{exc}")
-        raise typer.Exit(1) from None
+    deployment = _deployment(settings)
     started = time.perf_counter()
     zone = open_dropzone(settings.dropzone)
     packets = demo_packets(deployment, scale=scale, today=datetime.date.today())
@@ -460,17 +475,9 @@ def segment_preview(
 
 def _client_item(settings: Settings, client: str, kind: str, name: str) -> tuple[Any, Any, Any]:
     """(deployment, client, its segment or campaign ``name``), or a clear error and exit 1."""
-    from herald.config import ConfigError, load_deployment
 
-    try:
-        deployment = load_deployment(settings.config_dir)
-    except ConfigError as exc:
-        err.print(f"[red]error:[/red] the configuration has problems (run `herald config check`):\n{exc}")
-        raise typer.Exit(1) from None
-    configured = deployment.clients.get(client)
-    if configured is None:
-        err.print(f"[red]error:[/red] unknown client {client!r}; configured: {', '.join(deployment.clients)}")
-        raise typer.Exit(1)
+    deployment = _deployment(settings)
+    configured = _known_client(deployment, client)
     items = configured.segments if kind == "segment" else configured.campaigns
     if name not in items:
         err.print(f"[red]error:[/red] client {client!r} has no {kind} {name!r}; it has: {', '.join(items) or 'none'}")
@@ -627,19 +634,11 @@ def _block_change(client: str, address: str, reason: str, lift: bool) -> None:
     from datetime import datetime, timezone
 
     from herald.compliance.manual import BlockError, block, read_address, unblock
-    from herald.config import ConfigError, load_deployment
     from herald.warehouse.connection import Warehouse
 
     settings = _settings()
-    try:
-        deployment = load_deployment(settings.config_dir)
-    except ConfigError as exc:
-        err.print(f"[red]error:[/red] the configuration has problems (run `herald config check`):\n{exc}")
-        raise typer.Exit(1) from None
-    configured = deployment.clients.get(client)
-    if configured is None:
-        err.print(f"[red]error:[/red] unknown client {client!r}; configured: {', '.join(deployment.clients)}")
-        raise typer.Exit(1)
+    deployment = _deployment(settings)
+    configured = _known_client(deployment, client)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     actor = f"cli:{getpass.getuser()}"
     try:
@@ -720,17 +719,12 @@ def reply_command(
     from datetime import datetime, timezone
     from zoneinfo import ZoneInfo
 
-    from herald.config import ConfigError, load_deployment
     from herald.contacts.phones import mask_phone
     from herald.conversations.reply import ReplyError, queue_reply
     from herald.warehouse.connection import Warehouse
 
     settings = _settings()
-    try:
-        deployment = load_deployment(settings.config_dir)
-    except ConfigError as exc:
-        err.print(f"[red]error:[/red] the configuration has problems (run `herald config check`):\n{exc}")
-        raise typer.Exit(1) from None
+    deployment = _deployment(settings)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     warehouse = Warehouse(settings.warehouse)
     warehouse.ensure_schema()
@@ -759,16 +753,9 @@ def api_key(client: Annotated[str, typer.Argument(help="Client id.")]) -> None:
     from herald.packets.api import new_api_key
 
     settings = _settings()
-    from herald.config import ConfigError, load_deployment
 
-    try:
-        deployment = load_deployment(settings.config_dir)
-    except ConfigError as exc:
-        err.print(f"[red]error:[/red] the configuration has problems (run `herald config check`):\n{exc}")
-        raise typer.Exit(1) from None
-    if client not in deployment.clients:
-        err.print(f"[red]error:[/red] unknown client {client!r}; configured: {', '.join(deployment.clients)}")
-        raise typer.Exit(1)
+    deployment = _deployment(settings)
+    _known_client(deployment, client)
     key, digest = new_api_key()
     console.print(f"API key for {client} (shown once): {key}", highlight=False)
     console.print(f"add to clients/{client}/client.yaml:\n  ingest_api:\n    key_sha256: [\"{digest}\"]", highlight=False)
@@ -783,7 +770,6 @@ def report_command(
 ) -> None:
     """Write a client's report over the analytics marts: headline numbers, charts (delivered over
     time, response rate by campaign, A/B results, attribution by channel) and tables."""
-    from herald.config import ConfigError, load_deployment
     from herald.reports.client_report import (
         FORMATS, ReportError, build_report, default_output, fmt_int, parse_period, write_report,
     )
@@ -799,11 +785,7 @@ def report_command(
         err.print(f"[red]error:[/red] --format must be one of {', '.join(FORMATS)}, not {escape(repr(fmt))}", highlight=False)
         raise typer.Exit(2)
     settings = _settings()
-    try:
-        deployment = load_deployment(settings.config_dir)
-    except ConfigError as exc:
-        err.print(f"[red]error:[/red] the configuration has problems (run `herald config check`):\n{exc}")
-        raise typer.Exit(1) from None
+    deployment = _deployment(settings)
     try:
         report = build_report(Warehouse(settings.warehouse), deployment, client, period_days)
         path = write_report(report, fmt, output or default_output(client, fmt, report.end_date))
@@ -836,18 +818,11 @@ def credits_add(
     from datetime import datetime, timezone
 
     from herald.billing.credits import CreditError, add_credits, balances, credits, show
-    from herald.config import ConfigError, load_deployment
     from herald.warehouse.connection import Warehouse
 
     settings = _settings()
-    try:
-        deployment = load_deployment(settings.config_dir)
-    except ConfigError as exc:
-        err.print(f"[red]error:[/red] the configuration has problems (run `herald config check`):\n{exc}")
-        raise typer.Exit(1) from None
-    if client not in deployment.clients:
-        err.print(f"[red]error:[/red] unknown client {client!r}; configured: {', '.join(deployment.clients)}")
-        raise typer.Exit(1)
+    deployment = _deployment(settings)
+    _known_client(deployment, client)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     warehouse = Warehouse(settings.warehouse)
     warehouse.ensure_schema()
