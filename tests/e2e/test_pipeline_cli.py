@@ -388,13 +388,17 @@ def test_the_client_report_matches_the_marts(deployed: Deployment, tmp_path: Pat
         "coalesce(sum(failed), 0) as failed from analytics.campaign_performance_daily "
         "where client_id = 'bright_smiles_dental'"
     )
+    # (PostgreSQL's sums come back as decimals, printed as text by `herald sql --format json`)
     assert (int(summary["sent"]), int(summary["delivered"]), int(summary["failed"])) == (
-        marts["sent"], marts["delivered"], marts["failed"]
+        int(marts["sent"]), int(marts["delivered"]), int(marts["failed"])
     )
     assert int(summary["sent"]) >= 2  # at least the demo's opt-out confirmation and HELP answer
     html = tmp_path / "report.html"
     deployed.herald("report", "bright_smiles_dental", "--output", str(html))
-    assert html.read_text().count("<svg") >= 4
+    page = html.read_text()
+    # delivered over time and response by campaign are charted; the demo has no A/B verdicts or
+    # attributed conversions yet, and says so instead of drawing empty charts
+    assert page.count("<svg") >= 2 and "no data yet" in page
     # the dashboard answers seed 000's questions for the same client
     (board,) = deployed.sql("select * from analytics.client_dashboard where client_id = 'bright_smiles_dental'")
-    assert board["opt_outs_30d"] >= 1
+    assert int(board["opt_outs_30d"]) >= 1
