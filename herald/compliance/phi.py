@@ -81,25 +81,42 @@ def _mask_all(value: str) -> str:
     return re.sub(r"[A-Za-z0-9]", "*", value)
 
 
+# Cheap pre-checks, so the expensive patterns run only on texts that could match them (every
+# message of a campaign passes the guard): a date-of-birth label word, and the first word of a
+# clinical term (alone or with the plural endings the pattern accepts).
+_DOB_HINTS = ("dob", "birth", "born")  # looked for with dots removed (D.O.B.)
+_CLINICAL_FIRST_WORDS = frozenset(
+    word + ending for term in CLINICAL_TERMS for word in [term.lower().split()[0]] for ending in ("", "s", "es")
+)
+_WORD_RES = (re.compile(r"[a-z0-9]+"), re.compile(r"[a-z0-9'-]+"))  # "biopsy-related" and "x-ray"
+
+
+def _may_hold_clinical_terms(lowered: str) -> bool:
+    return any(not _CLINICAL_FIRST_WORDS.isdisjoint(pattern.findall(lowered)) for pattern in _WORD_RES)
+
+
 def find_phi(text: str, *, block_clinical_terms: bool = False) -> list[PhiFinding]:
     """Obvious PHI in ``text``, in order of kind; empty when the text is clean."""
     findings: list[PhiFinding] = []
+    lowered = text.lower()
     for found in _SSN_RE.finditer(text):
         findings.append(PhiFinding(SSN, f"***-**-{found.group(4)}"))
     for found in _SSN_LABELLED_RE.finditer(text):
         findings.append(PhiFinding(SSN, f"***-**-{found.group(1)[-4:]}"))
     seen_dates: set[tuple[int, int]] = set()
-    for found in _DOB_RE.finditer(text):
+    undotted = lowered.replace(".", "")
+    dob_hint = any(hint in undotted for hint in _DOB_HINTS)
+    for found in _DOB_RE.finditer(text) if dob_hint else ():
         seen_dates.add(found.span(2))
         findings.append(PhiFinding(DATE_OF_BIRTH, f"{found.group(1)} {_mask_all(found.group(2))}"))
-    for found in _DOB_AFTER_RE.finditer(text):
+    for found in _DOB_AFTER_RE.finditer(text) if dob_hint else ():
         if found.span(1) not in seen_dates:
             findings.append(PhiFinding(DATE_OF_BIRTH, f"{_mask_all(found.group(1))} {found.group(2)}"))
     for found in _MRN_RE.finditer(text):
         identifier = found.group(2).strip("-")
         if len(identifier) >= MRN_MIN_CHARS:
             findings.append(PhiFinding(MRN, f"{found.group(1)} {_mask_keep_last(identifier, 2)}"))
-    if block_clinical_terms:
+    if block_clinical_terms and _may_hold_clinical_terms(lowered):
         for found in _CLINICAL_RE.finditer(text):
             findings.append(PhiFinding(CLINICAL, " ".join(found.group(0).lower().split())))
     return findings
