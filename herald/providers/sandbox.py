@@ -17,6 +17,8 @@ a crashed delivery run can be reconciled; tests count sends per message key ther
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import fcntl
 import hashlib
 import json
@@ -83,11 +85,13 @@ class _SandboxProvider(Provider):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(journal_path={self.journal_path!r})"
 
+    @abstractmethod
     def _id(self, message_key: str) -> str:
-        raise NotImplementedError
+        """The provider-like id of a message (SMS: SM + hex; email: a UUID)."""
 
+    @abstractmethod
     def _status(self) -> str:
-        raise NotImplementedError
+        """The status a real provider would first answer with."""
 
     def _record(self, message: OutboundMessage) -> None:
         if self.send_delay_seconds:

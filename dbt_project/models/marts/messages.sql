@@ -21,34 +21,13 @@ attempt_summaries as (
     group by message_key
 ),
 
--- E.164 country codes are 1 digit (+1, +7), 2 digits (the ITU list below) or 3 digits
-phone_country_codes as (
-    select
-        *,
-        case
-            when channel <> 'sms' then null
-            when {{ herald.regexp_like('to_address', '^[+][17]') }} then 1
-            when {{ herald.regexp_like('to_address', '^[+](20|27|3[0-469]|4[013-9]|5[1-8]|6[0-6]|8[1246]|9[0-58])') }} then 2
-            else 3
-        end as country_code_length
-    from outbox
-),
-
--- analysts never see a raw address: a phone keeps + country code and its last 2 digits, an
--- email its first character and domain; anything else is masked whole
+-- analysts never see a raw address (macros/engine/masking.sql: + country code and the last
+-- two digits of a phone, first character and domain of an email)
 masked as (
     select
         *,
-        case
-            when channel = 'sms' and to_address like '+%'
-                then substr(to_address, 1, 1 + country_code_length)
-                    || repeat('*', greatest(length(to_address) - 3 - country_code_length, 0))
-                    || right(to_address, 2)
-            when channel = 'email' and to_address like '_%@_%'
-                then substr(to_address, 1, 1) || '***@' || split_part(to_address, '@', 2)
-            else '***'
-        end as to_address_masked
-    from phone_country_codes
+        {{ herald.mask_address('to_address', 'channel') }} as to_address_masked
+    from outbox
 ),
 
 final as (
