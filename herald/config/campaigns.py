@@ -1,4 +1,4 @@
-"""Campaign definitions: ``clients/<client_id>/campaigns/<name>.yaml`` (issue 3, item 2).
+"""Campaign definitions: ``clients/<client_id>/campaigns/<name>.yaml``.
 
 A campaign sends one message type to one audience segment when its trigger fires, as a
 sequence of steps. Each step goes out on a channel (or a channel rule such as
@@ -28,8 +28,8 @@ from cron_descriptor import get_description
 from croniter import croniter
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
+from herald.config.base import SLUG_RE, SLUG_RULE, MappingProblems, Strict
 from herald.config.fields import FIELDS_BY_NAME
-from herald.config.models import SLUG_RE, SLUG_RULE, MappingProblems, Strict
 
 Channel = Literal["sms", "email"]
 CHANNELS: tuple[str, ...] = ("sms", "email")
@@ -334,7 +334,7 @@ class Offset(Strict):
         return value
 
     @model_validator(mode="after")
-    def _one_direction(self) -> "Offset":
+    def _one_direction(self) -> Offset:
         if (self.before is None) == (self.after is None):
             raise ValueError("give exactly one of `before` or `after`, e.g. {field: appointment_at, before: 24h}")
         return self
@@ -383,7 +383,7 @@ class Step(Strict):
     _subject = field_validator("subject")(_check_jinja)
 
     @model_validator(mode="after")
-    def _fits_channels(self) -> "Step":
+    def _fits_channels(self) -> Step:
         if (self.channel is None) == (self.rule is None):
             raise ValueError(
                 "give exactly one of `channel` (sms or email) or `rule` (e.g. 'sms; email if phone is missing')"
@@ -450,7 +450,7 @@ class Step(Strict):
 
 
 class AbTest(Strict):
-    """How a campaign's A/B results are judged (``analytics.ab_test_results``, issue 7).
+    """How a campaign's A/B results are judged (``analytics.ab_test_results``).
 
     Each step's variants are compared with its control on ``metric`` over messages sent; a
     variant is a winner when a two-proportion test says so at ``significance`` and both arms
@@ -464,7 +464,7 @@ class AbTest(Strict):
     metric: Literal["replied", "converted", "delivered"] = "replied"
     apply_winner: bool = False
 
-    def control_for(self, step: "Step") -> str:
+    def control_for(self, step: Step) -> str:
         """The control variant of ``step``: ``control`` when the step has it, else its first."""
         names = [v.name for v in step.variants]
         return self.control if self.control in names else names[0]
@@ -506,7 +506,7 @@ class CampaignConfig(Strict):
         return value
 
     @model_validator(mode="after")
-    def _steps_fit(self) -> "CampaignConfig":
+    def _steps_fit(self) -> CampaignConfig:
         problems: list[tuple[str, str]] = []
         if self.category == "transactional" and DEFAULT_CATEGORY[self.message_type] == "marketing":
             message = f"a {self.message_type} campaign is marketing; it cannot be sent as transactional"

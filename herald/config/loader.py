@@ -13,19 +13,10 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from herald.config.models import (
-    COLUMN_TAGS,
-    AttributeColumn,
-    Client,
-    ClientConfig,
-    Deployment,
-    HeraldConfig,
-    LoadMap,
-    MappingProblems,
-)
+from herald.config.base import MappingProblems
+from herald.config.campaigns import TRIGGER_TYPES, CampaignConfig, check_references
+from herald.config.models import COLUMN_TAGS, AttributeColumn, Client, ClientConfig, Deployment, HeraldConfig, LoadMap
 from herald.config.segments import SegmentConfig
-# After models: models.py imports campaigns.py at its end, and campaigns.py builds on models.py.
-from herald.config.campaigns import TRIGGER_TYPES, CampaignConfig, check_references  # noqa: E402,I001
 
 HERALD_FILE = "herald.yaml"
 CLIENTS_DIR = "clients"

@@ -14,17 +14,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
+from herald.config.base import SLUG_RE, SLUG_RULE, MappingProblems, Strict
+from herald.config.campaigns import CampaignConfig
 from herald.config.fields import DATA_TYPES, ENTITY_FIELDS, FIELDS_BY_NAME
+from herald.config.segments import SegmentConfig
 
-SLUG_RE = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
-SLUG_RULE = "lower-case letters, digits and underscores, starting with a letter"
 # A funnel event means nothing without these; a missing one is reported once, as such.
 FUNNEL_EVENT_FIELDS = ("to_stage", "occurred_at")
 ENCODINGS = ("auto", "utf-8", "utf-8-sig", "utf-16", "windows-1252", "latin-1")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def check_time_zone(value: str) -> str:
@@ -67,7 +64,7 @@ class SendWindow(Strict):
         return value
 
     @model_validator(mode="after")
-    def _ordered(self) -> "SendWindow":
+    def _ordered(self) -> SendWindow:
         for start in (self.start, self.sunday_start):
             if _minutes(start) >= _minutes(self.end):
                 raise ValueError(f"the window must start before it ends ({start} is not before {self.end})")
@@ -90,7 +87,7 @@ class ClientSendWindow(Strict):
 
 
 class AutoReply(Strict):
-    """A client's after-hours auto-reply (seed 003): an inbound SMS that is not a keyword,
+    """A client's after-hours auto-reply: an inbound SMS that is not a keyword,
     received outside ``business_hours`` (the open hours, in the client's time zone), gets
     ``text`` once per contact per closed period. ``business_hours`` defaults to the client's
     ``send_window.business_hours``, else herald.yaml's send window
@@ -101,7 +98,7 @@ class AutoReply(Strict):
 
 
 class FrequencyCaps(Strict):
-    """Per recipient, across campaigns (COMPLIANCE.md's safe default: 3 marketing texts a day)."""
+    """Per recipient, across campaigns (the safe default of docs/compliance.md: 3 marketing texts a day)."""
 
     marketing_per_24h: Annotated[int, Field(ge=1)] = 3
 
@@ -157,7 +154,7 @@ class VerbiageOverrides(Strict):
 
 
 class Retention(Strict):
-    """How long Herald keeps each kind of data, in days (seed 001: consent 5 years, opt-outs 7,
+    """How long Herald keeps each kind of data, in days (by default consent 5 years, opt-outs 7,
     message content 3, delivery logs 1). The daily retention purge applies it; the audit log is
     never purged (HIPAA documentation: 6 years)."""
 
@@ -168,7 +165,7 @@ class Retention(Strict):
 
 
 class Pricing(Strict):
-    """What one message costs in credits (seed 000): an SMS per segment, an email per message.
+    """What one message costs in credits: an SMS per segment, an email per message.
     Debited from the client's ``herald_ops.credit_ledger`` when a delivery run claims it."""
 
     sms_segment: Annotated[float, Field(ge=0)] = 1.0
@@ -207,7 +204,7 @@ class DropZoneSettings(Strict):
 
 
 class Compliance(Strict):
-    """A client's ``compliance:`` switches (COMPLIANCE.md)."""
+    """A client's ``compliance:`` switches (the rules they change are in docs/compliance.md)."""
 
     healthcare_reminders: bool = False  # FCC healthcare exemption: its limits apply
     phi_clinical_terms_allowed: bool = False  # False: the PHI guard also holds clinical wording
@@ -248,8 +245,8 @@ class ClientConfig(Strict):
     program_name: str | None = None  # the SMS program's name in HELP replies; default: name
     message_frequency: str = "Msg frequency varies"  # for HELP and opt-in replies (CTIA)
     compliance: Compliance = Compliance()
-    send_window: "ClientSendWindow" = Field(default_factory=lambda: ClientSendWindow())
-    auto_reply: AutoReply | None = None  # after-hours auto-reply (seed 003)
+    send_window: ClientSendWindow = ClientSendWindow()
+    auto_reply: AutoReply | None = None  # after-hours auto-reply
     ingest_api: IngestApi | None = None
 
     @field_validator("client_id")
@@ -320,14 +317,6 @@ ColumnTarget = Annotated[
 COLUMN_TAGS = frozenset({"str", "FieldColumn", "AttributeColumn"})
 
 
-class MappingProblems(ValueError):
-    """Several problems found across a load map's fields, each with the field it concerns."""
-
-    def __init__(self, problems: list[tuple[str, str]]):
-        self.problems = problems  # (field location such as "columns.Zip" or "required", message)
-        super().__init__("; ".join(message for _, message in problems))
-
-
 class Validation(Strict):
     """Great Expectations thresholds for this packet type."""
 
@@ -364,7 +353,7 @@ class LoadMap(Strict):
         return {k.strip(): (FieldColumn(field=v) if isinstance(v, str) else v) for k, v in value.items()}
 
     @model_validator(mode="after")
-    def _fields_fit_entity(self) -> "LoadMap":
+    def _fields_fit_entity(self) -> LoadMap:
         allowed = ENTITY_FIELDS[self.entity]
         seen: dict[str, str] = {}
         problems: list[tuple[str, str]] = []
@@ -375,8 +364,10 @@ class LoadMap(Strict):
                     problems.append(
                         (
                             where,
-                            f"column {column!r} maps to unknown field {target.field!r}; "
-                            f"known fields: {', '.join(sorted(allowed))}",
+                            (
+                                f"column {column!r} maps to unknown field {target.field!r}; "
+                                f"known fields: {', '.join(sorted(allowed))}"
+                            ),
                         )
                     )
                 elif target.field not in allowed:
@@ -417,8 +408,8 @@ class Client(BaseModel):
     time_zone: str
     default_region: str
     load_maps: dict[str, LoadMap]
-    segments: dict[str, "SegmentConfig"] = {}
-    campaigns: dict[str, "CampaignConfig"] = {}
+    segments: dict[str, SegmentConfig] = {}
+    campaigns: dict[str, CampaignConfig] = {}
 
     @property
     def client_id(self) -> str:
@@ -437,8 +428,3 @@ class Deployment(BaseModel):
         client = self.clients.get(client_id)
         return client.load_maps.get(packet_type) if client else None
 
-
-from herald.config.segments import SegmentConfig  # noqa: E402  (segments.py builds on Strict above)
-from herald.config.campaigns import CampaignConfig  # noqa: E402  (campaigns.py builds on Strict above)
-
-Client.model_rebuild()

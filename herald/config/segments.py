@@ -1,4 +1,4 @@
-"""Segment definitions: ``clients/<client_id>/segments/<name>.yaml`` (seed 004's three types).
+"""Segment definitions: ``clients/<client_id>/segments/<name>.yaml``, of three types.
 
 - ``manual``: a fixed list of people, by external id, phone or email (``members``), and/or the
   people of the latest landed packet of a list packet type (``packet_type``, e.g. a
@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from herald.config.models import SLUG_RE, SLUG_RULE, Strict
+from herald.config.base import SLUG_RE, SLUG_RULE, Strict
 
 FUNCTION_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
@@ -30,7 +30,7 @@ class SegmentConfig(Strict):
     timeout_seconds: int = Field(default=30, ge=1, le=600)
 
     @model_validator(mode="after")
-    def _fields_fit_type(self) -> "SegmentConfig":
+    def _fields_fit_type(self) -> SegmentConfig:
         if not SLUG_RE.match(self.name):
             raise ValueError(f"{self.name!r} is not a valid segment name ({SLUG_RULE})")
         needed = {"manual": "members", "sql": "sql", "function": "function"}[self.type]

@@ -1,4 +1,4 @@
-"""Headline numbers of the analytics marts, as Markdown tables for the Dagster UI (issue 7):
+"""Headline numbers of the analytics marts, as Markdown tables for the Dagster UI:
 what an operator wants to see on an analytics asset without opening a SQL prompt."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The ASGI app behind ``herald serve``: provider webhooks, pages and ``/healthz``.
 
-Other parts of the service (the ingest API of issue 5) plug in as FastAPI routers: add them to
+Other parts of the service (such as the ingest API) plug in as FastAPI routers: add them to
 ``ROUTERS`` below, or pass them to :func:`create_app` (``routers=``). Every router reaches the
 deployment through :func:`web_context` (``request.app.state.herald``).
 """

@@ -1,4 +1,4 @@
-"""The ingest API (seed 004): other systems publish customers, customer attributes and funnel
+"""The ingest API: other systems publish customers, customer attributes and funnel
 events for one client. Each request is validated, written as a packet in the client's own
 load-map format and dropped in its incoming area (herald/packets/api.py): from there it is
 ingested like any upload — every row landed or rejected with its line. Answers 202 with the

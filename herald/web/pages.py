@@ -6,7 +6,7 @@ that shows nobody's data. Visiting a page changes nothing: only the form's POST 
 provider's one-click POST) lands an event, and its id comes from the token, so pressing twice
 lands once.
 
-The wording after the POST follows seed 000's precedence, herald.yaml → the client's
+The wording after the POST follows this precedence: herald.yaml → the client's
 ``verbiage`` → the contact's own ``<key>_wording`` attribute. That attribute is read from the
 warehouse read-only with a short wait: in embedded mode a run may hold DuckDB's lock, and then
 the client's wording is shown; the page never fails for it.

@@ -1,6 +1,6 @@
 """Unsubscribe and confirmation pages over real HTTP: a tampered token gets a plain error page
 with nobody's data; a valid one shows the page, lands the event on POST and answers with the
-wording in seed 000's precedence — herald.yaml, then the client's ``verbiage``, then the
+wording in this precedence: herald.yaml, then the client's ``verbiage``, then the
 contact's own ``<key>_wording`` attribute (read from the warehouse, falling back to the client's
 wording while a run holds DuckDB's lock)."""
 
