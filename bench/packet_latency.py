@@ -60,7 +60,9 @@ def _duckdb_alone(path: Path) -> float:
     import duckdb
 
     started = time.perf_counter()
-    duckdb.sql(f"select count(*) from read_csv('{path}', all_varchar = true, header = true, store_rejects = true)").fetchall()
+    duckdb.sql(
+        f"select count(*) from read_csv('{path}', all_varchar = true, header = true, store_rejects = true)"
+    ).fetchall()
     return time.perf_counter() - started
 
 
@@ -70,7 +72,12 @@ def bench_size(rows: int, workdir: Path) -> dict:
 
     home = workdir / f"home-{rows}"
     shutil.rmtree(home, ignore_errors=True)
-    env = {**os.environ, "HERALD_HOME": str(home), "HERALD_CONFIG_DIR": str(REPO / "config"), "HERALD_WAREHOUSE_URL": ""}
+    env = {
+        **os.environ,
+        "HERALD_HOME": str(home),
+        "HERALD_CONFIG_DIR": str(REPO / "config"),
+        "HERALD_WAREHOUSE_URL": "",
+    }
     started = time.perf_counter()
     sample = sized_packet(load_deployment(REPO / "config"), CLIENT, PACKET_TYPE, rows=rows, bad_rows=3)
     path = workdir / f"appointments-{rows}.csv"
@@ -83,16 +90,26 @@ def bench_size(rows: int, workdir: Path) -> dict:
     runs = [run for report in json.loads(out) for run in report["runs"]]
     run_s = {run["job_name"]: round(float(run["seconds"]), 2) for run in runs}
     _, _, out = _run(
-        [str(BIN / "herald"), "sql", "--format", "json",
-         "select (select count(*) from marts.contacts) as contacts, "
-         "(select sum(rows_landed) from herald_ops.packets) as landed, "
-         "(select sum(rows_rejected) from herald_ops.packets) as rejected"],
+        [
+            str(BIN / "herald"),
+            "sql",
+            "--format",
+            "json",
+            "select (select count(*) from marts.contacts) as contacts, "
+            "(select sum(rows_landed) from herald_ops.packets) as landed, "
+            "(select sum(rows_rejected) from herald_ops.packets) as rejected",
+        ],
         env,
     )
     counts = json.loads(out)[0]
     _, _, out = _run(
-        [str(BIN / "herald"), "sql", "--format", "json",
-         "select step, sum(duration_ms) as ms from herald_ops.packet_events where step <> 'received' group by step"],
+        [
+            str(BIN / "herald"),
+            "sql",
+            "--format",
+            "json",
+            "select step, sum(duration_ms) as ms from herald_ops.packet_events where step <> 'received' group by step",
+        ],
         env,
     )
     steps = {r["step"]: r["ms"] for r in json.loads(out)}
@@ -132,10 +149,15 @@ def main() -> None:
             print(json.dumps(best, indent=2), flush=True)
     target = OUT / f"packet_latency-{time.strftime('%Y%m%dT%H%M%S')}.json"
     target.write_text(json.dumps(report, indent=2))
-    print(f"\n{'rows':>9} {'drop→contacts':>14} {'ingest run':>11} {'dbt run':>8} {'overhead':>9} {'duckdb read':>12} {'peak MB':>8}")
+    print(
+        f"\n{'rows':>9} {'drop→contacts':>14} {'ingest run':>11} {'dbt run':>8} {'overhead':>9} "
+        f"{'duckdb read':>12} {'peak MB':>8}"
+    )
     for r in report["sizes"]:
-        print(f"{r['rows']:>9} {r['drop_to_contacts_median_s']:>13.1f}s {r['ingest_run_s']:>10.1f}s "
-              f"{r['transform_run_s']:>7.1f}s {r['tick_overhead_s']:>8.1f}s {r['duckdb_read_s']:>11.2f}s {r['peak_rss_mb']:>8}")
+        print(
+            f"{r['rows']:>9} {r['drop_to_contacts_median_s']:>13.1f}s {r['ingest_run_s']:>10.1f}s "
+            f"{r['transform_run_s']:>7.1f}s {r['tick_overhead_s']:>8.1f}s {r['duckdb_read_s']:>11.2f}s {r['peak_rss_mb']:>8}"
+        )
     print(f"written to {target}")
 
 
