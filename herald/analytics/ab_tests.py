@@ -1,4 +1,4 @@
-"""A/B test results per campaign step and variant (issue 7, item 3): ``analytics.ab_test_results``.
+"""A/B test results per campaign step and variant : ``analytics.ab_test_results``.
 
 The statistics are pure functions (:func:`wilson_interval`, :func:`two_proportion_test`,
 :func:`compare_arms`); :func:`compute_ab_results` reads the counts from the warehouse and

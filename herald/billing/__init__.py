@@ -1,4 +1,4 @@
-"""Credits and billing (seed 000): the credit ledger, reservation at claim time, low-credit alerts.
+"""Credits and billing: the credit ledger, reservation at claim time, low-credit alerts.
 
 - :mod:`herald.billing.credits` — purchases, balances, the reservation a delivery claim makes
   and the refund of a message that failed.

@@ -1,6 +1,6 @@
 """``herald_ops.credit_ledger``: every credit a client bought and spent; its balance is the sum.
 
-Rules (seed 000, DESIGN promise: never send past the balance):
+Rules (Herald's promise: never send past the balance):
 
 - **Who is metered.** A client is metered once it has any ledger row (its first
   ``herald credits add``); a client without one is unmetered, so deployments that do not sell

@@ -118,7 +118,7 @@ class MessageBuilder:
             except FileNotFoundError as exc:
                 raise TemplateError(template, contact_id, str(exc)) from exc
             variables = self.variables(row["client_id"], row["variables"])
-            # the confirmation page (seed 000), e.g. "confirm here: {{ confirm_url }}" in a reminder
+            # the confirmation page, e.g. "confirm here: {{ confirm_url }}" in a reminder
             confirm_token = make_token(self.links.secret, client.config.client_id, contact_id, channel, CONFIRM_SCOPE)
             variables[CONFIRM_URL_VAR] = confirm_url(self.links.public_url, confirm_token)
             if channel == "sms":

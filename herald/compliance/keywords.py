@@ -64,7 +64,7 @@ class Classification:
     matched: str | None  # the keyword or phrase that decided it
 
 
-# -- keyword lists (COMPLIANCE.md) ----------------------------------------------------------
+# -- keyword lists (docs/compliance.md) ----------------------------------------------------
 
 STANDARD_OPT_OUT = frozenset(
     {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "OPT OUT"}

@@ -1,4 +1,4 @@
-"""Manual blocks (seed 000's customer block): support stops every message to an address, with
+"""Manual blocks (support's per-customer block): support stops every message to an address, with
 the reason visible to whoever follows up, and can lift it again. Each change is audited with
 who made it, and a block cancels the client's queued messages to the address at once."""
 

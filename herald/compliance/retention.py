@@ -1,5 +1,6 @@
 """The retention purge: removes or blanks what Herald no longer needs to keep, per data type,
-as ``herald.yaml``'s ``retention`` block says (seed 001 defaults), and documents each purge in
+as ``herald.yaml``'s ``retention`` block says (defaults: consent 5 years,
+opt-outs 7, message content 3, delivery logs 1), and documents each purge in
 ``herald_ops.audit_log``.
 
 Invariants the purge keeps:

@@ -1,7 +1,7 @@
 """The send-window rule in Python: the twin of ``marts.message_plan``'s window step, for messages
 that do not go through the plan (a manual reply from ``herald reply``).
 
-The rule (COMPLIANCE.md, issue 4): the recipient's zones are their own time zone, else their
+The rule (docs/compliance.md, quiet hours): the recipient's zones are their own time zone, else their
 ZIP's, else every zone of their phone's area code, else the client's; each zone's window on a
 local day is the client's own hours (policy and business hours, ``herald_ops.send_windows``)
 intersected with the law of the recipient's state (``herald_ops.legal_windows``; the federal

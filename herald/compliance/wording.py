@@ -1,6 +1,6 @@
 """Wording Herald writes itself: opt-out text, unsubscribe and confirmation pages, HELP replies.
 
-Precedence (seed 000): the contact's own wording (a ``<key>_wording`` attribute, e.g.
+Precedence (most specific wins): the contact's own wording (a ``<key>_wording`` attribute, e.g.
 ``opt_out_wording``, in the template variables) beats the client's ``verbiage:`` in client.yaml,
 which beats herald.yaml's ``verbiage``. ``{client_name}``, ``{program_name}`` and
 ``{message_frequency}`` are filled in by plain substitution, never ``str.format``: a contact's

@@ -1,4 +1,4 @@
-"""The after-hours auto-responder (seed 003): a client's ``auto_reply`` answers an inbound SMS
+"""The after-hours auto-responder (for clinics that close at night): a client's ``auto_reply`` answers an inbound SMS
 that is not a keyword (not STOP/START/HELP, not C/R), from a number that is not suppressed,
 received outside the client's business hours — at most once per contact per closed period.
 

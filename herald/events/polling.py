@@ -1,6 +1,6 @@
-"""The polling fallback (seed 002 prefers polling): for a deployment that cannot expose
-webhooks, list Twilio messages through the real SDK and turn them into what the webhooks would
-have delivered — inbound replies (:class:`InboundMessage`) and status events
+"""The polling fallback: for a deployment that cannot expose webhooks (a small contractor's
+server behind a home router, say), list Twilio messages through the real SDK and turn them into
+what the webhooks would have delivered — inbound replies (:class:`InboundMessage`) and status events
 (:class:`ProviderEvent`, kind ``sms_status``, id ``<MessageSid>:<status>``, exactly the webhook's
 id, so a message seen by both is stored once).
 

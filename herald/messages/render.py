@@ -5,8 +5,8 @@ Templates are client-authored, so they run in Jinja's `SandboxedEnvironment` wit
 length and on rendered size, and `*` / `**` / `+` checked before they allocate (the sandbox
 alone happily evaluates `'a' * 10**8`). Compiled templates are cached by kind, name and source
 hash. MJML is compiled to HTML once per template with the Jinja placeholders left in it; Jinja
-then renders that HTML per recipient (STACK.md: wrap Jinja logic between components in
-`<mj-raw>`, mrml drops unknown tags).
+then renders that HTML per recipient (Jinja logic between components must sit inside
+`<mj-raw>`: mrml drops tags it does not know).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The ingest API's payloads → packets in the client's own format (seed 004).
+"""The ingest API's payloads → packets in the client's own format.
 
 Other systems publish customers, customer attributes and funnel events as JSON with Herald's
 canonical field names and the client's attribute names. Rather than a second way into the

@@ -399,6 +399,6 @@ def test_the_client_report_matches_the_marts(deployed: Deployment, tmp_path: Pat
     # delivered over time and response by campaign are charted; the demo has no A/B verdicts or
     # attributed conversions yet, and says so instead of drawing empty charts
     assert page.count("<svg") >= 2 and "no data yet" in page
-    # the dashboard answers seed 000's questions for the same client
+    # the client dashboard (balance, delivered, opt-outs) for the same client
     (board,) = deployed.sql("select * from analytics.client_dashboard where client_id = 'bright_smiles_dental'")
     assert int(board["opt_outs_30d"]) >= 1

@@ -1,4 +1,4 @@
-"""Issue 5's done-when, as a user runs it: `herald serve` beside `herald tick` on a demo
+"""Two-way messaging as a user runs it: `herald serve` beside `herald tick` on a demo
 deployment. A signed inbound STOP through the webhook suppresses the contact, cancels their
 queued reminder before any later delivery, and sends exactly one confirmation; a forged one
 changes nothing; a delivery callback for that confirmation shows in marts.deliveries."""

@@ -1,4 +1,4 @@
-"""Applying an A/B winner (issue 7 item 3): once the results name a winner of a campaign that
+"""Applying an A/B winner: once the results name a winner of a campaign that
 applies it, the config load gives the winner every bucket, so the plan sends only it; a
 campaign that does not apply its winner keeps the split."""
 

@@ -1,4 +1,4 @@
-"""Support's manual block (seed 000): cancels queued messages, stops delivery, keeps the reason,
+"""Support's manual block: cancels queued messages, stops delivery, keeps the reason,
 is audited, and lifting it never lifts an opt-out. Both engines, and the CLI end to end."""
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from herald.warehouse.schema import column_names
 from tests.conftest import CONFIG_DIR, ENGINES
 
 NOW = datetime(2026, 6, 1, 12, 0)
-RETENTION = Retention()  # seed 001: consent 5 y, opt-outs 7 y, content 3 y, delivery logs 1 y
+RETENTION = Retention()  # defaults: consent 5 y, opt-outs 7 y, content 3 y, delivery logs 1 y
 RECORDED = datetime(2026, 1, 1)
 
 
@@ -254,7 +254,7 @@ def test_shorter_retention_from_configuration_purges_more(warehouse: Warehouse) 
 # --- configuration -----------------------------------------------------------------------
 
 
-def test_retention_defaults_come_from_seed_001_and_herald_yaml() -> None:
+def test_retention_defaults_are_5_7_3_1_years_and_herald_yaml_keeps_them() -> None:
     assert Retention().model_dump() == {
         "consent_days": 1826, "opt_out_days": 2557, "message_content_days": 1096, "delivery_log_days": 365,
     }  # fmt: skip

@@ -1,4 +1,4 @@
-"""herald.compliance.keywords: what an inbound SMS reply asks for (COMPLIANCE.md)."""
+"""herald.compliance.keywords: what an inbound SMS reply asks for (docs/compliance.md)."""
 
 from __future__ import annotations
 
@@ -164,7 +164,7 @@ REPLIES = [
     ("help?", HELP, "help"),
     ("INFO", HELP, "help"),
     ("Ayuda", HELP, "help"),
-    # appointment replies (seed 003)
+    # appointment replies: C confirms, R asks to reschedule
     ("C", CONFIRM, "confirm"),
     ("c", CONFIRM, "confirm"),
     ("C.", CONFIRM, "confirm"),
