@@ -3,15 +3,28 @@
 Every part of a deployment is picked by one variable. An unknown value is an error that
 names the variable and what it accepts — never a silent fallback to the embedded default.
 Secrets (passwords inside URLs) are kept only in memory and masked by :func:`redact_url`.
+
+:meth:`Settings.from_env` resolves what every process needs (home, config directory,
+warehouse, drop zone, provider names). :func:`check_environment` also checks the rest
+(the config directory exists, delivery numbers parse, the chosen providers have their
+credentials), so a command fails at its start instead of inside a run. The provider factory
+parses its variables with the helpers here, so both say the same thing.
+
+Relative paths: ``HERALD_HOME`` and warehouse/drop-zone paths resolve against the working
+directory; ``HERALD_CONFIG_DIR`` (default ``config``) resolves against the repository, so
+commands read the same configuration wherever they are run from.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal
 from urllib.parse import unquote, urlsplit
+
+from herald.paths import PROJECT_ROOT
 
 WarehouseEngine = Literal["duckdb", "postgres"]
 DropZoneKind = Literal["local", "s3", "sftp"]
@@ -34,6 +47,26 @@ DROPZONE_ACCEPTS = (
     "or an SFTP server (sftp://user@host:port/path)"
 )
 ENV_S3_ENDPOINT_URL = "HERALD_S3_ENDPOINT_URL"
+
+ENV_SMS_PROVIDER = "HERALD_SMS_PROVIDER"
+ENV_EMAIL_PROVIDER = "HERALD_EMAIL_PROVIDER"
+SMS_PROVIDERS = ("sandbox", "twilio")  # the first is the default
+EMAIL_PROVIDERS = ("sandbox", "resend")
+ENV_TWILIO_SID = "TWILIO_ACCOUNT_SID"
+ENV_TWILIO_TOKEN = "TWILIO_AUTH_TOKEN"
+ENV_RESEND_KEY = "RESEND_API_KEY"
+PROVIDER_CREDENTIALS: dict[str, tuple[str, ...]] = {
+    "twilio": (ENV_TWILIO_SID, ENV_TWILIO_TOKEN),
+    "resend": (ENV_RESEND_KEY,),
+}
+# Delivery tuning: each must be a number >= 0 (counts: a whole number >= 1) when set.
+NUMBER_VARIABLES = (
+    "HERALD_SMS_RATE_PER_SECOND",
+    "HERALD_EMAIL_RATE_PER_SECOND",
+    "HERALD_SANDBOX_SEND_DELAY_SECONDS",
+    "HERALD_DELIVERY_LEASE_SECONDS",
+)
+COUNT_VARIABLES = ("HERALD_DELIVERY_BATCH_SIZE", "HERALD_DELIVERY_MAX_ATTEMPTS")
 
 
 class SettingsError(ValueError):
@@ -96,22 +129,94 @@ class Settings:
     config_dir: Path
     warehouse: WarehouseTarget
     dropzone: DropZoneTarget
+    sms_provider: str = SMS_PROVIDERS[0]
+    email_provider: str = EMAIL_PROVIDERS[0]
 
     @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         home = Path(env.get(ENV_HOME) or DEFAULT_HOME).expanduser().resolve()
-        config_dir = Path(env.get(ENV_CONFIG_DIR) or DEFAULT_CONFIG_DIR).expanduser().resolve()
         return cls(
             home=home,
-            config_dir=config_dir,
+            config_dir=resolve_config_dir(env.get(ENV_CONFIG_DIR) or ""),
             warehouse=parse_warehouse_url(env.get(ENV_WAREHOUSE_URL) or "", home),
             dropzone=parse_dropzone_url(env.get(ENV_DROPZONE_URL) or "", home),
+            sms_provider=parse_choice(env, ENV_SMS_PROVIDER, SMS_PROVIDERS),
+            email_provider=parse_choice(env, ENV_EMAIL_PROVIDER, EMAIL_PROVIDERS),
         )
+
+
+def check_environment(environ: Mapping[str, str] | None = None, *, config_dir_needed: bool = True) -> Settings:
+    """The settings, after checking every ``HERALD_*`` value a command or a run will use.
+
+    Raises :class:`SettingsError` for the first problem, naming the variable and what it
+    accepts (never a secret's value). ``config_dir_needed=False`` skips the config directory
+    check (``herald config check DIR`` names its own)."""
+    env = os.environ if environ is None else environ
+    settings = Settings.from_env(env)
+    if settings.home.exists() and not settings.home.is_dir():
+        raise SettingsError(f"{ENV_HOME}={str(settings.home)!r} is a file; it accepts a folder (created if missing)")
+    if config_dir_needed and not settings.config_dir.is_dir():
+        raise SettingsError(
+            f"{ENV_CONFIG_DIR}: {settings.config_dir} is not a folder; it accepts the configuration folder "
+            f"(absolute, or relative to the repository {PROJECT_ROOT})"
+        )
+    for name in NUMBER_VARIABLES:
+        parse_number(env, name, 0.0)
+    for name in COUNT_VARIABLES:
+        parse_count(env, name, 1)
+    for variable, kind in ((ENV_SMS_PROVIDER, settings.sms_provider), (ENV_EMAIL_PROVIDER, settings.email_provider)):
+        require(env, PROVIDER_CREDENTIALS.get(kind, ()), f"{variable}={kind}")
+    return settings
+
+
+def resolve_config_dir(value: str) -> Path:
+    """``HERALD_CONFIG_DIR`` → an absolute folder: absolute as given, relative (and the default
+    ``config``) against the repository root, never the working directory."""
+    path = Path(value.strip() or DEFAULT_CONFIG_DIR).expanduser()
+    return (path if path.is_absolute() else PROJECT_ROOT / path).resolve()
+
+
+def parse_choice(env: Mapping[str, str], name: str, accepted: tuple[str, ...]) -> str:
+    """One of ``accepted`` (case-insensitive; unset or blank → the first), or an error."""
+    value = (env.get(name) or accepted[0]).strip().lower()
+    if value not in accepted:
+        raise SettingsError(f"{name}={value!r} is not one Herald knows; it accepts {', '.join(accepted)}")
+    return value
+
+
+def parse_number(env: Mapping[str, str], name: str, default: float) -> float:
+    """A number >= 0 (unset or blank → ``default``), or an error naming ``name``."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number; it accepts a number >= 0") from None
+    if value < 0:
+        raise SettingsError(f"{name}={raw!r} must not be negative; it accepts a number >= 0")
+    return value
+
+
+def parse_count(env: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number >= 1 (unset or blank → ``default``), or an error naming ``name``."""
+    value = parse_number(env, name, default)
+    if value < 1 or value != int(value):
+        raise SettingsError(f"{name} must be at least 1; it accepts a whole number >= 1")
+    return int(value)
+
+
+def require(env: Mapping[str, str], names: tuple[str, ...], why: str) -> list[str]:
+    """The values of ``names`` (all set), or an error naming the missing ones (never values)."""
+    missing = [n for n in names if not (env.get(n) or "").strip()]
+    if missing:
+        raise SettingsError(f"{why} needs {' and '.join(missing)} to be set")
+    return [env[n].strip() for n in names]
 
 
 def parse_warehouse_url(value: str, home: Path) -> WarehouseTarget:

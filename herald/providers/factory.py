@@ -16,7 +16,9 @@
 
 The sandbox providers journal every send under ``<home>/sandbox`` so a crashed run can be
 reconciled. Secrets are read here, at run time, and kept only inside the provider objects
-(whose reprs leave them out); errors name the variables, never their values.
+(whose reprs leave them out); errors name the variables, never their values. Every value is
+parsed with :mod:`herald.settings`' helpers, which the CLI also runs at start
+(:func:`herald.settings.check_environment`).
 """
 
 from __future__ import annotations
@@ -28,61 +30,42 @@ from pathlib import Path
 from herald.delivery.engine import DeliveryOptions
 from herald.providers.base import Provider
 from herald.providers.sandbox import SandboxEmailProvider, SandboxSmsProvider
-from herald.settings import Settings, SettingsError
+from herald.settings import (
+    EMAIL_PROVIDERS,
+    ENV_EMAIL_PROVIDER,
+    ENV_RESEND_KEY,  # noqa: F401 (re-exported)
+    ENV_SMS_PROVIDER,
+    ENV_TWILIO_SID,  # noqa: F401 (re-exported)
+    ENV_TWILIO_TOKEN,  # noqa: F401 (re-exported)
+    PROVIDER_CREDENTIALS,
+    SMS_PROVIDERS,
+    Settings,
+    parse_choice,
+    parse_count,
+    parse_number,
+    require,
+)
 
-ENV_SMS_PROVIDER = "HERALD_SMS_PROVIDER"
-ENV_EMAIL_PROVIDER = "HERALD_EMAIL_PROVIDER"
 ENV_SMS_RATE = "HERALD_SMS_RATE_PER_SECOND"
 ENV_EMAIL_RATE = "HERALD_EMAIL_RATE_PER_SECOND"
 ENV_SANDBOX_DELAY = "HERALD_SANDBOX_SEND_DELAY_SECONDS"
-ENV_TWILIO_SID = "TWILIO_ACCOUNT_SID"
-ENV_TWILIO_TOKEN = "TWILIO_AUTH_TOKEN"
 ENV_TWILIO_SERVICE = "HERALD_TWILIO_MESSAGING_SERVICE_SID"
 ENV_TWILIO_BASE_URL = "HERALD_TWILIO_BASE_URL"
-ENV_RESEND_KEY = "RESEND_API_KEY"
 ENV_RESEND_BASE_URL = "HERALD_RESEND_BASE_URL"
 ENV_BATCH_SIZE = "HERALD_DELIVERY_BATCH_SIZE"
 ENV_MAX_ATTEMPTS = "HERALD_DELIVERY_MAX_ATTEMPTS"
 ENV_LEASE_SECONDS = "HERALD_DELIVERY_LEASE_SECONDS"
 
-SMS_PROVIDERS = ("sandbox", "twilio")
-EMAIL_PROVIDERS = ("sandbox", "resend")
 DEFAULT_RATES = {"sandbox": 0.0, "twilio": 10.0, "resend": 2.0}
 SANDBOX_DIR = "sandbox"
-
-
-def _choice(env: Mapping[str, str], name: str, accepted: tuple[str, ...]) -> str:
-    value = (env.get(name) or accepted[0]).strip().lower()
-    if value not in accepted:
-        raise SettingsError(f"{name}={value!r} is not supported: use one of {', '.join(accepted)}")
-    return value
-
-
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number") from None
-    if value < 0:
-        raise SettingsError(f"{name}={raw!r} must not be negative")
-    return value
-
-
-def _required(env: Mapping[str, str], names: tuple[str, ...], why: str) -> list[str]:
-    missing = [n for n in names if not (env.get(n) or "").strip()]
-    if missing:
-        raise SettingsError(f"{why} needs {' and '.join(missing)} to be set")
-    return [env[n].strip() for n in names]
+_required = require  # herald.events.polling imports it (and the Twilio names) from here
 
 
 def _sms_provider(env: Mapping[str, str], kind: str, journal_dir: Path, delay: float) -> Provider:
     if kind == "twilio":
         from herald.providers.twilio_sms import TwilioSmsProvider  # the SDK is slow to import
 
-        sid, token = _required(env, (ENV_TWILIO_SID, ENV_TWILIO_TOKEN), f"{ENV_SMS_PROVIDER}=twilio")
+        sid, token = require(env, PROVIDER_CREDENTIALS["twilio"], f"{ENV_SMS_PROVIDER}=twilio")
         return TwilioSmsProvider(
             sid,
             token,
@@ -96,7 +79,7 @@ def _email_provider(env: Mapping[str, str], kind: str, journal_dir: Path, delay:
     if kind == "resend":
         from herald.providers.resend_email import ResendEmailProvider
 
-        (key,) = _required(env, (ENV_RESEND_KEY,), f"{ENV_EMAIL_PROVIDER}=resend")
+        (key,) = require(env, PROVIDER_CREDENTIALS["resend"], f"{ENV_EMAIL_PROVIDER}=resend")
         return ResendEmailProvider(key, base_url=(env.get(ENV_RESEND_BASE_URL) or "").strip() or None)
     return SandboxEmailProvider(journal_dir=journal_dir, send_delay_seconds=delay)
 
@@ -107,14 +90,14 @@ def providers_from_env(
     """``{"sms": Provider, "email": Provider}`` as the environment configures them; the
     sandbox journal lives under ``<home>/sandbox`` (``home`` defaults to ``HERALD_HOME``)."""
     env = os.environ if environ is None else environ
-    sms_kind = _choice(env, ENV_SMS_PROVIDER, SMS_PROVIDERS)
-    email_kind = _choice(env, ENV_EMAIL_PROVIDER, EMAIL_PROVIDERS)
+    sms_kind = parse_choice(env, ENV_SMS_PROVIDER, SMS_PROVIDERS)
+    email_kind = parse_choice(env, ENV_EMAIL_PROVIDER, EMAIL_PROVIDERS)
     journal_dir = (home if home is not None else Settings.from_env(env).home) / SANDBOX_DIR
-    delay = _number(env, ENV_SANDBOX_DELAY, 0.0)
+    delay = parse_number(env, ENV_SANDBOX_DELAY, 0.0)
     sms = _sms_provider(env, sms_kind, journal_dir, delay)
     email = _email_provider(env, email_kind, journal_dir, delay)
-    sms.rate_per_second = _number(env, ENV_SMS_RATE, DEFAULT_RATES[sms_kind])
-    email.rate_per_second = _number(env, ENV_EMAIL_RATE, DEFAULT_RATES[email_kind])
+    sms.rate_per_second = parse_number(env, ENV_SMS_RATE, DEFAULT_RATES[sms_kind])
+    email.rate_per_second = parse_number(env, ENV_EMAIL_RATE, DEFAULT_RATES[email_kind])
     return {"sms": sms, "email": email}
 
 
@@ -123,14 +106,8 @@ def delivery_options_from_env(environ: Mapping[str, str] | None = None) -> Deliv
     ``HERALD_DELIVERY_MAX_ATTEMPTS`` and ``HERALD_DELIVERY_LEASE_SECONDS`` applied."""
     env = os.environ if environ is None else environ
     defaults = DeliveryOptions()
-    batch_size = int(_number(env, ENV_BATCH_SIZE, defaults.batch_size))
-    max_attempts = int(_number(env, ENV_MAX_ATTEMPTS, defaults.max_attempts))
-    if batch_size < 1:
-        raise SettingsError(f"{ENV_BATCH_SIZE} must be at least 1")
-    if max_attempts < 1:
-        raise SettingsError(f"{ENV_MAX_ATTEMPTS} must be at least 1")
     return DeliveryOptions(
-        batch_size=batch_size,
-        max_attempts=max_attempts,
-        lease_seconds=_number(env, ENV_LEASE_SECONDS, defaults.lease_seconds),
+        batch_size=parse_count(env, ENV_BATCH_SIZE, defaults.batch_size),
+        max_attempts=parse_count(env, ENV_MAX_ATTEMPTS, defaults.max_attempts),
+        lease_seconds=parse_number(env, ENV_LEASE_SECONDS, defaults.lease_seconds),
     )

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+from herald.paths import PROJECT_ROOT
 from herald.settings import (
     ENV_DROPZONE_URL,
     ENV_WAREHOUSE_URL,
     Settings,
     SettingsError,
+    check_environment,
     parse_dropzone_url,
     parse_warehouse_url,
     redact_url,
@@ -39,7 +42,7 @@ def test_defaults_put_everything_under_dot_herald(cwd: Path) -> None:
     settings = Settings.from_env({})
 
     assert settings.home == cwd / ".herald"
-    assert settings.config_dir == cwd / "config"
+    assert settings.config_dir == PROJECT_ROOT / "config"  # the repository's, wherever the command runs
     assert settings.dagster_home == cwd / ".herald" / "dagster"
     assert settings.warehouse.engine == "duckdb"
     assert settings.warehouse.duckdb_path == cwd / ".herald" / "warehouse.duckdb"
@@ -62,7 +65,7 @@ def test_home_and_config_dir_are_resolved(cwd: Path) -> None:
     settings = Settings.from_env({"HERALD_HOME": "deploy/../state", "HERALD_CONFIG_DIR": "conf"})
 
     assert settings.home == cwd / "state"
-    assert settings.config_dir == cwd / "conf"
+    assert settings.config_dir == PROJECT_ROOT / "conf"
     assert settings.warehouse.duckdb_path == cwd / "state" / "warehouse.duckdb"
     assert settings.dropzone.local_root == cwd / "state" / "dropzone"
 
@@ -207,3 +210,53 @@ def test_s3_and_sftp_drop_zone_urls(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (s3.kind, s3.bucket, s3.prefix, s3.endpoint_url) == ("s3", "herald-drops", "clients", "http://127.0.0.1:9000")
     sftp = Settings.from_env({ENV_DROPZONE_URL: "sftp://herald@files.example:2222/srv/drops"}).dropzone
     assert (sftp.kind, sftp.user, sftp.host, sftp.port, sftp.prefix) == ("sftp", "herald", "files.example", 2222, "/srv/drops")
+
+
+def test_config_dir_resolves_against_the_repository_or_as_given(cwd: Path) -> None:
+    assert Settings.from_env({"HERALD_CONFIG_DIR": "config"}).config_dir == PROJECT_ROOT / "config"
+    assert Settings.from_env({"HERALD_CONFIG_DIR": str(cwd / "mine")}).config_dir == cwd / "mine"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "accepted"),
+    [("HERALD_SMS_PROVIDER", "twillio", "sandbox, twilio"), ("HERALD_EMAIL_PROVIDER", "sendgrid", "sandbox, resend")],
+)
+def test_unknown_provider_fails_every_settings_read(cwd: Path, variable: str, value: str, accepted: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({variable: value})
+    assert str(info.value) == f"{variable}={value!r} is not one Herald knows; it accepts {accepted}"
+
+
+def test_provider_names_are_case_insensitive(cwd: Path) -> None:
+    settings = Settings.from_env({"HERALD_SMS_PROVIDER": " Twilio ", "HERALD_EMAIL_PROVIDER": "RESEND"})
+    assert (settings.sms_provider, settings.email_provider) == ("twilio", "resend")
+    assert (Settings.from_env({}).sms_provider, Settings.from_env({}).email_provider) == ("sandbox", "sandbox")
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"HERALD_CONFIG_DIR": "/nonexistent/conf"}, "HERALD_CONFIG_DIR: /nonexistent/conf is not a folder"),
+        ({"HERALD_SMS_RATE_PER_SECOND": "fast"}, "HERALD_SMS_RATE_PER_SECOND='fast' is not a number"),
+        ({"HERALD_SANDBOX_SEND_DELAY_SECONDS": "-1"}, "HERALD_SANDBOX_SEND_DELAY_SECONDS='-1' must not be negative"),
+        ({"HERALD_DELIVERY_BATCH_SIZE": "0"}, "HERALD_DELIVERY_BATCH_SIZE must be at least 1"),
+        ({"HERALD_SMS_PROVIDER": "twilio"}, "HERALD_SMS_PROVIDER=twilio needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"),
+        ({"HERALD_EMAIL_PROVIDER": "resend", "RESEND_API_KEY": " "}, "HERALD_EMAIL_PROVIDER=resend needs RESEND_API_KEY"),
+    ],
+)
+def test_check_environment_names_the_variable(cwd: Path, env: dict[str, str], says: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(says)):
+        check_environment(env)
+
+
+def test_check_environment_refuses_a_home_that_is_a_file(cwd: Path) -> None:
+    (cwd / "home").write_text("not a folder")
+    with pytest.raises(SettingsError, match=r"HERALD_HOME=.* is a file"):
+        check_environment({"HERALD_HOME": str(cwd / "home")})
+
+
+def test_check_environment_accepts_a_complete_deployment(cwd: Path) -> None:
+    env = {"HERALD_SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t",
+           "HERALD_DELIVERY_BATCH_SIZE": "50", "HERALD_SMS_RATE_PER_SECOND": "2.5"}  # fmt: skip
+    assert check_environment(env).sms_provider == "twilio"
+    assert check_environment({"HERALD_CONFIG_DIR": "/nowhere"}, config_dir_needed=False).config_dir == Path("/nowhere")
