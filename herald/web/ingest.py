@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from herald.config.models import Client
 from herald.dropzone import open_dropzone
 from herald.packets.api import MAX_RECORDS, CustomerIn, FunnelEventIn, PayloadError, drop_api_packet, key_matches
-from herald.web.app import web_context
+from herald.web.context import web_context
 
 router = APIRouter(prefix="/api/v1/clients/{client_id}", tags=["ingest"])
 _bearer = HTTPBearer(auto_error=False, description="The client's API key")

@@ -29,7 +29,7 @@ from herald.compliance.wording import client_wording, contact_attribute, resolve
 from herald.events.landing import ProviderEvent
 from herald.messages.unsubscribe import InvalidToken, TokenData, read_token
 from herald.settings import Settings
-from herald.web.app import WebContext, web_context
+from herald.web.context import WebContext, web_context
 
 log = logging.getLogger("herald.web.pages")
 CONFIRM_SCOPE = "confirm"

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from svix.webhooks import Webhook, WebhookVerificationError
 
 from herald.events.landing import ProviderEvent
-from herald.web.app import web_context
+from herald.web.context import web_context
 
 log = logging.getLogger("herald.web.resend")
 ENV_WEBHOOK_SECRET = "RESEND_WEBHOOK_SECRET"

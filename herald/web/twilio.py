@@ -20,7 +20,7 @@ from twilio.request_validator import RequestValidator, get_signature_algorithm
 from herald.compliance.landing import InboundMessage
 from herald.contacts.phones import mask_phone
 from herald.events.landing import ProviderEvent
-from herald.web.app import WebContext, web_context
+from herald.web.context import WebContext, web_context
 
 log = logging.getLogger("herald.web.twilio")
 ENV_AUTH_TOKEN = "TWILIO_AUTH_TOKEN"
