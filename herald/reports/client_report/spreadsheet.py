@@ -1,0 +1,66 @@
+"""The client report's tables as files: an XLSX workbook with a sheet per table, or a folder
+with one CSV per table. Both start with the summary (client, period and headline numbers)."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from herald.reports.client_report.model import NO_DATA, Report
+
+
+def _excel_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    if isinstance(value, (list, dict, tuple)):
+        return str(value)
+    return value
+
+
+def render_xlsx(report: Report, path: Path) -> Path:
+    """A workbook with a sheet per table: summary, daily, campaigns, ab_tests, attribution, dashboard."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    book = Workbook()
+    book.remove(book.active)
+    for table in [report.summary_table(), *report.tables]:
+        sheet = book.create_sheet(table.key)
+        if not table.has_data:
+            sheet.append([NO_DATA, f"source: {table.source}"])
+            continue
+        sheet.append(table.columns)
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+        for row in table.rows:
+            sheet.append([_excel_value(v) for v in row])
+        for column in sheet.columns:
+            width = max(len(str(c.value)) if c.value is not None else 0 for c in column)
+            sheet.column_dimensions[column[0].column_letter].width = min(max(width + 2, 10), 50)
+        sheet.freeze_panes = "A2"
+    book.save(path)
+    return path
+
+
+def render_csv(report: Report, path: Path) -> Path:
+    """A folder with one CSV per table: summary.csv, daily.csv, campaigns.csv, ab_tests.csv,
+    attribution.csv, dashboard.csv. Raw values (rates as fractions); a mart with no data
+    gives a file with a single ``note`` column saying so."""
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    for table in [report.summary_table(), *report.tables]:
+        with open(folder / f"{table.key}.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            if table.has_data:
+                writer.writerow(table.columns)
+                writer.writerows(["" if v is None else v for v in row] for row in table.rows)
+            else:
+                writer.writerows([["note"], [f"{NO_DATA} ({table.source})"]])
+    return folder
