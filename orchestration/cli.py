@@ -1,0 +1,192 @@
+"""The ``herald`` entry point: herald's own commands (:mod:`herald.cli`) plus the three that
+start Dagster — ``tick`` (one daemon iteration in-process, see docs/tick.md), ``dev`` (the UI
+and daemon) and ``demo`` (sample packets through every sensor and job)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from herald.cli import app
+from herald.cli.common import add_command, console, err, load_deployment, load_settings, set_tick_runner
+from herald.paths import PROJECT_ROOT, WORKSPACE_YAML
+from herald.settings import Settings
+from orchestration.instance import ensure_dagster_home
+
+if TYPE_CHECKING:  # importing Dagster takes seconds: only tick, dev and demo pay for it
+    from orchestration.tick import TickReport, TickRunResult
+
+MAX_IDLE_TICKS = 10
+DAEMON_RUNNING_EXIT = 3
+INTERRUPTED_EXIT = 130
+
+
+def tick_log(settings: Settings) -> Path:
+    return settings.home / "logs" / "tick.log"
+
+
+def run_line(result: TickRunResult) -> str:
+    """``SUCCESS ingest_packet_job partition p1 abcd1234 in 2.1s``, and for a failed run the
+    first line of its error after a colon (the whole error is in the tick log)."""
+    colour = "green" if result.status == "SUCCESS" else "red"
+    part = f" partition {result.partition}" if result.partition else ""
+    line = (f"  [{colour}]{result.status}[/{colour}] {result.job_name}{part} [dim]{result.run_id[:8]}[/dim] "
+            f"in {result.seconds:.1f}s")  # fmt: skip
+    error = getattr(result, "error", None)
+    if error:
+        line += f": {escape(error)}"
+    return line
+
+
+def tick_once(settings: Settings, force: bool, quiet: bool = False) -> TickReport:
+    """One tick, a console line per run; Dagster's and dbt's own output go to the tick log."""
+    from orchestration.tick import DaemonRunningError, TickInterrupted, run_tick
+
+    home = ensure_dagster_home(settings.dagster_home)
+
+    def started(run_id: str, job_name: str) -> None:
+        if not quiet:
+            console.print(f"  ▶ {job_name} [dim]{run_id[:8]}[/dim] running…")
+
+    def ended(result: TickRunResult) -> None:
+        if not quiet:
+            console.print(run_line(result), highlight=False)
+
+    log_path = tick_log(settings)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with log_path.open("a", encoding="utf-8") as log, contextlib.redirect_stderr(log), contextlib.redirect_stdout(log):
+            return run_tick(WORKSPACE_YAML, home, force=force, on_run_start=started, on_run_end=ended)
+    except DaemonRunningError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(DAEMON_RUNNING_EXIT) from None
+    except TickInterrupted:
+        err.print("interrupted: the run in progress is marked failed; the next `herald tick` runs the rest")
+        raise typer.Exit(INTERRUPTED_EXIT) from None
+
+
+def tick(
+    force: Annotated[bool, typer.Option(help="Evaluate sensors even within their minimum interval.")] = False,
+    until_idle: Annotated[
+        bool,
+        typer.Option(
+            "--until-idle",
+            help=f"Tick again (forced) while the last tick ran something, at most {MAX_IDLE_TICKS} times: "
+            "a dropped packet goes all the way to the marts in one command.",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the tick reports as JSON.")] = False,
+) -> None:
+    """Evaluate every sensor and due schedule once, run what they request, wait, and print each run."""
+    settings = load_settings()
+    reports = [tick_once(settings, force, quiet=as_json)]
+    while until_idle and reports[-1].runs and reports[-1].ok and len(reports) < MAX_IDLE_TICKS:
+        reports.append(tick_once(settings, force=True, quiet=as_json))
+    ok = all(r.ok for r in reports)
+    if as_json:
+        print(json.dumps(
+            [{"ok": r.ok, "runs": [run.__dict__ for run in r.runs], "errors": r.errors, "ticks": r.ticks,
+              "timings": r.timings} for r in reports],
+            default=str, indent=2,
+        ))  # fmt: skip
+    else:
+        for report in reports:
+            for t in report.ticks:
+                console.print(f"  {t.get('name')}: {t.get('status')} {t.get('skip_reason') or ''}", highlight=False)
+            for e in report.errors:
+                err.print(f"[red]error:[/red] {e}", highlight=False, markup=False)
+            console.print(f"tick done: {len(report.runs)} run{'s' if len(report.runs) != 1 else ''}")
+    if not ok:
+        err.print(f"some runs failed: their logs are in {tick_log(settings)} and the Dagster UI")
+    raise typer.Exit(0 if ok else 1)
+
+
+def dev(
+    port: Annotated[int, typer.Option(help="Port for the Dagster UI.")] = 3000,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Start the Dagster UI (and daemon) on this project."""
+    settings = load_settings()
+    ensure_dagster_home(settings.dagster_home)
+    dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
+    console.print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={settings.dagster_home})")
+    raise typer.Exit(
+        subprocess.call([dagster, "dev", "-w", str(WORKSPACE_YAML), "-h", host, "-p", str(port)], cwd=PROJECT_ROOT)
+    )
+
+
+DEMO_STEPS = (
+    "packet_arrival_sensor → one ingest run per packet",
+    "packet_landed_sensor → one dbt build for the landed packets",
+    "contacts_refreshed_sensor → segments re-evaluated over the new contacts",
+    "campaign_triggers_sensor → packet-triggered campaigns planned, rendered, delivered (sandbox)",
+)
+
+
+def demo(
+    scale: Annotated[int, typer.Option(help="Multiply the sample packets' row counts.", min=1)] = 1,
+    fresh: Annotated[bool, typer.Option(help="Start from an empty HERALD_HOME (deletes warehouse, zone, runs).")] = False,
+) -> None:
+    """Generate realistic sample packets for the example clients, drop them, run the sensors and
+    jobs in-process, and print a per-packet report."""
+    from herald.cli.campaign import print_messages
+    from herald.demo.packets import demo_packets, drop_packets
+    from herald.demo.summary import land_demo_replies, print_compliance, print_packet_report, print_segments
+    from herald.dropzone import open_dropzone
+    from herald.warehouse.connection import Warehouse
+
+    settings = load_settings()
+    if fresh and settings.home.exists():
+        shutil.rmtree(settings.home)
+    deployment = load_deployment(settings)
+    started = time.perf_counter()
+    packets = demo_packets(deployment, scale=scale, today=datetime.date.today())
+    for line in drop_packets(open_dropzone(settings.dropzone), packets, time.strftime("%Y%m%d%H%M%S")):
+        console.print(line)
+    reports = []
+    for number, what in enumerate(DEMO_STEPS, start=1):
+        console.print(f"[bold]tick {number}[/bold]: {what}")
+        reports.append(tick_once(settings, force=True))
+    warehouse = Warehouse(settings.warehouse)
+    replies = land_demo_replies(warehouse, settings.home)
+    if replies:
+        console.print(f"[bold]tick {len(DEMO_STEPS) + 1}[/bold]: inbound_events_sensor → {len(replies)} sample replies "
+                      "applied (" + ", ".join(f'"{text}"' for text in replies) + ")")  # fmt: skip
+        reports.append(tick_once(settings, force=True))
+    print_packet_report(console, warehouse, [r.partition for r in reports[0].runs if r.partition])
+    print_segments(console, warehouse)
+    print_messages(settings)
+    print_compliance(console, warehouse)
+    seconds = time.perf_counter() - started
+    console.print(f"demo finished in {seconds:.1f}s. Try: herald sql \"select count(*) from marts.contacts\"")
+    if not all(r.ok for r in reports):
+        err.print(f"[red]some runs failed[/red]: their logs are in {tick_log(settings)} and the Dagster UI (make dev)")
+        raise typer.Exit(1)
+
+
+def _forced_tick(settings: Settings) -> bool:
+    return tick_once(settings, force=True).ok
+
+
+def main() -> None:
+    """``herald``: every command of :mod:`herald.cli`, plus tick, dev and demo."""
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    for command in (tick, dev, demo):
+        add_command(app, command)
+    set_tick_runner(_forced_tick)
+    app()
+
+
+if __name__ == "__main__":
+    main()
