@@ -144,7 +144,7 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         (),
     ),
-    # -- campaigns (issue 3): configuration for dbt's message plan --------------------------
+    # -- campaigns: configuration for dbt's message plan ----------------------------------
     (
         f"{OPS_SCHEMA}.campaigns",
         [
@@ -249,7 +249,7 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         ("client_id", "campaign", "occurrence"),
     ),
-    # -- delivery (issue 3) ----------------------------------------------------------------
+    # -- delivery ---------------------------------------------------------------------------
     (
         f"{OPS_SCHEMA}.outbox",
         [
@@ -340,7 +340,7 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         # lifted its own way (START lifts the opt-out, only support lifts the block)
         ("client_id", "channel", "address", "scope", "reason"),
     ),
-    # -- compliance (issue 4) ----------------------------------------------------------------
+    # -- compliance ---------------------------------------------------------------------------
     # Append-only consent history; the current state is derived from it (marts.consent_status).
     (
         f"{OPS_SCHEMA}.consent_events",
@@ -459,7 +459,7 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         ("inbound_id", "contact_id"),
     ),
-    # -- billing (issue 7) -------------------------------------------------------------------
+    # -- billing ----------------------------------------------------------------------------
     # Append-only credit ledger (herald/billing/credits.py); a client's balance is sum(amount).
     # A debit or release names its message and has a deterministic entry_id
     # ('debit:<message_key>', 'release:<message_key>'), so a message is never debited twice.
@@ -492,8 +492,9 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         ("client_id", "purchase_entry_id"),
     ),
-    # The one Python-owned table in dbt's ``marts`` schema (issue 3 names it there): current
-    # members of each segment, written by the segment assets; dbt never builds a model of this name.
+    # The one Python-owned table in dbt's ``marts`` schema (campaigns and analysts read segments
+    # beside the other marts): current members of each segment, written by the segment assets;
+    # dbt never builds a model of this name.
     (
         f"{MARTS_SCHEMA}.segment_members",
         [
@@ -520,7 +521,7 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         ("client_id", "campaign", "step"),
     ),
-    # Python-owned in dbt's ``analytics`` schema (issue 7 names it there): A/B results per
+    # Python-owned in dbt's ``analytics`` schema (beside the other analytics tables): A/B results per
     # campaign step and variant, replaced whole by the ab_test_results asset (herald/analytics).
     (
         f"{ANALYTICS_SCHEMA}.ab_test_results",
@@ -548,6 +549,44 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ("client_id", "campaign", "step", "variant"),
     ),
 ]
+
+# What one row is, for the Python-owned tables the dbt project does not declare as sources (the
+# sources' descriptions are in dbt_project/models/staging/_sources.yml); `herald tables` and
+# `herald describe` show them.
+TABLE_DESCRIPTIONS: dict[str, str] = {
+    f"{RAW_SCHEMA}.packet_rejects": (
+        "One row per packet row that could not be landed (unreadable, not as many fields as the header, only "
+        "delimiters, a required field empty), with its line number, the reason and the raw text."
+    ),
+    f"{OPS_SCHEMA}.ab_winners": (
+        "One row per campaign step whose A/B test named a winner: the winning variant, which the campaign "
+        "then sends to every contact. The first winner of a step stays."
+    ),
+    f"{ANALYTICS_SCHEMA}.ab_test_results": (
+        "One row per client, campaign, A/B-tested step and variant: sent, delivered, replied and converted "
+        "counts, the rate of the campaign's metric with its Wilson 95% interval, and the verdict against the "
+        "control. Replaced whole on each computation."
+    ),
+}
+
+COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    f"{ANALYTICS_SCHEMA}.ab_test_results": {
+        "is_control": "True for the step's control variant (the one the others are compared with).",
+        "sent": "Messages of the variant sent.",
+        "delivered": "Of those, how many the provider reported delivered.",
+        "replied": "Of those, how many the recipient replied to.",
+        "converted": "Of those, how many were followed by a conversion of the contact.",
+        "metric": "replied | converted | delivered: the count the campaign's A/B test judges by.",
+        "rate": "metric / sent; null when nothing was sent.",
+        "ci_low": "Lower bound of the Wilson 95% interval of rate.",
+        "ci_high": "Upper bound of the Wilson 95% interval of rate.",
+        "z": "Pooled two-proportion z against the control (> 0: better than the control).",
+        "p_value": "Two-sided p-value of z.",
+        "verdict": "control | winner | loser | no significant difference | not enough data.",
+        "winner": "The step's winning variant, when the difference is significant.",
+        "computed_at": "When the results were computed (naive UTC).",
+    },
+}
 
 JSON_TYPE = {"duckdb": "json", "postgres": "jsonb"}
 
