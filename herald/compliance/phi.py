@@ -1,8 +1,8 @@
 """PHI guard: find obvious protected health information in a rendered message before it is sent.
 
-Reminders may go out, but identifiers stay out of SMS and email bodies (HIPAA minimum
-necessary; docs/compliance.md, PHI guard): SSN-like numbers, dates of birth, medical record numbers; and, unless the client turns it
-on, procedure, lab and diagnosis names. The guard is deliberately narrow: a date is a date of
+Reminders may go out, but identifiers stay out of SMS and email bodies (HIPAA's minimum
+necessary standard; docs/compliance.md, PHI guard): SSN-like numbers, dates of birth, medical
+record numbers; and, unless the client turns it on, procedure, lab and diagnosis names. The guard is deliberately narrow: a date is a date of
 birth only next to DOB/"date of birth"/"born"/"birthday", an id is an MRN only after a label,
 so appointment times, prices, phone numbers and ordinary dates pass.
 

@@ -1,7 +1,7 @@
 """Where a recipient is: time zones and US state from a postal code or a phone number.
 
-The recipient's local time (docs/compliance.md, quiet hours) comes from their own time zone or postal code when
-known, else from the phone number (area-code presumption, ``phonenumbers.timezone``; a number
+The recipient's local time (docs/compliance.md, quiet hours) comes from their own time zone or
+postal code when known, else from the phone number (area-code presumption, ``phonenumbers.timezone``; a number
 mapping to several zones must be inside the window in all of them), else the client's zone.
 The state picks the state's calling-hours law. Both lookups use well-kept data: the
 ``zipcodes`` package (US ZIP → state, time zone) and libphonenumber's time-zone and geocoding
@@ -16,7 +16,6 @@ from functools import lru_cache
 
 import phonenumbers
 import zipcodes
-from phonenumbers import geocoder
 from phonenumbers import timezone as phone_timezone
 
 from herald.warehouse.connection import Session
@@ -50,6 +49,10 @@ def phone_region(e164: str) -> tuple[tuple[str, ...], str | None]:
     zones = tuple(z for z in phone_timezone.time_zones_for_number(number) if z != _UNKNOWN_ZONE)
     state = None
     if phonenumbers.region_code_for_number(number) in ("US", "PR"):
+        # imported on first use: its geographic metadata takes seconds to load, and every process
+        # that imports the Dagster definitions imports this module
+        from phonenumbers import geocoder
+
         place = geocoder.description_for_number(number, "en")  # "Florida" or "Chicago, IL"
         suffix = place.rsplit(", ", 1)[-1] if ", " in place else None
         state = suffix if suffix in _STATE_CODES else US_STATES.get(place)
