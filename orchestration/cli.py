@@ -179,13 +179,20 @@ def _forced_tick(settings: Settings) -> bool:
     return tick_once(settings, force=True).ok
 
 
+def build_app() -> typer.Typer:
+    """herald's typer app with tick, dev and demo added (once), and `campaign send` able to wait."""
+    registered = {c.name or c.callback.__name__ for c in app.registered_commands if c.callback}
+    for command in (tick, dev, demo):
+        if command.__name__ not in registered:
+            add_command(app, command)
+    set_tick_runner(_forced_tick)
+    return app
+
+
 def main() -> None:
     """``herald``: every command of :mod:`herald.cli`, plus tick, dev and demo."""
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    for command in (tick, dev, demo):
-        add_command(app, command)
-    set_tick_runner(_forced_tick)
-    app()
+    build_app()()
 
 
 if __name__ == "__main__":
