@@ -2,9 +2,10 @@
 
 Reminders may go out, but identifiers stay out of SMS and email bodies (HIPAA's minimum
 necessary standard; docs/compliance.md, PHI guard): SSN-like numbers, dates of birth, medical
-record numbers; and, unless the client turns it on, procedure, lab and diagnosis names. The guard is deliberately narrow: a date is a date of
-birth only next to DOB/"date of birth"/"born"/"birthday", an id is an MRN only after a label,
-so appointment times, prices, phone numbers and ordinary dates pass.
+record numbers; and, unless the client turns it on, procedure, lab and diagnosis names. The
+guard is deliberately narrow: a date is a date of birth only next to DOB/"date of birth"/"born"/
+"birthday", an id is an MRN only after a label, so appointment times, prices, phone numbers and
+ordinary dates pass.
 
 An excerpt is always masked: the finding is logged as a held message's reason, and the reason
 must not leak what it guards.

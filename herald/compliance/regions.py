@@ -1,8 +1,9 @@
 """Where a recipient is: time zones and US state from a postal code or a phone number.
 
 The recipient's local time (docs/compliance.md, quiet hours) comes from their own time zone or
-postal code when known, else from the phone number (area-code presumption, ``phonenumbers.timezone``; a number
-mapping to several zones must be inside the window in all of them), else the client's zone.
+postal code when known, else from the phone number (area-code presumption,
+``phonenumbers.timezone``; a number mapping to several zones must be inside the window in all of
+them), else the client's zone.
 The state picks the state's calling-hours law. Both lookups use well-kept data: the
 ``zipcodes`` package (US ZIP → state, time zone) and libphonenumber's time-zone and geocoding
 metadata. Results are cached in ``herald_raw.address_regions`` so the message plan (dbt) can
