@@ -1,57 +1,112 @@
-"""The one Definitions object: it only collects and merges."""
+"""The one Definitions, built by a function: it loads the configuration once, builds what depends
+on it (segment and report assets, campaign schedules) and on the dbt manifest (dbt assets and the
+jobs that select them), and collects the rest. Importing this module loads neither."""
+
+from functools import lru_cache
+from pathlib import Path
 
 import dagster as dg
 
-from assets.analytics.ab_tests import ab_results_job, ab_results_schedule, ab_test_results
-from assets.billing.credits import alert_low_credit_job, credit_alerts
-from assets.compliance.inbound import inbound_processing
-from assets.events.provider_events import apply_provider_events_job, provider_event_processing
-from assets.compliance.retention import retention_purge, retention_purge_job, retention_purge_schedule
-from assets.delivery.campaigns import campaign_occurrences, delivery, outbox
+from assets.billing.credits import credit_alerts
+from assets.compliance.retention import retention_purge
+from assets.delivery.campaigns import delivery
+from assets.events.provider_events import provider_event_processing
 from assets.ingest.config_tables import client_config
 from assets.ingest.packets import packet_rows
-from assets.reports.client_reports import client_report_assets, client_reports_job, client_reports_schedule
-from assets.segments.segments import segment_assets
-from assets.transform.dbt import herald_dbt_models
+from herald.config import load_deployment
+from herald.settings import Settings
 from orchestration.jobs import (
-    apply_replies_job,
-    deliver_messages_job,
+    ab_results_job,
+    alert_low_credit_job,
+    build_dbt_jobs,
+    client_reports_job,
     ingest_packet_job,
     refresh_segments_job,
-    send_campaigns_job,
-    transform_packets_job,
+    retention_purge_job,
 )
-from orchestration.schedules import campaign_schedules, deliver_due_schedule
-from resources import DropZoneResource, HeraldConfigResource, ProvidersResource, WarehouseResource, build_dbt_resource
-from sensors.campaign_triggers import campaign_triggers_sensor
+from orchestration.schedules import (
+    ab_results_schedule,
+    build_campaign_schedules,
+    client_reports_schedule,
+    deliver_due_schedule,
+    retention_purge_schedule,
+)
+from resources import (
+    DropZoneResource,
+    HeraldConfigResource,
+    HeraldSettingsResource,
+    ProvidersResource,
+    WarehouseResource,
+)
+from sensors.campaign_triggers import build_campaign_triggers_sensor
+from sensors.contacts_refreshed import build_contacts_refreshed_sensor
 from sensors.inbound_events import inbound_events_sensor
-from sensors.low_credit import low_credit_sensor
-from sensors.provider_events import provider_events_sensor
-from sensors.twilio_polling import twilio_polling_sensor
+from sensors.low_credit import build_low_credit_sensor
 from sensors.manual_send import manual_send_sensor
-from sensors.contacts_refreshed import contacts_refreshed_sensor
 from sensors.packet_arrival import packet_arrival_sensor
 from sensors.packet_landed import packet_landed_sensor
+from sensors.provider_events import provider_events_sensor
+from sensors.twilio_polling import build_twilio_polling_sensor
 
-defs = dg.Definitions(
-    assets=[client_config, packet_rows, herald_dbt_models, *segment_assets, campaign_occurrences, outbox, delivery,
-            retention_purge, inbound_processing, provider_event_processing, credit_alerts, ab_test_results,
-            *client_report_assets],
-    jobs=[ingest_packet_job, transform_packets_job, refresh_segments_job, send_campaigns_job, deliver_messages_job,
-          retention_purge_job, apply_replies_job, apply_provider_events_job, alert_low_credit_job, ab_results_job,
-          client_reports_job],
-    schedules=[*campaign_schedules, deliver_due_schedule, retention_purge_schedule, ab_results_schedule,
-               client_reports_schedule],
-    sensors=[packet_arrival_sensor, packet_landed_sensor, contacts_refreshed_sensor, campaign_triggers_sensor,
-             manual_send_sensor, inbound_events_sensor, provider_events_sensor, twilio_polling_sensor,
-             low_credit_sensor],
-    resources={
-        "warehouse": WarehouseResource(),
-        "dropzone": DropZoneResource(),
-        "herald_config": HeraldConfigResource(),
-        "dbt": build_dbt_resource(),
-        "providers": ProvidersResource(),
-    },
-    # One process per run: steps run in the run's own process (no per-step subprocess start-up).
-    executor=dg.in_process_executor,
-)
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """Herald's Definitions for the configuration directory and warehouse the settings name."""
+    settings = Settings.from_env()
+    return build_definitions(settings.config_dir, settings.warehouse.dbt_target)
+
+
+# Dagster calls the definitions function again for every run it reconstructs in a process
+# (`herald tick` executes its runs in-process): build once per configuration and dbt target.
+@lru_cache(maxsize=4)
+def build_definitions(config_dir: Path, dbt_target: str) -> dg.Definitions:
+    # the heavy imports (dagster-dbt's manifest handling, phone metadata, report rendering)
+    # happen here, when the definitions load, not when a module imports this one
+    from assets.analytics.ab_tests import build_ab_test_results
+    from assets.compliance.inbound import build_inbound_processing
+    from assets.delivery.campaigns import build_campaign_assets
+    from assets.reports.client_reports import build_client_report_assets
+    from assets.segments.segments import build_segment_assets
+    from assets.transform.dbt import load_dbt_models
+    from resources.dbt import build_dbt_resource
+
+    deployment = load_deployment(config_dir)
+    dbt_models = load_dbt_models(dbt_target)
+    dbt_jobs = build_dbt_jobs(dbt_models)
+    return dg.Definitions(
+        assets=[
+            client_config, packet_rows, dbt_models, *build_segment_assets(deployment, dbt_models),
+            *build_campaign_assets(dbt_models), delivery, retention_purge, build_inbound_processing(dbt_models),
+            provider_event_processing, credit_alerts, build_ab_test_results(dbt_models),
+            *build_client_report_assets(deployment, dbt_models),
+        ],  # fmt: skip
+        jobs=[
+            ingest_packet_job, refresh_segments_job, *dbt_jobs, retention_purge_job, alert_low_credit_job,
+            ab_results_job, client_reports_job,
+        ],  # fmt: skip
+        schedules=[
+            *build_campaign_schedules(deployment), deliver_due_schedule, retention_purge_schedule,
+            ab_results_schedule, client_reports_schedule,
+        ],  # fmt: skip
+        sensors=[
+            packet_arrival_sensor, packet_landed_sensor, manual_send_sensor, inbound_events_sensor,
+            provider_events_sensor,
+            build_contacts_refreshed_sensor(dbt_jobs.transform_packets_job, refresh_segments_job),
+            build_campaign_triggers_sensor(refresh_segments_job, dbt_jobs.send_campaigns_job),
+            build_twilio_polling_sensor(dbt_jobs.apply_provider_events_job, dbt_jobs.apply_replies_job),
+            build_low_credit_sensor(
+                [dbt_jobs.send_campaigns_job, dbt_jobs.deliver_messages_job, dbt_jobs.apply_replies_job],
+                alert_low_credit_job,
+            ),
+        ],
+        resources={
+            "warehouse": WarehouseResource(),
+            "dropzone": DropZoneResource(),
+            "herald_config": HeraldConfigResource(),
+            "herald_settings": HeraldSettingsResource(),
+            "dbt": build_dbt_resource(),
+            "providers": ProvidersResource(),
+        },
+        # One process per run: steps run in the run's own process (no per-step subprocess start-up).
+        executor=dg.in_process_executor,
+    )

@@ -1,15 +1,35 @@
-"""Jobs: ingest one packet; transform everything landed; refresh the segments; send campaigns;
-deliver due messages."""
+"""Every job. Those over Python assets only are module constants; those that select dbt models
+are built by :func:`build_dbt_jobs` from the dbt assets the definitions function loaded."""
+
+from typing import NamedTuple
 
 import dagster as dg
-from dagster_dbt import get_asset_key_for_model
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
+from assets.analytics.ab_tests import AB_TEST_RESULTS_KEY
+from assets.billing.credits import CREDIT_ALERTS_KEY
 from assets.compliance.inbound import INBOUND_MESSAGES_KEY, INBOUND_PROCESSING_KEY
+from assets.compliance.retention import RETENTION_PURGE_KEY
 from assets.delivery.campaigns import DELIVERY_KEY, OCCURRENCES_KEY, OUTBOX_KEY, REGIONS_KEY
+from assets.events.provider_events import PROVIDER_EVENT_PROCESSING_KEY, PROVIDER_EVENTS_KEY
 from assets.ingest.config_tables import client_config
 from assets.ingest.packets import packet_rows
+from assets.reports.client_reports import REPORTS_GROUP
 from assets.segments.segments import SEGMENTS_GROUP
-from assets.transform.dbt import herald_dbt_models
+from assets.transform.keys import dbt_model_key
+
+# what define_asset_job returns (Dagster does not export the type under its public name)
+AssetJob = UnresolvedAssetJobDefinition
+
+# names of the jobs build_dbt_jobs makes, for schedules that target them by name
+TRANSFORM_PACKETS_JOB = "transform_packets_job"
+SEND_CAMPAIGNS_JOB = "send_campaigns_job"
+DELIVER_MESSAGES_JOB = "deliver_messages_job"
+APPLY_REPLIES_JOB = "apply_replies_job"
+APPLY_PROVIDER_EVENTS_JOB = "apply_provider_events_job"
+
+# the delivery marts provider events change (statuses, bounces, unsubscribes)
+DELIVERY_MARTS = ("deliveries", "missed_contacts")
 
 ingest_packet_job = dg.define_asset_job(
     "ingest_packet_job",
@@ -17,13 +37,6 @@ ingest_packet_job = dg.define_asset_job(
     description="Loads the configuration, then verifies and lands one packet (one partition per packet, "
     "partitioning inferred from packet_rows).",
     tags={"herald/stage": "ingest"},
-)
-
-transform_packets_job = dg.define_asset_job(
-    "transform_packets_job",
-    selection=dg.AssetSelection.assets(herald_dbt_models),
-    description="dbt build: maps landed packets to canonical fields, cleans and dedupes contacts, publishes the marts.",
-    tags={"herald/stage": "transform"},
 )
 
 # A job of its own rather than part of transform_packets_job: a segment whose SQL is refused
@@ -36,45 +49,103 @@ refresh_segments_job = dg.define_asset_job(
     tags={"herald/stage": "segments"},
 )
 
-# The campaign send: config → occurrences → dbt message plan → render + enqueue → deliver →
-# dbt messages marts. Requested by the campaign schedules and campaign_triggers_sensor, with the
-# occurrences in its run config; `herald campaign send` starts one by hand.
-# every dbt model downstream of what a send, a delivery or a reply changes (messages, deliveries,
-# conversations, compliance and analytics marts, the client dashboard): refreshed in the same run,
-# so the marts never lag behind the outbox
-MARTS_AFTER_DELIVERY = dg.AssetSelection.assets(OUTBOX_KEY, DELIVERY_KEY, INBOUND_PROCESSING_KEY).downstream(
-    include_self=False
-) & dg.AssetSelection.assets(herald_dbt_models)
-PLAN_MODEL = dg.AssetSelection.assets(get_asset_key_for_model([herald_dbt_models], "message_plan"))
-
-send_campaigns_job = dg.define_asset_job(
-    "send_campaigns_job",
-    selection=dg.AssetSelection.assets(client_config)
-    | dg.AssetSelection.assets(OCCURRENCES_KEY, REGIONS_KEY, OUTBOX_KEY, DELIVERY_KEY)
-    | PLAN_MODEL
-    | MARTS_AFTER_DELIVERY,
-    description="Plans the campaign occurrences in its config (and any a trigger fired), renders and "
-    "enqueues the messages idempotently, delivers what is due, and refreshes the messages marts.",
-    tags={"herald/stage": "send"},
-)
-
-# Releases messages whose time (or send window) has come, retries transient failures.
-deliver_messages_job = dg.define_asset_job(
-    "deliver_messages_job",
-    selection=dg.AssetSelection.assets(DELIVERY_KEY)
-    | MARTS_AFTER_DELIVERY,
-    description="Delivers every due outbox message (deferred ones once their window opens, retries "
-    "once their backoff is over) and refreshes marts.messages and the campaign performance mart.",
-    tags={"herald/stage": "deliver"},
-)
-
-# An inbound reply: load and apply it (an opt-out cancels queued messages before any later
-# send), then deliver at once, so the one confirmation or HELP answer goes out now.
-apply_replies_job = dg.define_asset_job(
-    "apply_replies_job",
-    selection=dg.AssetSelection.assets(INBOUND_MESSAGES_KEY, INBOUND_PROCESSING_KEY, DELIVERY_KEY)
-    | MARTS_AFTER_DELIVERY,
-    description="Loads landed inbound replies and applies them (opt-outs suppress and cancel queued messages, "
-    "opt-ins restore, HELP is answered, appointment confirmations recorded), then delivers the replies.",
+retention_purge_job = dg.define_asset_job(
+    "retention_purge_job",
+    selection=dg.AssetSelection.assets(RETENTION_PURGE_KEY),
+    description="Purges what is past retention (herald.yaml `retention`) and records each purge in the audit log.",
     tags={"herald/stage": "compliance"},
 )
+
+alert_low_credit_job = dg.define_asset_job(
+    "alert_low_credit_job",
+    selection=dg.AssetSelection.assets(CREDIT_ALERTS_KEY),
+    description="Emails each metered client whose credit balance fell below its threshold (once per crossing) "
+    "and records the alert in herald_ops.credit_alerts.",
+    tags={"herald/stage": "billing"},
+)
+
+ab_results_job = dg.define_asset_job(
+    "ab_results_job",
+    selection=dg.AssetSelection.assets(AB_TEST_RESULTS_KEY),
+    description="Recomputes the A/B test results of every campaign step (analytics.ab_test_results).",
+    tags={"herald/stage": "analytics"},
+)
+
+client_reports_job = dg.define_asset_job(
+    "client_reports_job",
+    selection=dg.AssetSelection.groups(REPORTS_GROUP),
+    description="Writes every client's HTML report over the last 30 days under $HERALD_HOME/reports/.",
+    tags={"herald/stage": "reports"},
+)
+
+
+class DbtJobs(NamedTuple):
+    """The jobs that select dbt models (iterable, for ``Definitions(jobs=[...])``)."""
+
+    transform_packets_job: AssetJob
+    send_campaigns_job: AssetJob
+    deliver_messages_job: AssetJob
+    apply_replies_job: AssetJob
+    apply_provider_events_job: AssetJob
+
+
+def build_dbt_jobs(dbt_models: dg.AssetsDefinition) -> DbtJobs:
+    """The jobs that run dbt models, built from the dbt assets the definitions loaded."""
+    dbt = dg.AssetSelection.assets(dbt_models)
+    # every dbt model downstream of what a send, a delivery or a reply changes (messages,
+    # deliveries, conversations, compliance and analytics marts, the client dashboard):
+    # refreshed in the same run, so the marts never lag behind the outbox
+    marts_after_delivery = (
+        dg.AssetSelection.assets(OUTBOX_KEY, DELIVERY_KEY, INBOUND_PROCESSING_KEY).downstream(include_self=False) & dbt
+    )
+    plan_model = dg.AssetSelection.assets(dbt_model_key(dbt_models, "message_plan"))
+    delivery_marts = dg.AssetSelection.assets(*[dbt_model_key(dbt_models, m) for m in DELIVERY_MARTS])
+
+    transform_packets_job = dg.define_asset_job(
+        TRANSFORM_PACKETS_JOB,
+        selection=dbt,
+        description="dbt build: maps landed packets to canonical fields, cleans and dedupes contacts, publishes the marts.",
+        tags={"herald/stage": "transform"},
+    )
+    # The campaign send: config → occurrences → dbt message plan → render + enqueue → deliver →
+    # dbt messages marts. Requested by the campaign schedules and campaign_triggers_sensor, with
+    # the occurrences in its run config; `herald campaign send` starts one by hand.
+    send_campaigns_job = dg.define_asset_job(
+        SEND_CAMPAIGNS_JOB,
+        selection=dg.AssetSelection.assets(client_config)
+        | dg.AssetSelection.assets(OCCURRENCES_KEY, REGIONS_KEY, OUTBOX_KEY, DELIVERY_KEY)
+        | plan_model
+        | marts_after_delivery,
+        description="Plans the campaign occurrences in its config (and any a trigger fired), renders and "
+        "enqueues the messages idempotently, delivers what is due, and refreshes the messages marts.",
+        tags={"herald/stage": "send"},
+    )
+    # Releases messages whose time (or send window) has come, retries transient failures.
+    deliver_messages_job = dg.define_asset_job(
+        DELIVER_MESSAGES_JOB,
+        selection=dg.AssetSelection.assets(DELIVERY_KEY) | marts_after_delivery,
+        description="Delivers every due outbox message (deferred ones once their window opens, retries "
+        "once their backoff is over) and refreshes marts.messages and the campaign performance mart.",
+        tags={"herald/stage": "deliver"},
+    )
+    # An inbound reply: load and apply it (an opt-out cancels queued messages before any later
+    # send), then deliver at once, so the one confirmation or HELP answer goes out now.
+    apply_replies_job = dg.define_asset_job(
+        APPLY_REPLIES_JOB,
+        selection=dg.AssetSelection.assets(INBOUND_MESSAGES_KEY, INBOUND_PROCESSING_KEY, DELIVERY_KEY)
+        | marts_after_delivery,
+        description="Loads landed inbound replies and applies them (opt-outs suppress and cancel queued messages, "
+        "opt-ins restore, HELP is answered, appointment confirmations recorded), then delivers the replies.",
+        tags={"herald/stage": "compliance"},
+    )
+    apply_provider_events_job = dg.define_asset_job(
+        APPLY_PROVIDER_EVENTS_JOB,
+        selection=dg.AssetSelection.assets(PROVIDER_EVENTS_KEY, PROVIDER_EVENT_PROCESSING_KEY) | delivery_marts,
+        description="Loads landed provider events and applies them (delivery statuses forward only, bounces, "
+        "complaints and unsubscribes suppress and cancel queued messages), then refreshes marts.deliveries "
+        "and marts.missed_contacts.",
+        tags={"herald/stage": "compliance"},
+    )
+    return DbtJobs(
+        transform_packets_job, send_campaigns_job, deliver_messages_job, apply_replies_job, apply_provider_events_job
+    )

@@ -1,17 +1,26 @@
-"""Schedules: one per campaign with a cron trigger (in the client's time zone), and the
-delivery schedule that releases deferred messages when their window opens."""
+"""Every schedule: one per campaign with a cron trigger (in the client's time zone), the
+delivery schedule that releases deferred messages when their window opens, and the daily
+retention purge, A/B results and client reports."""
 
 from datetime import timezone
 
 import dagster as dg
 
 from herald.campaigns.occurrences import occurrence_name
-from herald.config import Deployment, load_deployment
+from herald.config import Deployment
 from herald.config.campaigns import ScheduleTrigger
-from herald.settings import Settings
-from orchestration.jobs import deliver_messages_job, send_campaigns_job
+from orchestration.jobs import (
+    DELIVER_MESSAGES_JOB,
+    SEND_CAMPAIGNS_JOB,
+    ab_results_job,
+    client_reports_job,
+    retention_purge_job,
+)
 
 DELIVERY_CRON = "*/10 * * * *"
+RETENTION_PURGE_CRON = "30 3 * * *"
+AB_RESULTS_CRON = "0 4 * * *"
+CLIENT_REPORTS_CRON = "0 6 * * *"  # after the A/B results (04:00 UTC)
 
 
 def campaign_schedule_name(client_id: str, campaign: str) -> str:
@@ -23,7 +32,7 @@ def build_campaign_schedule(client_id: str, campaign: str, cron: str, time_zone:
         name=campaign_schedule_name(client_id, campaign),
         cron_schedule=cron,
         execution_timezone=time_zone,
-        job=send_campaigns_job,
+        job_name=SEND_CAMPAIGNS_JOB,
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description=description,
         tags={"herald/client": client_id, "herald/campaign": campaign},
@@ -74,10 +83,36 @@ def build_campaign_schedules(deployment: Deployment) -> list[dg.ScheduleDefiniti
 deliver_due_schedule = dg.ScheduleDefinition(
     name="deliver_due_schedule",
     cron_schedule=DELIVERY_CRON,
-    job=deliver_messages_job,
+    job_name=DELIVER_MESSAGES_JOB,
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Every 10 minutes: delivers messages whose send time or window has come and retries "
     "transient failures whose backoff is over.",
 )
 
-campaign_schedules = build_campaign_schedules(load_deployment(Settings.from_env().config_dir))
+retention_purge_schedule = dg.ScheduleDefinition(
+    name="retention_purge_schedule",
+    cron_schedule=RETENTION_PURGE_CRON,
+    execution_timezone="UTC",
+    job=retention_purge_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Daily at 03:30 UTC: purges data past its retention period (consent, opt-outs, message "
+    "content, delivery logs).",
+)
+
+ab_results_schedule = dg.ScheduleDefinition(
+    name="ab_results_schedule",
+    cron_schedule=AB_RESULTS_CRON,
+    execution_timezone="UTC",
+    job=ab_results_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Daily at 04:00 UTC: recomputes the A/B test results of every campaign step.",
+)
+
+client_reports_schedule = dg.ScheduleDefinition(
+    name="client_reports_schedule",
+    cron_schedule=CLIENT_REPORTS_CRON,
+    execution_timezone="UTC",
+    job=client_reports_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Daily at 06:00 UTC: refreshes every client's report (after the A/B results at 04:00).",
+)

@@ -14,3 +14,8 @@ class WarehouseResource(dg.ConfigurableResource):
         warehouse = Warehouse(Settings.from_env().warehouse)
         warehouse.ensure_schema()
         return warehouse
+
+    def get_reader(self) -> Warehouse:
+        """The warehouse as it is, for read-only sessions (a sensor counting waiting rows):
+        creating missing schemas is a write, which is left to runs."""
+        return Warehouse(Settings.from_env().warehouse)

@@ -11,10 +11,11 @@ import dagster as dg
 
 from herald.compliance.landing import INBOUND_TABLE, inbound_dir, pending_files
 from herald.events.apply import unprocessed
-from herald.settings import Settings
-from herald.warehouse.connection import Warehouse
 from herald.warehouse.schema import OPS_SCHEMA
-from orchestration.jobs import apply_replies_job
+from resources import HeraldSettingsResource, WarehouseResource
+
+# the job (defined in orchestration/jobs.py) named, not imported: sensors sit below the jobs
+APPLY_REPLIES_JOB = "apply_replies_job"
 
 INBOUND_PROCESSING = f"{OPS_SCHEMA}.inbound_processing"
 
@@ -25,22 +26,24 @@ def pending_run_key(names: list[str]) -> str:
 
 
 @dg.sensor(
-    job=apply_replies_job,
+    job_name=APPLY_REPLIES_JOB,
     minimum_interval_seconds=15,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="When inbound replies wait to be applied — files under $HERALD_HOME/landing/inbound (from "
     "`herald inbound` or the webhook), or unprocessed rows of herald_raw.inbound_messages on PostgreSQL — "
     "requests one apply_replies_job run that loads and applies them all.",
 )
-def inbound_events_sensor(context: dg.SensorEvaluationContext):
-    settings = Settings.from_env()
+def inbound_events_sensor(
+    context: dg.SensorEvaluationContext, herald_settings: HeraldSettingsResource, warehouse: WarehouseResource
+):
+    settings = herald_settings.get()
     home = settings.home
     # files wait in every mode (`herald inbound`, the demo, polling on a host without the database)
     names = [p.name for p in pending_files(home)]
     if names:
         return dg.RunRequest(run_key=pending_run_key(names), tags={"herald/inbound_files": str(len(names))})
     if settings.warehouse.engine == "postgres":
-        with Warehouse(settings.warehouse).session(read_only=True) as session:
+        with warehouse.get_reader().session(read_only=True) as session:
             waiting = unprocessed(session, INBOUND_TABLE, INBOUND_PROCESSING, "inbound_id")
         if not waiting.count:
             return dg.SkipReason(f"no unprocessed rows in {INBOUND_TABLE}")

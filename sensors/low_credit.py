@@ -5,11 +5,12 @@ job that delivers; the sensor never opens the warehouse (an embedded DuckDB has 
 The run key names the delivery run, so a repeated tick never checks twice for one run; the
 check itself alerts once per crossing (herald/billing/alerts.py)."""
 
-import dagster as dg
+from collections.abc import Sequence
 
-from assets.billing.credits import alert_low_credit_job
+import dagster as dg
+from dagster._core.definitions.target import ExecutableDefinition  # a job or an asset job; not exported publicly
+
 from assets.delivery.campaigns import DELIVERY_KEY
-from orchestration.jobs import apply_replies_job, deliver_messages_job, send_campaigns_job
 
 
 def sent_in_run(instance: dg.DagsterInstance, run_id: str) -> int | None:
@@ -21,18 +22,28 @@ def sent_in_run(instance: dg.DagsterInstance, run_id: str) -> int | None:
     return int(sent.value) if sent is not None else None
 
 
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.SUCCESS,
-    monitored_jobs=[send_campaigns_job, deliver_messages_job, apply_replies_job],
-    request_job=alert_low_credit_job,
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="When a delivery run sent messages (and so debited credits), requests one alert_low_credit_job "
-    "run: clients whose balance fell below their threshold get one email per crossing.",
-)
-def low_credit_sensor(context: dg.RunStatusSensorContext):
-    run_id = context.dagster_run.run_id
-    sent = sent_in_run(context.instance, run_id)
-    if sent == 0:
-        return dg.SkipReason(f"run {run_id} sent no message: no balance changed")
-    return dg.RunRequest(run_key=f"low_credit-after:{run_id}")
+def build_low_credit_sensor(
+    delivering_jobs: Sequence[ExecutableDefinition], alert_low_credit_job: ExecutableDefinition
+) -> dg.RunStatusSensorDefinition:
+    """Watches ``delivering_jobs`` (the jobs that debit credits). A run status sensor names the
+    jobs it watches and requests as definitions (Dagster has no by-name form for them), so
+    orchestration builds it with its jobs."""
+
+    @dg.run_status_sensor(
+        name="low_credit_sensor",
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        monitored_jobs=list(delivering_jobs),
+        request_job=alert_low_credit_job,
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="When a delivery run sent messages (and so debited credits), requests one alert_low_credit_job "
+        "run: clients whose balance fell below their threshold get one email per crossing.",
+    )
+    def low_credit_sensor(context: dg.RunStatusSensorContext):
+        run_id = context.dagster_run.run_id
+        sent = sent_in_run(context.instance, run_id)
+        if sent == 0:
+            return dg.SkipReason(f"run {run_id} sent no message: no balance changed")
+        return dg.RunRequest(run_key=f"low_credit-after:{run_id}")
+
+    return low_credit_sensor

@@ -5,20 +5,22 @@ import json
 import dagster as dg
 
 from herald.campaigns.requests import pending_send_requests
-from herald.settings import Settings
-from orchestration.jobs import send_campaigns_job
+from resources import HeraldSettingsResource
+
+# the job (defined in orchestration/jobs.py) named, not imported: sensors sit below the jobs
+SEND_CAMPAIGNS_JOB = "send_campaigns_job"
 
 
 @dg.sensor(
-    job=send_campaigns_job,
+    job_name=SEND_CAMPAIGNS_JOB,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Starts a send run for each occurrence requested with `herald campaign send` "
     "(request files under $HERALD_HOME/requests/send). The run key is the occurrence, so a "
     "request repeated for the same occurrence starts nothing.",
 )
-def manual_send_sensor(context: dg.SensorEvaluationContext):
-    requests = pending_send_requests(Settings.from_env().home)
+def manual_send_sensor(context: dg.SensorEvaluationContext, herald_settings: HeraldSettingsResource):
+    requests = pending_send_requests(herald_settings.get().home)
     if not requests:
         return dg.SkipReason("no send requested with `herald campaign send`")
     for request in requests:

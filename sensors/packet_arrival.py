@@ -5,13 +5,15 @@ import json
 
 import dagster as dg
 
+from assets.ingest.packets import packet_run_config
+from assets.partitions import packets_partitions
 from herald.config import ConfigError
 from herald.dropzone import DropZoneError
 from herald.dropzone.readiness import sort_pending
-from orchestration.jobs import ingest_packet_job
-from orchestration.partitions import packets_partitions
-from assets.ingest.packets import packet_run_config
 from resources import DropZoneResource, HeraldConfigResource
+
+# the job (defined in orchestration/jobs.py) named, not imported: sensors sit below the jobs
+INGEST_PACKET_JOB = "ingest_packet_job"
 
 
 def _cursor(raw: str | None) -> tuple[dict[str, str], dict[str, str]]:
@@ -22,7 +24,7 @@ def _cursor(raw: str | None) -> tuple[dict[str, str], dict[str, str]]:
 
 
 @dg.sensor(
-    job=ingest_packet_job,
+    job_name=INGEST_PACKET_JOB,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Lists every client's incoming area; each complete new or changed file gets a packet "

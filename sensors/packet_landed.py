@@ -4,11 +4,13 @@
 import dagster as dg
 
 from assets.ingest.packets import PACKET_ROWS
-from orchestration.jobs import transform_packets_job
+
+# the job (defined in orchestration/jobs.py) named, not imported: sensors sit below the jobs
+TRANSFORM_PACKETS_JOB = "transform_packets_job"
 
 
 @dg.sensor(
-    job=transform_packets_job,
+    job_name=TRANSFORM_PACKETS_JOB,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="After packets land, requests one dbt build that maps, cleans and dedupes them into the marts.",

@@ -9,11 +9,12 @@ import hashlib
 
 import dagster as dg
 
-from assets.events.provider_events import apply_provider_events_job
 from herald.events.apply import PROCESSING, PROVIDER_EVENTS, unprocessed
 from herald.events.landing import events_dir, pending_event_files
-from herald.settings import Settings
-from herald.warehouse.connection import Warehouse
+from resources import HeraldSettingsResource, WarehouseResource
+
+# the job (defined in orchestration/jobs.py) named, not imported: sensors sit below the jobs
+APPLY_PROVIDER_EVENTS_JOB = "apply_provider_events_job"
 
 
 def pending_run_key(names: list[str]) -> str:
@@ -22,21 +23,23 @@ def pending_run_key(names: list[str]) -> str:
 
 
 @dg.sensor(
-    job=apply_provider_events_job,
+    job_name=APPLY_PROVIDER_EVENTS_JOB,
     minimum_interval_seconds=15,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="When provider events (Twilio statuses, Resend webhooks, web unsubscribes and confirmations) "
     "wait to be applied — files under $HERALD_HOME/landing/events, or unprocessed rows of "
     "herald_raw.provider_events on PostgreSQL — requests one apply_provider_events_job run.",
 )
-def provider_events_sensor(context: dg.SensorEvaluationContext):
-    settings = Settings.from_env()
+def provider_events_sensor(
+    context: dg.SensorEvaluationContext, herald_settings: HeraldSettingsResource, warehouse: WarehouseResource
+):
+    settings = herald_settings.get()
     # files may wait in every mode (a service that landed them before switching, polling)
     names = [p.name for p in pending_event_files(settings.home)]
     if names:
         return dg.RunRequest(run_key=pending_run_key(names), tags={"herald/provider_event_files": str(len(names))})
     if settings.warehouse.engine == "postgres":
-        with Warehouse(settings.warehouse).session(read_only=True) as session:
+        with warehouse.get_reader().session(read_only=True) as session:
             waiting = unprocessed(session, PROVIDER_EVENTS, PROCESSING, "event_id")
         if not waiting.count:
             return dg.SkipReason(f"no unprocessed rows in {PROVIDER_EVENTS}")

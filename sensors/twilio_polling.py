@@ -1,49 +1,58 @@
-"""twilio_polling_sensor: for deployments that cannot expose webhooks (seed 002 prefers polling),
-lists new inbound replies and status changes from Twilio since its cursor, lands them exactly as
-the webhooks would (landing files in embedded mode, the landing tables on PostgreSQL — never
-the warehouse's own tables), and requests the runs that apply them.
+"""twilio_polling_sensor: for deployments that cannot expose webhooks (polling needs no public
+address), lists new inbound replies and status changes from Twilio since its cursor, lands them
+exactly as the webhooks would (landing files in embedded mode, the landing tables on
+PostgreSQL — never the warehouse's own tables), and requests the runs that apply them.
 
 Stopped unless HERALD_TWILIO_POLLING=1; the listing itself is :func:`herald.events.polling.poll_twilio`."""
 
 import hashlib
 
 import dagster as dg
+from dagster._core.definitions.target import ExecutableDefinition  # a job or an asset job; not exported publicly
 
-from assets.events.provider_events import apply_provider_events_job
 from herald.events.landing import open_sink
 from herald.events.polling import PollCursor, event_ids, poll_twilio, polling_enabled, twilio_client_from_env
-from herald.settings import Settings
-from orchestration.jobs import apply_replies_job
+from resources import HeraldSettingsResource
 
 
 def _run_key(prefix: str, ids: list[str]) -> str:
     return f"twilio_poll:{prefix}:" + hashlib.sha256("\n".join(sorted(ids)).encode("utf-8")).hexdigest()[:32]
 
 
-@dg.sensor(
-    jobs=[apply_provider_events_job, apply_replies_job],
-    minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.RUNNING if polling_enabled() else dg.DefaultSensorStatus.STOPPED,
-    description="Polls Twilio's Messages API (for deployments without webhooks; on when HERALD_TWILIO_POLLING=1): "
-    "lands new replies and status changes and requests apply_replies_job / apply_provider_events_job.",
-)
-def twilio_polling_sensor(context: dg.SensorEvaluationContext):
-    cursor = PollCursor.from_json(context.cursor)
-    inbound, events, new_cursor = poll_twilio(twilio_client_from_env(), cursor)
-    sink = open_sink(Settings.from_env())
-    if events:
-        sink.append(*events)
-    for message in inbound:
-        sink.append_inbound(message)
-    context.update_cursor(new_cursor.to_json())
-    requests = []
-    if events:
-        requests.append(dg.RunRequest(run_key=_run_key("events", event_ids(events)), job_name=apply_provider_events_job.name,
-                                      tags={"herald/polled_events": str(len(events))}))  # fmt: skip
-    if inbound:
-        requests.append(dg.RunRequest(run_key=_run_key("inbound", event_ids(inbound)), job_name=apply_replies_job.name,
-                                      tags={"herald/polled_replies": str(len(inbound))}))  # fmt: skip
-    if not requests:
-        since = cursor.date_sent.isoformat() if cursor.date_sent else "the beginning"
-        return dg.SkipReason(f"Twilio listed no new replies or status changes since {since}")
-    return requests
+def build_twilio_polling_sensor(
+    apply_provider_events_job: ExecutableDefinition, apply_replies_job: ExecutableDefinition
+) -> dg.SensorDefinition:
+    """The sensor requests two jobs, which a sensor names as definitions (``jobs=``), so
+    orchestration builds it with its jobs. Whether it starts running is read from
+    HERALD_TWILIO_POLLING when the definitions load."""
+
+    @dg.sensor(
+        name="twilio_polling_sensor",
+        jobs=[apply_provider_events_job, apply_replies_job],
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING if polling_enabled() else dg.DefaultSensorStatus.STOPPED,
+        description="Polls Twilio's Messages API (for deployments without webhooks; on when HERALD_TWILIO_POLLING=1): "
+        "lands new replies and status changes and requests apply_replies_job / apply_provider_events_job.",
+    )
+    def twilio_polling_sensor(context: dg.SensorEvaluationContext, herald_settings: HeraldSettingsResource):
+        cursor = PollCursor.from_json(context.cursor)
+        inbound, events, new_cursor = poll_twilio(twilio_client_from_env(), cursor)
+        sink = open_sink(herald_settings.get())
+        if events:
+            sink.append(*events)
+        for message in inbound:
+            sink.append_inbound(message)
+        context.update_cursor(new_cursor.to_json())
+        requests = []
+        if events:
+            requests.append(dg.RunRequest(run_key=_run_key("events", event_ids(events)), job_name=apply_provider_events_job.name,
+                                          tags={"herald/polled_events": str(len(events))}))  # fmt: skip
+        if inbound:
+            requests.append(dg.RunRequest(run_key=_run_key("inbound", event_ids(inbound)), job_name=apply_replies_job.name,
+                                          tags={"herald/polled_replies": str(len(inbound))}))  # fmt: skip
+        if not requests:
+            since = cursor.date_sent.isoformat() if cursor.date_sent else "the beginning"
+            return dg.SkipReason(f"Twilio listed no new replies or status changes since {since}")
+        return requests
+
+    return twilio_polling_sensor

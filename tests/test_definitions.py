@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import dagster as dg
 import pytest
@@ -14,7 +16,22 @@ from resources.dbt import ensure_manifest
 def defs() -> dg.Definitions:
     from orchestration.definitions import defs
 
-    return defs
+    return defs()
+
+
+def test_importing_the_definitions_loads_neither_the_configuration_nor_dbt() -> None:
+    # what `dagster dev`'s processes and every `herald` command that imports orchestration pay
+    probe = (
+        "import sys, herald.config, herald.config.loader as loader\n"
+        "calls = []\n"
+        "real = loader.load_deployment\n"
+        "herald.config.load_deployment = loader.load_deployment = lambda *a, **k: calls.append(a) or real(*a, **k)\n"
+        "import orchestration.definitions\n"
+        "heavy = sorted(m for m in ('dagster_dbt', 'dbt.cli.main', 'phonenumbers.geocoder') if m in sys.modules)\n"
+        "print(heavy, len(calls))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] 0"
 
 
 def test_jobs_and_sensors_resolve(defs: dg.Definitions) -> None:
@@ -32,8 +49,15 @@ def test_jobs_and_sensors_resolve(defs: dg.Definitions) -> None:
     assert sensors["contacts_refreshed_sensor"].job_name == "refresh_segments_job"
     assert sensors["campaign_triggers_sensor"].job_name == "send_campaigns_job"
     assert sensors["manual_send_sensor"].job_name == "send_campaigns_job"
+    assert sensors["low_credit_sensor"].job_name == "alert_low_credit_job"
+    assert {t.job_name for t in sensors["twilio_polling_sensor"].targets} == {
+        "apply_provider_events_job", "apply_replies_job",
+    }  # fmt: skip
+    for sensor in sensors.values():
+        for target in sensor.targets:
+            defs.resolve_job_def(target.job_name)  # raises if the job is missing or its selection does not resolve
     for job in ("ingest_packet_job", "send_campaigns_job", "deliver_messages_job"):
-        defs.resolve_job_def(job)  # raises if the selection does not resolve
+        defs.resolve_job_def(job)
 
 
 def test_every_cron_campaign_has_a_schedule_in_its_clients_time_zone(defs: dg.Definitions) -> None:
@@ -115,7 +139,7 @@ def test_packet_checks_and_dbt_tests_are_asset_checks(defs: dg.Definitions) -> N
 
 
 def test_every_warehouse_writer_claims_the_warehouse_pool(defs: dg.Definitions) -> None:
-    from orchestration.partitions import WAREHOUSE_POOL
+    from assets.partitions import WAREHOUSE_POOL
 
     for assets_def in defs.assets or []:
         assert isinstance(assets_def, dg.AssetsDefinition)

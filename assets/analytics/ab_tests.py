@@ -1,18 +1,16 @@
-"""A/B test results as an asset, with its job and daily schedule (04:00 UTC)."""
+"""A/B test results as an asset, recomputed daily by ``ab_results_schedule``."""
 
 from datetime import datetime, timezone
 
 import dagster as dg
-from dagster_dbt import get_asset_key_for_model
 
-from assets.transform.dbt import herald_dbt_models
+from assets.partitions import WAREHOUSE_POOL
+from assets.transform.keys import dbt_model_key
 from herald.analytics.ab_tests import RESULTS_TABLE, compute_ab_results
-from orchestration.partitions import WAREHOUSE_POOL
 from resources import HeraldConfigResource, WarehouseResource
 
 ANALYTICS_GROUP = "analytics"
 AB_TEST_RESULTS_KEY = dg.AssetKey(["analytics", "ab_test_results"])
-AB_RESULTS_CRON = "0 4 * * *"
 HEADLINE_COLUMNS = (
     "client_id", "campaign", "step", "variant", "sent", "metric", "rate", "ci_low", "ci_high", "p_value", "verdict",
 )
@@ -37,55 +35,43 @@ def headline_table(rows: list[tuple[object, ...]]) -> str:
     return "\n".join(lines)
 
 
-@dg.asset(
-    key=AB_TEST_RESULTS_KEY,
-    group_name=ANALYTICS_GROUP,
-    pool=WAREHOUSE_POOL,
-    kinds={"python"},
-    deps=[
-        get_asset_key_for_model([herald_dbt_models], "messages"),
-        get_asset_key_for_model([herald_dbt_models], "campaign_performance_daily"),
-    ],
-)
-def ab_test_results(
-    context: dg.AssetExecutionContext, herald_config: HeraldConfigResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    """One row per campaign step and A/B variant: sent, delivered, replied, converted, the rate
-    of the campaign's metric with its Wilson interval, a two-proportion test against the
-    control, and the step's winner when significant (or "not enough data")."""
-    deployment = herald_config.load()
-    now = utcnow()
-    with warehouse.get().session() as session:
-        count = compute_ab_results(session, deployment, now)
-        _, headline = session.query(
-            f"select {', '.join(HEADLINE_COLUMNS)} from {RESULTS_TABLE} order by client_id, campaign, step, variant"
-        )
-        winners = session.scalar(
-            f"select count(*) from (select distinct client_id, campaign, step from {RESULTS_TABLE} "
-            "where winner is not null) as decided"
-        )
-    context.log.info(f"A/B results at {now:%Y-%m-%d %H:%M} UTC: {count} arms, {winners} steps with a winner")
-    return dg.MaterializeResult(
-        metadata={
-            "results": dg.MetadataValue.md(headline_table(headline)),
-            "arms": dg.MetadataValue.int(count),
-            "steps_with_winner": dg.MetadataValue.int(int(winners or 0)),
-        }
+def build_ab_test_results(dbt_models: dg.AssetsDefinition) -> dg.AssetsDefinition:
+    """The A/B results asset, downstream of the dbt marts it reads."""
+
+    @dg.asset(
+        key=AB_TEST_RESULTS_KEY,
+        group_name=ANALYTICS_GROUP,
+        pool=WAREHOUSE_POOL,
+        kinds={"python"},
+        deps=[
+            dbt_model_key(dbt_models, "messages"),
+            dbt_model_key(dbt_models, "campaign_performance_daily"),
+        ],
     )
+    def ab_test_results(
+        context: dg.AssetExecutionContext, herald_config: HeraldConfigResource, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        """One row per campaign step and A/B variant: sent, delivered, replied, converted, the rate
+        of the campaign's metric with its Wilson interval, a two-proportion test against the
+        control, and the step's winner when significant (or "not enough data")."""
+        deployment = herald_config.load()
+        now = utcnow()
+        with warehouse.get().session() as session:
+            count = compute_ab_results(session, deployment, now)
+            _, headline = session.query(
+                f"select {', '.join(HEADLINE_COLUMNS)} from {RESULTS_TABLE} order by client_id, campaign, step, variant"
+            )
+            winners = session.scalar(
+                f"select count(*) from (select distinct client_id, campaign, step from {RESULTS_TABLE} "
+                "where winner is not null) as decided"
+            )
+        context.log.info(f"A/B results at {now:%Y-%m-%d %H:%M} UTC: {count} arms, {winners} steps with a winner")
+        return dg.MaterializeResult(
+            metadata={
+                "results": dg.MetadataValue.md(headline_table(headline)),
+                "arms": dg.MetadataValue.int(count),
+                "steps_with_winner": dg.MetadataValue.int(int(winners or 0)),
+            }
+        )
 
-
-ab_results_job = dg.define_asset_job(
-    "ab_results_job",
-    selection=dg.AssetSelection.assets(AB_TEST_RESULTS_KEY),
-    description="Recomputes the A/B test results of every campaign step (analytics.ab_test_results).",
-    tags={"herald/stage": "analytics"},
-)
-
-ab_results_schedule = dg.ScheduleDefinition(
-    name="ab_results_schedule",
-    cron_schedule=AB_RESULTS_CRON,
-    execution_timezone="UTC",
-    job=ab_results_job,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Daily at 04:00 UTC: recomputes the A/B test results of every campaign step.",
-)
+    return ab_test_results

@@ -1,4 +1,4 @@
-"""Low-credit alerts as an asset, with the job ``low_credit_sensor`` requests.
+"""Low-credit alerts as an asset, checked after each delivery run by ``low_credit_sensor``.
 
 Design: an alert is a fact in the warehouse (``herald_ops.credit_alerts``) and an email to the
 client; in Dagster it is the materialization's metadata (a Markdown table of the crossings) plus
@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
+from assets.partitions import WAREHOUSE_POOL
 from herald.billing.alerts import CreditAlert, check_low_credit
 from herald.billing.credits import show
-from orchestration.partitions import WAREHOUSE_POOL
 from resources import HeraldConfigResource, ProvidersResource, WarehouseResource
 
 BILLING_GROUP = "billing"
@@ -83,12 +83,3 @@ def credit_alerts(
             "alerts": dg.MetadataValue.md(alerts_table(fired)),
         }
     )
-
-
-alert_low_credit_job = dg.define_asset_job(
-    "alert_low_credit_job",
-    selection=dg.AssetSelection.assets(CREDIT_ALERTS_KEY),
-    description="Emails each metered client whose credit balance fell below its threshold (once per crossing) "
-    "and records the alert in herald_ops.credit_alerts.",
-    tags={"herald/stage": "billing"},
-)

@@ -1,16 +1,15 @@
-"""The daily retention purge as an asset, with its job and schedule (03:30 UTC)."""
+"""The retention purge as an asset, run daily by ``retention_purge_schedule``."""
 
 from datetime import datetime, timezone
 
 import dagster as dg
 
+from assets.partitions import WAREHOUSE_POOL
 from herald.compliance.retention import PURGED_TABLES, purge
-from orchestration.partitions import WAREHOUSE_POOL
 from resources import HeraldConfigResource, WarehouseResource
 
 COMPLIANCE_GROUP = "compliance"
 RETENTION_PURGE_KEY = dg.AssetKey(["herald_ops", "retention_purge"])
-RETENTION_PURGE_CRON = "30 3 * * *"
 
 
 def utcnow() -> datetime:
@@ -49,21 +48,3 @@ def retention_purge(
             "retention_days": dg.MetadataValue.json(retention.model_dump()),
         }
     )
-
-
-retention_purge_job = dg.define_asset_job(
-    "retention_purge_job",
-    selection=dg.AssetSelection.assets(RETENTION_PURGE_KEY),
-    description="Purges what is past retention (herald.yaml `retention`) and records each purge in the audit log.",
-    tags={"herald/stage": "compliance"},
-)
-
-retention_purge_schedule = dg.ScheduleDefinition(
-    name="retention_purge_schedule",
-    cron_schedule=RETENTION_PURGE_CRON,
-    execution_timezone="UTC",
-    job=retention_purge_job,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Daily at 03:30 UTC: purges data past its retention period (consent, opt-outs, message "
-    "content, delivery logs).",
-)

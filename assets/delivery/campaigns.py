@@ -7,22 +7,21 @@ from datetime import datetime, timezone
 from typing import Optional
 
 import dagster as dg
-from dagster_dbt import get_asset_key_for_model
 
 from assets.compliance.inbound import INBOUND_PROCESSING_KEY
-from assets.transform.dbt import herald_dbt_models
+from assets.partitions import WAREHOUSE_POOL
+from assets.transform.keys import dbt_model_key
+from herald.billing.credits import delivery_pricing
 from herald.campaigns.enqueue import enqueue_planned
 from herald.campaigns.links import links_from_env
-from herald.billing.credits import delivery_pricing
+from herald.campaigns.occurrences import Occurrence, detect_triggered, mark_planned, record_occurrences
 from herald.compliance.audit import audit
 from herald.compliance.regions import refresh_regions
-from herald.campaigns.occurrences import Occurrence, detect_triggered, mark_planned, record_occurrences
+from herald.contacts.phones import mask_email, mask_phone
 from herald.delivery.engine import deliver_due
 from herald.delivery.outbox import OUTBOX
 from herald.providers.factory import delivery_options_from_env
-from herald.contacts.phones import mask_email, mask_phone
 from herald.settings import Settings
-from orchestration.partitions import WAREHOUSE_POOL
 from resources import HeraldConfigResource, ProvidersResource, WarehouseResource
 
 DELIVERY_GROUP = "delivery"
@@ -51,62 +50,6 @@ class SendConfig(dg.Config):
     detect_triggered: bool = False  # also look for new packets, segment entries, funnel events
 
 
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec(
-            OCCURRENCES_KEY,
-            description="One row per firing of a campaign's trigger (a cron minute, a packet, a batch of "
-            "segment entries or funnel events, a `herald campaign send`); the message plan expands each.",
-            group_name=DELIVERY_GROUP,
-            kinds={"python"},
-            deps=[dg.AssetKey(["herald_ops", "campaigns"])],
-        ),
-        dg.AssetSpec(
-            REGIONS_KEY,
-            description="Where recipients are: time zones and state of each contact phone (area code) and "
-            "postal code (ZIP), looked up before planning so each recipient gets their own send window.",
-            group_name=DELIVERY_GROUP,
-            kinds={"python"},
-            deps=[get_asset_key_for_model([herald_dbt_models], "contacts")],
-        ),
-    ],
-    pool=WAREHOUSE_POOL,
-    name="herald_ops__campaign_occurrences",
-)
-def campaign_occurrences(
-    context: dg.AssetExecutionContext, config: SendConfig, herald_config: HeraldConfigResource, warehouse: WarehouseResource
-):
-    """Records the campaign occurrences this run sends: the ones its schedule named, plus (when
-    a trigger sensor asked) one per newly loaded packet of a packet_arrival campaign and one
-    batch per campaign with new segment entries or funnel events. An occurrence already planned
-    is never recorded again, so a repeated run of the same occurrence sends nothing new. Then
-    looks up the regions (time zones, state) of contacts' phones and postal codes not seen yet."""
-    deployment = herald_config.load()
-    now = utcnow()
-    occurrences: list[Occurrence] = []
-    for spec in config.occurrences:
-        client = deployment.clients.get(spec.client_id)
-        if client is None or spec.campaign not in client.campaigns:
-            raise dg.Failure(f"campaign {spec.client_id}/{spec.campaign} is not configured")
-        fired_at = datetime.fromisoformat(spec.fired_at) if spec.fired_at else now
-        occurrences.append(Occurrence(spec.client_id, spec.campaign, spec.occurrence, spec.trigger_type, fired_at))
-    with warehouse.get().session() as session:
-        if config.detect_triggered:
-            occurrences += detect_triggered(session, deployment, now)
-        recorded = record_occurrences(session, occurrences, context.run_id, now)
-        regions = refresh_regions(session, now) if _contacts_built(session) else 0
-    names = [f"{o.client_id}/{o.campaign} {o.occurrence}" for o in occurrences]
-    context.log.info(f"{recorded} occurrences to plan: {names}; {regions} new phone/postal regions looked up")
-    yield dg.MaterializeResult(
-        asset_key=OCCURRENCES_KEY,
-        metadata={
-            "recorded": dg.MetadataValue.int(recorded),
-            "occurrences": dg.MetadataValue.md("\n".join(f"- {n}" for n in names) or "none"),
-        },
-    )
-    yield dg.MaterializeResult(asset_key=REGIONS_KEY, metadata={"looked_up": dg.MetadataValue.int(regions)})
-
-
 def _contacts_built(session) -> bool:
     found = session.scalar(
         "select count(*) from information_schema.tables where table_schema = 'marts' and table_name = 'contacts'"
@@ -116,48 +59,6 @@ def _contacts_built(session) -> bool:
 
 def _mask(channel: str, address: str) -> str:
     return mask_phone(address) if channel == "sms" else mask_email(address)
-
-
-@dg.asset(
-    key=OUTBOX_KEY,
-    group_name=DELIVERY_GROUP,
-    pool=WAREHOUSE_POOL,
-    kinds={"python"},
-    deps=[get_asset_key_for_model([herald_dbt_models], "message_plan")],
-)
-def outbox(context: dg.AssetExecutionContext, herald_config: HeraldConfigResource, warehouse: WarehouseResource):
-    """Renders every planned message that is not in the outbox yet (Jinja sandbox, MJML,
-    unsubscribe links) and enqueues it under its deterministic message key — a repeated run
-    adds nothing. A message whose template fails for its contact is held with the error."""
-    settings = Settings.from_env()
-    deployment = herald_config.load()
-    now = utcnow()
-    wh = warehouse.get()
-    with wh.session() as session:
-        report = enqueue_planned(session, deployment, settings.config_dir, links_from_env(settings.home), now)
-        planned = mark_planned(session, context.run_id, now)
-        _, preview = session.query(
-            f"select campaign, step, variant, channel, to_address, status, send_after, coalesce(status_reason, '') "
-            f"from {OUTBOX} where enqueued_at = ? order by send_after, message_key limit 5",
-            [now],
-        )
-    context.log.info(report.summary())
-    table = "| campaign | step | variant | channel | to | status | send after (UTC) | reason |\n|---|---|---|---|---|---|---|---|\n"
-    table += "\n".join(
-        f"| {c} | {s} | {v} | {ch} | {_mask(ch, to)} | {st} | {at:%Y-%m-%d %H:%M} | {r} |"
-        for c, s, v, ch, to, st, at, r in preview
-    )
-    return dg.MaterializeResult(
-        metadata={
-            "enqueued": dg.MetadataValue.int(report.enqueued),
-            "held": dg.MetadataValue.int(report.held),
-            "occurrences_planned": dg.MetadataValue.int(planned),
-            "held_reasons": dg.MetadataValue.md(
-                "\n".join(f"- {reason} ({n})" for reason, n in report.held_reasons.most_common(10)) or "none"
-            ),
-            "preview": dg.MetadataValue.md(table),
-        }
-    )
 
 
 @dg.asset(
@@ -201,3 +102,106 @@ def delivery(
             "seconds": dg.MetadataValue.float(round(report.seconds, 2)),
         }
     )
+
+
+def build_campaign_assets(dbt_models: dg.AssetsDefinition) -> list[dg.AssetsDefinition]:
+    """The occurrences (with the recipients' regions) and the outbox, wired to the dbt models
+    they read (``marts.contacts``) and that read them (``marts.message_plan``)."""
+
+    @dg.multi_asset(
+        specs=[
+            dg.AssetSpec(
+                OCCURRENCES_KEY,
+                description="One row per firing of a campaign's trigger (a cron minute, a packet, a batch of "
+                "segment entries or funnel events, a `herald campaign send`); the message plan expands each.",
+                group_name=DELIVERY_GROUP,
+                kinds={"python"},
+                deps=[dg.AssetKey(["herald_ops", "campaigns"])],
+            ),
+            dg.AssetSpec(
+                REGIONS_KEY,
+                description="Where recipients are: time zones and state of each contact phone (area code) and "
+                "postal code (ZIP), looked up before planning so each recipient gets their own send window.",
+                group_name=DELIVERY_GROUP,
+                kinds={"python"},
+                deps=[dbt_model_key(dbt_models, "contacts")],
+            ),
+        ],
+        pool=WAREHOUSE_POOL,
+        name="herald_ops__campaign_occurrences",
+    )
+    def campaign_occurrences(
+        context: dg.AssetExecutionContext, config: SendConfig, herald_config: HeraldConfigResource, warehouse: WarehouseResource
+    ):
+        """Records the campaign occurrences this run sends: the ones its schedule named, plus (when
+        a trigger sensor asked) one per newly loaded packet of a packet_arrival campaign and one
+        batch per campaign with new segment entries or funnel events. An occurrence already planned
+        is never recorded again, so a repeated run of the same occurrence sends nothing new. Then
+        looks up the regions (time zones, state) of contacts' phones and postal codes not seen yet."""
+        deployment = herald_config.load()
+        now = utcnow()
+        occurrences: list[Occurrence] = []
+        for spec in config.occurrences:
+            client = deployment.clients.get(spec.client_id)
+            if client is None or spec.campaign not in client.campaigns:
+                raise dg.Failure(f"campaign {spec.client_id}/{spec.campaign} is not configured")
+            fired_at = datetime.fromisoformat(spec.fired_at) if spec.fired_at else now
+            occurrences.append(Occurrence(spec.client_id, spec.campaign, spec.occurrence, spec.trigger_type, fired_at))
+        with warehouse.get().session() as session:
+            if config.detect_triggered:
+                occurrences += detect_triggered(session, deployment, now)
+            recorded = record_occurrences(session, occurrences, context.run_id, now)
+            regions = refresh_regions(session, now) if _contacts_built(session) else 0
+        names = [f"{o.client_id}/{o.campaign} {o.occurrence}" for o in occurrences]
+        context.log.info(f"{recorded} occurrences to plan: {names}; {regions} new phone/postal regions looked up")
+        yield dg.MaterializeResult(
+            asset_key=OCCURRENCES_KEY,
+            metadata={
+                "recorded": dg.MetadataValue.int(recorded),
+                "occurrences": dg.MetadataValue.md("\n".join(f"- {n}" for n in names) or "none"),
+            },
+        )
+        yield dg.MaterializeResult(asset_key=REGIONS_KEY, metadata={"looked_up": dg.MetadataValue.int(regions)})
+
+    @dg.asset(
+        key=OUTBOX_KEY,
+        group_name=DELIVERY_GROUP,
+        pool=WAREHOUSE_POOL,
+        kinds={"python"},
+        deps=[dbt_model_key(dbt_models, "message_plan")],
+    )
+    def outbox(context: dg.AssetExecutionContext, herald_config: HeraldConfigResource, warehouse: WarehouseResource):
+        """Renders every planned message that is not in the outbox yet (Jinja sandbox, MJML,
+        unsubscribe links) and enqueues it under its deterministic message key — a repeated run
+        adds nothing. A message whose template fails for its contact is held with the error."""
+        settings = Settings.from_env()
+        deployment = herald_config.load()
+        now = utcnow()
+        wh = warehouse.get()
+        with wh.session() as session:
+            report = enqueue_planned(session, deployment, settings.config_dir, links_from_env(settings.home), now)
+            planned = mark_planned(session, context.run_id, now)
+            _, preview = session.query(
+                f"select campaign, step, variant, channel, to_address, status, send_after, coalesce(status_reason, '') "
+                f"from {OUTBOX} where enqueued_at = ? order by send_after, message_key limit 5",
+                [now],
+            )
+        context.log.info(report.summary())
+        table = "| campaign | step | variant | channel | to | status | send after (UTC) | reason |\n|---|---|---|---|---|---|---|---|\n"
+        table += "\n".join(
+            f"| {c} | {s} | {v} | {ch} | {_mask(ch, to)} | {st} | {at:%Y-%m-%d %H:%M} | {r} |"
+            for c, s, v, ch, to, st, at, r in preview
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "enqueued": dg.MetadataValue.int(report.enqueued),
+                "held": dg.MetadataValue.int(report.held),
+                "occurrences_planned": dg.MetadataValue.int(planned),
+                "held_reasons": dg.MetadataValue.md(
+                    "\n".join(f"- {reason} ({n})" for reason, n in report.held_reasons.most_common(10)) or "none"
+                ),
+                "preview": dg.MetadataValue.md(table),
+            }
+        )
+
+    return [campaign_occurrences, outbox]

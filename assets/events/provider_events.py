@@ -1,23 +1,20 @@
 """Provider events as assets: the events the web service (or the Twilio polling sensor) landed
 are loaded into ``herald_raw.provider_events`` and applied to the outbox, the suppressions and
-the consent history (:mod:`herald.events.apply`), with the job ``provider_events_sensor`` requests."""
+the consent history (:mod:`herald.events.apply`)."""
 
 from datetime import datetime, timezone
 
 import dagster as dg
-from dagster_dbt import get_asset_key_for_model
 
-from assets.transform.dbt import herald_dbt_models
+from assets.partitions import WAREHOUSE_POOL
 from herald.events.apply import ApplyReport, apply_provider_events
 from herald.events.landing import load_events
 from herald.settings import Settings
-from orchestration.partitions import WAREHOUSE_POOL
 from resources import HeraldConfigResource, WarehouseResource
 
 COMPLIANCE_GROUP = "compliance"
 PROVIDER_EVENTS_KEY = dg.AssetKey(["herald_raw", "provider_events"])
 PROVIDER_EVENT_PROCESSING_KEY = dg.AssetKey(["herald_ops", "provider_event_processing"])
-DELIVERY_MARTS = ("deliveries", "missed_contacts")
 PREVIEW_ROWS = 10
 
 
@@ -84,15 +81,3 @@ def provider_event_processing(
             "preview": dg.MetadataValue.md(preview_table(report)),
         },
     )
-
-
-# Defined here so the sensors can target it; orchestration/jobs.py may take it over.
-apply_provider_events_job = dg.define_asset_job(
-    "apply_provider_events_job",
-    selection=dg.AssetSelection.assets(PROVIDER_EVENTS_KEY, PROVIDER_EVENT_PROCESSING_KEY)
-    | dg.AssetSelection.assets(*[get_asset_key_for_model([herald_dbt_models], m) for m in DELIVERY_MARTS]),
-    description="Loads landed provider events and applies them (delivery statuses forward only, bounces, "
-    "complaints and unsubscribes suppress and cancel queued messages), then refreshes marts.deliveries "
-    "and marts.missed_contacts.",
-    tags={"herald/stage": "compliance"},
-)

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
+from assets.partitions import WAREHOUSE_POOL
 from herald.warehouse.config_tables import CONFIG_TABLES, load_config_tables
-from orchestration.partitions import WAREHOUSE_POOL
 from resources import HeraldConfigResource, WarehouseResource
 
 CONFIG_TABLE_KEYS = {table: dg.AssetKey(["herald_ops", table]) for table in CONFIG_TABLES}

@@ -5,10 +5,10 @@ import dataclasses
 
 import dagster as dg
 
+from assets.partitions import WAREHOUSE_POOL, packets_partitions
 from herald.dropzone import PendingPacket
-from herald.packets.ingest import CHECK_ACCOUNTED, BLOCKING_CHECKS, ingest_packet
+from herald.packets.ingest import BLOCKING_CHECKS, CHECK_ACCOUNTED, ingest_packet
 from herald.packets.validation import VALIDATION_CHECKS
-from orchestration.partitions import WAREHOUSE_POOL, packets_partitions
 from resources import DropZoneResource, HeraldConfigResource, WarehouseResource
 
 PACKET_ROWS = dg.AssetKey(["herald_raw", "packet_rows"])

@@ -4,14 +4,12 @@ members into ``marts.segment_members`` (+ entered/exited events)."""
 
 
 import dagster as dg
-from dagster_dbt import get_asset_key_for_model
 
-from assets.transform.dbt import herald_dbt_models
-from herald.config import Deployment, load_deployment
+from assets.partitions import WAREHOUSE_POOL
+from assets.transform.keys import dbt_model_key
+from herald.config import Deployment
 from herald.segments import evaluate_segment, snapshot_segment
 from herald.segments.preview import preview_markdown, preview_members
-from herald.settings import Settings
-from orchestration.partitions import WAREHOUSE_POOL
 from resources import HeraldConfigResource, WarehouseResource
 
 SEGMENTS_GROUP = "segments"
@@ -22,12 +20,14 @@ def segment_asset_key(client_id: str, segment_name: str) -> dg.AssetKey:
     return dg.AssetKey(["segments", client_id, segment_name])
 
 
-def build_segment_asset(client_id: str, segment_name: str, description: str, segment_type: str) -> dg.AssetsDefinition:
+def build_segment_asset(
+    dbt_models: dg.AssetsDefinition, client_id: str, segment_name: str, description: str, segment_type: str
+) -> dg.AssetsDefinition:
     @dg.asset(
         key=segment_asset_key(client_id, segment_name),
         group_name=SEGMENTS_GROUP,
         description=description or f"Members of {client_id}'s {segment_type} segment {segment_name}: one row per contact.",
-        deps=[get_asset_key_for_model([herald_dbt_models], model) for model in MARTS_READ],
+        deps=[dbt_model_key(dbt_models, model) for model in MARTS_READ],
         pool=WAREHOUSE_POOL,
         kinds={"python"},
         tags={"herald/client": client_id, "herald/segment_type": segment_type},
@@ -55,12 +55,11 @@ def build_segment_asset(client_id: str, segment_name: str, description: str, seg
     return _segment
 
 
-def build_segment_assets(deployment: Deployment) -> list[dg.AssetsDefinition]:
+def build_segment_assets(deployment: Deployment, dbt_models: dg.AssetsDefinition) -> list[dg.AssetsDefinition]:
+    """One asset per segment the deployment configures, downstream of the marts segments read."""
     return [
-        build_segment_asset(client_id, name, segment.description, segment.type)
+        build_segment_asset(dbt_models, client_id, name, segment.description, segment.type)
         for client_id, client in sorted(deployment.clients.items())
         for name, segment in sorted(client.segments.items())
     ]
 
-
-segment_assets = build_segment_assets(load_deployment(Settings.from_env().config_dir))

@@ -1,14 +1,12 @@
-"""Pure billing rules: prices, the alert threshold and key, the alerts table, pricing off."""
+"""Pure billing rules: prices, the alert threshold and key, pricing off."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 
 import pytest
 
-from assets.billing.credits import alerts_table
-from herald.billing.alerts import CreditAlert, alert_key, is_low, threshold
+from herald.billing.alerts import alert_key, is_low, threshold
 from herald.billing.credits import Balance, delivery_pricing, price, show
 from herald.config.models import HeraldConfig, Pricing
 
@@ -59,7 +57,3 @@ def test_billing_off_meters_nothing() -> None:
     assert HeraldConfig(pricing={"sms_segment": 2, "email": 0.5}).pricing == Pricing(sms_segment=2.0, email=0.5)
 
 
-def test_the_alerts_table_names_clients_and_email_outcomes() -> None:
-    alert = CreditAlert("acme", datetime(2026, 1, 1), Decimal("15"), Decimal("20"), "purchase:1", "k", "failed", "boom")
-    assert alerts_table([alert]).splitlines()[-1] == "| acme | 15 | 20 | failed: boom |"
-    assert alerts_table([]) == "no client crossed its low-credit threshold"

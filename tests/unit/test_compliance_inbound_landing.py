@@ -1,6 +1,6 @@
 """The inbound landing area without a warehouse: atomic files a reader never sees half-written,
-`herald inbound` landing a reply (and refusing what is not a phone number), the sensor turning
-waiting files into one run keyed by their names."""
+`herald inbound` landing a reply (and refusing what is not a phone number). The sensor that turns
+waiting files into runs is tested in tests/orchestration/test_inbound_events_sensor.py."""
 
 from __future__ import annotations
 
@@ -9,14 +9,12 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
-import dagster as dg
 import pytest
 from typer.testing import CliRunner
 
 from herald.cli import app
 from herald.compliance.inbound import reply_message_key, to_e164
 from herald.compliance.landing import InboundMessage, append_inbound, inbound_dir, pending_files, read_landed
-from sensors.inbound_events import inbound_events_sensor, pending_run_key
 from tests.conftest import CONFIG_DIR
 
 AT = datetime(2026, 11, 23, 15, 0)
@@ -106,15 +104,3 @@ def test_herald_inbound_help_and_a_bad_number(home: Path) -> None:
     bad = runner.invoke(app, ["inbound", "hello", "+15125550100", "STOP"])
     assert bad.exit_code == 2
     assert pending_files(home) == []
-
-
-def test_the_sensor_requests_one_run_per_set_of_waiting_files(home: Path) -> None:
-    context = dg.build_sensor_context()
-    skipped = inbound_events_sensor(context)
-    assert isinstance(skipped, dg.SkipReason) and "no inbound replies waiting" in (skipped.skip_message or "")
-    first = append_inbound(home, message(1))
-    request = inbound_events_sensor(dg.build_sensor_context())
-    assert isinstance(request, dg.RunRequest) and request.run_key == pending_run_key([first.name])
-    second = append_inbound(home, message(2))
-    again = inbound_events_sensor(dg.build_sensor_context())
-    assert again.run_key == pending_run_key([second.name, first.name]) != request.run_key

@@ -12,7 +12,6 @@ from herald.providers.base import OutboundMessage, OutcomeUnknownError
 from herald.providers.factory import delivery_options_from_env, providers_from_env
 from herald.providers.sandbox import SandboxEmailProvider, SandboxSmsProvider
 from herald.settings import SettingsError
-from resources.providers import ProvidersResource
 
 SINCE = datetime(2026, 11, 23, 15, 0)
 
@@ -109,21 +108,6 @@ def test_delivery_options_from_env() -> None:
     assert (options.batch_size, options.max_attempts, options.lease_seconds) == (50, 4, 60)
     with pytest.raises(SettingsError, match="HERALD_DELIVERY_BATCH_SIZE"):
         delivery_options_from_env({"HERALD_DELIVERY_BATCH_SIZE": "0"})
-
-
-def test_providers_resource_reads_the_environment_at_run_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    resource = ProvidersResource()
-    monkeypatch.setenv("HERALD_HOME", str(tmp_path))
-    monkeypatch.delenv("HERALD_WAREHOUSE_URL", raising=False)
-    monkeypatch.delenv("HERALD_SMS_PROVIDER", raising=False)
-    monkeypatch.delenv("HERALD_EMAIL_PROVIDER", raising=False)
-    providers = resource.get()
-    assert providers["sms"].journal_path == tmp_path.resolve() / "sandbox" / "sms.jsonl"
-    monkeypatch.setenv("HERALD_SMS_PROVIDER", "carrier-pigeon")
-    with pytest.raises(SettingsError, match="HERALD_SMS_PROVIDER"):
-        resource.get()
 
 
 def test_sandbox_journal_makes_lookup_exact_across_instances(tmp_path: Path) -> None:

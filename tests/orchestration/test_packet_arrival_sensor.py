@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from herald.dropzone import LocalDropZone
-from orchestration.partitions import PACKETS_PARTITION
+from assets.partitions import PACKETS_PARTITION
 from herald.dropzone.base import sha256_of
 from resources import DropZoneResource, HeraldConfigResource
 from sensors.packet_arrival import packet_arrival_sensor

@@ -1,7 +1,9 @@
-"""Partitions: one dynamic partition per packet, added by ``packet_arrival_sensor``."""
+"""What the assets share besides their keys: the packet partitions and the warehouse pool."""
 
 import dagster as dg
 
+# One dynamic partition per packet, added by ``packet_arrival_sensor`` (and ``herald tick``,
+# which runs that sensor) before the ingest run that materializes it.
 PACKETS_PARTITION = "packets"
 packets_partitions = dg.DynamicPartitionsDefinition(name=PACKETS_PARTITION)
 

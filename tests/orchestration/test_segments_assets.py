@@ -11,9 +11,7 @@ EXAMPLE_SEGMENTS = [
 ]
 
 
-def test_each_example_segment_is_an_asset_downstream_of_the_marts() -> None:
-    from orchestration.definitions import defs
-
+def test_each_example_segment_is_an_asset_downstream_of_the_marts(defs: dg.Definitions) -> None:
     graph = defs.resolve_asset_graph()
     for client_id, name in EXAMPLE_SEGMENTS:
         key = dg.AssetKey(["segments", client_id, name])
