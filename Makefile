@@ -10,7 +10,7 @@ UV_VERSION := 0.13.8
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv manifest browsers demo test test-fast dev bench lint clean
+.PHONY: help venv manifest browsers demo docs test test-fast dev bench lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -35,6 +35,13 @@ browsers:  ## install Debian's chromium for the browser tests when /usr/bin/chro
 
 demo: venv  ## generate sample packets, ingest them end to end on the embedded default, print a report
 	$(BIN)/herald demo
+
+docs: venv manifest  ## build the dbt docs site (models, columns, tests, lineage) from the configured warehouse, e.g. after `make demo`
+	@$(BIN)/python -c "from herald.settings import Settings; from herald.warehouse.catalog import generate_docs; \
+	folder = generate_docs(Settings.from_env()); \
+	print(f'dbt docs written to {folder}/index.html (static_index.html opens without a server)')" \
+	|| (echo "make docs: dbt docs generate failed (has the warehouse been built? try make demo)" >&2; exit 1)
+	@echo "serve them on http://127.0.0.1:8080/ with: $(BIN)/herald docs"
 
 # Two workers (the machine's cores); each test module stays in one worker, so a module's
 # expensive fixture (a demo deployment, a dbt build) is made once.
