@@ -1,13 +1,14 @@
 """`tick`: one synchronous iteration of Dagster's sensor and scheduler daemons, then the runs.
 
-What a tick does (see notes/tick_recipe.md for the evidence behind every step):
+What a tick does (docs/tick.md explains how this matches the daemon, and its pitfalls):
 
 Phase 0, no lock: open ``$DAGSTER_HOME`` with a tick-only run coordinator/launcher override
 (``dagster.yaml`` stays as ``dagster dev`` needs it) and load the same ``workspace.yaml`` as
 ``dagster dev``, in-process.
 
 Phase 1, under the inter-process lock ``$DAGSTER_HOME/.tick.lock``:
-  1. refuse while a sensor/scheduler daemon heartbeat is fresh (the lock cannot cover it);
+  1. refuse while a sensor/scheduler daemon heartbeat is fresh (the lock cannot cover a
+     daemon, which would evaluate the same sensors and launch the same runs beside us);
   2. reap runs of dead tick processes (STARTED -> FAILURE, slots freed) and adopt their
      never-started runs (STARTING);
   3. run the daemons' own sensor and scheduler iteration functions. They persist cursors,
@@ -108,6 +109,9 @@ class TickRunResult:
     seconds: float
     tags: dict[str, str]
     partition: str | None
+    # a failed run: the first line of what failed it, prefixed with the step ("packet_rows:
+    # ValueError: ..."); None when the run succeeded
+    error: str | None = None
 
 
 @dataclass
@@ -155,7 +159,8 @@ class CapturingRunLauncher(RunLauncher, ConfigurableClass):
     ``DagsterInstance.launch_run`` writes RUN_STARTING *before* calling the launcher, so by the
     time a run id lands here the daemon's run-key dedupe (status != NOT_STARTED) protects it.
     The owner tag lets a later tick find runs whose process died (reaper/adopter). It embeds the
-    run id because UI re-execution copies every tag to the child run (recipe G19).
+    run id because UI re-execution copies every tag to the child run: a copied tag names another
+    run id, so the reaper can tell it was not launched by a tick.
     """
 
     def __init__(self, inst_data: ConfigurableClassData | None = None) -> None:
@@ -207,8 +212,8 @@ def run_tick(
     Raises DaemonRunningError if a daemon heartbeat is fresh (unless ``allow_running_daemon``)
     and TickInterrupted on SIGINT/SIGTERM (with the partial report attached).
 
-    User code is imported once per process and then cached by Dagster (G10): a long-lived
-    caller keeps running the code it first imported. One process per tick (the CLI) avoids it.
+    User code is imported once per process and then cached by Dagster: a long-lived caller
+    keeps running the code it first imported. One process per tick (the CLI) avoids it.
     """
     report = TickReport()
     started = time.monotonic()
@@ -237,8 +242,9 @@ def run_tick(
 
 def _open_instance(home: Path, stack: ExitStack, timings: dict[str, float]) -> dg.DagsterInstance:
     t0 = time.monotonic()
-    # Tick-only overrides: dagster.yaml keeps the QueuedRunCoordinator/DefaultRunLauncher that
-    # `dagster dev` needs (G7). DefaultRunCoordinator makes submit_run call launch_run at once.
+    # Tick-only overrides: dagster.yaml keeps the run coordinator and launcher `dagster dev`
+    # needs (a queued coordinator would leave our runs waiting for a daemon that is not there).
+    # DefaultRunCoordinator makes submit_run call launch_run at once.
     ref = InstanceRef.from_dir(
         str(home),
         overrides={
@@ -252,7 +258,7 @@ def _open_instance(home: Path, stack: ExitStack, timings: dict[str, float]) -> d
             },
         },
     )
-    # Concurrent first opens of a fresh sqlite home race on schema creation (G12).
+    # Concurrent first opens of a fresh sqlite home race on schema creation: serialize them.
     with _file_lock(home / INIT_LOCK_FILE):
         instance = stack.enter_context(dg.DagsterInstance.from_ref(ref))
     timings["instance"] = round(time.monotonic() - t0, 3)
@@ -265,8 +271,8 @@ def _load_workspace(
     """Load every location of workspace.yaml in-process, keeping the yaml's location names.
 
     Returns None (with report.errors filled) if any location fails: the scheduler iteration
-    deletes state of schedules missing from the workspace it is given (G2), so never tick on
-    a partial workspace.
+    deletes state of schedules missing from the workspace it is given, so never tick on a
+    partial workspace.
     """
     t0 = time.monotonic()
     origins = []
@@ -278,7 +284,8 @@ def _load_workspace(
                 "python_file/python_module/python_package entry, not a grpc_server"
             )
             continue
-        # Location names key cursors, ticks and schedule state (G1): keep the yaml's names.
+        # Location names key cursors, ticks and schedule state: keep the yaml's names, or the
+        # tick and `dagster dev` would keep two separate sets of them.
         origins.append(
             InProcessCodeLocationOrigin(
                 loadable_target_origin=target, location_name=origin.location_name
@@ -307,7 +314,8 @@ def _evaluate_under_lock(
     allow_running_daemon: bool,
     report: TickReport,
 ) -> list[str]:
-    """Everything that decides which runs exist happens under the lock (G13)."""
+    """Everything that decides which runs exist happens under the lock: the daemon code reads
+    existing run keys, then creates runs, so two ticks evaluating at once would both launch."""
     launcher = instance.run_launcher
     if not isinstance(launcher, CapturingRunLauncher):
         raise RuntimeError(f"tick needs its own run launcher override, got {type(launcher)}")
@@ -331,19 +339,20 @@ def _evaluate_under_lock(
 
 
 def _refuse_if_daemon_alive(instance: dg.DagsterInstance) -> None:
-    """The file lock does not cover a live dagster-daemon, so refuse to race it (G14).
+    """The file lock does not cover a live dagster-daemon, so refuse to race it.
 
-    Heartbeats are not wiped on shutdown: after stopping `dagster dev`, wait ~75 s or pass
-    allow_running_daemon.
+    Heartbeats are not wiped on shutdown: a daemon stopped less than ~75 s ago still counts.
     """
     now = get_current_timestamp()
     for daemon_type, heartbeat in instance.get_daemon_heartbeats().items():
         age = now - heartbeat.timestamp
         if daemon_type in GUARDED_DAEMON_TYPES and age < HEARTBEAT_FRESH_SECONDS:
             raise DaemonRunningError(
-                f"the {daemon_type} daemon heartbeat is {age:.0f} s old "
-                f"(< {HEARTBEAT_FRESH_SECONDS:.0f} s): a dagster daemon seems to be running on "
-                "this DAGSTER_HOME; stop it or pass allow_running_daemon"
+                f"a Dagster daemon is running on {instance.root_directory} (its {daemon_type} "
+                f"heartbeat is {age:.0f} s old): it already evaluates the sensors and schedules that a "
+                "tick would. Stop it (the `herald dev` or `dagster-daemon` using this DAGSTER_HOME) and "
+                f"wait {HEARTBEAT_FRESH_SECONDS:.0f} s, or tick another deployment by setting HERALD_HOME "
+                "to a different folder."
             )
 
 
@@ -432,7 +441,7 @@ def _tick_dict(tick: Any) -> dict:
     }
 
 
-# --- reaper / adopter (G18, G19, G23) --------------------------------------------------------
+# --- reaper / adopter: runs left behind by a tick process that died ---------------------------
 
 
 @dataclass(frozen=True)
@@ -458,7 +467,7 @@ def _parse_owner(value: str | None) -> _Owner | None:
 def _is_orphan(owner: _Owner | None, run_id: str) -> bool:
     """True if the tick process that launched this run is gone (same host only)."""
     if owner is None or owner.run_id != run_id:
-        return False  # not a tick run, or a tag copied to a UI re-execution (G19)
+        return False  # not a tick run, or a tag copied to a UI re-execution
     if owner.host != _HOST:
         return False  # single-host design: a pid on another machine cannot be checked
     if owner.pid == os.getpid():
@@ -539,8 +548,8 @@ def _execute_runs(
                 if on_run_end is not None:
                     on_run_end(result)
                 if result.tags.get(FAILURE_REASON_TAG) == INTERRUPTED_FAILURE_REASON:
-                    # Dagster swallows the signal after failing the run (G20): stop here and
-                    # leave the remaining STARTING runs to the next tick's adopter.
+                    # Dagster swallows the signal after failing the run: stop here and leave the
+                    # remaining STARTING runs to the next tick's adopter.
                     raise TickInterrupted(report)
     finally:
         _release(run_ids)
@@ -559,11 +568,12 @@ def _execute_one(
         on_run_start(run_id, run.job_name)
     t0 = time.monotonic()
     # execute_run is the run worker's core: it runs the existing record (public execute_job
-    # would create a new run and leave the daemon-created one unexecuted, G8).
+    # would create a new run and leave the daemon-created one unexecuted).
     execute_run(recon_job_from_origin(run.job_code_origin), run, instance)
     seconds = round(time.monotonic() - t0, 3)
     finished = instance.get_run_by_id(run_id) or run
     tags = dict(finished.tags)
+    failed = finished.status == dg.DagsterRunStatus.FAILURE
     return TickRunResult(
         run_id=run_id,
         job_name=finished.job_name,
@@ -571,10 +581,42 @@ def _execute_one(
         seconds=seconds,
         tags=tags,
         partition=tags.get(PARTITION_TAG),
+        error=_first_error_line(instance, run_id) if failed else None,
     )
 
 
-# --- pool wait fixes (G16, G17) --------------------------------------------------------------
+def _first_error_line(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    """What failed the run, in one line: the first failed step and its error (a ``dg.Failure``'s
+    description, else the innermost exception, which is the user's rather than Dagster's
+    wrapper), or the run failure's own message when no step failed."""
+    failures = instance.all_logs(run_id, of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE})
+    for entry in failures:
+        event = entry.dagster_event
+        if event is None or event.event_type != dg.DagsterEventType.STEP_FAILURE:
+            continue
+        data = event.step_failure_data
+        text = data.user_failure_data.description if data.user_failure_data else None
+        error = data.error
+        while not text and error is not None:
+            if error.cause is None:
+                text = error.message
+            error = error.cause
+        line = _first_line(text)
+        if line:
+            return f"{event.step_key}: {line}" if event.step_key else line
+    for entry in failures:
+        line = _first_line(entry.dagster_event.message if entry.dagster_event else entry.user_message)
+        if line:
+            return line
+    return "the run failed without an error message; see its logs in the Dagster UI"
+
+
+def _first_line(text: str | None) -> str | None:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[0] if lines else None
+
+
+# --- pool wait fixes: two Dagster bugs that make a step waiting for a pool slot spin or hang ---
 
 _spin_fix_lock = threading.Lock()
 _spin_fix_depth = 0
@@ -583,7 +625,7 @@ _spin_fix_original: Callable[..., float] | None = None
 
 def _nonnegative_claim_interval(self: InstanceConcurrencyContext) -> float:
     """Upstream returns ``min([0, *intervals])`` (always <= 0), so a step waiting for a pool
-    slot never sleeps and burns a whole core (G16). Sleep until the next pending claim check."""
+    slot never sleeps and burns a whole core. Sleep until the next pending claim check."""
     if not self._pending_claims:
         return 0.0
     now = time.time()
@@ -614,7 +656,7 @@ def _claim_interval_fixed() -> Iterator[None]:
 
 
 class _PoolWatchdog(threading.Thread):
-    """Repairs Dagster's pool lost wake-up (G17).
+    """Repairs Dagster's pool lost wake-up.
 
     ``claim_concurrency_slot`` checks for a free slot and inserts the pending step in two
     statements; if the holder frees its slot in between, the new pending row is never

@@ -288,8 +288,12 @@ def test_refuses_while_daemon_heartbeat_is_fresh(env: Env, instance: dg.DagsterI
     instance.add_daemon_heartbeat(DaemonHeartbeat(now - 5, "SENSOR", "live-daemon", []))
     drop(env, "f1.csv")
 
-    with pytest.raises(DaemonRunningError, match="SENSOR"):
+    with pytest.raises(DaemonRunningError, match="SENSOR") as refused:
         tick(env, force=True)
+    # what the user can do, not a Python parameter
+    assert "allow_running_daemon" not in str(refused.value)
+    assert "Stop it (the `herald dev` or `dagster-daemon` using this DAGSTER_HOME)" in str(refused.value)
+    assert str(env.home) in str(refused.value)
     assert instance.get_runs() == []
     assert instance.all_instigator_state() == []  # nothing was evaluated
 
@@ -305,6 +309,24 @@ def test_refuses_while_daemon_heartbeat_is_fresh(env: Env, instance: dg.DagsterI
     instance.add_daemon_heartbeat(DaemonHeartbeat(get_current_timestamp(), "SCHEDULER", "live", []))
     with pytest.raises(DaemonRunningError, match="SCHEDULER"):
         tick(env, force=True)
+
+
+def test_a_failed_run_reports_the_first_line_of_its_error(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drop(env, "good.csv")
+    [succeeded] = tick(env, force=True).runs
+    assert (succeeded.status, succeeded.error) == ("SUCCESS", None)
+
+    monkeypatch.setenv("TICK_FIXTURE_FAIL", "bad.csv is not a packet\nsecond line of detail")
+    drop(env, "bad.csv")
+    ended: list[TickRunResult] = []
+    report = tick(env, force=True, on_run_end=ended.append)
+    [failed] = report.runs
+    assert failed.status == "FAILURE" and not report.ok
+    assert failed.error == "raw_file: ValueError: bad.csv is not a packet"
+    assert ended == [failed]  # what `herald tick` prints after the status
+    assert json.loads(report.to_json())["runs"][0]["error"] == failed.error
 
 
 @pytest.mark.filterwarnings("ignore:Error loading repository location broken:UserWarning")
@@ -349,7 +371,7 @@ def test_schedule_fires_once_per_occurrence_across_dst_fall_back(
     # Dagster runs the ambiguous time once, at its second (standard time) occurrence.
     assert run.tags[SCHEDULED_TIME_TAG].startswith("2025-11-02T07:30:00")
     assert run.status == dg.DagsterRunStatus.SUCCESS
-    assert "dagster/run_key" not in run.tags  # schedules dedupe on name + scheduled time (G6)
+    assert "dagster/run_key" not in run.tags  # schedules dedupe on name + scheduled time, not a run key
 
     # Re-ticking the same instant adds nothing.
     with freeze_time(start + timedelta(hours=4)):
