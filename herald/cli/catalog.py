@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from herald.cli.common import console, err, fail, load_settings, warehouse_errors
+from herald.cli.common import USAGE_EXIT, console, err, fail, load_settings, warehouse_errors
 
 
 def _count(rows: int | None) -> str:
@@ -18,10 +18,12 @@ def tables(
     schema: Annotated[str | None, typer.Option(help="Only this schema (staging, intermediate, marts, analytics…).")] = None,
 ) -> None:
     """List the warehouse's tables and views: schema, name, what one row is, row count."""
-    from herald.warehouse.catalog import list_tables
+    from herald.warehouse.catalog import HERALD_SCHEMAS, list_tables
     from herald.warehouse.connection import Warehouse
 
     settings = load_settings()
+    if schema is not None and schema not in HERALD_SCHEMAS:
+        fail(f"--schema {schema!r} is not one of Herald's schemas: {', '.join(HERALD_SCHEMAS)}", USAGE_EXIT)
     with warehouse_errors():
         found = list_tables(Warehouse(settings.warehouse), schema)
     if not found:
@@ -50,8 +52,8 @@ def describe(
             described = describe_table(Warehouse(settings.warehouse), name)
     except UnknownTable as exc:
         fail(str(exc))
-    console.print(f"[bold]{described.schema}.{described.name}[/bold] ({described.kind}, {_count(described.row_count)} rows)",
-                  highlight=False)  # fmt: skip
+    rows = "" if described.row_count is None else f", {_count(described.row_count)} row{'' if described.row_count == 1 else 's'}"
+    console.print(f"[bold]{described.schema}.{described.name}[/bold] ({described.kind}{rows})", highlight=False)
     if described.description:
         console.print(described.description, highlight=False, markup=False)
     table = Table(box=None, padding=(0, 1), header_style="bold")

@@ -153,3 +153,25 @@ def test_python_m_herald_cli_runs_without_dagster(env: dict[str, str]) -> None:
              "print('dagster' in sys.modules)")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", probe], env=env, cwd=REPO_ROOT, capture_output=True, text=True)
     assert done.stdout.strip().endswith("False"), done.stdout + done.stderr
+
+
+def test_tables_and_describe_on_a_fresh_warehouse(env: dict[str, str]) -> None:
+    assert herald(env, "credits", "add", "lakeside_realty", "25", "--note", "INV-7").returncode == 0  # builds herald_ops
+    listed = herald(env, "tables", "--schema", "herald_ops")
+    assert listed.returncode == 0, listed.stderr
+    ledger = next(line for line in listed.stdout.splitlines() if line.split()[:2] == ["herald_ops", "credit_ledger"])
+    assert ledger.split()[-1] == "1" and "Append-only credit ledger" in ledger
+    described = herald(env, "describe", "credit_ledger")
+    assert described.returncode == 0, described.stderr
+    assert described.stdout.startswith("herald_ops.credit_ledger (table, 1 row)")
+    columns = {line.split()[0] for line in described.stdout.splitlines()[3:] if line.strip()}
+    assert {"entry_id", "client_id", "kind", "amount"} <= columns
+    assert_clean_error(herald(env, "describe", "herald_ops.credit_ledgr"), 1, "no table 'herald_ops.credit_ledgr'",
+                       "did you mean herald_ops.credit_ledger")  # fmt: skip
+    typo = herald(env, "tables", "--schema", "marts_typo")
+    assert_clean_error(typo, 2, "--schema 'marts_typo' is not one of Herald's schemas: herald_raw, herald_ops, staging")
+    assert_clean_error(herald(env, "tables", "--schema", "intermediate"), 1, "schema 'intermediate' has no tables yet")
+
+
+def test_docs_says_how_to_generate_them_first(env: dict[str, str]) -> None:
+    assert_clean_error(herald(env, "docs"), 1, "no generated docs in", "run `make docs`, or `herald docs --generate`")

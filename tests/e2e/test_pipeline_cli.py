@@ -402,3 +402,17 @@ def test_the_client_report_matches_the_marts(deployed: Deployment, tmp_path: Pat
     # the client dashboard (balance, delivered, opt-outs) for the same client
     (board,) = deployed.sql("select * from analytics.client_dashboard where client_id = 'bright_smiles_dental'")
     assert int(board["opt_outs_30d"]) >= 1
+
+
+def test_tables_and_describe_show_the_marts_after_the_demo(deployed: Deployment) -> None:
+    (contacts,) = deployed.sql("select count(*) as n from marts.contacts")
+    listed = deployed.herald("tables", "--schema", "marts").stdout
+    row = next(line for line in listed.splitlines() if line.split()[:2] == ["marts", "contacts"])
+    assert row.split()[-1] == f"{int(contacts['n']):,}"
+    assert "herald_raw" not in listed
+    described = deployed.herald("describe", "marts.contacts").stdout
+    assert described.startswith(f"marts.contacts (table, {int(contacts['n']):,} rows)")
+    assert {"contact_id", "client_id", "phone_e164"} <= {line.split()[0] for line in described.splitlines()[2:] if line.strip()}
+    unknown = deployed.herald("describe", "marts.contact", check=False)
+    assert unknown.returncode == 1 and "did you mean marts.contacts" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
