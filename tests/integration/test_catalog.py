@@ -1,0 +1,185 @@
+"""What analysts see of the warehouse, on both engines: the dbt descriptions land as table and
+column comments (persist_docs), and ``herald.warehouse.catalog`` lists and describes tables
+from them.
+
+One warehouse per engine with Herald's own tables (the real DDL), a hand-made
+``intermediate.int_contacts_deduplicated`` and one ``dbt run`` of ``marts.contacts`` over it (its data tests belong to test_dbt_models).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from herald.settings import Settings, parse_warehouse_url
+from herald.warehouse.catalog import UnknownTable, describe_table, docs_dir, generate_docs, list_tables
+from herald.warehouse.connection import Warehouse
+from herald.warehouse.schema import ddl_statements
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+
+CONTACTS_DESCRIPTION = "One row per contact: a person a client sent us, deduplicated within the client"
+CONTACT_ID_DESCRIPTION = "md5 of client_id and the contact's identity; stable across runs."
+CONTACT_COUNT = 3
+
+# the columns of int_contacts_deduplicated marts.contacts selects, in its order
+UPSTREAM_COLUMNS = [
+    ("contact_id", "varchar"), ("client_id", "varchar"), ("external_id", "varchar"), ("first_name", "varchar"),
+    ("last_name", "varchar"), ("email", "varchar"), ("is_email_valid", "boolean"), ("phone_e164", "varchar"),
+    ("is_phone_valid", "boolean"), ("postal_code", "varchar"), ("time_zone", "varchar"),
+    ("first_packet_id", "varchar"), ("first_line_number", "bigint"), ("last_packet_id", "varchar"),
+    ("last_line_number", "bigint"), ("source_row_count", "bigint"), ("created_at", "timestamp"),
+    ("updated_at", "timestamp"),
+]  # fmt: skip
+RECEIVED_AT = datetime(2024, 3, 1, 12, 0)
+
+
+def _contact(n: int) -> tuple:
+    return (f"c{n}", "clinic", f"P{n}", "Ann", "Lee", f"ann{n}@example.com", True, f"+1312555010{n}", True,
+            "60601", None, "p1", n, "p1", n, 1, RECEIVED_AT, RECEIVED_AT)  # fmt: skip
+
+
+@dataclass
+class Built:
+    warehouse: Warehouse
+    tmp: Path
+
+
+def _dbt_build(warehouse: Warehouse, target_path: Path, log_path: Path) -> None:
+    beside_python = Path(sys.executable).parent / "dbt"
+    executable = str(beside_python) if beside_python.exists() else (shutil.which("dbt") or "dbt")
+    env = {
+        **os.environ,
+        **warehouse.target.dbt_env(),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_LOG_PATH": str(log_path),
+    }
+    completed = subprocess.run(
+        [executable, "run", "--select", "contacts", "--project-dir", str(DBT_PROJECT_DIR),
+         "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target_path)],
+        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    if completed.returncode != 0:
+        pytest.fail(f"dbt run failed ({completed.returncode}):\n{completed.stdout[-8000:]}\n{completed.stderr[-4000:]}")
+
+
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param("duckdb", id="duckdb"), pytest.param("postgres", id="postgres", marks=pytest.mark.postgres)],
+)
+def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    engine: str = request.param
+    tmp = tmp_path_factory.mktemp(f"catalog-{engine}")
+    if engine == "postgres":
+        create_database: Callable[[], str] = request.getfixturevalue("pg_database_factory")
+        url = create_database()  # dropped by the factory at the end of the session
+    else:
+        url = str(tmp / "warehouse.duckdb")
+    warehouse = Warehouse(parse_warehouse_url(url, tmp))
+    with warehouse.session() as s:
+        for statement in ddl_statements(warehouse.engine):
+            s.execute(statement)
+        s.execute("create schema if not exists intermediate")
+        s.execute(
+            "create table intermediate.int_contacts_deduplicated ("
+            + ", ".join(f"{name} {type_}" for name, type_ in UPSTREAM_COLUMNS)
+            + ")"
+        )
+        s.insert_rows(
+            "intermediate.int_contacts_deduplicated",
+            [name for name, _ in UPSTREAM_COLUMNS],
+            [_contact(n) for n in range(1, CONTACT_COUNT + 1)],
+        )
+    target_path = DBT_PROJECT_DIR / "target" / f"{engine}-catalog-test-{uuid.uuid4().hex[:10]}"
+    try:
+        _dbt_build(warehouse, target_path, tmp / "logs")
+        yield Built(warehouse, tmp)
+    finally:
+        shutil.rmtree(target_path, ignore_errors=True)
+
+
+def test_descriptions_land_as_comments_in_the_database(built: Built) -> None:
+    if built.warehouse.engine == "duckdb":
+        table_sql = "select comment from duckdb_tables() where schema_name = 'marts' and table_name = 'contacts'"
+        column_sql = (
+            "select comment from duckdb_columns() "
+            "where schema_name = 'marts' and table_name = 'contacts' and column_name = 'contact_id'"
+        )
+    else:
+        table_sql = "select obj_description('marts.contacts'::regclass, 'pg_class')"
+        column_sql = (
+            "select col_description('marts.contacts'::regclass, attnum) from pg_attribute "
+            "where attrelid = 'marts.contacts'::regclass and attname = 'contact_id'"
+        )
+    with built.warehouse.session(read_only=True) as s:
+        table_comment = s.scalar(table_sql)
+        column_comment = s.scalar(column_sql)
+    assert table_comment.startswith(CONTACTS_DESCRIPTION)
+    assert "Python reads this table" in table_comment  # the whole description, not only its first line
+    assert column_comment == CONTACT_ID_DESCRIPTION
+
+
+def test_list_tables_gives_each_table_its_description_and_row_count(built: Built) -> None:
+    marts = {t.name: t for t in list_tables(built.warehouse, "marts")}
+    contacts = marts["contacts"]
+    assert (contacts.schema, contacts.kind, contacts.row_count) == ("marts", "table", CONTACT_COUNT)
+    # the first sentence only
+    assert contacts.description == (
+        "One row per contact: a person a client sent us, deduplicated within the client by valid "
+        "phone, then valid email, then the client's external id."
+    )
+    assert marts["segment_members"].row_count == 0  # Python's own table in marts
+
+    everything = list_tables(built.warehouse)
+    schemas = {t.schema for t in everything}
+    assert {"herald_raw", "herald_ops", "intermediate", "marts", "analytics"} <= schemas
+    assert [(t.schema, t.name) for t in everything] == sorted((t.schema, t.name) for t in everything)
+    rejects = next(t for t in everything if (t.schema, t.name) == ("herald_raw", "packet_rejects"))
+    assert rejects.description is not None and rejects.description.startswith("One row per packet row that could not")
+
+
+def test_describe_table_shows_columns_with_types_and_descriptions(built: Built) -> None:
+    described = describe_table(built.warehouse, "marts.contacts")
+    assert (described.schema, described.name, described.row_count) == ("marts", "contacts", CONTACT_COUNT)
+    assert described.description is not None and "Python reads this table" in described.description
+    assert [c.name for c in described.columns] == [name for name, _ in UPSTREAM_COLUMNS]
+    by_name = {c.name: c for c in described.columns}
+    assert by_name["contact_id"].description == CONTACT_ID_DESCRIPTION
+    assert by_name["contact_id"].data_type.lower() in ("varchar", "character varying")
+    assert by_name["created_at"].data_type.lower() in ("timestamp", "timestamp without time zone")
+    assert by_name["source_row_count"].data_type.lower() == "bigint"
+    assert all(c.description for c in described.columns), [c.name for c in described.columns if not c.description]
+    # a bare name that only one schema has is enough
+    assert describe_table(built.warehouse, "contacts").schema == "marts"
+
+
+def test_unknown_table_names_the_table_and_suggests_close_ones(built: Built) -> None:
+    with pytest.raises(UnknownTable) as typo:
+        describe_table(built.warehouse, "marts.contact")
+    assert str(typo.value).startswith("no table 'marts.contact' in the warehouse's schemas")
+    assert "did you mean marts.contacts" in str(typo.value)
+
+    with pytest.raises(UnknownTable, match=r"no table 'nothing_like_it' .*: `herald tables` lists them"):
+        describe_table(built.warehouse, "nothing_like_it")
+
+
+def test_generate_docs_writes_the_docs_site_under_the_deployment_home(built: Built) -> None:
+    if built.warehouse.engine != "duckdb":
+        pytest.skip("one engine is enough for dbt's own docs site (~20 s)")
+    settings = Settings(home=built.tmp / "home", config_dir=built.tmp, warehouse=built.warehouse.target,
+                        dropzone=Settings.from_env({"HERALD_HOME": str(built.tmp / "home")}).dropzone)  # fmt: skip
+    folder = generate_docs(settings)
+    assert folder == docs_dir(settings) == built.tmp / "home" / "dbt-docs" / "duckdb"
+    assert (folder / "index.html").exists() and (folder / "static_index.html").exists()
+    catalog = (folder / "catalog.json").read_text()
+    assert '"model.herald.contacts"' in catalog
