@@ -3,7 +3,8 @@ column comments (persist_docs), and ``herald.warehouse.catalog`` lists and descr
 from them.
 
 One warehouse per engine with Herald's own tables (the real DDL), a hand-made
-``intermediate.int_contacts_deduplicated`` and one ``dbt run`` of ``marts.contacts`` over it (its data tests belong to test_dbt_models).
+``intermediate.int_contacts_deduplicated`` and one ``dbt run`` of ``marts.contacts`` over it
+(its data tests belong to test_dbt_models).
 """
 
 from __future__ import annotations
