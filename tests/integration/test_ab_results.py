@@ -163,8 +163,11 @@ def test_configured_control_metric_and_minimum(warehouse: Warehouse, deployment:
 
 
 def test_the_asset_reports_the_results_as_a_markdown_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from assets.analytics.ab_tests import AB_TEST_RESULTS_KEY, ab_results_job, ab_results_schedule, ab_test_results
+    from assets.analytics.ab_tests import AB_TEST_RESULTS_KEY, build_ab_test_results
+    from assets.transform.dbt import load_dbt_models
     from herald.settings import Settings
+    from orchestration.jobs import ab_results_job
+    from orchestration.schedules import ab_results_schedule
     from resources import HeraldConfigResource, WarehouseResource
 
     monkeypatch.setenv("HERALD_HOME", str(tmp_path / "home"))
@@ -173,6 +176,7 @@ def test_the_asset_reports_the_results_as_a_markdown_table(tmp_path: Path, monke
     warehouse = Warehouse(Settings.from_env().warehouse)
     warehouse.ensure_schema()
     fill(warehouse)
+    ab_test_results = build_ab_test_results(load_dbt_models("duckdb"))
 
     result = dg.materialize(
         [ab_test_results], resources={"warehouse": WarehouseResource(), "herald_config": HeraldConfigResource()}

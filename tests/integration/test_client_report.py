@@ -306,6 +306,7 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
 
 def test_report_asset_writes_and_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from assets.reports.client_reports import build_client_report_asset
+    from assets.transform.dbt import load_dbt_models
     from resources import HeraldConfigResource, WarehouseResource
 
     for key, value in cli_env(tmp_path).items():
@@ -314,7 +315,7 @@ def test_report_asset_writes_and_links(tmp_path: Path, monkeypatch: pytest.Monke
     warehouse.ensure_schema()
     make_marts(warehouse)
 
-    asset = build_client_report_asset(CLIENT)
+    asset = build_client_report_asset(load_dbt_models("duckdb"), CLIENT)
     result = dg.materialize(
         [asset], resources={"warehouse": WarehouseResource(), "herald_config": HeraldConfigResource()}
     )

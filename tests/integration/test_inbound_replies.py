@@ -310,7 +310,8 @@ def test_the_asset_loads_and_applies_landed_replies(tmp_path: Path, monkeypatch:
     """The thin Dagster adapter on DuckDB: landed replies → applied, counts and a masked preview."""
     import dagster as dg
 
-    from assets.compliance.inbound import inbound_processing
+    from assets.compliance.inbound import build_inbound_processing
+    from assets.transform.dbt import load_dbt_models
     from herald.settings import Settings
     from resources import HeraldConfigResource, WarehouseResource
     from tests.conftest import CONFIG_DIR
@@ -323,6 +324,7 @@ def test_the_asset_loads_and_applies_landed_replies(tmp_path: Path, monkeypatch:
     warehouse.ensure_schema()
     append_inbound(home, InboundMessage("SM-a1", ANN, SENDER, "STOP", NOW))
     append_inbound(home, InboundMessage("SM-a2", ANN, "+15559990000", "HELP", NOW))
+    inbound_processing = build_inbound_processing(load_dbt_models("duckdb"))
     result = dg.materialize(
         [inbound_processing], resources={"warehouse": WarehouseResource(), "herald_config": HeraldConfigResource()}
     )

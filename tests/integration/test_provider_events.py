@@ -361,26 +361,32 @@ def test_the_sensors_request_a_run_while_events_or_replies_wait(
     from herald.compliance.landing import InboundMessage
     from herald.events.landing import open_sink
     from herald.settings import Settings
+    from resources import HeraldSettingsResource, WarehouseResource
     from sensors.inbound_events import inbound_events_sensor
     from sensors.provider_events import provider_events_sensor
+
+    def context() -> dg.SensorEvaluationContext:
+        return dg.build_sensor_context(
+            resources={"herald_settings": HeraldSettingsResource(), "warehouse": WarehouseResource()}
+        )
 
     for name, value in herald_env(engine).items():
         monkeypatch.setenv(name, value)
     settings = Settings.from_env()
     wh = Warehouse(settings.warehouse)
     wh.ensure_schema()
-    assert isinstance(provider_events_sensor(dg.build_sensor_context()), dg.SkipReason)
-    assert isinstance(inbound_events_sensor(dg.build_sensor_context()), dg.SkipReason)
+    assert isinstance(provider_events_sensor(context()), dg.SkipReason)
+    assert isinstance(inbound_events_sensor(context()), dg.SkipReason)
 
     sink = open_sink(settings)  # what the web service does: files, or the landing tables on PostgreSQL
     sink.append(twilio("SM-x", "delivered", 1))
     sink.append_inbound(InboundMessage("SM-in", ANN_PHONE, "+15125550100", "C", NOW))
-    first = provider_events_sensor(dg.build_sensor_context())
-    replies = inbound_events_sensor(dg.build_sensor_context())
+    first = provider_events_sensor(context())
+    replies = inbound_events_sensor(context())
     assert isinstance(first, dg.RunRequest) and first.run_key.startswith("provider_events:")
     assert isinstance(replies, dg.RunRequest) and replies.run_key.startswith("inbound:")
     sink.append(twilio("SM-x", "read", 2))
-    assert provider_events_sensor(dg.build_sensor_context()).run_key != first.run_key  # a new batch, a new run
+    assert provider_events_sensor(context()).run_key != first.run_key  # a new batch, a new run
 
     # once applied (what the runs do), nothing waits
     load_events(wh, settings.home)
@@ -389,6 +395,6 @@ def test_the_sensors_request_a_run_while_events_or_replies_wait(
         if engine == "postgres":
             s.execute("insert into herald_ops.inbound_processing (inbound_id, kind, action, messages_cancelled, "
                       "processed_at) values ('SM-in', 'confirm', 'confirmed', 0, ?)", [NOW])  # fmt: skip
-    assert isinstance(provider_events_sensor(dg.build_sensor_context()), dg.SkipReason)
+    assert isinstance(provider_events_sensor(context()), dg.SkipReason)
     if engine == "postgres":
-        assert isinstance(inbound_events_sensor(dg.build_sensor_context()), dg.SkipReason)
+        assert isinstance(inbound_events_sensor(context()), dg.SkipReason)

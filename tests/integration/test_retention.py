@@ -302,7 +302,9 @@ def test_the_asset_purges_and_reports_counts_as_a_markdown_table(
 
 
 def test_the_schedule_runs_the_purge_job_daily_at_0330_utc() -> None:
-    from assets.compliance.retention import retention_purge, retention_purge_job, retention_purge_schedule
+    from assets.compliance.retention import retention_purge
+    from orchestration.jobs import retention_purge_job
+    from orchestration.schedules import retention_purge_schedule
     from resources import HeraldConfigResource, WarehouseResource
 
     defs = dg.Definitions(

@@ -238,12 +238,13 @@ def test_segment_assets_materialize_and_a_refused_one_fails_alone(
     deployment_env: tuple[dict[str, str], Warehouse], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from assets.segments.segments import build_segment_assets, segment_asset_key
+    from assets.transform.dbt import load_dbt_models
     from resources import HeraldConfigResource, WarehouseResource
 
     env, warehouse = deployment_env
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assets = build_segment_assets(load_deployment(Path(env["HERALD_CONFIG_DIR"])))
+    assets = build_segment_assets(load_deployment(Path(env["HERALD_CONFIG_DIR"])), load_dbt_models())
     resources = {"warehouse": WarehouseResource(), "herald_config": HeraldConfigResource()}
 
     result = dg.materialize(assets, resources=resources, raise_on_error=False)

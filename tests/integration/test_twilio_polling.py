@@ -19,7 +19,8 @@ from herald.events.landing import load_events, pending_event_files
 from herald.events.polling import PollCursor, poll_twilio, twilio_client_from_env
 from herald.settings import Settings
 from herald.warehouse.connection import Warehouse
-from sensors.twilio_polling import twilio_polling_sensor
+from resources import HeraldSettingsResource
+from sensors.twilio_polling import build_twilio_polling_sensor
 from tests.conftest import ENGINES
 from tests.provider_emulator import ProviderEmulator
 
@@ -107,7 +108,12 @@ def test_the_sensor_lands_what_it_found_and_requests_the_apply_jobs(
     emulator.set_sms_status(sid, "delivered")
     emulator.receive_sms(ANN, SENDER, "thanks!")
 
-    context = dg.build_sensor_context()
+    # the sensor as the definitions build it, with the two jobs it requests (by name)
+    twilio_polling_sensor = build_twilio_polling_sensor(
+        dg.define_asset_job("apply_provider_events_job"), dg.define_asset_job("apply_replies_job")
+    )
+    resources = {"herald_settings": HeraldSettingsResource()}
+    context = dg.build_sensor_context(resources=resources)
     requests = twilio_polling_sensor(context)
     assert sorted(r.job_name for r in requests) == ["apply_provider_events_job", "apply_replies_job"]
     assert context.cursor and PollCursor.from_json(context.cursor).date_sent is not None
@@ -123,5 +129,5 @@ def test_the_sensor_lands_what_it_found_and_requests_the_apply_jobs(
         assert s.scalar(f"select provider_status from {OUTBOX} where message_key = 'm-ann'") == "delivered"
 
     # the next tick: nothing new
-    skipped = twilio_polling_sensor(dg.build_sensor_context(cursor=context.cursor))
+    skipped = twilio_polling_sensor(dg.build_sensor_context(cursor=context.cursor, resources=resources))
     assert isinstance(skipped, dg.SkipReason) and "no new replies or status changes" in (skipped.skip_message or "")
