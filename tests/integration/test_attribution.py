@@ -21,20 +21,14 @@ The scenario, every conversion at T (default vars: sms lookback 7 days, email 14
 from __future__ import annotations
 
 import hashlib
-import shutil
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from herald.settings import parse_warehouse_url
-from herald.warehouse.connection import Warehouse
-from herald.warehouse.schema import column_names, ddl_statements
 from tests.conftest import ENGINES
-from tests.integration.test_compliance_marts import row
-from tests.integration.test_dbt_messages_marts import DBT_PROJECT_DIR, Built, dbt, insert, rows
+from tests.dbt_harness import Built, MartBuild, build_marts, failed_nodes, row, rows
 
 MODELS = ("conversions", "attributed_conversions", "attribution_by_campaign", "attribution_by_channel")
 ATTRIBUTION_MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
@@ -152,48 +146,35 @@ APPOINTMENT_RESPONSES = [
 ]
 
 
-@pytest.fixture(scope="module", params=ENGINES)
-def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
-    engine: str = request.param
-    tmp = tmp_path_factory.mktemp(f"dbt-attribution-{engine}")
-    if engine == "postgres":
-        create_database: Callable[[], str] = request.getfixturevalue("pg_database_factory")
-        url = create_database()
-    else:
-        url = str(tmp / "warehouse.duckdb")
-    warehouse = Warehouse(parse_warehouse_url(url, tmp))
-    hand_made = {
+BUILD = MartBuild(
+    name="attribution",
+    models=MODELS,
+    sources=SOURCE_TABLES,
+    hand_made={
         "marts.contacts": CONTACT_COLUMNS,
         "marts.messages": MESSAGE_COLUMNS,
         "marts.funnel_events": FUNNEL_EVENT_COLUMNS,
         "marts.contact_attributes": CONTACT_ATTRIBUTE_COLUMNS,
         "marts.appointment_confirmations": APPOINTMENT_CONFIRMATION_COLUMNS,
-    }
-    with warehouse.session() as s:
-        for statement in ddl_statements(warehouse.engine):
-            if statement.startswith("create schema") or any(f" {t} (" in statement for t in SOURCE_TABLES):
-                s.execute(statement)
-        for table, columns in hand_made.items():
-            s.execute(f"create table {table} ({', '.join(f'{n} {t}' for n, t in columns)})")
-    insert(warehouse, {
-        "herald_ops.clients": (column_names("herald_ops.clients"), CLIENTS),
-        "herald_raw.inbound_messages": (column_names("herald_raw.inbound_messages"), [m for m, _ in REPLIES]),
-        "herald_ops.inbound_processing": (column_names("herald_ops.inbound_processing"), [p for _, p in REPLIES]),
-        "herald_ops.appointment_responses": (column_names("herald_ops.appointment_responses"), APPOINTMENT_RESPONSES),
-        "marts.contacts": ([n for n, _ in CONTACT_COLUMNS], CONTACTS),
-        "marts.messages": ([n for n, _ in MESSAGE_COLUMNS], MESSAGES),
-        "marts.funnel_events": ([n for n, _ in FUNNEL_EVENT_COLUMNS], FUNNEL_EVENTS),
-        "marts.contact_attributes": ([n for n, _ in CONTACT_ATTRIBUTE_COLUMNS], CONTACT_ATTRIBUTES),
-        "marts.appointment_confirmations": (
-            [n for n, _ in APPOINTMENT_CONFIRMATION_COLUMNS], APPOINTMENT_CONFIRMATIONS,
-        ),
-    })  # fmt: skip
-    target_path = DBT_PROJECT_DIR / "target" / f"{engine}-attribution-test-{uuid.uuid4().hex[:10]}"
-    try:
-        run = dbt(warehouse, target_path, tmp / "logs", "build", "--select", *MODELS)
-        yield Built(warehouse, run)
-    finally:
-        shutil.rmtree(target_path, ignore_errors=True)
+    },
+    rows={
+        "herald_ops.clients": CLIENTS,
+        "herald_raw.inbound_messages": [m for m, _ in REPLIES],
+        "herald_ops.inbound_processing": [p for _, p in REPLIES],
+        "herald_ops.appointment_responses": APPOINTMENT_RESPONSES,
+        "marts.contacts": CONTACTS,
+        "marts.messages": MESSAGES,
+        "marts.funnel_events": FUNNEL_EVENTS,
+        "marts.contact_attributes": CONTACT_ATTRIBUTES,
+        "marts.appointment_confirmations": APPOINTMENT_CONFIRMATIONS,
+    },
+)
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    with build_marts(request, tmp_path_factory, BUILD) as result:
+        yield result
 
 
 def conversion_id(kind: str, client_id: str, contact_id: str, source_id: str) -> str:
@@ -217,7 +198,7 @@ def approx(expected: dict[str, dict[str, float]]) -> dict[str, Any]:
 
 def test_the_four_models_and_their_data_tests_pass(built: Built) -> None:
     statuses = {r["unique_id"]: r["status"] for r in built.run["results"]}
-    assert {node: status for node, status in statuses.items() if status not in ("success", "pass")} == {}
+    assert failed_nodes(built) == {}
     assert {f"model.herald.{m}" for m in MODELS} <= set(statuses)
     tests = [k for k in statuses if k.startswith("test.")]
     for expected in ("credits_sum_to_one_attributed_conversions", "unique_key_attributed_conversions",

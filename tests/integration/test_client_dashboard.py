@@ -6,20 +6,15 @@ out, with the dashboard's windows ending at a fixed ``dashboard_as_of``."""
 from __future__ import annotations
 
 import json
-import shutil
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from herald.settings import parse_warehouse_url
-from herald.warehouse.connection import Warehouse
-from herald.warehouse.schema import column_names, ddl_statements
 from tests.conftest import ENGINES
-from tests.integration.test_dbt_messages_marts import CLIENTS, DBT_PROJECT_DIR, Built, dbt, insert, outbox_row, rows
+from tests.dbt_harness import CLIENTS, Built, MartBuild, build_marts, failed_nodes, outbox_row, row, rows
 
 AS_OF = datetime(2024, 3, 20, 0, 0)
 MODELS = ("deliveries", "credit_transactions", "client_dashboard", "packet_report")
@@ -112,11 +107,10 @@ ALERTS = [
 
 
 def packet(packet_id: str, rows_in_file: int) -> tuple[Any, ...]:
-    values = {c: None for c in column_names("herald_ops.packets")}
-    values.update(packet_id=packet_id, client_id="clinic", packet_type="patients", file_name=f"{packet_id}.csv",
-                  file_path=f"/in/{packet_id}.csv", status="landed", rows_in_file=rows_in_file,
-                  rows_landed=rows_in_file - 1, rows_rejected=1, received_at=ago(days=1), updated_at=ago(days=1))  # fmt: skip
-    return tuple(values.values())
+    return row("herald_ops.packets", packet_id=packet_id, client_id="clinic", packet_type="patients",
+               file_name=f"{packet_id}.csv", file_path=f"/in/{packet_id}.csv", status="landed",
+               rows_in_file=rows_in_file, rows_landed=rows_in_file - 1, rows_rejected=1, received_at=ago(days=1),
+               updated_at=ago(days=1))  # fmt: skip
 
 
 PACKET_EVENTS = [
@@ -135,45 +129,36 @@ CONTACT_SOURCES = [
 ]
 
 
+BUILD = MartBuild(
+    name="dashboard",
+    models=MODELS,
+    sources=SOURCE_TABLES,
+    hand_made={"marts.contact_sources": CONTACT_SOURCE_COLUMNS},
+    rows={
+        "herald_ops.clients": list(CLIENTS),
+        "herald_ops.outbox": OUTBOX,
+        "herald_raw.inbound_messages": INBOUND,
+        "herald_ops.inbound_processing": INBOUND_PROCESSING,
+        "herald_ops.suppressions": SUPPRESSIONS,
+        "herald_ops.credit_ledger": LEDGER,
+        "herald_ops.credit_alerts": ALERTS,
+        "herald_ops.packets": [packet("p-1", 4), packet("p-2", 1)],
+        "herald_ops.packet_events": PACKET_EVENTS,
+        "marts.contact_sources": CONTACT_SOURCES,
+    },
+    dbt_args=("--vars", json.dumps({"dashboard_as_of": f"{AS_OF:%Y-%m-%d %H:%M:%S}"})),
+)
+
+
 @pytest.fixture(scope="module", params=ENGINES)
 def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
-    engine: str = request.param
-    tmp = tmp_path_factory.mktemp(f"dbt-dashboard-{engine}")
-    if engine == "postgres":
-        create_database: Callable[[], str] = request.getfixturevalue("pg_database_factory")
-        url = create_database()
-    else:
-        url = str(tmp / "warehouse.duckdb")
-    warehouse = Warehouse(parse_warehouse_url(url, tmp))
-    with warehouse.session() as s:
-        for statement in ddl_statements(warehouse.engine):
-            if statement.startswith("create schema") or any(f" {t} (" in statement for t in SOURCE_TABLES):
-                s.execute(statement)
-        s.execute(f"create table marts.contact_sources ({', '.join(f'{n} {t}' for n, t in CONTACT_SOURCE_COLUMNS)})")
-    insert(warehouse, {
-        "herald_ops.clients": (column_names("herald_ops.clients"), list(CLIENTS)),
-        "herald_ops.outbox": (column_names("herald_ops.outbox"), OUTBOX),
-        "herald_raw.inbound_messages": (column_names("herald_raw.inbound_messages"), INBOUND),
-        "herald_ops.inbound_processing": (column_names("herald_ops.inbound_processing"), INBOUND_PROCESSING),
-        "herald_ops.suppressions": (column_names("herald_ops.suppressions"), SUPPRESSIONS),
-        "herald_ops.credit_ledger": (column_names("herald_ops.credit_ledger"), LEDGER),
-        "herald_ops.credit_alerts": (column_names("herald_ops.credit_alerts"), ALERTS),
-        "herald_ops.packets": (column_names("herald_ops.packets"), [packet("p-1", 4), packet("p-2", 1)]),
-        "herald_ops.packet_events": (column_names("herald_ops.packet_events"), PACKET_EVENTS),
-        "marts.contact_sources": ([n for n, _ in CONTACT_SOURCE_COLUMNS], CONTACT_SOURCES),
-    })  # fmt: skip
-    target_path = DBT_PROJECT_DIR / "target" / f"{engine}-dashboard-test-{uuid.uuid4().hex[:10]}"
-    try:
-        run = dbt(warehouse, target_path, tmp / "logs", "build", "--select", *MODELS,
-                  "--vars", json.dumps({"dashboard_as_of": f"{AS_OF:%Y-%m-%d %H:%M:%S}"}))  # fmt: skip
-        yield Built(warehouse, run)
-    finally:
-        shutil.rmtree(target_path, ignore_errors=True)
+    with build_marts(request, tmp_path_factory, BUILD) as result:
+        yield result
 
 
 def test_the_models_and_their_data_tests_pass(built: Built) -> None:
     statuses = {r["unique_id"]: r["status"] for r in built.run["results"]}
-    assert {node: status for node, status in statuses.items() if status not in ("success", "pass")} == {}
+    assert failed_nodes(built) == {}
     assert {"model.herald.client_dashboard", "model.herald.packet_report", "model.herald.credit_transactions"} <= set(statuses)
 
 

@@ -9,20 +9,15 @@ tables itself with the columns these models read, so only the four models run.
 
 from __future__ import annotations
 
-import shutil
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from herald.settings import parse_warehouse_url
-from herald.warehouse.connection import Warehouse
-from herald.warehouse.schema import column_names, ddl_statements
 from tests.conftest import ENGINES
-from tests.integration.test_dbt_messages_marts import DBT_PROJECT_DIR, Built, dbt, insert, rows
+from tests.dbt_harness import DBT_PROJECT_DIR, Built, MartBuild, build_marts, failed_nodes, row, rows
 
 MODELS = ("suppressions", "consent_status", "appointment_confirmations", "compliance_daily")
 SOURCE_TABLES = (
@@ -44,12 +39,6 @@ CONTACTS = [("c1", "clinic", "Ana", "Cruz"), ("c2", "clinic", "Bob", None), ("c3
 def nulls_first(values: tuple[Any, ...]) -> tuple[str, ...]:
     """A sort key for rows holding nulls."""
     return tuple("" if v is None else str(v) for v in values)
-
-
-def row(table: str, **values: Any) -> tuple[Any, ...]:
-    full: dict[str, Any] = {name: None for name in column_names(table)}
-    full.update(values)
-    return tuple(full.values())
 
 
 # --- marts.suppressions ---------------------------------------------------------------------
@@ -188,38 +177,28 @@ OUTBOX = [
 ]
 
 
+BUILD = MartBuild(
+    name="compliance",
+    models=MODELS,
+    sources=SOURCE_TABLES,
+    hand_made={"marts.contacts": CONTACT_COLUMNS, "marts.message_plan": MESSAGE_PLAN_COLUMNS},
+    rows={
+        "herald_ops.clients": CLIENTS,
+        "herald_ops.suppressions": SUPPRESSIONS,
+        "herald_ops.consent_events": CONSENT_EVENTS,
+        "herald_ops.appointment_responses": APPOINTMENT_RESPONSES,
+        "herald_ops.inbound_processing": INBOUND_PROCESSING,
+        "herald_ops.outbox": OUTBOX,
+        "marts.contacts": CONTACTS,
+        "marts.message_plan": MESSAGE_PLAN,
+    },
+)
+
+
 @pytest.fixture(scope="module", params=ENGINES)
 def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
-    engine: str = request.param
-    tmp = tmp_path_factory.mktemp(f"dbt-compliance-{engine}")
-    if engine == "postgres":
-        create_database: Callable[[], str] = request.getfixturevalue("pg_database_factory")
-        url = create_database()
-    else:
-        url = str(tmp / "warehouse.duckdb")
-    warehouse = Warehouse(parse_warehouse_url(url, tmp))
-    with warehouse.session() as s:
-        for statement in ddl_statements(warehouse.engine):
-            if statement.startswith("create schema") or any(f" {t} (" in statement for t in SOURCE_TABLES):
-                s.execute(statement)
-        s.execute(f"create table marts.contacts ({', '.join(f'{n} {t}' for n, t in CONTACT_COLUMNS)})")
-        s.execute(f"create table marts.message_plan ({', '.join(f'{n} {t}' for n, t in MESSAGE_PLAN_COLUMNS)})")
-    insert(warehouse, {
-        "herald_ops.clients": (column_names("herald_ops.clients"), CLIENTS),
-        "herald_ops.suppressions": (column_names("herald_ops.suppressions"), SUPPRESSIONS),
-        "herald_ops.consent_events": (column_names("herald_ops.consent_events"), CONSENT_EVENTS),
-        "herald_ops.appointment_responses": (column_names("herald_ops.appointment_responses"), APPOINTMENT_RESPONSES),
-        "herald_ops.inbound_processing": (column_names("herald_ops.inbound_processing"), INBOUND_PROCESSING),
-        "herald_ops.outbox": (column_names("herald_ops.outbox"), OUTBOX),
-        "marts.contacts": ([n for n, _ in CONTACT_COLUMNS], CONTACTS),
-        "marts.message_plan": ([n for n, _ in MESSAGE_PLAN_COLUMNS], MESSAGE_PLAN),
-    })  # fmt: skip
-    target_path = DBT_PROJECT_DIR / "target" / f"{engine}-compliance-test-{uuid.uuid4().hex[:10]}"
-    try:
-        run = dbt(warehouse, target_path, tmp / "logs", "build", "--select", *MODELS)
-        yield Built(warehouse, run)
-    finally:
-        shutil.rmtree(target_path, ignore_errors=True)
+    with build_marts(request, tmp_path_factory, BUILD) as result:
+        yield result
 
 
 # --- the build ------------------------------------------------------------------------------
@@ -227,7 +206,7 @@ def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 def test_the_four_models_and_their_data_tests_pass(built: Built) -> None:
     statuses = {r["unique_id"]: r["status"] for r in built.run["results"]}
-    assert {node: status for node, status in statuses.items() if status not in ("success", "pass")} == {}
+    assert failed_nodes(built) == {}
     assert {f"model.herald.{m}" for m in MODELS} <= set(statuses)
     tests = [k for k in statuses if k.startswith("test.")]
     for expected in ("unique_key_suppressions", "unique_key_consent_status", "unique_key_appointment_confirmations",

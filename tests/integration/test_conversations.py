@@ -6,19 +6,14 @@ model's output: the test creates that table itself with the columns these models
 from __future__ import annotations
 
 import hashlib
-import shutil
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from herald.settings import parse_warehouse_url
-from herald.warehouse.connection import Warehouse
-from herald.warehouse.schema import column_names, ddl_statements
 from tests.conftest import ENGINES
-from tests.integration.test_dbt_messages_marts import DBT_PROJECT_DIR, Built, dbt, insert, rows
+from tests.dbt_harness import Built, MartBuild, build_marts, failed_nodes, row, rows
 
 MODELS = ("conversation_messages", "conversations")
 SOURCE_TABLES = ("herald_ops.clients", "herald_ops.outbox", "herald_raw.inbound_messages", "herald_ops.inbound_processing")
@@ -32,12 +27,6 @@ ANN, BOB, CY, STRANGER = "+15125550142", "+15125550143", "+15125550144", "+15125
 CONTACT_COLUMNS = [("contact_id", "varchar"), ("client_id", "varchar"), ("phone_e164", "varchar")]
 CONTACTS = [("c-ann", "clinic", ANN), ("c-bob", "clinic", BOB), ("c-cy", "clinic", CY), ("c-dee", "realty", None)]
 DAY = datetime(2024, 3, 11, 15, 0)
-
-
-def row(table: str, **values: Any) -> tuple[Any, ...]:
-    full: dict[str, Any] = {name: None for name in column_names(table)}
-    full.update(values)
-    return tuple(full.values())
 
 
 def out(key: str, campaign: str, message_type: str, contact_id: str, to: str, status: str, at: datetime,
@@ -91,34 +80,25 @@ PROCESSING = [
 ]
 
 
+BUILD = MartBuild(
+    name="conversations",
+    models=MODELS,
+    sources=SOURCE_TABLES,
+    hand_made={"marts.contacts": CONTACT_COLUMNS},
+    rows={
+        "herald_ops.clients": CLIENTS,
+        "herald_ops.outbox": OUTBOX,
+        "herald_raw.inbound_messages": INBOUND,
+        "herald_ops.inbound_processing": PROCESSING,
+        "marts.contacts": CONTACTS,
+    },
+)
+
+
 @pytest.fixture(scope="module", params=ENGINES)
 def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
-    engine: str = request.param
-    tmp = tmp_path_factory.mktemp(f"dbt-conversations-{engine}")
-    if engine == "postgres":
-        create_database: Callable[[], str] = request.getfixturevalue("pg_database_factory")
-        url = create_database()
-    else:
-        url = str(tmp / "warehouse.duckdb")
-    warehouse = Warehouse(parse_warehouse_url(url, tmp))
-    with warehouse.session() as s:
-        for statement in ddl_statements(warehouse.engine):
-            if statement.startswith("create schema") or any(f" {t} (" in statement for t in SOURCE_TABLES):
-                s.execute(statement)
-        s.execute(f"create table marts.contacts ({', '.join(f'{n} {t}' for n, t in CONTACT_COLUMNS)})")
-    insert(warehouse, {
-        "herald_ops.clients": (column_names("herald_ops.clients"), CLIENTS),
-        "herald_ops.outbox": (column_names("herald_ops.outbox"), OUTBOX),
-        "herald_raw.inbound_messages": (column_names("herald_raw.inbound_messages"), INBOUND),
-        "herald_ops.inbound_processing": (column_names("herald_ops.inbound_processing"), PROCESSING),
-        "marts.contacts": ([n for n, _ in CONTACT_COLUMNS], CONTACTS),
-    })  # fmt: skip
-    target_path = DBT_PROJECT_DIR / "target" / f"{engine}-conversations-test-{uuid.uuid4().hex[:10]}"
-    try:
-        run = dbt(warehouse, target_path, tmp / "logs", "build", "--select", *MODELS)
-        yield Built(warehouse, run)
-    finally:
-        shutil.rmtree(target_path, ignore_errors=True)
+    with build_marts(request, tmp_path_factory, BUILD) as result:
+        yield result
 
 
 def thread_id(client_id: str, channel: str, party: str) -> str:
@@ -127,7 +107,7 @@ def thread_id(client_id: str, channel: str, party: str) -> str:
 
 def test_both_models_and_their_data_tests_pass(built: Built) -> None:
     statuses = {r["unique_id"]: r["status"] for r in built.run["results"]}
-    assert {node: status for node, status in statuses.items() if status not in ("success", "pass")} == {}
+    assert failed_nodes(built) == {}
     assert {f"model.herald.{m}" for m in MODELS} <= set(statuses)
     tests = [k for k in statuses if k.startswith("test.")]
     for expected in ("unique_conversations_conversation_id", "unique_conversation_messages_conversation_message_id",

@@ -9,56 +9,29 @@ the cost, so every assertion reads the same built warehouse).
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from herald.settings import parse_warehouse_url
-from herald.warehouse.connection import Warehouse
-from herald.warehouse.schema import column_names, ddl_statements
 from tests.conftest import ENGINES
+from tests.dbt_harness import (
+    CLIENTS,
+    LATE_EVENING,
+    LATE_EVENING_HALF,
+    MESSAGE_PLAN_COLUMNS,
+    MORNING,
+    Built,
+    MartBuild,
+    build_marts,
+    failed_nodes,
+    outbox_row,
+    rows,
+)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 MODELS = ("messages", "campaign_performance_daily")
 SOURCE_TABLES = ("herald_ops.clients", "herald_ops.outbox", "herald_ops.delivery_attempts", "herald_raw.inbound_messages")
-
-LOADED_AT = datetime(2024, 3, 1, 12, 0)
-CLIENTS = [
-    # client_id, name, industry, time_zone, default_region, loaded_at
-    ("clinic", "Bright Smiles Dental", "healthcare", "America/Chicago", "US", LOADED_AT),
-    ("realty", "Harbor Realty", "real_estate", "America/New_York", "US", LOADED_AT),
-]
-
-# 2024-03-12 03:00 UTC is 2024-03-11 22:00 in Chicago (CDT since 10 March) and 23:00 in New York
-LATE_EVENING = datetime(2024, 3, 12, 3, 0)
-LATE_EVENING_HALF = datetime(2024, 3, 12, 3, 30)
-MORNING = datetime(2024, 3, 12, 15, 0)  # 10:00 on 12 March in Chicago
-
-
-def outbox_row(message_key: str, **values: Any) -> tuple[Any, ...]:
-    """An ``herald_ops.outbox`` row: a clinic reminder by SMS, queued, unless ``values`` say otherwise."""
-    row: dict[str, Any] = {name: None for name in column_names("herald_ops.outbox")}
-    row.update(
-        message_key=message_key, client_id="clinic", campaign="reminders", step="day_before", variant="a",
-        occurrence="2024-03-11T09:00-05:00", contact_id=f"contact-{message_key}", message_type="appointment_reminder",
-        category="transactional", channel="sms", to_address="+13125550100", sender="+13125559999",
-        body_text="See you tomorrow", send_after=LATE_EVENING, status="queued", attempts=0,
-        enqueued_at=datetime(2024, 3, 11, 14, 0), updated_at=datetime(2024, 3, 12, 4, 0),
-    )  # fmt: skip
-    row.update(values)
-    return tuple(row.values())
-
 
 OUTBOX = [
     outbox_row(
@@ -103,15 +76,6 @@ DELIVERY_ATTEMPTS = [
     attempt("m-realty", 1, "reconciled_sent", datetime(2024, 3, 12, 3, 1)),
 ]
 
-# marts.message_plan as the plan model writes it (columns in its documented order)
-MESSAGE_PLAN_COLUMNS = [
-    ("message_key", "varchar"), ("client_id", "varchar"), ("campaign", "varchar"), ("step", "varchar"),
-    ("step_position", "bigint"), ("occurrence", "varchar"), ("contact_id", "varchar"), ("channel", "varchar"),
-    ("variant", "varchar"), ("status", "varchar"), ("reason", "varchar"), ("scheduled_at", "timestamp"),
-    ("send_after", "timestamp"), ("is_deferred", "boolean"), ("planned_at", "timestamp"),
-]  # fmt: skip
-
-
 def plan_row(
     message_key: str, channel: str | None, variant: str | None, status: str, reason: str | None,
     scheduled_at: datetime, send_after: datetime | None = None,
@@ -134,77 +98,24 @@ MESSAGE_PLAN = [
     plan_row("p-over-limit", "sms", None, "excluded", "over the daily limit of 2", MORNING),
 ]
 
-Rows = list[tuple[Any, ...]]
-
-
-def insert(warehouse: Warehouse, tables: dict[str, tuple[list[str], Rows]]) -> None:
-    with warehouse.session() as s:
-        for table, (columns, table_rows) in tables.items():
-            s.insert_rows(table, columns, table_rows)
-
-
-def rows(warehouse: Warehouse, sql: str) -> list[dict[str, Any]]:
-    with warehouse.session(read_only=True) as s:
-        names, values = s.query(sql)
-    return [dict(zip(names, row)) for row in values]
-
-
-def dbt(warehouse: Warehouse, target_path: Path, log_path: Path, *args: str) -> dict[str, Any]:
-    """A dbt command in a subprocess; fails the test with dbt's output when dbt fails."""
-    beside_python = Path(sys.executable).parent / "dbt"
-    executable = str(beside_python) if beside_python.exists() else (shutil.which("dbt") or "dbt")
-    env = {
-        **os.environ,
-        **warehouse.target.dbt_env(),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "DBT_LOG_PATH": str(log_path),
-    }
-    completed = subprocess.run(
-        [executable, *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-         "--target-path", str(target_path)],
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    if completed.returncode != 0:
-        pytest.fail(f"dbt {args[0]} failed ({completed.returncode}):\n{completed.stdout[-8000:]}\n{completed.stderr[-4000:]}")
-    run_results = target_path / "run_results.json"
-    return json.loads(run_results.read_text()) if run_results.exists() else {}
-
-
-@dataclass
-class Built:
-    warehouse: Warehouse
-    run: dict[str, Any]
+BUILD = MartBuild(
+    name="messages",
+    models=MODELS,
+    sources=SOURCE_TABLES,
+    hand_made={"marts.message_plan": MESSAGE_PLAN_COLUMNS},
+    rows={
+        "herald_ops.clients": CLIENTS,
+        "herald_ops.outbox": OUTBOX,
+        "herald_ops.delivery_attempts": DELIVERY_ATTEMPTS,
+        "marts.message_plan": MESSAGE_PLAN,
+    },
+)
 
 
 @pytest.fixture(scope="module", params=ENGINES)
 def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
-    engine: str = request.param
-    tmp = tmp_path_factory.mktemp(f"dbt-messages-{engine}")
-    if engine == "postgres":
-        create_database: Callable[[], str] = request.getfixturevalue("pg_database_factory")
-        url = create_database()  # dropped by the factory at the end of the session
-    else:
-        url = str(tmp / "warehouse.duckdb")
-    warehouse = Warehouse(parse_warehouse_url(url, tmp))
-    plan_ddl = ", ".join(f"{name} {type_}" for name, type_ in MESSAGE_PLAN_COLUMNS)
-    with warehouse.session() as s:
-        # the schemas and the tables the two models read, by the real DDL (the others are not needed)
-        for statement in ddl_statements(warehouse.engine):
-            if statement.startswith("create schema") or any(f" {t} (" in statement for t in SOURCE_TABLES):
-                s.execute(statement)
-        s.execute(f"create table marts.message_plan ({plan_ddl})")
-    insert(warehouse, {
-        "herald_ops.clients": (column_names("herald_ops.clients"), CLIENTS),
-        "herald_ops.outbox": (column_names("herald_ops.outbox"), OUTBOX),
-        "herald_ops.delivery_attempts": (column_names("herald_ops.delivery_attempts"), DELIVERY_ATTEMPTS),
-        "marts.message_plan": ([name for name, _ in MESSAGE_PLAN_COLUMNS], MESSAGE_PLAN),
-    })  # fmt: skip
-    target_path = DBT_PROJECT_DIR / "target" / f"{engine}-messages-test-{uuid.uuid4().hex[:10]}"
-    try:
-        run = dbt(warehouse, target_path, tmp / "logs", "build", "--select", *MODELS)
-        yield Built(warehouse, run)
-    finally:
-        shutil.rmtree(target_path, ignore_errors=True)
+    with build_marts(request, tmp_path_factory, BUILD) as result:
+        yield result
 
 
 def messages_by_key(built: Built) -> dict[str, dict[str, Any]]:
@@ -216,7 +127,7 @@ def messages_by_key(built: Built) -> dict[str, dict[str, Any]]:
 
 def test_both_models_and_their_data_tests_pass(built: Built) -> None:
     statuses = {r["unique_id"]: r["status"] for r in built.run["results"]}
-    assert {node: status for node, status in statuses.items() if status not in ("success", "pass")} == {}
+    assert failed_nodes(built) == {}
     assert {"model.herald.messages", "model.herald.campaign_performance_daily"} <= set(statuses)
     tests = [k for k in statuses if k.startswith("test.")]
     assert any("unique_key_campaign_performance_daily" in t for t in tests)

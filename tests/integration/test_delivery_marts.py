@@ -5,28 +5,22 @@ contacts in; one ``dbt build`` of the three models (with their data tests) out."
 
 from __future__ import annotations
 
-import shutil
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from herald.settings import parse_warehouse_url
-from herald.warehouse.connection import Warehouse
-from herald.warehouse.schema import column_names, ddl_statements
 from tests.conftest import ENGINES
-from tests.integration.test_dbt_messages_marts import (
+from tests.dbt_harness import (
     CLIENTS,
-    DBT_PROJECT_DIR,
     LATE_EVENING,
     MESSAGE_PLAN_COLUMNS,
     MORNING,
     Built,
-    dbt,
-    insert,
+    MartBuild,
+    build_marts,
+    failed_nodes,
     outbox_row,
     rows,
 )
@@ -93,39 +87,29 @@ CONTACTS = [
 CLIENT_ROWS = [*CLIENTS]
 
 
-@pytest.fixture(scope="module", params=ENGINES)
-def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
-    engine: str = request.param
-    tmp = tmp_path_factory.mktemp(f"dbt-deliveries-{engine}")
-    if engine == "postgres":
-        create_database: Callable[[], str] = request.getfixturevalue("pg_database_factory")
-        url = create_database()
-    else:
-        url = str(tmp / "warehouse.duckdb")
-    warehouse = Warehouse(parse_warehouse_url(url, tmp))
-    with warehouse.session() as s:
-        for statement in ddl_statements(warehouse.engine):
-            if statement.startswith("create schema") or any(f" {t} (" in statement for t in SOURCE_TABLES):
-                s.execute(statement)
-        s.execute(f"create table marts.message_plan ({', '.join(f'{n} {t}' for n, t in MESSAGE_PLAN_COLUMNS)})")
-        s.execute(f"create table marts.contacts ({', '.join(f'{n} {t}' for n, t in CONTACT_COLUMNS)})")
-    insert(warehouse, {
-        "herald_ops.clients": (column_names("herald_ops.clients"), CLIENT_ROWS),
-        "herald_ops.outbox": (column_names("herald_ops.outbox"), OUTBOX),
-        "herald_raw.inbound_messages": (column_names("herald_raw.inbound_messages"), INBOUND),
-        "marts.contacts": ([n for n, _ in CONTACT_COLUMNS], CONTACTS),
-        "herald_ops.provider_event_processing": (column_names("herald_ops.provider_event_processing"), [
+BUILD = MartBuild(
+    name="deliveries",
+    models=MODELS,
+    sources=SOURCE_TABLES,
+    hand_made={"marts.message_plan": MESSAGE_PLAN_COLUMNS, "marts.contacts": CONTACT_COLUMNS},
+    rows={
+        "herald_ops.clients": CLIENT_ROWS,
+        "herald_ops.outbox": OUTBOX,
+        "herald_raw.inbound_messages": INBOUND,
+        "marts.contacts": CONTACTS,
+        "herald_ops.provider_event_processing": [
             ("SM-a:sent", "d-delivered", "status_updated", None, at(5)),
             ("SM-a:delivered", "d-delivered", "status_updated", None, at(7)),
             ("SM-z:sent", None, "unmatched", None, at(8)),
-        ]),
-    })  # fmt: skip
-    target_path = DBT_PROJECT_DIR / "target" / f"{engine}-deliveries-test-{uuid.uuid4().hex[:10]}"
-    try:
-        run = dbt(warehouse, target_path, tmp / "logs", "build", "--select", *MODELS)
-        yield Built(warehouse, run)
-    finally:
-        shutil.rmtree(target_path, ignore_errors=True)
+        ],
+    },
+)
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    with build_marts(request, tmp_path_factory, BUILD) as result:
+        yield result
 
 
 def by_key(built: Built, table: str) -> dict[str, dict[str, Any]]:
@@ -134,7 +118,7 @@ def by_key(built: Built, table: str) -> dict[str, dict[str, Any]]:
 
 def test_the_models_and_their_data_tests_pass(built: Built) -> None:
     statuses = {r["unique_id"]: r["status"] for r in built.run["results"]}
-    assert {node: status for node, status in statuses.items() if status not in ("success", "pass")} == {}
+    assert failed_nodes(built) == {}
     assert {"model.herald.deliveries", "model.herald.missed_contacts"} <= set(statuses)
     assert any("accepted_values_missed_contacts_missed_status" in t for t in statuses)
 
