@@ -174,9 +174,9 @@ def test_unknown_table_names_the_table_and_suggests_close_ones(built: Built) -> 
         describe_table(built.warehouse, "nothing_like_it")
 
 
+# one engine is enough for dbt's own docs site (~20 s a build)
+@pytest.mark.parametrize("built", ["duckdb"], indirect=True)
 def test_generate_docs_writes_the_docs_site_under_the_deployment_home(built: Built) -> None:
-    if built.warehouse.engine != "duckdb":
-        pytest.skip("one engine is enough for dbt's own docs site (~20 s)")
     settings = Settings(home=built.tmp / "home", config_dir=built.tmp, warehouse=built.warehouse.target,
                         dropzone=Settings.from_env({"HERALD_HOME": str(built.tmp / "home")}).dropzone)  # fmt: skip
     folder = generate_docs(settings)
