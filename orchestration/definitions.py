@@ -73,32 +73,38 @@ def build_definitions(config_dir: Path, dbt_target: str) -> dg.Definitions:
     deployment = load_deployment(config_dir)
     dbt_models = load_dbt_models(dbt_target)
     dbt_jobs = build_dbt_jobs(dbt_models)
+    python_assets = [client_config, packet_rows, delivery, retention_purge, provider_event_processing, credit_alerts]
+    built_assets = [
+        dbt_models,
+        *build_segment_assets(deployment, dbt_models),
+        *build_campaign_assets(dbt_models),
+        build_inbound_processing(dbt_models),
+        build_ab_test_results(dbt_models),
+        *build_client_report_assets(deployment, dbt_models),
+    ]
+    jobs = [ingest_packet_job, refresh_segments_job, retention_purge_job, alert_low_credit_job, ab_results_job,
+            client_reports_job, *dbt_jobs]  # fmt: skip
+    schedules = [deliver_due_schedule, retention_purge_schedule, ab_results_schedule, client_reports_schedule,
+                 *build_campaign_schedules(deployment)]  # fmt: skip
+    sensors = [
+        packet_arrival_sensor,
+        packet_landed_sensor,
+        manual_send_sensor,
+        inbound_events_sensor,
+        provider_events_sensor,
+        build_contacts_refreshed_sensor(dbt_jobs.transform_packets_job, refresh_segments_job),
+        build_campaign_triggers_sensor(refresh_segments_job, dbt_jobs.send_campaigns_job),
+        build_twilio_polling_sensor(dbt_jobs.apply_provider_events_job, dbt_jobs.apply_replies_job),
+        build_low_credit_sensor(
+            [dbt_jobs.send_campaigns_job, dbt_jobs.deliver_messages_job, dbt_jobs.apply_replies_job],
+            alert_low_credit_job,
+        ),
+    ]
     return dg.Definitions(
-        assets=[
-            client_config, packet_rows, dbt_models, *build_segment_assets(deployment, dbt_models),
-            *build_campaign_assets(dbt_models), delivery, retention_purge, build_inbound_processing(dbt_models),
-            provider_event_processing, credit_alerts, build_ab_test_results(dbt_models),
-            *build_client_report_assets(deployment, dbt_models),
-        ],  # fmt: skip
-        jobs=[
-            ingest_packet_job, refresh_segments_job, *dbt_jobs, retention_purge_job, alert_low_credit_job,
-            ab_results_job, client_reports_job,
-        ],  # fmt: skip
-        schedules=[
-            *build_campaign_schedules(deployment), deliver_due_schedule, retention_purge_schedule,
-            ab_results_schedule, client_reports_schedule,
-        ],  # fmt: skip
-        sensors=[
-            packet_arrival_sensor, packet_landed_sensor, manual_send_sensor, inbound_events_sensor,
-            provider_events_sensor,
-            build_contacts_refreshed_sensor(dbt_jobs.transform_packets_job, refresh_segments_job),
-            build_campaign_triggers_sensor(refresh_segments_job, dbt_jobs.send_campaigns_job),
-            build_twilio_polling_sensor(dbt_jobs.apply_provider_events_job, dbt_jobs.apply_replies_job),
-            build_low_credit_sensor(
-                [dbt_jobs.send_campaigns_job, dbt_jobs.deliver_messages_job, dbt_jobs.apply_replies_job],
-                alert_low_credit_job,
-            ),
-        ],
+        assets=[*python_assets, *built_assets],
+        jobs=jobs,
+        schedules=schedules,
+        sensors=sensors,
         resources={
             "warehouse": WarehouseResource(),
             "dropzone": DropZoneResource(),

@@ -2,7 +2,7 @@
 delivery schedule that releases deferred messages when their window opens, and the daily
 retention purge, A/B results and client reports."""
 
-from datetime import timezone
+from datetime import UTC
 
 import dagster as dg
 
@@ -42,7 +42,7 @@ def build_campaign_schedule(client_id: str, campaign: str, cron: str, time_zone:
         # one occurrence, and the run key dedupes it even if the cron fired twice
         fire = context.scheduled_execution_time
         occurrence = occurrence_name(fire)
-        fired_at = fire.astimezone(timezone.utc).replace(tzinfo=None) if fire.tzinfo else fire
+        fired_at = fire.astimezone(UTC).replace(tzinfo=None) if fire.tzinfo else fire
         return dg.RunRequest(
             run_key=f"{client_id}/{campaign}/{occurrence}",
             run_config={
@@ -73,7 +73,9 @@ def build_campaign_schedules(deployment: Deployment) -> list[dg.ScheduleDefiniti
     for client_id, client in sorted(deployment.clients.items()):
         for name, campaign in sorted(client.campaigns.items()):
             if isinstance(campaign.trigger, ScheduleTrigger):
-                description = f"{campaign.describe_trigger(client.time_zone)}: sends {client_id}/{name} ({campaign.status})."
+                description = (
+                    f"{campaign.describe_trigger(client.time_zone)}: sends {client_id}/{name} ({campaign.status})."
+                )
                 schedules.append(
                     build_campaign_schedule(client_id, name, campaign.trigger.cron, client.time_zone, description)
                 )

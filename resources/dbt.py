@@ -60,8 +60,18 @@ def ensure_manifest(target: str | None = None) -> Path:
 
             apply_dbt_env()
             result = dbtRunner().invoke(
-                ["parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-                 "--target", target, "--target-path", str(path.parent)]
+                [
+                    "parse",
+                    "--quiet",
+                    "--project-dir",
+                    str(DBT_PROJECT_DIR),
+                    "--profiles-dir",
+                    str(DBT_PROJECT_DIR),
+                    "--target",
+                    target,
+                    "--target-path",
+                    str(path.parent),
+                ]
             )
             if not result.success or not path.exists():
                 raise RuntimeError(f"dbt parse for target {target!r} failed: {result.exception}")

@@ -47,5 +47,7 @@ def inbound_events_sensor(
             waiting = unprocessed(session, INBOUND_TABLE, INBOUND_PROCESSING, "inbound_id")
         if not waiting.count:
             return dg.SkipReason(f"no unprocessed rows in {INBOUND_TABLE}")
-        return dg.RunRequest(run_key=f"inbound:{waiting.run_key_part}", tags={"herald/inbound_rows": str(waiting.count)})
+        return dg.RunRequest(
+            run_key=f"inbound:{waiting.run_key_part}", tags={"herald/inbound_rows": str(waiting.count)}
+        )
     return dg.SkipReason(f"no inbound replies waiting in {inbound_dir(home)}")

@@ -1,6 +1,5 @@
 """packet_arrival_sensor: a complete new file in a client's incoming area → one ingest run."""
 
-
 import json
 
 import dagster as dg

@@ -1,6 +1,5 @@
 """packet_landed_sensor: packets landed since the last transform → one dbt build for all of them."""
 
-
 import dagster as dg
 
 from assets.ingest.packets import PACKET_ROWS
@@ -27,8 +26,12 @@ def packet_landed_sensor(context: dg.SensorEvaluationContext):
     last = max(r.storage_id for r in records)
     context.update_cursor(str(last))
     landed = [
-        r for r in records
-        if (r.asset_materialization and r.asset_materialization.metadata.get("status", dg.TextMetadataValue("")).value == "landed")
+        r
+        for r in records
+        if (
+            r.asset_materialization
+            and r.asset_materialization.metadata.get("status", dg.TextMetadataValue("")).value == "landed"
+        )
     ]
     if not landed:
         return dg.SkipReason(f"{len(records)} packets processed since the last transform, none landed rows")

@@ -1,6 +1,6 @@
 """A/B test results as an asset, recomputed daily by ``ab_results_schedule``."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -12,12 +12,22 @@ from resources import HeraldConfigResource, WarehouseResource
 ANALYTICS_GROUP = "analytics"
 AB_TEST_RESULTS_KEY = dg.AssetKey(["analytics", "ab_test_results"])
 HEADLINE_COLUMNS = (
-    "client_id", "campaign", "step", "variant", "sent", "metric", "rate", "ci_low", "ci_high", "p_value", "verdict",
+    "client_id",
+    "campaign",
+    "step",
+    "variant",
+    "sent",
+    "metric",
+    "rate",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "verdict",
 )
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _cell(value: object) -> str:

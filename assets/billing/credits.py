@@ -8,7 +8,7 @@ error, no ``contact.email``): the alert row is committed first, so a person is t
 email or by the failed run, and the next check tries the email again.
 """
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -22,7 +22,7 @@ CREDIT_ALERTS_KEY = dg.AssetKey(["herald_ops", "credit_alerts"])
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def alerts_table(alerts: list[CreditAlert]) -> str:

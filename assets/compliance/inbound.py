@@ -2,7 +2,7 @@
 opt-in, HELP, appointment confirmations)."""
 
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -20,7 +20,7 @@ PREVIEW_ROWS = 10
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def preview_table(results: list[InboundResult]) -> str:
@@ -75,7 +75,9 @@ def build_inbound_processing(dbt_models: dg.AssetsDefinition) -> dg.AssetsDefini
         kinds = Counter(r.kind for r in results)
         actions = Counter(r.action for r in results)
         context.log.info(f"{loaded.new} replies loaded, {len(results)} applied: {dict(actions)}")
-        yield dg.MaterializeResult(asset_key=INBOUND_MESSAGES_KEY, metadata={"replies_loaded": dg.MetadataValue.int(loaded.new)})
+        yield dg.MaterializeResult(
+            asset_key=INBOUND_MESSAGES_KEY, metadata={"replies_loaded": dg.MetadataValue.int(loaded.new)}
+        )
         yield dg.MaterializeResult(
             asset_key=INBOUND_PROCESSING_KEY,
             metadata={
@@ -88,7 +90,7 @@ def build_inbound_processing(dbt_models: dg.AssetsDefinition) -> dg.AssetsDefini
                 "by_kind": dg.MetadataValue.json(dict(sorted(kinds.items()))),
                 "by_action": dg.MetadataValue.json(dict(sorted(actions.items()))),
                 "preview": dg.MetadataValue.md(preview_table(results)),
-            }
+            },
         )
 
     return inbound_processing

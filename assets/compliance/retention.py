@@ -1,6 +1,6 @@
 """The retention purge as an asset, run daily by ``retention_purge_schedule``."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -13,7 +13,7 @@ RETENTION_PURGE_KEY = dg.AssetKey(["herald_ops", "retention_purge"])
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def counts_table(counts: dict[str, int]) -> str:

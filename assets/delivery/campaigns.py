@@ -3,8 +3,7 @@ and delivery. dbt's ``marts/message_plan`` sits between the occurrences and the 
 ``marts/messages`` and ``analytics/campaign_performance_daily`` follow delivery."""
 
 from dataclasses import replace
-from datetime import datetime, timezone
-from typing import Optional
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -32,7 +31,7 @@ DELIVERY_KEY = dg.AssetKey(["herald_ops", "delivery_attempts"])
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class OccurrenceSpec(dg.Config):
@@ -42,7 +41,7 @@ class OccurrenceSpec(dg.Config):
     campaign: str
     occurrence: str
     trigger_type: str = "schedule"
-    fired_at: Optional[str] = None  # ISO, naive UTC; default: now
+    fired_at: str | None = None  # ISO, naive UTC; default: now
 
 
 class SendConfig(dg.Config):
@@ -131,7 +130,10 @@ def build_campaign_assets(dbt_models: dg.AssetsDefinition) -> list[dg.AssetsDefi
         name="herald_ops__campaign_occurrences",
     )
     def campaign_occurrences(
-        context: dg.AssetExecutionContext, config: SendConfig, herald_config: HeraldConfigResource, warehouse: WarehouseResource
+        context: dg.AssetExecutionContext,
+        config: SendConfig,
+        herald_config: HeraldConfigResource,
+        warehouse: WarehouseResource,
     ):
         """Records the campaign occurrences this run sends: the ones its schedule named, plus (when
         a trigger sensor asked) one per newly loaded packet of a packet_arrival campaign and one
@@ -187,7 +189,8 @@ def build_campaign_assets(dbt_models: dg.AssetsDefinition) -> list[dg.AssetsDefi
                 [now],
             )
         context.log.info(report.summary())
-        table = "| campaign | step | variant | channel | to | status | send after (UTC) | reason |\n|---|---|---|---|---|---|---|---|\n"
+        table = "| campaign | step | variant | channel | to | status | send after (UTC) | reason |\n"
+        table += "|---|---|---|---|---|---|---|---|\n"
         table += "\n".join(
             f"| {c} | {s} | {v} | {ch} | {_mask(ch, to)} | {st} | {at:%Y-%m-%d %H:%M} | {r} |"
             for c, s, v, ch, to, st, at, r in preview

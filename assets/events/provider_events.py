@@ -2,7 +2,7 @@
 are loaded into ``herald_raw.provider_events`` and applied to the outbox, the suppressions and
 the consent history (:mod:`herald.events.apply`)."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -19,7 +19,7 @@ PREVIEW_ROWS = 10
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def preview_table(report: ApplyReport) -> str:

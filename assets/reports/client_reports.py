@@ -3,7 +3,7 @@ over the last 30 days, written under ``$HERALD_HOME/reports/<client_id>/`` and l
 materialization with its headline numbers; refreshed daily by ``client_reports_schedule``."""
 
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -54,7 +54,7 @@ def build_client_report_asset(dbt_models: dg.AssetsDefinition, client_id: str) -
         deployment = herald_config.load()
         if client_id not in deployment.clients:
             raise dg.Failure(f"client {client_id} is no longer configured")
-        report = build_report(warehouse.get(), deployment, client_id, REPORT_PERIOD_DAYS, datetime.now(timezone.utc))
+        report = build_report(warehouse.get(), deployment, client_id, REPORT_PERIOD_DAYS, datetime.now(UTC))
         folder = Settings.from_env().home / "reports" / client_id
         path = write_report(report, "html", folder / default_output(client_id, "html", report.end_date))
         shutil.copyfile(path, folder / LATEST_NAME)  # a stable address for bookmarks

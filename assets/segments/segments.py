@@ -2,7 +2,6 @@
 ``segments/<client_id>/<segment_name>``: evaluates the segment over the marts and snapshots its
 members into ``marts.segment_members`` (+ entered/exited events)."""
 
-
 import dagster as dg
 
 from assets.partitions import WAREHOUSE_POOL
@@ -26,7 +25,8 @@ def build_segment_asset(
     @dg.asset(
         key=segment_asset_key(client_id, segment_name),
         group_name=SEGMENTS_GROUP,
-        description=description or f"Members of {client_id}'s {segment_type} segment {segment_name}: one row per contact.",
+        description=description
+        or f"Members of {client_id}'s {segment_type} segment {segment_name}: one row per contact.",
         deps=[dbt_model_key(dbt_models, model) for model in MARTS_READ],
         pool=WAREHOUSE_POOL,
         kinds={"python"},
@@ -41,7 +41,9 @@ def build_segment_asset(
         wh = warehouse.get()
         contact_ids = evaluate_segment(wh, client, segment)  # SegmentError fails only this asset
         result = snapshot_segment(wh, client_id, segment_name, contact_ids)
-        context.log.info(f"segment {client_id}/{segment_name}: {result.size} members, {result.entered} entered, {result.exited} exited")
+        context.log.info(
+            f"segment {client_id}/{segment_name}: {result.size} members, {result.entered} entered, {result.exited} exited"
+        )
         return dg.MaterializeResult(
             metadata={
                 "size": dg.MetadataValue.int(result.size),
@@ -62,4 +64,3 @@ def build_segment_assets(deployment: Deployment, dbt_models: dg.AssetsDefinition
         for client_id, client in sorted(deployment.clients.items())
         for name, segment in sorted(client.segments.items())
     ]
-

@@ -4,7 +4,6 @@ marts publish contacts, their attributes and funnel events. dbt tests become ass
 The assets are built from the parsed manifest by :func:`build_dbt_models`, which the definitions
 function calls: importing this module never parses the dbt project."""
 
-
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,10 @@ def build_dbt_models(manifest: Path) -> dg.AssetsDefinition:
 
     @dbt_assets(manifest=manifest, dagster_dbt_translator=translator, pool=WAREHOUSE_POOL, name=DBT_ASSETS_NAME)
     def herald_dbt_models(
-        context: dg.AssetExecutionContext, dbt: HeraldDbtResource, warehouse: WarehouseResource, dropzone: DropZoneResource
+        context: dg.AssetExecutionContext,
+        dbt: HeraldDbtResource,
+        warehouse: WarehouseResource,
+        dropzone: DropZoneResource,
     ):
         """Builds the dbt models and runs their tests, then records the mapped and cleaned steps
         of every packet this build took in (``herald_ops.packet_events``) and writes each one's

@@ -9,8 +9,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from herald.dropzone import LocalDropZone
 from assets.partitions import PACKETS_PARTITION
+from herald.dropzone import LocalDropZone
 from herald.dropzone.base import sha256_of
 from resources import DropZoneResource, HeraldConfigResource
 from sensors.packet_arrival import packet_arrival_sensor

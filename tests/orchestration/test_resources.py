@@ -11,9 +11,7 @@ from resources import HeraldSettingsResource
 from resources.providers import ProvidersResource
 
 
-def test_providers_resource_reads_the_environment_at_run_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_providers_resource_reads_the_environment_at_run_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     resource = ProvidersResource()
     monkeypatch.setenv("HERALD_HOME", str(tmp_path))
     monkeypatch.delenv("HERALD_WAREHOUSE_URL", raising=False)

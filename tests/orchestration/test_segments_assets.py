@@ -20,4 +20,6 @@ def test_each_example_segment_is_an_asset_downstream_of_the_marts(defs: dg.Defin
         assert node.group_name == "segments"
         assert {dg.AssetKey(["marts", "contacts"]), dg.AssetKey(["marts", "funnel_events"])} <= set(node.parent_keys)
     job = defs.resolve_job_def("refresh_segments_job")
-    assert {tuple(k.path) for k in job.asset_layer.selected_asset_keys} == {("segments", c, n) for c, n in EXAMPLE_SEGMENTS}
+    assert {tuple(k.path) for k in job.asset_layer.selected_asset_keys} == {
+        ("segments", c, n) for c, n in EXAMPLE_SEGMENTS
+    }
