@@ -7,12 +7,16 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.analytics.ab_tests import build_ab_test_results
 from assets.billing.credits import credit_alerts
+from assets.compliance.inbound import build_inbound_processing
 from assets.compliance.retention import retention_purge
-from assets.delivery.campaigns import delivery
+from assets.delivery.campaigns import build_campaign_assets, delivery
 from assets.events.provider_events import provider_event_processing
 from assets.ingest.config_tables import client_config
 from assets.ingest.packets import packet_rows
+from assets.reports.client_reports import build_client_report_assets
+from assets.segments.segments import build_segment_assets
 from herald.config import load_deployment
 from herald.settings import Settings
 from orchestration.jobs import (
@@ -60,13 +64,8 @@ def defs() -> dg.Definitions:
 # (`herald tick` executes its runs in-process): build once per configuration and dbt target.
 @lru_cache(maxsize=4)
 def build_definitions(config_dir: Path, dbt_target: str) -> dg.Definitions:
-    # the heavy imports (dagster-dbt's manifest handling, phone metadata, report rendering)
-    # happen here, when the definitions load, not when a module imports this one
-    from assets.analytics.ab_tests import build_ab_test_results
-    from assets.compliance.inbound import build_inbound_processing
-    from assets.delivery.campaigns import build_campaign_assets
-    from assets.reports.client_reports import build_client_report_assets
-    from assets.segments.segments import build_segment_assets
+    # dagster-dbt (and dbt-core with it) takes seconds to import: it is imported here, when the
+    # definitions load, not when a module imports this one
     from assets.transform.dbt import load_dbt_models
     from resources.dbt import build_dbt_resource
 
