@@ -187,7 +187,10 @@ def _load_client(folder: Path, root: Path, herald: HeraldConfig, problems: list[
         if segment.packet_type and segment.packet_type not in _stems(folder / LOAD_MAPS_DIR):
             path = next(iter(sorted((folder / SEGMENTS_DIR).glob(f"{name}.y*ml"))))
             known = ", ".join(sorted(_stems(folder / LOAD_MAPS_DIR))) or "none"
-            message = f"no load map {segment.packet_type!r} for this client (load maps: {known}); add load_maps/{segment.packet_type}.yaml"
+            message = (
+                f"no load map {segment.packet_type!r} for this client (load maps: {known}); "
+                f"add load_maps/{segment.packet_type}.yaml"
+            )
             problems.append(Problem(_rel(path, root), "packet_type", message))
     campaigns = _load_named(folder / CAMPAIGNS_DIR, root, CampaignConfig, "name", problems)
     _check_campaigns(folder, root, config, campaigns, load_maps, len(map_files), problems)

@@ -59,7 +59,9 @@ def packet_reports(warehouse: Warehouse, packet_ids: Sequence[str] | None = None
         for packet_id, line, reason in firsts:
             if packet_id in by_id and len(by_id[packet_id].first_rejects) < 5:
                 by_id[packet_id].first_rejects.append((int(line), reason))
-        _, steps = s.query("select packet_id, step, sum(coalesce(duration_ms, 0)) from herald_ops.packet_events group by packet_id, step")
+        _, steps = s.query(
+            "select packet_id, step, sum(coalesce(duration_ms, 0)) from herald_ops.packet_events group by packet_id, step"
+        )
         for packet_id, step, ms in steps:
             if packet_id in by_id and step != "received":
                 by_id[packet_id].step_ms[step] = int(ms)

@@ -73,7 +73,7 @@ def write_receipts(zone: DropZone, warehouse: Warehouse, packet_ids: Sequence[st
     reports = packet_reports(warehouse, list(packet_ids))
     with warehouse.session(read_only=True) as s:
         _, rows = s.query("select packet_id, file_path from herald_ops.packets")
-    zone_paths = {packet_id: path for packet_id, path in rows}
+    zone_paths = dict(rows)  # packet_id → file path
     written = []
     for report in reports:
         base = receipt_path(report, zone_paths[report.packet_id])

@@ -41,7 +41,7 @@ async def healthz(request: Request) -> JSONResponse:
     engine = context.settings.warehouse.engine
     try:
         await run_in_threadpool(_landing_writable, context)
-    except Exception as exc:  # noqa: BLE001 - any failure means "not ready", said without details
+    except Exception as exc:  # any failure means "not ready", said without details
         log.error("healthz: the landing area is not writable (%s)", type(exc).__name__)
         return JSONResponse({"status": "degraded", "warehouse": engine, "landing": "not writable"}, status_code=503)
     return JSONResponse({"status": "ok", "warehouse": engine, "landing": "writable"})

@@ -115,7 +115,7 @@ def contact_variables(settings: Settings, client_id: str, contact_id: str, key: 
     attribute = contact_attribute(key)
     try:
         row = _read_attribute(settings, client_id, contact_id, attribute)
-    except Exception as exc:  # noqa: BLE001 - the page falls back to the client's wording
+    except Exception as exc:  # the page falls back to the client's wording
         log.info("contact wording not read (%s: %s); using the client's", type(exc).__name__, str(exc)[:200])
         return {}
     return {attribute: row} if isinstance(row, str) and row.strip() else {}

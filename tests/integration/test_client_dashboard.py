@@ -162,7 +162,7 @@ def test_the_models_and_their_data_tests_pass(built: Built) -> None:
     assert {"model.herald.client_dashboard", "model.herald.packet_report", "model.herald.credit_transactions"} <= set(statuses)
 
 
-def test_the_dashboard_answers_seed_000s_questions(built: Built) -> None:
+def test_the_dashboard_counts_deliveries_replies_opt_outs_and_credit_alerts_per_window(built: Built) -> None:
     dashboard = {r["client_id"]: r for r in rows(built.warehouse, "select * from analytics.client_dashboard")}
     clinic = dashboard["clinic"]
     got = {k: clinic[k] for k in ("as_of_at", "is_metered", "delivered_24h", "delivered_3d", "delivered_7d",

@@ -10,7 +10,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -31,7 +31,7 @@ from herald.warehouse.connection import Warehouse
 from tests.conftest import ENGINES
 
 CLIENT = "bright_smiles_dental"  # America/Chicago
-NOW = datetime(2025, 6, 30, 15, 0, tzinfo=timezone.utc)  # 10:00 in Chicago: the period is June 1–30
+NOW = datetime(2025, 6, 30, 15, 0, tzinfo=UTC)  # 10:00 in Chicago: the period is June 1–30
 PERIOD = (date(2025, 6, 1), date(2025, 6, 30))
 
 PERFORMANCE_COLUMNS = (
@@ -142,7 +142,7 @@ def sql_totals(warehouse: Warehouse) -> tuple:
             "and activity_date >= ? and activity_date <= ?",
             [CLIENT, *PERIOD],
         )
-    return tuple(int(v) for v in rows[0]) + (int(opt_outs),)
+    return (*(int(v) for v in rows[0]), int(opt_outs))
 
 
 @pytest.mark.parametrize("warehouse", ENGINES, indirect=True)
@@ -235,7 +235,7 @@ def test_pdf_xlsx_csv(warehouse: Warehouse, deployment: Deployment, tmp_path: Pa
         pixmap.save(png)
         assert png.stat().st_size > 1000
         samples = pixmap.samples
-        assert len(set(samples[i:i + 3] for i in range(0, len(samples), 3))) > 5  # not a blank page
+        assert len({samples[i : i + 3] for i in range(0, len(samples), 3)}) > 5  # not a blank page
 
     book = load_workbook(render_xlsx(report, tmp_path / "report.xlsx"))
     assert book.sheetnames == ["summary", "daily", "campaigns", "ab_tests", "attribution", "dashboard"]

@@ -125,17 +125,21 @@ def test_one_timeline_per_thread_with_kinds_and_answers(built: Built) -> None:
     stranger, dee = thread_id("clinic", "sms", STRANGER), thread_id("realty", "email", "c-dee")
     h = lambda hours, seconds=0: DAY + timedelta(hours=hours, seconds=seconds)  # noqa: E731
     assert got == sorted([
-        (ann, DAY, "out:m-ann-1", "clinic", "c-ann", "outbound", "automated", "sent", False, "Reminder: tomorrow 3pm", "+1********42"),
-        (ann, h(1), "in:in-ann", "clinic", "c-ann", "inbound", "inbound", "received", False, "Can I come at 4 instead?", "+1********42"),
+        (ann, DAY, "out:m-ann-1", "clinic", "c-ann", "outbound", "automated", "sent", False,
+         "Reminder: tomorrow 3pm", "+1********42"),
+        (ann, h(1), "in:in-ann", "clinic", "c-ann", "inbound", "inbound", "received", False,
+         "Can I come at 4 instead?", "+1********42"),
         (ann, h(1.5), "out:m-ann-2", "clinic", "c-ann", "outbound", "manual", "sent", True, "Sure, 4pm works", "+1********42"),
-        (bob, DAY, "out:m-bob-1", "clinic", "c-bob", "outbound", "automated", "sent", False, "Reminder: tomorrow 9am", "+1********43"),
+        (bob, DAY, "out:m-bob-1", "clinic", "c-bob", "outbound", "automated", "sent", False,
+         "Reminder: tomorrow 9am", "+1********43"),
         (bob, h(10), "in:in-bob", "clinic", "c-bob", "inbound", "inbound", "received", False, "Is parking free?", "+1********43"),
         (bob, h(10, 5), "out:m-bob-2", "clinic", "c-bob", "outbound", "reply", "sent", False, "We are closed", "+1********43"),
         (bob, h(11), "out:m-bob-3", "clinic", "c-bob", "outbound", "manual", "cancelled", False, "Yes it is", "+1********43"),
         (cy, h(19), "in:in-cy-1", "clinic", "c-cy", "inbound", "inbound", "received", False, "HELP", "+1********44"),
         (cy, h(19, 5), "out:m-cy-1", "clinic", "c-cy", "outbound", "reply", "queued", True, "Help text", "+1********44"),
         (cy, h(20), "in:in-cy-2", "clinic", "c-cy", "inbound", "inbound", "received", False, "thanks", "+1********44"),
-        (stranger, h(2), "in:in-stranger", "clinic", None, "inbound", "inbound", "received", False, "who is this?", "+1********99"),
+        (stranger, h(2), "in:in-stranger", "clinic", None, "inbound", "inbound", "received", False,
+         "who is this?", "+1********99"),
         (dee, DAY, "out:m-dee-1", "realty", "c-dee", "outbound", "automated", "sent", False, "New listing", "d***@example.com"),
     ])  # fmt: skip
 
@@ -166,6 +170,6 @@ def test_no_raw_address_is_exposed(built: Built) -> None:
         names = {
             r["column_name"]
             for r in rows(built.warehouse, "select column_name from information_schema.columns "
-                                           f"where table_schema = 'marts' and table_name = '{table}'")  # fmt: skip
+                                           f"where table_schema = 'marts' and table_name = '{table}'")
         }
         assert names and not names & {"address", "to_address", "from_address"}, table

@@ -37,26 +37,26 @@ OUTBOX = [
     outbox_row(
         "m-sent", to_address="+13125550167", status="sent", sms_segments=2, attempts=2, provider="sandbox",
         provider_message_id="SM-1", sent_at=datetime(2024, 3, 12, 3, 5),
-    ),  # fmt: skip
+    ),
     outbox_row(
         "m-failed", to_address="+447911123456", send_after=LATE_EVENING_HALF, status="failed",
         status_reason="21211: invalid 'To' number", sms_segments=1, attempts=1, provider="sandbox",
-    ),  # fmt: skip
+    ),
     outbox_row(
         "m-held", channel="email", to_address="ana.cruz@example.com", subject="Tomorrow", send_after=MORNING,
         status="held", status_reason="template: first_name is missing",
-    ),  # fmt: skip
+    ),
     outbox_row(
         "m-suppressed", channel="email", to_address="bob@example.org", send_after=MORNING, status="suppressed",
         status_reason="opt_out",
-    ),  # fmt: skip
+    ),
     outbox_row("m-queued", send_after=MORNING, status="queued", status_reason="waiting for the window", sms_segments=1),
     outbox_row("m-cancelled", send_after=MORNING, status="cancelled", status_reason="campaign paused", sms_segments=1),
     outbox_row(
         "m-realty", client_id="realty", campaign="new_listings", step="intro", variant="b",
         to_address="+2348012345678", status="sent", sms_segments=3, attempts=1, provider="sandbox",
         provider_message_id="SM-2", sent_at=datetime(2024, 3, 12, 3, 1),
-    ),  # fmt: skip
+    ),
 ]
 
 

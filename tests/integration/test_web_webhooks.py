@@ -222,7 +222,7 @@ def test_herald_serve_answers_healthz(herald_env, tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, **herald_env("duckdb"), "HERALD_SECRET_KEY": "page-secret"}
     herald = Path(sys.executable).parent / "herald"
-    log = open(tmp_path / "serve.log", "w+")
+    log = open(tmp_path / "serve.log", "w+")  # noqa: SIM115 - the server writes to it until the test stops it
     process = subprocess.Popen([str(herald), "serve", "--port", str(port)], env=env, cwd=REPO_ROOT,
                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     try:

@@ -195,7 +195,14 @@ BREAKS = [
         "Input should be 'appointment_reminder'",
     ),
     ("extra key", DENTAL, "daily_limit: 125", "daily_limt: 125", "daily_limt", "unknown key (check its spelling)"),
-    ("extra key in a trigger", REALTY, "  type: schedule\n", "  type: schedule\n  packet_type: x\n", "trigger.packet_type", "unknown key"),
+    (
+        "extra key in a trigger",
+        REALTY,
+        "  type: schedule\n",
+        "  type: schedule\n  packet_type: x\n",
+        "trigger.packet_type",
+        "unknown key",
+    ),
     ("zero daily limit", DENTAL, "daily_limit: 125", "daily_limit: 0", "daily_limit", "greater than 0"),
     (
         "unknown trigger type",
@@ -214,7 +221,14 @@ BREAKS = [
         "steps.1",
         "give exactly one of `delay`",
     ),
-    ("first step with a delay", DENTAL, "offset: {field: appointment_at, before: 24h}", "delay: 1h", "steps.0.delay", "first step"),
+    (
+        "first step with a delay",
+        DENTAL,
+        "offset: {field: appointment_at, before: 24h}",
+        "delay: 1h",
+        "steps.0.delay",
+        "first step",
+    ),
     (
         "email step without subject",
         COLLEGE,

@@ -4,7 +4,7 @@ HTML of a report built in memory (no warehouse)."""
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -98,7 +98,7 @@ def in_memory_report(with_data: bool) -> Report:
     dashboard = Table("dashboard", "Dashboard", "analytics.client_dashboard", ["metric", "value"], [], missing=True)
     headline = Headline(12, 10, 1, 2, 12 / 13, 0.2, 0) if with_data else Headline(0, 0, 0, 0, None, None, 0)
     return Report("acme", "Acme <Dental>", "America/Chicago", 7, date(2025, 6, 1), date(2025, 6, 7),
-                  datetime(2025, 6, 7, 12, tzinfo=timezone.utc), headline, daily, campaigns, ab, attribution, dashboard)
+                  datetime(2025, 6, 7, 12, tzinfo=UTC), headline, daily, campaigns, ab, attribution, dashboard)
 
 
 def test_html_with_data_has_one_chart_per_section() -> None:
@@ -122,7 +122,12 @@ def test_html_without_data_says_so() -> None:
 
 def test_headline_markdown_and_unknown_format(tmp_path: Path) -> None:
     report = in_memory_report(True)
-    assert headline_markdown(report).splitlines()[:4] == ["| metric | value |", "|---|---|", "| Sent | 12 |", "| Delivered | 10 |"]
+    assert headline_markdown(report).splitlines()[:4] == [
+        "| metric | value |",
+        "|---|---|",
+        "| Sent | 12 |",
+        "| Delivered | 10 |",
+    ]
     assert "| Delivery rate | 92.3% |" in headline_markdown(report)
     with pytest.raises(ReportError, match="--format must be one of html, pdf, xlsx, csv, not 'docx'"):
         write_report(report, "docx", tmp_path / "x.docx")
