@@ -258,3 +258,18 @@ def test_write_packets_lays_files_out_by_client_and_packet_type(packets, tmp_pat
     for path, packet in zip(paths, packets.values()):
         assert path == tmp_path / packet.client_id / packet.packet_type / packet.file_name
         assert path.read_bytes() == packet.content
+
+
+def test_drop_packets_puts_each_packet_in_a_zone_under_a_stamped_name(packets, tmp_path):
+    from herald.demo.packets import drop_packets
+    from herald.dropzone.local import LocalDropZone
+
+    zone = LocalDropZone(tmp_path / "zone")
+    chosen = [packets[DENTAL], packets[LEADS]]
+    lines = list(drop_packets(zone, chosen, "20261201093000"))
+    dental_name = f"{Path(packets[DENTAL].file_name).stem}-20261201093000.csv"
+    assert lines[0] == f"dropped bright_smiles_dental/appointments/{dental_name} (300 rows, utf-8)"
+    assert lines[1].endswith("(400 rows, utf-8-sig)")
+    pending = {p.zone_path.rsplit("/", 1)[-1]: p for p in zone.list_pending()}
+    assert dental_name in pending and len(pending) == 2
+    assert pending[dental_name].size_bytes == len(packets[DENTAL].content)
