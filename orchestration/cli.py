@@ -43,9 +43,8 @@ def run_line(result: TickRunResult) -> str:
     part = f" partition {result.partition}" if result.partition else ""
     line = (f"  [{colour}]{result.status}[/{colour}] {result.job_name}{part} [dim]{result.run_id[:8]}[/dim] "
             f"in {result.seconds:.1f}s")  # fmt: skip
-    error = getattr(result, "error", None)
-    if error:
-        line += f": {escape(error)}"
+    if result.error:
+        line += f": {escape(result.error)}"
     return line
 
 
