@@ -10,7 +10,7 @@ UV_VERSION := 0.13.8
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv manifest browsers demo docs test test-fast dev bench lint clean
+.PHONY: help venv manifest browsers demo docs test test-fast dev bench lint lint-fix clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -60,6 +60,22 @@ dev: venv  ## start the Dagster UI on http://127.0.0.1:3000
 bench: venv  ## 1k- and 1M-row packets drop → marts.contacts; 100k-recipient campaign throughput
 	$(BIN)/python bench/packet_latency.py
 	$(BIN)/python bench/campaign_throughput.py --recipients 100000
+
+# Every step runs even when an earlier one fails, so one run lists every problem; the exit
+# status is non-zero if any step failed, and the last lines name the failed steps.
+lint: venv  ## ruff (lint, format check), sqlfluff on dbt_project, import contracts (herald/ free of Dagster)
+	@failed=""; \
+	echo "== ruff check"; $(BIN)/ruff check . || failed="$$failed ruff-check"; \
+	echo "== ruff format --check"; $(BIN)/ruff format --check . || failed="$$failed ruff-format"; \
+	echo "== sqlfluff lint dbt_project"; $(BIN)/sqlfluff lint dbt_project --processes 2 || failed="$$failed sqlfluff"; \
+	echo "== lint-imports"; $(BIN)/lint-imports || failed="$$failed import-contracts"; \
+	if [ -n "$$failed" ]; then echo "make lint: FAILED:$$failed"; exit 1; fi; \
+	echo "make lint: all checks passed"
+
+lint-fix: venv  ## apply ruff's fixes and formatting and sqlfluff's fixes (then review the diff)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	$(BIN)/sqlfluff fix dbt_project --processes 2
 
 clean:  ## remove the environment, dbt targets and the embedded home
 	rm -rf $(VENV) .herald dbt_project/target dbt_project/logs .pytest_tmp
