@@ -14,7 +14,7 @@ from herald.events.apply import unprocessed
 from herald.warehouse.schema import OPS_SCHEMA
 from resources import HeraldSettingsResource, WarehouseResource
 
-# the job (defined in orchestration/jobs.py) named, not imported: sensors sit below the jobs
+# targeted by name: the job is defined in orchestration/jobs.py, the layer above the sensors
 APPLY_REPLIES_JOB = "apply_replies_job"
 
 INBOUND_PROCESSING = f"{OPS_SCHEMA}.inbound_processing"

@@ -7,7 +7,7 @@ import dagster as dg
 from herald.campaigns.requests import pending_send_requests
 from resources import HeraldSettingsResource
 
-# the job (defined in orchestration/jobs.py) named, not imported: sensors sit below the jobs
+# targeted by name: the job is defined in orchestration/jobs.py, the layer above the sensors
 SEND_CAMPAIGNS_JOB = "send_campaigns_job"
 
 

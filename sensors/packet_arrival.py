@@ -11,7 +11,7 @@ from herald.dropzone import DropZoneError
 from herald.dropzone.readiness import sort_pending
 from resources import DropZoneResource, HeraldConfigResource
 
-# the job (defined in orchestration/jobs.py) named, not imported: sensors sit below the jobs
+# targeted by name: the job is defined in orchestration/jobs.py, the layer above the sensors
 INGEST_PACKET_JOB = "ingest_packet_job"
 
 

@@ -4,7 +4,7 @@ import dagster as dg
 
 from assets.ingest.packets import PACKET_ROWS
 
-# the job (defined in orchestration/jobs.py) named, not imported: sensors sit below the jobs
+# targeted by name: the job is defined in orchestration/jobs.py, the layer above the sensors
 TRANSFORM_PACKETS_JOB = "transform_packets_job"
 
 

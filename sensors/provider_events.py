@@ -13,7 +13,7 @@ from herald.events.apply import PROCESSING, PROVIDER_EVENTS, unprocessed
 from herald.events.landing import events_dir, pending_event_files
 from resources import HeraldSettingsResource, WarehouseResource
 
-# the job (defined in orchestration/jobs.py) named, not imported: sensors sit below the jobs
+# targeted by name: the job is defined in orchestration/jobs.py, the layer above the sensors
 APPLY_PROVIDER_EVENTS_JOB = "apply_provider_events_job"
 
 
