@@ -15,16 +15,15 @@
 with
 
 occurrences as (
-    select * from {{ source('herald_ops', 'campaign_occurrences') }}
-    where planned_at is null
-    {% if is_incremental() %}
+    select campaign_occurrences.* from {{ source('herald_ops', 'campaign_occurrences') }} as campaign_occurrences
+    where
+        campaign_occurrences.planned_at is null{% if is_incremental() %}
         and not exists (
             select 1 from {{ this }} as planned
             where planned.client_id = campaign_occurrences.client_id
                 and planned.campaign = campaign_occurrences.campaign
                 and planned.occurrence = campaign_occurrences.occurrence
-        )
-    {% endif %}
+        ){% endif %}
 ),
 
 campaigns as (
@@ -79,17 +78,17 @@ caps as (
 -- outbox, so the plan never depends on the assets downstream of it)
 earlier_planned as (
     {% if is_incremental() %}
-        select message_key, client_id, to_address, category, send_after
-        from {{ this }}
-        where status = 'planned'
+    select message_key, client_id, to_address, category, send_after
+    from {{ this }}
+    where status = 'planned'
     {% else %}
-        select
-            cast(null as varchar) as message_key,
-            cast(null as varchar) as client_id,
-            cast(null as varchar) as to_address,
-            cast(null as varchar) as category,
-            cast(null as timestamp) as send_after
-        where 1 = 0
+    select
+        cast(null as varchar) as message_key,
+        cast(null as varchar) as client_id,
+        cast(null as varchar) as to_address,
+        cast(null as varchar) as category,
+        cast(null as timestamp) as send_after
+    where 1 = 0
     {% endif %}
 ),
 
@@ -104,11 +103,11 @@ audience as (
         members.contact_id
     from occurrences
     inner join campaigns
-        on campaigns.client_id = occurrences.client_id
-        and campaigns.campaign = occurrences.campaign
+        on occurrences.client_id = campaigns.client_id
+        and occurrences.campaign = campaigns.campaign
     inner join members
-        on members.client_id = occurrences.client_id
-        and members.segment_name = campaigns.audience
+        on occurrences.client_id = members.client_id
+        and campaigns.audience = members.segment_name
     where
         occurrences.trigger_type in ('schedule', 'manual')
         or (
@@ -144,6 +143,16 @@ audience as (
         )
 ),
 
+-- each contact's date and time attributes, as the timestamps a step can be anchored to
+anchors as (
+    select
+        contact_id,
+        attribute_name,
+        coalesce(timestamp_value, cast(date_value as timestamp)) as anchor_value
+    from {{ ref('contact_attributes') }}
+    where attribute_type in ('timestamp', 'date')
+),
+
 -- each step for each contact, with the date it is anchored to and the addresses it may use
 step_contacts as (
     select
@@ -172,25 +181,18 @@ step_contacts as (
         anchors.anchor_value
     from audience
     inner join campaigns
-        on campaigns.client_id = audience.client_id
-        and campaigns.campaign = audience.campaign
+        on audience.client_id = campaigns.client_id
+        and audience.campaign = campaigns.campaign
     inner join steps
-        on steps.client_id = audience.client_id
-        and steps.campaign = audience.campaign
+        on audience.client_id = steps.client_id
+        and audience.campaign = steps.campaign
     inner join clients
-        on clients.client_id = audience.client_id
+        on audience.client_id = clients.client_id
     inner join contacts
-        on contacts.contact_id = audience.contact_id
-    left join (
-        select
-            contact_id,
-            attribute_name,
-            coalesce(timestamp_value, cast(date_value as timestamp)) as anchor_value
-        from {{ ref('contact_attributes') }}
-        where attribute_type in ('timestamp', 'date')
-    ) as anchors
-        on anchors.contact_id = audience.contact_id
-        and anchors.attribute_name = steps.anchor_field
+        on audience.contact_id = contacts.contact_id
+    left join anchors
+        on audience.contact_id = anchors.contact_id
+        and steps.anchor_field = anchors.attribute_name
 ),
 
 -- the channel the rule picks ("sms; email if phone is missing") and its address
@@ -200,8 +202,10 @@ routed as (
         case
             when first_channel = 'sms' and phone is not null then 'sms'
             when first_channel = 'email' and email is not null then 'email'
-            when fallback_channel = 'email' and fallback_if_missing = 'phone' and phone is null and email is not null then 'email'
-            when fallback_channel = 'sms' and fallback_if_missing = 'email' and email is null and phone is not null then 'sms'
+            when fallback_channel = 'email' and fallback_if_missing = 'phone' and phone is null and email is not null
+                then 'email'
+            when fallback_channel = 'sms' and fallback_if_missing = 'email' and email is null and phone is not null
+                then 'sms'
         end as channel,
         anchor_value + anchor_minutes * interval '1 minute' as anchored_at
     from step_contacts
@@ -217,7 +221,9 @@ addressed as (
             else anchored_at
         end as scheduled_at,
         {{ herald.hash_bucket("contact_id || '|' || campaign || '|' || step", 10000) }} as variant_bucket,
-        {{ herald.surrogate_key(['client_id', 'campaign', 'step', 'contact_id', 'channel', 'occurrence']) }} as message_key
+        {{ herald.surrogate_key(
+            ['client_id', 'campaign', 'step', 'contact_id', 'channel', 'occurrence']
+        ) }} as message_key
     from routed
 ),
 
@@ -237,26 +243,27 @@ suppression_checked as (
         -- express written consent (marketing texts): the latest consent event for the address
         -- and scope grants it, or the client's packet says so (a sms_consent column)
         case
-            when addressed.channel <> 'sms' or addressed.sms_consent is distinct from 'express_written' then true
-            else coalesce(
-                (
-                    select events.kind in ('opt_in', 'confirm') and events.consent_level = 'express_written'
-                    from consent_events as events
-                    where events.client_id = addressed.client_id
-                        and events.channel = 'sms'
-                        and events.address = addressed.to_address
-                        and events.scope in (addressed.message_type, 'all')
-                    order by events.occurred_at desc, events.recorded_at desc
-                    limit 1
-                ),
-                exists (
-                    select 1 from {{ ref('contact_attributes') }} as consent
-                    where consent.contact_id = addressed.contact_id
-                        and consent.attribute_name = 'sms_consent'
-                        and consent.boolean_value
-                ),
-                false
-            )
+            when addressed.channel <> 'sms' or (addressed.sms_consent is distinct from 'express_written') then true
+            else
+                coalesce(
+                    (
+                        select events.kind in ('opt_in', 'confirm') and events.consent_level = 'express_written'
+                        from consent_events as events
+                        where events.client_id = addressed.client_id
+                            and events.channel = 'sms'
+                            and events.address = addressed.to_address
+                            and events.scope in (addressed.message_type, 'all')
+                        order by events.occurred_at desc, events.recorded_at desc
+                        limit 1
+                    ),
+                    exists (
+                        select 1 from {{ ref('contact_attributes') }} as consent
+                        where consent.contact_id = addressed.contact_id
+                            and consent.attribute_name = 'sms_consent'
+                            and consent.boolean_value
+                    ),
+                    false
+                )
         end as has_consent
     from addressed
 ),
@@ -267,7 +274,9 @@ judged as (
         *,
         case
             when campaign_status = 'paused' then 'campaign paused'
-            when channel is null and fallback_channel is null then 'no ' || case first_channel when 'sms' then 'valid phone' else 'valid email' end || ' for ' || first_channel
+            when channel is null and fallback_channel is null
+                then 'no ' || case first_channel when 'sms' then 'valid phone' else 'valid email' end
+                    || ' for ' || first_channel
             when channel is null then 'no valid phone or email'
             when anchor_field is not null and anchor_value is null then 'no ' || anchor_field
             when anchor_field is not null and anchor_value < fired_at then anchor_field || ' has passed'
@@ -300,13 +309,15 @@ recipient_zones as (
     select
         deduplicated.message_key,
         deduplicated.client_id,
-        coalesce(deduplicated.contact_time_zone, postal.time_zones, phone.time_zones, deduplicated.client_time_zone) as zone_list,
+        coalesce(
+            deduplicated.contact_time_zone, postal.time_zones, phone.time_zones, deduplicated.client_time_zone
+        ) as zone_list,
         coalesce(postal.state, phone.state) as state
     from deduplicated
     left join regions as postal
-        on postal.kind = 'postal' and postal.address_value = deduplicated.postal_code
+        on postal.kind = 'postal' and deduplicated.postal_code = postal.address_value
     left join regions as phone
-        on phone.kind = 'phone' and phone.address_value = deduplicated.phone
+        on phone.kind = 'phone' and deduplicated.phone = phone.address_value
     where deduplicated.reason is null
 ),
 
@@ -321,12 +332,15 @@ message_times as (
         deduplicated.scheduled_at,
         count(*) over (partition by recipient_zone_rows.message_key) as zone_count
     from recipient_zone_rows
-    inner join deduplicated on deduplicated.message_key = recipient_zone_rows.message_key
+    inner join deduplicated on recipient_zone_rows.message_key = deduplicated.message_key
 ),
 
 day_offsets as (
     {%- for offset in range(8) %}
-    select {{ offset }} as day_offset{% if not loop.last %} union all{% endif %}
+    select {{ offset }} as day_offset
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
     {%- endfor %}
 ),
 
@@ -335,7 +349,8 @@ day_offsets as (
 local_days as (
     select
         message_times.*,
-        cast({{ herald.utc_to_local('message_times.scheduled_at', 'message_times.time_zone') }} as date) + day_offsets.day_offset as local_day
+        cast({{ herald.utc_to_local('message_times.scheduled_at', 'message_times.time_zone') }} as date)
+        + day_offsets.day_offset as local_day
     from message_times
     cross join day_offsets
 ),
@@ -346,17 +361,27 @@ zone_intervals as (
         local_days.time_zone,
         local_days.zone_count,
         local_days.scheduled_at,
-        {{ herald.local_to_utc("cast(local_days.local_day as timestamp) + greatest(windows.start_minute, coalesce(state_law.start_minute, federal_law.start_minute)) * interval '1 minute'", 'local_days.time_zone') }} as opens_at,
-        {{ herald.local_to_utc("cast(local_days.local_day as timestamp) + least(windows.end_minute, coalesce(state_law.end_minute, federal_law.end_minute)) * interval '1 minute'", 'local_days.time_zone') }} as closes_at
+        {{ herald.local_to_utc(
+            "cast(local_days.local_day as timestamp)"
+            ~ " + greatest(windows.start_minute, coalesce(state_law.start_minute, federal_law.start_minute))"
+            ~ " * interval '1 minute'",
+            'local_days.time_zone'
+        ) }} as opens_at,
+        {{ herald.local_to_utc(
+            "cast(local_days.local_day as timestamp)"
+            ~ " + least(windows.end_minute, coalesce(state_law.end_minute, federal_law.end_minute))"
+            ~ " * interval '1 minute'",
+            'local_days.time_zone'
+        ) }} as closes_at
     from local_days
     inner join windows
-        on windows.client_id = local_days.client_id
+        on local_days.client_id = windows.client_id
         and windows.iso_day_of_week = {{ herald.iso_day_of_week('local_days.local_day') }}
     inner join legal_windows as federal_law
         on federal_law.jurisdiction = 'US'
         and federal_law.iso_day_of_week = {{ herald.iso_day_of_week('local_days.local_day') }}
     left join legal_windows as state_law
-        on state_law.jurisdiction = local_days.state
+        on local_days.state = state_law.jurisdiction
         and state_law.iso_day_of_week = {{ herald.iso_day_of_week('local_days.local_day') }}
     where greatest(windows.start_minute, coalesce(state_law.start_minute, federal_law.start_minute))
         < least(windows.end_minute, coalesce(state_law.end_minute, federal_law.end_minute))
@@ -367,7 +392,9 @@ zone_intervals as (
 candidate_moments as (
     select distinct message_key, zone_count, scheduled_at as moment from zone_intervals
     union
-    select distinct message_key, zone_count, opens_at as moment from zone_intervals where opens_at > scheduled_at
+    select distinct message_key, zone_count, opens_at as moment
+    from zone_intervals
+    where opens_at > scheduled_at
 ),
 
 open_zones as (
@@ -378,8 +405,8 @@ open_zones as (
         count(distinct zone_intervals.time_zone) as zones_open
     from candidate_moments
     inner join zone_intervals
-        on zone_intervals.message_key = candidate_moments.message_key
-        and zone_intervals.opens_at <= candidate_moments.moment
+        on candidate_moments.message_key = zone_intervals.message_key
+        and candidate_moments.moment >= zone_intervals.opens_at
         and candidate_moments.moment < zone_intervals.closes_at
     group by candidate_moments.message_key, candidate_moments.moment, candidate_moments.zone_count
 ),
@@ -395,32 +422,33 @@ sendable as (
     select
         deduplicated.*,
         allowed.window_send_after as send_after,
-        cast({{ herald.utc_to_local('allowed.window_send_after', 'deduplicated.client_time_zone') }} as date) as local_send_date,
+        cast({{ herald.utc_to_local('allowed.window_send_after', 'deduplicated.client_time_zone') }} as date)
+            as local_send_date,
         case
             when deduplicated.reason is null and allowed.window_send_after is null
                 then 'no allowed sending time within a week'
             else deduplicated.reason
         end as window_reason
     from deduplicated
-    left join allowed on allowed.message_key = deduplicated.message_key
+    left join allowed on deduplicated.message_key = allowed.message_key
 ),
 
 -- the daily limit counts messages already planned for that local day by earlier occurrences
 already_planned as (
     {% if is_incremental() %}
-        select
-            client_id,
-            campaign,
-            {{ herald.utc_to_local('send_after', 'clients.time_zone') }} as local_at
-        from {{ this }} as planned
-        inner join clients using (client_id)
-        where planned.status = 'planned'
+    select
+        planned.client_id,
+        planned.campaign,
+        {{ herald.utc_to_local('planned.send_after', 'clients.time_zone') }} as local_at
+    from {{ this }} as planned
+    inner join clients on planned.client_id = clients.client_id
+    where planned.status = 'planned'
     {% else %}
-        select
-            cast(null as varchar) as client_id,
-            cast(null as varchar) as campaign,
-            cast(null as timestamp) as local_at
-        where 1 = 0
+    select
+        cast(null as varchar) as client_id,
+        cast(null as varchar) as campaign,
+        cast(null as timestamp) as local_at
+    where 1 = 0
     {% endif %}
 ),
 
@@ -437,7 +465,8 @@ limited as (
             when sendable.window_reason is null
                 and sendable.daily_limit is not null
                 and coalesce(planned_per_day.planned_count, 0) + row_number() over (
-                    partition by sendable.client_id, sendable.campaign, sendable.local_send_date,
+                    partition by
+                        sendable.client_id, sendable.campaign, sendable.local_send_date,
                         case when sendable.window_reason is null then 0 else 1 end
                     order by sendable.send_after, sendable.contact_id, sendable.step_position
                 ) > sendable.daily_limit
@@ -446,9 +475,9 @@ limited as (
         end as limited_reason
     from sendable
     left join planned_per_day
-        on planned_per_day.client_id = sendable.client_id
-        and planned_per_day.campaign = sendable.campaign
-        and planned_per_day.local_send_date = sendable.local_send_date
+        on sendable.client_id = planned_per_day.client_id
+        and sendable.campaign = planned_per_day.campaign
+        and sendable.local_send_date = planned_per_day.local_send_date
 ),
 
 -- Frequency caps per recipient across campaigns (marketing per 24 h; the FCC healthcare
@@ -461,59 +490,61 @@ cap_candidates as (
     select limited.*, caps.window_hours, caps.max_messages, caps.label
     from limited
     inner join caps
-        on caps.client_id = limited.client_id
-        and caps.category = limited.category
+        on limited.client_id = caps.client_id
+        and limited.category = caps.category
     where limited.limited_reason is null
 ),
 
 cap_existing as (
-    select cap_candidates.message_key, cap_candidates.window_hours, count(earlier_planned.message_key) as existing
+    select cap_candidates.message_key, cap_candidates.window_hours, count(earlier_planned.message_key) as existing_count
     from cap_candidates
     inner join earlier_planned
-        on earlier_planned.client_id = cap_candidates.client_id
-        and earlier_planned.to_address = cap_candidates.to_address
-        and earlier_planned.category = cap_candidates.category
+        on cap_candidates.client_id = earlier_planned.client_id
+        and cap_candidates.to_address = earlier_planned.to_address
+        and cap_candidates.category = earlier_planned.category
         and earlier_planned.send_after > cap_candidates.send_after - cap_candidates.window_hours * interval '1 hour'
         and earlier_planned.send_after < cap_candidates.send_after + cap_candidates.window_hours * interval '1 hour'
     group by cap_candidates.message_key, cap_candidates.window_hours
 ),
 
 cap_earlier as (
-    select cap_candidates.message_key, cap_candidates.window_hours, count(other.message_key) as earlier
+    select cap_candidates.message_key, cap_candidates.window_hours, count(other.message_key) as earlier_count
     from cap_candidates
     inner join limited as other
-        on other.client_id = cap_candidates.client_id
-        and other.to_address = cap_candidates.to_address
-        and other.category = cap_candidates.category
+        on cap_candidates.client_id = other.client_id
+        and cap_candidates.to_address = other.to_address
+        and cap_candidates.category = other.category
         and other.limited_reason is null
-        and other.message_key <> cap_candidates.message_key
+        and cap_candidates.message_key <> other.message_key
         and other.send_after > cap_candidates.send_after - cap_candidates.window_hours * interval '1 hour'
         and (
-            other.send_after < cap_candidates.send_after
-            or (other.send_after = cap_candidates.send_after and other.message_key < cap_candidates.message_key)
+            cap_candidates.send_after > other.send_after
+            or (cap_candidates.send_after = other.send_after and cap_candidates.message_key > other.message_key)
         )
     group by cap_candidates.message_key, cap_candidates.window_hours
 ),
 
 capped as (
-    select cap_candidates.message_key, min(cap_candidates.label) as label
+    select cap_candidates.message_key, min(cap_candidates.label) as cap_label
     from cap_candidates
     left join cap_existing
-        on cap_existing.message_key = cap_candidates.message_key
-        and cap_existing.window_hours = cap_candidates.window_hours
+        on cap_candidates.message_key = cap_existing.message_key
+        and cap_candidates.window_hours = cap_existing.window_hours
     left join cap_earlier
-        on cap_earlier.message_key = cap_candidates.message_key
-        and cap_earlier.window_hours = cap_candidates.window_hours
-    where coalesce(cap_existing.existing, 0) + coalesce(cap_earlier.earlier, 0) >= cap_candidates.max_messages
+        on cap_candidates.message_key = cap_earlier.message_key
+        and cap_candidates.window_hours = cap_earlier.window_hours
+    where
+        coalesce(cap_existing.existing_count, 0) + coalesce(cap_earlier.earlier_count, 0)
+        >= cap_candidates.max_messages
     group by cap_candidates.message_key
 ),
 
 judged_final as (
     select
         limited.*,
-        coalesce(limited.limited_reason, 'frequency cap: at most ' || capped.label) as final_reason
+        coalesce(limited.limited_reason, 'frequency cap: at most ' || capped.cap_label) as final_reason
     from limited
-    left join capped on capped.message_key = limited.message_key
+    left join capped on limited.message_key = capped.message_key
 ),
 
 final as (
@@ -530,10 +561,13 @@ final as (
         limited.channel,
         case when limited.final_reason is null then limited.to_address end as to_address,
         case when limited.final_reason is null then variants.variant end as variant,
-        case when limited.final_reason is null then
-            case limited.channel when 'sms' then variants.sms_template else variants.email_template end
+        case
+            when limited.final_reason is null then
+                case limited.channel when 'sms' then variants.sms_template else variants.email_template end
         end as template,
-        case when limited.final_reason is null and limited.channel = 'email' then variants.subject end as subject_template,
+        case
+            when limited.final_reason is null and limited.channel = 'email' then variants.subject
+        end as subject_template,
         case when limited.final_reason is null then 'planned' else 'excluded' end as status,
         limited.final_reason as reason,
         limited.scheduled_at,
@@ -544,13 +578,13 @@ final as (
         {{ herald.utc_now() }} as planned_at
     from judged_final as limited
     left join variants
-        on variants.client_id = limited.client_id
-        and variants.campaign = limited.campaign
-        and variants.step = limited.step
+        on limited.client_id = variants.client_id
+        and limited.campaign = variants.campaign
+        and limited.step = variants.step
         and limited.variant_bucket >= variants.bucket_from
         and limited.variant_bucket < variants.bucket_to
     left join {{ ref('contact_template_variables') }} as template_variables
-        on template_variables.contact_id = limited.contact_id
+        on limited.contact_id = template_variables.contact_id
         and limited.final_reason is null
 )
 
