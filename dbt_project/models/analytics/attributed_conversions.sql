@@ -53,7 +53,7 @@ touches as (
     inner join sent_messages
         on conversions.client_id = sent_messages.client_id
         and conversions.contact_id = sent_messages.contact_id
-        and sent_messages.sent_at < conversions.occurred_at
+        and conversions.occurred_at > sent_messages.sent_at
 ),
 
 touches_in_window as (
@@ -75,7 +75,7 @@ positioned as (
 ),
 
 attribution_models as (
-    select model from (
+    select models.model from (
         values ('first_touch'), ('last_touch'), ('linear'), ('time_decay'), ('position_based')
     ) as models (model)
 ),
@@ -86,18 +86,18 @@ credited as (
         cast(attribution_models.model as varchar) as model,
         cast(
             case attribution_models.model
-                when 'first_touch' then case when touch_number = 1 then 1.0 else 0.0 end
-                when 'last_touch' then case when touch_number = touch_count then 1.0 else 0.0 end
-                when 'linear' then 1.0 / touch_count
-                when 'time_decay' then decay_weight / total_decay_weight
+                when 'first_touch' then case when positioned.touch_number = 1 then 1.0 else 0.0 end
+                when 'last_touch' then case when positioned.touch_number = positioned.touch_count then 1.0 else 0.0 end
+                when 'linear' then 1.0 / positioned.touch_count
+                when 'time_decay' then positioned.decay_weight / positioned.total_decay_weight
                 -- 40/20/40: first and last 40% each, the middle touches share 20%; a lone touch
                 -- takes all, two touches halve it
                 when 'position_based' then
                     case
-                        when touch_count = 1 then 1.0
-                        when touch_count = 2 then 0.5
-                        when touch_number = 1 or touch_number = touch_count then 0.4
-                        else 0.2 / (touch_count - 2)
+                        when positioned.touch_count = 1 then 1.0
+                        when positioned.touch_count = 2 then 0.5
+                        when positioned.touch_number = 1 or positioned.touch_number = positioned.touch_count then 0.4
+                        else 0.2 / (positioned.touch_count - 2)
                     end
             end
             as double precision

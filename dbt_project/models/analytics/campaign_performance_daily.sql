@@ -31,7 +31,7 @@ reply_touches as (
         on inbound_messages.channel = outbox.channel
         and inbound_messages.from_address = outbox.to_address
         and inbound_messages.to_address = outbox.sender
-        and outbox.sent_at <= inbound_messages.received_at
+        and inbound_messages.received_at >= outbox.sent_at
         and inbound_messages.received_at < outbox.sent_at + interval '7 days'
 ),
 
@@ -63,16 +63,16 @@ planned_messages as (
 
 outbox_messages as (
     select
-        client_id,
-        campaign,
-        step,
-        variant,
-        channel,
-        send_after,
+        outbox.client_id,
+        outbox.campaign,
+        outbox.step,
+        outbox.variant,
+        outbox.channel,
+        outbox.send_after,
         'outbox' as row_source,
-        status,
+        outbox.status,
         false as is_deferred,
-        sms_segments,
+        outbox.sms_segments,
         (outbox.delivered_at is not null or outbox.provider_status in ('delivered', 'read')) as is_delivered,
         replied_messages.message_key is not null as is_replied
     from outbox

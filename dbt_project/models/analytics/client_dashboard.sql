@@ -66,7 +66,7 @@ reply_touches as (
         on inbound_messages.channel = outbox.channel
         and inbound_messages.from_address = outbox.to_address
         and inbound_messages.to_address = outbox.sender
-        and outbox.sent_at <= inbound_messages.received_at
+        and inbound_messages.received_at >= outbox.sent_at
         and inbound_messages.received_at < outbox.sent_at + interval '7 days'
 ),
 

@@ -23,7 +23,8 @@ clients as (
 
 -- a reply to a number no client sends from has no client: it cannot be counted for one
 replies as (
-    select * from inbound_processing where client_id is not null
+    select * from inbound_processing
+    where client_id is not null
 ),
 
 -- an opt-out counts once, when it suppressed the address (a repeat is 'already_suppressed');
@@ -110,7 +111,7 @@ localized as (
         ) as activity_date
     from activity
     left join clients
-        on clients.client_id = activity.client_id
+        on activity.client_id = clients.client_id
 ),
 
 final as (

@@ -3,12 +3,15 @@
 {%- set stages = var('conversion_funnel_stages') | map('lower') | list -%}
 {%- set value_attributes = var('conversion_value_attributes') -%}
 {%- set fixed_values = var('conversion_values') -%}
+{#- the stages and attribute names as SQL string lists: 'a', 'b' -#}
+{%- set stage_list = "'" ~ stages | join("', '") ~ "'" -%}
+{%- set value_attribute_list = "'" ~ value_attributes | join("', '") ~ "'" -%}
 
 {#- the fixed value of each kind, as SQL: null when the var leaves it unknown -#}
 {%- set fixed_value = {} -%}
 {%- for kind in ['funnel_event', 'appointment_confirmed', 'reply'] -%}
-    {%- set value = fixed_values.get(kind) -%}
-    {%- do fixed_value.update({kind: 'cast(' ~ ('null' if value is none else value) ~ ' as numeric(38, 6))'}) -%}
+{%- set value = fixed_values.get(kind) -%}
+{%- do fixed_value.update({kind: 'cast(' ~ ('null' if value is none else value) ~ ' as numeric(38, 6))'}) -%}
 {%- endfor %}
 
 with
@@ -51,7 +54,7 @@ value_candidates as (
     from contact_attributes
     where numeric_value is not null
         {%- if value_attributes %}
-        and attribute_name in ('{{ value_attributes | join("', '") }}')
+        and attribute_name in ({{ value_attribute_list }})
         {%- else %}
         and false
         {%- endif %}
@@ -81,7 +84,7 @@ funnel_conversions as (
         and contact_values.preference_rank = 1
     where funnel_events.contact_id is not null
         {%- if stages %}
-        and lower(funnel_events.to_stage) in ('{{ stages | join("', '") }}')
+        and lower(funnel_events.to_stage) in ({{ stage_list }})
         {%- else %}
         and false
         {%- endif %}

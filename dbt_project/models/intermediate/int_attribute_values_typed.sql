@@ -38,9 +38,9 @@ distinct_texts as (
 prepared as (
     select
         *,
+        -- a numeric value: drop currency symbols, thousands separators and spaces; (12.50) is negative
         case
             when attribute_type = 'numeric' then
-                -- drop currency symbols, thousands separators and spaces; (12.50) is negative
                 {{ regexp_replace_all(
                     regexp_replace_all('raw_value', '^[(](.*)[)]$', '-\\1'),
                     '[$€£¥,[:space:]]', ''
@@ -133,15 +133,16 @@ final as (
         array_value,
         case
             when raw_value is null then null
-            else coalesce(
-                string_value is not null
-                or numeric_value is not null
-                or boolean_value is not null
-                or date_value is not null
-                or timestamp_value is not null
-                or array_value is not null,
-                false
-            )
+            else
+                coalesce(
+                    string_value is not null
+                    or numeric_value is not null
+                    or boolean_value is not null
+                    or date_value is not null
+                    or timestamp_value is not null
+                    or array_value is not null,
+                    false
+                )
         end as is_parsed
     from typed
 )

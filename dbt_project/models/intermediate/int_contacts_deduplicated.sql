@@ -54,7 +54,8 @@ merged_contacts as (
         {{ first_value_by('email', 'is_email_valid desc, ' ~ latest) }} as email,
         {{ first_value_by('is_email_valid', 'is_email_valid desc, ' ~ latest, 'email is not null') }} as is_email_valid,
         {{ first_value_by('phone_e164', 'is_phone_valid desc, ' ~ latest, 'phone_raw is not null') }} as phone_e164,
-        {{ first_value_by('is_phone_valid', 'is_phone_valid desc, ' ~ latest, 'phone_raw is not null') }} as is_phone_valid,
+        {{ first_value_by('is_phone_valid', 'is_phone_valid desc, ' ~ latest, 'phone_raw is not null') }}
+            as is_phone_valid,
         {{ first_value_by('postal_code', latest) }} as postal_code,
         {{ first_value_by('time_zone', latest) }} as time_zone,
         {{ first_value_by('packet_id', earliest) }} as first_packet_id,

@@ -1,4 +1,4 @@
-{#- Each contact's latest answer to an appointment reminder (seed 003: C confirms, R asks to
+{#- Each contact's latest answer to an appointment reminder (C confirms, R asks to
     reschedule), per client. -#}
 
 with

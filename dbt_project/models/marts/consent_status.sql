@@ -1,6 +1,7 @@
 {#- The current consent of every client, channel, address and scope: the latest consent event
     wins (opt_in / confirm → granted, opt_out / revoke → revoked). `since` is when the current
     state began: a confirmation after an opt-in does not restart it. -#}
+{%- set newest_first = 'runs.occurred_at desc, runs.recorded_at desc, runs.event_id desc' %}
 
 with
 
@@ -25,10 +26,12 @@ ordered as (
             order by occurred_at desc, recorded_at desc, event_id desc
         ) as recency,
         case
-            when lag(consent_state) over (
-                partition by client_id, channel, address, scope
-                order by occurred_at, recorded_at, event_id
-            ) = consent_state then 0
+            when
+                consent_state = lag(consent_state) over (
+                    partition by client_id, channel, address, scope
+                    order by occurred_at, recorded_at, event_id
+                )
+                then 0
             else 1
         end as starts_run
     from classified
@@ -47,7 +50,8 @@ runs as (
 ),
 
 latest as (
-    select * from runs where recency = 1
+    select * from runs
+    where recency = 1
 ),
 
 current_runs as (
@@ -57,15 +61,15 @@ current_runs as (
         runs.address,
         runs.scope,
         min(runs.occurred_at) as since,
-        {{ herald.first_value_by('runs.consent_level', 'runs.occurred_at desc, runs.recorded_at desc, runs.event_id desc') }} as consent_level,
-        {{ herald.first_value_by('runs.contact_id', 'runs.occurred_at desc, runs.recorded_at desc, runs.event_id desc') }} as contact_id
+        {{ herald.first_value_by('runs.consent_level', newest_first) }} as consent_level,
+        {{ herald.first_value_by('runs.contact_id', newest_first) }} as contact_id
     from runs
     inner join latest
-        on latest.client_id = runs.client_id
-        and latest.channel = runs.channel
-        and latest.address = runs.address
-        and latest.scope = runs.scope
-        and latest.run_number = runs.run_number
+        on runs.client_id = latest.client_id
+        and runs.channel = latest.channel
+        and runs.address = latest.address
+        and runs.scope = latest.scope
+        and runs.run_number = latest.run_number
     group by runs.client_id, runs.channel, runs.address, runs.scope
 ),
 
@@ -77,7 +81,8 @@ event_counts as (
 
 final as (
     select
-        {{ herald.surrogate_key(['latest.client_id', 'latest.channel', 'latest.address', 'latest.scope']) }} as consent_key,
+        {{ herald.surrogate_key(['latest.client_id', 'latest.channel', 'latest.address', 'latest.scope']) }}
+            as consent_key,
         latest.client_id,
         coalesce(latest.contact_id, current_runs.contact_id) as contact_id,
         latest.channel,
@@ -95,15 +100,15 @@ final as (
         event_counts.event_count
     from latest
     inner join current_runs
-        on current_runs.client_id = latest.client_id
-        and current_runs.channel = latest.channel
-        and current_runs.address = latest.address
-        and current_runs.scope = latest.scope
+        on latest.client_id = current_runs.client_id
+        and latest.channel = current_runs.channel
+        and latest.address = current_runs.address
+        and latest.scope = current_runs.scope
     inner join event_counts
-        on event_counts.client_id = latest.client_id
-        and event_counts.channel = latest.channel
-        and event_counts.address = latest.address
-        and event_counts.scope = latest.scope
+        on latest.client_id = event_counts.client_id
+        and latest.channel = event_counts.channel
+        and latest.address = event_counts.address
+        and latest.scope = event_counts.scope
 )
 
 select * from final

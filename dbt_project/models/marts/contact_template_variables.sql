@@ -30,9 +30,12 @@ field_values as (
     from contacts
     where phone_e164 is not null
     union all
-    select contacts.contact_id, 'client_name' as variable_name, {{ herald.to_json_value('clients.name') }} as variable_value
+    select
+        contacts.contact_id,
+        'client_name' as variable_name,
+        {{ herald.to_json_value('clients.name') }} as variable_value
     from contacts
-    inner join clients on clients.client_id = contacts.client_id
+    inner join clients on contacts.client_id = clients.client_id
 ),
 
 -- typed attribute values; a value that did not parse stays out (a template using it fails

@@ -1,4 +1,4 @@
-{#- One row per message in a conversation thread (seed 003's unified inbox, as data): every
+{#- One row per message in a conversation thread (the unified inbox, as data): every
     outbound message in the outbox — campaign messages (kind automated), answers to replies
     (reply: opt-out confirmations, HELP answers, auto-replies) and manual replies (manual, from
     `herald reply`) — and every inbound message, in one timeline per client, contact (or, for
@@ -8,6 +8,8 @@
     the compliance engine matched (herald_ops.inbound_processing), else the client that sends
     from that number (herald_ops.outbox.sender); its contact likewise, else the client's contact
     with that phone (the first by id when a household shares one). Addresses are masked. -#}
+{#- E.164 country codes of two digits (one-digit: +1, +7; the rest have three) -#}
+{%- set two_digit_country_codes = '^[+](20|27|3[0-469]|4[013-9]|5[1-8]|6[0-6]|8[1246]|9[0-58])' -%}
 
 with
 
@@ -21,10 +23,6 @@ inbound_messages as (
 
 inbound_processing as (
     select * from {{ source('herald_ops', 'inbound_processing') }}
-),
-
-clients as (
-    select * from {{ source('herald_ops', 'clients') }}
 ),
 
 contacts as (
@@ -72,9 +70,9 @@ inbound_matched as (
         inbound_processing.action as inbound_action
     from inbound_messages
     left join inbound_processing
-        on inbound_processing.inbound_id = inbound_messages.inbound_id
+        on inbound_messages.inbound_id = inbound_processing.inbound_id
     left join client_senders
-        on client_senders.sender = inbound_messages.to_address
+        on inbound_messages.to_address = client_senders.sender
 ),
 
 inbound as (
@@ -121,7 +119,7 @@ phone_country_codes as (
         case
             when channel <> 'sms' then null
             when {{ herald.regexp_like('address', '^[+][17]') }} then 1
-            when {{ herald.regexp_like('address', '^[+](20|27|3[0-469]|4[013-9]|5[1-8]|6[0-6]|8[1246]|9[0-58])') }} then 2
+            when {{ herald.regexp_like('address', two_digit_country_codes) }} then 2
             else 3
         end as country_code_length
     from unioned
@@ -154,10 +152,12 @@ final as (
         inbound_action,
         -- a person's answer to the thread: a manual reply, or Herald's answer to a keyword
         -- (opt-out confirmation, HELP); the after-hours auto-reply and campaign messages are not
-        direction = 'outbound'
+        (
+            direction = 'outbound'
             and kind in ('manual', 'reply')
             and coalesce(message_type, '') <> 'auto_reply'
-            and status in ('queued', 'sending', 'sent') as is_answer,
+            and status in ('queued', 'sending', 'sent')
+        ) as is_answer,
         occurred_at,
         send_after
     from phone_country_codes

@@ -65,7 +65,7 @@ final as (
         end as status
     from threads
     inner join last_messages
-        on last_messages.conversation_id = threads.conversation_id
+        on threads.conversation_id = last_messages.conversation_id
 )
 
 select * from final

@@ -31,13 +31,12 @@ first_sightings as (
 -- events are immutable: a run only appends events the table does not hold yet
 new_events as (
     select * from first_sightings
-    where sighting_rank = 1
-    {% if is_incremental() %}
+    where
+        sighting_rank = 1{% if is_incremental() %}
         and not exists (
             select 1 from {{ this }} as loaded_events
             where loaded_events.event_id = first_sightings.event_id
-        )
-    {% endif %}
+        ){% endif %}
 ),
 
 final as (

@@ -11,7 +11,7 @@ contacts as (
     select * from {{ ref('contacts') }}
 ),
 
--- seed 000: every message that did not (or will not) reach its recipient, for support to
+-- every message that did not (or will not) reach its recipient, for support to
 -- follow up. The provider's report wins over the outbox status: a message sent but then
 -- bounced is missed because it bounced.
 missed as (

@@ -1,5 +1,7 @@
 {#- The current suppressions, for support: who must not be messaged, by whom, why and since
     when, with the address masked and the contact's name when the suppression names a contact. -#}
+{#- E.164 country codes of two digits (one-digit: +1, +7; the rest have three) -#}
+{%- set two_digit_country_codes = '^[+](20|27|3[0-469]|4[013-9]|5[1-8]|6[0-6]|8[1246]|9[0-58])' -%}
 
 with
 
@@ -19,7 +21,7 @@ phone_country_codes as (
         case
             when address not like '+%' then null
             when {{ herald.regexp_like('address', '^[+][17]') }} then 1
-            when {{ herald.regexp_like('address', '^[+](20|27|3[0-469]|4[013-9]|5[1-8]|6[0-6]|8[1246]|9[0-58])') }} then 2
+            when {{ herald.regexp_like('address', two_digit_country_codes) }} then 2
             else 3
         end as country_code_length
     from suppressions
@@ -44,7 +46,9 @@ masked as (
 
 final as (
     select
-        {{ herald.surrogate_key(['masked.client_id', 'masked.channel', 'masked.address', 'masked.scope', 'masked.reason']) }} as suppression_key,
+        {{ herald.surrogate_key(
+            ['masked.client_id', 'masked.channel', 'masked.address', 'masked.scope', 'masked.reason']
+        ) }} as suppression_key,
         masked.client_id,
         masked.client_id = '*' as is_all_clients,
         masked.channel,
@@ -58,7 +62,7 @@ final as (
         masked.created_at
     from masked
     left join contacts
-        on contacts.contact_id = masked.contact_id
+        on masked.contact_id = contacts.contact_id
 )
 
 select * from final

@@ -41,22 +41,24 @@ contested_attributes as (
 
 uncontested_cells as (
     select * from attribute_cells
-    where not exists (
-        select 1 from contested_attributes
-        where contested_attributes.packet_id = attribute_cells.packet_id
-            and contested_attributes.target_name = attribute_cells.target_name
-    )
+    where
+        not exists (
+            select 1 from contested_attributes
+            where contested_attributes.packet_id = attribute_cells.packet_id
+                and contested_attributes.target_name = attribute_cells.target_name
+        )
 ),
 
 -- materialized: the (few) contested cells are picked out before the window sorts them; a
 -- planner could otherwise sort every attribute cell first
 contested_cells as materialized (
     select * from attribute_cells
-    where exists (
-        select 1 from contested_attributes
-        where contested_attributes.packet_id = attribute_cells.packet_id
-            and contested_attributes.target_name = attribute_cells.target_name
-    )
+    where
+        exists (
+            select 1 from contested_attributes
+            where contested_attributes.packet_id = attribute_cells.packet_id
+                and contested_attributes.target_name = attribute_cells.target_name
+        )
 ),
 
 -- one value per row and attribute: a value beats an empty cell, then a mapped canonical field

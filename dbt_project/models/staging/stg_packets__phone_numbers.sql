@@ -32,22 +32,24 @@ respelled_keys as (
 
 single_spellings as (
     select * from keyed
-    where not exists (
-        select 1 from respelled_keys
-        where respelled_keys.raw_phone = keyed.raw_phone
-            and respelled_keys.default_region = keyed.default_region
-    )
+    where
+        not exists (
+            select 1 from respelled_keys
+            where respelled_keys.raw_phone = keyed.raw_phone
+                and respelled_keys.default_region = keyed.default_region
+        )
 ),
 
 -- materialized: the (few) respelled rows are picked out before the window sorts them; a
 -- planner could otherwise sort the whole lookup first
 respellings as materialized (
     select * from keyed
-    where exists (
-        select 1 from respelled_keys
-        where respelled_keys.raw_phone = keyed.raw_phone
-            and respelled_keys.default_region = keyed.default_region
-    )
+    where
+        exists (
+            select 1 from respelled_keys
+            where respelled_keys.raw_phone = keyed.raw_phone
+                and respelled_keys.default_region = keyed.default_region
+        )
 ),
 
 -- spellings that differ only by surrounding spaces normalize alike: prefer a valid reading
@@ -56,7 +58,7 @@ ranked_spellings as (
         *,
         row_number() over (
             partition by raw_phone, default_region
-            order by case when is_phone_valid then 0 else 1 end, checked_at desc, raw_value
+            order by case when is_phone_valid then 0 else 1 end, checked_at desc, raw_value asc
         ) as spelling_rank
     from respellings
 ),

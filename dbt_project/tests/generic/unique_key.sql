@@ -15,10 +15,9 @@ grouped as (
 
 final as (
     select * from grouped
-    where row_count > 1
-        {%- for column in columns %}
-        or {{ column }} is null
-        {%- endfor %}
+    where
+        row_count > 1{% for column in columns %}
+        or {{ column }} is null{% endfor %}
 )
 
 select * from final
