@@ -289,9 +289,7 @@ def parse_dropzone_url(value: str, home: Path) -> DropZoneTarget:
                 "(or a key in HERALD_SFTP_KEY_FILE) instead"
             )
         if not parts.hostname or not parts.username:
-            raise SettingsError(
-                f"{ENV_DROPZONE_URL}={value!r} needs a user and a host; it accepts {DROPZONE_ACCEPTS}"
-            )
+            raise SettingsError(f"{ENV_DROPZONE_URL}={value!r} needs a user and a host; it accepts {DROPZONE_ACCEPTS}")
         try:
             port = parts.port or 22
         except ValueError as exc:

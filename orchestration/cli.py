@@ -65,7 +65,11 @@ def tick_once(settings: Settings, force: bool, quiet: bool = False) -> TickRepor
     log_path = tick_log(settings)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with log_path.open("a", encoding="utf-8") as log, contextlib.redirect_stderr(log), contextlib.redirect_stdout(log):
+        with (
+            log_path.open("a", encoding="utf-8") as log,
+            contextlib.redirect_stderr(log),
+            contextlib.redirect_stdout(log),
+        ):
             return run_tick(WORKSPACE_YAML, home, force=force, on_run_start=started, on_run_end=ended)
     except DaemonRunningError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
@@ -135,7 +139,9 @@ DEMO_STEPS = (
 
 def demo(
     scale: Annotated[int, typer.Option(help="Multiply the sample packets' row counts.", min=1)] = 1,
-    fresh: Annotated[bool, typer.Option(help="Start from an empty HERALD_HOME (deletes warehouse, zone, runs).")] = False,
+    fresh: Annotated[
+        bool, typer.Option(help="Start from an empty HERALD_HOME (deletes warehouse, zone, runs).")
+    ] = False,
 ) -> None:
     """Generate realistic sample packets for the example clients, drop them, run the sensors and
     jobs in-process, and print a per-packet report."""
@@ -168,7 +174,7 @@ def demo(
     print_messages(settings)
     print_compliance(console, warehouse)
     seconds = time.perf_counter() - started
-    console.print(f"demo finished in {seconds:.1f}s. Try: herald sql \"select count(*) from marts.contacts\"")
+    console.print(f'demo finished in {seconds:.1f}s. Try: herald sql "select count(*) from marts.contacts"')
     if not all(r.ok for r in reports):
         err.print(f"[red]some runs failed[/red]: their logs are in {tick_log(settings)} and the Dagster UI (make dev)")
         raise typer.Exit(1)

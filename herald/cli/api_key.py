@@ -17,4 +17,4 @@ def api_key(client: Annotated[str, typer.Argument(help="Client id.")]) -> None:
     resolve_client(load_settings(), client)
     key, digest = new_api_key()
     console.print(f"API key for {client} (shown once): {key}", highlight=False)
-    console.print(f"add to clients/{client}/client.yaml:\n  ingest_api:\n    key_sha256: [\"{digest}\"]", highlight=False)
+    console.print(f'add to clients/{client}/client.yaml:\n  ingest_api:\n    key_sha256: ["{digest}"]', highlight=False)

@@ -55,7 +55,9 @@ def campaign_preview(
         if m.status == "held":
             console.print(f"  [red]held[/red]: {escape(m.status_reason or '')}", highlight=False)
         elif m.channel == "sms":
-            console.print(f"  ({m.sms_segments} segment{'s' if m.sms_segments != 1 else ''}, {m.sms_encoding})", highlight=False)
+            console.print(
+                f"  ({m.sms_segments} segment{'s' if m.sms_segments != 1 else ''}, {m.sms_encoding})", highlight=False
+            )
             console.print("  " + escape(m.body_text or "").replace("\n", "\n  "), highlight=False)
         else:
             console.print(f"  Subject: {escape(m.subject or '')}", highlight=False)
@@ -72,7 +74,9 @@ def campaign_send(
         str | None,
         typer.Option(help="Name of this send; the same name never sends twice. Default: manual-<today>."),
     ] = None,
-    wait: Annotated[bool, typer.Option(help="Run it now with `herald tick` (off: leave it to a running Dagster).")] = True,
+    wait: Annotated[
+        bool, typer.Option(help="Run it now with `herald tick` (off: leave it to a running Dagster).")
+    ] = True,
 ) -> None:
     """Send a campaign now, to its whole audience, as one named occurrence (through the same
     plan, outbox, rules and delivery as a scheduled send). Repeating an occurrence sends nothing new."""
@@ -86,7 +90,9 @@ def campaign_send(
     path = write_send_request(settings.home, client, name, label)
     run_tick = tick_runner()
     if not wait or run_tick is None:
-        console.print(f"requested {client}/{name} occurrence {label}: the manual_send_sensor starts it", highlight=False)
+        console.print(
+            f"requested {client}/{name} occurrence {label}: the manual_send_sensor starts it", highlight=False
+        )
         return
     ok = run_tick(settings)
     clear_send_request(path)

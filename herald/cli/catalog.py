@@ -15,7 +15,9 @@ def _count(rows: int | None) -> str:
 
 
 def tables(
-    schema: Annotated[str | None, typer.Option(help="Only this schema (staging, intermediate, marts, analytics…).")] = None,
+    schema: Annotated[
+        str | None, typer.Option(help="Only this schema (staging, intermediate, marts, analytics…).")
+    ] = None,
 ) -> None:
     """List the warehouse's tables and views: schema, name, what one row is, row count."""
     from herald.warehouse.catalog import HERALD_SCHEMAS, list_tables
@@ -40,7 +42,9 @@ def tables(
 
 
 def describe(
-    name: Annotated[str, typer.Argument(metavar="TABLE", help="schema.table, e.g. marts.contacts (or a unique table name).")],
+    name: Annotated[
+        str, typer.Argument(metavar="TABLE", help="schema.table, e.g. marts.contacts (or a unique table name).")
+    ],
 ) -> None:
     """Show a table's description, row count and columns with their types and descriptions."""
     from herald.warehouse.catalog import UnknownTable, describe_table
@@ -52,7 +56,11 @@ def describe(
             described = describe_table(Warehouse(settings.warehouse), name)
     except UnknownTable as exc:
         fail(str(exc))
-    rows = "" if described.row_count is None else f", {_count(described.row_count)} row{'' if described.row_count == 1 else 's'}"
+    rows = (
+        ""
+        if described.row_count is None
+        else f", {_count(described.row_count)} row{'' if described.row_count == 1 else 's'}"
+    )
     console.print(f"[bold]{described.schema}.{described.name}[/bold] ({described.kind}{rows})", highlight=False)
     if described.description:
         console.print(described.description, highlight=False, markup=False)

@@ -94,7 +94,12 @@ def short_help(command: Callable[..., Any]) -> str:
     depth = 0
     for i, char in enumerate(paragraph[:-1]):
         depth += {"(": 1, ")": -1}.get(char, 0)
-        if depth == 0 and char in ".:;" and paragraph[i + 1] == " " and paragraph[i - 1].isalpha() | (paragraph[i - 1] == ")"):
+        if (
+            depth == 0
+            and char in ".:;"
+            and paragraph[i + 1] == " "
+            and paragraph[i - 1].isalpha() | (paragraph[i - 1] == ")")
+        ):
             return paragraph[:i]
     return paragraph.strip().rstrip(".")
 

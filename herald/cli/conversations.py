@@ -26,11 +26,15 @@ def _actor() -> str:
 
 def inbound(
     from_number: Annotated[str, typer.Argument(metavar="FROM", help="The recipient's phone number (who replies).")],
-    to_number: Annotated[str, typer.Argument(metavar="TO", help="The client's SMS sender number (who receives the reply).")],
+    to_number: Annotated[
+        str, typer.Argument(metavar="TO", help="The client's SMS sender number (who receives the reply).")
+    ],
     text: Annotated[str, typer.Argument(metavar="TEXT", help='The reply, e.g. "STOP", "HELP", "C".')],
     inbound_id: Annotated[
         str | None,
-        typer.Option("--id", help="The message id (as a Twilio MessageSid); default: a new one. The same id is applied once."),
+        typer.Option(
+            "--id", help="The message id (as a Twilio MessageSid); default: a new one. The same id is applied once."
+        ),
     ] = None,
 ) -> None:
     """Simulate an SMS reply arriving (what the Twilio webhook does): it is landed under
@@ -136,7 +140,9 @@ def reply_command(
         fail(str(exc), label="refused")
     zone = configured.time_zone
     local = message.send_after.replace(tzinfo=datetime.UTC).astimezone(ZoneInfo(zone))
-    when = "now" if message.send_after <= now else f"at {local:%a %Y-%m-%d %H:%M} {zone} ({message.send_after:%H:%M} UTC)"
+    when = (
+        "now" if message.send_after <= now else f"at {local:%a %Y-%m-%d %H:%M} {zone} ({message.send_after:%H:%M} UTC)"
+    )
     verb = "queued" if is_new else "already queued (the same text this minute: not sent twice)"
     console.print(
         f"{verb}: reply {message.message_key} to {mask_phone(message.to_address)} (contact {message.contact_id}), "

@@ -38,12 +38,16 @@ def credits_add(
                 balance = balances(s, client)[client]
     except CreditError as exc:
         fail(str(exc))
-    console.print(f"added {show(credits(amount))} credits to {client}: balance {show(balance.balance)}", highlight=False)
+    console.print(
+        f"added {show(credits(amount))} credits to {client}: balance {show(balance.balance)}", highlight=False
+    )
 
 
 @app.command("balance")
 def credits_balance(
-    client: Annotated[str | None, typer.Argument(metavar="[CLIENT]", help="Client id (default: every metered client).")] = None,
+    client: Annotated[
+        str | None, typer.Argument(metavar="[CLIENT]", help="Client id (default: every metered client).")
+    ] = None,
 ) -> None:
     """Show each metered client's balance, credits bought and spent, and its last purchase."""
     from herald.billing.credits import balances, show
@@ -58,10 +62,14 @@ def credits_balance(
         with warehouse.session(read_only=True) as s:
             found = balances(s, client)
     if not found:
-        console.print(f"{client or 'no client'} has no credits yet (unmetered until `herald credits add`)", highlight=False)
+        console.print(
+            f"{client or 'no client'} has no credits yet (unmetered until `herald credits add`)", highlight=False
+        )
         return
     table = Table("client", "balance", "bought", "spent", "last purchase")
     for b in found.values():
-        last = f"{show(b.last_purchase_amount)} on {b.last_purchase_at:%Y-%m-%d %H:%M} UTC" if b.last_purchase_at else "-"
+        last = (
+            f"{show(b.last_purchase_amount)} on {b.last_purchase_at:%Y-%m-%d %H:%M} UTC" if b.last_purchase_at else "-"
+        )
         table.add_row(b.client_id, show(b.balance), show(b.purchased), show(b.spent), last)
     console.print(table)

@@ -15,10 +15,14 @@ def report_command(
     period: Annotated[
         str, typer.Option(help="The last N days (30d) or weeks (4w), counting today in the client's time zone.")
     ] = "30d",
-    fmt: Annotated[str, typer.Option("--format", help="html, pdf, xlsx or csv (a folder with one CSV per table).")] = "html",
+    fmt: Annotated[
+        str, typer.Option("--format", help="html, pdf, xlsx or csv (a folder with one CSV per table).")
+    ] = "html",
     output: Annotated[
         Path | None,
-        typer.Option(help="Where to write (default: ./<client>-report-<date>.<ext>; csv: ./<client>-report-<date>-csv/)."),
+        typer.Option(
+            help="Where to write (default: ./<client>-report-<date>.<ext>; csv: ./<client>-report-<date>-csv/)."
+        ),
     ] = None,
 ) -> None:
     """Write a client's report over the analytics marts: headline numbers, charts (delivered over

@@ -32,7 +32,9 @@ def segment_preview(
         members = preview_members(warehouse, client, ids[:limit])
     except (SegmentError, WarehouseError) as exc:
         fail(str(exc))
-    console.print(f"segment {client}/{name} ({segment.type}): {len(ids)} member{'s' if len(ids) != 1 else ''}", highlight=False)
+    console.print(
+        f"segment {client}/{name} ({segment.type}): {len(ids)} member{'s' if len(ids) != 1 else ''}", highlight=False
+    )
     if not members:
         return
     table = Table(box=None, padding=(0, 1), header_style="bold")

@@ -63,8 +63,7 @@ def make_ragged(row: list[str], load_map: LoadMap) -> str:
             head, tail = value.split(", ", 1)
             row[i : i + 1] = [head, " " + tail]
             return (
-                f"ragged row: {width + 1} fields but the header has {width} "
-                f"(unquoted comma in {header!r}: {value!r})"
+                f"ragged row: {width + 1} fields but the header has {width} (unquoted comma in {header!r}: {value!r})"
             )
     row.append("EXTRA")
     return f"ragged row: {width + 1} fields but the header has {width} (a stray trailing value)"

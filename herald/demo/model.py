@@ -28,4 +28,3 @@ class SamplePacket:
     def text(self) -> str:
         """``content`` decoded (a BOM is dropped)."""
         return self.content.decode(self.encoding)
-

@@ -59,7 +59,7 @@ def _dental(client: Client, rng: random.Random, scale: int, today: date) -> dict
     phones = PhoneBook(rng, prof.area_codes)
     total, repeats, reregistered = 300 * scale, 12 * scale, 5 * scale
     n_people = total - repeats - reregistered
-    ids = iter(rng.sample(range(1_000, 10 ** prof.id_digits), n_people + reregistered))
+    ids = iter(rng.sample(range(1_000, 10**prof.id_digits), n_people + reregistered))
 
     people = []
     for _ in range(n_people):
@@ -69,15 +69,21 @@ def _dental(client: Client, rng: random.Random, scale: int, today: date) -> dict
         zip_code = rng.choice(prof.zips) if rng.random() > 0.04 else ""
         if zip_code and rng.random() < 0.02:
             zip_code += f"-{rng.randrange(10_000):04d}"  # ZIP+4
-        people.append({
-            "external_id": f"{prof.id_prefix}{next(ids):0{prof.id_digits}d}",
-            "first_name": first, "last_name": last,
-            "area": area, "exchange": exchange, "line": line, "style": style,
-            "phone": fmt_phone(area, exchange, line, style),
-            "email": email_for(rng, first, last) if rng.random() > 0.12 else "",
-            "postal_code": zip_code,
-            "insurance_verified": boolean(rng, prof) if rng.random() > 0.08 else "",
-        })
+        people.append(
+            {
+                "external_id": f"{prof.id_prefix}{next(ids):0{prof.id_digits}d}",
+                "first_name": first,
+                "last_name": last,
+                "area": area,
+                "exchange": exchange,
+                "line": line,
+                "style": style,
+                "phone": fmt_phone(area, exchange, line, style),
+                "email": email_for(rng, first, last) if rng.random() > 0.12 else "",
+                "postal_code": zip_code,
+                "insurance_verified": boolean(rng, prof) if rng.random() > 0.08 else "",
+            }
+        )
 
     records: list[dict[str, str]] = []
     for index, person in enumerate(people):
@@ -138,7 +144,7 @@ def _realtor(client: Client, rng: random.Random, scale: int, today: date) -> dic
     total, duplicates = 240 * scale, 10 * scale
     n_people = total - duplicates
     relocating = set(rng.sample(range(2, n_people), 8 * scale))
-    ids = sorted(rng.sample(range(10_000, 10 ** prof.id_digits), total))
+    ids = sorted(rng.sample(range(10_000, 10**prof.id_digits), total))
 
     people = []
     for index in range(n_people):
@@ -151,13 +157,19 @@ def _realtor(client: Client, rng: random.Random, scale: int, today: date) -> dic
         home_area, zip_code = rng.choice(RELOCATING) if index in relocating else (None, rng.choice(prof.zips))
         area, exchange, line = phones.new(home_area)
         style = rng.choice(prof.phone_styles)
-        people.append({
-            "first_name": first, "last_name": last,
-            "area": area, "exchange": exchange, "line": line, "style": style,
-            "phone": fmt_phone(area, exchange, line, style) if rng.random() > 0.06 else "",
-            "email": email_for(rng, first, last) if rng.random() > 0.04 else "",
-            "postal_code": zip_code if rng.random() > 0.03 else "",
-        })
+        people.append(
+            {
+                "first_name": first,
+                "last_name": last,
+                "area": area,
+                "exchange": exchange,
+                "line": line,
+                "style": style,
+                "phone": fmt_phone(area, exchange, line, style) if rng.random() > 0.06 else "",
+                "email": email_for(rng, first, last) if rng.random() > 0.04 else "",
+                "postal_code": zip_code if rng.random() > 0.03 else "",
+            }
+        )
     order = list(range(n_people)) + rng.sample(range(n_people), duplicates)  # re-entered by another agent
     records = []
     for n, index in enumerate(order):
@@ -218,7 +230,7 @@ def _college(client: Client, rng: random.Random, scale: int, today: date) -> dic
     phones = PhoneBook(rng, prof.area_codes)
     total, duplicates = 400 * scale, 12 * scale
     n_people = total - duplicates
-    ids = sorted(rng.sample(range(1_000, 10 ** prof.id_digits), total))
+    ids = sorted(rng.sample(range(1_000, 10**prof.id_digits), total))
 
     people = []
     for _ in range(n_people):
@@ -226,10 +238,18 @@ def _college(client: Client, rng: random.Random, scale: int, today: date) -> dic
         area, exchange, line = phones.new()
         style = rng.choice(prof.phone_styles)
         mobile = fmt_phone(area, exchange, line, style) if rng.random() < 0.55 else ""
-        people.append({
-            "first_name": first, "last_name": last, "email": email_for(rng, first, last),
-            "area": area, "exchange": exchange, "line": line, "style": style, "phone": mobile,
-        })
+        people.append(
+            {
+                "first_name": first,
+                "last_name": last,
+                "email": email_for(rng, first, last),
+                "area": area,
+                "exchange": exchange,
+                "line": line,
+                "style": style,
+                "phone": mobile,
+            }
+        )
     order = list(range(n_people)) + rng.sample(range(n_people), duplicates)  # inquired twice
     records = []
     for n, index in enumerate(order):
@@ -243,7 +263,8 @@ def _college(client: Client, rng: random.Random, scale: int, today: date) -> dic
             program=rng.choice(POOLS["program"]),
             lead_source=rng.choice(POOLS["lead_source"]),
             gpa=rng.choice((f"{rng.uniform(2.3, 4.0):.2f}", f"{rng.uniform(2.5, 4.0):.1f}", "4.0"))
-            if rng.random() > 0.15 else "",
+            if rng.random() > 0.15
+            else "",
             intake_date=values.intake(),
             campus_tour_booked=boolean(rng, prof, rng.random() < 0.35) if rng.random() > 0.1 else "",
             interests=tags(rng, TAGS["leads"], _separator(leads_map, "interests", ";") if leads_map else ";", 0, 3),
@@ -294,16 +315,30 @@ def _funnel_events(
         for stage in STAGES[:depth]:
             if moment >= now or len(events) >= wanted:
                 break
-            events.append({
-                "external_id": lead["external_id"], "funnel_type": funnel, "from_stage": previous,
-                "to_stage": stage, "at": moment, "email": lead["email"], "phone": lead["phone"],
-            })
+            events.append(
+                {
+                    "external_id": lead["external_id"],
+                    "funnel_type": funnel,
+                    "from_stage": previous,
+                    "to_stage": stage,
+                    "at": moment,
+                    "email": lead["email"],
+                    "phone": lead["phone"],
+                }
+            )
             previous = stage
             moment += timedelta(days=rng.randint(3, 35), seconds=rng.randrange(86_400))
     while len(events) < wanted:  # not reachable with 400 leads, kept for odd configs
         lead = rng.choice(leads)
-        events.append({"external_id": lead["external_id"], "funnel_type": "sales", "from_stage": "",
-                       "to_stage": "inquiry", "at": past_moment(rng, today, 150)})
+        events.append(
+            {
+                "external_id": lead["external_id"],
+                "funnel_type": "sales",
+                "from_stage": "",
+                "to_stage": "inquiry",
+                "at": past_moment(rng, today, 150),
+            }
+        )
     events += [dict(e) for e in rng.sample(events, resent)]  # the LMS re-sent a few events verbatim
     events.sort(key=lambda e: (e["at"], e["external_id"]))
     for event in events:
@@ -358,4 +393,3 @@ def demo_packets(
                 packet.file_name = f"{packet_type}_{today.isoformat()}.csv"
                 packets.append(packet)
     return packets
-

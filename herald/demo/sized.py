@@ -110,7 +110,10 @@ def _sized_sources(load_map: LoadMap, prof: Profile, rng: random.Random, today: 
         return [stamped[(i // per_person) % size][i % per_person] for i in range(start, stop)]
 
     by_field: dict[str, Source] = {
-        "external_id": external_id, "first_name": first_name, "last_name": last_name, "email": email,
+        "external_id": external_id,
+        "first_name": first_name,
+        "last_name": last_name,
+        "email": email,
         "phone": phone,
     }
     if funnel:
@@ -176,4 +179,3 @@ def sized_packet(
         bad_lines={i + 2: reason for i in bad_at},
         encoding=prof.encoding,
     )
-

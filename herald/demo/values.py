@@ -119,7 +119,7 @@ class Values:
     def field(self, name: str) -> str:
         rng, prof = self.rng, self.prof
         if name == "external_id":
-            return f"{prof.id_prefix}{rng.randrange(10 ** prof.id_digits):0{prof.id_digits}d}"
+            return f"{prof.id_prefix}{rng.randrange(10**prof.id_digits):0{prof.id_digits}d}"
         if name == "first_name":
             return rng.choice(prof.first_names)
         if name == "last_name":
@@ -168,8 +168,10 @@ class Values:
 
     def intake(self) -> str:
         year = self.today.year + 1
-        return _date(self.rng.choice((date(year, 1, 19), date(year, 5, 24), date(year, 8, 30), date(year, 8, 30))),
-                     self.prof.date_style)
+        return _date(
+            self.rng.choice((date(year, 1, 19), date(year, 5, 24), date(year, 8, 30), date(year, 8, 30))),
+            self.prof.date_style,
+        )
 
     def column(self, target: FieldColumn | AttributeColumn) -> str:
         return self.field(target.field) if isinstance(target, FieldColumn) else self.attribute(target)
@@ -205,4 +207,3 @@ class PhoneBook:
                     raise ValueError("demo scale too large for the fictional 555-01XX range; use sized_packet")
                 area = self.rng.choice(spare)
         return area, "555", f"01{self._lines(area).pop():02d}"
-

@@ -84,9 +84,7 @@ def _email_provider(env: Mapping[str, str], kind: str, journal_dir: Path, delay:
     return SandboxEmailProvider(journal_dir=journal_dir, send_delay_seconds=delay)
 
 
-def providers_from_env(
-    environ: Mapping[str, str] | None = None, home: Path | None = None
-) -> dict[str, Provider]:
+def providers_from_env(environ: Mapping[str, str] | None = None, home: Path | None = None) -> dict[str, Provider]:
     """``{"sms": Provider, "email": Provider}`` as the environment configures them; the
     sandbox journal lives under ``<home>/sandbox`` (``home`` defaults to ``HERALD_HOME``)."""
     env = os.environ if environ is None else environ

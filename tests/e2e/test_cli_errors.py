@@ -60,9 +60,18 @@ def test_an_unknown_provider_stops_every_command(env: dict[str, str], args: tupl
 @pytest.mark.parametrize(
     ("variables", "says"),
     [
-        ({"HERALD_EMAIL_PROVIDER": "sendgrid"}, "HERALD_EMAIL_PROVIDER='sendgrid' is not one Herald knows; it accepts sandbox, resend"),  # noqa: E501
-        ({"HERALD_SMS_PROVIDER": "twilio"}, "HERALD_SMS_PROVIDER=twilio needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"),
-        ({"HERALD_CONFIG_DIR": "/nonexistent/herald-config"}, "HERALD_CONFIG_DIR: /nonexistent/herald-config is not a folder"),
+        (
+            {"HERALD_EMAIL_PROVIDER": "sendgrid"},
+            "HERALD_EMAIL_PROVIDER='sendgrid' is not one Herald knows; it accepts sandbox, resend",
+        ),
+        (
+            {"HERALD_SMS_PROVIDER": "twilio"},
+            "HERALD_SMS_PROVIDER=twilio needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN",
+        ),
+        (
+            {"HERALD_CONFIG_DIR": "/nonexistent/herald-config"},
+            "HERALD_CONFIG_DIR: /nonexistent/herald-config is not a folder",
+        ),
         ({"HERALD_WAREHOUSE_URL": "mysql://db/herald"}, "HERALD_WAREHOUSE_URL='mysql://db/herald' is not a warehouse"),
         ({"HERALD_DELIVERY_BATCH_SIZE": "lots"}, "HERALD_DELIVERY_BATCH_SIZE='lots' is not a number"),
     ],
@@ -156,7 +165,9 @@ def test_python_m_herald_cli_runs_without_dagster(env: dict[str, str]) -> None:
 
 
 def test_tables_and_describe_on_a_fresh_warehouse(env: dict[str, str]) -> None:
-    assert herald(env, "credits", "add", "lakeside_realty", "25", "--note", "INV-7").returncode == 0  # builds herald_ops
+    assert (
+        herald(env, "credits", "add", "lakeside_realty", "25", "--note", "INV-7").returncode == 0
+    )  # builds herald_ops
     listed = herald(env, "tables", "--schema", "herald_ops")
     assert listed.returncode == 0, listed.stderr
     ledger = next(line for line in listed.stdout.splitlines() if line.split()[:2] == ["herald_ops", "credit_ledger"])

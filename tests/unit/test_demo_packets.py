@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import re
 from collections import Counter
 from datetime import date, datetime
@@ -53,9 +54,9 @@ def parse(packet: SamplePacket, lm: LoadMap) -> tuple[list[str], list[tuple[int,
 
 def records(packet: SamplePacket, lm: LoadMap) -> list[dict[str, str]]:
     """Well-formed rows as {canonical field or attribute: value}."""
-    header, rows = parse(packet, lm)
+    _header, rows = parse(packet, lm)
     keys = [t.field if isinstance(t, FieldColumn) else t.attribute for t in lm.columns.values()]
-    return [dict(zip(keys, row)) for line, row in rows if line not in packet.bad_lines]
+    return [dict(zip(keys, row, strict=False)) for line, row in rows if line not in packet.bad_lines]
 
 
 def bad_rows(packet: SamplePacket, lm: LoadMap) -> dict[int, str]:
@@ -85,7 +86,7 @@ def test_one_packet_per_example_load_map_with_the_documented_row_counts(deployme
     configured = {(c, t) for c, client in deployment.clients.items() for t in client.load_maps}
     assert set(packets) == configured == set(EXPECTED_ROWS)
     for key, expected in EXPECTED_ROWS.items():
-        header, rows = parse(packets[key], load_map(deployment, key))
+        _header, rows = parse(packets[key], load_map(deployment, key))
         assert packets[key].rows == len(rows) == expected, key
 
 
@@ -220,8 +221,8 @@ def test_sized_packet_has_exactly_the_rows_and_ragged_lines_asked_for(deployment
     assert packet.rows == len(rows) == 1000
     ragged = [line for line, row in rows if len(row) != len(header)]
     assert len(ragged) == 3 and ragged == sorted(packet.bad_lines)
-    assert min(ragged) > 2 and max(ragged) < 1001 and min(b - a for a, b in zip(ragged, ragged[1:])) > 100
-    assert bad_rows(packet, lm) == {line: "ragged" for line in ragged}  # nothing else is wrong
+    assert min(ragged) > 2 and max(ragged) < 1001 and min(b - a for a, b in itertools.pairwise(ragged)) > 100
+    assert bad_rows(packet, lm) == dict.fromkeys(ragged, "ragged")  # nothing else is wrong
 
     good = records(packet, lm)
     if "phone" in lm.field_columns():
@@ -237,7 +238,7 @@ def test_sized_funnel_events_walk_the_sized_leads_through_every_stage(deployment
     leads = records(sized_packet(deployment, *LEADS, rows=250), load_map(deployment, LEADS))
     events = records(sized_packet(deployment, *EVENTS, rows=1000), load_map(deployment, EVENTS))
     assert {e["external_id"] for e in events} == {r["external_id"] for r in leads}
-    assert Counter(e["to_stage"] for e in events) == {s: 250 for s in ("inquiry", "applied", "admitted", "enrolled")}
+    assert Counter(e["to_stage"] for e in events) == dict.fromkeys(("inquiry", "applied", "admitted", "enrolled"), 250)
     assert all(datetime.fromisoformat(e["occurred_at"]).date() < DEFAULT_REFERENCE_DATE for e in events)
 
 
@@ -255,7 +256,7 @@ def test_sized_packet_is_deterministic_and_clean_without_bad_rows(deployment):
 
 def test_write_packets_lays_files_out_by_client_and_packet_type(packets, tmp_path):
     paths = write_packets(packets.values(), tmp_path)
-    for path, packet in zip(paths, packets.values()):
+    for path, packet in zip(paths, packets.values(), strict=False):
         assert path == tmp_path / packet.client_id / packet.packet_type / packet.file_name
         assert path.read_bytes() == packet.content
 

@@ -207,9 +207,20 @@ def test_unknown_drop_zone_names_the_variable(value: str, says: str) -> None:
 def test_s3_and_sftp_drop_zone_urls(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HERALD_S3_ENDPOINT_URL", "http://127.0.0.1:9000")
     s3 = Settings.from_env({ENV_DROPZONE_URL: "s3://herald-drops/clients/"}).dropzone
-    assert (s3.kind, s3.bucket, s3.prefix, s3.endpoint_url) == ("s3", "herald-drops", "clients", "http://127.0.0.1:9000")
+    assert (s3.kind, s3.bucket, s3.prefix, s3.endpoint_url) == (
+        "s3",
+        "herald-drops",
+        "clients",
+        "http://127.0.0.1:9000",
+    )
     sftp = Settings.from_env({ENV_DROPZONE_URL: "sftp://herald@files.example:2222/srv/drops"}).dropzone
-    assert (sftp.kind, sftp.user, sftp.host, sftp.port, sftp.prefix) == ("sftp", "herald", "files.example", 2222, "/srv/drops")
+    assert (sftp.kind, sftp.user, sftp.host, sftp.port, sftp.prefix) == (
+        "sftp",
+        "herald",
+        "files.example",
+        2222,
+        "/srv/drops",
+    )
 
 
 def test_config_dir_resolves_against_the_repository_or_as_given(cwd: Path) -> None:
@@ -240,8 +251,14 @@ def test_provider_names_are_case_insensitive(cwd: Path) -> None:
         ({"HERALD_SMS_RATE_PER_SECOND": "fast"}, "HERALD_SMS_RATE_PER_SECOND='fast' is not a number"),
         ({"HERALD_SANDBOX_SEND_DELAY_SECONDS": "-1"}, "HERALD_SANDBOX_SEND_DELAY_SECONDS='-1' must not be negative"),
         ({"HERALD_DELIVERY_BATCH_SIZE": "0"}, "HERALD_DELIVERY_BATCH_SIZE must be at least 1"),
-        ({"HERALD_SMS_PROVIDER": "twilio"}, "HERALD_SMS_PROVIDER=twilio needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"),
-        ({"HERALD_EMAIL_PROVIDER": "resend", "RESEND_API_KEY": " "}, "HERALD_EMAIL_PROVIDER=resend needs RESEND_API_KEY"),
+        (
+            {"HERALD_SMS_PROVIDER": "twilio"},
+            "HERALD_SMS_PROVIDER=twilio needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN",
+        ),
+        (
+            {"HERALD_EMAIL_PROVIDER": "resend", "RESEND_API_KEY": " "},
+            "HERALD_EMAIL_PROVIDER=resend needs RESEND_API_KEY",
+        ),
     ],
 )
 def test_check_environment_names_the_variable(cwd: Path, env: dict[str, str], says: str) -> None:
