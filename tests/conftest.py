@@ -68,9 +68,7 @@ def herald_env(tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[str]
 
     def make(engine: str) -> dict[str, str]:
         env = {"HERALD_HOME": str(tmp_path / "home"), "HERALD_CONFIG_DIR": str(CONFIG_DIR)}
-        env["HERALD_WAREHOUSE_URL"] = (
-            request.getfixturevalue("pg_database_factory")() if engine == "postgres" else ""
-        )
+        env["HERALD_WAREHOUSE_URL"] = request.getfixturevalue("pg_database_factory")() if engine == "postgres" else ""
         return env
 
     return make

@@ -44,9 +44,9 @@ import threading
 import time
 import uuid
 from collections import deque
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -74,9 +74,7 @@ class ScriptedResponse:
     delay: float = 0.0
 
 
-def respond(
-    status: int, body: Any = None, headers: dict[str, str] | None = None
-) -> ScriptedResponse:
+def respond(status: int, body: Any = None, headers: dict[str, str] | None = None) -> ScriptedResponse:
     return ScriptedResponse(status=status, body=body, headers=dict(headers or {}))
 
 
@@ -208,15 +206,21 @@ class ProviderEmulator:
                 raise KeyError(sid)
             self._sms_status[sid] = (status, None if error_code is None else str(error_code), datetime.now(UTC))
 
-    def receive_sms(self, from_: str, to: str, body: str, account_sid: str | None = None,
-                    at: datetime | None = None) -> str:
+    def receive_sms(
+        self, from_: str, to: str, body: str, account_sid: str | None = None, at: datetime | None = None
+    ) -> str:
         """An inbound SMS (a reply) to one of the account's numbers; returns its sid."""
         sid = "SM" + uuid.uuid4().hex
         with self._lock:
-            self.sms_received.append({
-                "sid": sid, "account_sid": account_sid or next(iter(self.twilio_accounts)),
-                "To": to, "From": from_, "Body": body,
-            })
+            self.sms_received.append(
+                {
+                    "sid": sid,
+                    "account_sid": account_sid or next(iter(self.twilio_accounts)),
+                    "To": to,
+                    "From": from_,
+                    "Body": body,
+                }
+            )
             self._sms_sent_at[sid] = at or datetime.now(UTC)
         return sid
 
@@ -306,9 +310,7 @@ class ProviderEmulator:
             return 422, _resend_body(422, "validation_error", "Expected an object")
         for required in ("from", "to", "subject"):
             if required not in payload:
-                return 422, _resend_body(
-                    422, "missing_required_field", f"Missing `{required}` field."
-                )
+                return 422, _resend_body(422, "missing_required_field", f"Missing `{required}` field.")
         if not (payload.get("html") or payload.get("text")):
             return 422, _resend_body(422, "validation_error", "Missing `html` or `text` field.")
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
@@ -327,7 +329,6 @@ class ProviderEmulator:
                 self._idempotency[idem_key] = (digest, email_id)
             self.emails_sent.append({"id": email_id, "idempotency_key": idem_key, **payload})
         return 200, {"id": email_id}
-
 
     def handle_resend_batch(
         self, auth: str | None, idem_key: str | None, validation: str | None, raw: bytes
@@ -393,8 +394,12 @@ def _resend_email_problem(email: Any) -> str | None:
 
 
 def _twilio_message(
-    stored: dict[str, Any], sent_at: datetime, status: str, direction: str = "outbound-api",
-    error_code: str | None = None, updated_at: datetime | None = None,
+    stored: dict[str, Any],
+    sent_at: datetime,
+    status: str,
+    direction: str = "outbound-api",
+    error_code: str | None = None,
+    updated_at: datetime | None = None,
 ) -> dict[str, Any]:
     sid, account_sid = stored["sid"], stored["account_sid"]
     when = format_datetime(sent_at)
@@ -459,9 +464,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raw,
             )
         elif path == "/emails":
-            status, body = self.emulator.handle_resend(
-                auth, self.headers.get("Idempotency-Key"), raw
-            )
+            status, body = self.emulator.handle_resend(auth, self.headers.get("Idempotency-Key"), raw)
         else:
             status, body = 404, {"message": f"no route for POST {path}"}
         self._send(status, body, {})
@@ -470,9 +473,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         parts = urlsplit(self.path)
         if match := _TWILIO_PATH.match(parts.path):
-            status, body = self.emulator.list_twilio(
-                match["sid"], self.headers.get("Authorization"), parts.query
-            )
+            status, body = self.emulator.list_twilio(match["sid"], self.headers.get("Authorization"), parts.query)
             self._send(status, body, {})
             return
         self._send(404, {"message": f"no route for GET {parts.path}"}, {})

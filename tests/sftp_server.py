@@ -29,7 +29,7 @@ from typing import Any
 
 import asyncssh
 
-__all__ = ["JailedSFTPServer", "SFTPTestServer", "start_sftp_server", "public_key_line"]
+__all__ = ["JailedSFTPServer", "SFTPTestServer", "public_key_line", "start_sftp_server"]
 
 HOST = "127.0.0.1"
 
@@ -175,6 +175,7 @@ def start_sftp_server(root: Path, users: dict[str, dict[str, Any]]) -> SFTPTestS
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="sftp-test-server", daemon=True)
     thread.start()
+
     async def listen() -> asyncssh.SSHAcceptor:
         # asyncssh.create_server returns an awaitable wrapper, not a coroutine: await it here
         return await asyncssh.create_server(

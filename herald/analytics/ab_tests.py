@@ -298,8 +298,24 @@ def compute_ab_results(session: Session, deployment: Deployment, now: datetime) 
     results = ab_results(deployment, read_counts(session))
     rows: list[Sequence[Any]] = [
         (
-            client_id, campaign, r.step, r.variant, r.is_control, r.sent, r.delivered, r.replied, r.converted,
-            r.metric, r.rate, r.ci_low, r.ci_high, r.z, r.p_value, r.verdict, r.winner, now,
+            client_id,
+            campaign,
+            r.step,
+            r.variant,
+            r.is_control,
+            r.sent,
+            r.delivered,
+            r.replied,
+            r.converted,
+            r.metric,
+            r.rate,
+            r.ci_low,
+            r.ci_high,
+            r.z,
+            r.p_value,
+            r.verdict,
+            r.winner,
+            now,
         )
         for client_id, campaign, r in results
     ]

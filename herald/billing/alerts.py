@@ -104,7 +104,10 @@ def check_low_credit(
     if not deployment.herald.billing_enabled:
         return []
     _, rows = session.query(f"select {', '.join(ALERT_COLUMNS)} from {CREDIT_ALERTS}")
-    known = {(r["client_id"], r["purchase_entry_id"]): r for r in (dict(zip(ALERT_COLUMNS, row)) for row in rows)}
+    known = {
+        (r["client_id"], r["purchase_entry_id"]): r
+        for r in (dict(zip(ALERT_COLUMNS, row, strict=False)) for row in rows)
+    }
     fired: list[CreditAlert] = []
     for client_id, balance in balances(session).items():
         client = deployment.clients.get(client_id)

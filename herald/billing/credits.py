@@ -134,7 +134,9 @@ def add_credits(
     if value == 0:
         raise CreditError("an adjustment of 0 credits changes nothing")
     entry_id = f"{kind}:{uuid.uuid4().hex}"
-    session.insert_rows(CREDIT_LEDGER, LEDGER_COLUMNS, [_entry(entry_id, client_id, kind, value, None, note, actor, now)])
+    session.insert_rows(
+        CREDIT_LEDGER, LEDGER_COLUMNS, [_entry(entry_id, client_id, kind, value, None, note, actor, now)]
+    )
     audit(session, actor, f"credit_{kind}", client_id, None, CREDIT_LEDGER, note,
           {"entry_id": entry_id, "amount": show(value)}, now=now)  # fmt: skip
     return entry_id
@@ -152,7 +154,7 @@ def balances(session: Session, client_id: str | None = None) -> dict[str, Balanc
     )
     _, purchases = session.query(
         f"""select client_id, entry_id, amount, created_at from {CREDIT_LEDGER}
-            {where + (' and' if where else 'where')} kind = 'purchase'
+            {where + (" and" if where else "where")} kind = 'purchase'
             order by client_id, created_at, entry_id""",
         params,
     )
@@ -214,8 +216,12 @@ def reserve_credits(
         cost = price(m.channel, segments.get(m.message_key), pricing)
         if cost <= available[m.client_id]:
             available[m.client_id] -= cost
-            note = f"{m.channel}, {int(segments.get(m.message_key) or 1)} segment(s)" if m.channel == "sms" else m.channel
-            debits.append(_entry(f"debit:{m.message_key}", m.client_id, "debit", -cost, m.message_key, note, actor, now))
+            note = (
+                f"{m.channel}, {int(segments.get(m.message_key) or 1)} segment(s)" if m.channel == "sms" else m.channel
+            )
+            debits.append(
+                _entry(f"debit:{m.message_key}", m.client_id, "debit", -cost, m.message_key, note, actor, now)
+            )
             continue
         reason = f"{INSUFFICIENT_CREDITS} (balance {show(available[m.client_id])}, needs {show(cost)})"
         held.setdefault(reason, []).append(m.message_key)

@@ -101,13 +101,13 @@ class MessageBuilder:
         client = self._client(row["client_id"])
         channel = row["channel"]
         senders = client.config.senders
-        base = dict(
-            message_key=row["message_key"], client_id=row["client_id"], campaign=row["campaign"],
-            step=row["step"], variant=row["variant"] or "", occurrence=row["occurrence"],
-            contact_id=row["contact_id"], message_type=row["message_type"], category=row["category"],
-            channel=channel, to_address=row["to_address"], send_after=row["send_after"],
-            sender=senders.sms_from if channel == "sms" else senders.email_from, template=row["template"],
-        )  # fmt: skip
+        base = {
+            "message_key": row["message_key"], "client_id": row["client_id"], "campaign": row["campaign"],
+            "step": row["step"], "variant": row["variant"] or "", "occurrence": row["occurrence"],
+            "contact_id": row["contact_id"], "message_type": row["message_type"], "category": row["category"],
+            "channel": channel, "to_address": row["to_address"], "send_after": row["send_after"],
+            "sender": senders.sms_from if channel == "sms" else senders.email_from, "template": row["template"],
+        }  # fmt: skip
         template = row["template"]
         contact_id = row["contact_id"]
         try:
@@ -162,7 +162,7 @@ def pending_plan_rows(session: Session, batch_size: int = 5_000) -> Iterator[lis
         """
     )
     for start in range(0, len(rows), batch_size):
-        yield [dict(zip(names, row)) for row in rows[start : start + batch_size]]
+        yield [dict(zip(names, row, strict=False)) for row in rows[start : start + batch_size]]
 
 
 def enqueue_planned(

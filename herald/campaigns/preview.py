@@ -27,7 +27,7 @@ def pick_variant(step: Step, bucket: int, winner: str | None = None) -> str:
     """The variant whose bucket range holds ``bucket`` — or the applied A/B winner."""
     if winner is not None and winner in {v.name for v in step.variants}:
         return winner
-    for variant, (low, high) in zip(step.variants, variant_buckets([v.weight for v in step.variants])):
+    for variant, (low, high) in zip(step.variants, variant_buckets([v.weight for v in step.variants]), strict=False):
         if low <= bucket < high:
             return variant.name
     return step.variants[-1].name
@@ -96,9 +96,13 @@ def preview_campaign(
         for step in campaign.steps:
             channel, address = route(step, phone, email)
             if channel is None:
-                previews.append(PreviewMessage(contact_id, step.name, None, "no address for " + " or ".join(step.channels)))
+                previews.append(
+                    PreviewMessage(contact_id, step.name, None, "no address for " + " or ".join(step.channels))
+                )
                 continue
-            variant_name = pick_variant(step, variant_bucket(contact_id, campaign.name, step.name), winners.get(step.name))
+            variant_name = pick_variant(
+                step, variant_bucket(contact_id, campaign.name, step.name), winners.get(step.name)
+            )
             variant = next(v for v in step.variants if v.name == variant_name)
             row = {
                 "message_key": "preview", "client_id": client_id, "campaign": campaign.name, "step": step.name,

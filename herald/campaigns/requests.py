@@ -40,7 +40,9 @@ def pending_send_requests(home: Path) -> list[dict[str, str]]:
         except (OSError, ValueError):
             continue
         if {"client_id", "campaign", "occurrence"} <= body.keys():
-            found.append({k: str(body[k]) for k in ("client_id", "campaign", "occurrence", "trigger_type") if k in body})
+            found.append(
+                {k: str(body[k]) for k in ("client_id", "campaign", "occurrence", "trigger_type") if k in body}
+            )
     return found
 
 

@@ -9,7 +9,7 @@ from the client's load maps.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,7 +30,7 @@ def variable_types(client: Client) -> dict[str, str]:
 def _timestamp(value: str, tz: ZoneInfo) -> datetime:
     parsed = datetime.fromisoformat(value.replace(" ", "T"))
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(tz)
 
 

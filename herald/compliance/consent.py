@@ -22,8 +22,9 @@ GRANTED, REVOKED = "granted", "revoked"
 STATE_OF_KIND = {"opt_in": GRANTED, "confirm": GRANTED, "opt_out": REVOKED, "revoke": REVOKED}
 
 
-def consent_event_id(source_key: str, client_id: str, channel: str, address: str, kind: str, scope: str,
-                     contact_id: str | None) -> str:
+def consent_event_id(
+    source_key: str, client_id: str, channel: str, address: str, kind: str, scope: str, contact_id: str | None
+) -> str:
     text = "|".join([source_key, client_id, channel, address, kind, scope, contact_id or ""])
     return hashlib.md5(text.encode("utf-8")).hexdigest()
 

@@ -42,7 +42,7 @@ import phonenumbers
 
 from herald.compliance.audit import audit
 from herald.compliance.consent import record_consent
-from herald.compliance.keywords import Classification, KeywordPolicy, ReplyKind, classify_reply
+from herald.compliance.keywords import KeywordPolicy, ReplyKind, classify_reply
 from herald.compliance.wording import help_reply, opt_in_confirmation, opt_out_confirmation
 from herald.config.models import Client, Deployment
 from herald.contacts.phones import mask_phone
@@ -112,7 +112,7 @@ def to_e164(value: str | None, region: str = "US") -> str | None:
 
 def reply_message_key(inbound_id: str) -> str:
     """The deterministic outbox key of the one answer to an inbound message."""
-    return hashlib.md5(f"reply|{inbound_id}".encode("utf-8")).hexdigest()
+    return hashlib.md5(f"reply|{inbound_id}".encode()).hexdigest()
 
 
 def clients_by_sender(deployment: Deployment) -> dict[str, Client]:
@@ -214,7 +214,9 @@ class _Applier:
         compliance = client.config.compliance
         self.c = classify_reply(m.body, KeywordPolicy(probable_opt_out=compliance.probable_opt_out))
         kind = self.c.kind
-        if kind == ReplyKind.OPT_OUT or (kind == ReplyKind.PROBABLE_OPT_OUT and compliance.probable_opt_out == "suppress"):
+        if kind == ReplyKind.OPT_OUT or (
+            kind == ReplyKind.PROBABLE_OPT_OUT and compliance.probable_opt_out == "suppress"
+        ):
             return self._opt_out(revoke_all=compliance.revoke_all)
         if kind == ReplyKind.PROBABLE_OPT_OUT:
             return self._clarify()
@@ -259,20 +261,47 @@ class _Applier:
 
     def _ignored(self, action: str) -> InboundResult:
         # Nothing is known about the sender: the reply is kept (raw) and the reason recorded.
-        audit(self.s, ACTOR, "inbound_reply", None, None, self.masked, action,
-              {"inbound_id": self.m.inbound_id, "to": mask_phone(self.m.to_address)}, now=self.now)
+        audit(
+            self.s,
+            ACTOR,
+            "inbound_reply",
+            None,
+            None,
+            self.masked,
+            action,
+            {"inbound_id": self.m.inbound_id, "to": mask_phone(self.m.to_address)},
+            now=self.now,
+        )
         return InboundResult(self.m.inbound_id, None, (), "other", None, None, action, from_masked=self.masked)
 
     def _audit(self, action: str, reason: str, detail: dict[str, object]) -> None:
-        audit(self.s, ACTOR, action, self.client_id, self.contact_id, self.masked, reason,
-              {"inbound_id": self.m.inbound_id, "contacts": list(self.contacts), **detail}, now=self.now)
+        audit(
+            self.s,
+            ACTOR,
+            action,
+            self.client_id,
+            self.contact_id,
+            self.masked,
+            reason,
+            {"inbound_id": self.m.inbound_id, "contacts": list(self.contacts), **detail},
+            now=self.now,
+        )
 
     def _consent(self, kind: str, scope: str) -> None:
         for contact_id in self.contacts or (None,):
             record_consent(
-                self.s, client_id=self.client_id, channel=CHANNEL, address=self.address, kind=kind, scope=scope,
-                source=SOURCE, source_key=self.m.inbound_id, occurred_at=self.m.received_at,
-                recorded_at=self.now, contact_id=contact_id, evidence=self.m.body,
+                self.s,
+                client_id=self.client_id,
+                channel=CHANNEL,
+                address=self.address,
+                kind=kind,
+                scope=scope,
+                source=SOURCE,
+                source_key=self.m.inbound_id,
+                occurred_at=self.m.received_at,
+                recorded_at=self.now,
+                contact_id=contact_id,
+                evidence=self.m.body,
             )
         self._audit("consent_change", f"{kind} by SMS keyword", {"kind": kind, "scope": scope, "text": self.m.body})
 

@@ -66,9 +66,7 @@ class Classification:
 
 # -- keyword lists (docs/compliance.md) ----------------------------------------------------
 
-STANDARD_OPT_OUT = frozenset(
-    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "OPT OUT"}
-)
+STANDARD_OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "OPT OUT"})
 CARRIER_OPT_OUT = frozenset({"REMOVE", "ARRET", "TD"})
 SPANISH_OPT_OUT = frozenset({"PARA", "ALTO", "BASTA", "CANCELAR", "NO MAS"})
 OPT_IN = frozenset({"START", "YES", "UNSTOP"})
@@ -107,8 +105,13 @@ FILLER = frozenset(
 )  # fmt: skip
 
 # Words that may stand between a negator and the verb it negates ("don't want to unsubscribe").
-_NEGATION_GAP = frozenset({"WANT", "WANNA", "TO", "NEED", "WISH", "LIKE", "PLEASE", "PLS", "I", "YOU", "U", "EVER", "REALLY", "THINK", "EVEN", "WOULD"})  # fmt: skip
-_NEGATORS = frozenset({"DONT", "NOT", "NEVER", "DIDNT", "DOESNT", "WONT", "CANT", "CANNOT", "SHOULDNT", "WOULDNT", "DNT", "NO"})  # fmt: skip
+_NEGATION_GAP = frozenset(
+    {"WANT", "WANNA", "TO", "NEED", "WISH", "LIKE", "PLEASE", "PLS", "I", "YOU", "U", "EVER", "REALLY", "THINK",
+     "EVEN", "WOULD"}
+)  # fmt: skip
+_NEGATORS = frozenset(
+    {"DONT", "NOT", "NEVER", "DIDNT", "DOESNT", "WONT", "CANT", "CANNOT", "SHOULDNT", "WOULDNT", "DNT", "NO"}
+)  # fmt: skip
 # For opt-out phrases "no" is not a negator: "no stop texting me" still revokes.
 _OPT_OUT_NEGATORS = _NEGATORS - {"NO"}
 
@@ -131,17 +134,20 @@ def _phrase(regex: str, kind: ReplyKind, keyword_class: str, *, negatable: bool 
 _O, _P, _C, _R = ReplyKind.OPT_OUT, ReplyKind.PROBABLE_OPT_OUT, ReplyKind.CONFIRM, ReplyKind.RESCHEDULE
 
 OPT_OUT_PHRASES = (
-    _phrase(r"(?:STOP|QUIT|CEASE) (?:SENDING|TEXTING|TXTING|MESSAGING|MSGING|CONTACTING|CALLING|EMAILING|SPAMMING|BOTHERING|HARASSING|BUGGING)", _O, "free_text"),
+    _phrase(r"(?:STOP|QUIT|CEASE) (?:SENDING|TEXTING|TXTING|MESSAGING|MSGING|CONTACTING|CALLING|EMAILING"
+            r"|SPAMMING|BOTHERING|HARASSING|BUGGING)", _O, "free_text"),
     _phrase(rf"STOP(?: (?:THE|THESE|THOSE|THIS|THAT|YOUR|UR|ALL|ANY|OF|WITH))* {_MESSAGES}", _O, "free_text"),
     _phrase(r"STOP (?:IT|THIS|THAT|THEM|NOW)", _O, "free_text"),
-    _phrase(r"(?:SAID|SAY|SAYING|TOLD YOU|MAKE IT|MAKE THEM|MAKE THIS|JUST|PLEASE|PLS|PLZ|YES|NO|OK|OKAY) STOP(?! (?:BY|IN|AT|OVER|ON|AND)\b)", _O, "free_text"),
+    _phrase(r"(?:SAID|SAY|SAYING|TOLD YOU|MAKE IT|MAKE THEM|MAKE THIS|JUST|PLEASE|PLS|PLZ|YES|NO|OK|OKAY)"
+            r" STOP(?! (?:BY|IN|AT|OVER|ON|AND)\b)", _O, "free_text"),
     _phrase(r"UN ?SUBSCRIB\w*|UNSUB|OPTOUT|OPT (?:ME )?OUT|OPTED OUT", _O, "free_text"),
     _phrase(r"REMOVE (?:ME|US|MY (?:NUMBER|PHONE|CELL|EMAIL|INFO))", _O, "free_text"),
     _phrase(r"TAKE (?:ME|MY NUMBER|THIS NUMBER|US) OFF", _O, "free_text"),
     _phrase(r"(?:LOSE|DELETE|ERASE) (?:MY|THIS) (?:NUMBER|PHONE NUMBER|CONTACT|INFO)", _O, "free_text"),
     _phrase(rf"CANCEL (?:MY |THE |THESE |ALL |ALL THE |YOUR )?(?:SUBSCRIPTION|{_MESSAGES})", _O, "free_text"),
     _phrase(rf"(?:DONT|DO NOT|NEVER|NO LONGER) {_CONTACT_VERBS} (?:ME|US|THIS NUMBER)", _O, "free_text", negatable=False),
-    _phrase(rf"(?:DONT|DO NOT|NO LONGER) (?:WANT|NEED|WISH TO RECEIVE) (?:ANY MORE |ANYMORE |ANY |THESE |THOSE |YOUR |THE |MORE )?{_MESSAGES}", _O, "free_text", negatable=False),
+    _phrase(rf"(?:DONT|DO NOT|NO LONGER) (?:WANT|NEED|WISH TO RECEIVE)"
+            rf" (?:ANY MORE |ANYMORE |ANY |THESE |THOSE |YOUR |THE |MORE )?{_MESSAGES}", _O, "free_text", negatable=False),
     _phrase(rf"(?:NO MORE|ENOUGH) {_MESSAGES}", _O, "free_text", negatable=False),
     _phrase(r"LEAVE ME ALONE", _O, "free_text", negatable=False),
     _phrase(r"WRONG (?:NUMBER|PERSON)", _O, "free_text", negatable=False),
@@ -158,7 +164,8 @@ REPLY_PHRASES = (
     _phrase(r"RE ?SCHEDUL\w*|RESCHED", _R, "reschedule"),
     _phrase(r"(?:CHANGE|MOVE|SWITCH|PUSH|REBOOK)(?: \w+){0,3} (?:APPOINTMENT|APPT|TIME|DATE|DAY)", _R, "reschedule"),
     _phrase(r"(?:DIFFERENT|ANOTHER|NEW|LATER|EARLIER) (?:TIME|DAY|DATE|APPOINTMENT|APPT)", _R, "reschedule"),
-    _phrase(r"(?:CANT|CANNOT|CAN NOT|WONT BE ABLE TO|UNABLE TO|NOT ABLE TO|COULDNT) (?:MAKE|COME|ATTEND|BE THERE)", _R, "reschedule", negatable=False),
+    _phrase(r"(?:CANT|CANNOT|CAN NOT|WONT BE ABLE TO|UNABLE TO|NOT ABLE TO|COULDNT) (?:MAKE|COME|ATTEND|BE THERE)",
+            _R, "reschedule", negatable=False),
     _phrase(r"CONFIRM(?:ED|ING|S)?", _C, "confirm"),
     _phrase(r"(?:ILL|I WILL|WE WILL|WELL|WILL|ILL DEFINITELY|I WILL DEFINITELY) BE THERE", _C, "confirm"),
     _phrase(r"SEE YOU (?:THEN|THERE|SOON|TOMORROW|ON \w+)", _C, "confirm"),

@@ -56,7 +56,7 @@ class InboundMessage:
         return json.dumps(data, ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "InboundMessage":
+    def from_json(cls, data: dict[str, Any]) -> InboundMessage:
         missing = [k for k in REQUIRED if data.get(k) is None]
         if missing:
             raise ValueError(f"missing {', '.join(missing)}")

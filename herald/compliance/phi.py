@@ -62,7 +62,9 @@ _MRN_RE = re.compile(rf"\b({_MRN_LABEL})[\s:#.-]*([A-Z0-9-]*\d[A-Z0-9-]*)", re.I
 MRN_MIN_CHARS = 4
 
 _CLINICAL_RE = re.compile(
-    r"\b(" + "|".join(re.escape(t).replace(r"\ ", r"\s+") for t in sorted(CLINICAL_TERMS, key=len, reverse=True)) + r")(?:e?s)?\b",
+    r"\b("
+    + "|".join(re.escape(t).replace(r"\ ", r"\s+") for t in sorted(CLINICAL_TERMS, key=len, reverse=True))
+    + r")(?:e?s)?\b",
     re.IGNORECASE,
 )
 

@@ -14,7 +14,7 @@ both sides agree to the minute. Local wall times become UTC with ``zoneinfo`` (D
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from herald.compliance.regions import phone_region, postal_region
@@ -27,11 +27,11 @@ ClientMinutes = Callable[[int], tuple[int, int]] | Mapping[int, tuple[int, int]]
 
 def _local_to_utc(local: datetime, zone: ZoneInfo) -> datetime:
     """A naive local wall time in ``zone`` → naive UTC (fold=0: the first of a repeated hour)."""
-    return local.replace(tzinfo=zone).astimezone(timezone.utc).replace(tzinfo=None)
+    return local.replace(tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
 
 
 def _utc_to_local(at_utc: datetime, zone: ZoneInfo) -> datetime:
-    return at_utc.replace(tzinfo=timezone.utc).astimezone(zone).replace(tzinfo=None)
+    return at_utc.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
 
 
 def _law(legal_rows: Iterable[LegalRow], state: str | None) -> dict[int, tuple[int, int]]:

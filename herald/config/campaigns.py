@@ -80,9 +80,7 @@ def parse_duration(text: str) -> timedelta:
     """``"2d"``, ``"24h"``, ``"30m"`` or combinations like ``"1d12h"`` → a positive timedelta."""
     compact = "".join(str(text).split()).lower()
     if not _DURATION_RE.match(compact):
-        raise ValueError(
-            f"{text!r} is not a duration; write a number and a unit (d, h or m), e.g. '2d', '24h', '30m'"
-        )
+        raise ValueError(f"{text!r} is not a duration; write a number and a unit (d, h or m), e.g. '2d', '24h', '30m'")
     total = timedelta()
     for amount, unit in _DURATION_PART_RE.findall(compact):
         total += timedelta(**{_DURATION_UNITS[unit]: int(amount)})

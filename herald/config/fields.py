@@ -26,14 +26,18 @@ class CanonicalField:
 
 
 CANONICAL_FIELDS: tuple[CanonicalField, ...] = (
-    CanonicalField("external_id", "string", "contact", "the client's own id for the person (also the funnel event's customer)"),
+    CanonicalField(
+        "external_id", "string", "contact", "the client's own id for the person (also the funnel event's customer)"
+    ),
     CanonicalField("first_name", "string", "contact", "given name"),
     CanonicalField("last_name", "string", "contact", "family name"),
     CanonicalField("email", "string", "contact", "email address (normalized and validity-flagged)"),
     CanonicalField("phone", "string", "contact", "mobile number (normalized to E.164)"),
     CanonicalField("postal_code", "string", "contact", "postal / ZIP code"),
     CanonicalField("time_zone", "string", "contact", "IANA time zone of the person, when the client knows it"),
-    CanonicalField("appointment_at", "timestamp", "attribute", "appointment start, in the client's time zone in the file"),
+    CanonicalField(
+        "appointment_at", "timestamp", "attribute", "appointment start, in the client's time zone in the file"
+    ),
     CanonicalField("appointment_type", "string", "attribute", "kind of appointment (cleaning, consult, ...)"),
     CanonicalField("provider_name", "string", "attribute", "who the appointment is with"),
     CanonicalField("location_name", "string", "attribute", "office or location of the appointment"),
@@ -43,12 +47,16 @@ CANONICAL_FIELDS: tuple[CanonicalField, ...] = (
     CanonicalField("listing_status", "string", "attribute", "for sale, short sale, auction, ..."),
     CanonicalField("program", "string", "attribute", "academic program of interest"),
     CanonicalField("lead_source", "string", "attribute", "where a lead came from"),
-    CanonicalField("sms_consent", "boolean", "attribute", "the person gave express written consent to texts (marketing)"),
+    CanonicalField(
+        "sms_consent", "boolean", "attribute", "the person gave express written consent to texts (marketing)"
+    ),
     CanonicalField("email_consent", "boolean", "attribute", "the person opted in to marketing email"),
     CanonicalField("funnel_type", "string", "funnel_event", "sales | service-delivery"),
     CanonicalField("from_stage", "string", "funnel_event", "funnel stage the person left"),
     CanonicalField("to_stage", "string", "funnel_event", "funnel stage the person entered"),
-    CanonicalField("occurred_at", "timestamp", "funnel_event", "when the stage changed, in the client's time zone in the file"),
+    CanonicalField(
+        "occurred_at", "timestamp", "funnel_event", "when the stage changed, in the client's time zone in the file"
+    ),
 )
 
 FIELDS_BY_NAME: dict[str, CanonicalField] = {f.name: f for f in CANONICAL_FIELDS}

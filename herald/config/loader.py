@@ -147,9 +147,7 @@ def _load_client(folder: Path, root: Path, herald: HeraldConfig, problems: list[
     data = _read_yaml(client_path, root, problems)
     config = _validate(ClientConfig, data, rel, problems) if data is not None else None
     if config is not None and config.client_id != folder.name:
-        problems.append(
-            Problem(rel, "client_id", f"{config.client_id!r} must match its folder name {folder.name!r}")
-        )
+        problems.append(Problem(rel, "client_id", f"{config.client_id!r} must match its folder name {folder.name!r}"))
         config = None
 
     load_maps: dict[str, LoadMap] = {}

@@ -306,7 +306,9 @@ def _column_kind(value: Any) -> str | None:
 # Discriminated, so a mistake in one column is reported once, against the form it was
 # written in, not once per form it might have been.
 ColumnTarget = Annotated[
-    Annotated[str, Tag("str")] | Annotated[FieldColumn, Tag("FieldColumn")] | Annotated[AttributeColumn, Tag("AttributeColumn")],
+    Annotated[str, Tag("str")]
+    | Annotated[FieldColumn, Tag("FieldColumn")]
+    | Annotated[AttributeColumn, Tag("AttributeColumn")],
     Discriminator(
         _column_kind,
         custom_error_type="column_target",
@@ -371,12 +373,16 @@ class LoadMap(Strict):
                         )
                     )
                 elif target.field not in allowed:
-                    problems.append((where, f"column {column!r}: field {target.field!r} does not apply to {self.entity}"))
+                    problems.append(
+                        (where, f"column {column!r}: field {target.field!r} does not apply to {self.entity}")
+                    )
                 name = target.field
             else:
                 name = target.attribute
                 if name in FIELDS_BY_NAME:
-                    problems.append((where, f"column {column!r}: attribute {name!r} is a canonical field; map it as a field"))
+                    problems.append(
+                        (where, f"column {column!r}: attribute {name!r} is a canonical field; map it as a field")
+                    )
             if name in seen:
                 problems.append((where, f"columns {seen[name]!r} and {column!r} both map to {name!r}"))
             seen[name] = column
@@ -427,4 +433,3 @@ class Deployment(BaseModel):
     def load_map(self, client_id: str, packet_type: str) -> LoadMap | None:
         client = self.clients.get(client_id)
         return client.load_maps.get(packet_type) if client else None
-

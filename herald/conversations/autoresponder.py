@@ -12,7 +12,7 @@ same night enqueues nothing new, and the next night's first one is answered agai
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from herald.config.models import Client, Deployment, SendWindow
@@ -37,7 +37,7 @@ def closed_period_start(received_at_utc: datetime, hours: SendWindow, time_zone:
     """When the closed period ``received_at_utc`` (naive UTC) falls in began, as an aware local
     time (the closing time of that day or of the day before); None during open hours."""
     zone = ZoneInfo(time_zone)
-    local = received_at_utc.replace(tzinfo=timezone.utc).astimezone(zone).replace(tzinfo=None)
+    local = received_at_utc.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
     minute = local.hour * 60 + local.minute
     start, end = hours.minutes(local.isoweekday())
@@ -52,7 +52,7 @@ def closed_period_start(received_at_utc: datetime, hours: SendWindow, time_zone:
 
 
 def auto_reply_key(client_id: str, address: str, closed_since: datetime) -> str:
-    return hashlib.md5(f"autoreply|{client_id}|{address}|{closed_since.isoformat()}".encode("utf-8")).hexdigest()
+    return hashlib.md5(f"autoreply|{client_id}|{address}|{closed_since.isoformat()}".encode()).hexdigest()
 
 
 def is_suppressed(session: Session, client_id: str, address: str) -> bool:

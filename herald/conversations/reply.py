@@ -57,7 +57,7 @@ class _Recipient:
 def manual_message_key(client_id: str, contact_id: str, text: str, now: datetime) -> str:
     """md5('manual|client|contact|text|minute'): the same text to the same contact within the
     same minute is one message."""
-    return hashlib.md5(f"manual|{client_id}|{contact_id}|{text}|{_minute(now)}".encode("utf-8")).hexdigest()
+    return hashlib.md5(f"manual|{client_id}|{contact_id}|{text}|{_minute(now)}".encode()).hexdigest()
 
 
 def _minute(now: datetime) -> str:
@@ -130,7 +130,9 @@ def queue_reply(
     if findings:
         raise ReplyError(f"refused by the {phi_reason(findings)}; rewrite the reply without it")
     zones, state = recipient_zones(recipient.time_zone, recipient.postal_code, recipient.phone, client.time_zone)
-    send_after = next_allowed_moment(now, zones, state, partial(client_window, deployment, client_id), legal_window_rows())
+    send_after = next_allowed_moment(
+        now, zones, state, partial(client_window, deployment, client_id), legal_window_rows()
+    )
     if send_after is None:
         raise ReplyError(f"no moment in the next week is inside the send window of {', '.join(zones)} for {client_id}")
     info = sms_info(body)

@@ -138,10 +138,7 @@ class DeliveryReport:
         if self.retried:
             text += f"; {self.retried} quick retries"
         if self.reconciled_sent or self.reconciled_not_sent:
-            text += (
-                f"; after a crash: {self.reconciled_sent} confirmed sent, "
-                f"{self.reconciled_not_sent} not sent"
-            )
+            text += f"; after a crash: {self.reconciled_sent} confirmed sent, {self.reconciled_not_sent} not sent"
         text += f" in {self.seconds:.1f} s"
         if self.failure_reasons:
             reasons = self.failure_reasons.most_common()
@@ -170,9 +167,7 @@ class _Row:
         if isinstance(headers, str):
             headers = json.loads(headers)
         if self.channel == "sms":
-            return OutboundMessage(
-                self.message_key, "sms", self.to_address, sender=self.sender, body=self.body_text
-            )
+            return OutboundMessage(self.message_key, "sms", self.to_address, sender=self.sender, body=self.body_text)
         return OutboundMessage(
             self.message_key,
             self.channel,  # type: ignore[arg-type]
@@ -261,7 +256,9 @@ def _record(warehouse: Warehouse, token: str, outcomes: Sequence[_Outcome], now:
     with warehouse.session() as s:
         s.execute(f"drop table if exists {_OUTCOME_TABLE}")
         s.execute(_OUTCOME_DDL)
-        s.insert_rows(_OUTCOME_TABLE, _OUTCOME_COLUMNS, [tuple(getattr(o, c) for c in _OUTCOME_COLUMNS) for o in outcomes])
+        s.insert_rows(
+            _OUTCOME_TABLE, _OUTCOME_COLUMNS, [tuple(getattr(o, c) for c in _OUTCOME_COLUMNS) for o in outcomes]
+        )
         s.execute(
             f"""update {OUTBOX} as outbox set status = o.status, status_reason = o.status_reason,
                    attempts = coalesce(o.attempts, outbox.attempts), next_attempt_at = o.next_attempt_at,
@@ -282,9 +279,7 @@ def _record(warehouse: Warehouse, token: str, outcomes: Sequence[_Outcome], now:
 # -- claim -----------------------------------------------------------------------------------
 
 
-def suppression_reason(
-    row_client: str, row_channel: str, suppressions: Sequence[tuple[str, str, str]]
-) -> str | None:
+def suppression_reason(row_client: str, row_channel: str, suppressions: Sequence[tuple[str, str, str]]) -> str | None:
     """The reason of the suppression that covers a message (client or '*', channel or '*'),
     the most specific first; ``suppressions`` are (client_id, channel, reason) for its address."""
     matching = [
@@ -351,18 +346,17 @@ def _claim(
                 continue
             suppressed.append(row)
             s.execute(
-                f"update {OUTBOX} set status = 'suppressed', status_reason = ?, updated_at = ? "
-                "where message_key = ?",
+                f"update {OUTBOX} set status = 'suppressed', status_reason = ?, updated_at = ? where message_key = ?",
                 [f"recipient suppressed ({reason})", now, row.message_key],
             )
-            attempt_rows.append(
-                _attempt_row(row, row.attempts + 1, token, None, "suppressed", now, now, reason=reason)
-            )
+            attempt_rows.append(_attempt_row(row, row.attempts + 1, token, None, "suppressed", now, now, reason=reason))
         held: list[_Row] = []
         if to_send and pricing is not None:
             # Never send past the balance: metered clients' messages are debited here, in the
             # claim's transaction, in claim order; what does not fit is held, not claimed.
-            on_hold = reserve_credits(s, [Claimed(r.message_key, r.client_id, r.channel) for r in to_send], pricing, now)
+            on_hold = reserve_credits(
+                s, [Claimed(r.message_key, r.client_id, r.channel) for r in to_send], pricing, now
+            )
             held = [r for r in to_send if r.message_key in on_hold]
             to_send = [r for r in to_send if r.message_key not in on_hold]
         if to_send:
@@ -524,39 +518,91 @@ class _Sender:
             if isinstance(c.result, SendResult):
                 outcome = "reconciled_sent" if isinstance(c.result, _Confirmed) else "sent"
                 attempt_rows.append(
-                    _attempt_row(row, number, token, c.result.provider, outcome, c.started, c.finished,
-                                 provider_message_id=c.result.provider_message_id)
+                    _attempt_row(
+                        row,
+                        number,
+                        token,
+                        c.result.provider,
+                        outcome,
+                        c.started,
+                        c.finished,
+                        provider_message_id=c.result.provider_message_id,
+                    )
                 )
             elif isinstance(c.result, _OutcomeUnknown):
                 attempt_rows.append(
-                    _attempt_row(row, number, token, provider.name, "held_unknown", c.started, c.finished,
-                                 code="outcome_unknown", reason=str(c.result))
+                    _attempt_row(
+                        row,
+                        number,
+                        token,
+                        provider.name,
+                        "held_unknown",
+                        c.started,
+                        c.finished,
+                        code="outcome_unknown",
+                        reason=str(c.result),
+                    )
                 )
             else:
                 attempt_rows.append(
-                    _attempt_row(row, number, token, provider.name, classify(c.result), c.started, c.finished,
-                                 code=error_code(c.result), reason=error_reason(c.result))
+                    _attempt_row(
+                        row,
+                        number,
+                        token,
+                        provider.name,
+                        classify(c.result),
+                        c.started,
+                        c.finished,
+                        code=error_code(c.result),
+                        reason=error_reason(c.result),
+                    )
                 )
         total = max(number, row.attempts)
         if isinstance(last, SendResult):
             self.report.sent += 1
-            return _Outcome(row.message_key, "sent", None, total, None, last.provider,
-                            last.provider_message_id, calls[-1].finished, tuple(attempt_rows))
+            return _Outcome(
+                row.message_key,
+                "sent",
+                None,
+                total,
+                None,
+                last.provider,
+                last.provider_message_id,
+                calls[-1].finished,
+                tuple(attempt_rows),
+            )
         if isinstance(last, _OutcomeUnknown):
             self.report.held += 1
-            return _Outcome(row.message_key, "held", HELD_TIMEOUT_REASON, total, None, provider.name,
-                            attempt_rows=tuple(attempt_rows))
+            return _Outcome(
+                row.message_key,
+                "held",
+                HELD_TIMEOUT_REASON,
+                total,
+                None,
+                provider.name,
+                attempt_rows=tuple(attempt_rows),
+            )
         if not calls:  # the message could not even be built: no provider call was made
             attempt_rows.append(
-                _attempt_row(row, row.attempts, token, provider.name, PERMANENT, now, now,
-                             code="invalid_message", reason=error_reason(last))
+                _attempt_row(
+                    row,
+                    row.attempts,
+                    token,
+                    provider.name,
+                    PERMANENT,
+                    now,
+                    now,
+                    code="invalid_message",
+                    reason=error_reason(last),
+                )
             )
         if classify(last) == PERMANENT:
             reason = error_reason(last)
             self.report.failed += 1
             self.report.failure_reasons[reason] += 1
-            return _Outcome(row.message_key, "failed", reason, total, None, provider.name,
-                            attempt_rows=tuple(attempt_rows))
+            return _Outcome(
+                row.message_key, "failed", reason, total, None, provider.name, attempt_rows=tuple(attempt_rows)
+            )
         verdict = after_transient_failure(
             last,
             total_attempts=total,
@@ -571,8 +617,15 @@ class _Sender:
             self.report.failure_reasons[error_reason(last)] += 1
         else:
             self.report.requeued += 1
-        return _Outcome(row.message_key, verdict.status, verdict.reason, total, verdict.next_attempt_at,
-                        provider.name, attempt_rows=tuple(attempt_rows))
+        return _Outcome(
+            row.message_key,
+            verdict.status,
+            verdict.reason,
+            total,
+            verdict.next_attempt_at,
+            provider.name,
+            attempt_rows=tuple(attempt_rows),
+        )
 
 
 # -- crash recovery --------------------------------------------------------------------------
@@ -638,25 +691,50 @@ def _settle(
     finished = clock()
     if found is not None:
         report.reconciled_sent += 1
-        attempt = _attempt_row(row, row.attempts, token, found.provider, "reconciled_sent", started, finished,
-                               provider_message_id=found.provider_message_id)
-        return _Outcome(row.message_key, "sent", None, None, None, found.provider, found.provider_message_id,
-                        finished, (attempt,))
+        attempt = _attempt_row(
+            row,
+            row.attempts,
+            token,
+            found.provider,
+            "reconciled_sent",
+            started,
+            finished,
+            provider_message_id=found.provider_message_id,
+        )
+        return _Outcome(
+            row.message_key, "sent", None, None, None, found.provider, found.provider_message_id, finished, (attempt,)
+        )
     if unknown is None:
         report.reconciled_not_sent += 1
-        attempt = _attempt_row(
-            row, row.attempts, token, provider.name, "reconciled_not_sent", started, finished
-        )
+        attempt = _attempt_row(row, row.attempts, token, provider.name, "reconciled_not_sent", started, finished)
         return _Outcome(row.message_key, "queued", "not sent before a crash; requeued", attempt_rows=(attempt,))
     if row.channel == "sms":
         # Twilio has no idempotency key: resending blindly could text someone twice.
         report.held += 1
-        attempt = _attempt_row(row, row.attempts, token, provider.name, "held_unknown", started, finished,
-                               code="outcome_unknown", reason=unknown)
+        attempt = _attempt_row(
+            row,
+            row.attempts,
+            token,
+            provider.name,
+            "held_unknown",
+            started,
+            finished,
+            code="outcome_unknown",
+            reason=unknown,
+        )
         return _Outcome(row.message_key, "held", HELD_UNKNOWN_REASON, attempt_rows=(attempt,))
     report.requeued += 1
-    attempt = _attempt_row(row, row.attempts, token, provider.name, "reconciled_not_sent", started, finished,
-                           code="outcome_unknown", reason=unknown)
+    attempt = _attempt_row(
+        row,
+        row.attempts,
+        token,
+        provider.name,
+        "reconciled_not_sent",
+        started,
+        finished,
+        code="outcome_unknown",
+        reason=unknown,
+    )
     return _Outcome(row.message_key, "queued", EMAIL_UNKNOWN_REASON, attempt_rows=(attempt,))
 
 

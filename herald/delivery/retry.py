@@ -133,4 +133,3 @@ def quick_retrying(
         reraise=True,
         **kwargs,
     )
-

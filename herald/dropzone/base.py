@@ -12,14 +12,14 @@ Layout, the same on every implementation (local folder, S3, SFTP)::
 from __future__ import annotations
 
 import hashlib
-import logging
 import json
+import logging
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 LOG = logging.getLogger("herald.dropzone")
@@ -80,7 +80,7 @@ class PendingPacket:
 
 
 def utc_from_timestamp(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).replace(tzinfo=None)
+    return datetime.fromtimestamp(ts, tz=UTC).replace(tzinfo=None)
 
 
 def parse_checksum_sidecar(text: str) -> str:
@@ -124,7 +124,7 @@ class DropZone(ABC):
     url: str
     refused: list[str]  # paths a listing refused (symbolic links, names outside the layout), with why
 
-    def __new__(cls, *args: object, **kwargs: object) -> "DropZone":
+    def __new__(cls, *args: object, **kwargs: object) -> DropZone:
         zone = super().__new__(cls)
         zone.refused = []
         return zone
@@ -171,7 +171,7 @@ class DropZone(ABC):
         with self._download(path) as local:
             return sha256_of(local)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a no-op by default: only remote zones hold connections)
         """Release connections (SFTP sessions and the like)."""
 
     # --- the layout ----------------------------------------------------------------------------
@@ -219,7 +219,7 @@ class DropZone(ABC):
             try:
                 manifest_rows = int(json.loads(self._sidecar_text(zone_path + ".manifest.json"))["row_count"])
             except (ValueError, KeyError, TypeError) as exc:
-                raise DropZoneError(f"{zone_path}.manifest.json must hold {{\"row_count\": N}}: {exc}") from exc
+                raise DropZoneError(f'{zone_path}.manifest.json must hold {{"row_count": N}}: {exc}') from exc
         return PendingPacket(
             client_id=client_id,
             packet_type=packet_type,

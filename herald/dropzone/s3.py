@@ -24,7 +24,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -52,7 +52,7 @@ GiB = 1 << 30
 STREAM_CHUNK = MiB  # hashing a body streams it in pieces this size
 SHA256_METADATA = "sha256"  # user metadata key: x-amz-meta-sha256
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
 # Error codes S3 (and compatible stores) answer when the caller's identity is the problem.
@@ -162,7 +162,9 @@ class S3DropZone(DropZone):
                 f"(is {ENV_S3_ENDPOINT_URL} right and the store running?) ({settings})"
             )
         if isinstance(exc, ReadTimeoutError):
-            return DropZoneError(f"S3 endpoint {self.endpoint} stopped answering while asked to {action} {where} ({settings})")
+            return DropZoneError(
+                f"S3 endpoint {self.endpoint} stopped answering while asked to {action} {where} ({settings})"
+            )
         return DropZoneError(f"S3 could not {action} {where}: {exc} ({settings})")
 
     @contextmanager
@@ -329,6 +331,5 @@ class S3DropZone(DropZone):
 def _microseconds(moment: datetime) -> int:
     """A LastModified timestamp as whole microseconds since the epoch (exact, no float)."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return (moment - _EPOCH) // _ONE_MICROSECOND
-

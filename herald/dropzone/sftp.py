@@ -28,6 +28,7 @@ Notes on what SFTP (version 3, all paramiko speaks) can and cannot do:
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import hashlib
 import logging
@@ -302,10 +303,9 @@ class SFTPDropZone(DropZone):
         self._sftp = self._client = None
         for closeable in (sftp, client):
             if closeable is not None:
-                try:
+                # closing a broken connection must not hide the real error
+                with contextlib.suppress(Exception):
                     closeable.close()
-                except Exception:  # closing a broken connection must not hide the real error
-                    pass
 
     def close(self) -> None:
         with self._lock:

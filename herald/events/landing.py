@@ -114,7 +114,9 @@ class TableSink:
     def append(self, *events: ProviderEvent) -> None:
         if events:
             with self.warehouse.session() as s:
-                s.insert_rows(EVENTS_TABLE, column_names(EVENTS_TABLE), [e.row(utcnow()) for e in events], ignore_existing=True)
+                s.insert_rows(
+                    EVENTS_TABLE, column_names(EVENTS_TABLE), [e.row(utcnow()) for e in events], ignore_existing=True
+                )
 
     def append_inbound(self, message: InboundMessage) -> None:
         row = {
@@ -148,7 +150,9 @@ def load_events(warehouse: Warehouse, home: Path) -> int:
     count = 0
     for path in pending_event_files(home):
         try:
-            events = [ProviderEvent.from_json(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            events = [
+                ProviderEvent.from_json(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+            ]
         except (ValueError, KeyError, TypeError) as exc:
             rejected = events_dir(home) / "rejected"
             rejected.mkdir(parents=True, exist_ok=True)
@@ -156,7 +160,9 @@ def load_events(warehouse: Warehouse, home: Path) -> int:
             (rejected / f"{path.name}.reason.txt").write_text(f"{path.name}: cannot read an event: {exc}\n")
             continue
         with warehouse.session() as s:
-            s.insert_rows(EVENTS_TABLE, column_names(EVENTS_TABLE), [e.row(utcnow()) for e in events], ignore_existing=True)
+            s.insert_rows(
+                EVENTS_TABLE, column_names(EVENTS_TABLE), [e.row(utcnow()) for e in events], ignore_existing=True
+            )
         loaded = events_dir(home) / "loaded"
         loaded.mkdir(parents=True, exist_ok=True)
         shutil.move(str(path), loaded / path.name)

@@ -54,17 +54,13 @@ class TemplateError(Exception):
     """A template could not be rendered for one contact; the message names template, variable
     (when one is missing) and contact."""
 
-    def __init__(
-        self, template: str, contact_id: str, reason: str, *, variable: str | None = None
-    ) -> None:
+    def __init__(self, template: str, contact_id: str, reason: str, *, variable: str | None = None) -> None:
         self.template = template
         self.contact_id = contact_id
         self.variable = variable
         self.reason = reason
         if variable is not None:
-            message = (
-                f"template {template!r}: variable {variable!r} is undefined for contact {contact_id}"
-            )
+            message = f"template {template!r}: variable {variable!r} is undefined for contact {contact_id}"
         else:
             message = f"template {template!r}: {reason.rstrip('.')} for contact {contact_id}"
         super().__init__(message)
@@ -126,15 +122,20 @@ def _check_repeat(left: Any, right: Any) -> None:
 
 
 def _check_power(base: Any, exponent: Any) -> None:
-    if _is_int(base) and _is_int(exponent) and exponent > 0 and abs(base) > 1:
-        if (abs(base).bit_length() - 1) * exponent > MAX_INT_BITS or _too_big_int(exponent):
-            raise _LimitExceeded(f"'**' would build an integer over {MAX_INT_BITS} bits")
+    if (
+        _is_int(base)
+        and _is_int(exponent)
+        and exponent > 0
+        and abs(base) > 1
+        and ((abs(base).bit_length() - 1) * exponent > MAX_INT_BITS or _too_big_int(exponent))
+    ):
+        raise _LimitExceeded(f"'**' would build an integer over {MAX_INT_BITS} bits")
 
 
 def _check_concat(left: Any, right: Any) -> None:
-    if isinstance(left, (str, bytes, list, tuple)) and isinstance(right, (str, bytes, list, tuple)):
-        if len(left) + len(right) > MAX_SEQUENCE_LEN:
-            raise _LimitExceeded(f"'+' would build a sequence over {MAX_SEQUENCE_LEN} items")
+    sequences = (str, bytes, list, tuple)
+    if isinstance(left, sequences) and isinstance(right, sequences) and len(left) + len(right) > MAX_SEQUENCE_LEN:
+        raise _LimitExceeded(f"'+' would build a sequence over {MAX_SEQUENCE_LEN} items")
 
 
 def _source_hash(source: str) -> str:
@@ -251,9 +252,7 @@ class Renderer:
             reason = f"rendered output exceeds {MAX_SMS_CHARS} characters with opt-out text"
             raise TemplateError(template_name, contact_id, reason)
         info = sms_info(body)
-        return RenderedSms(
-            body=body, encoding=info.encoding, segments=info.segments, characters=info.characters
-        )
+        return RenderedSms(body=body, encoding=info.encoding, segments=info.segments, characters=info.characters)
 
     def render_email(
         self,
@@ -298,8 +297,7 @@ def _add_unsubscribe_footer(html: str) -> str:
 
 
 _BLOCK_TAGS = frozenset(
-    {"p", "div", "br", "tr", "table", "li", "ul", "ol", "hr", "section"}
-    | {f"h{level}" for level in range(1, 7)}
+    {"p", "div", "br", "tr", "table", "li", "ul", "ol", "hr", "section"} | {f"h{level}" for level in range(1, 7)}
 )
 _SKIP_TAGS = frozenset({"head", "style", "script", "title"})
 

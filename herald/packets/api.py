@@ -94,7 +94,9 @@ def _text(value: Any, separator: str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ") if value.tzinfo else value.isoformat(sep=" ")
+        return (
+            value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ") if value.tzinfo else value.isoformat(sep=" ")
+        )
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, list):
@@ -130,7 +132,12 @@ def packet_rows(load_map: LoadMap, records: Sequence[Mapping[str, Any]]) -> list
                         row[fields[name]] = _text(attr_value, ";")
                     else:
                         known = ", ".join(sorted({*attributes, *fields} - set(CustomerIn.model_fields))) or "none"
-                        problems.append((f"{i}.attributes.{name}", f"not an attribute of load map {load_map.packet_type!r} (it has: {known})"))
+                        problems.append(
+                            (
+                                f"{i}.attributes.{name}",
+                                f"not an attribute of load map {load_map.packet_type!r} (it has: {known})",
+                            )
+                        )
             elif value is not None:
                 if key not in fields:
                     problems.append((f"{i}.{key}", f"load map {load_map.packet_type!r} has no column for {key!r}"))

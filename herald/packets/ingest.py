@@ -105,7 +105,12 @@ def ingest_packet(
         outcome.filed_at = dropzone.archive(zone_path, packet_id)
     else:
         outcome.filed_at = dropzone.quarantine(zone_path, packet_id, landing.reason or landing.status)
-    record_step(warehouse, packet_id, "archived" if landing.status in ("landed", "duplicate") else "quarantined", outcome.filed_at)
+    record_step(
+        warehouse,
+        packet_id,
+        "archived" if landing.status in ("landed", "duplicate") else "quarantined",
+        outcome.filed_at,
+    )
     if landing.status != "landed":  # a landed packet's receipt waits for its contact counts (dbt)
         outcome.receipts = write_receipts(dropzone, warehouse, [packet_id])
     return outcome

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from herald.config.models import Deployment, FieldColumn, LoadMap
@@ -77,7 +77,7 @@ class LandingResult:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _norm_header(name: str) -> str:
@@ -138,7 +138,9 @@ def land_packet(
             log(f"packet {packet.packet_id} rejected: {problem}")
         elif result.duplicate_of:
             result.status = "duplicate"
-            result.reason = f"same content as packet {result.duplicate_of}, which is already landed; nothing loaded again"
+            result.reason = (
+                f"same content as packet {result.duplicate_of}, which is already landed; nothing loaded again"
+            )
             steps.done("landed", result.reason)
         else:
             assert client is not None and load_map is not None
@@ -155,7 +157,10 @@ def _verify(packet: PacketFile, sha256: str, md5: str) -> str | None:
             f"the file has {sha256}"
         )
     if packet.expected_md5 and packet.expected_md5.lower() != md5:
-        return f"checksum mismatch (incomplete transmission?): the .md5 sidecar says {packet.expected_md5.lower()}, the file has {md5}"
+        return (
+            f"checksum mismatch (incomplete transmission?): the .md5 sidecar says {packet.expected_md5.lower()}, "
+            f"the file has {md5}"
+        )
     return None
 
 
@@ -208,7 +213,11 @@ def _land_rows(
             reject(rec, rec.error or "unreadable")
             continue
         if len(rec.fields) != width:
-            span = f" (lines {rec.line_number}–{rec.last_line_number}: an unclosed quote?)" if rec.last_line_number > rec.line_number else ""
+            span = (
+                f" (lines {rec.line_number}–{rec.last_line_number}: an unclosed quote?)"
+                if rec.last_line_number > rec.line_number
+                else ""
+            )
             reject(rec, f"expected {width} fields like the header, found {len(rec.fields)}{span}")
             continue
         if all(not f.strip() for f in rec.fields):
@@ -229,7 +238,7 @@ def _land_rows(
                 packet.client_id,
                 packet.packet_type,
                 rec.line_number,
-                json.dumps(dict(zip(header, rec.fields)), ensure_ascii=False),
+                json.dumps(dict(zip(header, rec.fields, strict=False)), ensure_ascii=False),
                 landed_at,
             )
         )
@@ -276,7 +285,7 @@ def _header(record: Record | None, load_map: LoadMap, result: LandingResult) -> 
 
 def _preview_row(rec: Record, header: list[str], fields: dict[str, str]) -> dict[str, str]:
     assert rec.fields is not None
-    values = dict(zip(header, rec.fields))
+    values = dict(zip(header, rec.fields, strict=False))
     row = {"line": str(rec.line_number)}
     for name, column in fields.items():
         value = values.get(column, "")
@@ -318,4 +327,3 @@ def record_step(warehouse: Warehouse, packet_id: str, step: str, detail: str, du
     """Append one later step (validated, mapped, cleaned, archived) to ``packet_events``."""
     with warehouse.session() as s:
         s.insert_rows(EVENTS_TABLE, column_names(EVENTS_TABLE), [(packet_id, step, utcnow(), duration_ms, detail)])
-

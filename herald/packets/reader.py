@@ -79,7 +79,7 @@ def inspect_file(path: Path, encoding_hint: str = "auto") -> FileFacts:
 
 def _first_fallback_decoding(path: Path) -> str:
     """A second pass, only for files that are not UTF-8."""
-    ok = {name: True for name in FALLBACKS}
+    ok = dict.fromkeys(FALLBACKS, True)
     decoders = {name: codecs.getincrementaldecoder(name)() for name in FALLBACKS}
     with path.open("rb") as f:
         while chunk := f.read(CHUNK):
@@ -104,7 +104,7 @@ class _LineFeed:
         # it then returns ran out of file rather than ending properly.
         self.exhausted = False
 
-    def __iter__(self) -> "_LineFeed":
+    def __iter__(self) -> _LineFeed:
         return self
 
     def __next__(self) -> str:

@@ -57,9 +57,7 @@ def landed_frame(session: Session, packet_id: str, load_map: LoadMap, region: st
     return frame
 
 
-def validate_packet(
-    frame: Any, load_map: LoadMap, rows_rejected: int, manifest_rows: int | None
-) -> list[CheckOutcome]:
+def validate_packet(frame: Any, load_map: LoadMap, rows_rejected: int, manifest_rows: int | None) -> list[CheckOutcome]:
     """Run the load map's suite on ``frame`` (from :func:`landed_frame`)."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -77,7 +75,7 @@ def validate_packet(
 
     required = [f for f in load_map.required if f in frame.columns]
     results = [batch.validate(expect.ExpectColumnValuesToNotBeNull(column=f)) for f in required]
-    missing = {f: r.result.get("unexpected_count", 0) for f, r in zip(required, results)}
+    missing = {f: r.result.get("unexpected_count", 0) for f, r in zip(required, results, strict=False)}
     outcomes.append(
         CheckOutcome(
             CHECK_REQUIRED,
@@ -86,12 +84,18 @@ def validate_packet(
             {"required_fields": ", ".join(required), **{f"rows_missing_{f}": n for f, n in missing.items()}},
         )
     )
-    outcomes.append(_share_check(batch, expect, frame, CHECK_PHONES, "phone", load_map.validation.min_valid_phone_share))
-    outcomes.append(_share_check(batch, expect, frame, CHECK_EMAILS, "email", load_map.validation.min_valid_email_share))
+    outcomes.append(
+        _share_check(batch, expect, frame, CHECK_PHONES, "phone", load_map.validation.min_valid_phone_share)
+    )
+    outcomes.append(
+        _share_check(batch, expect, frame, CHECK_EMAILS, "email", load_map.validation.min_valid_email_share)
+    )
 
     landed = len(frame)
     if manifest_rows is None:
-        outcomes.append(CheckOutcome(CHECK_MANIFEST, True, "no manifest was sent with this packet", {"manifest_rows": None}))
+        outcomes.append(
+            CheckOutcome(CHECK_MANIFEST, True, "no manifest was sent with this packet", {"manifest_rows": None})
+        )
     else:
         # the manifest counts every row the client sent; rejected rows were sent too
         result = batch.validate(expect.ExpectTableRowCountToEqual(value=manifest_rows - rows_rejected))

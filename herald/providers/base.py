@@ -156,6 +156,4 @@ class Provider(ABC):
 
     def _check_channel(self, message: OutboundMessage) -> None:
         if message.channel != self.channel:
-            raise ValueError(
-                f"{self.name} sends {self.channel}, not {message.channel} ({message.message_key})"
-            )
+            raise ValueError(f"{self.name} sends {self.channel}, not {message.channel} ({message.message_key})")

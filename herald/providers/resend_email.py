@@ -57,9 +57,7 @@ def classify_resend_error(exc: ResendError, provider: str) -> Exception:
     if error_type in QUOTA_ERROR_TYPES:
         return QuotaExceededError(reason, provider=provider, code=error_type)
     if isinstance(exc, RateLimitError) or status == 429:
-        retry_after = parse_retry_after(
-            {k.lower(): v for k, v in (exc.headers or {}).items()}.get("retry-after")
-        )
+        retry_after = parse_retry_after({k.lower(): v for k, v in (exc.headers or {}).items()}.get("retry-after"))
         return TransientProviderError(reason, provider=provider, code=429, retry_after=retry_after)
     if isinstance(exc, (ValidationError, MissingRequiredFieldsError)):
         return PermanentProviderError(reason, provider=provider, code=status or error_type)
@@ -147,9 +145,7 @@ class ResendEmailProvider(Provider):
                 "batch_validation": "permissive",
             }
             response = self._call(lambda: resend.Batch.send(params, options=options))
-            refused = {
-                int(e["index"]): str(e.get("message") or "refused") for e in response.get("errors") or []
-            }
+            refused = {int(e["index"]): str(e.get("message") or "refused") for e in response.get("errors") or []}
             ids = [item["id"] for item in response.get("data") or []]
             if len(ids) != len(indexes) - len(refused):
                 expected = len(indexes) - len(refused)

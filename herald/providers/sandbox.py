@@ -17,8 +17,6 @@ a crashed delivery run can be reconciled; tests count sends per message key ther
 
 from __future__ import annotations
 
-from abc import abstractmethod
-
 import fcntl
 import hashlib
 import json
@@ -26,6 +24,7 @@ import os
 import threading
 import time
 import uuid
+from abc import abstractmethod
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,9 +73,7 @@ def read_journal(path: Path) -> list[dict]:
 
 
 class _SandboxProvider(Provider):
-    def __init__(
-        self, *, journal_dir: Path | str | None = None, send_delay_seconds: float = 0.0
-    ) -> None:
+    def __init__(self, *, journal_dir: Path | str | None = None, send_delay_seconds: float = 0.0) -> None:
         self.sent: list[OutboundMessage] = []
         self._lock = threading.Lock()
         self.journal_path = Path(journal_dir) / f"{self.channel}.jsonl" if journal_dir else None

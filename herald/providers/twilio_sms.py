@@ -88,10 +88,9 @@ class TwilioSmsProvider(Provider):
         base_url: str | None = None,
         timeout: float = 10.0,
     ) -> None:
-        if base_url:
-            http_client = RewritingTwilioHttpClient(base_url, timeout=timeout)
-        else:
-            http_client = TwilioHttpClient(timeout=timeout)
+        http_client = (
+            RewritingTwilioHttpClient(base_url, timeout=timeout) if base_url else TwilioHttpClient(timeout=timeout)
+        )
         self.client = Client(account_sid, auth_token, http_client=http_client)
         self.messaging_service_sid = messaging_service_sid
 

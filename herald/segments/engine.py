@@ -142,7 +142,10 @@ def _function(warehouse: Warehouse, client: Client, segment: SegmentConfig) -> l
         ids = _validate_ids(client.client_id, segment, result)
         if not ids:
             return []
-        own = {str(r[0]) for r in session.query(f"select contact_id from {CONTACTS} where client_id = ?", [client.client_id])[1]}
+        own = {
+            str(r[0])
+            for r in session.query(f"select contact_id from {CONTACTS} where client_id = ?", [client.client_id])[1]
+        }
     return sorted(ids & own)
 
 
@@ -161,13 +164,17 @@ def _import_function(client_id: str, segment: SegmentConfig) -> Callable[..., An
 def _validate_ids(client_id: str, segment: SegmentConfig, result: Any) -> set[str]:
     if result is None or isinstance(result, (str, bytes)) or not hasattr(result, "__iter__"):
         raise SegmentError(
-            client_id, segment.name, f"{segment.function} must return an iterable of contact ids, not {type(result).__name__}"
+            client_id,
+            segment.name,
+            f"{segment.function} must return an iterable of contact ids, not {type(result).__name__}",
         )
     ids: set[str] = set()
     for value in result:
         if not isinstance(value, str):
             raise SegmentError(
-                client_id, segment.name, f"{segment.function} returned {value!r} ({type(value).__name__}); contact ids are strings"
+                client_id,
+                segment.name,
+                f"{segment.function} returned {value!r} ({type(value).__name__}); contact ids are strings",
             )
         ids.add(value)
     return ids
@@ -187,7 +194,7 @@ def _read_only(warehouse: Warehouse, client: Client, segment: SegmentConfig) -> 
             else:
                 # Session keeps its DuckDB connection private; interrupting it is the only way
                 # DuckDB offers to stop a running query from outside.
-                conn = session._conn  # noqa: SLF001
+                conn = session._conn
 
                 def interrupt() -> None:
                     timed_out.set()

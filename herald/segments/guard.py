@@ -15,15 +15,51 @@ ALLOWED_SCHEMAS = frozenset({"marts", "analytics"})
 _FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = tuple(
     getattr(exp, name)
     for name in (
-        "Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "Copy", "Command", "Set",
-        "Pragma", "Attach", "Detach", "Use", "Transaction", "Commit", "Rollback", "Into", "Lock",
+        "Insert",
+        "Update",
+        "Delete",
+        "Merge",
+        "Create",
+        "Drop",
+        "Alter",
+        "Copy",
+        "Command",
+        "Set",
+        "Pragma",
+        "Attach",
+        "Detach",
+        "Use",
+        "Transaction",
+        "Commit",
+        "Rollback",
+        "Into",
+        "Lock",
     )
     if hasattr(exp, name)
 )
 # Functions that read files, other databases or the server's environment (DuckDB and PostgreSQL).
-_FORBIDDEN_FUNCTION_PREFIXES = ("read_", "pg_read", "pg_ls_", "pg_stat_file", "lo_", "dblink", "parquet_", "glob",
-                                "getenv", "query", "sniff_", "iceberg_", "delta_", "sqlite_", "postgres_",
-                                "mysql_", "current_setting", "set_config", "load_", "install_")
+_FORBIDDEN_FUNCTION_PREFIXES = (
+    "read_",
+    "pg_read",
+    "pg_ls_",
+    "pg_stat_file",
+    "lo_",
+    "dblink",
+    "parquet_",
+    "glob",
+    "getenv",
+    "query",
+    "sniff_",
+    "iceberg_",
+    "delta_",
+    "sqlite_",
+    "postgres_",
+    "mysql_",
+    "current_setting",
+    "set_config",
+    "load_",
+    "install_",
+)
 
 
 class SegmentSqlRefused(ValueError):
@@ -59,10 +95,14 @@ def check_sql(sql: str, dialect: str = "postgres") -> exp.Expression:
     for table in statement.find_all(exp.Table):
         if not isinstance(table.this, exp.Identifier):
             name = _function_name(table.this) if isinstance(table.this, exp.Func) else table.this.sql()
-            raise SegmentSqlRefused(f"the SQL may only read tables in marts or analytics, not the table function {name}")
+            raise SegmentSqlRefused(
+                f"the SQL may only read tables in marts or analytics, not the table function {name}"
+            )
         schema = table.db.lower()
         if table.catalog:
-            raise SegmentSqlRefused(f"the SQL may only read tables in marts or analytics, not {table.sql(dialect=dialect)}")
+            raise SegmentSqlRefused(
+                f"the SQL may only read tables in marts or analytics, not {table.sql(dialect=dialect)}"
+            )
         if not schema and table.name.lower() in cte_names:
             continue
         if schema not in ALLOWED_SCHEMAS:
@@ -71,5 +111,7 @@ def check_sql(sql: str, dialect: str = "postgres") -> exp.Expression:
             )
     selects = statement.named_selects
     if "*" not in selects and not any(s.lower() == "contact_id" for s in selects):
-        raise SegmentSqlRefused(f"the SQL must return a contact_id column; it returns {', '.join(selects) or 'nothing'}")
+        raise SegmentSqlRefused(
+            f"the SQL must return a contact_id column; it returns {', '.join(selects) or 'nothing'}"
+        )
     return statement

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from herald.warehouse.connection import Session, Warehouse
 
@@ -25,7 +25,7 @@ class SnapshotResult:
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def snapshot_segment(
@@ -63,7 +63,9 @@ def snapshot_segment(
         )
         _events(s, client_id, segment_name, entered, "entered", now)
         _events(s, client_id, segment_name, exited, "exited", now)
-    return SnapshotResult(size=len(wanted), entered=len(entered), exited=len(exited), preview_ids=sorted(wanted)[:PREVIEW_SIZE])
+    return SnapshotResult(
+        size=len(wanted), entered=len(entered), exited=len(exited), preview_ids=sorted(wanted)[:PREVIEW_SIZE]
+    )
 
 
 def _events(s: Session, client_id: str, segment_name: str, ids: Sequence[str], event: str, now: datetime) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
+from herald.compliance.windows import legal_window_rows
 from herald.config.fields import CANONICAL_FIELDS, FIELDS_BY_NAME
 from herald.config.models import AttributeColumn, Deployment
-from herald.compliance.windows import legal_window_rows
 from herald.packets.landing import utcnow
 from herald.warehouse.connection import Session
 from herald.warehouse.schema import OPS_SCHEMA, column_names
@@ -24,7 +26,9 @@ CONFIG_TABLES = (
 VARIANT_BUCKETS = 10_000  # a contact's A/B bucket is md5(contact|campaign|step) mod this
 
 
-def config_rows(deployment: Deployment, winners: dict[tuple[str, str, str], str] | None = None) -> dict[str, list[tuple]]:
+def config_rows(
+    deployment: Deployment, winners: dict[tuple[str, str, str], str] | None = None
+) -> dict[str, list[tuple]]:
     """Rows for each ``herald_ops`` configuration table."""
     now = utcnow()
     clients, maps, columns = [], [], []
@@ -42,7 +46,9 @@ def config_rows(deployment: Deployment, winners: dict[tuple[str, str, str], str]
                     kind, name = "field", target.field
                     data_type, sep = FIELDS_BY_NAME[name].data_type, None
                 required = kind == "field" and name in load_map.required
-                columns.append((c.client_id, load_map.packet_type, column, kind, name, data_type, sep, required, position))
+                columns.append(
+                    (c.client_id, load_map.packet_type, column, kind, name, data_type, sep, required, position)
+                )
     fields = [(f.name, f.data_type, f.stored_in, f.description) for f in CANONICAL_FIELDS]
     windows = [
         (client_id, day, *client_window(deployment, client_id, day))
@@ -65,7 +71,9 @@ def client_window(deployment: Deployment, client_id: str, iso_day: int) -> tuple
     """The client's own sending hours on a day: herald.yaml's safe window (or the whole day
     under ``legal_minimum``, leaving only the law), narrowed by its business hours."""
     own = deployment.clients[client_id].config.send_window
-    start, end = (0, 24 * 60) if own.policy == "legal_minimum" else deployment.herald.defaults.send_window.minutes(iso_day)
+    start, end = (
+        (0, 24 * 60) if own.policy == "legal_minimum" else deployment.herald.defaults.send_window.minutes(iso_day)
+    )
     if own.business_hours is not None:
         hours_start, hours_end = own.business_hours.minutes(iso_day)
         start, end = max(start, hours_start), min(end, hours_end)
@@ -94,10 +102,12 @@ def variant_buckets(weights: list[float]) -> list[tuple[int, int]]:
     for weight in weights:
         running += weight
         edges.append(round(VARIANT_BUCKETS * running / total))
-    return list(zip(edges[:-1], edges[1:]))
+    return list(itertools.pairwise(edges))
 
 
-def campaign_rows(deployment: Deployment, now, winners: dict[tuple[str, str, str], str] | None = None) -> dict[str, list[tuple]]:
+def campaign_rows(
+    deployment: Deployment, now, winners: dict[tuple[str, str, str], str] | None = None
+) -> dict[str, list[tuple]]:
     """Campaigns, their steps (timing flattened to an anchor and minutes) and A/B variants. A
     step whose campaign applies its A/B winner (and has one) gives the winner every bucket."""
     winners = winners or {}
@@ -134,7 +144,7 @@ def campaign_rows(deployment: Deployment, now, winners: dict[tuple[str, str, str
                 else:
                     weights = [v.weight for v in step.variants]
                 buckets = variant_buckets(weights)
-                for variant, (low, high) in zip(step.variants, buckets):
+                for variant, (low, high) in zip(step.variants, buckets, strict=False):
                     variants.append(
                         (
                             client_id, name, step.name, variant.name, variant.weight, low, high,

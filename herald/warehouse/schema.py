@@ -486,7 +486,10 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
             ("balance", "decimal(18, 4) not null"),
             ("threshold", "decimal(18, 4) not null"),  # credit_alert_threshold_pct of the last purchase
             ("purchase_entry_id", "varchar not null"),  # the purchase the threshold is a share of
-            ("message_key", "varchar not null"),  # the alert email's deterministic key (sent through the email provider)
+            (
+                "message_key",
+                "varchar not null",
+            ),  # the alert email's deterministic key (sent through the email provider)
             ("email_status", "varchar not null"),  # sent | failed | no_contact
             ("email_error", "varchar"),
         ],
@@ -611,11 +614,15 @@ def ddl_statements(engine: str) -> list[str]:
         statements.append(
             f"create index if not exists consent_by_address on {OPS_SCHEMA}.consent_events (client_id, address)"
         )
-        statements.append(f"create index if not exists outbox_by_address on {OPS_SCHEMA}.outbox (client_id, to_address)")
+        statements.append(
+            f"create index if not exists outbox_by_address on {OPS_SCHEMA}.outbox (client_id, to_address)"
+        )
         statements.append(
             f"create index if not exists packets_client_sha on {OPS_SCHEMA}.packets (client_id, packet_type, sha256)"
         )
-        statements.append(f"create index if not exists credit_ledger_by_client on {OPS_SCHEMA}.credit_ledger (client_id)")
+        statements.append(
+            f"create index if not exists credit_ledger_by_client on {OPS_SCHEMA}.credit_ledger (client_id)"
+        )
     return statements
 
 

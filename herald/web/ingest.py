@@ -42,17 +42,23 @@ class FunnelEventsIn(BaseModel):
 
 
 class Accepted(BaseModel):
-    packet: str = Field(description="Where the packet waits in the drop zone; its receipt lands beside it once processed")
+    packet: str = Field(
+        description="Where the packet waits in the drop zone; its receipt lands beside it once processed"
+    )
     rows: int
 
 
-def _client(request: Request, client_id: str, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Client:
+def _client(
+    request: Request, client_id: str, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> Client:
     deployment = web_context(request).deployment
     client = deployment.clients.get(client_id)
     hashes = client.config.ingest_api.key_sha256 if client and client.config.ingest_api else []
     # the same answer for an unknown client and a wrong key: no way to probe which clients exist
     if client is None or not key_matches(credentials.credentials if credentials else None, hashes):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown client or API key", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "unknown client or API key", headers={"WWW-Authenticate": "Bearer"}
+        )
     return client
 
 

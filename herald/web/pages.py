@@ -82,7 +82,7 @@ def form_page(title: str, text: str, button: str) -> HTMLResponse:
     # no action attribute: the form posts back to the page's own address (works behind a prefix)
     return page(
         title,
-        f"<p>{escape(text)}</p>\n<form method=\"post\">\n<button type=\"submit\">{escape(button)}</button>\n</form>",
+        f'<p>{escape(text)}</p>\n<form method="post">\n<button type="submit">{escape(button)}</button>\n</form>',
     )
 
 
@@ -205,7 +205,9 @@ async def unsubscribe_page(request: Request, token: str) -> Response:
         return error_page()
     name = client_name(context, data.client_id)
     what = CHANNEL_WORDS.get(data.channel, "messages")
-    return form_page(f"Unsubscribe from {name}", f"Press the button to stop receiving {what} from {name}.", "Unsubscribe")
+    return form_page(
+        f"Unsubscribe from {name}", f"Press the button to stop receiving {what} from {name}.", "Unsubscribe"
+    )
 
 
 @router.post("/u/{token}", response_class=HTMLResponse)

@@ -71,13 +71,17 @@ def test_wrong_keys_bad_payloads_and_the_docs(served) -> None:
         answer = httpx.post(f"{url}/api/v1/clients/{CLIENT}/customers", json=body, headers=headers)
         assert answer.status_code == 401 and answer.json() == {"detail": "unknown client or API key"}
     # a client without API access answers exactly like a wrong key
-    other = httpx.post(f"{url}/api/v1/clients/lakeside_realty/customers", json=body, headers={"Authorization": f"Bearer {KEY}"})
+    other = httpx.post(
+        f"{url}/api/v1/clients/lakeside_realty/customers", json=body, headers={"Authorization": f"Bearer {KEY}"}
+    )
     assert other.status_code == 401
     auth = {"Authorization": f"Bearer {KEY}"}
     bad = httpx.post(f"{url}/api/v1/clients/{CLIENT}/customers", headers=auth,
                      json={"customers": [{"external_id": "X-1", "shoe_size": 42}]})  # fmt: skip
     assert bad.status_code == 422 and "shoe_size" in bad.text
-    missing = httpx.post(f"{url}/api/v1/clients/{CLIENT}/customers", headers=auth, json={"customers": [{"external_id": "X-2"}]})
+    missing = httpx.post(
+        f"{url}/api/v1/clients/{CLIENT}/customers", headers=auth, json={"customers": [{"external_id": "X-2"}]}
+    )
     assert missing.status_code == 422
     assert missing.json()["detail"] == [{"loc": "0.email", "msg": "required by the load map, missing"}]
     docs = httpx.get(f"{url}/docs")

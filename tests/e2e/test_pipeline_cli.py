@@ -8,7 +8,6 @@ deployment is built once and many things are asserted on it.
 from __future__ import annotations
 
 import json
-import re
 import os
 import subprocess
 import sys
@@ -137,7 +136,8 @@ def test_thousand_row_packet_lands_997_and_rejects_3_with_lines(deployed: Deploy
         evaluations = [
             r.event.dagster_event.event_specific_data
             for r in records
-            if r.event and r.event.dagster_event
+            if r.event
+            and r.event.dagster_event
             and r.event.dagster_event.event_specific_data.metadata["packet_id"].value == packet["packet_id"]
         ]
     assert evaluations and evaluations[0].passed
@@ -150,7 +150,10 @@ def test_each_processed_packet_gets_a_receipt_in_the_clients_area(deployed: Depl
     (receipt_file,) = archive.glob("*__leads-1000.csv.receipt.json")
     receipt = json.loads(receipt_file.read_text())
     assert (receipt["status"], receipt["rows_in_file"], receipt["rows_landed"], receipt["rows_rejected"]) == (
-        "landed", 1000, 997, 3
+        "landed",
+        1000,
+        997,
+        3,
     )
     assert [r["line"] for r in receipt["first_rejects"]] == deployed.sized_packet_lines
     assert receipt["contacts_created"] == 997 and receipt["contacts_updated"] == 0
@@ -221,7 +224,9 @@ def test_contacts_are_deduplicated_by_phone(deployed: Deployment) -> None:
 
 
 def test_marts_hold_all_clients_attributes_and_funnel_events(deployed: Deployment) -> None:
-    counts = {r["client_id"]: r["n"] for r in deployed.sql("select client_id, count(*) as n from marts.contacts group by 1")}
+    counts = {
+        r["client_id"]: r["n"] for r in deployed.sql("select client_id, count(*) as n from marts.contacts group by 1")
+    }
     assert set(counts) == {"bright_smiles_dental", "lakeside_realty", "northfield_college"}
     types = {r["attribute_type"] for r in deployed.sql("select distinct attribute_type from marts.contact_attributes")}
     assert types == {"numeric", "string", "date", "timestamp", "boolean", "array"}
@@ -268,7 +273,11 @@ def test_demo_plans_renders_and_delivers_the_packet_triggered_reminders(deployed
         "sum(case when o.status = 'sent' then 1 else 0 end) as sent, "
         "sum(case when o.status = 'cancelled' then 1 else 0 end) as cancelled, "
         "sum(case when o.status = 'queued' and o.send_after > "
-        + ("now() at time zone 'UTC'" if "postgresql" in deployed.env["HERALD_WAREHOUSE_URL"] else "timezone('UTC', now())")
+        + (
+            "now() at time zone 'UTC'"
+            if "postgresql" in deployed.env["HERALD_WAREHOUSE_URL"]
+            else "timezone('UTC', now())"
+        )
         + " then 1 else 0 end) as waiting "
         "from marts.message_plan p left join herald_ops.outbox o on o.message_key = p.message_key "
         "where p.campaign = 'appointment_reminder' and p.status = 'planned'"
@@ -277,11 +286,11 @@ def test_demo_plans_renders_and_delivers_the_packet_triggered_reminders(deployed
     # sent now, due later, or withdrawn because the recipient texted STOP (the demo's first reply)
     assert counts["sent"] + counts["waiting"] + counts["cancelled"] == counts["planned"]
     assert counts["cancelled"] == 1
-    line = next(l for l in deployed.demo_output.splitlines() if "bright_smiles_dental/appointment_reminder" in l)
+    line = next(x for x in deployed.demo_output.splitlines() if "bright_smiles_dental/appointment_reminder" in x)
     assert f"{counts['planned']} planned" in line
     # what the sandbox "sent" is exactly what the outbox says was sent, each message once
     journal = deployed.home / "sandbox" / "sms.jsonl"
-    keys = [json.loads(l)["message_key"] for l in journal.read_text().splitlines()] if journal.exists() else []
+    keys = [json.loads(entry)["message_key"] for entry in journal.read_text().splitlines()] if journal.exists() else []
     sent = {r["message_key"] for r in deployed.sql("select message_key from herald_ops.outbox where status = 'sent'")}
     assert len(keys) == len(set(keys)) and set(keys) == sent
     # and marts.messages has one row per outbox message, with masked addresses only
@@ -294,19 +303,25 @@ def test_demo_replies_opt_out_confirm_and_ask_for_help(deployed: Deployment) -> 
     assert "reply opt_out (free_text): suppressed, 1 queued message cancelled, opt out confirmation sent" in out
     assert "reply confirm (confirm): confirmed" in out
     assert "reply help (help): helped, help reply sent" in out
-    (opt_out,) = deployed.sql(
-        "select s.address, s.scope, s.reason, s.note from herald_ops.suppressions s"
-    )
+    (opt_out,) = deployed.sql("select s.address, s.scope, s.reason, s.note from herald_ops.suppressions s")
     assert (opt_out["reason"], opt_out["note"]) == ("opt_out", "Stop texting me pls")
     # scoped to the kind of message last sent to the number; 'all' when the reminder was still
     # waiting for its window when the demo replied
     assert opt_out["scope"] in ("appointment_reminder", "all")
     # nothing but the one confirmation goes to that number any more
     after = deployed.sql(
-        "select campaign, step, status from herald_ops.outbox where to_address = '" + opt_out["address"] + "' order by 1"
+        "select campaign, step, status from herald_ops.outbox where to_address = '"
+        + opt_out["address"]
+        + "' order by 1"
     )
-    assert [(r["campaign"], r["status"]) for r in after] == [("_replies", "sent"), ("appointment_reminder", "cancelled")]
-    assert deployed.sql("select count(*) as n from herald_ops.appointment_responses where response = 'confirmed'")[0]["n"] >= 1
+    assert [(r["campaign"], r["status"]) for r in after] == [
+        ("_replies", "sent"),
+        ("appointment_reminder", "cancelled"),
+    ]
+    assert (
+        deployed.sql("select count(*) as n from herald_ops.appointment_responses where response = 'confirmed'")[0]["n"]
+        >= 1
+    )
     actions = {r["action"] for r in deployed.sql("select action from herald_ops.audit_log")}
     assert {"suppression", "cancel", "consent_change"} <= actions
 
@@ -326,7 +341,7 @@ def test_sending_a_campaign_occurrence_twice_sends_nothing_new(deployed: Deploym
     assert [r["message_key"] for r in after] == [r["message_key"] for r in before]
     assert deployed.sql("select count(*) as n from marts.message_plan where occurrence = 'e2e-once'")[0]["n"] == plan
     journal = deployed.home / "sandbox" / "email.jsonl"
-    keys = [json.loads(l)["message_key"] for l in journal.read_text().splitlines()] if journal.exists() else []
+    keys = [json.loads(entry)["message_key"] for entry in journal.read_text().splitlines()] if journal.exists() else []
     assert len(keys) == len(set(keys))
 
 
@@ -390,7 +405,9 @@ def test_the_client_report_matches_the_marts(deployed: Deployment, tmp_path: Pat
     )
     # (PostgreSQL's sums come back as decimals, printed as text by `herald sql --format json`)
     assert (int(summary["sent"]), int(summary["delivered"]), int(summary["failed"])) == (
-        int(marts["sent"]), int(marts["delivered"]), int(marts["failed"])
+        int(marts["sent"]),
+        int(marts["delivered"]),
+        int(marts["failed"]),
     )
     assert int(summary["sent"]) >= 2  # at least the demo's opt-out confirmation and HELP answer
     html = tmp_path / "report.html"
@@ -412,7 +429,9 @@ def test_tables_and_describe_show_the_marts_after_the_demo(deployed: Deployment)
     assert not [line for line in listed.splitlines() if line.split()[:1] == ["herald_raw"]]  # --schema marts only
     described = deployed.herald("describe", "marts.contacts").stdout
     assert described.startswith(f"marts.contacts (table, {int(contacts['n']):,} rows)")
-    assert {"contact_id", "client_id", "phone_e164"} <= {line.split()[0] for line in described.splitlines()[2:] if line.strip()}
+    assert {"contact_id", "client_id", "phone_e164"} <= {
+        line.split()[0] for line in described.splitlines()[2:] if line.strip()
+    }
     unknown = deployed.herald("describe", "marts.contact", check=False)
     assert unknown.returncode == 1 and "did you mean marts.contacts" in unknown.stderr
     assert "Traceback" not in unknown.stderr

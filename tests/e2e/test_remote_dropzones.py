@@ -44,12 +44,21 @@ def packet() -> tuple[bytes, list[int]]:
 
 def assert_landed_in_marts(env: dict[str, str], tick_output: str) -> None:
     assert jobs_run(tick_output) == [
-        "SUCCESS ingest_packet_job", "SUCCESS transform_packets_job", "SUCCESS refresh_segments_job",
+        "SUCCESS ingest_packet_job",
+        "SUCCESS transform_packets_job",
+        "SUCCESS refresh_segments_job",
         "SUCCESS send_campaigns_job",
     ]  # ingest, dbt, segments, the campaign trigger check
     assert last_tick_done(tick_output) == "tick done: 0 runs"
-    rows = json.loads(herald(env, "sql", "--format", "json",
-                             "select status, rows_in_file, rows_landed, rows_rejected from herald_ops.packets").stdout)
+    rows = json.loads(
+        herald(
+            env,
+            "sql",
+            "--format",
+            "json",
+            "select status, rows_in_file, rows_landed, rows_rejected from herald_ops.packets",
+        ).stdout
+    )
     assert rows == [{"status": "landed", "rows_in_file": 300, "rows_landed": 298, "rows_rejected": 2}]
     (count,) = json.loads(herald(env, "sql", "--format", "json", "select count(*) as n from marts.contacts").stdout)
     assert count["n"] == 298
@@ -61,16 +70,28 @@ def s3(tmp_path: Path) -> Iterator[tuple[dict[str, str], object]]:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint, **{k.lower(): v for k, v in FAKE_AWS.items() if k != "AWS_DEFAULT_REGION"},
-                          region_name=FAKE_AWS["AWS_DEFAULT_REGION"])
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        **{k.lower(): v for k, v in FAKE_AWS.items() if k != "AWS_DEFAULT_REGION"},
+        region_name=FAKE_AWS["AWS_DEFAULT_REGION"],
+    )
     client.create_bucket(Bucket="drops")
-    env = {**FAKE_AWS, "HERALD_HOME": str(tmp_path / "home"), "HERALD_CONFIG_DIR": str(CONFIG_DIR),
-           "HERALD_WAREHOUSE_URL": "", "HERALD_DROPZONE_URL": "s3://drops/clients", "HERALD_S3_ENDPOINT_URL": endpoint}
+    env = {
+        **FAKE_AWS,
+        "HERALD_HOME": str(tmp_path / "home"),
+        "HERALD_CONFIG_DIR": str(CONFIG_DIR),
+        "HERALD_WAREHOUSE_URL": "",
+        "HERALD_DROPZONE_URL": "s3://drops/clients",
+        "HERALD_S3_ENDPOINT_URL": endpoint,
+    }
     yield env, client
     server.stop()
 
 
-def test_packet_uploaded_to_s3_lands_and_gets_its_receipt(s3: tuple[dict[str, str], object], packet: tuple[bytes, list[int]]) -> None:
+def test_packet_uploaded_to_s3_lands_and_gets_its_receipt(
+    s3: tuple[dict[str, str], object], packet: tuple[bytes, list[int]]
+) -> None:
     env, client = s3
     content, bad_lines = packet
     key = f"clients/{CLIENT}/incoming/{TYPE}/june.csv"
@@ -89,7 +110,9 @@ def test_packet_uploaded_to_s3_lands_and_gets_its_receipt(s3: tuple[dict[str, st
     client.delete_object(Bucket="drops", Key=partial_key)  # the client gave that upload up
     rest = herald(env, "tick", "--force", "--until-idle").stdout
     assert jobs_run(rest) == [
-        "SUCCESS transform_packets_job", "SUCCESS refresh_segments_job", "SUCCESS send_campaigns_job"
+        "SUCCESS transform_packets_job",
+        "SUCCESS refresh_segments_job",
+        "SUCCESS send_campaigns_job",
     ]  # dbt build, segment refresh, the campaign trigger check
     assert last_tick_done(rest) == "tick done: 0 runs"
     keys = {o["Key"] for o in client.list_objects_v2(Bucket="drops", Prefix=f"clients/{CLIENT}/")["Contents"]}
@@ -99,9 +122,16 @@ def test_packet_uploaded_to_s3_lands_and_gets_its_receipt(s3: tuple[dict[str, st
     assert (receipt["rows_landed"], receipt["rows_rejected"]) == (298, 2)
     assert [r["line"] for r in receipt["first_rejects"]] == bad_lines
     assert receipt["contacts_created"] == 298
-    (count,) = json.loads(herald(env, "sql", "--format", "json",
-                                 "select count(*) as n from herald_raw.packet_rows r join herald_ops.packets p "
-                                 "using (packet_id) where p.file_name = 'june.csv'").stdout)
+    (count,) = json.loads(
+        herald(
+            env,
+            "sql",
+            "--format",
+            "json",
+            "select count(*) as n from herald_raw.packet_rows r join herald_ops.packets p "
+            "using (packet_id) where p.file_name = 'june.csv'",
+        ).stdout
+    )
     assert count["n"] == 298
 
 
@@ -111,10 +141,17 @@ def test_packet_uploaded_over_sftp_lands_and_gets_its_receipt(tmp_path: Path, pa
     key_file = tmp_path / "herald_id"
     key_file.write_bytes(user_key.export_private_key("openssh"))
     key_file.chmod(0o600)
-    with start_sftp_server(tmp_path / "sftp", {"herald": {"public_key": user_key.export_public_key("openssh").decode()}}) as server:
-        env = {"HERALD_HOME": str(tmp_path / "home"), "HERALD_CONFIG_DIR": str(CONFIG_DIR), "HERALD_WAREHOUSE_URL": "",
-               "HERALD_DROPZONE_URL": f"sftp://herald@127.0.0.1:{server.port}/drops",
-               "HERALD_SFTP_KEY_FILE": str(key_file), "HERALD_SFTP_HOST_KEY": server.host_key_line}
+    with start_sftp_server(
+        tmp_path / "sftp", {"herald": {"public_key": user_key.export_public_key("openssh").decode()}}
+    ) as server:
+        env = {
+            "HERALD_HOME": str(tmp_path / "home"),
+            "HERALD_CONFIG_DIR": str(CONFIG_DIR),
+            "HERALD_WAREHOUSE_URL": "",
+            "HERALD_DROPZONE_URL": f"sftp://herald@127.0.0.1:{server.port}/drops",
+            "HERALD_SFTP_KEY_FILE": str(key_file),
+            "HERALD_SFTP_HOST_KEY": server.host_key_line,
+        }
         incoming = server.folder("herald") / "drops" / CLIENT / "incoming" / TYPE
         incoming.mkdir(parents=True)
         (incoming / "june.csv").write_bytes(content)

@@ -93,12 +93,15 @@ def test_a_signed_stop_suppresses_cancels_and_confirms_once(deployed: Deployment
     messages = deployed.sql(
         "select campaign, status from herald_ops.outbox where to_address = '" + waiting["to_address"] + "' order by 1"
     )
-    assert messages == [{"campaign": "_replies", "status": "sent"}, {"campaign": "appointment_reminder", "status": "cancelled"}]
-    (processed,) = deployed.sql(
-        "select kind, action from herald_ops.inbound_processing where inbound_id like 'SMe%'"
-    )
+    assert messages == [
+        {"campaign": "_replies", "status": "sent"},
+        {"campaign": "appointment_reminder", "status": "cancelled"},
+    ]
+    (processed,) = deployed.sql("select kind, action from herald_ops.inbound_processing where inbound_id like 'SMe%'")
     assert processed == {"kind": "opt_out", "action": "suppressed"}
-    assert deployed.sql("select count(*) as n from herald_ops.inbound_processing where inbound_id like 'SMf%'") == [{"n": 0}]
+    assert deployed.sql("select count(*) as n from herald_ops.inbound_processing where inbound_id like 'SMf%'") == [
+        {"n": 0}
+    ]
     assert deployed.sql(
         "select count(*) as n from herald_ops.suppressions where address = '" + waiting["to_address"] + "'"
     ) == [{"n": 1}]

@@ -50,7 +50,14 @@ def test_wilson_interval_formula_written_out() -> None:
 
 @pytest.mark.parametrize(
     ("s1", "n1", "s2", "n2"),
-    [(60, 500, 40, 500), (40, 500, 60, 500), (12, 130, 11, 140), (300, 1000, 250, 1100), (5, 100, 0, 100), (1, 7, 3, 9)],
+    [
+        (60, 500, 40, 500),
+        (40, 500, 60, 500),
+        (12, 130, 11, 140),
+        (300, 1000, 250, 1100),
+        (5, 100, 0, 100),
+        (1, 7, 3, 9),
+    ],
 )
 def test_two_proportion_test_matches_scipy(s1: int, n1: int, s2: int, n2: int) -> None:
     z_expected, p_expected = scipy_z_test(s1, n1, s2, n2)
@@ -82,7 +89,10 @@ def by_variant(results: list) -> dict:
 
 
 def test_clear_winner() -> None:
-    rows = [ArmCounts("welcome", "a", sent=1000, delivered=990, replied=50), ArmCounts("welcome", "b", sent=1000, delivered=985, replied=110)]
+    rows = [
+        ArmCounts("welcome", "a", sent=1000, delivered=990, replied=50),
+        ArmCounts("welcome", "b", sent=1000, delivered=985, replied=110),
+    ]
     results = by_variant(compare_arms(rows, control=None, significance=0.05, min_sample=100))
     a, b = results[("welcome", "a")], results[("welcome", "b")]
     z, p = scipy_z_test(110, 1000, 50, 1000)
@@ -126,7 +136,7 @@ def test_not_enough_data_in_either_arm() -> None:
 
 def test_no_significant_difference_at_the_level() -> None:
     rows = [ArmCounts("s", "a", sent=500, replied=50), ArmCounts("s", "b", sent=500, replied=66)]
-    z, p = scipy_z_test(66, 500, 50, 500)
+    _z, p = scipy_z_test(66, 500, 50, 500)
     assert 0.05 < p < 0.2  # significant at neither level below
     results = by_variant(compare_arms(rows, control="a", significance=0.05, min_sample=100))
     assert results[("s", "b")].verdict == NO_DIFFERENCE
@@ -181,14 +191,22 @@ def test_ab_test_config_defaults_and_control_check() -> None:
         "audience": "admitted",
         "trigger": {"type": "segment_entry"},
         "steps": [
-            {"name": "welcome", "channel": "sms", "variants": [{"name": "short", "template": "a.sms.j2"}, {"name": "long", "template": "b.sms.j2"}]},
+            {
+                "name": "welcome",
+                "channel": "sms",
+                "variants": [{"name": "short", "template": "a.sms.j2"}, {"name": "long", "template": "b.sms.j2"}],
+            },
             {"name": "later", "channel": "sms", "delay": "2d", "variants": [{"name": "only", "template": "c.sms.j2"}]},
         ],
     }
     campaign = CampaignConfig.model_validate(base)
-    assert campaign.ab_test == AbTest(control=None, significance=0.05, min_sample=100, metric="replied", apply_winner=False)
+    assert campaign.ab_test == AbTest(
+        control=None, significance=0.05, min_sample=100, metric="replied", apply_winner=False
+    )
     assert campaign.ab_test.control_for(campaign.steps[0]) == "short"
-    named = CampaignConfig.model_validate({**base, "ab_test": {"control": "long", "metric": "converted", "apply_winner": True}})
+    named = CampaignConfig.model_validate(
+        {**base, "ab_test": {"control": "long", "metric": "converted", "apply_winner": True}}
+    )
     assert named.ab_test.control_for(named.steps[0]) == "long"
     assert named.ab_test.control_for(named.steps[1]) == "only"  # a one-variant step is no test
     with pytest.raises(ValueError, match=r"step 'welcome' has no variant 'medium' \(variants: short, long\)"):

@@ -55,5 +55,3 @@ def test_billing_off_meters_nothing() -> None:
     assert delivery_pricing(HeraldConfig()) == Pricing()
     assert delivery_pricing(HeraldConfig(billing_enabled=False)) is None
     assert HeraldConfig(pricing={"sms_segment": 2, "email": 0.5}).pricing == Pricing(sms_segment=2.0, email=0.5)
-
-

@@ -126,8 +126,22 @@ def test_dental_sms_keeps_phi_out() -> None:
 
 # (name, file, old text, new text, field, message fragment)
 BREAKS = [
-    ("bad cron", REALTY, 'cron: "30 9 * * 1-5"', 'cron: "30 25 * * 1-5"', "trigger.cron", "is not a valid cron expression"),
-    ("unknown segment", DENTAL, "audience: upcoming_appointments", "audience: upcoming", "audience", "no segment 'upcoming'"),
+    (
+        "bad cron",
+        REALTY,
+        'cron: "30 9 * * 1-5"',
+        'cron: "30 25 * * 1-5"',
+        "trigger.cron",
+        "is not a valid cron expression",
+    ),
+    (
+        "unknown segment",
+        DENTAL,
+        "audience: upcoming_appointments",
+        "audience: upcoming",
+        "audience",
+        "no segment 'upcoming'",
+    ),
     (
         "unknown packet type",
         DENTAL,
@@ -351,7 +365,10 @@ def test_parse_channel_rule_refuses(text: str, message: str) -> None:
     [
         (ScheduleTrigger(type="schedule", cron="30 9 * * 1-5"), "At 09:30 AM, Monday through Friday (America/Chicago)"),
         (ScheduleTrigger(type="schedule", cron="0 10 * * *"), "At 10:00 AM (America/Chicago)"),
-        (PacketArrivalTrigger(type="packet_arrival", packet_type="appointments"), "When a packet of type appointments arrives"),
+        (
+            PacketArrivalTrigger(type="packet_arrival", packet_type="appointments"),
+            "When a packet of type appointments arrives",
+        ),
     ],
 )
 def test_describe_trigger(trigger: ScheduleTrigger | PacketArrivalTrigger, expected: str) -> None:
@@ -369,7 +386,12 @@ def test_next_occurrences_fire_once_per_local_day_across_fall_back() -> None:
         datetime(2026, 11, 2, 1, 30),
         datetime(2026, 11, 3, 1, 30),
     ]
-    assert [r.utcoffset() for r in runs] == [timedelta(hours=-5), timedelta(hours=-5), timedelta(hours=-6), timedelta(hours=-6)]
+    assert [r.utcoffset() for r in runs] == [
+        timedelta(hours=-5),
+        timedelta(hours=-5),
+        timedelta(hours=-6),
+        timedelta(hours=-6),
+    ]
 
 
 def test_next_occurrences_reads_a_naive_start_as_local_time() -> None:

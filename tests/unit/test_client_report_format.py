@@ -83,22 +83,57 @@ def test_default_output() -> None:
 
 def in_memory_report(with_data: bool) -> Report:
     source = "analytics.campaign_performance_daily"
-    daily = Table("daily", "Delivered per day", source, ["send_date", "sent", "delivered", "failed", "replied"],
-                  [(date(2025, 6, 2), 12, 10, 1, 2)] if with_data else [])
-    campaigns = Table("campaigns", "Response rate by campaign", source,
-                      ["campaign", "sent", "delivered", "replied", "response_rate"],
-                      [("reminders", 12, 10, 2, 0.2)] if with_data else [])
-    ab = Table("ab_tests", "A/B test results", "analytics.ab_test_results",
-               ["campaign", "step", "variant", "is_control", "metric", "rate", "ci_low", "ci_high", "verdict"],
-               [("reminders", "1", "A", True, "replied", 0.2, 0.05, 0.5, "control"),
-                ("reminders", "1", "B", False, "replied", 0.3, 0.1, 0.6, "not enough data")] if with_data else [])
-    attribution = Table("attribution", "Attribution by channel", "analytics.attribution_by_channel",
-                        ["model", "channel", "conversions_credited", "revenue"],
-                        [("linear", "sms", 2.5, 100.0)] if with_data else [], missing=not with_data)
+    daily = Table(
+        "daily",
+        "Delivered per day",
+        source,
+        ["send_date", "sent", "delivered", "failed", "replied"],
+        [(date(2025, 6, 2), 12, 10, 1, 2)] if with_data else [],
+    )
+    campaigns = Table(
+        "campaigns",
+        "Response rate by campaign",
+        source,
+        ["campaign", "sent", "delivered", "replied", "response_rate"],
+        [("reminders", 12, 10, 2, 0.2)] if with_data else [],
+    )
+    ab = Table(
+        "ab_tests",
+        "A/B test results",
+        "analytics.ab_test_results",
+        ["campaign", "step", "variant", "is_control", "metric", "rate", "ci_low", "ci_high", "verdict"],
+        [
+            ("reminders", "1", "A", True, "replied", 0.2, 0.05, 0.5, "control"),
+            ("reminders", "1", "B", False, "replied", 0.3, 0.1, 0.6, "not enough data"),
+        ]
+        if with_data
+        else [],
+    )
+    attribution = Table(
+        "attribution",
+        "Attribution by channel",
+        "analytics.attribution_by_channel",
+        ["model", "channel", "conversions_credited", "revenue"],
+        [("linear", "sms", 2.5, 100.0)] if with_data else [],
+        missing=not with_data,
+    )
     dashboard = Table("dashboard", "Dashboard", "analytics.client_dashboard", ["metric", "value"], [], missing=True)
     headline = Headline(12, 10, 1, 2, 12 / 13, 0.2, 0) if with_data else Headline(0, 0, 0, 0, None, None, 0)
-    return Report("acme", "Acme <Dental>", "America/Chicago", 7, date(2025, 6, 1), date(2025, 6, 7),
-                  datetime(2025, 6, 7, 12, tzinfo=UTC), headline, daily, campaigns, ab, attribution, dashboard)
+    return Report(
+        "acme",
+        "Acme <Dental>",
+        "America/Chicago",
+        7,
+        date(2025, 6, 1),
+        date(2025, 6, 7),
+        datetime(2025, 6, 7, 12, tzinfo=UTC),
+        headline,
+        daily,
+        campaigns,
+        ab,
+        attribution,
+        dashboard,
+    )
 
 
 def test_html_with_data_has_one_chart_per_section() -> None:

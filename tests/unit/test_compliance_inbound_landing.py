@@ -87,12 +87,18 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_herald_inbound_lands_the_reply_and_never_touches_the_warehouse(home: Path) -> None:
-    result = CliRunner().invoke(app, ["inbound", "(512) 555-0142", "+1 512 555 0100", "Stop texting me pls", "--id", "SMabc"])
+    result = CliRunner().invoke(
+        app, ["inbound", "(512) 555-0142", "+1 512 555 0100", "Stop texting me pls", "--id", "SMabc"]
+    )
     assert result.exit_code == 0, result.output
     [path] = pending_files(home)
     [landed] = read_landed(path)
     assert (landed.inbound_id, landed.from_address, landed.to_address, landed.body, landed.channel) == (
-        "SMabc", "+15125550142", "+15125550100", "Stop texting me pls", "sms"
+        "SMabc",
+        "+15125550142",
+        "+15125550100",
+        "Stop texting me pls",
+        "sms",
     )
     assert not (home / "warehouse.duckdb").exists()
 

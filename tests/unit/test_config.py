@@ -243,8 +243,9 @@ def test_all_breaks_at_once_are_all_reported(config_copy: Path) -> None:
             "'Buyer-Leads' is not a valid packet type",
         ),
         (
-            lambda cfg: Break("", f"{DENTAL}/load_maps/appointments.yaml", "Zip: postal_code", "Zip: [postal_code]", "", "")
-            .apply(cfg.parent),
+            lambda cfg: Break(
+                "", f"{DENTAL}/load_maps/appointments.yaml", "Zip: postal_code", "Zip: [postal_code]", "", ""
+            ).apply(cfg.parent),
             f"{DENTAL}/load_maps/appointments.yaml",
             "columns.Zip",
             "map the column to a field name, {field: <name>} or {attribute: <name>, type: <type>}",

@@ -53,9 +53,7 @@ def test_twilio_needs_its_credentials(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"):
         providers_from_env({"HERALD_SMS_PROVIDER": "twilio"}, home=tmp_path)
     with pytest.raises(SettingsError) as info:
-        providers_from_env(
-            {"HERALD_SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1"}, home=tmp_path
-        )
+        providers_from_env({"HERALD_SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1"}, home=tmp_path)
     assert "TWILIO_AUTH_TOKEN" in str(info.value) and "AC1" not in str(info.value)
 
 

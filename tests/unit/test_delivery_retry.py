@@ -116,6 +116,7 @@ def run(retrying, calls: Calls) -> object:
     for attempt in retrying:
         with attempt:
             return calls()
+    return None
 
 
 def busy(retry_after: float | None = None) -> TransientProviderError:
@@ -139,9 +140,7 @@ def test_quick_retries_stop_after_max_calls_and_reraise() -> None:
     assert calls.count == 3 and len(sleeps) == 2 and max(sleeps) <= 0.05
 
 
-@pytest.mark.parametrize(
-    "first", [PermanentProviderError("invalid", provider="p", code=21211), busy(retry_after=30.0)]
-)
+@pytest.mark.parametrize("first", [PermanentProviderError("invalid", provider="p", code=21211), busy(retry_after=30.0)])
 def test_no_quick_retry_for_permanent_errors_or_long_retry_after(first: Exception) -> None:
     sleeps: list[float] = []
     calls = Calls(first, "never")

@@ -25,7 +25,9 @@ def test_headline_sums_the_campaign_mart_per_client(tmp_path: Path) -> None:
             "create table analytics.campaign_performance_daily (client_id varchar, planned int, excluded int, "
             "sent int, delivered int, replied int, failed int)"
         )
-        s.execute("insert into analytics.campaign_performance_daily values ('a', 5, 1, 4, 3, 1, 1), ('a', 2, 0, 2, 2, 0, 0)")
+        s.execute(
+            "insert into analytics.campaign_performance_daily values ('a', 5, 1, 4, 3, 1, 1), ('a', 2, 0, 2, 2, 0, 0)"
+        )
     assert headline(warehouse, "campaign_performance_daily").splitlines()[2] == "| a | 7 | 1 | 6 | 5 | 1 | 1 |"
     assert headline(warehouse, "client_dashboard") is None  # the table is not there: no headline, no error
     assert headline(warehouse, "no_such_model") is None

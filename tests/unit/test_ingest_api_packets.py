@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,7 @@ def test_customers_are_written_with_the_load_maps_columns(deployment) -> None:
                     "interests": ["honors program", "study abroad"], "intake_date": "2027-08-30"},
     )  # fmt: skip
     rows = packet_rows(load_map, [customer.model_dump(exclude_none=True)])
-    record = dict(zip(rows[0], rows[1]))
+    record = dict(zip(rows[0], rows[1], strict=False))
     assert rows[0] == list(load_map.columns)
     assert (record["lms_lead_id"], record["first_name"], record["mobile"]) == ("NF-1", "Ana", "+1 973 555 0100")
     assert (record["program"], record["gpa"], record["campus_tour_booked"]) == ("B.S. Nursing", "3.5", "true")
@@ -61,7 +61,7 @@ def test_unknown_keys_and_missing_required_fields_are_named(deployment) -> None:
 def test_a_request_lands_as_a_packet_in_the_clients_incoming_area(deployment, tmp_path: Path) -> None:
     zone = LocalDropZone(tmp_path / "zone")
     event = FunnelEventIn(external_id="NF-1", funnel_type="sales", from_stage="applied", to_stage="admitted",
-                          occurred_at=datetime(2026, 11, 20, 15, 0, tzinfo=timezone.utc))  # fmt: skip
+                          occurred_at=datetime(2026, 11, 20, 15, 0, tzinfo=UTC))  # fmt: skip
     path, rows = drop_api_packet(zone, deployment.clients[COLLEGE], "funnel_events", [event.model_dump()],
                                  datetime(2026, 11, 20, 15, 1))  # fmt: skip
     assert rows == 1 and path.startswith(f"{COLLEGE}/incoming/funnel_events/api-funnel_events-")
@@ -69,7 +69,9 @@ def test_a_request_lands_as_a_packet_in_the_clients_incoming_area(deployment, tm
     assert "2026-11-20 15:00:00" in landed and "admitted" in landed
     assert (tmp_path / "zone" / (path + ".sha256")).exists()
     with pytest.raises(PayloadError, match="accepts no customers through the API"):
-        drop_api_packet(zone, deployment.clients["lakeside_realty"], "customers", [{"external_id": "x"}], datetime.now())
+        drop_api_packet(
+            zone, deployment.clients["lakeside_realty"], "customers", [{"external_id": "x"}], datetime.now()
+        )
 
 
 def test_api_keys_are_checked_against_their_hashes() -> None:

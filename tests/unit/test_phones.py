@@ -76,7 +76,11 @@ def test_the_prefix_cache_agrees_with_libphonenumber() -> None:
         verdicts[national] = normalizer.normalize(shapes[i % len(shapes)].format(a=a, e=e, s=s))
 
     expected = {
-        national: (("+1" + national, True) if phonenumbers.is_valid_number(phonenumbers.parse("+1" + national)) else (None, False))
+        national: (
+            ("+1" + national, True)
+            if phonenumbers.is_valid_number(phonenumbers.parse("+1" + national))
+            else (None, False)
+        )
         for national in numbers
     }
     assert verdicts == expected
@@ -109,7 +113,9 @@ def test_mask_phone(value: str | None, masked: str) -> None:
     assert mask_phone(value) == masked
 
 
-@pytest.mark.parametrize("value", ["+15125550142", "5125550142", "+442079460958", "(512) 555-0142", "+1 512 555 0142", "12"])
+@pytest.mark.parametrize(
+    "value", ["+15125550142", "5125550142", "+442079460958", "(512) 555-0142", "+1 512 555 0142", "12"]
+)
 def test_mask_phone_shows_no_digit_but_the_last_three(value: str) -> None:
     masked = mask_phone(value)
     # a leading "+" keeps the country code's first digit (the "+1" of "+1•••142"), nothing more

@@ -42,7 +42,7 @@ def lines_and_fields(records: list[Record]) -> list[tuple[int, int, list[str] | 
         (b"id,name\n1,Ab\x81c\n", "latin-1"),  # 0x81 is undefined in cp1252
         ("id,name\n1,Peña\n".encode("latin-1") + b"2,\x8d\n", "latin-1"),
         (b"id,name\n1,Caf\xc3", "windows-1252"),  # UTF-8 cut off mid-character at the end
-        (b"a" * (CHUNK - 1) + "é\n".encode("utf-8"), "utf-8"),  # a character split across chunks
+        (b"a" * (CHUNK - 1) + "é\n".encode(), "utf-8"),  # a character split across chunks
     ],
     ids=[
         "ascii",

@@ -12,7 +12,7 @@ from herald.compliance.send_window import next_allowed_moment, recipient_zones
 from herald.config.models import SendWindow
 
 SAFE_DEFAULT = SendWindow().minutes  # 9:00-20:00, Sundays from 12:00
-LEGAL_MINIMUM = {day: (0, 24 * 60) for day in range(1, 8)}  # only the law
+LEGAL_MINIMUM = dict.fromkeys(range(1, 8), (0, 24 * 60))  # only the law
 NEW_YORK, CHICAGO, BOISE, LOS_ANGELES = "America/New_York", "America/Chicago", "America/Boise", "America/Los_Angeles"
 
 
@@ -45,11 +45,13 @@ NEW_YORK, CHICAGO, BOISE, LOS_ANGELES = "America/New_York", "America/Chicago", "
         ("fall back, 08:00 CST", datetime(2026, 11, 1, 4, 0), [CHICAGO], None, LEGAL_MINIMUM,
          datetime(2026, 11, 1, 14, 0)),
         # the client's business hours narrow the law
-        ("business hours", datetime(2026, 11, 23, 15, 0), [CHICAGO], None, {d: (10 * 60, 16 * 60) for d in range(1, 8)},
+        ("business hours", datetime(2026, 11, 23, 15, 0), [CHICAGO], None, dict.fromkeys(range(1, 8), (10 * 60, 16 * 60)),
          datetime(2026, 11, 23, 16, 0)),
     ],
 )  # fmt: skip
-def test_the_next_allowed_moment(case: str, at_utc: datetime, zones: list[str], state: str | None, client, expected) -> None:
+def test_the_next_allowed_moment(
+    case: str, at_utc: datetime, zones: list[str], state: str | None, client, expected
+) -> None:
     assert next_allowed_moment(at_utc, zones, state, client) == expected, case
 
 
@@ -60,17 +62,19 @@ def test_inside_the_window_it_goes_at_once_to_the_second() -> None:
 
 def test_the_window_closes_at_its_end_minute() -> None:
     # 20:00 CST is outside a 9-20 window: the next morning at 9:00
-    assert next_allowed_moment(datetime(2026, 11, 24, 2, 0), [CHICAGO], None, SAFE_DEFAULT) == datetime(2026, 11, 24, 15, 0)
+    assert next_allowed_moment(datetime(2026, 11, 24, 2, 0), [CHICAGO], None, SAFE_DEFAULT) == datetime(
+        2026, 11, 24, 15, 0
+    )
 
 
 def test_a_client_closed_every_day_has_no_moment() -> None:
-    closed = {d: (0, 0) for d in range(1, 8)}
+    closed = dict.fromkeys(range(1, 8), (0, 0))
     assert next_allowed_moment(datetime(2026, 11, 23, 15, 0), [CHICAGO], None, closed) is None
 
 
 def test_zones_that_never_overlap_have_no_moment() -> None:
     # Honolulu 08:00 is 13:00 in New York... a 09:00-10:00 window never holds in both
-    one_hour = {d: (9 * 60, 10 * 60) for d in range(1, 8)}
+    one_hour = dict.fromkeys(range(1, 8), (9 * 60, 10 * 60))
     assert next_allowed_moment(datetime(2026, 11, 23, 12, 0), [NEW_YORK, "Pacific/Honolulu"], None, one_hour) is None
 
 

@@ -92,13 +92,19 @@ def _ab_chart(report: Report) -> Callable[[Any], None] | None:
             high = r.get("ci_high") if r.get("ci_high") is not None else r["rate"]
             color = GREY if r.get("is_control") else GREEN if r.get("verdict") == "winner" else BLUE
             ax.errorbar(
-                r["rate"], y, xerr=[[r["rate"] - low], [high - r["rate"]]],
-                fmt="o", color=color, capsize=4,
+                r["rate"],
+                y,
+                xerr=[[r["rate"] - low], [high - r["rate"]]],
+                fmt="o",
+                color=color,
+                capsize=4,
             )
         ax.set_yticks(
             range(len(rows_shown)),
-            [f"{r['campaign']} · {r['step']} · {r['variant']}" + (" (control)" if r.get("is_control") else "")
-             for r in rows_shown],
+            [
+                f"{r['campaign']} · {r['step']} · {r['variant']}" + (" (control)" if r.get("is_control") else "")
+                for r in rows_shown
+            ],
         )
         ax.xaxis.set_major_formatter(PercentFormatter(1.0))
         metric = rows[0].get("metric")
@@ -124,8 +130,13 @@ def _attribution_chart(report: Report) -> Callable[[Any], None] | None:
         palette = ["#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2"]
         for i, model in enumerate(models):
             ys = [c + i * height - 0.4 + height / 2 for c in range(len(channels))]
-            ax.barh(ys, [values.get((model, ch), 0.0) for ch in channels], height=height,
-                    color=palette[i % len(palette)], label=model)
+            ax.barh(
+                ys,
+                [values.get((model, ch), 0.0) for ch in channels],
+                height=height,
+                color=palette[i % len(palette)],
+                label=model,
+            )
         ax.set_yticks(range(len(channels)), channels)
         ax.set_xlabel("conversions credited")
         ax.legend(frameon=False, fontsize=8, title="model", title_fontsize=8)
@@ -170,6 +181,6 @@ def chart_svg(chart: Chart) -> str:
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": f"herald-{chart.key}"}):
         fig.savefig(buffer, format="svg")
     svg = buffer.getvalue()
-    svg = svg[svg.index("<svg"):]
+    svg = svg[svg.index("<svg") :]
     svg = re.sub(r'(<svg[^>]*?)\s+width="[^"]*"\s+height="[^"]*"', r"\1", svg, count=1)
     return svg.replace("<svg", f'<svg role="img" aria-label="{chart.title}" class="chart"', 1)

@@ -18,12 +18,16 @@ def render_html(report: Report) -> str:
 
     env = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=select_autoescape(["html", "j2"]))
     sections = []
-    for chart, table in zip(charts(report), [report.daily, report.campaigns, report.ab_tests, report.attribution], strict=True):
-        sections.append({
-            "title": chart.title,
-            "svg": Markup(chart_svg(chart)) if chart.draw else None,
-            "table": table,
-        })
+    for chart, table in zip(
+        charts(report), [report.daily, report.campaigns, report.ab_tests, report.attribution], strict=True
+    ):
+        sections.append(
+            {
+                "title": chart.title,
+                "svg": Markup(chart_svg(chart)) if chart.draw else None,
+                "table": table,
+            }
+        )
     return env.get_template("client_report.html.j2").render(
         report=report, sections=sections, dashboard=report.dashboard, no_data=NO_DATA, period=report.period_text()
     )

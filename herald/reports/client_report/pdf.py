@@ -12,7 +12,7 @@ from herald.reports.client_report.model import NO_DATA, Report, Table
 def _table_page(pdf: Any, title: str, table: Table, rows_per_page: int = 32) -> None:
     from matplotlib.figure import Figure
 
-    chunks = [table.rows[i:i + rows_per_page] for i in range(0, len(table.rows), rows_per_page)] or [[]]
+    chunks = [table.rows[i : i + rows_per_page] for i in range(0, len(table.rows), rows_per_page)] or [[]]
     for n, chunk in enumerate(chunks):
         fig = Figure(figsize=(8.27, 11.69))
         fig.text(0.06, 0.95, title + (f" (continued {n + 1})" if n else ""), fontsize=14, weight="bold")
@@ -22,8 +22,10 @@ def _table_page(pdf: Any, title: str, table: Table, rows_per_page: int = 32) -> 
         else:
             ax = fig.add_axes((0.04, 0.05, 0.92, 0.86))
             ax.axis("off")
-            cells = [[text for text, _ in row] for row in Table(
-                table.key, table.title, table.source, table.columns, chunk).formatted_rows()]
+            cells = [
+                [text for text, _ in row]
+                for row in Table(table.key, table.title, table.source, table.columns, chunk).formatted_rows()
+            ]
             t = ax.table(cellText=cells, colLabels=table.columns, loc="upper left", cellLoc="left")
             t.auto_set_font_size(False)
             t.set_fontsize(7 if len(table.columns) > 8 else 8)

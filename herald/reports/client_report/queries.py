@@ -121,7 +121,9 @@ def build_report(
     """The client's report over the ``period_days`` local days ending with today (its time zone)."""
     client = deployment.clients.get(client_id)
     if client is None:
-        raise ReportError(f"unknown client {client_id!r}; configured: {', '.join(sorted(deployment.clients)) or 'none'}")
+        raise ReportError(
+            f"unknown client {client_id!r}; configured: {', '.join(sorted(deployment.clients)) or 'none'}"
+        )
     if not 1 <= period_days <= MAX_PERIOD_DAYS:
         raise ReportError(f"the period must be between 1 and {MAX_PERIOD_DAYS} days, not {period_days}")
     now = now or datetime.now(UTC)
@@ -140,18 +142,28 @@ def build_report(
         else:
             totals = _query(s, headline_sql(), period)[1][0]
             daily = Table("daily", "Delivered per day", PERFORMANCE, *_query(s, daily_sql(), period))
-            campaigns = Table("campaigns", "Response rate by campaign", PERFORMANCE, *_query(s, campaigns_sql(), period))
+            campaigns = Table(
+                "campaigns", "Response rate by campaign", PERFORMANCE, *_query(s, campaigns_sql(), period)
+            )
         opt_outs = _query(s, opt_outs_sql(), period)[1][0][0] if _columns(s, COMPLIANCE) else None
         ab_tests = _client_rows(
-            s, AB_RESULTS, "ab_tests", "A/B test results", client_id,
-            ("campaign", "step", "metric", "is_control desc", "variant"), latest="computed_at",
+            s,
+            AB_RESULTS,
+            "ab_tests",
+            "A/B test results",
+            client_id,
+            ("campaign", "step", "metric", "is_control desc", "variant"),
+            latest="computed_at",
         )
         attribution = _client_rows(
             s, ATTRIBUTION_BY_CHANNEL, "attribution", "Attribution by channel", client_id, ("model", "channel")
         )
         dashboard_rows = _client_rows(s, CLIENT_DASHBOARD, "dashboard", "Dashboard", client_id, ())
     dashboard = Table(
-        "dashboard", "Dashboard", CLIENT_DASHBOARD, ["metric", "value"],
+        "dashboard",
+        "Dashboard",
+        CLIENT_DASHBOARD,
+        ["metric", "value"],
         list(zip(dashboard_rows.columns, dashboard_rows.rows[0], strict=True)) if dashboard_rows.rows else [],
         missing=dashboard_rows.missing,
     )
