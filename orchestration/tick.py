@@ -127,9 +127,7 @@ class TickReport:
     @property
     def ok(self) -> bool:
         """No iteration/load error and every executed run succeeded."""
-        return not self.errors and all(
-            run.status == dg.DagsterRunStatus.SUCCESS.value for run in self.runs
-        )
+        return not self.errors and all(run.status == dg.DagsterRunStatus.SUCCESS.value for run in self.runs)
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "ok": self.ok}, default=str)
@@ -224,9 +222,7 @@ def run_tick(
             context = _load_workspace(instance, Path(workspace_yaml).resolve(), stack, report)
             if context is None:
                 return report
-            to_execute = _evaluate_under_lock(
-                instance, context, home, force, allow_running_daemon, report
-            )
+            to_execute = _evaluate_under_lock(instance, context, home, force, allow_running_daemon, report)
             _execute_runs(instance, to_execute, report, on_run_start, on_run_end)
     except KeyboardInterrupt as interrupt:
         if isinstance(interrupt, TickInterrupted):
@@ -286,16 +282,10 @@ def _load_workspace(
             continue
         # Location names key cursors, ticks and schedule state: keep the yaml's names, or the
         # tick and `dagster dev` would keep two separate sets of them.
-        origins.append(
-            InProcessCodeLocationOrigin(
-                loadable_target_origin=target, location_name=origin.location_name
-            )
-        )
+        origins.append(InProcessCodeLocationOrigin(loadable_target_origin=target, location_name=origin.location_name))
     if report.errors:
         return None
-    context = stack.enter_context(
-        WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget(origins))
-    )
+    context = stack.enter_context(WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget(origins)))
     for name, entry in context.create_request_context().get_code_location_entries().items():
         if entry.load_error is not None:
             report.errors.append(f"location {name} failed to load: {entry.load_error.to_string()}")
@@ -356,9 +346,7 @@ def _refuse_if_daemon_alive(instance: dg.DagsterInstance) -> None:
             )
 
 
-def _run_daemon_iterations(
-    context: WorkspaceProcessContext, instance: dg.DagsterInstance, force: bool
-) -> list[str]:
+def _run_daemon_iterations(context: WorkspaceProcessContext, instance: dg.DagsterInstance, force: bool) -> list[str]:
     """One sensor iteration and one scheduler iteration, with the daemons' own code."""
     errors = []
     with _min_interval_ignored(force):
@@ -407,11 +395,7 @@ def _new_ticks(instance: dg.DagsterInstance, before: Mapping[int, str]) -> list[
     Identified by id and status, not timestamp: a schedule tick's timestamp is the scheduled
     time, and a resumed tick keeps its id but changes status.
     """
-    ticks = [
-        tick
-        for tick in _recent_ticks(instance)
-        if before.get(tick.tick_id) != tick.status.value
-    ]
+    ticks = [tick for tick in _recent_ticks(instance) if before.get(tick.tick_id) != tick.status.value]
     return [_tick_dict(tick) for tick in sorted(ticks, key=lambda t: t.tick_id)]
 
 
@@ -419,9 +403,7 @@ def _recent_ticks(instance: dg.DagsterInstance) -> list[Any]:
     ticks = []
     for state in instance.all_instigator_state():
         ticks.extend(
-            instance.get_ticks(
-                state.instigator_origin_id, state.selector_id, limit=TICKS_PER_INSTIGATOR_TO_SCAN
-            )
+            instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=TICKS_PER_INSTIGATOR_TO_SCAN)
         )
     return ticks
 
@@ -774,9 +756,7 @@ def main(argv: list[str] | None = None) -> int:
             force=args.force,
             allow_running_daemon=args.allow_running_daemon,
             on_run_start=lambda run_id, job: print(f"run {run_id} {job} ...", file=sys.stderr),
-            on_run_end=lambda r: print(
-                f"run {r.run_id} {r.status} in {r.seconds:.2f}s", file=sys.stderr
-            ),
+            on_run_end=lambda r: print(f"run {r.run_id} {r.status} in {r.seconds:.2f}s", file=sys.stderr),
         )
     except DaemonRunningError as refused:
         print(f"refused: {refused}", file=sys.stderr)

@@ -32,7 +32,8 @@ def alerts_table(alerts: list[CreditAlert]) -> str:
     lines = ["| client | balance | threshold | email |", "|---|---|---|---|"]
     lines += [
         f"| {a.client_id} | {show(a.balance)} | {show(a.threshold)} | {a.email_status}"
-        + (f": {a.email_error}" if a.email_error else "") + " |"
+        + (f": {a.email_error}" if a.email_error else "")
+        + " |"
         for a in alerts
     ]
     return "\n".join(lines)

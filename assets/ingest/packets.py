@@ -1,6 +1,5 @@
 """Landing packets: one dynamic partition per packet, every row accounted for."""
 
-
 import dataclasses
 
 import dagster as dg
@@ -76,8 +75,13 @@ def _markdown_table(rows: list[dict[str, str]]) -> str:
             deps=[dg.AssetKey(["herald_ops", "load_maps"])],
         ),
         dg.AssetSpec(PACKET_REJECTS, description="One row per rejected packet row: line number, reason and raw text."),
-        dg.AssetSpec(PHONE_NUMBERS, description="One row per distinct raw phone text and region: E.164 and validity (libphonenumber)."),
-        dg.AssetSpec(PACKETS, description="One row per packet: file, checksum, status and rows in / landed / rejected."),
+        dg.AssetSpec(
+            PHONE_NUMBERS,
+            description="One row per distinct raw phone text and region: E.164 and validity (libphonenumber).",
+        ),
+        dg.AssetSpec(
+            PACKETS, description="One row per packet: file, checksum, status and rows in / landed / rejected."
+        ),
     ],
     check_specs=[
         dg.AssetCheckSpec(
@@ -157,4 +161,3 @@ def packet_rows(
             # check results are per run, not per partition: name the packet they judged
             metadata={"packet_id": landing.packet_id, **check.metadata},
         )
-

@@ -10,6 +10,7 @@ ticks) start ``python -m orchestration.tick`` (~5 s each, mostly importing Dagst
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -20,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -109,9 +110,8 @@ def start_cli_tick(
     child_env = {**os.environ}
     if sleep is not None:
         child_env["TICK_FIXTURE_SLEEP"] = str(sleep)
-    out = open(env.tmp / f"{label}.stdout", "w")
-    err = open(env.tmp / f"{label}.stderr", "w")
-    with out, err:  # the child keeps its own copies of the descriptors
+    # the child keeps its own copies of the descriptors
+    with open(env.tmp / f"{label}.stdout", "w") as out, open(env.tmp / f"{label}.stderr", "w") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "orchestration.tick", "-w", str(WORKSPACE), "--force"],
             cwd=REPO,
@@ -160,9 +160,7 @@ def sensor_cursor(instance: dg.DagsterInstance) -> list[str]:
 
 def sensor_ticks(instance: dg.DagsterInstance) -> list:
     state = sensor_state(instance)
-    return sorted(
-        instance.get_ticks(state.instigator_origin_id, state.selector_id), key=lambda t: t.tick_id
-    )
+    return sorted(instance.get_ticks(state.instigator_origin_id, state.selector_id), key=lambda t: t.tick_id)
 
 
 def duckdb_rows(env: Env, query: str) -> list[tuple]:
@@ -222,9 +220,7 @@ def test_repeated_ticks_do_not_duplicate_runs(env: Env, instance: dg.DagsterInst
 
     by_key = runs_by_key(instance)
     assert sorted(by_key) == ["f1.csv", "f2.csv"]
-    assert [[run.status for run in runs] for runs in by_key.values()] == [
-        [dg.DagsterRunStatus.SUCCESS]
-    ] * 2
+    assert [[run.status for run in runs] for runs in by_key.values()] == [[dg.DagsterRunStatus.SUCCESS]] * 2
     statuses = [t.status for t in sensor_ticks(instance)]
     assert statuses == [TickStatus.SUCCESS] + [TickStatus.SKIPPED] * 4
 
@@ -311,9 +307,7 @@ def test_refuses_while_daemon_heartbeat_is_fresh(env: Env, instance: dg.DagsterI
         tick(env, force=True)
 
 
-def test_a_failed_run_reports_the_first_line_of_its_error(
-    env: Env, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_failed_run_reports_the_first_line_of_its_error(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     drop(env, "good.csv")
     [succeeded] = tick(env, force=True).runs
     assert (succeeded.status, succeeded.error) == ("SUCCESS", None)
@@ -353,16 +347,14 @@ def test_location_load_error_fails_fast(env: Env, instance: dg.DagsterInstance) 
 # --- schedule semantics ----------------------------------------------------------------------
 
 
-def test_schedule_fires_once_per_occurrence_across_dst_fall_back(
-    env: Env, instance: dg.DagsterInstance
-) -> None:
+def test_schedule_fires_once_per_occurrence_across_dst_fall_back(env: Env, instance: dg.DagsterInstance) -> None:
     def schedule_runs() -> list[dg.DagsterRun]:
         tags = {"dagster/schedule_name": "nightly_summary"}
         return instance.get_runs(filters=dg.RunsFilter(tags=tags))
 
     # 2025-11-02 is the America/Chicago fall-back day: 01:30 local happens at 06:30Z (CDT)
     # and again at 07:30Z (CST). Tick every 15 minutes from 00:00 CDT to 03:00 CST.
-    start = datetime(2025, 11, 2, 5, 0, tzinfo=timezone.utc)
+    start = datetime(2025, 11, 2, 5, 0, tzinfo=UTC)
     for step in range(17):
         with freeze_time(start + timedelta(minutes=15 * step)):
             report = tick(env)
@@ -379,10 +371,10 @@ def test_schedule_fires_once_per_occurrence_across_dst_fall_back(
 
     # The next day fires once, at 01:30 CST = 07:30Z.
     for minute in (40, 50):
-        with freeze_time(datetime(2025, 11, 3, 7, minute, tzinfo=timezone.utc)):
+        with freeze_time(datetime(2025, 11, 3, 7, minute, tzinfo=UTC)):
             tick(env)
     # After three missed days a non-partitioned schedule fires only the latest occurrence.
-    with freeze_time(datetime(2025, 11, 7, 8, 0, tzinfo=timezone.utc)):
+    with freeze_time(datetime(2025, 11, 7, 8, 0, tzinfo=UTC)):
         late = tick(env)
     assert [r.job_name for r in late.runs] == ["summary_job"]
 
@@ -457,7 +449,7 @@ def test_concurrent_ticks_duckdb_writes_serialized_by_pool(
     spans = duckdb_rows(env, "select file, pid, started, finished from writes order by started")
     assert len(spans) == 5
     assert {pid for _, pid, _, _ in spans} == {tick_a.pid, os.getpid()}
-    for (_, _, _, finished), (_, _, next_started, _) in zip(spans, spans[1:]):
+    for (_, _, _, finished), (_, _, next_started, _) in itertools.pairwise(spans):
         assert finished <= next_started
     blocked = [
         record
