@@ -51,8 +51,8 @@ test: venv browsers manifest  ## run the whole suite (PostgreSQL tests need 127.
 	@mkdir -p .pytest_tmp
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadscope --junitxml=.pytest_tmp/junit.xml $(PYTEST_ARGS)
 
-test-fast: venv  ## unit tests only
-	$(BIN)/pytest -q tests/unit tests/test_definitions.py
+test-fast: venv  ## unit tests and the Dagster definitions (no warehouse, no dbt build)
+	$(BIN)/pytest -q tests/unit tests/orchestration tests/test_definitions.py
 
 dev: venv  ## start the Dagster UI on http://127.0.0.1:3000
 	$(BIN)/herald dev

@@ -106,7 +106,9 @@ def with_ab_test(deployment: Deployment, client_id: str, campaign: str, ab_test:
 
 def results(warehouse: Warehouse) -> list[tuple[Any, ...]]:
     with warehouse.session(read_only=True) as s:
-        _, rows = s.query(f"select {COLUMNS} from analytics.ab_test_results order by client_id, campaign, step, variant")
+        _, rows = s.query(
+            f"select {COLUMNS} from analytics.ab_test_results order by client_id, campaign, step, variant"
+        )
     return rows
 
 

@@ -45,7 +45,10 @@ def applying(tmp_path: Path):
 
 @pytest.mark.parametrize("warehouse", ENGINES, indirect=True)
 def test_the_winner_takes_every_bucket_from_then_on(warehouse: Warehouse, applying, deployment) -> None:
-    results = [(CLIENT, CAMPAIGN, arm("friendly", "control", "brief")), (CLIENT, CAMPAIGN, arm("brief", "winner", "brief"))]
+    results = [
+        (CLIENT, CAMPAIGN, arm("friendly", "control", "brief")),
+        (CLIENT, CAMPAIGN, arm("brief", "winner", "brief")),
+    ]
     with warehouse.session() as s:
         load_config_tables(s, applying)
     assert variants(warehouse) == {"brief": (5000, 10000), "friendly": (0, 5000)}

@@ -120,7 +120,9 @@ APPOINTMENT_CONFIRMATIONS = [
 # --- replies --------------------------------------------------------------------------------
 
 
-def inbound(inbound_id: str, client_id: str | None, contact_id: str | None, kind: str, body: str) -> tuple[tuple, tuple]:
+def inbound(
+    inbound_id: str, client_id: str | None, contact_id: str | None, kind: str, body: str
+) -> tuple[tuple, tuple]:
     message_row = row(
         "herald_raw.inbound_messages", inbound_id=inbound_id, channel="sms", from_address="+13125550100",
         to_address="+13125559999", body=body, provider="sandbox", received_at=T, landed_at=T,
@@ -253,7 +255,9 @@ def test_three_touches_at_known_ages_under_each_model(built: Built) -> None:
 
 
 def test_touches_outside_the_lookback_after_the_conversion_or_not_sent_do_not_count(built: Built) -> None:
-    touched = {r["message_id"] for r in rows(built.warehouse, "select message_id from analytics.attributed_conversions")}
+    touched = {
+        r["message_id"] for r in rows(built.warehouse, "select message_id from analytics.attributed_conversions")
+    }
     assert touched.isdisjoint({"c1-sms-8d", "c1-email-15d", "c1-sms-after", "c1-failed", "c1-queued"})
     c1 = rows(
         built.warehouse,
@@ -279,7 +283,9 @@ def test_two_touches_split_position_based_credit_in_half(built: Built) -> None:
 
 def test_four_touches_share_the_middle_20_percent(built: Built) -> None:
     got = credits(built, "c3")
-    assert got["position_based"] == pytest.approx({"c3-sms-6d": 0.4, "c3-email-5d": 0.1, "c3-sms-3d": 0.1, "c3-sms-2d": 0.4})
+    assert got["position_based"] == pytest.approx(
+        {"c3-sms-6d": 0.4, "c3-email-5d": 0.1, "c3-sms-3d": 0.1, "c3-sms-2d": 0.4}
+    )
     assert got["linear"] == pytest.approx(dict.fromkeys(("c3-sms-6d", "c3-email-5d", "c3-sms-3d", "c3-sms-2d"), 0.25))
 
 
@@ -319,7 +325,8 @@ def test_revenue_is_credit_times_value(built: Built) -> None:
 def rollup(built: Built, table: str, dimension: str, model: str) -> dict[tuple[str, str], tuple[Any, ...]]:
     return {
         (r["client_id"], r[dimension]): (
-            pytest.approx(r["conversions_credited"]), None if r["revenue"] is None else pytest.approx(r["revenue"]),
+            pytest.approx(r["conversions_credited"]),
+            None if r["revenue"] is None else pytest.approx(r["revenue"]),
             r["conversions_touched"],
         )
         for r in rows(built.warehouse, f"select * from analytics.{table} where model = '{model}'")

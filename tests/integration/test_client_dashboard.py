@@ -159,7 +159,9 @@ def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 def test_the_models_and_their_data_tests_pass(built: Built) -> None:
     statuses = {r["unique_id"]: r["status"] for r in built.run["results"]}
     assert failed_nodes(built) == {}
-    assert {"model.herald.client_dashboard", "model.herald.packet_report", "model.herald.credit_transactions"} <= set(statuses)
+    assert {"model.herald.client_dashboard", "model.herald.packet_report", "model.herald.credit_transactions"} <= set(
+        statuses
+    )
 
 
 def test_the_dashboard_counts_deliveries_replies_opt_outs_and_credit_alerts_per_window(built: Built) -> None:

@@ -56,12 +56,66 @@ AB_COLUMNS = (
     "verdict varchar, winner varchar, computed_at timestamp"
 )
 AB_ROWS = [
-    (CLIENT, "reminders", "1", "A", True, 1000, 900, 90, 0, "replied", 0.09, 0.074, 0.109, None, None, "control", "B",
-     datetime(2025, 6, 30, 6)),
-    (CLIENT, "reminders", "1", "B", False, 350, 300, 45, 0, "replied", 0.1286, 0.0975, 0.1676, 2.05, 0.04, "winner",
-     "B", datetime(2025, 6, 30, 6)),
-    (CLIENT, "recall", "1", "A", True, 5, 5, 1, 0, "replied", 0.2, 0.036, 0.624, None, None, "not enough data", None,
-     datetime(2025, 6, 29, 6)),  # an older computation: not shown
+    (
+        CLIENT,
+        "reminders",
+        "1",
+        "A",
+        True,
+        1000,
+        900,
+        90,
+        0,
+        "replied",
+        0.09,
+        0.074,
+        0.109,
+        None,
+        None,
+        "control",
+        "B",
+        datetime(2025, 6, 30, 6),
+    ),
+    (
+        CLIENT,
+        "reminders",
+        "1",
+        "B",
+        False,
+        350,
+        300,
+        45,
+        0,
+        "replied",
+        0.1286,
+        0.0975,
+        0.1676,
+        2.05,
+        0.04,
+        "winner",
+        "B",
+        datetime(2025, 6, 30, 6),
+    ),
+    (
+        CLIENT,
+        "recall",
+        "1",
+        "A",
+        True,
+        5,
+        5,
+        1,
+        0,
+        "replied",
+        0.2,
+        0.036,
+        0.624,
+        None,
+        None,
+        "not enough data",
+        None,
+        datetime(2025, 6, 29, 6),
+    ),  # an older computation: not shown
 ]
 
 
@@ -70,17 +124,34 @@ def make_marts(warehouse: Warehouse, with_optional: bool = True) -> None:
     still being built (attribution, dashboard) and leaves A/B results empty."""
     with warehouse.session() as s:
         s.execute("create schema if not exists analytics")
-        for table in ("campaign_performance_daily", "compliance_daily", "ab_test_results",
-                      "attribution_by_channel", "client_dashboard"):
+        for table in (
+            "campaign_performance_daily",
+            "compliance_daily",
+            "ab_test_results",
+            "attribution_by_channel",
+            "client_dashboard",
+        ):
             s.execute(f"drop table if exists analytics.{table}")
         s.execute(f"create table analytics.campaign_performance_daily ({PERFORMANCE_COLUMNS})")
         for client, campaign, step, variant, channel, day, sent, failed, delivered, replied in PERFORMANCE_ROWS:
             s.execute(
                 "insert into analytics.campaign_performance_daily values (?, ?, ?, ?, ?, ?, 0, 1, 0, ?, 0, ?, ?, 0, 0, 0, "
                 "?, ?, ?, ?)",
-                [client, campaign, step, variant, channel, day, sent + failed, sent, failed,
-                 sent / (sent + failed) if sent + failed else None, delivered, replied,
-                 replied / delivered if delivered else None],
+                [
+                    client,
+                    campaign,
+                    step,
+                    variant,
+                    channel,
+                    day,
+                    sent + failed,
+                    sent,
+                    failed,
+                    sent / (sent + failed) if sent + failed else None,
+                    delivered,
+                    replied,
+                    replied / delivered if delivered else None,
+                ],
             )
         s.execute(
             "create table analytics.compliance_daily (client_id varchar, activity_date date, metric varchar, "
@@ -156,7 +227,10 @@ def test_numbers_equal_sql_over_the_marts(warehouse: Warehouse, deployment: Depl
     assert h.delivery_rate == pytest.approx(1390 / 1420)
     assert h.response_rate == pytest.approx(137 / 1234)
     assert [(r["send_date"], r["delivered"]) for r in report.daily.records()] == [
-        (date(2025, 6, 10), 900), (date(2025, 6, 11), 300), (date(2025, 6, 20), 34), (date(2025, 6, 21), 0)
+        (date(2025, 6, 10), 900),
+        (date(2025, 6, 11), 300),
+        (date(2025, 6, 20), 34),
+        (date(2025, 6, 21), 0),
     ]
     series = report.delivered_series()
     assert len(series) == 30 and sum(d for _, _, d in series) == 1234
@@ -164,10 +238,14 @@ def test_numbers_equal_sql_over_the_marts(warehouse: Warehouse, deployment: Depl
     assert rates == {"recall": pytest.approx(2 / 34), "reminders": pytest.approx(135 / 1200)}
     # the latest A/B computation only, control first
     assert [(r["campaign"], r["variant"], r["verdict"]) for r in report.ab_tests.records()] == [
-        ("reminders", "A", "control"), ("reminders", "B", "winner")
+        ("reminders", "A", "control"),
+        ("reminders", "B", "winner"),
     ]
     assert [(r["model"], r["channel"], r["conversions_credited"]) for r in report.attribution.records()] == [
-        ("first_touch", "email", 3.0), ("first_touch", "sms", 7.0), ("linear", "email", 3.5), ("linear", "sms", 6.5)
+        ("first_touch", "email", 3.0),
+        ("first_touch", "sms", 7.0),
+        ("linear", "email", 3.5),
+        ("linear", "sms", 6.5),
     ]
     assert dict(report.dashboard.rows)["delivered_30d"] == 1234
 
@@ -210,8 +288,16 @@ def test_html_has_charts_and_numbers(warehouse: Warehouse, deployment: Deploymen
     assert charts == ["Delivered over time", "Response rate by campaign", "A/B test results", "Attribution by channel"]
     assert page.count("<svg") == 4
     text = text_of(page)
-    for phrase in ("Sent 1,390", "Delivered 1,234", "Failed 30", "Replied 137", "Delivery rate 97.9%",
-                   "Response rate 11.1%", "Opt-outs 5", "Jun 01, 2025 – Jun 30, 2025"):
+    for phrase in (
+        "Sent 1,390",
+        "Delivered 1,234",
+        "Failed 30",
+        "Replied 137",
+        "Delivery rate 97.9%",
+        "Response rate 11.1%",
+        "Opt-outs 5",
+        "Jun 01, 2025 – Jun 30, 2025",
+    ):
         assert phrase in text
     # tables: the campaign response rates, the A/B interval, the dashboard's own numbers
     assert "reminders 1,350 1,200 135 11.2%" in text

@@ -32,7 +32,12 @@ CLIENTS = [
     ("realty", "Harbor Realty", "real_estate", "America/New_York", "US", LOADED_AT),
 ]
 
-CONTACT_COLUMNS = [("contact_id", "varchar"), ("client_id", "varchar"), ("first_name", "varchar"), ("last_name", "varchar")]
+CONTACT_COLUMNS = [
+    ("contact_id", "varchar"),
+    ("client_id", "varchar"),
+    ("first_name", "varchar"),
+    ("last_name", "varchar"),
+]
 CONTACTS = [("c1", "clinic", "Ana", "Cruz"), ("c2", "clinic", "Bob", None), ("c3", "realty", "Cy", "Lee")]
 
 
@@ -55,7 +60,9 @@ def suppression(client_id: str, channel: str, address: str, scope: str, reason: 
 
 SUPPRESSIONS = [
     suppression("clinic", "sms", "+13125550167", "all", "opt_out", source="sms_keyword", note="STOP", contact_id="c1"),
-    suppression("clinic", "sms", "+13125550167", "appointment_reminder", "opt_out", source="sms_keyword", contact_id="c1"),
+    suppression(
+        "clinic", "sms", "+13125550167", "appointment_reminder", "opt_out", source="sms_keyword", contact_id="c1"
+    ),
     # another number with the same mask: the key tells them apart
     suppression("clinic", "sms", "+13125550267", "all", "opt_out", source="sms_keyword"),
     suppression("clinic", "sms", "+447911123456", "all", "opt_out", source="sms_keyword"),
@@ -171,7 +178,9 @@ def message(key: str, status: str, status_reason: str | None, enqueued_at: datet
 
 
 OUTBOX = [
-    message("m-phi", "held", "PHI guard: looks like a date of birth", datetime(2024, 3, 12, 4, 30)),  # 23:30 on the 11th
+    message(
+        "m-phi", "held", "PHI guard: looks like a date of birth", datetime(2024, 3, 12, 4, 30)
+    ),  # 23:30 on the 11th
     message("m-template", "held", "template: first_name is missing", datetime(2024, 3, 12, 4, 30)),
     message("m-cancelled", "cancelled", "opted out: STOP", datetime(2024, 3, 12, 4, 30)),
 ]

@@ -16,7 +16,12 @@ from tests.conftest import ENGINES
 from tests.dbt_harness import Built, MartBuild, build_marts, failed_nodes, row, rows
 
 MODELS = ("conversation_messages", "conversations")
-SOURCE_TABLES = ("herald_ops.clients", "herald_ops.outbox", "herald_raw.inbound_messages", "herald_ops.inbound_processing")
+SOURCE_TABLES = (
+    "herald_ops.clients",
+    "herald_ops.outbox",
+    "herald_raw.inbound_messages",
+    "herald_ops.inbound_processing",
+)
 LOADED_AT = datetime(2024, 3, 1, 12, 0)
 CLIENTS = [
     ("clinic", "Bright Smiles Dental", "healthcare", "America/Chicago", "US", LOADED_AT),
@@ -110,8 +115,12 @@ def test_both_models_and_their_data_tests_pass(built: Built) -> None:
     assert failed_nodes(built) == {}
     assert {f"model.herald.{m}" for m in MODELS} <= set(statuses)
     tests = [k for k in statuses if k.startswith("test.")]
-    for expected in ("unique_conversations_conversation_id", "unique_conversation_messages_conversation_message_id",
-                     "accepted_values_conversations_status", "relationships_conversation_messages_conversation_id"):
+    for expected in (
+        "unique_conversations_conversation_id",
+        "unique_conversation_messages_conversation_message_id",
+        "accepted_values_conversations_status",
+        "relationships_conversation_messages_conversation_id",
+    ):
         assert any(expected in t for t in tests), expected  # fmt: skip
 
 
@@ -169,7 +178,10 @@ def test_no_raw_address_is_exposed(built: Built) -> None:
     for table in MODELS:
         names = {
             r["column_name"]
-            for r in rows(built.warehouse, "select column_name from information_schema.columns "
-                                           f"where table_schema = 'marts' and table_name = '{table}'")
+            for r in rows(
+                built.warehouse,
+                "select column_name from information_schema.columns "
+                f"where table_schema = 'marts' and table_name = '{table}'",
+            )
         }
         assert names and not names & {"address", "to_address", "from_address"}, table

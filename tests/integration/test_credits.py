@@ -150,7 +150,9 @@ def test_two_delivery_runs_at_once_never_overspend(warehouse: Warehouse) -> None
 
 
 def alerts(warehouse: Warehouse) -> list[tuple]:
-    return rows(warehouse, f"select client_id, balance, threshold, email_status from {CREDIT_ALERTS} order by crossed_at")
+    return rows(
+        warehouse, f"select client_id, balance, threshold, email_status from {CREDIT_ALERTS} order by crossed_at"
+    )
 
 
 @pytest.mark.parametrize("warehouse", ENGINES, indirect=True)

@@ -31,31 +31,66 @@ from tests.dbt_harness import (
 )
 
 MODELS = ("messages", "campaign_performance_daily")
-SOURCE_TABLES = ("herald_ops.clients", "herald_ops.outbox", "herald_ops.delivery_attempts", "herald_raw.inbound_messages")
+SOURCE_TABLES = (
+    "herald_ops.clients",
+    "herald_ops.outbox",
+    "herald_ops.delivery_attempts",
+    "herald_raw.inbound_messages",
+)
 
 OUTBOX = [
     outbox_row(
-        "m-sent", to_address="+13125550167", status="sent", sms_segments=2, attempts=2, provider="sandbox",
-        provider_message_id="SM-1", sent_at=datetime(2024, 3, 12, 3, 5),
+        "m-sent",
+        to_address="+13125550167",
+        status="sent",
+        sms_segments=2,
+        attempts=2,
+        provider="sandbox",
+        provider_message_id="SM-1",
+        sent_at=datetime(2024, 3, 12, 3, 5),
     ),
     outbox_row(
-        "m-failed", to_address="+447911123456", send_after=LATE_EVENING_HALF, status="failed",
-        status_reason="21211: invalid 'To' number", sms_segments=1, attempts=1, provider="sandbox",
+        "m-failed",
+        to_address="+447911123456",
+        send_after=LATE_EVENING_HALF,
+        status="failed",
+        status_reason="21211: invalid 'To' number",
+        sms_segments=1,
+        attempts=1,
+        provider="sandbox",
     ),
     outbox_row(
-        "m-held", channel="email", to_address="ana.cruz@example.com", subject="Tomorrow", send_after=MORNING,
-        status="held", status_reason="template: first_name is missing",
+        "m-held",
+        channel="email",
+        to_address="ana.cruz@example.com",
+        subject="Tomorrow",
+        send_after=MORNING,
+        status="held",
+        status_reason="template: first_name is missing",
     ),
     outbox_row(
-        "m-suppressed", channel="email", to_address="bob@example.org", send_after=MORNING, status="suppressed",
+        "m-suppressed",
+        channel="email",
+        to_address="bob@example.org",
+        send_after=MORNING,
+        status="suppressed",
         status_reason="opt_out",
     ),
     outbox_row("m-queued", send_after=MORNING, status="queued", status_reason="waiting for the window", sms_segments=1),
     outbox_row("m-cancelled", send_after=MORNING, status="cancelled", status_reason="campaign paused", sms_segments=1),
     outbox_row(
-        "m-realty", client_id="realty", campaign="new_listings", step="intro", variant="b",
-        to_address="+2348012345678", status="sent", sms_segments=3, attempts=1, provider="sandbox",
-        provider_message_id="SM-2", sent_at=datetime(2024, 3, 12, 3, 1),
+        "m-realty",
+        client_id="realty",
+        campaign="new_listings",
+        step="intro",
+        variant="b",
+        to_address="+2348012345678",
+        status="sent",
+        sms_segments=3,
+        attempts=1,
+        provider="sandbox",
+        provider_message_id="SM-2",
+        sent_at=datetime(2024, 3, 12, 3, 1),
     ),
 ]
 
@@ -75,6 +110,7 @@ DELIVERY_ATTEMPTS = [
     attempt("m-realty", 1, "held_unknown", datetime(2024, 3, 12, 3, 0)),
     attempt("m-realty", 1, "reconciled_sent", datetime(2024, 3, 12, 3, 1)),
 ]
+
 
 def plan_row(
     message_key: str, channel: str | None, variant: str | None, status: str, reason: str | None,

@@ -97,43 +97,122 @@ class Packet:
 
 
 PACKETS = [
-    Packet("pkt-clinic-1", "clinic", "patients", "landed", datetime(2024, 3, 1, 15, 0), PATIENT_HEADERS, [
-        # Ana: her phone in two formats on lines 1 and 2 → one contact
-        ("P-1001", "  Ana  ", "de la   Cruz", " ANA.Cruz@Example.COM ", "(312) 555-0100", "2134",
-         "3/10/2024 9:30 AM", "Cleaning", "$1,234.50", "2024-02-29", "Yes", "whitening; cleaning ; ", "Dr. Ortiz"),
-        ("P-1001", "Ana", "", "", "312.555.0100", "", "", "", "", "", "", "", ""),
-        # Bob: no phone, so his email is his identity
-        ("P-1002", "Bob", "Stone", "bob@example.com", "", "60601",
-         "2024-03-09T16:45", "Consult", "(20.00)", "not a date", "n", "", ""),
-        # Carl: invalid phone and email, so his patient id is his identity
-        ("P-1003", "Carl", "Diaz", "carl@", "555-0000", "60602",
-         "11/3/2024 1:30 PM", "", "abc", "2/30/2024", "maybe", "x", ""),
-        # Dee: nothing to match on; the row is the contact
-        ("", "Dee", "", "", "", "", "", "", "", "", "", "", ""),
-    ]),  # fmt: skip
-    Packet("pkt-clinic-2", "clinic", "patients", "landed", datetime(2024, 3, 5, 15, 0), PATIENT_HEADERS, [
-        # Ana again, a third phone format; empty cells must not erase what packet 1 said
-        ("", "Anita", "", "", "+1 312 555 0100", "", "2024-07-04 14:00", "Whitening", "", "", "no", "", ""),
-        ("P-1002", "Bob", "Stone", " Bob@Example.com", "", "", "", "", "", "", "", "", ""),
-    ]),  # fmt: skip
+    Packet(
+        "pkt-clinic-1",
+        "clinic",
+        "patients",
+        "landed",
+        datetime(2024, 3, 1, 15, 0),
+        PATIENT_HEADERS,
+        [
+            # Ana: her phone in two formats on lines 1 and 2 → one contact
+            (
+                "P-1001",
+                "  Ana  ",
+                "de la   Cruz",
+                " ANA.Cruz@Example.COM ",
+                "(312) 555-0100",
+                "2134",
+                "3/10/2024 9:30 AM",
+                "Cleaning",
+                "$1,234.50",
+                "2024-02-29",
+                "Yes",
+                "whitening; cleaning ; ",
+                "Dr. Ortiz",
+            ),
+            ("P-1001", "Ana", "", "", "312.555.0100", "", "", "", "", "", "", "", ""),
+            # Bob: no phone, so his email is his identity
+            (
+                "P-1002",
+                "Bob",
+                "Stone",
+                "bob@example.com",
+                "",
+                "60601",
+                "2024-03-09T16:45",
+                "Consult",
+                "(20.00)",
+                "not a date",
+                "n",
+                "",
+                "",
+            ),
+            # Carl: invalid phone and email, so his patient id is his identity
+            (
+                "P-1003",
+                "Carl",
+                "Diaz",
+                "carl@",
+                "555-0000",
+                "60602",
+                "11/3/2024 1:30 PM",
+                "",
+                "abc",
+                "2/30/2024",
+                "maybe",
+                "x",
+                "",
+            ),
+            # Dee: nothing to match on; the row is the contact
+            ("", "Dee", "", "", "", "", "", "", "", "", "", "", ""),
+        ],
+    ),
+    Packet(
+        "pkt-clinic-2",
+        "clinic",
+        "patients",
+        "landed",
+        datetime(2024, 3, 5, 15, 0),
+        PATIENT_HEADERS,
+        [
+            # Ana again, a third phone format; empty cells must not erase what packet 1 said
+            ("", "Anita", "", "", "+1 312 555 0100", "", "2024-07-04 14:00", "Whitening", "", "", "no", "", ""),
+            ("P-1002", "Bob", "Stone", " Bob@Example.com", "", "", "", "", "", "", "", "", ""),
+        ],
+    ),
     # never landed: its row must be ignored
-    Packet("pkt-clinic-failed", "clinic", "patients", "failed", datetime(2024, 3, 6, 9, 0), PATIENT_HEADERS, [
-        ("P-2000", "Zed", "", "", "(312) 555-0199", "", "", "", "", "", "", "", ""),
-    ]),  # fmt: skip
-    Packet("pkt-realty-1", "realty", "leads", "landed", datetime(2024, 3, 2, 10, 0), LEAD_HEADERS, [
-        # same phone as the clinic's Ana, but another client: another contact
-        ("L-1", "Ana", "312-555-0100", "ana@realty.example", "$450,000", "call after 5"),
-        ("L-2", " Eve ", "", "EVE@example.org", "", ""),
-    ]),  # fmt: skip
-    Packet("pkt-clinic-funnel-1", "clinic", "stage_changes", "landed", datetime(2024, 3, 7, 12, 0), FUNNEL_HEADERS, [
-        ("P-1001", "", "", "Sales", "lead", "booked", "2024-03-06 08:15"),
-        ("", "(312) 555-0100", "", "sales", "booked", "visited", "3/11/2024 10:00 AM"),
-        ("", "", "BOB@example.com", "Service Delivery", "", "treatment plan", "2024-03-09 17:00"),
-        ("P-9999", "", "", "sales", "lead", "booked", "2024-03-06 09:00"),
-        ("P-1002", "", "", "marketing", "lead", "booked", "2024-03-06 09:00"),
-        ("P-1001", "", "", "Sales", "lead", "booked", "2024-03-06 08:15"),
-        ("P-1003", "", "", "sales", "lead", "booked", "yesterday"),
-    ]),  # fmt: skip
+    Packet(
+        "pkt-clinic-failed",
+        "clinic",
+        "patients",
+        "failed",
+        datetime(2024, 3, 6, 9, 0),
+        PATIENT_HEADERS,
+        [
+            ("P-2000", "Zed", "", "", "(312) 555-0199", "", "", "", "", "", "", "", ""),
+        ],
+    ),
+    Packet(
+        "pkt-realty-1",
+        "realty",
+        "leads",
+        "landed",
+        datetime(2024, 3, 2, 10, 0),
+        LEAD_HEADERS,
+        [
+            # same phone as the clinic's Ana, but another client: another contact
+            ("L-1", "Ana", "312-555-0100", "ana@realty.example", "$450,000", "call after 5"),
+            ("L-2", " Eve ", "", "EVE@example.org", "", ""),
+        ],
+    ),
+    Packet(
+        "pkt-clinic-funnel-1",
+        "clinic",
+        "stage_changes",
+        "landed",
+        datetime(2024, 3, 7, 12, 0),
+        FUNNEL_HEADERS,
+        [
+            ("P-1001", "", "", "Sales", "lead", "booked", "2024-03-06 08:15"),
+            ("", "(312) 555-0100", "", "sales", "booked", "visited", "3/11/2024 10:00 AM"),
+            ("", "", "BOB@example.com", "Service Delivery", "", "treatment plan", "2024-03-09 17:00"),
+            ("P-9999", "", "", "sales", "lead", "booked", "2024-03-06 09:00"),
+            ("P-1002", "", "", "marketing", "lead", "booked", "2024-03-06 09:00"),
+            ("P-1001", "", "", "Sales", "lead", "booked", "2024-03-06 08:15"),
+            ("P-1003", "", "", "sales", "lead", "booked", "yesterday"),
+        ],
+    ),
 ]
 
 # lands between the first and the second dbt build
@@ -171,7 +250,7 @@ def _packet_rows(packets: Sequence[Packet]) -> dict[str, Rows]:
         ))  # fmt: skip
         for line_number, values in enumerate(p.rows, start=1):
             assert len(values) == len(p.headers), (p.packet_id, line_number)
-            row_data = json.dumps(dict(zip(p.headers, values)))
+            row_data = json.dumps(dict(zip(p.headers, values, strict=False)))
             row_rows.append((p.packet_id, p.client_id, p.packet_type, line_number, row_data, p.received_at))
     return {"herald_ops.packets": packet_rows, "herald_raw.packet_rows": row_rows}
 
@@ -200,7 +279,7 @@ def load_dataset(warehouse: Warehouse) -> None:
 def rows(warehouse: Warehouse, sql: str) -> list[dict[str, Any]]:
     with warehouse.session(read_only=True) as s:
         names, values = s.query(sql)
-    return [dict(zip(names, row)) for row in values]
+    return [dict(zip(names, row, strict=False)) for row in values]
 
 
 def scalar(warehouse: Warehouse, sql: str) -> Any:

@@ -105,9 +105,7 @@ def test_twilio_through_deliver_due(warehouse: Warehouse, fresh: ProviderEmulato
     assert (report.sent, report.failed, report.held, report.retried) == (3, 1, 1, 2)
 
     accepted = Counter(m["To"] for m in fresh.sms_sent)
-    assert accepted == Counter(
-        {"+15551230001": 1, "+15551230002": 1, "+15551230004": 1, "+15551230005": 1}
-    )
+    assert accepted == Counter({"+15551230001": 1, "+15551230002": 1, "+15551230004": 1, "+15551230005": 1})
     sids = dict(rows(warehouse, f"select to_address, provider_message_id from {OUTBOX} where status = 'sent'"))
     assert set(sids.values()) <= {m["sid"] for m in fresh.sms_sent}
 
@@ -172,8 +170,9 @@ def test_twilio_lookup_settles_a_crashed_run(warehouse: Warehouse, fresh: Provid
     )
     twilio = TwilioSmsProvider(SID, TOKEN, base_url=fresh.url, timeout=2)
     # A dead run claimed both and got as far as handing one to Twilio.
-    accepted = twilio.send(OutboundMessage("crash-accepted", "sms", "+15551239001",
-                                           sender="+15550000000", body="Hello crash-accepted"))
+    accepted = twilio.send(
+        OutboundMessage("crash-accepted", "sms", "+15551239001", sender="+15550000000", body="Hello crash-accepted")
+    )
     claimed_at = datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1)
     with warehouse.session() as s:
         s.execute(

@@ -133,7 +133,7 @@ def test_due_messages_are_sent_once_and_the_rest_wait(warehouse: Warehouse) -> N
         ("sms-2", 1, "sent"),
         ("sms-3", 1, "sent"),
     ]
-    assert dict((k, c) for k, _, _, c, *_ in attempts)["bad-number"] == "21211"
+    assert {k: c for k, _, _, c, *_ in attempts}["bad-number"] == "21211"
     assert all(a[5] for a in attempts)
 
     # Re-running sends nothing new and adds no attempt rows.
@@ -181,7 +181,9 @@ def test_suppression_recorded_after_enqueue_wins_at_claim_time(warehouse: Wareho
     assert providers["email"].sent == []
     reasons = dict(rows(warehouse, f"select message_key, status_reason from {OUTBOX} where status = 'suppressed'"))
     assert "opt_out" in reasons["opted-out"] and "complaint" in reasons["complained"]
-    outcomes = rows(warehouse, f"select message_key, outcome, error_reason from {ATTEMPTS} where outcome = 'suppressed'")
+    outcomes = rows(
+        warehouse, f"select message_key, outcome, error_reason from {ATTEMPTS} where outcome = 'suppressed'"
+    )
     assert sorted(outcomes) == [("complained", "suppressed", "complaint"), ("opted-out", "suppressed", "opt_out")]
 
 

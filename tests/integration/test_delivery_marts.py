@@ -26,8 +26,12 @@ from tests.dbt_harness import (
 )
 
 MODELS = ("deliveries", "missed_contacts", "campaign_performance_daily")
-SOURCE_TABLES = ("herald_ops.clients", "herald_ops.outbox", "herald_raw.inbound_messages",
-                 "herald_ops.provider_event_processing")
+SOURCE_TABLES = (
+    "herald_ops.clients",
+    "herald_ops.outbox",
+    "herald_raw.inbound_messages",
+    "herald_ops.provider_event_processing",
+)
 CLINIC_SENDER, REALTY_SENDER = "+13125559999", "+15550001111"
 T = LATE_EVENING  # 2024-03-12 03:00 UTC: the evening of 11 March in Chicago and New York
 
@@ -43,25 +47,81 @@ def sent(key: str, to: str, provider: str = "twilio", **values: Any) -> tuple[An
 
 OUTBOX = [
     sent("d-delivered", "+13125550101", provider_status="delivered", provider_status_at=at(6), delivered_at=at(6)),
-    sent("d-undelivered", "+13125550102", provider_status="undelivered", provider_status_at=at(10),
-         delivery_error="30003: unreachable destination handset"),
+    sent(
+        "d-undelivered",
+        "+13125550102",
+        provider_status="undelivered",
+        provider_status_at=at(10),
+        delivery_error="30003: unreachable destination handset",
+    ),
     sent("d-sent-only", "+13125550103"),
-    sent("e-bounced", "ann.cruz@example.com", provider="resend", channel="email", provider_status="bounced",
-         provider_status_at=at(7), bounced_at=at(7), delivery_error="bounce Permanent/General: no such mailbox"),
-    sent("e-complained", "bob@example.org", provider="resend", channel="email", provider_status="complained",
-         provider_status_at=at(60), delivered_at=at(6), complained_at=at(60), opened_at=at(30)),
-    outbox_row("f-refused", to_address="+13125550104", status="failed", provider="twilio", attempts=1,
-               status_reason="21211: invalid 'To' number"),
+    sent(
+        "e-bounced",
+        "ann.cruz@example.com",
+        provider="resend",
+        channel="email",
+        provider_status="bounced",
+        provider_status_at=at(7),
+        bounced_at=at(7),
+        delivery_error="bounce Permanent/General: no such mailbox",
+    ),
+    sent(
+        "e-complained",
+        "bob@example.org",
+        provider="resend",
+        channel="email",
+        provider_status="complained",
+        provider_status_at=at(60),
+        delivered_at=at(6),
+        complained_at=at(60),
+        opened_at=at(30),
+    ),
+    outbox_row(
+        "f-refused",
+        to_address="+13125550104",
+        status="failed",
+        provider="twilio",
+        attempts=1,
+        status_reason="21211: invalid 'To' number",
+    ),
     outbox_row("q-queued", send_after=MORNING),
-    outbox_row("s-suppressed", channel="email", to_address="cy@example.com", send_after=MORNING, status="suppressed",
-               status_reason="opt_out"),
+    outbox_row(
+        "s-suppressed",
+        channel="email",
+        to_address="cy@example.com",
+        send_after=MORNING,
+        status="suppressed",
+        status_reason="opt_out",
+    ),
     outbox_row("h-held", send_after=MORNING, status="held", status_reason="template: first_name is missing"),
     outbox_row("c-cancelled", send_after=MORNING, status="cancelled", status_reason="unsubscribed via the web page"),
     # no delivery receipts for this client: the response rate is per sent message
-    outbox_row("r-1", client_id="realty", campaign="new_listings", step="intro", variant="b", to_address="+13125550201",
-               sender=REALTY_SENDER, status="sent", provider="sandbox", provider_message_id="SB-1", sent_at=at(1)),
-    outbox_row("r-2", client_id="realty", campaign="new_listings", step="intro", variant="b", to_address="+13125550202",
-               sender=REALTY_SENDER, status="sent", provider="sandbox", provider_message_id="SB-2", sent_at=at(1)),
+    outbox_row(
+        "r-1",
+        client_id="realty",
+        campaign="new_listings",
+        step="intro",
+        variant="b",
+        to_address="+13125550201",
+        sender=REALTY_SENDER,
+        status="sent",
+        provider="sandbox",
+        provider_message_id="SB-1",
+        sent_at=at(1),
+    ),
+    outbox_row(
+        "r-2",
+        client_id="realty",
+        campaign="new_listings",
+        step="intro",
+        variant="b",
+        to_address="+13125550202",
+        sender=REALTY_SENDER,
+        status="sent",
+        provider="sandbox",
+        provider_message_id="SB-2",
+        sent_at=at(1),
+    ),
 ]
 
 
@@ -78,7 +138,12 @@ INBOUND = [
     inbound("in-6", "+13125550201", REALTY_SENDER, at(90)),
 ]
 
-CONTACT_COLUMNS = [("contact_id", "varchar"), ("client_id", "varchar"), ("first_name", "varchar"), ("last_name", "varchar")]
+CONTACT_COLUMNS = [
+    ("contact_id", "varchar"),
+    ("client_id", "varchar"),
+    ("first_name", "varchar"),
+    ("last_name", "varchar"),
+]
 CONTACTS = [
     ("contact-e-bounced", "clinic", "Ana", "Cruz"),
     ("contact-s-suppressed", "clinic", "Cy", "Young"),
@@ -147,7 +212,9 @@ def test_deliveries_have_the_final_status_and_its_timestamps(built: Built) -> No
     assert (refused["failed_at"], refused["delivery_error"], refused["provider_message_id"]) == (
         datetime(2024, 3, 12, 4, 0), "21211: invalid 'To' number", None,
     )  # fmt: skip
-    sql = "select column_name from information_schema.columns where table_schema = 'marts' and table_name = 'deliveries'"
+    sql = (
+        "select column_name from information_schema.columns where table_schema = 'marts' and table_name = 'deliveries'"
+    )
     columns = {r["column_name"] for r in rows(built.warehouse, sql)}
     assert "to_address" not in columns
 
@@ -167,7 +234,10 @@ def test_missed_contacts_say_why_and_when_with_the_contacts_name(built: Built) -
     }
     assert (missed["e-bounced"]["first_name"], missed["e-bounced"]["last_name"]) == ("Ana", "Cruz")
     assert missed["e-bounced"]["to_address_masked"] == "a***@example.com"
-    assert (missed["s-suppressed"]["first_name"], missed["s-suppressed"]["to_address_masked"]) == ("Cy", "c***@example.com")
+    assert (missed["s-suppressed"]["first_name"], missed["s-suppressed"]["to_address_masked"]) == (
+        "Cy",
+        "c***@example.com",
+    )
     assert missed["h-held"]["first_name"] is None  # not in marts.contacts: the row stays
 
 

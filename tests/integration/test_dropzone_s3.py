@@ -20,7 +20,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,13 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto's S3 on 127.0.0.1 (a free port), with fake credentials and no ~/.aws files read."""
     aws_dir = tmp_path_factory.mktemp("aws")
     with pytest.MonkeyPatch.context() as mp:
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        for name in (
+            "AWS_PROFILE",
+            "AWS_SESSION_TOKEN",
+            "AWS_SECURITY_TOKEN",
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_S3",
+        ):
             mp.delenv(name, raising=False)
         mp.setenv("AWS_ACCESS_KEY_ID", "testing")
         mp.setenv("AWS_SECRET_ACCESS_KEY", FAKE_SECRET)
@@ -191,7 +197,11 @@ print(json.dumps({**during, "sha256": digest.hexdigest(), "peak": peak, "exists_
     env = {**os.environ, "HERALD_S3_ENDPOINT_URL": endpoint}
     done = subprocess.run(
         [sys.executable, "-c", child, f"s3://{bucket}/{PREFIX}", f"{INCOMING}/big.csv"],
-        capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
@@ -206,7 +216,9 @@ print(json.dumps({**during, "sha256": digest.hexdigest(), "peak": peak, "exists_
 def test_list_pending_reads_sidecars_metadata_and_hashes_the_rest_under_the_prefix(
     zone: S3DropZone, s3: Any, bucket: str
 ) -> None:
-    bodies = {name: f"external_id\n{name}\n".encode() for name in ("a.csv", "b.csv", "c.csv", "plain.csv", "tagged.csv")}
+    bodies = {
+        name: f"external_id\n{name}\n".encode() for name in ("a.csv", "b.csv", "c.csv", "plain.csv", "tagged.csv")
+    }
     _drop(s3, bucket, f"{INCOMING}/a.csv", bodies["a.csv"])
     _drop(s3, bucket, f"{INCOMING}/a.csv.sha256", f"{_sha(bodies['a.csv']).upper()}  a.csv\n".encode())
     md5 = hashlib.md5(bodies["b.csv"]).hexdigest()
@@ -227,7 +239,11 @@ def test_list_pending_reads_sidecars_metadata_and_hashes_the_rest_under_the_pref
     _drop(s3, bucket, f"{CLIENT}/incoming/Bad-Type/x.csv", b"bad type name")
     _drop(s3, bucket, "Not_A_Client/incoming/appointments/x.csv", b"bad client name")
     _drop(s3, bucket, "northwind_clinic/incoming/contacts/n.csv", b"another client")
-    for outside in (f"{INCOMING}/root.csv", f"herald/zone_old/{INCOMING}/sibling.csv", f"other/{PREFIX}/{INCOMING}/o.csv"):
+    for outside in (
+        f"{INCOMING}/root.csv",
+        f"herald/zone_old/{INCOMING}/sibling.csv",
+        f"other/{PREFIX}/{INCOMING}/o.csv",
+    ):
         s3.put_object(Bucket=bucket, Key=outside, Body=b"outside the prefix")
 
     found = {p.zone_path: p for p in zone.list_pending()}
@@ -249,7 +265,7 @@ def test_list_pending_reads_sidecars_metadata_and_hashes_the_rest_under_the_pref
     head = s3.head_object(Bucket=bucket, Key=f"{PREFIX}/{INCOMING}/plain.csv")
     assert (plain.client_id, plain.packet_type, plain.file_name) == (CLIENT, PTYPE, "plain.csv")
     assert plain.size_bytes == len(bodies["plain.csv"])
-    assert abs(plain.modified_at - head["LastModified"].astimezone(timezone.utc).replace(tzinfo=None)) < timedelta(seconds=1)
+    assert abs(plain.modified_at - head["LastModified"].astimezone(UTC).replace(tzinfo=None)) < timedelta(seconds=1)
     # a fingerprint already seen is not hashed again
     again = {p.zone_path: p for p in zone.list_pending(known={plain.zone_path: plain.fingerprint})}
     assert again[plain.zone_path].sha256 is None
@@ -270,8 +286,11 @@ def test_a_multipart_object_gets_its_real_sha256_not_its_etag(
     # above CopyObject's limit the move is a multipart copy: content and metadata still arrive
     monkeypatch.setattr(S3DropZone, "COPY_OBJECT_LIMIT", 5 * MiB)
     s3.copy_object(
-        Bucket=bucket, Key=f"{PREFIX}/{INCOMING}/multi.csv", CopySource={"Bucket": bucket, "Key": f"{PREFIX}/{INCOMING}/multi.csv"},
-        Metadata={"sha256": _sha(data)}, MetadataDirective="REPLACE",
+        Bucket=bucket,
+        Key=f"{PREFIX}/{INCOMING}/multi.csv",
+        CopySource={"Bucket": bucket, "Key": f"{PREFIX}/{INCOMING}/multi.csv"},
+        Metadata={"sha256": _sha(data)},
+        MetadataDirective="REPLACE",
     )
     archived = zone.archive(pending.zone_path, "pk1")
     assert archived == f"{CLIENT}/archive/{PTYPE}/pk1__multi.csv"
@@ -293,7 +312,7 @@ def test_more_than_a_thousand_keys_are_each_listed_exactly_once(zone: S3DropZone
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{PREFIX}/"):
         for o in page["Contents"]:
             lm = o["LastModified"]
-            us = (lm - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
+            us = (lm - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
             known[o["Key"][len(PREFIX) + 1 :]] = f"{o['Size']}:{us}"
 
     found = [p.zone_path for p in zone.list_pending(known=known)]
@@ -325,7 +344,9 @@ def test_archive_and_quarantine_move_the_object_and_its_sidecars(zone: S3DropZon
         | {f"{PREFIX}/{quarantined}.reason.txt"}
     )  # nothing left in incoming
     assert _get(s3, bucket, archived) == b"external_id\ngood.csv\n"
-    assert s3.head_object(Bucket=bucket, Key=f"{PREFIX}/{archived}")["Metadata"] == {"sha256": _sha(b"external_id\ngood.csv\n")}
+    assert s3.head_object(Bucket=bucket, Key=f"{PREFIX}/{archived}")["Metadata"] == {
+        "sha256": _sha(b"external_id\ngood.csv\n")
+    }
     assert _get(s3, bucket, quarantined + ".reason.txt") == b"checksum mismatch (test)\n"
     assert zone.list_pending() == []
     # a re-run finds the packet where it went, and filing it again changes nothing
@@ -423,7 +444,9 @@ def test_an_unreachable_endpoint_is_named(bucket: str, monkeypatch: pytest.Monke
 @pytest.mark.parametrize("code", ["InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"])
 def test_refused_credentials_are_reported_without_the_secret(code: str, endpoint: str) -> None:
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    zone = S3DropZone(DropZoneTarget(kind="s3", url="s3://refused/zone", bucket="refused", prefix="zone"), client=client)
+    zone = S3DropZone(
+        DropZoneTarget(kind="s3", url="s3://refused/zone", bucket="refused", prefix="zone"), client=client
+    )
     with Stubber(client) as stub:
         stub.add_client_error("head_bucket", service_error_code=code, service_message="no", http_status_code=403)
         stub.add_client_error("list_objects_v2", service_error_code=code, service_message="no", http_status_code=403)

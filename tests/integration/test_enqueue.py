@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
@@ -66,7 +65,7 @@ def plan(warehouse: Warehouse) -> Warehouse:
 def outbox(warehouse: Warehouse) -> dict[str, dict]:
     with warehouse.session(read_only=True) as s:
         names, rows = s.query("select * from herald_ops.outbox order by message_key")
-    return {r[0]: dict(zip(names, r)) for r in rows}
+    return {r[0]: dict(zip(names, r, strict=False)) for r in rows}
 
 
 @pytest.mark.parametrize("warehouse", ENGINES, indirect=True)

@@ -7,7 +7,6 @@ the landing area loads idempotently."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -47,8 +46,14 @@ def deploy(deployment: Deployment) -> Deployment:
     return configured(deployment, revoke_all=False, probable_opt_out="suppress")
 
 
-def message(key: str, to: str, message_type: str = REMINDER, *, send_after: datetime = NOW - timedelta(minutes=5),
-            status: str = "queued") -> OutboxMessage:
+def message(
+    key: str,
+    to: str,
+    message_type: str = REMINDER,
+    *,
+    send_after: datetime = NOW - timedelta(minutes=5),
+    status: str = "queued",
+) -> OutboxMessage:
     return OutboxMessage(
         message_key=key, client_id=CLIENT, campaign="reminders", step="day_before", variant="a",
         occurrence="2026-11-23", contact_id=key.split("-")[0], message_type=message_type,
@@ -61,8 +66,12 @@ def message(key: str, to: str, message_type: str = REMINDER, *, send_after: date
 def wh(warehouse: Warehouse) -> Warehouse:
     """Contacts (marts.contacts by hand), and Ann with a sent reminder and three waiting ones."""
     with warehouse.session() as s:
-        s.execute("create table marts.contacts (contact_id varchar primary key, client_id varchar not null, phone_e164 varchar)")
-        s.insert_rows("marts.contacts", ["contact_id", "client_id", "phone_e164"], [(c, CLIENT, p) for c, p in CONTACTS])
+        s.execute(
+            "create table marts.contacts (contact_id varchar primary key, client_id varchar not null, phone_e164 varchar)"
+        )
+        s.insert_rows(
+            "marts.contacts", ["contact_id", "client_id", "phone_e164"], [(c, CLIENT, p) for c, p in CONTACTS]
+        )
         enqueue(s, [
             message("ann-sent", ANN, status="sent", send_after=NOW - timedelta(days=1)),
             message("ann-due", ANN),  # due now
@@ -74,8 +83,14 @@ def wh(warehouse: Warehouse) -> Warehouse:
     return warehouse
 
 
-def reply(warehouse: Warehouse, inbound_id: str, sender: str, body: str, to: str = SENDER,
-          at: datetime = NOW - timedelta(minutes=1)) -> None:
+def reply(
+    warehouse: Warehouse,
+    inbound_id: str,
+    sender: str,
+    body: str,
+    to: str = SENDER,
+    at: datetime = NOW - timedelta(minutes=1),
+) -> None:
     with warehouse.session() as s:
         s.insert_rows(
             "herald_raw.inbound_messages",
@@ -99,8 +114,11 @@ def statuses(warehouse: Warehouse) -> dict[str, tuple[str, str | None]]:
 
 
 def replies(warehouse: Warehouse) -> list[tuple]:
-    return rows(warehouse, f"select message_key, message_type, to_address, body_text, status from {OUTBOX} "
-                           "where campaign = '_replies' order by enqueued_at, message_key")
+    return rows(
+        warehouse,
+        f"select message_key, message_type, to_address, body_text, status from {OUTBOX} "
+        "where campaign = '_replies' order by enqueued_at, message_key",
+    )
 
 
 def deliver(warehouse: Warehouse, now: datetime = NOW) -> list:
@@ -121,12 +139,13 @@ def test_an_opt_out_cancels_everything_queued_and_only_the_confirmation_is_sent(
     assert (result.client_id, result.contact_ids, result.scope) == (CLIENT, ("c-ann",), REMINDER)
     assert result.messages_cancelled == 3 and result.from_masked == "+1•••••••142"
     # the suppression, scoped to the message type Ann answered
-    assert rows(wh, f"select client_id, channel, address, scope, reason, source, note, contact_id from {SUPPRESSIONS}") == [
-        (CLIENT, "sms", ANN, REMINDER, "opt_out", "sms_keyword", text, "c-ann")
-    ]
-    assert rows(wh, "select client_id, contact_id, channel, address, kind, scope, source, evidence from herald_ops.consent_events") == [
-        (CLIENT, "c-ann", "sms", ANN, "opt_out", REMINDER, "sms_keyword", text)
-    ]
+    assert rows(
+        wh, f"select client_id, channel, address, scope, reason, source, note, contact_id from {SUPPRESSIONS}"
+    ) == [(CLIENT, "sms", ANN, REMINDER, "opt_out", "sms_keyword", text, "c-ann")]
+    assert rows(
+        wh,
+        "select client_id, contact_id, channel, address, kind, scope, source, evidence from herald_ops.consent_events",
+    ) == [(CLIENT, "c-ann", "sms", ANN, "opt_out", REMINDER, "sms_keyword", text)]
     with wh.session(read_only=True) as s:
         assert current_consent(s, CLIENT, "sms", ANN, REMINDER) == "revoked"
         assert current_consent(s, CLIENT, "sms", ANN, "newsletter") is None
@@ -140,13 +159,17 @@ def test_an_opt_out_cancels_everything_queued_and_only_the_confirmation_is_sent(
     [(reply_key, message_type, to, body, status)] = replies(wh)
     assert (reply_key, message_type, to, status) == (key, "opt_out_confirmation", ANN, "queued")
     assert CLIENT_NAME in body and result.reply_message_key == key
-    assert rows(wh, f"select campaign, step, variant, occurrence, category, sender, send_after from {OUTBOX} where message_key = ?", [key]) == [
-        ("_replies", "opt_out_confirmation", "", "SM-stop", "transactional", SENDER, NOW)
-    ]
+    assert rows(
+        wh,
+        f"select campaign, step, variant, occurrence, category, sender, send_after from {OUTBOX} where message_key = ?",
+        [key],
+    ) == [("_replies", "opt_out_confirmation", "", "SM-stop", "transactional", SENDER, NOW)]
     # audit rows with the masked number, never the number itself
     audit = rows(wh, "select actor, action, client_id, contact_id, subject, detail from herald_ops.audit_log")
     assert {a[1] for a in audit} == {"suppression", "consent_change", "cancel", "send"}
-    assert all(a[0] == "inbound_replies" and a[2] == CLIENT and a[3] == "c-ann" and a[4] == "+1•••••••142" for a in audit)
+    assert all(
+        a[0] == "inbound_replies" and a[2] == CLIENT and a[3] == "c-ann" and a[4] == "+1•••••••142" for a in audit
+    )
     assert not any(ANN in (a[5] or "") for a in audit)
     cancel = next(json.loads(a[5]) for a in audit if a[1] == "cancel")
     assert sorted(cancel["message_keys"]) == ["ann-due", "ann-held", "ann-later"]
@@ -176,8 +199,16 @@ def test_a_second_stop_sends_no_second_confirmation_and_applying_twice_adds_noth
     assert len(replies(wh)) == 1
     assert deliver(wh, NOW + timedelta(minutes=2)) == []
 
-    before = {t: rows(wh, f"select count(*) from {t}")[0][0] for t in (
-        SUPPRESSIONS, "herald_ops.consent_events", "herald_ops.audit_log", "herald_ops.inbound_processing", OUTBOX)}
+    before = {
+        t: rows(wh, f"select count(*) from {t}")[0][0]
+        for t in (
+            SUPPRESSIONS,
+            "herald_ops.consent_events",
+            "herald_ops.audit_log",
+            "herald_ops.inbound_processing",
+            OUTBOX,
+        )
+    }
     assert apply(wh, deploy, NOW + timedelta(minutes=5)) == []
     after = {t: rows(wh, f"select count(*) from {t}")[0][0] for t in before}
     assert after == before
@@ -211,8 +242,11 @@ def test_start_restores_an_opted_out_number_but_never_lifts_a_block(wh: Warehous
     reply(wh, "SM-stop", ANN, "STOP", at=NOW - timedelta(minutes=10))
     apply(wh, deploy, NOW - timedelta(minutes=9))
     with wh.session() as s:
-        s.insert_rows(SUPPRESSIONS, ["client_id", "channel", "address", "scope", "reason", "source", "created_at"],
-                      [(CLIENT, "email", ANN, "all", "manual_block", "manual", NOW)])
+        s.insert_rows(
+            SUPPRESSIONS,
+            ["client_id", "channel", "address", "scope", "reason", "source", "created_at"],
+            [(CLIENT, "email", ANN, "all", "manual_block", "manual", NOW)],
+        )
     reply(wh, "SM-start", ANN, "START")
     [result] = apply(wh, deploy)
     assert (result.kind, result.action) == ("opt_in", "restored")
@@ -229,7 +263,9 @@ def test_start_restores_an_opted_out_number_but_never_lifts_a_block(wh: Warehous
     reply(wh, "SM-bob-start", BOB, "START")
     [bob] = apply(wh, deploy, NOW + timedelta(minutes=1))
     assert (bob.action, bob.reply_message_key) == ("opt_in_recorded", None)
-    assert rows(wh, "select count(*) from herald_ops.consent_events where address = ? and kind = 'opt_in'", [BOB]) == [(1,)]
+    assert rows(wh, "select count(*) from herald_ops.consent_events where address = ? and kind = 'opt_in'", [BOB]) == [
+        (1,)
+    ]
 
 
 @pytest.mark.parametrize("warehouse", ENGINES, indirect=True)
@@ -260,7 +296,9 @@ def test_c_and_r_record_appointment_responses_and_unknown_numbers_are_ignored(
     assert (results["SM-r"].kind, results["SM-r"].action) == ("reschedule", "reschedule_requested")
     assert results["SM-x"].action == "ignored: no client sends from +1•••••••000"
     assert results["SM-x"].client_id is None
-    assert sorted(rows(wh, "select inbound_id, client_id, contact_id, response from herald_ops.appointment_responses")) == [
+    assert sorted(
+        rows(wh, "select inbound_id, client_id, contact_id, response from herald_ops.appointment_responses")
+    ) == [
         ("SM-c", CLIENT, "c-ann", "confirmed"),
         ("SM-r", CLIENT, "c-cy", "reschedule_requested"),
         ("SM-r", CLIENT, "c-cy-child", "reschedule_requested"),
@@ -329,7 +367,10 @@ def test_the_asset_loads_and_applies_landed_replies(tmp_path: Path, monkeypatch:
         [inbound_processing], resources={"warehouse": WarehouseResource(), "herald_config": HeraldConfigResource()}
     )
     assert result.success
-    by_key = {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node("herald_ops__inbound_processing")}
+    by_key = {
+        m.asset_key.to_user_string(): m.metadata
+        for m in result.asset_materializations_for_node("herald_ops__inbound_processing")
+    }
     assert by_key["herald_raw/inbound_messages"]["replies_loaded"].value == 2
     metadata = by_key["herald_ops/inbound_processing"]
     assert metadata["replies_loaded"].value == 2 and metadata["replies_applied"].value == 2

@@ -23,7 +23,9 @@ RECEIVED = datetime(2026, 11, 20, 9, 30)
 
 
 def _packet(path: Path, packet_id: str, client: str, ptype: str, **kw) -> PacketFile:
-    return PacketFile(packet_id, client, ptype, path.name, f"{client}/incoming/{ptype}/{path.name}", path, RECEIVED, **kw)
+    return PacketFile(
+        packet_id, client, ptype, path.name, f"{client}/incoming/{ptype}/{path.name}", path, RECEIVED, **kw
+    )
 
 
 def _write(tmp_path: Path, name: str, content: bytes) -> Path:
@@ -86,7 +88,9 @@ def test_checksum_mismatch_lands_nothing_and_says_why(
         assert s.query("select status, status_reason from herald_ops.packets")[1] == [("rejected", result.reason)]
 
 
-def test_same_content_dropped_twice_is_loaded_once(warehouse: Warehouse, deployment: Deployment, tmp_path: Path) -> None:
+def test_same_content_dropped_twice_is_loaded_once(
+    warehouse: Warehouse, deployment: Deployment, tmp_path: Path
+) -> None:
     sample = sized_packet(deployment, "northfield_college", "leads", rows=200)
     first = _write(tmp_path, "leads.csv", sample.content)
     second = _write(tmp_path, "leads-copy.csv", sample.content)
@@ -107,7 +111,9 @@ def test_windows_1252_and_bom_files_land_with_their_text_intact(
     packets = {p.packet_type: p for p in demo_packets(deployment)}
     realtor, college = packets["buyer_leads"], packets["leads"]
     r = land_packet(
-        warehouse, deployment, _packet(_write(tmp_path, "r.csv", realtor.content), "pkR", "lakeside_realty", "buyer_leads")
+        warehouse,
+        deployment,
+        _packet(_write(tmp_path, "r.csv", realtor.content), "pkR", "lakeside_realty", "buyer_leads"),
     )
     c = land_packet(
         warehouse, deployment, _packet(_write(tmp_path, "c.csv", college.content), "pkC", "northfield_college", "leads")
@@ -116,9 +122,12 @@ def test_windows_1252_and_bom_files_land_with_their_text_intact(
     assert (r.encoding, r.rows_in_file, r.rows_landed + r.rows_rejected) == ("windows-1252", 240, 240)
     assert (c.encoding, c.rows_in_file) == ("utf-8-sig", 400)
     with warehouse.session(read_only=True) as s:
-        names = [json.loads(v) if isinstance(v, str) else v for (v,) in s.query(
-            "select row_data from herald_raw.packet_rows where packet_id = 'pkR' order by line_number limit 2"
-        )[1]]
+        names = [
+            json.loads(v) if isinstance(v, str) else v
+            for (v,) in s.query(
+                "select row_data from herald_raw.packet_rows where packet_id = 'pkR' order by line_number limit 2"
+            )[1]
+        ]
         first_header = s.scalar(
             "select row_data from herald_raw.packet_rows where packet_id = 'pkC' order by line_number limit 1"
         )

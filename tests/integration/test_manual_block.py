@@ -75,7 +75,12 @@ def test_addresses_that_are_neither_phone_nor_email_are_refused() -> None:
 
 
 def test_block_from_the_cli(tmp_path: Path) -> None:
-    env = {**os.environ, "HERALD_HOME": str(tmp_path / "home"), "HERALD_CONFIG_DIR": str(CONFIG_DIR), "HERALD_WAREHOUSE_URL": ""}
+    env = {
+        **os.environ,
+        "HERALD_HOME": str(tmp_path / "home"),
+        "HERALD_CONFIG_DIR": str(CONFIG_DIR),
+        "HERALD_WAREHOUSE_URL": "",
+    }
     herald = str(Path(sys.executable).parent / "herald")
     done = subprocess.run([herald, "block", CLIENT, "312-555-0101", "--reason", "asked by phone"],
                           env=env, cwd=REPO_ROOT, capture_output=True, text=True)  # fmt: skip

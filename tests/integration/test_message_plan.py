@@ -51,7 +51,9 @@ CONTACTS = [
     ("c7", "+13125550107", None, None),  # never agreed to marketing texts
 ]
 # c1 agreed to marketing texts by keyword; c6's packet says so (an sms_consent column)
-CONSENT = [("ev1", CLIENT, "c1", "sms", "+13125550101", "opt_in", "all", "express_written", "web", "form", LOADED, LOADED)]
+CONSENT = [
+    ("ev1", CLIENT, "c1", "sms", "+13125550101", "opt_in", "all", "express_written", "web", "form", LOADED, LOADED)
+]
 
 CAMPAIGNS = [
     # name, status, trigger, daily limit
@@ -160,7 +162,16 @@ def build_plan(engine: str, herald_env, tmp_path: Path) -> tuple[Warehouse, Path
         for contact_id, phone, email, appointment_at in CONTACTS:
             s.execute(
                 "insert into marts.contacts values (?, ?, ?, ?, null, ?, ?, ?, ?, null, null)",
-                [contact_id, CLIENT, contact_id.upper(), f"Name{contact_id}", email, email is not None, phone, phone is not None],
+                [
+                    contact_id,
+                    CLIENT,
+                    contact_id.upper(),
+                    f"Name{contact_id}",
+                    email,
+                    email is not None,
+                    phone,
+                    phone is not None,
+                ],
             )
             insert(s, "marts.segment_members", [(CLIENT, "everyone", contact_id, LOADED, LOADED)])
             if appointment_at is not None:
@@ -177,14 +188,16 @@ def build_plan(engine: str, herald_env, tmp_path: Path) -> tuple[Warehouse, Path
 def plan_rows(warehouse: Warehouse, where: str = "") -> dict[tuple[str, str, str], dict[str, Any]]:
     with warehouse.session(read_only=True) as s:
         names, rows = s.query(f"select * from marts.message_plan {where}")
-    found = [dict(zip(names, row)) for row in rows]
+    found = [dict(zip(names, row, strict=False)) for row in rows]
     return {(r["campaign"], r["occurrence"], r["contact_id"]): r for r in found}
 
 
 def test_each_contact_is_planned_or_left_out_with_its_reason(planned) -> None:
     warehouse, _ = planned
     rows = plan_rows(warehouse, "where occurrence like 'o-%'")
-    outcome = {key: (r["status"], r["reason"], r["channel"] if r["status"] == "planned" else None) for key, r in rows.items()}
+    outcome = {
+        key: (r["status"], r["reason"], r["channel"] if r["status"] == "planned" else None) for key, r in rows.items()
+    }
     assert outcome == {
         ("announce", "o-announce", "c1"): ("planned", None, "sms"),
         ("announce", "o-announce", "c2"): ("planned", None, "email"),  # no phone → the rule's email
@@ -192,7 +205,11 @@ def test_each_contact_is_planned_or_left_out_with_its_reason(planned) -> None:
         ("announce", "o-announce", "c4"): ("excluded", "duplicate address", None),
         ("announce", "o-announce", "c5"): ("excluded", "suppressed: opt_out", None),
         ("announce", "o-announce", "c6"): ("excluded", "over the daily limit of 2", None),
-        ("announce", "o-announce", "c7"): ("excluded", "no consent: express written consent needed for marketing texts", None),
+        ("announce", "o-announce", "c7"): (
+            "excluded",
+            "no consent: express written consent needed for marketing texts",
+            None,
+        ),
         ("remind", "o-remind", "c1"): ("planned", None, "sms"),
         ("remind", "o-remind", "c2"): ("excluded", "no valid phone for sms", None),
         ("remind", "o-remind", "c3"): ("excluded", "no valid phone for sms", None),
@@ -209,7 +226,11 @@ def test_messages_outside_the_window_are_deferred_to_the_next_allowed_moment(pla
     rows = plan_rows(warehouse, "where status = 'planned'")
     # fired Thursday 21:00 Chicago → Friday 09:00 CST = 15:00 UTC
     announce = rows[("announce", "o-announce", "c1")]
-    assert (announce["scheduled_at"], announce["send_after"], announce["is_deferred"]) == (FIRED, datetime(2026, 11, 20, 15, 0), True)
+    assert (announce["scheduled_at"], announce["send_after"], announce["is_deferred"]) == (
+        FIRED,
+        datetime(2026, 11, 20, 15, 0),
+        True,
+    )
     # the reminder is due 24 h before 2026-11-21 09:00 UTC, i.e. Friday 03:00 Chicago → 09:00 local
     remind = rows[("remind", "o-remind", "c1")]
     assert remind["scheduled_at"] == datetime(2026, 11, 20, 9, 0)
@@ -248,7 +269,10 @@ def test_variants_are_deterministic_and_variables_are_in_the_plan(planned) -> No
         variables = row["variables"] if isinstance(row["variables"], dict) else json.loads(row["variables"])
         assert variables["first_name"] == f"Name{contact_id}"
         assert variables["client_name"] == "Acme Dental"
-    assert rows[("announce", "o-announce", "c2")]["subject_template"] in ("Hello {{ first_name }}", "Hi {{ first_name }}")
+    assert rows[("announce", "o-announce", "c2")]["subject_template"] in (
+        "Hello {{ first_name }}",
+        "Hi {{ first_name }}",
+    )
 
 
 def test_a_planned_occurrence_is_never_planned_again(planned) -> None:

@@ -29,8 +29,17 @@ ANN_PHONE, BOB_PHONE = "+15125550142", "+15125550143"
 ANN_EMAIL, BOB_EMAIL = "ann@example.com", "bob@example.org"
 
 
-def message(key: str, channel: str, to: str, *, contact: str, status: str = "sent", provider: str | None = None,
-            provider_id: str | None = None, client: str = CLIENT) -> tuple[OutboxMessage, str | None, str | None]:
+def message(
+    key: str,
+    channel: str,
+    to: str,
+    *,
+    contact: str,
+    status: str = "sent",
+    provider: str | None = None,
+    provider_id: str | None = None,
+    client: str = CLIENT,
+) -> tuple[OutboxMessage, str | None, str | None]:
     return (
         OutboxMessage(
             message_key=key, client_id=client, campaign="reminders", step="day_before", variant="a",
@@ -87,7 +96,7 @@ def rows(warehouse: Warehouse, sql: str, params: list | None = None) -> list[tup
 def outbox(warehouse: Warehouse, key: str) -> dict[str, Any]:
     with warehouse.session(read_only=True) as s:
         names, values = s.query(f"select * from {OUTBOX} where message_key = ?", [key])
-    return dict(zip(names, values[0]))
+    return dict(zip(names, values[0], strict=False))
 
 
 def twilio(sid: str, status: str, minute: int, error: str | None = None, to: str = ANN_PHONE) -> ProviderEvent:
@@ -258,16 +267,18 @@ def test_a_transient_bounce_suppresses_nothing(wh: Warehouse, deployment: Deploy
 
 
 @pytest.mark.parametrize("warehouse", ENGINES, indirect=True)
-def test_a_complaint_suppresses_for_the_client_and_records_the_revocation(wh: Warehouse, deployment: Deployment) -> None:
+def test_a_complaint_suppresses_for_the_client_and_records_the_revocation(
+    wh: Warehouse, deployment: Deployment
+) -> None:
     land(wh, resend("msg_d", "email.delivered", "re-ann", 2), resend("msg_c", "email.complained", "re-ann", 20))
     report = apply(wh, deployment)
     assert actions(report) == [("msg_d", "status_updated"), ("msg_c", "suppressed")]
     assert rows(wh, f"select client_id, channel, address, scope, reason, source, contact_id from {SUPPRESSIONS}") == [
         (CLIENT, "email", ANN_EMAIL, "all", "complaint", "provider", "c-ann")
     ]
-    assert rows(wh, "select client_id, contact_id, channel, address, kind, scope, source from herald_ops.consent_events") == [
-        (CLIENT, "c-ann", "email", ANN_EMAIL, "opt_out", "all", "provider")
-    ]
+    assert rows(
+        wh, "select client_id, contact_id, channel, address, kind, scope, source from herald_ops.consent_events"
+    ) == [(CLIENT, "c-ann", "email", ANN_EMAIL, "opt_out", "all", "provider")]
     ann = outbox(wh, "mail-ann")
     assert (ann["provider_status"], ann["complained_at"], ann["delivered_at"]) == (
         "complained", NOW - timedelta(minutes=10), NOW - timedelta(minutes=28),
@@ -276,7 +287,11 @@ def test_a_complaint_suppresses_for_the_client_and_records_the_revocation(wh: Wa
     assert {k: outbox(wh, k)["status"] for k in ("mail-ann-next", "mail-ann-held", "sms-ann-next", "mail-ann-other")} == {
         "mail-ann-next": "cancelled", "mail-ann-held": "cancelled", "sms-ann-next": "queued", "mail-ann-other": "queued",
     }  # fmt: skip
-    assert {r[0] for r in rows(wh, "select action from herald_ops.audit_log")} == {"suppression", "consent_change", "cancel"}
+    assert {r[0] for r in rows(wh, "select action from herald_ops.audit_log")} == {
+        "suppression",
+        "consent_change",
+        "cancel",
+    }
 
 
 # -- the web pages ----------------------------------------------------------------------------
@@ -295,9 +310,9 @@ def test_an_unsubscribe_suppresses_cancels_and_is_idempotent(wh: Warehouse, depl
     assert rows(wh, f"select client_id, channel, address, scope, reason, source, contact_id from {SUPPRESSIONS}") == [
         (CLIENT, "email", ANN_EMAIL, "all", "opt_out", "web", "c-ann")
     ]
-    assert rows(wh, "select client_id, contact_id, channel, address, kind, scope, source from herald_ops.consent_events") == [
-        (CLIENT, "c-ann", "email", ANN_EMAIL, "opt_out", "all", "web")
-    ]
+    assert rows(
+        wh, "select client_id, contact_id, channel, address, kind, scope, source from herald_ops.consent_events"
+    ) == [(CLIENT, "c-ann", "email", ANN_EMAIL, "opt_out", "all", "web")]
     statuses = {k: (outbox(wh, k)["status"], outbox(wh, k)["status_reason"])
                 for k in ("mail-ann-next", "mail-ann-held", "sms-ann-next", "mail-bob-next", "mail-ann-other")}  # fmt: skip
     assert statuses == {
@@ -327,18 +342,16 @@ def test_a_confirmation_records_the_appointment_response(wh: Warehouse, deployme
     land(wh, event)
     [result] = apply(wh, deployment).results
     assert result.action == "confirmed"
-    assert rows(wh, "select inbound_id, client_id, contact_id, response, received_at from herald_ops.appointment_responses") == [
-        ("confirm:tok-9", CLIENT, "c-bob", "confirmed", NOW - timedelta(minutes=2))
-    ]
+    assert rows(
+        wh, "select inbound_id, client_id, contact_id, response, received_at from herald_ops.appointment_responses"
+    ) == [("confirm:tok-9", CLIENT, "c-bob", "confirmed", NOW - timedelta(minutes=2))]
     assert rows(wh, "select action, client_id, contact_id from herald_ops.audit_log") == [
         ("appointment_response", CLIENT, "c-bob")
     ]
 
 
 @pytest.mark.parametrize("warehouse", ENGINES, indirect=True)
-def test_events_landed_as_files_are_loaded_then_applied(
-    wh: Warehouse, deployment: Deployment, tmp_path: Any
-) -> None:
+def test_events_landed_as_files_are_loaded_then_applied(wh: Warehouse, deployment: Deployment, tmp_path: Any) -> None:
     home = tmp_path / "events-home"
     sink = FileSink(home)
     sink.append(twilio("SM-ann", "sent", 2), twilio("SM-ann", "delivered", 5))

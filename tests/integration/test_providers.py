@@ -49,8 +49,14 @@ def sms(key: str = "msg-1", to: str = "+15551230001") -> OutboundMessage:
 
 def email(key: str = "mail-1", to: str = "ada@example.com", subject: str = "Hi") -> OutboundMessage:
     return OutboundMessage(
-        key, "email", to, sender="news@herald.example", subject=subject,
-        html="<p>Hi</p>", text="Hi", headers={"List-Unsubscribe": "<mailto:u@herald.example>"},
+        key,
+        "email",
+        to,
+        sender="news@herald.example",
+        subject=subject,
+        html="<p>Hi</p>",
+        text="Hi",
+        headers={"List-Unsubscribe": "<mailto:u@herald.example>"},
     )
 
 
@@ -153,9 +159,7 @@ def test_twilio_url_rewrite_covers_twilio_hosts_only():
         client.rewrite("https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json?PageSize=5")
         == "http://127.0.0.1:9/base/2010-04-01/Accounts/AC1/Messages.json?PageSize=5"
     )
-    assert client.rewrite("https://messaging.twilio.com/v1/Services").startswith(
-        "http://127.0.0.1:9/base/v1/"
-    )
+    assert client.rewrite("https://messaging.twilio.com/v1/Services").startswith("http://127.0.0.1:9/base/v1/")
     assert client.rewrite("https://example.com/x") == "https://example.com/x"
     assert client.rewrite("https://nottwilio.com/x") == "https://nottwilio.com/x"
 
@@ -233,9 +237,7 @@ def test_resend_daily_quota_is_not_transient(fresh, resend_provider):
     assert info.value.code == "daily_quota_exceeded"
 
 
-@pytest.mark.parametrize(
-    "scripted", [resend_error(500, "application_error", "boom"), respond(502, "bad gateway")]
-)
+@pytest.mark.parametrize("scripted", [resend_error(500, "application_error", "boom"), respond(502, "bad gateway")])
 def test_resend_server_errors_are_transient(fresh, resend_provider, scripted):
     fresh.script(scripted)
     with pytest.raises(TransientProviderError):
@@ -301,9 +303,7 @@ def test_classify_resend_error(exc, expected):
 # -- Sandbox ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "number, code", [("+15005550001", 21211), ("+15005550002", 21612), ("+15005550009", 21610)]
-)
+@pytest.mark.parametrize("number, code", [("+15005550001", 21211), ("+15005550002", 21612), ("+15005550009", 21610)])
 def test_sandbox_magic_numbers_fail_permanently(number, code):
     provider = SandboxSmsProvider()
     with pytest.raises(PermanentProviderError) as info:

@@ -76,7 +76,9 @@ def manual(wh: Warehouse, deployment: Deployment, contact: str, text: str = TEXT
 
 
 @pytest.mark.parametrize("warehouse", ENGINES, indirect=True)
-def test_a_manual_reply_goes_through_the_outbox_audited_and_is_sent_as_typed(wh: Warehouse, deployment: Deployment) -> None:
+def test_a_manual_reply_goes_through_the_outbox_audited_and_is_sent_as_typed(
+    wh: Warehouse, deployment: Deployment
+) -> None:
     with wh.session() as s:
         message = enqueue_reply(s, deployment, CLIENT, "c-ann", TEXT, ACTOR, MONDAY_10AM)
     key = hashlib.md5(f"manual|{CLIENT}|c-ann|{TEXT}|2026-11-23T16:00".encode()).hexdigest()
@@ -222,14 +224,18 @@ def test_after_hours_a_text_gets_one_auto_reply_per_closed_period(wh: Warehouse,
     # open hours: no auto-reply (the front desk answers)
     assert apply(wh, deployment, "SM-4", ANN, "Thanks", datetime(2026, 11, 24, 15, 0)).action == "no_action"
     # the next evening is a new closed period
-    assert apply(wh, deployment, "SM-5", ANN, "One more question", datetime(2026, 11, 25, 0, 0)).action == "auto_replied"
+    assert (
+        apply(wh, deployment, "SM-5", ANN, "One more question", datetime(2026, 11, 25, 0, 0)).action == "auto_replied"
+    )
     assert [r[1] for r in auto_replies(wh)] == ["2026-11-23T17:00:00-06:00", "2026-11-24T17:00:00-06:00"]
     # delivery sends it at once, even at night (an answer to the person's own text)
     assert [m.to for m in deliver(wh, datetime(2026, 11, 25, 0, 1))] == [ANN, ANN]
 
 
 @pytest.mark.parametrize("warehouse", ENGINES, indirect=True)
-def test_no_auto_reply_to_keywords_suppressed_numbers_or_clients_without_one(wh: Warehouse, deployment: Deployment) -> None:
+def test_no_auto_reply_to_keywords_suppressed_numbers_or_clients_without_one(
+    wh: Warehouse, deployment: Deployment
+) -> None:
     night = datetime(2026, 11, 24, 4, 0)  # 22:00 CST
     # HELP at night gets the HELP answer only
     help_result = apply(wh, deployment, "SM-h", ANN, "HELP", night)

@@ -25,12 +25,14 @@ RECORDED = datetime(2026, 1, 1)
 
 
 def row(table: str, **values: Any) -> tuple[Any, ...]:
-    full: dict[str, Any] = {name: None for name in column_names(table)}
+    full: dict[str, Any] = dict.fromkeys(column_names(table))
     full.update(values)
     return tuple(full.values())
 
 
-def consent(event_id: str, address: str, kind: str, occurred_at: datetime, scope: str = "all", client_id: str = "clinic"):
+def consent(
+    event_id: str, address: str, kind: str, occurred_at: datetime, scope: str = "all", client_id: str = "clinic"
+):
     return row(
         "herald_ops.consent_events", event_id=event_id, client_id=client_id, channel="sms", address=address,
         kind=kind, scope=scope, source="sms_keyword", occurred_at=occurred_at, recorded_at=occurred_at,
@@ -176,7 +178,8 @@ def test_purge_removes_what_is_past_retention_and_keeps_the_rest(warehouse: Ware
     outbox = {
         r[0]: r[1:]
         for r in query(
-            warehouse, "select message_key, status, to_address, subject, body_text, body_html, headers from herald_ops.outbox"
+            warehouse,
+            "select message_key, status, to_address, subject, body_text, body_html, headers from herald_ops.outbox",
         )
     }
     assert set(outbox) == {m[0] for m in OUTBOX}  # every row and key stays
@@ -221,7 +224,7 @@ def test_a_second_purge_finds_nothing_and_adds_no_audit_row(warehouse: Warehouse
         purge(s, RETENTION, NOW)
     with warehouse.session() as s:
         again = purge(s, RETENTION, datetime(2026, 6, 2, 3, 30))
-    assert again == {table: 0 for table in EXPECTED}
+    assert again == dict.fromkeys(EXPECTED, 0)
     assert query(warehouse, "select count(*) from herald_ops.audit_log where actor = 'retention'") == [(5,)]
 
 
@@ -231,9 +234,8 @@ def test_a_failing_purge_changes_nothing(warehouse: Warehouse) -> None:
     # without an audit log the purge cannot document itself: it must then purge nothing
     with warehouse.session() as s:
         s.execute("drop table herald_ops.audit_log")
-    with pytest.raises(Exception):
-        with warehouse.session() as s:
-            purge(s, RETENTION, NOW)
+    with pytest.raises(Exception, match="audit_log"), warehouse.session() as s:
+        purge(s, RETENTION, NOW)
     assert query(warehouse, "select count(*) from herald_ops.consent_events") == [(len(CONSENT_EVENTS),)]
     assert query(warehouse, "select count(*) from herald_ops.delivery_attempts") == [(len(DELIVERY_ATTEMPTS),)]
     assert query(warehouse, "select body_text from herald_ops.outbox where message_key = 'old-sent'") == [

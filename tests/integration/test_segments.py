@@ -16,9 +16,9 @@ import dagster as dg
 import pytest
 
 from herald.config import Deployment, load_deployment
-from herald.settings import Settings
 from herald.config.segments import SegmentConfig
 from herald.segments import SegmentError, evaluate_segment, snapshot_segment
+from herald.settings import Settings
 from herald.warehouse.connection import Warehouse
 from tests.conftest import ENGINES
 
@@ -79,7 +79,16 @@ def _create_marts(warehouse: Warehouse) -> None:
             s.execute(ddl)
         s.insert_rows(
             "marts.contacts",
-            ["contact_id", "client_id", "external_id", "first_name", "last_name", "email", "phone_e164", "is_phone_valid"],
+            [
+                "contact_id",
+                "client_id",
+                "external_id",
+                "first_name",
+                "last_name",
+                "email",
+                "phone_e164",
+                "is_phone_valid",
+            ],
             CONTACTS,
         )
         s.insert_rows(
@@ -94,7 +103,9 @@ def _sql_segment(sql: str, timeout_seconds: int = 30) -> SegmentConfig:
 
 
 @pytest.mark.parametrize("warehouse", ENGINES, indirect=True)
-def test_manual_members_match_by_id_phone_and_email_of_the_client_only(marts: Warehouse, deployment: Deployment) -> None:
+def test_manual_members_match_by_id_phone_and_email_of_the_client_only(
+    marts: Warehouse, deployment: Deployment
+) -> None:
     client = deployment.clients[REALTY]
     # vip_buyers lists LS-1001, LS-1002 (another client's id), +1 720 555 0142 and jose.pena@example.com
     ids = evaluate_segment(marts, client, client.segments["vip_buyers"])
@@ -156,7 +167,9 @@ def test_function_segment_must_return_strings(marts: Warehouse, deployment: Depl
     segment = SegmentConfig(name="bad", type="function", function="tests.integration.test_segments:_returns_numbers")
     with pytest.raises(SegmentError, match=r"returned 1 \(int\); contact ids are strings"):
         evaluate_segment(marts, client, segment)
-    segment = SegmentConfig(name="foreign", type="function", function="tests.integration.test_segments:_returns_everyone")
+    segment = SegmentConfig(
+        name="foreign", type="function", function="tests.integration.test_segments:_returns_everyone"
+    )
     assert evaluate_segment(marts, client, segment) == ["n-1", "n-2", "n-3", "n-4"]
 
 
@@ -177,7 +190,10 @@ def test_a_slow_sql_segment_times_out(marts: Warehouse, deployment: Deployment) 
     assert time.monotonic() - started < 10
     # the warehouse is usable afterwards
     assert evaluate_segment(marts, client, _sql_segment("select contact_id from marts.contacts")) == [
-        "r-email", "r-id", "r-other", "r-phone",
+        "r-email",
+        "r-id",
+        "r-other",
+        "r-phone",
     ]
 
 
@@ -277,13 +293,13 @@ def test_segment_assets_materialize_and_a_refused_one_fails_alone(
 
 def _herald(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     herald = Path(sys.executable).parent / "herald"
-    return subprocess.run(
-        [str(herald), *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([str(herald), *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.parametrize("deployment_env", ENGINES, indirect=True)
-def test_segment_preview_cli_prints_members_and_writes_nothing(deployment_env: tuple[dict[str, str], Warehouse]) -> None:
+def test_segment_preview_cli_prints_members_and_writes_nothing(
+    deployment_env: tuple[dict[str, str], Warehouse],
+) -> None:
     env, warehouse = deployment_env
     shown = _herald(env, "segment", "preview", REALTY, "vip_buyers", "--limit", "2")
     assert shown.returncode == 0, shown.stderr
