@@ -7,6 +7,7 @@ import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -166,3 +167,15 @@ def test_headline_markdown_and_unknown_format(tmp_path: Path) -> None:
     assert "| Delivery rate | 92.3% |" in headline_markdown(report)
     with pytest.raises(ReportError, match="--format must be one of html, pdf, xlsx, csv, not 'docx'"):
         write_report(report, "docx", tmp_path / "x.docx")
+
+
+def test_a_chart_is_the_same_svg_on_every_run() -> None:
+    from herald.reports.client_report.charts import Chart, chart_svg
+
+    def draw(fig: Any) -> None:
+        fig.add_subplot().bar(["sms", "email"], [3, 5])
+
+    chart = Chart(key="delivered", title="Delivered by channel", draw=draw)
+    first = chart_svg(chart)
+    assert "<dc:date>" not in first
+    assert chart_svg(chart) == first

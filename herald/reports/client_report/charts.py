@@ -179,7 +179,8 @@ def chart_svg(chart: Chart) -> str:
     # text stays text (small, selectable); a salt per chart keeps element ids unique across the
     # charts of one page and the output identical from run to run
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": f"herald-{chart.key}"}):
-        fig.savefig(buffer, format="svg")
+        # no creation date in the SVG's metadata: it would differ on every run
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg") :]
     svg = re.sub(r'(<svg[^>]*?)\s+width="[^"]*"\s+height="[^"]*"', r"\1", svg, count=1)
