@@ -50,7 +50,8 @@ class MartBuild:
     ``rows`` fills them). ``hand_made``: other models' outputs, created as plain tables with only
     the columns these models read, so only ``models`` run. ``rows``: table → rows, inserted in
     this order, in the columns of the real DDL or of ``hand_made``. ``dbt_args``: more arguments
-    for ``dbt build`` (such as ``--vars``)."""
+    for ``dbt build`` (such as ``--vars``). ``command``: ``run`` builds the models without their
+    data tests (for a module that checks something else of them)."""
 
     name: str  # names the temporary folders, e.g. "messages"
     models: Sequence[str]
@@ -58,6 +59,7 @@ class MartBuild:
     rows: Mapping[str, Rows]
     hand_made: Mapping[str, Columns] = field(default_factory=dict)
     dbt_args: Sequence[str] = ()
+    command: str = "build"
 
     def columns(self, table: str) -> list[str]:
         if table in self.hand_made:
@@ -69,6 +71,7 @@ class MartBuild:
 class Built:
     warehouse: Warehouse
     run: dict[str, Any]  # dbt's run_results.json
+    tmp: Path  # the build's own temporary folder (a deployment home may go under it)
 
 
 @contextmanager
@@ -90,12 +93,13 @@ def build_marts(
             if statement.startswith("create schema") or any(f" {t} (" in statement for t in spec.sources):
                 s.execute(statement)
         for table, columns in spec.hand_made.items():
+            s.execute(f"create schema if not exists {table.split('.')[0]}")
             s.execute(f"create table {table} ({', '.join(f'{n} {t}' for n, t in columns)})")
     insert(warehouse, {table: (spec.columns(table), table_rows) for table, table_rows in spec.rows.items()})
     target_path = DBT_PROJECT_DIR / "target" / f"{engine}-{spec.name}-test-{uuid.uuid4().hex[:10]}"
     try:
-        run = dbt(warehouse, target_path, tmp / "logs", "build", "--select", *spec.models, *spec.dbt_args)
-        yield Built(warehouse, run)
+        run = dbt(warehouse, target_path, tmp / "logs", spec.command, "--select", *spec.models, *spec.dbt_args)
+        yield Built(warehouse, run, tmp)
     finally:
         shutil.rmtree(target_path, ignore_errors=True)
 

@@ -9,25 +9,17 @@ One warehouse per engine with Herald's own tables (the real DDL), a hand-made
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import re
+from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
-from herald.settings import Settings, parse_warehouse_url
+from herald.settings import Settings
 from herald.warehouse.catalog import UnknownTable, describe_table, docs_dir, generate_docs, list_tables
-from herald.warehouse.connection import Warehouse
 from herald.warehouse.schema import ddl_statements
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+from tests.conftest import ENGINES
+from tests.dbt_harness import Built, MartBuild, build_marts
 
 CONTACTS_DESCRIPTION = "One row per contact: a person a client sent us, deduplicated within the client"
 CONTACT_ID_DESCRIPTION = "md5 of client_id and the contact's identity; stable across runs."
@@ -50,63 +42,24 @@ def _contact(n: int) -> tuple:
             "60601", None, "p1", n, "p1", n, 1, RECEIVED_AT, RECEIVED_AT)  # fmt: skip
 
 
-@dataclass
-class Built:
-    warehouse: Warehouse
-    tmp: Path
-
-
-def _dbt_build(warehouse: Warehouse, target_path: Path, log_path: Path) -> None:
-    beside_python = Path(sys.executable).parent / "dbt"
-    executable = str(beside_python) if beside_python.exists() else (shutil.which("dbt") or "dbt")
-    env = {
-        **os.environ,
-        **warehouse.target.dbt_env(),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "DBT_LOG_PATH": str(log_path),
-    }
-    completed = subprocess.run(
-        [executable, "run", "--select", "contacts", "--project-dir", str(DBT_PROJECT_DIR),
-         "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target_path)],
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    if completed.returncode != 0:
-        pytest.fail(f"dbt run failed ({completed.returncode}):\n{completed.stdout[-8000:]}\n{completed.stderr[-4000:]}")
-
-
-@pytest.fixture(
-    scope="module",
-    params=[pytest.param("duckdb", id="duckdb"), pytest.param("postgres", id="postgres", marks=pytest.mark.postgres)],
+# every table of Herald's own DDL, so the catalog lists the raw and ops schemas too
+HERALD_TABLES = [
+    m.group(1) for m in (re.match(r"create table if not exists (\S+) \(", st) for st in ddl_statements("duckdb")) if m
+]
+BUILD = MartBuild(
+    name="catalog",
+    models=["contacts"],
+    sources=HERALD_TABLES,
+    hand_made={"intermediate.int_contacts_deduplicated": UPSTREAM_COLUMNS},
+    rows={"intermediate.int_contacts_deduplicated": [_contact(n) for n in range(1, CONTACT_COUNT + 1)]},
+    command="run",
 )
+
+
+@pytest.fixture(scope="module", params=ENGINES)
 def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
-    engine: str = request.param
-    tmp = tmp_path_factory.mktemp(f"catalog-{engine}")
-    if engine == "postgres":
-        create_database: Callable[[], str] = request.getfixturevalue("pg_database_factory")
-        url = create_database()  # dropped by the factory at the end of the session
-    else:
-        url = str(tmp / "warehouse.duckdb")
-    warehouse = Warehouse(parse_warehouse_url(url, tmp))
-    with warehouse.session() as s:
-        for statement in ddl_statements(warehouse.engine):
-            s.execute(statement)
-        s.execute("create schema if not exists intermediate")
-        s.execute(
-            "create table intermediate.int_contacts_deduplicated ("
-            + ", ".join(f"{name} {type_}" for name, type_ in UPSTREAM_COLUMNS)
-            + ")"
-        )
-        s.insert_rows(
-            "intermediate.int_contacts_deduplicated",
-            [name for name, _ in UPSTREAM_COLUMNS],
-            [_contact(n) for n in range(1, CONTACT_COUNT + 1)],
-        )
-    target_path = DBT_PROJECT_DIR / "target" / f"{engine}-catalog-test-{uuid.uuid4().hex[:10]}"
-    try:
-        _dbt_build(warehouse, target_path, tmp / "logs")
-        yield Built(warehouse, tmp)
-    finally:
-        shutil.rmtree(target_path, ignore_errors=True)
+    with build_marts(request, tmp_path_factory, BUILD) as result:
+        yield result
 
 
 def test_descriptions_land_as_comments_in_the_database(built: Built) -> None:
