@@ -32,10 +32,16 @@ def tables(
         where = f"schema {schema!r}" if schema else "the warehouse"
         fail(f"{where} has no tables yet: run `make demo` (or `herald tick` after a packet) first")
     table = Table(box=None, padding=(0, 1), header_style="bold")
-    table.add_column("schema")
-    table.add_column("table", no_wrap=True)
-    table.add_column("description")
-    table.add_column("rows", justify="right")
+    # names and counts are never cut; the description gets one line of what is left (`herald
+    # describe` has all of it)
+    schema_width = max(len(t.schema) for t in found)
+    name_width = max(len(t.name) for t in found)
+    rows_width = max(len(_count(t.row_count)) for t in found)
+    description_width = max(20, console.width - schema_width - name_width - rows_width - 8)
+    table.add_column("schema", no_wrap=True, min_width=schema_width)
+    table.add_column("table", no_wrap=True, min_width=name_width)
+    table.add_column("description", no_wrap=True, overflow="ellipsis", max_width=description_width)
+    table.add_column("rows", justify="right", no_wrap=True, min_width=rows_width)
     for t in found:
         table.add_row(t.schema, t.name, t.description or "", _count(t.row_count))
     console.print(table)
