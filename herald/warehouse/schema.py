@@ -249,6 +249,50 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         ("client_id", "campaign", "occurrence"),
     ),
+    # -- journeys ---------------------------------------------------------------------------
+    # One row per campaign x contact x enrollment: where the contact is in the journey.
+    (
+        f"{OPS_SCHEMA}.enrollments",
+        [
+            ("enrollment_id", "varchar not null"),  # md5(client|campaign|contact|occurrence)
+            ("client_id", "varchar not null"),
+            ("campaign", "varchar not null"),
+            ("contact_id", "varchar not null"),
+            ("occurrence", "varchar not null"),  # the firing that enrolled the contact
+            ("enrollment_rule", "varchar not null"),  # once | once_per:<minutes> | every_occurrence
+            ("config_version", "varchar not null"),  # hash of the campaign's journey when it entered
+            ("entered_at", "timestamp not null"),
+            ("step", "varchar"),  # the step the contact is at (null once completed or exited)
+            ("step_entered_at", "timestamp"),
+            ("status", "varchar not null"),  # active | waiting | completed | exited
+            ("next_at", "timestamp"),  # when the current step is due (waiting: its timeout)
+            ("wait_reason", "varchar"),  # why it is waiting (an event, a time, the daily limit)
+            ("exit_reason", "varchar"),
+            ("ended_at", "timestamp"),
+            ("updated_at", "timestamp not null"),
+        ],
+        ("enrollment_id",),
+    ),
+    # Everything that happened to an enrollment, step by step (the journey's audit trail).
+    (
+        f"{OPS_SCHEMA}.enrollment_events",
+        [
+            ("event_id", "varchar not null"),  # md5(enrollment|step|event|occurred_at)
+            ("enrollment_id", "varchar not null"),
+            ("client_id", "varchar not null"),
+            ("campaign", "varchar not null"),
+            ("contact_id", "varchar not null"),
+            ("step", "varchar"),
+            # enrolled | message | waiting | path | carried_over | exited | completed
+            ("event", "varchar not null"),
+            ("path", "varchar"),  # the path taken: yes | no | a branch's name | next
+            ("reason", "varchar"),
+            ("message_key", "varchar"),
+            ("occurred_at", "timestamp not null"),
+            ("recorded_at", "timestamp not null"),
+        ],
+        ("event_id",),
+    ),
     # -- delivery ---------------------------------------------------------------------------
     (
         f"{OPS_SCHEMA}.outbox",
