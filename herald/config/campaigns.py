@@ -459,7 +459,7 @@ class AbTest(Strict):
     control: str | None = None  # a variant name; None: the first variant of each step
     significance: Annotated[float, Field(gt=0, lt=1)] = 0.05
     min_sample: Annotated[int, Field(ge=1)] = 100  # messages sent, per arm
-    metric: Literal["replied", "converted", "delivered"] = "replied"
+    metric: Literal["replied", "converted", "delivered", "clicked", "opened"] = "replied"
     apply_winner: bool = False
 
     def control_for(self, step: Step) -> str:
@@ -486,6 +486,7 @@ class CampaignConfig(Strict):
     trigger: Trigger
     steps: list[Step] = Field(min_length=1)
     ab_test: AbTest = AbTest()
+    track_links: bool = True  # links in emails and track() links in SMS go through /l/<token>
 
     @model_validator(mode="before")
     @classmethod
