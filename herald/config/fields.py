@@ -41,6 +41,10 @@ CANONICAL_FIELDS: tuple[CanonicalField, ...] = (
     CanonicalField("appointment_type", "string", "attribute", "kind of appointment (cleaning, consult, ...)"),
     CanonicalField("provider_name", "string", "attribute", "who the appointment is with"),
     CanonicalField("location_name", "string", "attribute", "office or location of the appointment"),
+    CanonicalField("appointment_id", "string", "attribute", "the client's own id for the appointment"),
+    CanonicalField(
+        "appointment_status", "string", "attribute", "the appointment's status in the client's system (cancelled, ...)"
+    ),
     CanonicalField("property_address", "string", "attribute", "street address of a listed property"),
     CanonicalField("property_city", "string", "attribute", "city of a listed property"),
     CanonicalField("list_price", "numeric", "attribute", "asking price of a listed property"),

@@ -15,7 +15,7 @@ import phonenumbers
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from herald.config.base import SLUG_RE, SLUG_RULE, MappingProblems, Strict
-from herald.config.campaigns import CampaignConfig
+from herald.config.campaigns import CampaignConfig, parse_duration
 from herald.config.fields import DATA_TYPES, ENTITY_FIELDS, FIELDS_BY_NAME
 from herald.config.segments import SegmentConfig
 
@@ -182,6 +182,18 @@ class HeraldConfig(Strict):
     # Credits are metered per client once it has any credit_ledger row (its first purchase);
     # a client without one is unmetered. False turns metering and low-credit alerts off for all.
     billing_enabled: bool = True
+    operator_email: str | None = None  # staff alerts (herald/alerts) are also emailed here
+
+
+class StaffAlerts(Strict):
+    """A client's ``alerts:`` thresholds for staff alerts (herald/alerts)."""
+
+    window_hours: Annotated[int, Field(ge=1, le=24 * 31)] = 24  # the recent window each check looks at
+    failed_or_held_count: Annotated[int, Field(ge=1)] = 10  # failed + held messages in the window
+    failed_or_held_share: Annotated[float, Field(gt=0, le=1)] | None = None  # or this share of the window's messages
+    delivery_rate_min: Annotated[float, Field(ge=0, le=1)] = 0.95  # delivered / final outcomes
+    delivery_min_outcomes: Annotated[int, Field(ge=1)] = 20  # final outcomes before the rate is judged
+    outage_attempts: Annotated[int, Field(ge=1, le=1000)] = 5  # last K attempts to a provider all failed
 
 
 class Contact(Strict):
@@ -229,6 +241,36 @@ class IngestApi(Strict):
         return value
 
 
+class ConfirmationDigest(Strict):
+    """The daily staff digest of unconfirmed appointments (herald.appointments.digest)."""
+
+    send_at: str = "17:00"  # local time (the client's time zone) from which the day's digest goes out
+    enabled: bool = True
+
+    @field_validator("send_at")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        if not _CLOCK_RE.match(value) or value == "24:00":
+            raise ValueError(f"{value!r} is not a time of day; write HH:MM, e.g. '17:00'")
+        return value
+
+
+class Confirmations(Strict):
+    """``confirmations:``: an appointment with no answer is ``unconfirmed`` once
+    ``follow_up_after`` has passed since Herald first saw it, and ``high_risk`` within
+    ``high_risk_before`` of its time (marts.appointment_confirmations)."""
+
+    follow_up_after: str = "24h"
+    high_risk_before: str = "24h"
+    digest: ConfirmationDigest = ConfirmationDigest()
+
+    @field_validator("follow_up_after", "high_risk_before")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
 class ClientConfig(Strict):
     """``clients/<client_id>/client.yaml``."""
 
@@ -240,6 +282,7 @@ class ClientConfig(Strict):
     contact: Contact = Contact()
     senders: Senders = Senders()
     credit_alert_threshold_pct: Annotated[int, Field(ge=0, le=100)] = 20
+    alerts: StaffAlerts = StaffAlerts()
     dropzone: DropZoneSettings = DropZoneSettings()
     verbiage: VerbiageOverrides = VerbiageOverrides()
     program_name: str | None = None  # the SMS program's name in HELP replies; default: name
@@ -248,6 +291,7 @@ class ClientConfig(Strict):
     send_window: ClientSendWindow = ClientSendWindow()
     auto_reply: AutoReply | None = None  # after-hours auto-reply
     ingest_api: IngestApi | None = None
+    confirmations: Confirmations = Confirmations()  # appointment confirmation states and staff digest
 
     @field_validator("client_id")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 from herald.compliance.windows import legal_window_rows
+from herald.config.campaigns import parse_duration
 from herald.config.fields import CANONICAL_FIELDS, FIELDS_BY_NAME
 from herald.config.models import AttributeColumn, Deployment
 from herald.packets.landing import utcnow
@@ -22,6 +23,7 @@ CONFIG_TABLES = (
     "send_windows",
     "legal_windows",
     "frequency_caps",
+    "confirmation_settings",
 )
 VARIANT_BUCKETS = 10_000  # a contact's A/B bucket is md5(contact|campaign|step) mod this
 
@@ -64,7 +66,18 @@ def config_rows(
         "send_windows": windows,
         "legal_windows": list(legal_window_rows()),
         "frequency_caps": frequency_cap_rows(deployment),
+        "confirmation_settings": confirmation_setting_rows(deployment),
     }
+
+
+def confirmation_setting_rows(deployment: Deployment) -> list[tuple]:
+    """Each client's ``confirmations:`` (client.yaml) in minutes, for marts.appointment_confirmations."""
+    rows = []
+    for client_id, client in deployment.clients.items():
+        c = client.config.confirmations
+        minutes = [int(parse_duration(d).total_seconds() // 60) for d in (c.follow_up_after, c.high_risk_before)]
+        rows.append((client_id, *minutes, c.digest.send_at, c.digest.enabled))
+    return rows
 
 
 def client_window(deployment: Deployment, client_id: str, iso_day: int) -> tuple[int, int]:

@@ -232,6 +232,18 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         ("client_id", "category", "window_hours"),
     ),
+    # Each client's confirmations: settings (client.yaml), for marts.appointment_confirmations.
+    (
+        f"{OPS_SCHEMA}.confirmation_settings",
+        [
+            ("client_id", "varchar not null"),
+            ("follow_up_after_minutes", "bigint not null"),  # no answer this long after first seen: unconfirmed
+            ("high_risk_before_minutes", "bigint not null"),  # no answer this close to the time: high_risk
+            ("digest_send_at", "varchar not null"),  # HH:MM, the client's local time
+            ("digest_enabled", "boolean not null"),
+        ],
+        ("client_id",),
+    ),
     # One row per firing of a campaign's trigger; the message plan expands each into messages.
     (
         f"{OPS_SCHEMA}.campaign_occurrences",
@@ -539,6 +551,45 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         ("client_id", "purchase_entry_id"),
     ),
+    # One row per client and local day a staff digest of unconfirmed appointments was sent for.
+    (
+        f"{OPS_SCHEMA}.staff_digests",
+        [
+            ("client_id", "varchar not null"),
+            ("digest_date", "date not null"),  # the client's local day the digest was sent on
+            ("appointment_date", "date not null"),  # the local day its appointments are on (the next day)
+            ("appointment_count", "bigint not null"),
+            ("message_key", "varchar not null"),  # the email's deterministic key
+            ("email_status", "varchar not null"),  # sent | failed | no_contact
+            ("email_error", "varchar"),
+            ("created_at", "timestamp not null"),
+        ],
+        ("client_id", "digest_date"),
+    ),
+    # One row per staff-alert crossing (herald/alerts): a client over a threshold, alerted once
+    # until it recovers (status 'recovered') and crosses again (a new row, a new alert_id).
+    (
+        f"{OPS_SCHEMA}.staff_alerts",
+        [
+            ("alert_id", "varchar not null"),  # deterministic: client, kind, subject, crossing time
+            ("client_id", "varchar not null"),
+            ("kind", "varchar not null"),  # failed_or_held | low_delivery_rate | provider_outage
+            ("subject", "varchar not null"),  # the provider of an outage; '' otherwise
+            ("crossed_at", "timestamp not null"),
+            ("window_start", "timestamp not null"),
+            ("observed", "bigint not null"),  # failed+held / delivered / failed attempts in a row
+            ("total", "bigint not null"),  # messages / final outcomes / attempts looked at
+            ("threshold", "varchar not null"),  # what was crossed, in words
+            ("detail", "varchar"),  # counts by reason, masked (JSON text)
+            ("status", "varchar not null"),  # open | recovered
+            ("recovered_at", "timestamp"),
+            ("message_key", "varchar not null"),  # the client email's deterministic key
+            ("email_status", "varchar not null"),  # sent | failed | no_contact
+            ("email_error", "varchar"),
+            ("operator_email_status", "varchar not null"),  # sent | failed | not_configured
+        ],
+        ("alert_id",),
+    ),
     # The one Python-owned table in dbt's ``marts`` schema (campaigns and analysts read segments
     # beside the other marts): current members of each segment, written by the segment assets;
     # dbt never builds a model of this name.
@@ -601,6 +652,10 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
 # sources' descriptions are in dbt_project/models/staging/_sources.yml); `herald tables` and
 # `herald describe` show them.
 TABLE_DESCRIPTIONS: dict[str, str] = {
+    f"{OPS_SCHEMA}.staff_alerts": (
+        "One row per staff-alert crossing: a client with too many failed or held messages, a low delivery rate "
+        "or a provider outage in the recent window; open until it recovers, emailed once."
+    ),
     f"{RAW_SCHEMA}.packet_rejects": (
         "One row per packet row that could not be landed (unreadable, not as many fields as the header, only "
         "delimiters, a required field empty), with its line number, the reason and the raw text."
