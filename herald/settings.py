@@ -64,9 +64,22 @@ NUMBER_VARIABLES = (
     "HERALD_SMS_RATE_PER_SECOND",
     "HERALD_EMAIL_RATE_PER_SECOND",
     "HERALD_SANDBOX_SEND_DELAY_SECONDS",
+    "HERALD_SANDBOX_RECEIPT_DELAY_SECONDS",
     "HERALD_DELIVERY_LEASE_SECONDS",
 )
 COUNT_VARIABLES = ("HERALD_DELIVERY_BATCH_SIZE", "HERALD_DELIVERY_MAX_ATTEMPTS")
+# The sandbox's simulated world: each a share between 0 and 1 when set.
+RATE_VARIABLES = (
+    "HERALD_SANDBOX_DELIVERY_RATE",
+    "HERALD_SANDBOX_FAILURE_RATE",
+    "HERALD_SANDBOX_BOUNCE_RATE",
+    "HERALD_SANDBOX_REPLY_RATE",
+    "HERALD_SANDBOX_OPEN_RATE",
+    "HERALD_SANDBOX_CLICK_RATE",
+)
+# Switches: on or off.
+SWITCH_VARIABLES = ("HERALD_SANDBOX_RECEIPTS", "HERALD_SANDBOX_STOP_REPLIES")
+SWITCH_VALUES = ("on", "off")
 
 
 class SettingsError(ValueError):
@@ -169,6 +182,10 @@ def check_environment(environ: Mapping[str, str] | None = None, *, config_dir_ne
         parse_number(env, name, 0.0)
     for name in COUNT_VARIABLES:
         parse_count(env, name, 1)
+    for name in RATE_VARIABLES:
+        parse_rate(env, name, 0.0)
+    for name in SWITCH_VARIABLES:
+        parse_choice(env, name, SWITCH_VALUES)
     for variable, kind in ((ENV_SMS_PROVIDER, settings.sms_provider), (ENV_EMAIL_PROVIDER, settings.email_provider)):
         require(env, PROVIDER_CREDENTIALS.get(kind, ()), f"{variable}={kind}")
     return settings
@@ -200,6 +217,14 @@ def parse_number(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name}={raw!r} is not a number; it accepts a number >= 0") from None
     if value < 0:
         raise SettingsError(f"{name}={raw!r} must not be negative; it accepts a number >= 0")
+    return value
+
+
+def parse_rate(env: Mapping[str, str], name: str, default: float) -> float:
+    """A share between 0 and 1 (unset or blank → ``default``), or an error naming ``name``."""
+    value = parse_number(env, name, default)
+    if value > 1:
+        raise SettingsError(f"{name}={value!r} is above 1; it accepts a share between 0 and 1 (0.03 = 3%)")
     return value
 
 

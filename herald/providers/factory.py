@@ -12,10 +12,23 @@
 ``HERALD_EMAIL_RATE_PER_SECOND``           sandbox 0, twilio 10, resend 2 (Resend's default
                                            team limit is 2 requests/s; one batch = 1 request)
 ``HERALD_SANDBOX_SEND_DELAY_SECONDS``      sandbox only: sleep per send (crash tests, demos)
+``HERALD_SANDBOX_RECEIPTS``                sandbox only: ``on`` (default) | ``off`` (no events)
+``HERALD_SANDBOX_DELIVERY_RATE``           sandbox: share delivered (default 0.97); sets both
+``HERALD_SANDBOX_FAILURE_RATE``            texts undelivered (default 1 - delivery rate)
+``HERALD_SANDBOX_BOUNCE_RATE``             emails bounced (default 1 - delivery rate)
+``HERALD_SANDBOX_REPLY_RATE``              delivered texts answered (default 0.05)
+``HERALD_SANDBOX_OPEN_RATE``               delivered emails opened (default 0.4)
+``HERALD_SANDBOX_CLICK_RATE``              delivered emails clicked (default 0.1)
+``HERALD_SANDBOX_RECEIPT_DELAY_SECONDS``   event time = send time + this (default 2)
+``HERALD_SANDBOX_STOP_REPLIES``            ``off`` (default) | ``on``: STOP among the replies
 ========================================  ==================================================
 
 The sandbox providers journal every send under ``<home>/sandbox`` so a crashed run can be
-reconciled. Secrets are read here, at run time, and kept only inside the provider objects
+reconciled, and land the status events and replies a real provider would send through the same
+sink as the web service's webhooks (:mod:`herald.providers.sandbox_events`): files under
+``<home>/landing`` on DuckDB, ``herald_raw`` rows on PostgreSQL.
+
+Secrets are read here, at run time, and kept only inside the provider objects
 (whose reprs leave them out); errors name the variables, never their values. Every value is
 parsed with :mod:`herald.settings`' helpers, which the CLI also runs at start
 (:func:`herald.settings.check_environment`).
@@ -23,6 +36,7 @@ parsed with :mod:`herald.settings`' helpers, which the CLI also runs at start
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +44,7 @@ from pathlib import Path
 from herald.delivery.engine import DeliveryOptions
 from herald.providers.base import Provider
 from herald.providers.sandbox import SandboxEmailProvider, SandboxSmsProvider
+from herald.providers.sandbox_events import SandboxRates, SandboxReceipts
 from herald.settings import (
     EMAIL_PROVIDERS,
     ENV_EMAIL_PROVIDER,
@@ -43,12 +58,22 @@ from herald.settings import (
     parse_choice,
     parse_count,
     parse_number,
+    parse_rate,
     require,
 )
 
 ENV_SMS_RATE = "HERALD_SMS_RATE_PER_SECOND"
 ENV_EMAIL_RATE = "HERALD_EMAIL_RATE_PER_SECOND"
 ENV_SANDBOX_DELAY = "HERALD_SANDBOX_SEND_DELAY_SECONDS"
+ENV_SANDBOX_RECEIPTS = "HERALD_SANDBOX_RECEIPTS"
+ENV_SANDBOX_DELIVERY_RATE = "HERALD_SANDBOX_DELIVERY_RATE"
+ENV_SANDBOX_FAILURE_RATE = "HERALD_SANDBOX_FAILURE_RATE"
+ENV_SANDBOX_BOUNCE_RATE = "HERALD_SANDBOX_BOUNCE_RATE"
+ENV_SANDBOX_REPLY_RATE = "HERALD_SANDBOX_REPLY_RATE"
+ENV_SANDBOX_OPEN_RATE = "HERALD_SANDBOX_OPEN_RATE"
+ENV_SANDBOX_CLICK_RATE = "HERALD_SANDBOX_CLICK_RATE"
+ENV_SANDBOX_RECEIPT_DELAY = "HERALD_SANDBOX_RECEIPT_DELAY_SECONDS"
+ENV_SANDBOX_STOP_REPLIES = "HERALD_SANDBOX_STOP_REPLIES"
 ENV_TWILIO_SERVICE = "HERALD_TWILIO_MESSAGING_SERVICE_SID"
 ENV_TWILIO_BASE_URL = "HERALD_TWILIO_BASE_URL"
 ENV_RESEND_BASE_URL = "HERALD_RESEND_BASE_URL"
@@ -61,7 +86,39 @@ SANDBOX_DIR = "sandbox"
 _required = require  # herald.events.polling imports it (and the Twilio names) from here
 
 
-def _sms_provider(env: Mapping[str, str], kind: str, journal_dir: Path, delay: float) -> Provider:
+def sandbox_rates_from_env(environ: Mapping[str, str] | None = None) -> SandboxRates:
+    """The sandbox's rates from ``HERALD_SANDBOX_*`` (unset: :class:`SandboxRates`' defaults;
+    ``HERALD_SANDBOX_DELIVERY_RATE`` sets the failure and bounce rates to 1 minus it unless
+    they are set themselves)."""
+    env = os.environ if environ is None else environ
+    d = SandboxRates()
+    delivery = parse_rate(env, ENV_SANDBOX_DELIVERY_RATE, -1.0)
+    sms_failure = d.sms_failure_rate if delivery < 0 else round(1.0 - delivery, 12)
+    email_bounce = d.email_bounce_rate if delivery < 0 else round(1.0 - delivery, 12)
+    return SandboxRates(
+        sms_failure_rate=parse_rate(env, ENV_SANDBOX_FAILURE_RATE, sms_failure),
+        email_bounce_rate=parse_rate(env, ENV_SANDBOX_BOUNCE_RATE, email_bounce),
+        reply_rate=parse_rate(env, ENV_SANDBOX_REPLY_RATE, d.reply_rate),
+        open_rate=parse_rate(env, ENV_SANDBOX_OPEN_RATE, d.open_rate),
+        click_rate=parse_rate(env, ENV_SANDBOX_CLICK_RATE, d.click_rate),
+        receipt_delay_seconds=parse_number(env, ENV_SANDBOX_RECEIPT_DELAY, d.receipt_delay_seconds),
+        stop_replies=parse_choice(env, ENV_SANDBOX_STOP_REPLIES, ("off", "on")) == "on",
+    )
+
+
+def sandbox_receipts_from_env(env: Mapping[str, str], settings: Settings) -> SandboxReceipts | None:
+    """What lands the sandbox's events (None when ``HERALD_SANDBOX_RECEIPTS=off``): the web
+    service's sink for ``settings``, opened on the first send."""
+    if parse_choice(env, ENV_SANDBOX_RECEIPTS, ("on", "off")) == "off":
+        return None
+    from herald.events.landing import open_sink
+
+    return SandboxReceipts(lambda: open_sink(settings), sandbox_rates_from_env(env))
+
+
+def _sms_provider(
+    env: Mapping[str, str], kind: str, journal_dir: Path, delay: float, receipts: SandboxReceipts | None = None
+) -> Provider:
     if kind == "twilio":
         from herald.providers.twilio_sms import TwilioSmsProvider  # the SDK is slow to import
 
@@ -72,16 +129,18 @@ def _sms_provider(env: Mapping[str, str], kind: str, journal_dir: Path, delay: f
             messaging_service_sid=(env.get(ENV_TWILIO_SERVICE) or "").strip() or None,
             base_url=(env.get(ENV_TWILIO_BASE_URL) or "").strip() or None,
         )
-    return SandboxSmsProvider(journal_dir=journal_dir, send_delay_seconds=delay)
+    return SandboxSmsProvider(journal_dir=journal_dir, send_delay_seconds=delay, receipts=receipts)
 
 
-def _email_provider(env: Mapping[str, str], kind: str, journal_dir: Path, delay: float) -> Provider:
+def _email_provider(
+    env: Mapping[str, str], kind: str, journal_dir: Path, delay: float, receipts: SandboxReceipts | None = None
+) -> Provider:
     if kind == "resend":
         from herald.providers.resend_email import ResendEmailProvider
 
         (key,) = require(env, PROVIDER_CREDENTIALS["resend"], f"{ENV_EMAIL_PROVIDER}=resend")
         return ResendEmailProvider(key, base_url=(env.get(ENV_RESEND_BASE_URL) or "").strip() or None)
-    return SandboxEmailProvider(journal_dir=journal_dir, send_delay_seconds=delay)
+    return SandboxEmailProvider(journal_dir=journal_dir, send_delay_seconds=delay, receipts=receipts)
 
 
 def providers_from_env(environ: Mapping[str, str] | None = None, home: Path | None = None) -> dict[str, Provider]:
@@ -90,10 +149,14 @@ def providers_from_env(environ: Mapping[str, str] | None = None, home: Path | No
     env = os.environ if environ is None else environ
     sms_kind = parse_choice(env, ENV_SMS_PROVIDER, SMS_PROVIDERS)
     email_kind = parse_choice(env, ENV_EMAIL_PROVIDER, EMAIL_PROVIDERS)
-    journal_dir = (home if home is not None else Settings.from_env(env).home) / SANDBOX_DIR
+    settings = Settings.from_env(env)
+    if home is not None:
+        settings = dataclasses.replace(settings, home=Path(home))
+    journal_dir = settings.home / SANDBOX_DIR
     delay = parse_number(env, ENV_SANDBOX_DELAY, 0.0)
-    sms = _sms_provider(env, sms_kind, journal_dir, delay)
-    email = _email_provider(env, email_kind, journal_dir, delay)
+    receipts = sandbox_receipts_from_env(env, settings) if "sandbox" in (sms_kind, email_kind) else None
+    sms = _sms_provider(env, sms_kind, journal_dir, delay, receipts)
+    email = _email_provider(env, email_kind, journal_dir, delay, receipts)
     sms.rate_per_second = parse_number(env, ENV_SMS_RATE, DEFAULT_RATES[sms_kind])
     email.rate_per_second = parse_number(env, ENV_EMAIL_RATE, DEFAULT_RATES[email_kind])
     return {"sms": sms, "email": email}

@@ -12,7 +12,14 @@ Everything "sent" is kept in ``sent`` (in order) for tests. Given a ``journal_di
 accepted message is also appended as one JSON line to ``<journal_dir>/<channel>.jsonl``
 (flushed and fsynced before ``send`` returns), so :meth:`lookup` is exact across processes and
 a crashed delivery run can be reconciled; tests count sends per message key there.
-``send_delay_seconds`` makes each send slow (crash tests).
+``send_delay_seconds`` makes each send slow (crash tests). A journal entry carries the rendered
+text (SMS body; email subject and text) and the recipient masked (``mask_phone`` /
+``mask_email``): nothing reads the raw address back, :meth:`lookup` goes by message key.
+
+Given ``receipts`` (:class:`~herald.providers.sandbox_events.SandboxReceipts`), every accepted
+message then lands the status events a real provider would send (delivered, failed, bounced,
+opened, clicked) and, at a rate, an SMS reply: see :mod:`herald.providers.sandbox_events`.
+Without it (the default when built directly) the sandbox sends no events.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+from herald.contacts.phones import mask_email, mask_phone
 from herald.providers.base import (
     OutboundMessage,
     OutcomeUnknownError,
@@ -36,6 +44,7 @@ from herald.providers.base import (
     Provider,
     SendResult,
 )
+from herald.providers.sandbox_events import SandboxReceipts
 
 MAGIC_SMS_FAILURES: dict[str, tuple[int, str]] = {
     "+15005550001": (21211, "invalid 'To' phone number"),
@@ -73,14 +82,21 @@ def read_journal(path: Path) -> list[dict]:
 
 
 class _SandboxProvider(Provider):
-    def __init__(self, *, journal_dir: Path | str | None = None, send_delay_seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        journal_dir: Path | str | None = None,
+        send_delay_seconds: float = 0.0,
+        receipts: SandboxReceipts | None = None,
+    ) -> None:
         self.sent: list[OutboundMessage] = []
+        self.receipts = receipts
         self._lock = threading.Lock()
         self.journal_path = Path(journal_dir) / f"{self.channel}.jsonl" if journal_dir else None
         self.send_delay_seconds = send_delay_seconds
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(journal_path={self.journal_path!r})"
+        return f"{type(self).__name__}(journal_path={self.journal_path!r}, receipts={self.receipts!r})"
 
     @abstractmethod
     def _id(self, message_key: str) -> str:
@@ -97,13 +113,18 @@ class _SandboxProvider(Provider):
             if self.journal_path is not None:
                 self._append_journal(message)
             self.sent.append(message)
+        if self.receipts is not None:
+            self.receipts.emit(message, self._id(message.message_key), datetime.now(UTC).replace(tzinfo=None))
 
     def _append_journal(self, message: OutboundMessage) -> None:
         assert self.journal_path is not None
         entry = {
             "message_key": message.message_key,
             "channel": message.channel,
-            "to": message.to,
+            "to": mask_email(message.to) if message.channel == "email" else mask_phone(message.to),
+            "sender": message.sender,
+            "subject": message.subject,
+            "text": message.body if message.channel == "sms" else (message.text or message.html),
             "provider_message_id": self._id(message.message_key),
             "accepted_at": datetime.now(UTC).replace(tzinfo=None).isoformat(),
         }
