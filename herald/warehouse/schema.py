@@ -475,6 +475,24 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         ("event_id",),
     ),
+    # Tracked-link clicks landed by the web service (herald/campaigns/tracking.py): one row per
+    # GET /l/<token> whose signature held; bots are kept (user_agent_class 'bot') and left out
+    # of the marts.
+    (
+        f"{RAW_SCHEMA}.link_clicks",
+        [
+            ("click_id", "varchar not null"),  # random per click
+            ("message_key", "varchar not null"),
+            ("client_id", "varchar not null"),
+            ("contact_id", "varchar not null"),
+            ("url", "varchar not null"),  # the destination, as signed in the token
+            ("user_agent_class", "varchar not null"),  # bot | mobile | desktop
+            ("user_agent", "varchar"),  # its first 256 characters
+            ("clicked_at", "timestamp not null"),
+            ("landed_at", "timestamp not null"),
+        ],
+        ("click_id",),
+    ),
     (
         f"{OPS_SCHEMA}.provider_event_processing",
         [
