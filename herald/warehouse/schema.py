@@ -483,8 +483,8 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         [
             ("click_id", "varchar not null"),  # random per click
             ("message_key", "varchar not null"),
-            ("client_id", "varchar not null"),
-            ("contact_id", "varchar not null"),
+            ("client_id", "varchar"),  # from the outbox message, filled when the click is loaded
+            ("contact_id", "varchar"),
             ("url", "varchar not null"),  # the destination, as signed in the token
             ("user_agent_class", "varchar not null"),  # bot | mobile | desktop
             ("user_agent", "varchar"),  # its first 256 characters
