@@ -11,8 +11,9 @@ Rules (Herald's promise: never send past the balance):
 - **Reservation at claim time.** The delivery claim, in its own transaction, debits each claimed
   message of a metered client in claim order while it fits in the balance; one that does not fit
   becomes ``held`` with ``insufficient credits (balance X, needs Y)`` and is not sent. A cheaper
-  message later in the claim may still fit. Held messages wait for a person (as every ``held``
-  message does): buying credits does not requeue them.
+  message later in the claim may still fit. A purchase (``herald credits add``) puts the client's
+  messages held for insufficient credits back to ``queued`` in its transaction, audited
+  (``requeue``); the next claim checks the balance again.
 - **Once per message.** A debit's ``entry_id`` is ``debit:<message_key>`` (the primary key), so a
   message claimed again (a retry, a requeue after a crash) is never charged twice, and one that
   is already paid for needs no credit to be sent.
@@ -139,7 +140,26 @@ def add_credits(
     )
     audit(session, actor, f"credit_{kind}", client_id, None, CREDIT_LEDGER, note,
           {"entry_id": entry_id, "amount": show(value)}, now=now)  # fmt: skip
+    if kind == "purchase":
+        requeue_held_for_credits(session, client_id, entry_id, actor, now)
     return entry_id
+
+
+def requeue_held_for_credits(session: Session, client_id: str, entry_id: str, actor: str, now: datetime) -> int:
+    """After a purchase: every message of the client held for insufficient credits goes back to
+    ``queued`` (the claim re-checks the balance), audited; returns how many."""
+    where = f"client_id = ? and status = 'held' and status_reason like '{INSUFFICIENT_CREDITS}%'"
+    _, found = session.query(f"select count(*) from {_OUTBOX} where {where}", [client_id])
+    count = int(found[0][0])
+    if count:
+        session.execute(
+            f"update {_OUTBOX} set status = 'queued', status_reason = null, next_attempt_at = null, updated_at = ? "
+            f"where {where}",
+            [now, client_id],
+        )
+        audit(session, actor, "requeue", client_id, None, _OUTBOX, f"{INSUFFICIENT_CREDITS}: credits purchased",
+              {"requeued": count, "entry_id": entry_id}, now=now)  # fmt: skip
+    return count
 
 
 def balances(session: Session, client_id: str | None = None) -> dict[str, Balance]:
