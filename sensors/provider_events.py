@@ -9,6 +9,7 @@ import hashlib
 
 import dagster as dg
 
+from herald.campaigns.tracking import CLICKS_TABLE, pending_click_files, unapplied_clicks
 from herald.events.apply import PROCESSING, PROVIDER_EVENTS, unprocessed
 from herald.events.landing import events_dir, pending_event_files
 from resources import HeraldSettingsResource, WarehouseResource
@@ -36,13 +37,17 @@ def provider_events_sensor(
     settings = herald_settings.get()
     # files may wait in every mode (a service that landed them before switching, polling)
     names = [p.name for p in pending_event_files(settings.home)]
+    names += [f"clicks/{p.name}" for p in pending_click_files(settings.home)]  # tracked-link clicks
     if names:
         return dg.RunRequest(run_key=pending_run_key(names), tags={"herald/provider_event_files": str(len(names))})
     if settings.warehouse.engine == "postgres":
         with warehouse.get_reader().session(read_only=True) as session:
             waiting = unprocessed(session, PROVIDER_EVENTS, PROCESSING, "event_id")
+            clicks, latest = unapplied_clicks(session)
+        if clicks and not waiting.count:
+            return dg.RunRequest(run_key=f"link_clicks:{latest}:{clicks}", tags={"herald/link_clicks": str(clicks)})
         if not waiting.count:
-            return dg.SkipReason(f"no unprocessed rows in {PROVIDER_EVENTS}")
+            return dg.SkipReason(f"no unprocessed rows in {PROVIDER_EVENTS} or {CLICKS_TABLE}")
         return dg.RunRequest(
             run_key=f"provider_events:{waiting.run_key_part}", tags={"herald/provider_events": str(waiting.count)}
         )

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from assets.partitions import WAREHOUSE_POOL
+from herald.campaigns.tracking import load_clicks
 from herald.events.apply import ApplyReport, apply_provider_events
 from herald.events.landing import load_events
 from herald.settings import Settings
@@ -15,6 +16,7 @@ from resources import HeraldConfigResource, WarehouseResource
 COMPLIANCE_GROUP = "compliance"
 PROVIDER_EVENTS_KEY = dg.AssetKey(["herald_raw", "provider_events"])
 PROVIDER_EVENT_PROCESSING_KEY = dg.AssetKey(["herald_ops", "provider_event_processing"])
+LINK_CLICKS_KEY = dg.AssetKey(["herald_raw", "link_clicks"])
 PREVIEW_ROWS = 10
 
 
@@ -49,6 +51,13 @@ def preview_table(report: ApplyReport) -> str:
             description="One row per provider event applied: what it did (status_updated, ignored_older, "
             "suppressed, engagement_recorded, unsubscribed, confirmed, unmatched, ...).",
         ),
+        dg.AssetSpec(
+            LINK_CLICKS_KEY,
+            group_name=COMPLIANCE_GROUP,
+            kinds={"python"},
+            description="One row per click on a tracked link (GET /l/<token>), with its message, client, contact, "
+            "URL and user agent class; the first click by a person stamps the message's clicked_at.",
+        ),
     ],
     name="provider_event_processing",
     pool=WAREHOUSE_POOL,
@@ -64,12 +73,16 @@ def provider_event_processing(
     deployment = herald_config.load()
     wh = warehouse.get()
     loaded = load_events(wh, Settings.from_env().home)
+    clicks = load_clicks(wh, Settings.from_env().home)  # tracked-link clicks: files, client, outbox.clicked_at
     with wh.session() as session:
         report = apply_provider_events(session, deployment, utcnow())
     context.log.info(f"{loaded} events loaded from files, {len(report.results)} applied: {report.by_action}")
     yield dg.MaterializeResult(
         asset_key=PROVIDER_EVENTS_KEY,
         metadata={"events_loaded_from_files": dg.MetadataValue.int(loaded)},
+    )
+    yield dg.MaterializeResult(
+        asset_key=LINK_CLICKS_KEY, metadata={"clicks_loaded_from_files": dg.MetadataValue.int(clicks)}
     )
     yield dg.MaterializeResult(
         asset_key=PROVIDER_EVENT_PROCESSING_KEY,

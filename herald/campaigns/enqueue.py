@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from herald.campaigns.links import Links
+from herald.campaigns.tracking import TRACK_FUNCTION, LinkTracker
 from herald.campaigns.variables import typed_variables, variable_types
 from herald.compliance.phi import find_phi, phi_reason
 from herald.compliance.wording import client_wording
@@ -121,6 +122,8 @@ class MessageBuilder:
             # the confirmation page, e.g. "confirm here: {{ confirm_url }}" in a reminder
             confirm_token = make_token(self.links.secret, client.config.client_id, contact_id, channel, CONFIRM_SCOPE)
             variables[CONFIRM_URL_VAR] = confirm_url(self.links.public_url, confirm_token)
+            tracker = self._tracker(client, row)
+            variables[TRACK_FUNCTION] = tracker.track
             if channel == "sms":
                 opt_out = client_wording("opt_out", client, self.deployment.herald, variables)
                 sms = self.renderer.render_sms(template, source, variables, contact_id, opt_out_text=opt_out)
@@ -136,11 +139,18 @@ class MessageBuilder:
             )  # fmt: skip
             if held := self._phi_hold(client, base, f"{email.subject}\n{email.text}"):
                 return held
+            html = tracker.rewrite_html(email.html, keep=(page_url, one_click_url))
             return OutboxMessage(
-                **base, subject=email.subject, body_text=email.text, body_html=email.html, headers=email.headers
+                **base, subject=email.subject, body_text=email.text, body_html=html, headers=email.headers
             )
         except TemplateError as exc:
             return OutboxMessage(**base, status="held", status_reason=str(exc))
+
+    def _tracker(self, client: Client, row: dict[str, Any]) -> LinkTracker:
+        """Signed /l/ links for this message, unless its campaign says ``track_links: false``."""
+        campaign = client.campaigns.get(row["campaign"])
+        enabled = campaign.track_links if campaign is not None else True
+        return LinkTracker(self.links.secret, self.links.public_url, row["message_key"], enabled=enabled)
 
     @staticmethod
     def _phi_hold(client: Client, base: dict[str, Any], text: str) -> OutboxMessage | None:

@@ -25,6 +25,7 @@ import mrml
 from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment
 
+from herald.campaigns.tracking import TRACK_FUNCTION, untracked
 from herald.messages.sms import Encoding, sms_info
 
 MAX_SOURCE_CHARS = 20_000  # SMS bodies and subjects
@@ -155,6 +156,9 @@ class Renderer:
     def __init__(self, *, cache_size: int = CACHE_SIZE) -> None:
         self.text_env = _GuardedSandbox(undefined=jinja2.StrictUndefined, autoescape=False)
         self.html_env = _GuardedSandbox(undefined=jinja2.StrictUndefined, autoescape=True)
+        # {{ track(url) }}: the message builder passes its own (signed /l/ links); elsewhere the URL
+        for env in (self.text_env, self.html_env):
+            env.globals[TRACK_FUNCTION] = untracked
         self._cache: OrderedDict[tuple[str, str, str], jinja2.Template] = OrderedDict()
         self._cache_size = cache_size
         self.mjml_compilations = 0

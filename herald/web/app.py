@@ -16,12 +16,19 @@ from fastapi import APIRouter, FastAPI
 from herald.campaigns.links import links_from_env
 from herald.config import Deployment, load_deployment
 from herald.settings import Settings
-from herald.web import health, ingest, pages, resend, twilio
+from herald.web import health, ingest, links, pages, resend, twilio
 from herald.web.context import WebContext, web_context
 
 __all__ = ["ROUTERS", "WebContext", "app_from_env", "create_app", "web_context"]
 
-BUILTIN_ROUTERS: tuple[APIRouter, ...] = (health.router, twilio.router, resend.router, pages.router, ingest.router)
+BUILTIN_ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    twilio.router,
+    resend.router,
+    pages.router,
+    ingest.router,
+    links.router,
+)
 # Routers of other features are mounted here, after the built-in ones.
 ROUTERS: list[APIRouter] = []
 
