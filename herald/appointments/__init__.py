@@ -1,0 +1,1 @@
+"""Appointments: confirmation states (dbt) and the daily staff digest."""
