@@ -12,12 +12,13 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from herald.config.base import SLUG_RE, SLUG_RULE, MappingProblems, Strict
 from herald.config.campaigns import CampaignConfig, parse_duration
 from herald.config.fields import DATA_TYPES, ENTITY_FIELDS, FIELDS_BY_NAME
 from herald.config.segments import SegmentConfig
+from herald.webhooks.config import WebhookSubscription, check_unique_urls
 
 # A funnel event means nothing without these; a missing one is reported once, as such.
 FUNNEL_EVENT_FIELDS = ("to_stage", "occurred_at")
@@ -292,6 +293,8 @@ class ClientConfig(Strict):
     auto_reply: AutoReply | None = None  # after-hours auto-reply
     ingest_api: IngestApi | None = None
     confirmations: Confirmations = Confirmations()  # appointment confirmation states and staff digest
+    # outbound webhooks to the client's own systems (herald/webhooks)
+    webhooks: Annotated[list[WebhookSubscription], AfterValidator(check_unique_urls)] = Field(default_factory=list)
 
     @field_validator("client_id")
     @classmethod

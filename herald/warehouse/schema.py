@@ -162,6 +162,17 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
             ("daily_limit", "bigint"),
             ("sms_consent", "varchar"),  # express_written | prior_express
             ("loaded_at", "timestamp not null"),
+            # the journey: who may enter again, where it starts, when it ends early
+            ("enrollment_rule", "varchar"),  # once | once_per | every_occurrence (null: every_occurrence)
+            ("enrollment_cooldown_minutes", "bigint"),  # once_per's cooldown
+            ("config_version", "varchar"),
+            ("first_step", "varchar"),
+            ("exit_on_reply", "boolean"),
+            ("exit_on_opt_out", "boolean"),
+            ("exit_on_leave", "boolean"),  # leaving the audience segment
+            ("exit_on_confirm", "boolean"),  # an appointment confirmation
+            ("exit_goal_stage", "varchar"),  # reaching this funnel stage is the goal
+            ("exit_date_field", "varchar"),  # past this contact date, the enrollment ends
         ],
         ("client_id", "campaign"),
     ),
@@ -172,15 +183,47 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
             ("campaign", "varchar not null"),
             ("step", "varchar not null"),
             ("position", "bigint not null"),  # 1-based
-            ("channel", "varchar not null"),  # the channel tried first
+            ("channel", "varchar"),  # message steps: the channel tried first
             ("fallback_channel", "varchar"),  # rule "sms; email if phone is missing" → email
             ("fallback_if_missing", "varchar"),  # ... → phone
             # When the step is due: anchor_field null → the trigger's time, else that contact
             # date/timestamp field or attribute; plus anchor_minutes (signed, delays accumulate).
             ("anchor_field", "varchar"),
             ("anchor_minutes", "bigint not null"),
+            # The journey graph (null kind: message). A message or wait step with no anchor is
+            # due anchor_minutes (message) / wait_minutes (wait) after the contact reached it.
+            ("kind", "varchar"),  # message | wait | wait_for | branch | exit
+            ("next_step", "varchar"),  # message, wait: the step after (null: the journey ends)
+            ("wait_minutes", "bigint"),  # wait: a duration
+            ("wait_until_minute", "bigint"),  # wait: until this local time of day (minutes after midnight)
+            ("wait_until_weekday", "bigint"),  # ... on this ISO weekday (null: the next such time)
+            ("event", "varchar"),  # wait_for: replied | clicked | opened | delivered | confirmed | funnel_stage | ...
+            ("event_detail", "varchar"),  # wait_for: the funnel stage or segment
+            ("timeout_minutes", "bigint"),  # wait_for
+            ("yes_step", "varchar"),  # wait_for: the event happened (null: the journey ends)
+            ("no_step", "varchar"),  # wait_for: the timeout passed
+            ("exit_reason", "varchar"),  # exit
         ],
         ("client_id", "campaign", "step"),
+    ),
+    # A branch step's paths, tried in order: the first whose test holds is taken.
+    (
+        f"{OPS_SCHEMA}.campaign_branches",
+        [
+            ("client_id", "varchar not null"),
+            ("campaign", "varchar not null"),
+            ("step", "varchar not null"),
+            ("position", "bigint not null"),  # 1-based
+            ("path", "varchar not null"),
+            ("test", "varchar not null"),  # if | segment | weight | else
+            ("condition_sql", "varchar"),  # if: compiled by Herald from the validated expression
+            ("condition_text", "varchar"),  # if: as written
+            ("segment_name", "varchar"),  # segment: membership
+            ("bucket_from", "bigint"),  # weight: the contact's bucket (0..9999) in [from, to)
+            ("bucket_to", "bigint"),
+            ("goto_step", "varchar"),  # null: the journey ends on this path
+        ],
+        ("client_id", "campaign", "step", "position"),
     ),
     (
         f"{OPS_SCHEMA}.campaign_variants",
@@ -262,6 +305,17 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ("client_id", "campaign", "occurrence"),
     ),
     # -- journeys ---------------------------------------------------------------------------
+    # One row per send run: the moment the message plan and the journeys are evaluated at (the
+    # run's clock, or a simulated one), so a re-run of the same pass decides the same.
+    (
+        f"{OPS_SCHEMA}.plan_runs",
+        [
+            ("run_id", "varchar not null"),
+            ("as_of", "timestamp not null"),
+            ("started_at", "timestamp not null"),
+        ],
+        ("run_id",),
+    ),
     # One row per campaign x contact x enrollment: where the contact is in the journey.
     (
         f"{OPS_SCHEMA}.enrollments",
@@ -664,12 +718,79 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         ("client_id", "campaign", "step", "variant"),
     ),
+    # -- outbound webhooks (herald/webhooks) ------------------------------------------------
+    # One row per client webhook subscription (client.yaml `webhooks`) Herald has seen: when it
+    # started (events before are not sent), how far it has enqueued, and whether it is disabled.
+    (
+        f"{OPS_SCHEMA}.webhook_subscriptions",
+        [
+            ("subscription_id", "varchar not null"),  # md5(client|url), first 16 hex digits
+            ("client_id", "varchar not null"),
+            ("url", "varchar not null"),
+            ("events", "varchar not null"),  # comma-separated event types
+            ("created_at", "timestamp not null"),  # events from here on are sent
+            ("cursor_at", "timestamp"),  # occurred_at of the latest event enqueued
+            ("disabled_at", "timestamp"),  # the endpoint answered 410 Gone
+            ("disabled_reason", "varchar"),
+            ("updated_at", "timestamp not null"),
+        ],
+        ("subscription_id",),
+    ),
+    # One row per subscription x client event: the signed POST Herald owes the endpoint.
+    (
+        f"{OPS_SCHEMA}.webhook_deliveries",
+        [
+            ("subscription_id", "varchar not null"),
+            ("event_id", "varchar not null"),  # marts.client_events.event_id = the webhook-id header
+            ("client_id", "varchar not null"),
+            ("event_type", "varchar not null"),
+            ("occurred_at", "timestamp not null"),
+            ("payload", "varchar not null"),  # the JSON body, fixed when enqueued (retries send it unchanged)
+            ("status", "varchar not null"),  # pending | delivered | failed
+            ("attempts", "integer not null"),
+            ("next_attempt_at", "timestamp"),  # when pending: the next try (backoff)
+            ("last_status_code", "integer"),
+            ("last_error", "varchar"),
+            ("enqueued_at", "timestamp not null"),
+            ("delivered_at", "timestamp"),
+            ("updated_at", "timestamp not null"),
+        ],
+        ("subscription_id", "event_id"),
+    ),
+    # One row per POST to an endpoint: what it answered and how long it took.
+    (
+        f"{OPS_SCHEMA}.webhook_attempts",
+        [
+            ("subscription_id", "varchar not null"),
+            ("event_id", "varchar not null"),
+            ("attempt_number", "integer not null"),
+            ("url", "varchar not null"),
+            ("status_code", "integer"),  # null: no answer (timeout, connection refused)
+            ("error", "varchar"),
+            ("duration_ms", "bigint not null"),
+            ("outcome", "varchar not null"),  # delivered | retry | failed | gone
+            ("attempted_at", "timestamp not null"),
+        ],
+        ("subscription_id", "event_id", "attempt_number"),
+    ),
 ]
 
 # What one row is, for the Python-owned tables the dbt project does not declare as sources (the
 # sources' descriptions are in dbt_project/models/staging/_sources.yml); `herald tables` and
 # `herald describe` show them.
 TABLE_DESCRIPTIONS: dict[str, str] = {
+    f"{OPS_SCHEMA}.webhook_subscriptions": (
+        "One row per client webhook subscription (client.yaml webhooks): when it started, how far its events "
+        "are enqueued, and when and why it was disabled (410 Gone)."
+    ),
+    f"{OPS_SCHEMA}.webhook_deliveries": (
+        "One row per webhook subscription and client event: the signed JSON body owed to the endpoint, its "
+        "status (pending, delivered, failed), attempts and next retry."
+    ),
+    f"{OPS_SCHEMA}.webhook_attempts": (
+        "One row per POST of a webhook delivery: the endpoint's status code or the error, the duration and the "
+        "outcome (delivered, retry, failed, gone)."
+    ),
     f"{OPS_SCHEMA}.staff_alerts": (
         "One row per staff-alert crossing: a client with too many failed or held messages, a low delivery rate "
         "or a provider outage in the recent window; open until it recovers, emailed once."
