@@ -13,6 +13,7 @@ import typer
 
 from herald.cli import (
     api_key,
+    appointments,
     campaign,
     catalog,
     config,
@@ -50,6 +51,7 @@ add_command(app, serve.serve)
 add_command(app, api_key.api_key, "api-key")
 add_command(app, report.report_command, "report")
 app.add_typer(credits.app, name="credits")
+app.add_typer(appointments.app, name="appointments")
 
 
 def main() -> None:
