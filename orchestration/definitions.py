@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.alerts.staff_alerts import staff_alerts
 from assets.analytics.ab_tests import build_ab_test_results
 from assets.billing.credits import credit_alerts
 from assets.compliance.inbound import build_inbound_processing
@@ -27,6 +28,7 @@ from orchestration.jobs import (
     ingest_packet_job,
     refresh_segments_job,
     retention_purge_job,
+    staff_alerts_job,
 )
 from orchestration.schedules import (
     ab_results_schedule,
@@ -50,6 +52,7 @@ from sensors.manual_send import manual_send_sensor
 from sensors.packet_arrival import packet_arrival_sensor
 from sensors.packet_landed import packet_landed_sensor
 from sensors.provider_events import provider_events_sensor
+from sensors.staff_alerts import staff_alerts_sensor
 from sensors.twilio_polling import build_twilio_polling_sensor
 
 
@@ -72,7 +75,8 @@ def build_definitions(config_dir: Path, dbt_target: str) -> dg.Definitions:
     deployment = load_deployment(config_dir)
     dbt_models = load_dbt_models(dbt_target)
     dbt_jobs = build_dbt_jobs(dbt_models)
-    python_assets = [client_config, packet_rows, delivery, retention_purge, provider_event_processing, credit_alerts]
+    python_assets = [client_config, packet_rows, delivery, retention_purge, provider_event_processing, credit_alerts,
+                     staff_alerts]  # fmt: skip
     built_assets = [
         dbt_models,
         *build_segment_assets(deployment, dbt_models),
@@ -82,7 +86,7 @@ def build_definitions(config_dir: Path, dbt_target: str) -> dg.Definitions:
         *build_client_report_assets(deployment, dbt_models),
     ]
     jobs = [ingest_packet_job, refresh_segments_job, retention_purge_job, alert_low_credit_job, ab_results_job,
-            client_reports_job, *dbt_jobs]  # fmt: skip
+            client_reports_job, staff_alerts_job, *dbt_jobs]  # fmt: skip
     schedules = [deliver_due_schedule, retention_purge_schedule, ab_results_schedule, client_reports_schedule,
                  *build_campaign_schedules(deployment)]  # fmt: skip
     sensors = [
@@ -91,6 +95,7 @@ def build_definitions(config_dir: Path, dbt_target: str) -> dg.Definitions:
         manual_send_sensor,
         inbound_events_sensor,
         provider_events_sensor,
+        staff_alerts_sensor,
         build_contacts_refreshed_sensor(dbt_jobs.transform_packets_job, refresh_segments_job),
         build_campaign_triggers_sensor(refresh_segments_job, dbt_jobs.send_campaigns_job),
         build_twilio_polling_sensor(dbt_jobs.apply_provider_events_job, dbt_jobs.apply_replies_job),

@@ -6,6 +6,7 @@ from typing import NamedTuple
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
+from assets.alerts.staff_alerts import STAFF_ALERTS_KEY
 from assets.analytics.ab_tests import AB_TEST_RESULTS_KEY
 from assets.billing.credits import CREDIT_ALERTS_KEY
 from assets.compliance.inbound import INBOUND_MESSAGES_KEY, INBOUND_PROCESSING_KEY
@@ -62,6 +63,14 @@ alert_low_credit_job = dg.define_asset_job(
     description="Emails each metered client whose credit balance fell below its threshold (once per crossing) "
     "and records the alert in herald_ops.credit_alerts.",
     tags={"herald/stage": "billing"},
+)
+
+staff_alerts_job = dg.define_asset_job(
+    "staff_alerts_job",
+    selection=dg.AssetSelection.assets(STAFF_ALERTS_KEY),
+    description="Checks every client for too many failed or held messages, a low delivery rate or a provider "
+    "outage (once per crossing) and records the alerts in herald_ops.staff_alerts.",
+    tags={"herald/stage": "alerts"},
 )
 
 ab_results_job = dg.define_asset_job(

@@ -233,3 +233,54 @@ def test_a_purchase_requeues_the_messages_held_for_insufficient_credits(warehous
     # the claim checks the balance again: 1 credit (0 - 0.5 + 1.5) sends one, the other is held again
     second = deliver_due(warehouse, sandbox(), now=NOW + timedelta(minutes=2), options=FAST)
     assert (second.sent, second.held) == (1, 1)
+
+
+def test_the_asset_records_alerts_as_metadata_and_a_failed_check(
+    warehouse: Warehouse, herald_env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dagster as dg
+
+    from assets.alerts.staff_alerts import NO_OPEN_ALERTS_CHECK, STAFF_ALERTS_KEY, staff_alerts, utcnow
+    from resources import HeraldConfigResource, ProvidersResource, WarehouseResource
+
+    for name, value in herald_env("duckdb").items():
+        if name.startswith("HERALD_"):
+            monkeypatch.setenv(name, value)
+    from herald.settings import Settings
+
+    target = Warehouse(Settings.from_env().warehouse)
+    target.ensure_schema()
+    Warehouse_of[:] = [target]
+    set_status(target, messages("z", 10), "failed", f"refused {PHONE}", utcnow() - timedelta(hours=1))
+    resources = {"warehouse": WarehouseResource(), "herald_config": HeraldConfigResource(),
+                 "providers": ProvidersResource()}  # fmt: skip
+
+    result = dg.materialize([staff_alerts], resources=resources)
+    assert result.success
+    (materialization,) = result.asset_materializations_for_node(staff_alerts.node_def.name)
+    assert materialization.asset_key == STAFF_ALERTS_KEY
+    assert materialization.metadata["alerts_fired"].value == 1
+    table = materialization.metadata["open_alerts"].value
+    assert f"| {CLINIC} | {FAILED_OR_HELD} | - | 10 | 10 | >= 10 |" in table and PHONE not in table
+    (check,) = result.get_asset_check_evaluations()
+    assert (check.check_name, check.passed) == (NO_OPEN_ALERTS_CHECK, False)
+
+    again = dg.materialize([staff_alerts], resources=resources)
+    (materialization,) = again.asset_materializations_for_node(staff_alerts.node_def.name)
+    assert (materialization.metadata["alerts_fired"].value, materialization.metadata["alerts_open"].value) == (0, 1)
+
+
+def test_the_sensor_requests_one_check_per_outbox_change() -> None:
+    import dagster as dg
+
+    from assets.delivery.campaigns import DELIVERY_KEY
+    from sensors.staff_alerts import staff_alerts_sensor
+
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance)
+        assert isinstance(staff_alerts_sensor(context), dg.SkipReason)
+        instance.report_runless_asset_event(dg.AssetMaterialization(DELIVERY_KEY))
+        request = staff_alerts_sensor(context)
+        assert isinstance(request, dg.RunRequest) and request.run_key.startswith("staff_alerts-after:")
+        assert isinstance(staff_alerts_sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor)),
+                          dg.SkipReason)  # fmt: skip
