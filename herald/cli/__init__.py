@@ -12,6 +12,7 @@ import os
 import typer
 
 from herald.cli import (
+    alerts,
     api_key,
     appointments,
     campaign,
@@ -51,6 +52,7 @@ add_command(app, serve.serve)
 add_command(app, api_key.api_key, "api-key")
 add_command(app, report.report_command, "report")
 app.add_typer(credits.app, name="credits")
+app.add_typer(alerts.app, name="alerts")
 app.add_typer(appointments.app, name="appointments")
 
 

@@ -284,3 +284,27 @@ def test_the_sensor_requests_one_check_per_outbox_change() -> None:
         assert isinstance(request, dg.RunRequest) and request.run_key.startswith("staff_alerts-after:")
         assert isinstance(staff_alerts_sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor)),
                           dg.SkipReason)  # fmt: skip
+
+
+def test_the_cli_lists_alerts(warehouse: Warehouse, deployment: Deployment, herald_env) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    env = {**os.environ, **herald_env("duckdb")}
+    set_status(warehouse, messages("c", 10), "failed", "carrier rejected", NOW - timedelta(hours=1))
+    with warehouse.session() as s:
+        check_staff_alerts(s, deployment, {"email": SandboxEmailProvider()}, NOW)
+
+    def herald(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "herald.cli", "alerts", "list", *args], env=env, cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    listed = herald(CLINIC, "--open")
+    assert listed.returncode == 0, listed.stderr
+    assert CLINIC in listed.stdout and FAILED_OR_HELD in listed.stdout and "open" in listed.stdout
+    assert "no staff alerts for lakeside_realty" in herald("lakeside_realty").stdout
+    unknown = herald("nobody")
+    assert unknown.returncode == 1 and "unknown client 'nobody'" in unknown.stderr
