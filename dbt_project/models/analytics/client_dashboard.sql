@@ -40,16 +40,39 @@ as_of as (
     select cast('{{ as_of }}' as timestamp) as as_of_at
 ),
 
--- a notification counts as delivered when the provider said so (a complaint came from the
--- inbox, so it was delivered too), or when it was accepted and no receipt came (providers or
--- channels without delivery receipts, the sandbox); refused, undelivered and bounced never count
+-- a notification counts as delivered only when the provider said so: a delivery (or read)
+-- receipt; failed when its final outcome was failed, undelivered or bounced (a refusal
+-- included). An accepted message with no receipt yet is neither (the client report's definitions)
 delivered as (
     select
         deliveries.client_id,
         deliveries.message_key,
         coalesce(deliveries.delivered_at, deliveries.sent_at) as delivered_at
     from deliveries
-    where deliveries.final_status in ('delivered', 'complained', 'sent')
+    where (deliveries.delivered_at is not null or deliveries.final_status in ('delivered', 'read'))
+        -- Herald's own answers (_replies, _manual) are conversations, not notifications
+        and left(coalesce(deliveries.campaign, ''), 1) <> '_'
+),
+
+failed as (
+    select
+        deliveries.client_id,
+        coalesce(deliveries.failed_at, deliveries.bounced_at, deliveries.sent_at) as failed_at
+    from deliveries
+    where deliveries.delivered_at is null
+        and deliveries.final_status in ('failed', 'undelivered', 'bounced')
+        and left(coalesce(deliveries.campaign, ''), 1) <> '_'
+),
+
+failure_counts as (
+    select
+        failed.client_id,
+        count(*) as failed_30d
+    from failed
+    cross join as_of
+    where failed.failed_at > as_of.as_of_at - interval '30 days'
+        and failed.failed_at <= as_of.as_of_at
+    group by failed.client_id
 ),
 
 -- a reply is credited to the latest message sent to its sender from the number (or address) it
@@ -150,6 +173,11 @@ final as (
         coalesce(delivery_counts.delivered_3d, 0) as delivered_3d,
         coalesce(delivery_counts.delivered_7d, 0) as delivered_7d,
         coalesce(delivery_counts.delivered_30d, 0) as delivered_30d,
+        coalesce(failure_counts.failed_30d, 0) as failed_30d,
+        -- over the messages with a final outcome; null while none has
+        cast(coalesce(delivery_counts.delivered_30d, 0) as float8)
+        / nullif(coalesce(delivery_counts.delivered_30d, 0) + coalesce(failure_counts.failed_30d, 0), 0)
+            as delivery_rate_30d,
         coalesce(delivery_counts.replied_30d, 0) as replied_30d,
         case
             when coalesce(delivery_counts.delivered_30d, 0) > 0
@@ -164,6 +192,8 @@ final as (
         on clients.client_id = balances.client_id
     left join delivery_counts
         on clients.client_id = delivery_counts.client_id
+    left join failure_counts
+        on clients.client_id = failure_counts.client_id
     left join opt_out_counts
         on clients.client_id = opt_out_counts.client_id
     left join alert_counts

@@ -1,11 +1,15 @@
-"""A client's report over a period: headline numbers, charts and tables from the analytics marts.
+"""A client's report over a period: headline numbers, charts and tables from the marts.
 
-Every number is computed by SQL over a mart (``campaign_performance_daily``,
-``compliance_daily``, ``ab_test_results``, ``attribution_by_channel``, ``client_dashboard``) with
-the same formulas the marts use, so the report always agrees with ``herald sql``. A mart that is
-missing or has no rows for the client becomes a section that says "no data yet"; it never fails
-the report. Renderers: self-contained HTML (inline SVG charts, readable on a phone), PDF, XLSX
-(a sheet per table) and CSV (a folder with one file per table).
+Every number is computed by SQL over a mart (``marts.deliveries`` for sent, delivered, failed and
+the delivery rate; ``campaign_performance_daily`` for replies; ``compliance_daily``,
+``ab_test_results``, ``attribution_by_channel``, ``client_dashboard``; per client kind
+``appointment_confirmations`` or ``funnel_events`` and ``conversions``; ``conversation_messages``)
+with one definition per number (docs/analysts.md, "What the numbers mean"), so the report always
+agrees with ``herald sql``. The reader sees labels, never table or column names. A mart that is
+missing or has no rows for the client becomes a section that says "no data yet", a rate without
+a denominator says "not available yet"; neither fails the report. Renderers: self-contained
+HTML (inline SVG charts, readable on a phone, printable), PDF (a flow of A4 pages), XLSX (a sheet
+per table) and CSV (a folder with one file per table).
 
 One module per job: :mod:`.queries` builds the :class:`Report` (:mod:`.model`) from the marts,
 :mod:`.format` writes values, :mod:`.charts` draws, and :mod:`.html`, :mod:`.pdf` and
@@ -18,7 +22,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from herald.reports.client_report.format import fmt_cell, fmt_int, fmt_pct
+from herald.reports.client_report.format import LABELS, NOT_AVAILABLE, fmt_cell, fmt_int, fmt_pct, label
 from herald.reports.client_report.html import render_html
 from herald.reports.client_report.model import (
     DEFAULT_PERIOD,
@@ -28,6 +32,7 @@ from herald.reports.client_report.model import (
     Headline,
     Report,
     ReportError,
+    Section,
     Table,
     parse_period,
 )
@@ -38,11 +43,14 @@ from herald.reports.client_report.spreadsheet import render_csv, render_xlsx
 __all__ = [
     "DEFAULT_PERIOD",
     "FORMATS",
+    "LABELS",
     "MAX_PERIOD_DAYS",
+    "NOT_AVAILABLE",
     "NO_DATA",
     "Headline",
     "Report",
     "ReportError",
+    "Section",
     "Table",
     "build_report",
     "default_output",
@@ -50,6 +58,7 @@ __all__ = [
     "fmt_int",
     "fmt_pct",
     "headline_markdown",
+    "label",
     "parse_period",
     "render_csv",
     "render_html",

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from herald.reports.client_report.format import fmt_pct
+from herald.reports.client_report.format import fmt_pct, label
 from herald.reports.client_report.model import Report
 
 # the attribution mart's credited-conversions column, under the names it may carry
@@ -41,11 +41,11 @@ def _delivered_chart(report: Report) -> Callable[[Any], None] | None:
 
         ax = fig.subplots()
         days = [d for d, _, _ in series]
-        ax.bar(days, [dl for _, _, dl in series], color=BLUE, label="delivered", width=0.8)
-        ax.plot(days, [s for _, s, _ in series], color=GREY, marker="o", markersize=3, label="sent")
+        ax.bar(days, [dl for _, _, dl in series], color=BLUE, label="Delivered", width=0.8)
+        ax.plot(days, [s for _, s, _ in series], color=GREY, marker="o", markersize=3, label="Sent")
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
         ax.yaxis.get_major_locator().set_params(integer=True)
-        ax.set_ylabel("messages")
+        ax.set_ylabel("Messages")
         ax.legend(frameon=False)
         fig.autofmt_xdate()
 
@@ -61,14 +61,14 @@ def _campaign_chart(report: Report) -> Callable[[Any], None] | None:
         from matplotlib.ticker import PercentFormatter
 
         ax = fig.subplots()
-        names = [r["campaign"] for r in rows][::-1]
+        names = [label(str(r["campaign"])) for r in rows][::-1]
         rates = [r["response_rate"] for r in rows][::-1]
         ax.barh(names, rates, color=BLUE)
         for y, rate in enumerate(rates):
             ax.annotate(fmt_pct(rate), (rate, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
         ax.xaxis.set_major_formatter(PercentFormatter(1.0))
         ax.set_xlim(0, max(max(rates) * 1.25, 0.05))
-        ax.set_xlabel("response rate")
+        ax.set_xlabel("Response rate (replies ÷ sent)")
 
     return draw
 
@@ -102,13 +102,13 @@ def _ab_chart(report: Report) -> Callable[[Any], None] | None:
         ax.set_yticks(
             range(len(rows_shown)),
             [
-                f"{r['campaign']} · {r['step']} · {r['variant']}" + (" (control)" if r.get("is_control") else "")
+                f"{label(str(r['campaign']))} · {r['step']} · {r['variant']}" + (" (control)" if r.get("is_control") else "")
                 for r in rows_shown
             ],
         )
         ax.xaxis.set_major_formatter(PercentFormatter(1.0))
         metric = rows[0].get("metric")
-        ax.set_xlabel(f"{metric} rate with 95% interval" if metric else "rate with 95% interval")
+        ax.set_xlabel(f"{label(str(metric))} rate, 95% interval" if metric else "Rate, 95% interval")
         ax.set_ylim(-0.7, len(rows_shown) - 0.3)
 
     return draw
@@ -135,11 +135,11 @@ def _attribution_chart(report: Report) -> Callable[[Any], None] | None:
                 [values.get((model, ch), 0.0) for ch in channels],
                 height=height,
                 color=palette[i % len(palette)],
-                label=model,
+                label=label(model),
             )
-        ax.set_yticks(range(len(channels)), channels)
-        ax.set_xlabel("conversions credited")
-        ax.legend(frameon=False, fontsize=8, title="model", title_fontsize=8)
+        ax.set_yticks(range(len(channels)), [label(ch) for ch in channels])
+        ax.set_xlabel("Conversions credited")
+        ax.legend(frameon=False, fontsize=8, title="Attribution model", title_fontsize=8)
 
     return draw
 
@@ -148,7 +148,7 @@ def charts(report: Report) -> list[Chart]:
     attribution_channel = report.attribution.column("channel")
     channels = {r[attribution_channel] for r in report.attribution.records()} if attribution_channel else set()
     return [
-        Chart("delivered", "Delivered over time", _delivered_chart(report)),
+        Chart("delivered", "Messages per day", _delivered_chart(report)),
         Chart("response_by_campaign", "Response rate by campaign", _campaign_chart(report), len(report.campaigns.rows)),
         Chart("ab_tests", "A/B test results", _ab_chart(report), len(report.ab_tests.rows)),
         Chart("attribution", "Attribution by channel", _attribution_chart(report), 2 * len(channels)),

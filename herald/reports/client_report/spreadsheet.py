@@ -1,5 +1,6 @@
-"""The client report's tables as files: an XLSX workbook with a sheet per table, or a folder
-with one CSV per table. Both start with the summary (client, period and headline numbers)."""
+"""The client report's tables as files: an XLSX workbook with a sheet per table (human column
+labels), or a folder with one CSV per table (raw column names and values, for loading elsewhere).
+Both start with the summary (client, period and headline numbers)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from herald.reports.client_report.format import label
 from herald.reports.client_report.model import NO_DATA, Report
 
 
@@ -23,7 +25,8 @@ def _excel_value(value: Any) -> Any:
 
 
 def render_xlsx(report: Report, path: Path) -> Path:
-    """A workbook with a sheet per table: summary, daily, campaigns, ab_tests, attribution, dashboard."""
+    """A workbook with a sheet per table: summary, daily, campaigns, the client kind's own
+    (appointments' or the funnel's), ab_tests, attribution, dashboard."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
@@ -34,13 +37,15 @@ def render_xlsx(report: Report, path: Path) -> Path:
     for table in [report.summary_table(), *report.tables]:
         sheet = book.create_sheet(table.key)
         if not table.has_data:
-            sheet.append([NO_DATA, f"source: {table.source}"])
+            sheet.append([table.title, NO_DATA])
             continue
-        sheet.append(table.columns)
+        sheet.append(table.labels)
         for cell in sheet[1]:
             cell.font = Font(bold=True)
+        metric_table = table.columns == ["metric", "value"]
         for row in table.rows:
-            sheet.append([_excel_value(v) for v in row])
+            values = [_excel_value(v) for v in row]
+            sheet.append([label(str(values[0])), values[1]] if metric_table else values)
         for column in sheet.columns:
             width = max(len(str(c.value)) if c.value is not None else 0 for c in column)
             sheet.column_dimensions[column[0].column_letter].width = min(max(width + 2, 10), 50)
@@ -62,5 +67,5 @@ def render_csv(report: Report, path: Path) -> Path:
                 writer.writerow(table.columns)
                 writer.writerows(["" if v is None else v for v in row] for row in table.rows)
             else:
-                writer.writerows([["note"], [f"{NO_DATA} ({table.source})"]])
+                writer.writerows([["note"], [f"{table.title}: {NO_DATA}"]])
     return folder
