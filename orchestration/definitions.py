@@ -9,6 +9,7 @@ import dagster as dg
 
 from assets.alerts.staff_alerts import staff_alerts
 from assets.analytics.ab_tests import build_ab_test_results
+from assets.appointments.digest import staff_digests
 from assets.billing.credits import credit_alerts
 from assets.compliance.inbound import build_inbound_processing
 from assets.compliance.retention import retention_purge
@@ -29,10 +30,12 @@ from orchestration.jobs import (
     refresh_segments_job,
     retention_purge_job,
     staff_alerts_job,
+    staff_digest_job,
 )
 from orchestration.schedules import (
     ab_results_schedule,
     build_campaign_schedules,
+    build_digest_schedules,
     client_reports_schedule,
     deliver_due_schedule,
     retention_purge_schedule,
@@ -85,10 +88,11 @@ def build_definitions(config_dir: Path, dbt_target: str) -> dg.Definitions:
         build_ab_test_results(dbt_models),
         *build_client_report_assets(deployment, dbt_models),
     ]
+    python_assets.append(staff_digests)
     jobs = [ingest_packet_job, refresh_segments_job, retention_purge_job, alert_low_credit_job, ab_results_job,
-            client_reports_job, staff_alerts_job, *dbt_jobs]  # fmt: skip
+            client_reports_job, staff_alerts_job, staff_digest_job, *dbt_jobs]  # fmt: skip
     schedules = [deliver_due_schedule, retention_purge_schedule, ab_results_schedule, client_reports_schedule,
-                 *build_campaign_schedules(deployment)]  # fmt: skip
+                 *build_campaign_schedules(deployment), *build_digest_schedules(deployment)]  # fmt: skip
     sensors = [
         packet_arrival_sensor,
         packet_landed_sensor,

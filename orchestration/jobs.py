@@ -8,6 +8,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 
 from assets.alerts.staff_alerts import STAFF_ALERTS_KEY
 from assets.analytics.ab_tests import AB_TEST_RESULTS_KEY
+from assets.appointments.digest import STAFF_DIGESTS_KEY
 from assets.billing.credits import CREDIT_ALERTS_KEY
 from assets.compliance.inbound import INBOUND_MESSAGES_KEY, INBOUND_PROCESSING_KEY
 from assets.compliance.retention import RETENTION_PURGE_KEY
@@ -71,6 +72,14 @@ staff_alerts_job = dg.define_asset_job(
     description="Checks every client for too many failed or held messages, a low delivery rate or a provider "
     "outage (once per crossing) and records the alerts in herald_ops.staff_alerts.",
     tags={"herald/stage": "alerts"},
+)
+
+staff_digest_job = dg.define_asset_job(
+    "staff_digest_job",
+    selection=dg.AssetSelection.assets(STAFF_DIGESTS_KEY),
+    description="Emails each client whose digest time has come the next day's unconfirmed appointments "
+    "(once per local day) and records it in herald_ops.staff_digests.",
+    tags={"herald/stage": "appointments"},
 )
 
 ab_results_job = dg.define_asset_job(

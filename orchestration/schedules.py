@@ -15,6 +15,7 @@ from orchestration.jobs import (
     ab_results_job,
     client_reports_job,
     retention_purge_job,
+    staff_digest_job,
 )
 
 DELIVERY_CRON = "*/10 * * * *"
@@ -79,6 +80,29 @@ def build_campaign_schedules(deployment: Deployment) -> list[dg.ScheduleDefiniti
                 schedules.append(
                     build_campaign_schedule(client_id, name, campaign.trigger.cron, client.time_zone, description)
                 )
+    return schedules
+
+
+def build_digest_schedules(deployment: Deployment) -> list[dg.ScheduleDefinition]:
+    """One schedule per client with the staff digest on: daily at its confirmations.digest.send_at,
+    in its time zone (the run sends every digest that is due and not sent today)."""
+    schedules = []
+    for client_id, client in sorted(deployment.clients.items()):
+        digest = client.config.confirmations.digest
+        if not digest.enabled:
+            continue
+        hours, minutes = (int(part) for part in digest.send_at.split(":"))
+        schedules.append(
+            dg.ScheduleDefinition(
+                name=f"{client_id}__staff_digest_schedule",
+                cron_schedule=f"{minutes} {hours} * * *",
+                execution_timezone=client.time_zone,
+                job=staff_digest_job,
+                default_status=dg.DefaultScheduleStatus.RUNNING,
+                description=f"Daily at {digest.send_at} ({client.time_zone}): emails {client_id}'s staff the "
+                "next day's unconfirmed appointments.",
+            )
+        )
     return schedules
 
 

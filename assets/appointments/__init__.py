@@ -1,0 +1,1 @@
+"""Appointment assets: the daily staff digest of unconfirmed appointments."""
