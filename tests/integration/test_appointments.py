@@ -6,16 +6,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
-from datetime import date, datetime
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from herald.appointments.digest import STAFF_DIGESTS, digest_key, mask_name, send_digests
 from herald.config.models import Deployment
 from herald.providers.sandbox import SandboxEmailProvider
-from tests.dbt_harness import LOADED_AT, Built, MartBuild, build_marts, failed_nodes, rows
+from herald.settings import Settings
+from herald.warehouse.connection import Warehouse
+from tests.dbt_harness import LOADED_AT, REPO_ROOT, Built, MartBuild, build_marts, failed_nodes, rows
 
 ENGINES = ["duckdb", "postgres"]
 CLINIC = "bright_smiles_dental"  # America/Chicago: UTC-5 from 10 March 2024
@@ -257,3 +264,62 @@ def test_names_are_masked_to_first_name_and_last_initial() -> None:
     assert mask_name("Maria", "garcia") == "Maria G."
     assert mask_name(None, "Garcia") == "G."
     assert mask_name(" ", None) == "(no name)"
+
+
+# --- herald appointments digest ---------------------------------------------------------------
+
+
+def herald(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "herald.cli", *args], env={**os.environ, **env}, cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_cli_prints_the_digest_and_sends_it_once(engine: str, herald_env: Callable[[str], dict[str, str]]) -> None:
+    env = herald_env(engine)
+    warehouse = Warehouse(Settings.from_env(env).warehouse)
+    warehouse.ensure_schema()
+    chicago = ZoneInfo("America/Chicago")
+    tomorrow = datetime.now(chicago).date() + timedelta(days=1)
+
+    def utc(hour: int) -> datetime:
+        local = datetime.combine(tomorrow, time(hour)).replace(tzinfo=chicago)
+        return local.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+
+    with warehouse.session() as s:
+        s.execute("create schema if not exists marts")
+        s.execute("create table marts.appointment_confirmations (appointment_key varchar, client_id varchar, "
+                  "contact_id varchar, appointment_at timestamp, confirmation_state varchar)")  # fmt: skip
+        s.execute("create table marts.appointments (appointment_key varchar, appointment_type varchar, "
+                  "provider_name varchar)")  # fmt: skip
+        s.execute("create table marts.contacts (contact_id varchar, first_name varchar, last_name varchar)")
+        s.insert_rows(
+            "marts.appointment_confirmations",
+            ["appointment_key", "client_id", "contact_id", "appointment_at", "confirmation_state"],
+            [("k1", CLINIC, "c1", utc(9), "unconfirmed"), ("k2", CLINIC, "c2", utc(11), "confirmed")],
+        )
+        s.insert_rows("marts.appointments", ["appointment_key", "appointment_type", "provider_name"],
+                      [("k1", "cleaning", None), ("k2", None, None)])  # fmt: skip
+        s.insert_rows("marts.contacts", ["contact_id", "first_name", "last_name"],
+                      [("c1", "Maria", "Garcia"), ("c2", "Ann", "Lee")])  # fmt: skip
+
+    dry = herald(env, "appointments", "digest", CLINIC, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "1 unconfirmed appointment tomorrow" in dry.stdout
+    assert "09:00  Maria G. (cleaning)" in dry.stdout and "Garcia" not in dry.stdout and "Ann" not in dry.stdout
+    assert "(dry run: not sent)" in dry.stdout
+    assert rows(warehouse, f"select count(*) as n from {STAFF_DIGESTS}") == [{"n": 0}]
+
+    sent = herald(env, "appointments", "digest", CLINIC)
+    assert sent.returncode == 0, sent.stderr
+    assert "sent to the client's contact.email" in sent.stdout
+    again = herald(env, "appointments", "digest", CLINIC)
+    assert again.returncode == 0 and "already sent" in again.stdout
+    recorded = rows(warehouse, f"select appointment_count, email_status from {STAFF_DIGESTS}")
+    assert recorded == [{"appointment_count": 1, "email_status": "sent"}]
+    journal = [
+        json.loads(line) for line in (Path(env["HERALD_HOME"]) / "sandbox" / "email.jsonl").read_text().splitlines()
+    ]
+    assert [(e["subject"].split(": ", 1)[1].split(" (")[0], e["to"]) for e in journal] == [
+        ("1 unconfirmed appointment tomorrow", "f•••@brightsmiles.example")
+    ]
