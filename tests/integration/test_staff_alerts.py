@@ -265,10 +265,6 @@ def test_the_asset_records_alerts_as_metadata_and_a_failed_check(
     (check,) = result.get_asset_check_evaluations()
     assert (check.check_name, check.passed) == (NO_OPEN_ALERTS_CHECK, False)
 
-    again = dg.materialize([staff_alerts], resources=resources)
-    (materialization,) = again.asset_materializations_for_node(staff_alerts.node_def.name)
-    assert (materialization.metadata["alerts_fired"].value, materialization.metadata["alerts_open"].value) == (0, 1)
-
 
 def test_the_sensor_requests_one_check_per_outbox_change() -> None:
     import dagster as dg
@@ -305,6 +301,5 @@ def test_the_cli_lists_alerts(warehouse: Warehouse, deployment: Deployment, hera
     listed = herald(CLINIC, "--open")
     assert listed.returncode == 0, listed.stderr
     assert CLINIC in listed.stdout and FAILED_OR_HELD in listed.stdout and "open" in listed.stdout
-    assert "no staff alerts for lakeside_realty" in herald("lakeside_realty").stdout
     unknown = herald("nobody")
     assert unknown.returncode == 1 and "unknown client 'nobody'" in unknown.stderr
