@@ -56,14 +56,16 @@ def build_ab_test_results(dbt_models: dg.AssetsDefinition) -> dg.AssetsDefinitio
         deps=[
             dbt_model_key(dbt_models, "messages"),
             dbt_model_key(dbt_models, "campaign_performance_daily"),
+            dbt_model_key(dbt_models, "engagement_events"),  # metric: clicked / opened
         ],
     )
     def ab_test_results(
         context: dg.AssetExecutionContext, herald_config: HeraldConfigResource, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
         """One row per campaign step and A/B variant: sent, delivered, replied, converted, the rate
-        of the campaign's metric with its Wilson interval, a two-proportion test against the
-        control, and the step's winner when significant (or "not enough data")."""
+        of the campaign's metric (replied, converted, delivered, clicked or opened) with its Wilson
+        interval, a two-proportion test against the control, and the step's winner when
+        significant (or "not enough data")."""
         deployment = herald_config.load()
         now = utcnow()
         with warehouse.get().session() as session:

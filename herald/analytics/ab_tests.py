@@ -8,6 +8,9 @@ What is counted, per campaign step and variant (one message = one outbox row tha
 - ``sent``, ``delivered``, ``replied``: summed from ``analytics.campaign_performance_daily``, so
   they are the numbers the performance mart shows (a reply is credited to the latest message
   the client sent that address within the 7 days before it).
+- ``opened``, ``clicked``: sent messages opened / clicked at least once (``marts.engagement_events``:
+  Resend's opened and clicked webhooks, clicks on Herald's tracked links, bots left out), each
+  message once; read only when a campaign judges by one of them.
 - ``converted``: sent messages whose contact reached a conversion stage
   (:data:`CONVERSION_STAGES`) in ``marts.funnel_events`` within :data:`CONVERSION_WINDOW_DAYS`
   days after the message was sent. A conversion counts for every step that preceded it in the
@@ -38,7 +41,9 @@ WINNERS_TABLE = "herald_ops.ab_winners"
 RESULTS_TABLE = f"{ANALYTICS_SCHEMA}.ab_test_results"
 CONVERSION_STAGES: tuple[str, ...] = ("enrolled", "won", "closed", "booked")
 CONVERSION_WINDOW_DAYS = 30
-METRICS: tuple[str, ...] = ("replied", "converted", "delivered")
+METRICS: tuple[str, ...] = ("replied", "converted", "delivered", "clicked", "opened")
+ENGAGEMENT_METRICS: tuple[str, ...] = ("clicked", "opened")
+ENGAGEMENT_EVENTS = "marts.engagement_events"
 
 CONTROL = "control"
 WINNER = "winner"
@@ -90,8 +95,8 @@ def two_proportion_test(s1: int, n1: int, s2: int, n2: int) -> tuple[float, floa
 
 @dataclass(frozen=True)
 class ArmCounts:
-    """What one variant of a step did: messages sent and how many were delivered, replied to
-    and followed by a conversion."""
+    """What one variant of a step did: messages sent and how many were delivered, replied to,
+    followed by a conversion, opened and clicked."""
 
     step: str
     variant: str
@@ -99,6 +104,8 @@ class ArmCounts:
     delivered: int = 0
     replied: int = 0
     converted: int = 0
+    opened: int = 0
+    clicked: int = 0
 
     def successes(self, metric: str) -> int:
         if metric not in METRICS:
@@ -230,13 +237,22 @@ where m.status = 'sent'
 group by m.client_id, m.campaign, m.step, m.variant
 """
 
+_ENGAGED_SQL = f"""
+select client_id, campaign, step, variant,
+       count(distinct case when event = 'opened' then message_key end),
+       count(distinct case when event = 'clicked' then message_key end)
+from {ENGAGEMENT_EVENTS}
+group by client_id, campaign, step, variant
+"""
+
 Key = tuple[str, str, str, str]  # client_id, campaign, step, variant
+COUNTED: tuple[str, ...] = ("sent", "delivered", "replied", "converted", "opened", "clicked")
 
 
 def campaign_arms(campaign: CampaignConfig, counts: dict[tuple[str, str], dict[str, int]]) -> list[ArmCounts]:
     """The arms of every A/B step of ``campaign`` (steps with two or more variants), in the
     config's order; a variant sent earlier but since removed from the config comes last.
-    ``counts``: (step, variant) → {"sent", "delivered", "replied", "converted"}."""
+    ``counts``: (step, variant) → {"sent", "delivered", "replied", "converted", "opened", "clicked"}."""
     arms: list[ArmCounts] = []
     for step in campaign.steps:
         if len(step.variants) < 2:
@@ -245,13 +261,14 @@ def campaign_arms(campaign: CampaignConfig, counts: dict[tuple[str, str], dict[s
         retired = sorted(v for s, v in counts if s == step.name and v not in configured)
         for variant in configured + retired:
             found = counts.get((step.name, variant), {})
-            numbers = {k: int(found.get(k, 0)) for k in ("sent", "delivered", "replied", "converted")}
+            numbers = {k: int(found.get(k, 0)) for k in COUNTED}
             arms.append(ArmCounts(step.name, variant, **numbers))
     return arms
 
 
-def read_counts(session: Session) -> dict[Key, dict[str, int]]:
-    """Sent, delivered, replied and converted per client, campaign, step and variant."""
+def read_counts(session: Session, *, engagement: bool = False) -> dict[Key, dict[str, int]]:
+    """Sent, delivered, replied and converted per client, campaign, step and variant; with
+    ``engagement``, opened and clicked too (from ``marts.engagement_events``)."""
     counts: dict[Key, dict[str, int]] = {}
     _, rows = session.query(_COUNTS_SQL)
     for client_id, campaign, step, variant, sent, delivered, replied in rows:
@@ -260,12 +277,28 @@ def read_counts(session: Session) -> dict[Key, dict[str, int]]:
             "delivered": int(delivered or 0),
             "replied": int(replied or 0),
             "converted": 0,
+            "opened": 0,
+            "clicked": 0,
         }
     _, rows = session.query(_CONVERTED_SQL)
     for client_id, campaign, step, variant, converted in rows:
         entry = counts.setdefault((client_id, campaign, step, variant), {"sent": 0, "delivered": 0, "replied": 0})
         entry["converted"] = int(converted)
+    if engagement:
+        _, rows = session.query(_ENGAGED_SQL)
+        for client_id, campaign, step, variant, opened, clicked in rows:
+            entry = counts.setdefault((client_id, campaign, step, variant), {"sent": 0, "delivered": 0, "replied": 0})
+            entry["opened"], entry["clicked"] = int(opened), int(clicked)
     return counts
+
+
+def judges_engagement(deployment: Deployment) -> bool:
+    """True when some campaign's A/B test judges by opens or clicks."""
+    return any(
+        campaign.ab_test.metric in ENGAGEMENT_METRICS
+        for client in deployment.clients.values()
+        for campaign in client.campaigns.values()
+    )
 
 
 def ab_results(deployment: Deployment, counts: dict[Key, dict[str, int]]) -> list[tuple[str, str, ArmResult]]:
@@ -292,10 +325,11 @@ def compute_ab_results(session: Session, deployment: Deployment, now: datetime) 
     """Replace ``analytics.ab_test_results`` with the current results; the number of rows.
 
     Reads ``analytics.campaign_performance_daily``, ``marts.messages`` and
-    ``marts.funnel_events`` (dbt builds them); call it inside one session so the table is
-    replaced in one transaction.
+    ``marts.funnel_events`` (and ``marts.engagement_events`` when a campaign judges by opens or
+    clicks; dbt builds them); call it inside one session so the table is replaced in one
+    transaction.
     """
-    results = ab_results(deployment, read_counts(session))
+    results = ab_results(deployment, read_counts(session, engagement=judges_engagement(deployment)))
     rows: list[Sequence[Any]] = [
         (
             client_id,

@@ -57,7 +57,9 @@ planned_messages as (
         coalesce(is_deferred, false) as is_deferred,
         cast(null as bigint) as sms_segments,
         false as is_delivered,
-        false as is_replied
+        false as is_replied,
+        false as is_opened,
+        false as is_clicked
     from message_plan
 ),
 
@@ -74,7 +76,11 @@ outbox_messages as (
         false as is_deferred,
         outbox.sms_segments,
         (outbox.delivered_at is not null or outbox.provider_status in ('delivered', 'read')) as is_delivered,
-        replied_messages.message_key is not null as is_replied
+        replied_messages.message_key is not null as is_replied,
+        -- the first open / click (Resend webhooks, Herald's tracked links) stamps the outbox
+        -- message, so each counts once per message: the messages of marts.engagement_events
+        outbox.opened_at is not null as is_opened,
+        outbox.clicked_at is not null as is_clicked
     from outbox
     left join replied_messages
         on outbox.message_key = replied_messages.message_key
@@ -117,6 +123,8 @@ daily as (
         count(*) filter (where row_source = 'outbox' and status = 'cancelled') as cancelled,
         count(*) filter (where row_source = 'outbox' and is_delivered) as delivered,
         count(*) filter (where row_source = 'outbox' and is_replied) as replied,
+        count(*) filter (where row_source = 'outbox' and is_opened) as opened,
+        count(*) filter (where row_source = 'outbox' and is_clicked) as clicked,
         -- DuckDB sums bigints into a hugeint, PostgreSQL into numeric: back to bigint
         cast(
             coalesce(sum(sms_segments) filter (where row_source = 'outbox' and status = 'sent' and channel = 'sms'), 0)
@@ -135,7 +143,11 @@ final as (
         case
             when delivered > 0 then cast(replied as float8) / delivered
             else cast(replied as float8) / nullif(sent, 0)
-        end as response_rate
+        end as response_rate,
+        case
+            when delivered > 0 then cast(clicked as float8) / delivered
+            else cast(clicked as float8) / nullif(sent, 0)
+        end as click_rate
     from daily
 )
 
