@@ -331,10 +331,12 @@ def dispatch(
     max_enqueue: int = 1000,
     clock: Callable[[], datetime] | None = None,
     events_table: str = CLIENT_EVENTS,
+    time_budget: float | None = None,
 ) -> DispatchResult:
     """One dispatch run over ``configured`` (see the module docstring). ``now`` schedules retries
     (tests advance it); ``clock`` stamps the signatures (default: the real time, as receivers
-    check it against theirs)."""
+    check it against theirs). ``time_budget`` (seconds): no POST starts after it is spent, so a run
+    of slow endpoints ends in bounded time."""
     now = now or utcnow()
     environ = os.environ if environ is None else environ
     result = DispatchResult()
@@ -361,12 +363,14 @@ def dispatch(
     own_http = http is None
     http = http or httpx.Client(follow_redirects=False)
     budget = max_attempts
+    deadline = None if time_budget is None else time.monotonic() + time_budget
     try:
         # round-robin: one delivery per subscription per turn, so no endpoint takes the whole budget
-        while budget > 0 and active:
+        while budget > 0 and active and (deadline is None or time.monotonic() < deadline):
             for target in list(active):
                 queue = queues[target.subscription_id]
-                if not queue or budget <= 0:
+                if not queue or budget <= 0 or (deadline is not None and time.monotonic() >= deadline):
+                    result.deferred += len(queue)
                     active.remove(target)
                     continue
                 event_id, body, attempts = queue.pop(0)
@@ -420,3 +424,46 @@ def ping(
         return None, f"timed out after {timeout:g} s", int((time.monotonic() - started) * 1000), ""
     except httpx.HTTPError as exc:
         return None, f"{type(exc).__name__}: {exc}", int((time.monotonic() - started) * 1000), ""
+
+
+def subscription_status(session: Session, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per subscription id: its start, cursor, disabled state and delivery counts (empty when
+    the webhook tables are not there yet)."""
+    if not ids or not events_table_exists(session, SUBSCRIPTIONS):
+        return {}
+    marks = ", ".join("?" * len(ids))
+    names, found = session.query(
+        f"select subscription_id, created_at, cursor_at, disabled_at, disabled_reason from {SUBSCRIPTIONS} "
+        f"where subscription_id in ({marks})",
+        list(ids),
+    )
+    status = {r[0]: {**dict(zip(names, r, strict=True)), "pending": 0, "delivered": 0, "failed": 0} for r in found}
+    _, counts = session.query(
+        f"select subscription_id, status, count(*) from {DELIVERIES} where subscription_id in ({marks}) "
+        "group by subscription_id, status",
+        list(ids),
+    )
+    for sid, state, n in counts:
+        status[sid][state] = int(n)
+    _, last = session.query(
+        f"select subscription_id, max(attempted_at) from {ATTEMPTS} where subscription_id in ({marks}) "
+        "group by subscription_id",
+        list(ids),
+    )
+    for sid, at in last:
+        status[sid]["last_attempt_at"] = at
+    return status
+
+
+def enable_subscription(session: Session, client_id: str, url: str, actor: str, now: datetime) -> bool:
+    """Lifts a 410 disable (the endpoint is back): its pending deliveries resume. False when it was not disabled."""
+    sid = subscription_id(client_id, url)
+    reason = session.scalar(f"select disabled_reason from {SUBSCRIPTIONS} where subscription_id = ?", [sid])
+    if reason is None:
+        return False
+    session.execute(
+        f"update {SUBSCRIPTIONS} set disabled_at = null, disabled_reason = null, updated_at = ? where subscription_id = ?",
+        [now, sid],
+    )
+    audit(session, actor, "webhook_enabled", client_id, None, url, f"was: {reason}", {"subscription_id": sid}, now=now)
+    return True

@@ -314,3 +314,111 @@ def test_a_missing_secret_holds_that_subscription_only(warehouse: Warehouse, rec
     assert result.problems == [
         f"clinic: environment variable NOT_SET (the signing secret of {nosecret}) is not set; its deliveries wait"
     ]
+
+
+# --- the feed: marts.client_events built by dbt over hand-made upstream marts ------------------
+
+F = datetime(2026, 3, 2, 9, 0)
+FEED_UPSTREAM: dict[str, list[tuple[str, str]]] = {
+    "marts.contacts": [("contact_id", "varchar"), ("client_id", "varchar"), ("external_id", "varchar")],
+    "marts.messages": [("message_key", "varchar"), ("client_id", "varchar"), ("campaign", "varchar"),
+                       ("step", "varchar"), ("contact_id", "varchar"), ("channel", "varchar"),
+                       ("sent_at", "timestamp")],
+    "marts.deliveries": [("message_key", "varchar"), ("client_id", "varchar"), ("campaign", "varchar"),
+                         ("step", "varchar"), ("contact_id", "varchar"), ("channel", "varchar"),
+                         ("final_status", "varchar"), ("delivered_at", "timestamp"), ("failed_at", "timestamp"),
+                         ("bounced_at", "timestamp")],
+    "marts.conversation_messages": [("conversation_message_id", "varchar"), ("client_id", "varchar"),
+                                    ("contact_id", "varchar"), ("channel", "varchar"), ("direction", "varchar"),
+                                    ("inbound_action", "varchar"), ("occurred_at", "timestamp")],
+    "marts.suppressions": [("suppression_key", "varchar"), ("client_id", "varchar"), ("channel", "varchar"),
+                           ("reason", "varchar"), ("contact_id", "varchar"), ("created_at", "timestamp")],
+    "analytics.conversions": [("conversion_id", "varchar"), ("client_id", "varchar"), ("contact_id", "varchar"),
+                              ("kind", "varchar"), ("occurred_at", "timestamp")],
+}  # fmt: skip
+
+
+def feed_build() -> Any:
+    from tests.dbt_harness import MartBuild, row
+
+    return MartBuild(
+        name="client_events",
+        models=["client_events"],
+        sources=["herald_ops.enrollment_events"],
+        hand_made=FEED_UPSTREAM,
+        rows={
+            "marts.contacts": [("c1", "clinic", "EXT-1"), ("c2", "clinic", None)],
+            "marts.messages": [("m1", "clinic", "reminders", "day_before", "c1", "sms", F),
+                               ("m2", "clinic", "reminders", "day_before", "c2", "email", F),
+                               ("m3", "clinic", "reminders", "day_before", "c2", "sms", None)],  # never sent
+            "marts.deliveries": [
+                ("m1", "clinic", "reminders", "day_before", "c1", "sms", "delivered", F + timedelta(minutes=1), None, None),
+                ("m2", "clinic", "reminders", "day_before", "c2", "email", "bounced", None, None,
+                 F + timedelta(minutes=2)),
+            ],
+            "marts.conversation_messages": [
+                ("in:i1", "clinic", "c1", "sms", "inbound", "opt_out", F + timedelta(minutes=3)),
+                ("out:m1", "clinic", "c1", "sms", "outbound", None, F),  # outbound: not a reply
+            ],
+            "marts.suppressions": [
+                ("s1", "clinic", "sms", "opt_out", "c1", F + timedelta(minutes=3)),
+                ("s2", "*", "email", "hard_bounce", "c2", F + timedelta(minutes=2)),  # global bounce: no event
+                ("s3", "clinic", "*", "manual_block", "c2", F),  # support's block: no event
+            ],
+            "analytics.conversions": [("v1", "clinic", "c2", "funnel_event", F + timedelta(hours=1))],
+            "herald_ops.enrollment_events": [
+                row("herald_ops.enrollment_events", event_id="j1", enrollment_id="en1", client_id="clinic",
+                    campaign="nurture", contact_id="c2", step="welcome", event="enrolled", occurred_at=F,
+                    recorded_at=F),
+                row("herald_ops.enrollment_events", event_id="j2", enrollment_id="en1", client_id="clinic",
+                    campaign="nurture", contact_id="c2", step="welcome", event="waiting", occurred_at=F,
+                    recorded_at=F),
+                row("herald_ops.enrollment_events", event_id="j3", enrollment_id="en1", client_id="clinic",
+                    campaign="nurture", contact_id="c2", step="follow_up", event="exited", reason="replied",
+                    occurred_at=F + timedelta(minutes=4), recorded_at=F),
+            ],
+        },
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def feed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from tests.dbt_harness import build_marts
+
+    with build_marts(request, tmp_path_factory, feed_build()) as built:
+        yield built
+
+
+def test_the_feed_has_one_row_per_event_with_ids_only(feed: Any) -> None:
+    from tests.dbt_harness import failed_nodes
+
+    assert failed_nodes(feed) == {}
+    got = rows(feed.warehouse, "select event_type, contact_id, external_id, campaign, step, message_key, channel, "
+                               "detail from marts.client_events order by occurred_at, event_type")  # fmt: skip
+    assert [tuple(r.values()) for r in got] == [
+        ("enrolled", "c2", None, "nurture", "welcome", None, None, None),
+        ("sent", "c1", "EXT-1", "reminders", "day_before", "m1", "sms", None),
+        ("sent", "c2", None, "reminders", "day_before", "m2", "email", None),
+        ("delivered", "c1", "EXT-1", "reminders", "day_before", "m1", "sms", None),
+        ("failed", "c2", None, "reminders", "day_before", "m2", "email", "bounced"),
+        ("opted_out", "c1", "EXT-1", None, None, None, "sms", "opt_out"),
+        ("replied", "c1", "EXT-1", None, None, None, "sms", "opt_out"),
+        ("exited", "c2", None, "nurture", "follow_up", None, None, "replied"),
+        ("converted", "c2", None, None, None, None, None, "funnel_event"),
+    ]
+    ids = rows(feed.warehouse, "select event_id from marts.client_events where event_type = 'sent' order by 1")
+    import hashlib
+
+    assert {r["event_id"] for r in ids} == {hashlib.md5(f"sent|{k}".encode()).hexdigest() for k in ("m1", "m2")}
+
+
+def test_the_built_feed_is_dispatched_to_a_subscriber(feed: Any, receiver: Receiver) -> None:
+    url = receiver.endpoint("/journeys")
+    subs = [sub(receiver, url, "JOURNEYS", events=["enrolled", "exited", "opted_out"])]
+    env = env_of(receiver, JOURNEYS="/journeys")
+    feed.warehouse.ensure_schema()  # the build made only the tables the model reads
+    result = run(feed.warehouse, subs, env, F - timedelta(days=1))  # subscribed the day before
+    assert (result.enqueued, result.delivered) == (3, 3)
+    assert [(r.verified, r.body["type"] if r.body else None) for r in receiver.at("/journeys")] == [
+        (True, "journey.enrolled"), (True, "contact.opted_out"), (True, "journey.exited")
+    ]  # fmt: skip
