@@ -58,7 +58,7 @@ FINAL_FAILURES = ("failed", "undelivered", "bounced")
 OUTAGE_OUTCOMES = ("transient_error", "held_unknown")
 CIRCUIT_OPEN = "circuit_open"  # an attempt's error_code when a circuit breaker refused the call
 
-_PHONE_RE = re.compile(r"\+?\d[\d\s().-]{7,}\d")
+_PHONE_RE = re.compile(r"\+\d[\d\s().-]{6,}\d|\b\d{10,15}\b")  # E.164-like, or 10+ bare digits
 _EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 

@@ -303,3 +303,11 @@ def test_the_cli_lists_alerts(warehouse: Warehouse, deployment: Deployment, hera
     assert CLINIC in listed.stdout and FAILED_OR_HELD in listed.stdout and "open" in listed.stdout
     unknown = herald("nobody")
     assert unknown.returncode == 1 and "unknown client 'nobody'" in unknown.stderr
+
+
+def test_reasons_are_masked_but_dates_and_codes_stay_readable() -> None:
+    from herald.alerts.staff import mask_text
+
+    assert mask_text(f"To {PHONE} at 2026-11-23 15:00 (code 21211), 5125550142, jane@x.example") == (
+        "To +1•••••••142 at 2026-11-23 15:00 (code 21211), •••••••142, j•••@x.example"
+    )
