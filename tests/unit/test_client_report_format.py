@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from herald.reports.client_report import (
+    LABELS,
     NO_DATA,
+    NOT_AVAILABLE,
     Headline,
     Report,
     ReportError,
@@ -20,6 +22,7 @@ from herald.reports.client_report import (
     default_output,
     fmt_cell,
     headline_markdown,
+    label,
     parse_period,
     render_html,
     write_report,
@@ -65,7 +68,10 @@ def test_bad_period(value: str, message: str) -> None:
         ("revenue", 1234.5, "1,234.50"),
         ("balance_cents", 125000, "$1,250.00"),
         ("is_control", True, "yes"),
-        ("rate", None, "—"),
+        ("rate", None, "not available yet"),
+        ("sent", None, "—"),
+        ("campaign", "open_house", "Open house"),
+        ("channel", "sms", "SMS"),
         ("send_date", date(2025, 6, 1), "2025-06-01"),
         ("computed_at", datetime(2025, 6, 30, 6, 5, 9), "2025-06-30 06:05"),
         ("verdict", "not enough data", "not enough data"),
@@ -83,20 +89,20 @@ def test_default_output() -> None:
 
 
 def in_memory_report(with_data: bool) -> Report:
-    source = "analytics.campaign_performance_daily"
+    source = "marts.deliveries"
     daily = Table(
         "daily",
-        "Delivered per day",
+        "Messages per day",
         source,
-        ["send_date", "sent", "delivered", "failed", "replied"],
+        ["day", "sent", "delivered", "failed", "replied"],
         [(date(2025, 6, 2), 12, 10, 1, 2)] if with_data else [],
     )
     campaigns = Table(
         "campaigns",
-        "Response rate by campaign",
+        "Campaigns",
         source,
-        ["campaign", "sent", "delivered", "replied", "response_rate"],
-        [("reminders", 12, 10, 2, 0.2)] if with_data else [],
+        ["campaign", "sent", "delivered", "failed", "delivery_rate", "replied", "response_rate"],
+        [("reminders", 12, 10, 1, 10 / 11, 2, 2 / 12)] if with_data else [],
     )
     ab = Table(
         "ab_tests",
@@ -118,8 +124,8 @@ def in_memory_report(with_data: bool) -> Report:
         [("linear", "sms", 2.5, 100.0)] if with_data else [],
         missing=not with_data,
     )
-    dashboard = Table("dashboard", "Dashboard", "analytics.client_dashboard", ["metric", "value"], [], missing=True)
-    headline = Headline(12, 10, 1, 2, 12 / 13, 0.2, 0) if with_data else Headline(0, 0, 0, 0, None, None, 0)
+    dashboard = Table("dashboard", "Right now", "analytics.client_dashboard", ["metric", "value"], [], missing=True)
+    headline = Headline(12, 10, 1, 2, 0) if with_data else Headline(0, 0, 0, 0, 0)
     return Report(
         "acme",
         "Acme <Dental>",
@@ -137,23 +143,56 @@ def in_memory_report(with_data: bool) -> Report:
     )
 
 
+def visible_text(page: str) -> str:
+    body = re.sub(r"<(svg|style).*?</\1>", " ", page, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body))
+
+
 def test_html_with_data_has_one_chart_per_section() -> None:
     page = render_html(in_memory_report(True))
     labels = re.findall(r'<svg role="img" aria-label="([^"]+)"', page)
-    assert labels == ["Delivered over time", "Response rate by campaign", "A/B test results", "Attribution by channel"]
+    assert labels == ["Messages per day", "Response rate by campaign", "A/B test results", "Attribution by channel"]
     assert "Acme &lt;Dental&gt;" in page and "<Dental>" not in page  # escaped
     assert page.count(NO_DATA) == 1  # the dashboard only
     # the chart is fluid: no fixed size on the root element
     root = re.search(r"<svg[^>]*>", page).group(0)
     assert 'width="' not in root and "viewBox" in root
+    text = visible_text(page)
+    assert "Delivery rate 90.9%" in text and "Reminders 12 10 1 90.9% 2 16.7%" in text
+    assert "Awaiting receipt 1" in text  # 12 sent - 10 delivered - 1 failed
 
 
 def test_html_without_data_says_so() -> None:
     page = render_html(in_memory_report(False))
     assert "<svg" not in page
     assert page.count(NO_DATA) == 5
-    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
-    assert "Delivered 0" in text and "Response rate —" in text
+    text = visible_text(page)
+    assert "Delivered 0" in text
+    assert f"Delivery rate {NOT_AVAILABLE}" in text and f"Response rate {NOT_AVAILABLE}" in text
+
+
+def test_headline_definitions() -> None:
+    h = Headline(sent=10, delivered=6, failed=2, replied=3, opt_outs=1)
+    assert (h.awaiting, h.delivery_rate, h.response_rate) == (2, 6 / 8, 3 / 10)
+    nothing_final = Headline(sent=5, delivered=0, failed=0, replied=0, opt_outs=0)
+    assert nothing_final.delivery_rate is None and dict(nothing_final.items())["Delivery rate"] == NOT_AVAILABLE
+    missing = Headline(None, None, None, None, None)
+    assert dict(missing.items())["Delivered"] == "—" and missing.awaiting is None
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [("delivered_24h", "Delivered, last 24 hours"), ("response_pct_30d", "Response rate, last 30 days"),
+     ("open_house", "Open house"), ("delivery_rate", "Delivery rate")],
+)  # fmt: skip
+def test_labels(name: str, shown: str) -> None:
+    assert label(name) == shown
+
+
+def test_every_dashboard_column_has_a_label() -> None:
+    from herald.reports.client_report.queries import DASHBOARD_COLUMNS
+
+    assert all(name in LABELS for name in DASHBOARD_COLUMNS)
 
 
 def test_headline_markdown_and_unknown_format(tmp_path: Path) -> None:
@@ -164,7 +203,7 @@ def test_headline_markdown_and_unknown_format(tmp_path: Path) -> None:
         "| Sent | 12 |",
         "| Delivered | 10 |",
     ]
-    assert "| Delivery rate | 92.3% |" in headline_markdown(report)
+    assert "| Delivery rate | 90.9% |" in headline_markdown(report)
     with pytest.raises(ReportError, match="--format must be one of html, pdf, xlsx, csv, not 'docx'"):
         write_report(report, "docx", tmp_path / "x.docx")
 

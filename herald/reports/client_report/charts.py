@@ -66,7 +66,7 @@ def _campaign_chart(report: Report) -> Callable[[Any], None] | None:
         ax.barh(names, rates, color=BLUE)
         for y, rate in enumerate(rates):
             ax.annotate(fmt_pct(rate), (rate, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
-        ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
         ax.set_xlim(0, max(max(rates) * 1.25, 0.05))
         ax.set_xlabel("Response rate (replies ÷ sent)")
 
@@ -102,11 +102,12 @@ def _ab_chart(report: Report) -> Callable[[Any], None] | None:
         ax.set_yticks(
             range(len(rows_shown)),
             [
-                f"{label(str(r['campaign']))} · {r['step']} · {r['variant']}" + (" (control)" if r.get("is_control") else "")
+                f"{label(str(r['campaign']))} · {r['step']} · {r['variant']}"
+                + (" (control)" if r.get("is_control") else "")
                 for r in rows_shown
             ],
         )
-        ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
         metric = rows[0].get("metric")
         ax.set_xlabel(f"{label(str(metric))} rate, 95% interval" if metric else "Rate, 95% interval")
         ax.set_ylim(-0.7, len(rows_shown) - 0.3)

@@ -20,9 +20,12 @@ WIDTH = PAGE_W - 2 * MARGIN
 ROW = 0.21  # a table row, inches
 MIN_ROWS = 3  # a table starts on a page only with its header and this many rows
 CHART_HEIGHT = 3.2  # a chart's height on the page, inches (horizontal charts grow with their bars)
+MIN_CHART_HEIGHT = 1.9  # a chart shrinks to the room left on the page, down to this
 INK, MUTED, LINE, ACCENT = "#111827", "#6b7280", "#d1d5db", "#2563eb"
 # columns left out of a table too wide for the page, first ones first
-DROPPABLE = ("computed_at", "z", "winner", "converted", "delivered", "conversions_touched", "step")
+DROPPABLE = (
+    "computed_at", "z", "winner", "converted", "delivered", "conversions_touched", "step", "metric", "p_value",
+)  # fmt: skip
 
 MEANINGS = [
     ("Sent", "Messages handed to the SMS or email provider in the period."),
@@ -154,14 +157,14 @@ def _fit_columns(table: Table) -> tuple[list[int], list[float], float]:
     keep = list(range(len(table.columns)))
     while True:
         for size in (8.0, 7.0, 6.5):
-            char = size * 0.56 / 72  # an average character of DejaVu Sans, inches
-            widths = [(max([len(table.labels[i])] + [len(row[i][0]) for row in cells]) + 2) * char for i in keep]
+            char = size * 0.62 / 72  # an average character of DejaVu Sans (bold headers), inches
+            widths = [(max([len(table.labels[i])] + [len(row[i][0]) for row in cells]) + 3) * char for i in keep]
             if sum(widths) <= WIDTH:
                 spare = (WIDTH - sum(widths)) / len(widths) if sum(widths) > WIDTH * 0.7 else 0.0
                 return keep, [w + spare for w in widths], size
         droppable = [i for i in keep if table.columns[i] in DROPPABLE]
-        if not droppable:
-            return keep, [WIDTH / len(keep)] * len(keep), 6.0
+        if not droppable:  # the narrowest font, every column scaled down alike
+            return keep, [w * WIDTH / sum(widths) for w in widths], 6.0
         keep.remove(min(droppable, key=lambda i: DROPPABLE.index(table.columns[i])))
 
 
@@ -207,7 +210,10 @@ def _table(pages: _Pages, table: Table, title: str) -> None:
 
 
 def _chart_height(chart: Chart) -> float:
-    return min(max(CHART_HEIGHT, chart.height * 0.8), 6.0)
+    """A time series gets CHART_HEIGHT; a horizontal bar chart grows with its bars."""
+    if chart.bars:
+        return min(max(MIN_CHART_HEIGHT, chart.height * 0.6), 6.0)
+    return CHART_HEIGHT
 
 
 def _chart(pages: _Pages, chart: Chart) -> None:
@@ -215,6 +221,8 @@ def _chart(pages: _Pages, chart: Chart) -> None:
     if chart.draw is None:
         return
     height = _chart_height(chart)
+    if MIN_CHART_HEIGHT <= pages.room() - 0.1 < height:
+        height = pages.room() - 0.1  # fill the page rather than leave its end blank
     fig = figure(chart, WIDTH, height)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=150)
@@ -269,7 +277,7 @@ def render_pdf(report: Report, path: Path) -> Path:
             (report.campaigns.title, "response_by_campaign", report.campaigns),
         ):
             chart = drawn[key]
-            _heading(pages, title, keep=_chart_height(chart) if chart.draw else _table_start(table))
+            _heading(pages, title, keep=MIN_CHART_HEIGHT if chart.draw else _table_start(table))
             _chart(pages, chart)
             _table(pages, table, title)
         for section in conversations:
@@ -279,7 +287,7 @@ def render_pdf(report: Report, path: Path) -> Path:
             ("Attribution by channel", "attribution", report.attribution),
         ):
             chart = drawn[key]
-            _heading(pages, title, keep=_chart_height(chart) if chart.draw else _table_start(table))
+            _heading(pages, title, keep=MIN_CHART_HEIGHT if chart.draw else _table_start(table))
             _chart(pages, chart)
             _table(pages, table, title)
         _heading(
