@@ -394,7 +394,7 @@ def test_the_feed_has_one_row_per_event_with_ids_only(feed: Any) -> None:
 
     assert failed_nodes(feed) == {}
     got = rows(feed.warehouse, "select event_type, contact_id, external_id, campaign, step, message_key, channel, "
-                               "detail from marts.client_events order by occurred_at, event_type")  # fmt: skip
+                               "detail from marts.client_events order by occurred_at, event_type, contact_id")  # fmt: skip
     assert [tuple(r.values()) for r in got] == [
         ("enrolled", "c2", None, "nurture", "welcome", None, None, None),
         ("sent", "c1", "EXT-1", "reminders", "day_before", "m1", "sms", None),
