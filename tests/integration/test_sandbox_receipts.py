@@ -25,7 +25,7 @@ from herald.delivery.engine import DeliveryOptions, deliver_due
 from herald.delivery.outbox import OUTBOX, OutboxMessage, enqueue
 from herald.events.apply import apply_provider_events, twilio_error_text
 from herald.events.landing import FileSink, load_events, pending_event_files
-from herald.providers.base import OutboundMessage, Provider
+from herald.providers.base import OutboundMessage, PermanentProviderError, Provider
 from herald.providers.factory import providers_from_env, sandbox_rates_from_env
 from herald.providers.resend_email import ResendEmailProvider
 from herald.providers.sandbox import SandboxSmsProvider, read_journal
@@ -253,6 +253,9 @@ def test_journal_keeps_the_rendered_text_with_the_address_masked(tmp_path: Path)
     assert entry["to"] == "+1•••••••142" and entry["text"] == "See you at 3pm. Reply C to confirm"
     assert "5550142" not in (tmp_path / "sandbox" / "sms.jsonl").read_text()
     assert provider.lookup(message, since=NOW) is not None
+    magic = OutboundMessage("k2", "sms", "+15005550001", "+15125550100", body="hello")
+    with pytest.raises(PermanentProviderError, match="21211"):
+        provider.send(magic)  # a magic failing recipient is still refused at send, with no receipts
     files = pending_event_files(tmp_path)
     ids = [json.loads(line)["event_id"] for path in files for line in path.read_text().splitlines()]
     assert len(files) == 2 and ids[:3] == ids[3:] and [i.split(":")[1] for i in ids[:3]][:2] == ["queued", "sent"]
