@@ -61,6 +61,7 @@ def preview_table(report: ApplyReport) -> str:
     ],
     name="provider_event_processing",
     pool=WAREHOUSE_POOL,
+    can_subset=True,  # jobs may select the provider events alone; clicks are loaded either way
 )
 def provider_event_processing(
     context: dg.AssetExecutionContext, herald_config: HeraldConfigResource, warehouse: WarehouseResource
@@ -77,13 +78,18 @@ def provider_event_processing(
     with wh.session() as session:
         report = apply_provider_events(session, deployment, utcnow())
     context.log.info(f"{loaded} events loaded from files, {len(report.results)} applied: {report.by_action}")
-    yield dg.MaterializeResult(
-        asset_key=PROVIDER_EVENTS_KEY,
-        metadata={"events_loaded_from_files": dg.MetadataValue.int(loaded)},
-    )
-    yield dg.MaterializeResult(
-        asset_key=LINK_CLICKS_KEY, metadata={"clicks_loaded_from_files": dg.MetadataValue.int(clicks)}
-    )
+    selected = context.selected_asset_keys
+    if PROVIDER_EVENTS_KEY in selected:
+        yield dg.MaterializeResult(
+            asset_key=PROVIDER_EVENTS_KEY,
+            metadata={"events_loaded_from_files": dg.MetadataValue.int(loaded)},
+        )
+    if LINK_CLICKS_KEY in selected:
+        yield dg.MaterializeResult(
+            asset_key=LINK_CLICKS_KEY, metadata={"clicks_loaded_from_files": dg.MetadataValue.int(clicks)}
+        )
+    if PROVIDER_EVENT_PROCESSING_KEY not in selected:
+        return
     yield dg.MaterializeResult(
         asset_key=PROVIDER_EVENT_PROCESSING_KEY,
         metadata={
