@@ -18,7 +18,19 @@ from resources import HeraldConfigResource, WarehouseResource
 REPORTS_GROUP = "reports"
 REPORT_PERIOD_DAYS = 30
 LATEST_NAME = "latest.html"
-MARTS_READ = ("campaign_performance_daily", "compliance_daily", "attribution_by_channel", "client_dashboard")
+MARTS_READ = (
+    "deliveries",
+    "campaign_performance_daily",
+    "compliance_daily",
+    "attribution_by_channel",
+    "client_dashboard",
+    "appointment_confirmations",
+    "funnel_events",
+    "conversions",
+    "attributed_conversions",
+    "conversation_messages",
+    "engagement_events",
+)
 
 
 def client_report_key(client_id: str) -> dg.AssetKey:

@@ -454,7 +454,7 @@ def test_the_college_report_shows_its_funnel(warehouse: Warehouse, deployment: D
     assert dict(funnel.metrics) == {"stage_changes": 10, "conversions": 1, "after_message": 1}
     assert funnel.table.rows == [("inquiry", 5, 5), ("applied", 4, 3), ("enrolled", 1, 1)]
     text = text_of(render_html(report))
-    assert "Funnel Stage changes 10 Conversions 1 After a message 1" in text
+    assert "Stage changes 10 Conversions 1 After a message 1" in text
     assert "Inquiry 5 5 Applied 4 3 Enrolled 1 1" in text
     assert f"Messages per day {NO_DATA}" in text
 
