@@ -3,10 +3,10 @@ landing of clicks.
 
 A token carries what the redirect needs, so ``herald serve`` never reads the warehouse (an
 embedded DuckDB may be locked by a run): the message key (16 bytes) and the destination URL
-(its scheme as one byte), signed with ``itsdangerous`` (HMAC-SHA256 over a key derived from ``HERALD_SECRET_KEY``, cut to
-96 bits). The client and the contact are looked up from the message key when the click is
-loaded (``herald_ops.outbox``), which keeps SMS links short: the token is 4/3 of the URL plus
-about 35 characters. A token whose URL, key or signature was changed fails verification: only
+(its scheme as one byte), signed with ``itsdangerous`` (HMAC-SHA256 over a key derived from
+``HERALD_SECRET_KEY``, cut to 96 bits). The client and the contact are looked up from the
+message key when the click is loaded (``herald_ops.outbox``), which keeps SMS links short: the
+token is 4/3 of the URL plus about 30 characters. A token whose URL, key or signature was changed fails verification: only
 URLs that were in the rendered message redirect. Token = base64url(payload) "." base64url(mac),
 both canonical.
 

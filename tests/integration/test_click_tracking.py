@@ -93,6 +93,7 @@ class Site:
     client: TestClient
     settings: Settings
     warehouse: Warehouse
+    env: dict[str, str]
 
     def link(self, message_key: str, url: str) -> str:
         """The path of a tracked link, as the message builder renders it."""
@@ -114,7 +115,7 @@ def open_site(env: dict[str, str]) -> Site:
     warehouse.ensure_schema()
     with warehouse.session() as s:
         s.insert_rows("herald_ops.outbox", column_names("herald_ops.outbox"), OUTBOX)
-    return Site(TestClient(create_app(settings, environ=env)), settings, warehouse)
+    return Site(TestClient(create_app(settings, environ=env)), settings, warehouse, env)
 
 
 @pytest.fixture
@@ -173,6 +174,31 @@ def test_a_link_preview_bot_is_recorded_as_a_bot_and_does_not_count(site: Site) 
     assert click["user_agent_class"] == "bot"
     with site.warehouse.session(read_only=True) as s:
         assert s.scalar("select clicked_at from herald_ops.outbox where message_key = ?", [SMS_KEY]) is None
+
+
+@pytest.mark.parametrize("site", ENGINES, indirect=True)
+def test_the_provider_events_sensor_requests_a_run_while_clicks_wait(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dagster as dg
+
+    from resources import HeraldSettingsResource, WarehouseResource
+    from sensors.provider_events import provider_events_sensor
+
+    def evaluate() -> Any:
+        context = dg.build_sensor_context(
+            resources={"herald_settings": HeraldSettingsResource(), "warehouse": WarehouseResource()}
+        )
+        return provider_events_sensor(context)
+
+    for name, value in site.env.items():
+        monkeypatch.setenv(name, value)
+    assert isinstance(evaluate(), dg.SkipReason)
+    assert site.click(site.link(SMS_KEY, BOOK)).status_code == 302
+    waiting = evaluate()  # a file on DuckDB, an unapplied row on PostgreSQL
+    assert isinstance(waiting, dg.RunRequest), waiting
+    site.clicks()  # the run: loaded, attributed, stamped
+    assert isinstance(evaluate(), dg.SkipReason)
 
 
 # -- the marts --------------------------------------------------------------------------------

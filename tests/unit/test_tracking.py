@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from herald.analytics.ab_tests import ArmCounts, compare_arms
 from herald.campaigns.enqueue import MessageBuilder
 from herald.campaigns.links import Links
 from herald.campaigns.tracking import (
@@ -25,6 +26,7 @@ from herald.campaigns.tracking import (
     user_agent_class,
 )
 from herald.config import load_deployment
+from herald.config.campaigns import AbTest, CampaignConfig
 from herald.config.models import Deployment
 from herald.messages.render import Renderer
 from tests.conftest import CONFIG_DIR
@@ -163,3 +165,22 @@ def test_email_links_are_rewritten_but_never_the_unsubscribe_link(config_dir: Pa
 def test_track_without_a_message_leaves_the_url_for_previews() -> None:
     sms = Renderer().render_sms("t.sms.j2", "Go: {{ track('" + BOOK + "') }}", {}, "ana", include_opt_out=False)
     assert sms.body == f"Go: {BOOK}"
+
+
+def test_ab_tests_may_judge_by_clicks_or_opens() -> None:
+    arms = [
+        ArmCounts("welcome", "plain", sent=400, clicked=20, opened=120),
+        ArmCounts("welcome", "bold", sent=400, clicked=60, opened=118),
+    ]
+    by_clicks = {r.variant: r for r in compare_arms(arms, "plain", 0.05, 100, metric="clicked")}
+    assert (by_clicks["bold"].verdict, by_clicks["bold"].winner, by_clicks["bold"].rate) == ("winner", "bold", 0.15)
+    by_opens = {r.variant: r for r in compare_arms(arms, "plain", 0.05, 100, metric="opened")}
+    assert by_opens["bold"].verdict == "no significant difference"
+    assert AbTest(metric="clicked").metric == "clicked" and AbTest(metric="opened").metric == "opened"
+
+
+def test_campaigns_track_links_unless_they_say_not_to() -> None:
+    campaign = load_deployment(CONFIG_DIR).clients["lakeside_realty"].campaigns["new_listings"]
+    assert campaign.track_links is True
+    data = campaign.model_dump(exclude_none=True)
+    assert CampaignConfig.model_validate({**data, "track_links": False}).track_links is False
