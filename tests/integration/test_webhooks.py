@@ -422,3 +422,59 @@ def test_the_built_feed_is_dispatched_to_a_subscriber(feed: Any, receiver: Recei
     assert [(r.verified, r.body["type"] if r.body else None) for r in receiver.at("/journeys")] == [
         (True, "journey.enrolled"), (True, "contact.opted_out"), (True, "journey.exited")
     ]  # fmt: skip
+
+
+# --- Dagster: the asset in its own job, the sensor ---------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_asset_dispatches_with_the_deployments_config_and_reports_counts(
+    engine: str, receiver: Receiver, herald_env: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import dagster as dg
+
+    from assets.webhooks.deliveries import webhook_deliveries
+    from herald.settings import Settings
+    from resources import HeraldConfigResource, WarehouseResource
+    from tests.conftest import CONFIG_DIR
+
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG_DIR, config)
+    url = receiver.endpoint("/dental")
+    client_yaml = config / "clients" / "bright_smiles_dental" / "client.yaml"
+    client_yaml.write_text(client_yaml.read_text() + f"\nwebhooks:\n  - url: {url}\n    secret_env: DENTAL_HOOK\n")
+    env = {**herald_env(engine), "HERALD_CONFIG_DIR": str(config), "DENTAL_HOOK": receiver.secrets["/dental"]}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    warehouse = Warehouse(Settings.from_env().warehouse)
+    warehouse.ensure_schema()
+
+    resources = {"herald_config": HeraldConfigResource(), "warehouse": WarehouseResource()}
+    first = dg.materialize([webhook_deliveries], resources=resources)  # subscribes; the feed is not built yet
+    assert first.success
+    with warehouse.session() as s:
+        s.execute(f"create table marts.client_events ({', '.join(f'{n} {t}' for n, t in EVENT_COLUMNS)})")
+        s.insert_rows("marts.client_events", [n for n, _ in EVENT_COLUMNS],
+                      [("e1", "bright_smiles_dental", "sent", datetime(2100, 1, 1), "c1", None, "reminders",
+                        "day_before", "mk1", "sms", None)])  # fmt: skip
+    second = dg.materialize([webhook_deliveries], resources=resources)
+    (materialization,) = second.asset_materializations_for_node("herald_ops__webhook_deliveries")
+    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    assert (metadata["subscriptions"], metadata["enqueued"], metadata["delivered"], metadata["failed"]) == (1, 1, 1, 0)
+    assert (metadata["retrying"], metadata["disabled"], metadata["disabled_subscriptions"]) == (0, 0, 0)
+    assert [(r.webhook_id, r.verified) for r in receiver.at("/dental")] == [("e1", True)]
+
+
+def test_the_sensor_requests_a_run_only_with_subscriptions_and_none_in_flight() -> None:
+    import dagster as dg
+
+    from sensors.webhooks import build_webhooks_sensor
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        context = dg.build_sensor_context(instance=instance)
+        skipped = build_webhooks_sensor(0).evaluate_tick(context)
+        assert skipped.run_requests == [] and "no client subscribes" in (skipped.skip_message or "")
+        requested = build_webhooks_sensor(2).evaluate_tick(dg.build_sensor_context(instance=instance))
+        assert len(requested.run_requests or []) == 1
