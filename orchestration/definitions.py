@@ -19,6 +19,7 @@ from assets.ingest.config_tables import client_config
 from assets.ingest.packets import packet_rows
 from assets.reports.client_reports import build_client_report_assets
 from assets.segments.segments import build_segment_assets
+from assets.webhooks.deliveries import webhook_deliveries
 from herald.config import load_deployment
 from herald.settings import Settings
 from orchestration.jobs import (
@@ -31,6 +32,7 @@ from orchestration.jobs import (
     retention_purge_job,
     staff_alerts_job,
     staff_digest_job,
+    webhooks_job,
 )
 from orchestration.schedules import (
     ab_results_schedule,
@@ -57,6 +59,7 @@ from sensors.packet_landed import packet_landed_sensor
 from sensors.provider_events import provider_events_sensor
 from sensors.staff_alerts import staff_alerts_sensor
 from sensors.twilio_polling import build_twilio_polling_sensor
+from sensors.webhooks import build_webhooks_sensor
 
 
 @dg.definitions
@@ -89,8 +92,10 @@ def build_definitions(config_dir: Path, dbt_target: str) -> dg.Definitions:
         *build_client_report_assets(deployment, dbt_models),
     ]
     python_assets.append(staff_digests)
+    python_assets.append(webhook_deliveries)
     jobs = [ingest_packet_job, refresh_segments_job, retention_purge_job, alert_low_credit_job, ab_results_job,
             client_reports_job, staff_alerts_job, staff_digest_job, *dbt_jobs]  # fmt: skip
+    jobs.append(webhooks_job)
     schedules = [deliver_due_schedule, retention_purge_schedule, ab_results_schedule, client_reports_schedule,
                  *build_campaign_schedules(deployment), *build_digest_schedules(deployment)]  # fmt: skip
     sensors = [
@@ -100,6 +105,7 @@ def build_definitions(config_dir: Path, dbt_target: str) -> dg.Definitions:
         inbound_events_sensor,
         provider_events_sensor,
         staff_alerts_sensor,
+        build_webhooks_sensor(sum(len(c.config.webhooks) for c in deployment.clients.values())),
         build_contacts_refreshed_sensor(dbt_jobs.transform_packets_job, refresh_segments_job),
         build_campaign_triggers_sensor(refresh_segments_job, dbt_jobs.send_campaigns_job),
         build_twilio_polling_sensor(dbt_jobs.apply_provider_events_job, dbt_jobs.apply_replies_job),

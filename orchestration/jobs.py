@@ -19,6 +19,7 @@ from assets.ingest.packets import packet_rows
 from assets.reports.client_reports import REPORTS_GROUP
 from assets.segments.segments import SEGMENTS_GROUP
 from assets.transform.keys import dbt_model_key
+from assets.webhooks.deliveries import WEBHOOK_DELIVERIES_KEY
 
 # what define_asset_job returns (Dagster does not export the type under its public name)
 AssetJob = UnresolvedAssetJobDefinition
@@ -80,6 +81,15 @@ staff_digest_job = dg.define_asset_job(
     description="Emails each client whose digest time has come the next day's unconfirmed appointments "
     "(once per local day) and records it in herald_ops.staff_digests.",
     tags={"herald/stage": "appointments"},
+)
+
+# Its own job, never part of a send or delivery run: a dead endpoint must not hold back messages.
+webhooks_job = dg.define_asset_job(
+    "webhooks_job",
+    selection=dg.AssetSelection.assets(WEBHOOK_DELIVERIES_KEY),
+    description="Posts new client events (marts.client_events) to the clients' webhook endpoints, signed, "
+    "retrying failures on their backoff (herald_ops.webhook_deliveries, webhook_attempts).",
+    tags={"herald/stage": "webhooks"},
 )
 
 ab_results_job = dg.define_asset_job(

@@ -25,6 +25,7 @@ from herald.cli import (
     segment,
     serve,
     sql,
+    webhooks,
 )
 from herald.cli.common import add_command
 
@@ -52,6 +53,7 @@ add_command(app, serve.serve)
 add_command(app, api_key.api_key, "api-key")
 add_command(app, report.report_command, "report")
 app.add_typer(credits.app, name="credits")
+app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(appointments.app, name="appointments")
 
