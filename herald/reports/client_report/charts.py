@@ -25,7 +25,8 @@ class Chart:
 
     @property
     def height(self) -> float:
-        return max(3.0, 1.4 + 0.45 * self.bars)
+        """Inches: a time series 3; a horizontal chart grows with its bars (a single bar stays low)."""
+        return max(1.9, 1.2 + 0.45 * self.bars) if self.bars else 3.0
 
 
 BLUE, GREY, GREEN = "#2563eb", "#9ca3af", "#16a34a"
@@ -140,7 +141,14 @@ def _attribution_chart(report: Report) -> Callable[[Any], None] | None:
             )
         ax.set_yticks(range(len(channels)), [label(ch) for ch in channels])
         ax.set_xlabel("Conversions credited")
-        ax.legend(frameon=False, fontsize=8, title="Attribution model", title_fontsize=8)
+        ax.legend(
+            frameon=False,
+            fontsize=8,
+            title="Attribution model",
+            title_fontsize=8,
+            loc="upper left",
+            bbox_to_anchor=(1.0, 1.0),
+        )
 
     return draw
 
