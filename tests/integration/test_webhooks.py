@@ -333,6 +333,10 @@ FEED_UPSTREAM: dict[str, list[tuple[str, str]]] = {
                                     ("inbound_action", "varchar"), ("occurred_at", "timestamp")],
     "marts.suppressions": [("suppression_key", "varchar"), ("client_id", "varchar"), ("channel", "varchar"),
                            ("reason", "varchar"), ("contact_id", "varchar"), ("created_at", "timestamp")],
+    "marts.engagement_events": [("event_id", "varchar"), ("message_key", "varchar"), ("client_id", "varchar"),
+                                ("campaign", "varchar"), ("step", "varchar"), ("contact_id", "varchar"),
+                                ("channel", "varchar"), ("event", "varchar"), ("url", "varchar"),
+                                ("occurred_at", "timestamp")],
     "analytics.conversions": [("conversion_id", "varchar"), ("client_id", "varchar"), ("contact_id", "varchar"),
                               ("kind", "varchar"), ("occurred_at", "timestamp")],
 }  # fmt: skip
@@ -366,6 +370,11 @@ def feed_build() -> Any:
                 ("s3", "clinic", "*", "manual_block", "c2", F),  # support's block: no event
             ],
             "analytics.conversions": [("v1", "clinic", "c2", "funnel_event", F + timedelta(hours=1))],
+            "marts.engagement_events": [
+                ("k1", "m2", "clinic", "reminders", "day_before", "c2", "email", "clicked",
+                 "https://brightsmiles.example/book?email=someone@example.com", F + timedelta(minutes=5)),
+                ("k2", "m2", "clinic", "reminders", "day_before", "c2", "email", "opened", None, F + timedelta(minutes=4)),
+            ],
             "herald_ops.enrollment_events": [
                 row("herald_ops.enrollment_events", event_id="j1", enrollment_id="en1", client_id="clinic",
                     campaign="nurture", contact_id="c2", step="welcome", event="enrolled", occurred_at=F,
@@ -404,6 +413,7 @@ def test_the_feed_has_one_row_per_event_with_ids_only(feed: Any) -> None:
         ("opted_out", "c1", "EXT-1", None, None, None, "sms", "opt_out"),
         ("replied", "c1", "EXT-1", None, None, None, "sms", "opt_out"),
         ("exited", "c2", None, "nurture", "follow_up", None, None, "replied"),
+        ("clicked", "c2", None, "reminders", "day_before", "m2", "email", "https://brightsmiles.example/book"),
         ("converted", "c2", None, None, None, None, None, "funnel_event"),
     ]
     ids = rows(feed.warehouse, "select event_id from marts.client_events where event_type = 'sent' order by 1")

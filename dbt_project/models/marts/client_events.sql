@@ -1,5 +1,5 @@
 {#- One row per thing that happened to a client's contact that a client can subscribe to by
-    outbound webhook (herald/webhooks): messages sent, delivered and failed, inbound replies,
+    outbound webhook (herald/webhooks): messages sent, delivered, failed and clicked, inbound replies,
     opt-outs, conversions, and journey enrollments and exits. Ids only, never an address.
     event_id is an md5 of the event type and the id of the row it comes from, so a rebuild gives
     every event the same id (the webhook-id a receiver dedupes by).
@@ -29,6 +29,10 @@ conversions as (
 
 contacts as (
     select * from {{ ref('contacts') }}
+),
+
+engagement_events as (
+    select * from {{ ref('engagement_events') }}
 ),
 
 enrollment_events as (
@@ -133,6 +137,23 @@ converted as (
     from conversions
 ),
 
+-- the link without its query string (which may carry whatever the template put there)
+clicked as (
+    select
+        cast('clicked' as varchar) as event_type,
+        event_id as source_id,
+        client_id,
+        occurred_at,
+        contact_id,
+        campaign,
+        step,
+        message_key,
+        channel,
+        split_part(url, '?', 1) as detail
+    from engagement_events
+    where event = 'clicked'
+),
+
 journey as (
     select
         event as event_type,
@@ -155,6 +176,8 @@ unioned as (
     select * from delivered
     union all
     select * from failed
+    union all
+    select * from clicked
     union all
     select * from replied
     union all
