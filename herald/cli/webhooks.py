@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from herald.cli.common import console, fail, load_settings, resolve_client, warehouse_errors
 
@@ -39,12 +39,17 @@ def list_command(client: ClientArg) -> None:
         return
     ids = [subscription_id(client, s.url) for s in subs]
     status: dict = {}
-    try:
-        with warehouse_errors(), Warehouse(settings.warehouse).session(read_only=True) as s:
+    try:  # no warehouse yet: the subscriptions are shown as not dispatched yet
+        with Warehouse(settings.warehouse).session(read_only=True) as s:
             status = subscription_status(s, ids)
-    except (WarehouseError, typer.Exit):
+    except WarehouseError:
         status = {}
-    table = Table("url", "events", "secret", "since", "pending", "delivered", "failed", "last attempt", "state")
+    from herald.webhooks.config import EVENT_TYPES
+
+    table = Table(
+        Column("url", no_wrap=True), "events", "secret", "since", "pending", "delivered", "failed", "last attempt",
+        "state",
+    )  # fmt: skip
     for sub, sid in zip(subs, ids, strict=True):
         st = status.get(sid, {})
         secret = (
@@ -53,8 +58,9 @@ def list_command(client: ClientArg) -> None:
         state = f"[red]disabled[/red]: {escape(st['disabled_reason'])}" if st.get("disabled_at") else "active"
         if not st:
             state = "not dispatched yet"
+        events = "all" if len(sub.events) == len(EVENT_TYPES) else ", ".join(sub.events)
         table.add_row(
-            escape(sub.url), ", ".join(sub.events), secret, _when(st.get("created_at")), str(st.get("pending", 0)),
+            escape(sub.url), events, secret, _when(st.get("created_at")), str(st.get("pending", 0)),
             str(st.get("delivered", 0)), str(st.get("failed", 0)), _when(st.get("last_attempt_at")), state,
         )  # fmt: skip
     console.print(table)

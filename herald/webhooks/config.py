@@ -12,9 +12,7 @@ import re
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
-
-from herald.config.base import Strict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # the client events a subscription can ask for (the event_type values of marts.client_events)
 EVENT_TYPES = ("enrolled", "sent", "delivered", "failed", "replied", "clicked", "opted_out", "converted", "exited")
@@ -22,8 +20,12 @@ EventType = Literal["enrolled", "sent", "delivered", "failed", "replied", "click
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class WebhookSubscription(Strict):
-    """One endpoint of the client's and the events it receives."""
+class WebhookSubscription(BaseModel):
+    """One endpoint of the client's and the events it receives. Strict like every configuration
+    model (unknown keys are errors, values frozen); it imports nothing from herald.config, which
+    imports it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: str
     events: list[EventType] = Field(default_factory=lambda: list(EVENT_TYPES))

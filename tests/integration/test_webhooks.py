@@ -488,3 +488,66 @@ def test_the_sensor_requests_a_run_only_with_subscriptions_and_none_in_flight() 
         assert skipped.run_requests == [] and "no client subscribes" in (skipped.skip_message or "")
         requested = build_webhooks_sensor(2).evaluate_tick(dg.build_sensor_context(instance=instance))
         assert len(requested.run_requests or []) == 1
+
+
+# --- the CLI ------------------------------------------------------------------------------------
+
+
+def cli(env: dict[str, str], *args: str) -> Any:
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    return subprocess.run([sys.executable, "-m", "herald.cli", "webhooks", *args], env={**os.environ, **env},
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_cli_test_pings_each_subscription_and_list_shows_the_state(
+    engine: str, receiver: Receiver, herald_env: Any, tmp_path: Any
+) -> None:
+    import shutil
+
+    from herald.settings import Settings
+    from tests.conftest import CONFIG_DIR
+
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG_DIR, config)
+    ok, gone = receiver.endpoint("/ok"), receiver.endpoint("/gone", "410", "410")
+    client_yaml = config / "clients" / "bright_smiles_dental" / "client.yaml"
+    client_yaml.write_text(client_yaml.read_text() + f"\nwebhooks:\n  - url: {ok}\n    secret_env: OK_HOOK\n"
+                           f"  - url: {gone}\n    secret_env: GONE_HOOK\n    events: [sent]\n")  # fmt: skip
+    env = {**herald_env(engine), "HERALD_CONFIG_DIR": str(config), "OK_HOOK": receiver.secrets["/ok"],
+           "GONE_HOOK": receiver.secrets["/gone"]}  # fmt: skip
+
+    pinged = cli(env, "test", "bright_smiles_dental")
+    assert pinged.returncode == 1, pinged.stderr  # one endpoint did not answer 2xx
+    assert f"{ok}: ok HTTP 200" in pinged.stdout and f"{gone}: failed HTTP 410" in pinged.stdout
+    assert [(r.path, r.verified, r.body["type"] if r.body else None) for r in receiver.receipts] == [
+        ("/ok", True, "webhook.ping"), ("/gone", True, "webhook.ping")
+    ]  # fmt: skip
+
+    warehouse = Warehouse(Settings.from_env(env).warehouse)
+    warehouse.ensure_schema()
+    from herald.config import load_deployment
+    from herald.webhooks.dispatch import configured_subscriptions
+
+    subs = configured_subscriptions(load_deployment(config))
+    secrets = {"OK_HOOK": receiver.secrets["/ok"], "GONE_HOOK": receiver.secrets["/gone"]}
+    dispatch(warehouse, subs, now=T0, environ=secrets, timeout=TIMEOUT)
+    with warehouse.session() as s:
+        s.execute(f"create table marts.client_events ({', '.join(f'{n} {t}' for n, t in EVENT_COLUMNS)})")
+        s.insert_rows("marts.client_events", [n for n, _ in EVENT_COLUMNS],
+                      [("e1", "bright_smiles_dental", "sent", T0, "c1", None, None, None, "mk1", "sms", None)])  # fmt: skip
+    dispatch(warehouse, subs, now=T0 + timedelta(minutes=1), environ=secrets, timeout=TIMEOUT)
+
+    listed = cli({**env, "COLUMNS": "400"}, "list", "bright_smiles_dental")
+    assert listed.returncode == 0, listed.stderr
+    lines = {line.split("│")[1].strip(): line for line in listed.stdout.splitlines() if "http://" in line}
+    assert "active" in lines[ok] and "disabled" in lines[gone] and "410 Gone" in lines[gone]
+
+    enabled = cli(env, "enable", "bright_smiles_dental", gone)
+    assert enabled.returncode == 0 and "enabled" in enabled.stdout
+    with warehouse.session(read_only=True) as s:
+        assert s.scalar("select count(*) from herald_ops.webhook_subscriptions where disabled_at is not null") == 0
