@@ -261,6 +261,15 @@ def test_journal_keeps_the_rendered_text_with_the_address_masked(tmp_path: Path)
     assert len(files) == 2 and ids[:3] == ids[3:] and [i.split(":")[1] for i in ids[:3]][:2] == ["queued", "sent"]
 
 
+def test_a_sink_that_fails_never_fails_the_send(tmp_path: Path) -> None:
+    def broken() -> FileSink:
+        raise OSError("the landing folder is gone")
+
+    provider = SandboxSmsProvider(journal_dir=tmp_path / "sandbox", receipts=SandboxReceipts(broken))
+    result = provider.send(OutboundMessage("k1", "sms", "+15125550142", "+15125550100", body="hello"))
+    assert result.status == "queued" and provider.journal_counts() == {"k1": 1}
+
+
 def test_outcomes_follow_the_rates_and_the_key_only() -> None:
     defaults = SandboxRates()
     fates = [sandbox_outcome("sms", f"key-{n}", defaults) for n in range(4000)]
