@@ -31,6 +31,15 @@ DELIVER_MESSAGES_JOB = "deliver_messages_job"
 APPLY_REPLIES_JOB = "apply_replies_job"
 APPLY_PROVIDER_EVENTS_JOB = "apply_provider_events_job"
 
+# the models a send pass builds: the journey walk, the message plan and the transitions
+PLAN_MODELS = (
+    "int_journey__clock",
+    "int_journey__contact_events",
+    "int_journey__new_enrollments",
+    "int_journey__walk",
+    "message_plan",
+    "journey_transitions",
+)
 # the delivery marts provider events change (statuses, bounces, unsubscribes)
 DELIVERY_MARTS = ("deliveries", "missed_contacts")
 
@@ -126,7 +135,7 @@ def build_dbt_jobs(dbt_models: dg.AssetsDefinition) -> DbtJobs:
     marts_after_delivery = (
         dg.AssetSelection.assets(OUTBOX_KEY, DELIVERY_KEY, INBOUND_PROCESSING_KEY).downstream(include_self=False) & dbt
     )
-    plan_model = dg.AssetSelection.assets(dbt_model_key(dbt_models, "message_plan"))
+    plan_model = dg.AssetSelection.assets(*[dbt_model_key(dbt_models, m) for m in PLAN_MODELS])
     delivery_marts = dg.AssetSelection.assets(*[dbt_model_key(dbt_models, m) for m in DELIVERY_MARTS])
 
     transform_packets_job = dg.define_asset_job(

@@ -12,6 +12,7 @@ from assets.partitions import WAREHOUSE_POOL
 from assets.transform.keys import dbt_model_key
 from herald.billing.credits import delivery_pricing
 from herald.campaigns.enqueue import enqueue_planned
+from herald.campaigns.journeys import apply_transitions, record_plan_run
 from herald.campaigns.links import links_from_env
 from herald.campaigns.occurrences import Occurrence, detect_triggered, mark_planned, record_occurrences
 from herald.compliance.audit import audit
@@ -47,6 +48,7 @@ class OccurrenceSpec(dg.Config):
 class SendConfig(dg.Config):
     occurrences: list[OccurrenceSpec] = []  # noqa: RUF012 (pydantic copies a default per instance)
     detect_triggered: bool = False  # also look for new packets, segment entries, funnel events
+    as_of: str | None = None  # ISO, naive UTC: the clock the journeys are walked at (default: now)
 
 
 def _contacts_built(session) -> bool:
@@ -160,6 +162,8 @@ def build_campaign_assets(dbt_models: dg.AssetsDefinition) -> list[dg.AssetsDefi
             if config.detect_triggered:
                 occurrences += detect_triggered(session, deployment, now)
             recorded = record_occurrences(session, occurrences, context.run_id, now)
+            as_of = datetime.fromisoformat(config.as_of) if config.as_of else now
+            record_plan_run(session, context.run_id, as_of, now)
             regions = refresh_regions(session, now) if _contacts_built(session) else 0
         names = [f"{o.client_id}/{o.campaign} {o.occurrence}" for o in occurrences]
         context.log.info(f"{recorded} occurrences to plan: {names}; {regions} new phone/postal regions looked up")
@@ -177,12 +181,14 @@ def build_campaign_assets(dbt_models: dg.AssetsDefinition) -> list[dg.AssetsDefi
         group_name=DELIVERY_GROUP,
         pool=WAREHOUSE_POOL,
         kinds={"python"},
-        deps=[dbt_model_key(dbt_models, "message_plan")],
+        deps=[dbt_model_key(dbt_models, "message_plan"), dbt_model_key(dbt_models, "journey_transitions")],
     )
     def outbox(context: dg.AssetExecutionContext, herald_config: HeraldConfigResource, warehouse: WarehouseResource):
         """Renders every planned message that is not in the outbox yet (Jinja sandbox, MJML,
         unsubscribe links) and enqueues it under its deterministic message key — a repeated run
-        adds nothing. A message whose template fails for its contact is held with the error."""
+        adds nothing. A message whose template fails for its contact is held with the error.
+        Then moves the journeys on: writes the pass's transitions to herald_ops.enrollments and
+        its trail, and cancels the queued messages of enrollments that exited."""
         settings = Settings.from_env()
         deployment = herald_config.load()
         now = utcnow()
@@ -190,12 +196,14 @@ def build_campaign_assets(dbt_models: dg.AssetsDefinition) -> list[dg.AssetsDefi
         with wh.session() as session:
             report = enqueue_planned(session, deployment, settings.config_dir, links_from_env(settings.home), now)
             planned = mark_planned(session, context.run_id, now)
+            journeys = apply_transitions(session, f"dagster:{context.run_id}", now)
             _, preview = session.query(
                 f"select campaign, step, variant, channel, to_address, status, send_after, coalesce(status_reason, '') "
                 f"from {OUTBOX} where enqueued_at = ? order by send_after, message_key limit 5",
                 [now],
             )
         context.log.info(report.summary())
+        context.log.info(f"journeys: {journeys.summary()}")
         table = "| campaign | step | variant | channel | to | status | send after (UTC) | reason |\n"
         table += "|---|---|---|---|---|---|---|---|\n"
         table += "\n".join(
@@ -207,6 +215,12 @@ def build_campaign_assets(dbt_models: dg.AssetsDefinition) -> list[dg.AssetsDefi
                 "enqueued": dg.MetadataValue.int(report.enqueued),
                 "held": dg.MetadataValue.int(report.held),
                 "occurrences_planned": dg.MetadataValue.int(planned),
+                "enrolled": dg.MetadataValue.int(journeys.enrolled),
+                "waiting": dg.MetadataValue.int(journeys.waiting),
+                "carried_over": dg.MetadataValue.int(journeys.carried_over),
+                "exited": dg.MetadataValue.int(journeys.exited),
+                "completed": dg.MetadataValue.int(journeys.completed),
+                "cancelled_by_exit": dg.MetadataValue.int(journeys.cancelled),
                 "held_reasons": dg.MetadataValue.md(
                     "\n".join(f"- {reason} ({n})" for reason, n in report.held_reasons.most_common(10)) or "none"
                 ),

@@ -15,6 +15,8 @@ DESCRIPTIONS = {
     "campaigns": "One row per campaign: message type, category, status, audience segment, trigger, daily limit.",
     "campaign_steps": "One row per campaign step: channel rule and when it is due (anchor and minutes).",
     "campaign_variants": "One row per A/B variant of a step: weight, hash-bucket range, templates, subject.",
+    "campaign_branches": "One row per path of a branch step: its test (a compiled condition, a segment or a "
+    "split share) and the step it leads to.",
     "send_windows": "The client's own sending hours per ISO day of week (its policy and business hours).",
     "legal_windows": "Calling-hours law per jurisdiction (US federal, or a state) and ISO day of week.",
     "frequency_caps": "Per recipient caps across campaigns: marketing per 24 h, healthcare reminders per day/week.",

@@ -254,7 +254,7 @@ def campaign_arms(campaign: CampaignConfig, counts: dict[tuple[str, str], dict[s
     config's order; a variant sent earlier but since removed from the config comes last.
     ``counts``: (step, variant) → {"sent", "delivered", "replied", "converted", "opened", "clicked"}."""
     arms: list[ArmCounts] = []
-    for step in campaign.steps:
+    for step in campaign.message_steps:
         if len(step.variants) < 2:
             continue
         configured = [v.name for v in step.variants]
@@ -309,7 +309,7 @@ def ab_results(deployment: Deployment, counts: dict[Key, dict[str, int]]) -> lis
             mine = {(s, v): c for (cl, ca, s, v), c in counts.items() if cl == client_id and ca == name}
             arms = campaign_arms(campaign, mine)
             ab = campaign.ab_test
-            for step in campaign.steps:
+            for step in campaign.message_steps:
                 step_arms = [a for a in arms if a.step == step.name]
                 if step_arms:
                     found += [

@@ -16,11 +16,13 @@ The pure helpers (:func:`parse_duration`, :func:`parse_channel_rule`,
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -29,6 +31,7 @@ from croniter import croniter
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from herald.config.base import SLUG_RE, SLUG_RULE, MappingProblems, Strict
+from herald.config.expressions import compile_condition
 from herald.config.fields import FIELDS_BY_NAME
 
 Channel = Literal["sms", "email"]
@@ -349,7 +352,10 @@ class Offset(Strict):
 
 
 class Step(Strict):
+    """A ``message`` step: sends one of its variants on a channel (or by a channel rule)."""
+
     name: str
+    next: str | None = None  # the step after this one (default: the next in the list)
     channel: Channel | None = None
     rule: str | None = None
     variants: list[Variant] = Field(min_length=1)
@@ -421,6 +427,8 @@ class Step(Strict):
             raise MappingProblems(problems)
         return self
 
+    kind: ClassVar[str] = "message"
+
     @property
     def channel_choices(self) -> tuple[ChannelChoice, ...]:
         return parse_channel_rule(self.rule) if self.rule is not None else (ChannelChoice(self.channel or ""),)
@@ -442,6 +450,321 @@ class Step(Strict):
         if self.delay is not None:
             return f"{self.delay} after the previous step"
         return "when triggered"
+
+
+# -- journey steps ------------------------------------------------------------------------------
+# A campaign's steps form a small directed graph: each step names the step after it (`next`,
+# default the following one in the list; after the last, the journey is complete), a `wait_for`
+# its `yes` and `no` steps, a `branch` the step of each path. Steps without variants are:
+
+WAIT_FOR_EVENTS: tuple[str, ...] = (
+    "replied", "clicked", "opened", "delivered", "confirmed", "funnel_stage", "entered_segment",
+)  # fmt: skip
+_TIME_OF_DAY_RE = re.compile(r"^(?:(?P<day>[a-z]+)\s+)?(?P<hour>[01]?\d|2[0-3]):(?P<minute>[0-5]\d)$")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+MAX_STEPS = 15  # the plan walks at most this many steps of one enrollment per pass
+
+
+def parse_time_of_day(text: str) -> tuple[int | None, int]:
+    """``"09:00"`` → (None, 540); ``"monday 09:30"`` → (1, 570): ISO weekday, minutes after midnight."""
+    found = _TIME_OF_DAY_RE.match(" ".join(str(text).lower().split()))
+    if not found:
+        raise ValueError(f"{text!r} is not a time of day; write 'HH:MM' or '<weekday> HH:MM', e.g. 'monday 09:00'")
+    day = found["day"]
+    if day is not None and day not in WEEKDAYS:
+        raise ValueError(f"{day!r} is not a weekday; use one of {', '.join(WEEKDAYS)}")
+    minutes = int(found["hour"]) * 60 + int(found["minute"])
+    return (WEEKDAYS.index(day) + 1 if day else None), minutes
+
+
+class Wait(Strict):
+    """How long a ``wait`` step holds: a duration, until a local time, or until an offset."""
+
+    duration: str | None = None
+    until: str | None = None  # "09:00" or "monday 09:00", in the recipient's time zone
+    offset: Offset | None = None
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @field_validator("until")
+    @classmethod
+    def _until(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_time_of_day(value)
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"duration": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _one(self) -> Wait:
+        if sum(x is not None for x in (self.duration, self.until, self.offset)) != 1:
+            raise ValueError("give exactly one of `duration` ('2d'), `until` ('09:00') or `offset`")
+        return self
+
+    def __str__(self) -> str:
+        if self.duration is not None:
+            return f"wait {self.duration}"
+        if self.until is not None:
+            return f"wait until {self.until}"
+        return f"wait until {self.offset}"
+
+
+class WaitStep(Strict):
+    """Holds the contact, then moves on to ``next``."""
+
+    name: str
+    wait: Wait
+    next: str | None = None
+    kind: ClassVar[str] = "wait"
+
+    def timing(self) -> str:
+        return str(self.wait)
+
+
+class WaitFor(Strict):
+    event: Literal[WAIT_FOR_EVENTS]  # type: ignore[valid-type]
+    timeout: str
+    stage: str | None = None  # funnel_stage: the stage to reach
+    segment: str | None = None  # entered_segment: the segment to enter
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _detail(self) -> WaitFor:
+        if self.event == "funnel_stage" and not self.stage:
+            raise ValueError("wait_for funnel_stage needs `stage`, e.g. {event: funnel_stage, stage: enrolled}")
+        if self.event == "entered_segment" and not self.segment:
+            raise ValueError("wait_for entered_segment needs `segment`, the segment's name")
+        if self.stage is not None and self.event != "funnel_stage":
+            raise ValueError("`stage` applies only to event funnel_stage")
+        if self.segment is not None and self.event != "entered_segment":
+            raise ValueError("`segment` applies only to event entered_segment")
+        return self
+
+    @property
+    def timeout_duration(self) -> timedelta:
+        return parse_duration(self.timeout)
+
+    def __str__(self) -> str:
+        detail = f" {self.stage}" if self.stage else f" {self.segment}" if self.segment else ""
+        return f"wait up to {self.timeout} for {self.event}{detail}"
+
+
+class WaitForStep(Strict):
+    """Waits for an event (since the contact reached the step) up to a timeout; goes to ``yes``
+    when it happens, to ``no`` at the timeout (both default to the following step)."""
+
+    name: str
+    wait_for: WaitFor
+    yes: str | None = None
+    no: str | None = None
+    kind: ClassVar[str] = "wait_for"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _timeout_required(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("wait_for"), dict) and "timeout" not in data["wait_for"]:
+            raise MappingProblems(
+                [("wait_for.timeout", "a wait_for needs a timeout, e.g. timeout: 2d (then the `no` path is taken)")]
+            )
+        return data
+
+    def timing(self) -> str:
+        return str(self.wait_for)
+
+
+class BranchPath(Strict):
+    """One path of a branch: taken when its condition holds (the first that holds wins), or by
+    its share of a random split (``weight``), or always (no condition: the last path, `else`)."""
+
+    name: str
+    goto: str | None = None  # None: the journey is complete on this path
+    condition: str | None = Field(default=None, alias="if")
+    segment: str | None = None  # the contact is a member of this segment
+    weight: Annotated[float, Field(gt=0)] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG_RE.match(value):
+            raise ValueError(f"{value!r} is not a valid path name ({SLUG_RULE})")
+        return value
+
+    @field_validator("condition")
+    @classmethod
+    def _expression(cls, value: str | None) -> str | None:
+        if value is not None:
+            compile_condition(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_test(self) -> BranchPath:
+        if sum(x is not None for x in (self.condition, self.segment, self.weight)) > 1:
+            raise ValueError("give at most one of `if`, `segment` or `weight` per path")
+        return self
+
+    @property
+    def test(self) -> str:
+        if self.condition is not None:
+            return "if"
+        if self.segment is not None:
+            return "segment"
+        return "weight" if self.weight is not None else "else"
+
+
+class BranchStep(Strict):
+    """Sends the contact down the first path whose condition holds, or splits at random."""
+
+    name: str
+    branch: list[BranchPath] = Field(min_length=2)
+    kind: ClassVar[str] = "branch"
+
+    @model_validator(mode="after")
+    def _paths(self) -> BranchStep:
+        problems: list[tuple[str, str]] = []
+        tests = [p.test for p in self.branch]
+        names: set[str] = set()
+        for i, path in enumerate(self.branch):
+            if path.name in names:
+                problems.append((f"branch.{i}.name", f"path {path.name!r} appears twice"))
+            names.add(path.name)
+        if "weight" in tests and set(tests) != {"weight"}:
+            problems.append(("branch", "a random split gives every path a `weight`; use `if`/`segment` paths apart"))
+        for i, test in enumerate(tests):
+            if test == "else" and i != len(tests) - 1:
+                problems.append((f"branch.{i}", "a path without a condition must be the last one (it is the else)"))
+        if problems:
+            raise MappingProblems(problems)
+        return self
+
+    @property
+    def is_split(self) -> bool:
+        return self.branch[0].test == "weight"
+
+    def timing(self) -> str:
+        kind = "random split" if self.is_split else "branch"
+        return f"{kind} " + " / ".join(p.name for p in self.branch)
+
+
+class ExitStep(Strict):
+    """Ends the enrollment with a reason (shown in marts.enrollments and the journey funnel)."""
+
+    name: str
+    exit: str = Field(min_length=1, max_length=200)
+    kind: ClassVar[str] = "exit"
+
+    def timing(self) -> str:
+        return f"exit: {self.exit}"
+
+
+STEP_KEYS = {"variants": "message", "wait": "wait", "wait_for": "wait_for", "branch": "branch", "exit": "exit"}
+
+
+def _step_kind(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return getattr(value, "kind", None)
+    found = [kind for key, kind in STEP_KEYS.items() if key in value]
+    return found[0] if len(found) == 1 else None
+
+
+JourneyStep = Annotated[
+    Annotated[Step, Tag("message")]
+    | Annotated[WaitStep, Tag("wait")]
+    | Annotated[WaitForStep, Tag("wait_for")]
+    | Annotated[BranchStep, Tag("branch")]
+    | Annotated[ExitStep, Tag("exit")],
+    Discriminator(
+        _step_kind,
+        custom_error_type="step_kind",
+        custom_error_message="a step has exactly one of `variants` (a message), `wait`, `wait_for`, `branch` or `exit`",
+    ),
+]
+STEP_TAGS = frozenset(STEP_KEYS.values())
+
+
+def step_targets(step: Any, following: str | None) -> list[tuple[str, str | None]]:
+    """(path, target step or None for the end) for each way out of ``step``; ``following`` is
+    the next step in the list."""
+    if isinstance(step, ExitStep):
+        return []
+    if isinstance(step, WaitForStep):
+        return [("yes", step.yes or following), ("no", step.no or following)]
+    if isinstance(step, BranchStep):
+        return [(p.name, p.goto) for p in step.branch]
+    return [("next", step.next or following)]
+
+
+# -- enrollment and exit criteria ----------------------------------------------------------------
+
+
+class Enrollment(Strict):
+    """Who may enter again: ``once`` (never), ``once_per: 30d`` (after a cooldown since they
+    entered), ``every_occurrence`` (each firing enrolls everyone it targets: a broadcast)."""
+
+    rule: Literal["once", "once_per", "every_occurrence"]
+    cooldown: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"rule": data}
+        if isinstance(data, dict) and set(data) == {"once_per"}:
+            return {"rule": "once_per", "cooldown": data["once_per"]}
+        return data
+
+    @model_validator(mode="after")
+    def _cooldown(self) -> Enrollment:
+        if self.rule == "once_per":
+            if self.cooldown is None:
+                raise ValueError("once_per needs a duration, e.g. enrollment: {once_per: 30d}")
+            parse_duration(self.cooldown)
+        elif self.cooldown is not None:
+            raise ValueError("a cooldown applies only to once_per")
+        return self
+
+    @property
+    def cooldown_minutes(self) -> int | None:
+        return int(parse_duration(self.cooldown).total_seconds() // 60) if self.cooldown else None
+
+    def __str__(self) -> str:
+        return f"once per {self.cooldown}" if self.rule == "once_per" else self.rule.replace("_", " ")
+
+
+EXIT_EVENTS = ("replied", "opted_out", "left_audience", "confirmed", "goal")
+
+
+class ExitCriteria(Strict):
+    """When an enrollment ends early; its queued messages are cancelled."""
+
+    replied: bool | None = None  # any reply from the contact (default: yes for marketing)
+    opted_out: bool = True
+    left_audience: bool = False  # no longer a member of the campaign's audience segment
+    confirmed: bool = False  # an appointment confirmation (C)
+    goal: str | None = None  # a funnel stage: reaching it is the conversion goal
+    date_passed: str | None = None  # a date field/attribute of the contact: past it, exit
+
+    def describe(self) -> str:
+        parts = [
+            n.replace("_", " ") for n in ("replied", "opted_out", "left_audience", "confirmed") if getattr(self, n)
+        ]
+        if self.goal:
+            parts.append(f"goal stage {self.goal}")
+        if self.date_passed:
+            parts.append(f"{self.date_passed} passed")
+        return ", ".join(parts) or "none"
 
 
 # -- campaign -------------------------------------------------------------------------------
@@ -484,7 +807,11 @@ class CampaignConfig(Strict):
     audience: str
     daily_limit: Annotated[int, Field(gt=0)] | None = None
     trigger: Trigger
-    steps: list[Step] = Field(min_length=1)
+    steps: list[JourneyStep] = Field(min_length=1, max_length=MAX_STEPS)
+    # who may enter again; default: `once` for a journey (several steps), `every_occurrence`
+    # for a single message (a broadcast)
+    enrollment: Enrollment | None = None
+    exit_on: ExitCriteria = ExitCriteria()
     ab_test: AbTest = AbTest()
     track_links: bool = True  # links in emails and track() links in SMS go through /l/<token>
 
@@ -515,13 +842,25 @@ class CampaignConfig(Strict):
             problems.append(("sms_consent", message))
         names: set[str] = set()
         for i, step in enumerate(self.steps):
-            where = f"steps.{i}"
             if step.name in names:
-                problems.append((f"{where}.name", f"step {step.name!r} appears twice"))
+                problems.append((f"steps.{i}.name", f"step {step.name!r} appears twice"))
             names.add(step.name)
+        if not problems:
+            problems += self._graph_problems()
+        predecessors = self.predecessors()
+        for i, step in enumerate(self.steps):
+            where = f"steps.{i}"
+            if not isinstance(step, Step):
+                continue
             if i == 0 and step.delay is not None:
                 problems.append((f"{where}.delay", "the first step starts at the trigger: use an offset or nothing"))
-            if i > 0 and (step.delay is None) == (step.offset is None):
+            if step.delay is not None and step.offset is not None:
+                problems.append((where, "give exactly one of `delay` (after the previous step, e.g. '3d') or `offset`"))
+            # a message right after another message needs its own timing (or both go at once)
+            after_message = bool(predecessors.get(step.name)) and all(
+                isinstance(self.step(p), Step) for p in predecessors.get(step.name, [])
+            )
+            if i > 0 and after_message and step.delay is None and step.offset is None:
                 problems.append((where, "give exactly one of `delay` (after the previous step, e.g. '3d') or `offset`"))
             control = self.ab_test.control
             if control is not None and len(step.variants) > 1 and control not in {v.name for v in step.variants}:
@@ -530,7 +869,115 @@ class CampaignConfig(Strict):
                 problems.append(("ab_test.control", message))
         if problems:
             raise MappingProblems(problems)
+        if self.exit_on.replied is None:
+            exits = self.exit_on.model_copy(update={"replied": self.category == "marketing"})
+            object.__setattr__(self, "exit_on", exits)
+        if self.enrollment is None:
+            object.__setattr__(self, "enrollment", Enrollment(rule="once" if self.is_journey else "every_occurrence"))
         return self
+
+    # -- the journey as a graph ----------------------------------------------------------------
+
+    @property
+    def is_journey(self) -> bool:
+        """More than one step, or any step that is not a message: enrolled once by default."""
+        return len(self.steps) > 1 or any(not isinstance(s, Step) for s in self.steps)
+
+    @property
+    def message_steps(self) -> list[Step]:
+        return [s for s in self.steps if isinstance(s, Step)]
+
+    def step(self, name: str) -> Any:
+        return next(s for s in self.steps if s.name == name)
+
+    def following(self, index: int) -> str | None:
+        return self.steps[index + 1].name if index + 1 < len(self.steps) else None
+
+    def edges(self) -> list[tuple[str, str, str | None]]:
+        """(step, path, target step or None: the end) for every way out of every step."""
+        return [
+            (step.name, path, target)
+            for i, step in enumerate(self.steps)
+            for path, target in step_targets(step, self.following(i))
+        ]
+
+    def predecessors(self) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for source, _, target in self.edges():
+            if target is not None:
+                found.setdefault(target, []).append(source)
+        return found
+
+    def _graph_problems(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        index = {s.name: i for i, s in enumerate(self.steps)}
+        for i, step in enumerate(self.steps):
+            fields: list[tuple[str, str | None]]
+            if isinstance(step, WaitForStep):
+                fields = [("yes", step.yes), ("no", step.no)]
+            elif isinstance(step, BranchStep):
+                fields = [(f"branch.{j}.goto", p.goto) for j, p in enumerate(step.branch)]
+            elif isinstance(step, ExitStep):
+                fields = []
+            else:
+                fields = [("next", step.next)]
+            for field, target in fields:
+                if target is not None and target not in index:
+                    listed = ", ".join(index)
+                    problems.append((f"steps.{i}.{field}", f"no step {target!r} in this campaign (steps: {listed})"))
+                elif target == step.name:
+                    problems.append((f"steps.{i}.{field}", f"step {step.name!r} cannot lead to itself"))
+        if problems:
+            return problems
+        graph = {name: [t for s, _, t in self.edges() if s == name and t is not None] for name in index}
+        # reachable from the first step
+        seen, stack = set(), [self.steps[0].name]
+        while stack:
+            name = stack.pop()
+            if name not in seen:
+                seen.add(name)
+                stack += graph[name]
+        for i, step in enumerate(self.steps):
+            if step.name not in seen:
+                problems.append(
+                    (f"steps.{i}", f"step {step.name!r} is never reached: no step leads to it (give one a `next`, "
+                     f"`yes`, `no` or `goto` naming it, or remove it)")
+                )  # fmt: skip
+        # cycles: a depth-first search that finds a step already on its path
+        state: dict[str, int] = {}
+
+        def visit(name: str, path: list[str]) -> list[str] | None:
+            state[name] = 1
+            for target in graph[name]:
+                if state.get(target) == 1:
+                    return [*path, name, target]
+                if target not in state and (cycle := visit(target, [*path, name])):
+                    return cycle
+            state[name] = 2
+            return None
+
+        for name in index:
+            if name not in state and (cycle := visit(name, [])):
+                start = cycle.index(cycle[-1])
+                loop = " -> ".join(cycle[start:])
+                problems.append((f"steps.{index[cycle[-2]]}", f"the journey loops ({loop}); a journey may not "
+                                 "return to an earlier step — use a new step instead"))  # fmt: skip
+                break
+        return problems
+
+    @property
+    def config_version(self) -> str:
+        """A short hash of what decides an enrollment's path: enrollments keep the version they
+        entered with, so a change is visible (and recorded) rather than silently re-routing them."""
+        dumped = json.dumps(
+            {
+                "steps": [s.model_dump(mode="json", by_alias=True) for s in self.steps],
+                "exit_on": self.exit_on.model_dump(mode="json"),
+                "enrollment": str(self.enrollment),
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256(dumped.encode()).hexdigest()[:12]
 
     def describe_trigger(self, time_zone: str) -> str:
         return describe_trigger(self.trigger, time_zone)
@@ -567,16 +1014,33 @@ def check_references(
         problems.append(("trigger.packet_type", message))
     if isinstance(trigger, FunnelEventTrigger) and has_funnel_events is False:
         problems.append(("trigger.type", "this client has no funnel_events load map, so no funnel events arrive"))
+    not_a_date = "is neither a date/timestamp field nor a date/timestamp attribute of a load map"
+    if campaign.exit_on.date_passed is not None and date_attributes is not None:
+        field = campaign.exit_on.date_passed
+        if field not in FIELDS_BY_NAME and field not in date_attributes:
+            problems.append(("exit_on.date_passed", f"{field!r} {not_a_date}"))
     for i, step in enumerate(campaign.steps):
+        known = ", ".join(sorted(segments)) or "none yet"
+        if isinstance(step, WaitForStep) and step.wait_for.segment and step.wait_for.segment not in segments:
+            problems.append(
+                (f"steps.{i}.wait_for.segment", f"no segment {step.wait_for.segment!r} (segments: {known})")
+            )
+        if isinstance(step, BranchStep):
+            for j, path in enumerate(step.branch):
+                if path.segment is not None and path.segment not in segments:
+                    problems.append(
+                        (f"steps.{i}.branch.{j}.segment", f"no segment {path.segment!r} (segments: {known})")
+                    )
+        if isinstance(step, WaitStep) and step.wait.offset is not None and date_attributes is not None:
+            field = step.wait.offset.field
+            if field not in FIELDS_BY_NAME and field not in date_attributes:
+                problems.append((f"steps.{i}.wait.offset.field", f"{field!r} {not_a_date}"))
+        if not isinstance(step, Step):
+            continue
         if step.offset is not None and date_attributes is not None:
             field = step.offset.field
             if field not in FIELDS_BY_NAME and field not in date_attributes:
-                problems.append(
-                    (
-                        f"steps.{i}.offset.field",
-                        f"{field!r} is neither a date/timestamp field nor a date/timestamp attribute of a load map",
-                    )
-                )
+                problems.append((f"steps.{i}.offset.field", f"{field!r} {not_a_date}"))
         for channel in step.channels:
             sender = f"{channel}_from"
             if senders is not None and not senders.get(sender):

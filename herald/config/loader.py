@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from herald.config.base import MappingProblems
-from herald.config.campaigns import TRIGGER_TYPES, CampaignConfig, check_references
+from herald.config.campaigns import STEP_TAGS, TRIGGER_TYPES, CampaignConfig, check_references
 from herald.config.models import COLUMN_TAGS, AttributeColumn, Client, ClientConfig, Deployment, HeraldConfig, LoadMap
 from herald.config.segments import SegmentConfig
 
@@ -96,6 +96,8 @@ def _location(loc: tuple[int | str, ...]) -> str:
         for i, p in enumerate(loc)
         if not (p in COLUMN_TAGS and i > 0 and loc[i - 1] != "columns")
         and not (p in TRIGGER_TYPES and i > 0 and loc[i - 1] == "trigger")  # the trigger's union branch
+        # a step's union branch (message, wait, ...) follows its index in `steps`
+        and not (p in STEP_TAGS and i > 1 and isinstance(loc[i - 1], int) and loc[i - 2] == "steps")
     ]
     return ".".join(parts)
 

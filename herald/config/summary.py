@@ -11,6 +11,8 @@ One line per campaign, e.g.::
 
 from __future__ import annotations
 
+from typing import Any
+
 from herald.config.campaigns import CampaignConfig, Step
 from herald.config.models import Deployment
 
@@ -19,7 +21,9 @@ def _percent(weight: float, total: float) -> str:
     return f"{round(100 * weight / total):d}%"
 
 
-def describe_step(number: int, step: Step) -> str:
+def describe_step(number: int, step: Any) -> str:
+    if not isinstance(step, Step):
+        return f"{number}) {step.name}: {step.timing()}"
     channels = f'"{step.rule}"' if step.rule is not None else step.channel
     total = sum(v.weight for v in step.variants)
     variants = " / ".join(f"{v.name} {_percent(v.weight, total)}" for v in step.variants)
@@ -36,6 +40,9 @@ def campaign_line(client_id: str, time_zone: str, campaign: CampaignConfig) -> s
     ]
     if campaign.daily_limit is not None:
         parts.append(f"limit {campaign.daily_limit}/day")
+    parts.append(f"enrolls {campaign.enrollment}")
+    if campaign.is_journey:
+        parts.append(f"exits on {campaign.exit_on.describe()}")
     steps = "; ".join(describe_step(i, s) for i, s in enumerate(campaign.steps, start=1))
     parts.append(f"steps: {steps}")
     return " | ".join(parts)

@@ -20,6 +20,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from herald.warehouse.connection import Session, Warehouse
 from herald.warehouse.schema import OPS_SCHEMA, column_names
@@ -92,3 +93,26 @@ def status_counts(warehouse: Warehouse, client_id: str | None = None) -> dict[st
     with warehouse.session(read_only=True) as s:
         _, rows = s.query(f"select status, count(*) from {OUTBOX} {where} group by status", params)
     return {status: int(n) for status, n in rows}
+
+
+CANCELLABLE = ("queued", "held")  # a message already `sending` is stopped by the claim's re-checks
+
+
+def cancel_messages(session: Session, where: str, params: list[Any], reason: str, now: datetime) -> list[str]:
+    """Cancels the queued and held outbox messages matching ``where`` (SQL over the outbox's
+    columns, with ``?`` parameters); returns their keys. The one way Herald withdraws messages
+    (an opt-out, an exited journey): the caller audits what it cancelled and why."""
+    statuses = ", ".join("?" * len(CANCELLABLE))
+    _, rows = session.query(
+        f"select message_key from {OUTBOX} where ({where}) and status in ({statuses}) order by message_key",
+        [*params, *CANCELLABLE],
+    )
+    keys = [r[0] for r in rows]
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        session.execute(
+            f"update {OUTBOX} set status = 'cancelled', status_reason = ?, updated_at = ? "
+            f"where message_key in ({', '.join('?' * len(chunk))}) and status in ({statuses})",
+            [reason, now, *chunk, *CANCELLABLE],
+        )
+    return keys

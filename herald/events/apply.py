@@ -52,7 +52,7 @@ from herald.compliance.audit import audit
 from herald.compliance.consent import record_consent
 from herald.config.models import Deployment
 from herald.contacts.phones import mask_email, mask_phone
-from herald.delivery.outbox import OUTBOX, SUPPRESSIONS
+from herald.delivery.outbox import OUTBOX, SUPPRESSIONS, cancel_messages
 from herald.warehouse.connection import Session
 from herald.warehouse.schema import MARTS_SCHEMA, OPS_SCHEMA, RAW_SCHEMA, column_names
 
@@ -370,20 +370,13 @@ class _Applier:
             params.append(contact_id)
         if not who:
             return 0
-        where = (f"client_id = ? and channel = ? and ({' or '.join(who)}) "
-                 f"and status in ({_placeholders(len(CANCELLABLE_STATUSES))})")  # fmt: skip
-        all_params: list[Any] = [client_id, channel, *params, *CANCELLABLE_STATUSES]
+        where = f"client_id = ? and channel = ? and ({' or '.join(who)})"
+        all_params: list[Any] = [client_id, channel, *params]
         if scope != "all":
             where += " and message_type = ?"
             all_params.append(scope)
-        _, rows = self.s.query(f"select message_key from {OUTBOX} where {where} order by message_key", all_params)
-        keys = [r[0] for r in rows]
+        keys = cancel_messages(self.s, where, all_params, reason, self.now)
         if keys:
-            self.s.execute(
-                f"update {OUTBOX} set status = 'cancelled', status_reason = ?, updated_at = ? "
-                f"where message_key in ({_placeholders(len(keys))}) and status in ({_placeholders(len(CANCELLABLE_STATUSES))})",
-                [reason, self.now, *keys, *CANCELLABLE_STATUSES],
-            )
             subject = mask_address(channel, addresses[0]) if addresses else (contact_id or "")
             self._audit("cancel", client_id, contact_id, subject, reason, {"message_keys": keys, "scope": scope})
         self.cancelled += len(keys)

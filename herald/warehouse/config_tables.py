@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 from herald.compliance.windows import legal_window_rows
-from herald.config.campaigns import parse_duration
+from herald.config.campaigns import (
+    BranchStep,
+    ExitStep,
+    Step,
+    WaitForStep,
+    WaitStep,
+    parse_duration,
+    parse_time_of_day,
+)
+from herald.config.expressions import compile_condition
 from herald.config.fields import CANONICAL_FIELDS, FIELDS_BY_NAME
 from herald.config.models import AttributeColumn, Deployment
 from herald.packets.landing import utcnow
@@ -20,6 +30,7 @@ CONFIG_TABLES = (
     "campaigns",
     "campaign_steps",
     "campaign_variants",
+    "campaign_branches",
     "send_windows",
     "legal_windows",
     "frequency_caps",
@@ -121,36 +132,33 @@ def variant_buckets(weights: list[float]) -> list[tuple[int, int]]:
 def campaign_rows(
     deployment: Deployment, now, winners: dict[tuple[str, str, str], str] | None = None
 ) -> dict[str, list[tuple]]:
-    """Campaigns, their steps (timing flattened to an anchor and minutes) and A/B variants. A
-    step whose campaign applies its A/B winner (and has one) gives the winner every bucket."""
+    """Campaigns, their steps (the journey graph; a message's timing flattened to an anchor and
+    minutes), branch paths and A/B variants. A step whose campaign applies its A/B winner (and has
+    one) gives the winner every bucket."""
     winners = winners or {}
-    campaigns, steps, variants = [], [], []
+    campaigns, steps, variants, branches = [], [], [], []
     for client_id, client in deployment.clients.items():
         for name, campaign in client.campaigns.items():
             t = campaign.trigger
+            enrollment, exits = campaign.enrollment, campaign.exit_on
             campaigns.append(
                 (
                     client_id, name, campaign.message_type, campaign.category, campaign.status,
                     campaign.audience, t.type, getattr(t, "cron", None), getattr(t, "packet_type", None),
                     getattr(t, "to_stage", None), getattr(t, "funnel_type", None), campaign.daily_limit,
                     campaign.sms_consent, now,
+                    enrollment.rule if enrollment else None, enrollment.cooldown_minutes if enrollment else None,
+                    campaign.config_version, campaign.steps[0].name, bool(exits.replied), exits.opted_out,
+                    exits.left_audience, exits.confirmed, exits.goal, exits.date_passed,
                 )
             )  # fmt: skip
-            anchor, minutes = None, 0
             for position, step in enumerate(campaign.steps, start=1):
-                if step.offset is not None:
-                    anchor, minutes = step.offset.field, int(step.offset.delta.total_seconds() // 60)
-                elif step.delay_duration is not None:
-                    minutes += int(step.delay_duration.total_seconds() // 60)
-                choices = step.channel_choices
-                fallback = choices[1] if len(choices) > 1 else None
-                steps.append(
-                    (
-                        client_id, name, step.name, position, choices[0].channel,
-                        fallback.channel if fallback else None, fallback.if_missing if fallback else None,
-                        anchor, minutes,
-                    )
-                )  # fmt: skip
+                following = campaign.following(position - 1)
+                steps.append((client_id, name, step.name, position, *_step_columns(step, following)))
+                if isinstance(step, BranchStep):
+                    branches += _branch_rows(client_id, name, step)
+                if not isinstance(step, Step):
+                    continue
                 winner = winners.get((client_id, name, step.name)) if campaign.ab_test.apply_winner else None
                 if winner in {v.name for v in step.variants}:
                     weights = [1.0 if v.name == winner else 0.0 for v in step.variants]
@@ -166,7 +174,68 @@ def campaign_rows(
                             step.subject_for(variant),
                         )
                     )  # fmt: skip
-    return {"campaigns": campaigns, "campaign_steps": steps, "campaign_variants": variants}
+    return {
+        "campaigns": campaigns,
+        "campaign_steps": steps,
+        "campaign_variants": variants,
+        "campaign_branches": branches,
+    }
+
+
+def _minutes(duration) -> int:
+    return int(duration.total_seconds() // 60)
+
+
+def _step_columns(step: Any, following: str | None) -> tuple:
+    """The columns of ``campaign_steps`` after (client, campaign, step, position)."""
+    channel = fallback = if_missing = anchor = event = detail = None
+    anchor_minutes, wait_minutes, until_minute, until_day, timeout = 0, None, None, None, None
+    next_step = yes = no = exit_reason = None
+    if isinstance(step, Step):
+        choices = step.channel_choices
+        channel = choices[0].channel
+        if len(choices) > 1:
+            fallback, if_missing = choices[1].channel, choices[1].if_missing
+        if step.offset is not None:
+            anchor, anchor_minutes = step.offset.field, _minutes(step.offset.delta)
+        elif step.delay_duration is not None:
+            anchor_minutes = _minutes(step.delay_duration)
+        next_step = step.next or following
+    elif isinstance(step, WaitStep):
+        wait = step.wait
+        if wait.duration is not None:
+            wait_minutes = _minutes(parse_duration(wait.duration))
+        elif wait.until is not None:
+            until_day, until_minute = parse_time_of_day(wait.until)
+        elif wait.offset is not None:
+            anchor, anchor_minutes = wait.offset.field, _minutes(wait.offset.delta)
+        next_step = step.next or following
+    elif isinstance(step, WaitForStep):
+        event = step.wait_for.event
+        detail = step.wait_for.stage or step.wait_for.segment
+        timeout = _minutes(step.wait_for.timeout_duration)
+        yes, no = step.yes or following, step.no or following
+    elif isinstance(step, ExitStep):
+        exit_reason = step.exit
+    return (
+        channel, fallback, if_missing, anchor, anchor_minutes, step.kind, next_step, wait_minutes, until_minute,
+        until_day, event, detail, timeout, yes, no, exit_reason,
+    )  # fmt: skip
+
+
+def _branch_rows(client_id: str, campaign: str, step: BranchStep) -> list[tuple]:
+    buckets = variant_buckets([p.weight or 0.0 for p in step.branch]) if step.is_split else []
+    rows = []
+    for position, path in enumerate(step.branch, start=1):
+        low, high = buckets[position - 1] if buckets else (None, None)
+        condition = compile_condition(path.condition) if path.condition is not None else None
+        rows.append(
+            (
+                client_id, campaign, step.name, position, path.name, path.test,
+                condition.sql if condition else None, path.condition, path.segment, low, high, path.goto,
+            )
+        )  # fmt: skip
+    return rows
 
 
 def load_config_tables(session: Session, deployment: Deployment) -> dict[str, int]:

@@ -19,6 +19,7 @@ from herald.campaigns.preview import variant_bucket
 from herald.compliance.windows import legal_window_rows
 from herald.warehouse.connection import Warehouse
 from herald.warehouse.schema import column_names
+from orchestration.jobs import PLAN_MODELS
 from tests.integration.test_dbt_models import DBT_PROJECT_DIR
 
 LOADED = datetime(2026, 11, 1)
@@ -88,7 +89,7 @@ def dbt_run(warehouse: Warehouse, tmp: Path) -> None:
     with mock.patch.dict(os.environ, env):
         result = dbtRunner().invoke(
             [
-                "run", "--quiet", "--select", "contact_template_variables", "message_plan",
+                "run", "--quiet", "--select", "contact_template_variables", *PLAN_MODELS,
                 "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
                 "--target-path", str(tmp / "target"),
             ]
@@ -108,7 +109,8 @@ def dbt_run(warehouse: Warehouse, tmp: Path) -> None:
 
 
 def insert(session: Any, table: str, rows: list[tuple]) -> None:
-    session.insert_rows(table, column_names(table), rows)
+    """Rows into the table's first columns (the journey columns after them are left null)."""
+    session.insert_rows(table, column_names(table)[: len(rows[0])], rows)
 
 
 def occurrence(name: str, campaign: str, fired_at: datetime) -> tuple:
@@ -204,7 +206,7 @@ def test_each_contact_is_planned_or_left_out_with_its_reason(planned) -> None:
         ("announce", "o-announce", "c3"): ("excluded", "no valid phone or email", None),
         ("announce", "o-announce", "c4"): ("excluded", "duplicate address", None),
         ("announce", "o-announce", "c5"): ("excluded", "suppressed: opt_out", None),
-        ("announce", "o-announce", "c6"): ("excluded", "over the daily limit of 2", None),
+        # c6 would be the third of a daily limit of 2: not planned, carried over (below)
         ("announce", "o-announce", "c7"): (
             "excluded",
             "no consent: express written consent needed for marketing texts",
@@ -219,6 +221,12 @@ def test_each_contact_is_planned_or_left_out_with_its_reason(planned) -> None:
         ("remind", "o-remind", "c7"): ("excluded", "no appointment_at", None),
         **{("quiet", "o-quiet", c): ("excluded", "campaign paused", None) for c, *_ in CONTACTS},
     }
+    with warehouse.session(read_only=True) as s:
+        _, carried = s.query(
+            "select contact_id, step, outcome, status, reason from marts.journey_transitions "
+            "where campaign = 'announce' and is_final and outcome = 'carried_over'"
+        )
+    assert carried == [("c6", "first", "carried_over", "waiting", "over the daily limit: carried over to the next day")]
 
 
 def test_messages_outside_the_window_are_deferred_to_the_next_allowed_moment(planned) -> None:

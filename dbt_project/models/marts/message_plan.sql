@@ -2,28 +2,24 @@
     config(
         materialized='incremental',
         incremental_strategy='append',
-        on_schema_change='append_new_columns'
+        on_schema_change='append_new_columns',
+        pre_hook="{{ herald.jit_off() }}"
     )
 }}
 
-{#- The message plan: every campaign occurrence not planned yet, expanded into one row per
-    step and audience contact — planned (channel, address, A/B variant, template, when to send,
-    the template variables) or excluded with the reason. Append-only: an occurrence is
-    planned once (herald_ops.campaign_occurrences.planned_at is set right after), so a
-    repeated run adds nothing and the plan stays the record of who was left out and why. -#}
+{#- The message plan: every message the journey walk reached this pass (int_journey__walk,
+    outcome 'message'), one row per enrollment and message step — planned (channel, address,
+    A/B variant, template, when to send, the template variables) or excluded with the reason.
+    A message over its campaign's daily limit is not planned and not excluded: its enrollment
+    waits for the next day (marts.journey_transitions, 'carried_over'), and the steps after it
+    wait with it. Append-only: a message key is planned once, so a repeated pass adds nothing
+    and the plan stays the record of who was left out and why. -#}
 
 with
 
-occurrences as (
-    select campaign_occurrences.* from {{ source('herald_ops', 'campaign_occurrences') }} as campaign_occurrences
-    where
-        campaign_occurrences.planned_at is null{% if is_incremental() %}
-        and not exists (
-            select 1 from {{ this }} as planned
-            where planned.client_id = campaign_occurrences.client_id
-                and planned.campaign = campaign_occurrences.campaign
-                and planned.occurrence = campaign_occurrences.occurrence
-        ){% endif %}
+walk as (
+    select * from {{ ref('int_journey__walk') }}
+    where outcome = 'message'
 ),
 
 campaigns as (
@@ -44,10 +40,6 @@ clients as (
 
 windows as (
     select * from {{ source('herald_ops', 'send_windows') }}
-),
-
-members as (
-    select * from {{ source('segments', 'segment_members') }}
 ),
 
 contacts as (
@@ -74,8 +66,8 @@ caps as (
     select * from {{ source('herald_ops', 'frequency_caps') }}
 ),
 
--- messages earlier occurrences planned: what the frequency caps count (the plan, not the
--- outbox, so the plan never depends on the assets downstream of it)
+-- messages earlier passes planned: what the frequency caps count (the plan, not the outbox,
+-- so the plan never depends on the assets downstream of it)
 earlier_planned as (
     {% if is_incremental() %}
     select message_key, client_id, to_address, category, send_after
@@ -92,75 +84,18 @@ earlier_planned as (
     {% endif %}
 ),
 
--- who each occurrence is for: the audience segment's current members, narrowed by the trigger
--- to the packet's contacts, the contacts who entered the segment, or those who reached the stage
-audience as (
-    select
-        occurrences.client_id,
-        occurrences.campaign,
-        occurrences.occurrence,
-        occurrences.fired_at,
-        members.contact_id
-    from occurrences
-    inner join campaigns
-        on occurrences.client_id = campaigns.client_id
-        and occurrences.campaign = campaigns.campaign
-    inner join members
-        on occurrences.client_id = members.client_id
-        and campaigns.audience = members.segment_name
-    where
-        occurrences.trigger_type in ('schedule', 'manual')
-        or (
-            occurrences.trigger_type = 'packet_arrival'
-            and exists (
-                select 1 from {{ ref('contact_sources') }} as sources
-                where sources.contact_id = members.contact_id
-                    and sources.packet_id = occurrences.packet_id
-            )
-        )
-        or (
-            occurrences.trigger_type = 'segment_entry'
-            and exists (
-                select 1 from {{ source('herald_ops', 'segment_membership_events') }} as entries
-                where entries.client_id = members.client_id
-                    and entries.segment_name = members.segment_name
-                    and entries.contact_id = members.contact_id
-                    and entries.event = 'entered'
-                    and entries.occurred_at <= occurrences.fired_at
-                    and (occurrences.events_since is null or entries.occurred_at > occurrences.events_since)
-            )
-        )
-        or (
-            occurrences.trigger_type = 'funnel_event'
-            and exists (
-                select 1 from {{ ref('funnel_events') }} as events
-                where events.contact_id = members.contact_id
-                    and events.to_stage = campaigns.trigger_to_stage
-                    and (campaigns.trigger_funnel_type is null or events.funnel_type = campaigns.trigger_funnel_type)
-                    and events.loaded_at <= occurrences.fired_at
-                    and (occurrences.events_since is null or events.loaded_at > occurrences.events_since)
-            )
-        )
-),
-
--- each contact's date and time attributes, as the timestamps a step can be anchored to
-anchors as (
-    select
-        contact_id,
-        attribute_name,
-        coalesce(timestamp_value, cast(date_value as timestamp)) as anchor_value
-    from {{ ref('contact_attributes') }}
-    where attribute_type in ('timestamp', 'date')
-),
-
--- each step for each contact, with the date it is anchored to and the addresses it may use
+-- each message step the walk reached, with the addresses it may use
 step_contacts as (
     select
-        audience.client_id,
-        audience.campaign,
-        audience.occurrence,
-        audience.fired_at,
-        audience.contact_id,
+        walk.client_id,
+        walk.campaign,
+        walk.occurrence,
+        walk.arrived_at as fired_at,
+        walk.due_at,
+        walk.contact_id,
+        walk.enrollment_id,
+        walk.entered_at,
+        walk.hop,
         campaigns.message_type,
         campaigns.category,
         campaigns.status as campaign_status,
@@ -178,21 +113,19 @@ step_contacts as (
         contacts.postal_code,
         case when contacts.is_phone_valid then contacts.phone_e164 end as phone,
         case when contacts.is_email_valid then contacts.email end as email,
-        anchors.anchor_value
-    from audience
+        walk.anchor_value
+    from walk
     inner join campaigns
-        on audience.client_id = campaigns.client_id
-        and audience.campaign = campaigns.campaign
+        on walk.client_id = campaigns.client_id
+        and walk.campaign = campaigns.campaign
     inner join steps
-        on audience.client_id = steps.client_id
-        and audience.campaign = steps.campaign
+        on walk.client_id = steps.client_id
+        and walk.campaign = steps.campaign
+        and walk.step = steps.step
     inner join clients
-        on audience.client_id = clients.client_id
+        on walk.client_id = clients.client_id
     inner join contacts
-        on audience.contact_id = contacts.contact_id
-    left join anchors
-        on audience.contact_id = anchors.contact_id
-        and steps.anchor_field = anchors.attribute_name
+        on walk.contact_id = contacts.contact_id
 ),
 
 -- the channel the rule picks ("sms; email if phone is missing") and its address
@@ -215,11 +148,7 @@ addressed as (
     select
         *,
         case channel when 'sms' then phone when 'email' then email end as to_address,
-        case
-            when anchor_field is null then fired_at + anchor_minutes * interval '1 minute'
-            when anchored_at < fired_at then fired_at
-            else anchored_at
-        end as scheduled_at,
+        coalesce(due_at, fired_at) as scheduled_at,
         {{ herald.hash_bucket("contact_id || '|' || campaign || '|' || step", 10000) }} as variant_bucket,
         {{ herald.surrogate_key(
             ['client_id', 'campaign', 'step', 'contact_id', 'channel', 'occurrence']
@@ -458,26 +387,43 @@ planned_per_day as (
     group by client_id, campaign, cast(local_at as date)
 ),
 
-limited as (
+-- the daily limit: messages already planned for the local day plus this pass's, in order of
+-- entry (first in, first out); one past the limit is carried over to a later day
+limit_ranked as (
     select
         sendable.*,
-        case
-            when sendable.window_reason is null
-                and sendable.daily_limit is not null
-                and coalesce(planned_per_day.planned_count, 0) + row_number() over (
-                    partition by
-                        sendable.client_id, sendable.campaign, sendable.local_send_date,
-                        case when sendable.window_reason is null then 0 else 1 end
-                    order by sendable.send_after, sendable.contact_id, sendable.step_position
-                ) > sendable.daily_limit
-                then 'over the daily limit of ' || cast(sendable.daily_limit as varchar)
-            else sendable.window_reason
-        end as limited_reason
+        coalesce(
+            sendable.window_reason is null
+            and sendable.daily_limit is not null
+            and coalesce(planned_per_day.planned_count, 0) + row_number() over (
+                partition by
+                    sendable.client_id, sendable.campaign, sendable.local_send_date,
+                    case when sendable.window_reason is null then 0 else 1 end
+                order by sendable.entered_at, sendable.contact_id, sendable.step_position
+            ) > sendable.daily_limit,
+            false
+        ) as is_carried,
+        sendable.window_reason as limited_reason
     from sendable
     left join planned_per_day
         on sendable.client_id = planned_per_day.client_id
         and sendable.campaign = planned_per_day.campaign
         and sendable.local_send_date = planned_per_day.local_send_date
+),
+
+-- a carried message holds its enrollment: the messages after it wait too
+carried as (
+    select enrollment_id, min(hop) as carried_hop
+    from limit_ranked
+    where is_carried
+    group by enrollment_id
+),
+
+limited as (
+    select limit_ranked.*
+    from limit_ranked
+    left join carried on limit_ranked.enrollment_id = carried.enrollment_id
+    where carried.carried_hop is null or limit_ranked.hop < carried.carried_hop
 ),
 
 -- Frequency caps per recipient across campaigns (marketing per 24 h; the FCC healthcare
@@ -555,6 +501,9 @@ final as (
         limited.step,
         limited.step_position,
         limited.occurrence,
+        limited.enrollment_id,
+        limited.hop,
+        limited.entered_at,
         limited.contact_id,
         limited.message_type,
         limited.category,
@@ -589,3 +538,9 @@ final as (
 )
 
 select * from final
+{% if is_incremental() %}
+where not exists (
+        select 1 from {{ this }} as planned
+        where planned.message_key = final.message_key
+    )
+{% endif %}

@@ -1,0 +1,406 @@
+{#- The journey walk: every enrollment that is still going (from herald_ops.enrollments) and
+    every new one (at its first step) walked forward through its campaign's steps as far as the
+    clock allows, one row per step it passes in this pass (a hop):
+
+    - message: planned now for when it is due (its delay after the contact reached the step, or
+      its offset from a contact date); the contact moves on at that time;
+    - wait: moves on when the wait is over, else stops, waiting until then;
+    - wait_for: takes `yes` at the first matching event since the contact reached the step,
+      `no` exactly at the timeout, else stops, waiting until the timeout;
+    - branch: takes the first path whose test holds (a condition compiled by Herald, segment
+      membership, or the contact's share of a random split);
+    - exit: ends the enrollment with its reason; past the last step it is completed.
+
+    A step the contact reaches after the clock (a wait_for after a message not sent yet) stops
+    the walk until then. An enrollment whose campaign exit criteria hold (a reply, an opt-out, a
+    confirmation, the goal stage, leaving the audience, a date passing) exits before walking.
+    The walk is unrolled to a fixed depth: a journey has at most 15 steps and no cycles. -#}
+
+{#- sqlfluff renders two hops (lint_journey_hops in .sqlfluff); dbt all sixteen -#}
+{{ config(pre_hook="{{ herald.jit_off() }}") }}
+-- noqa: disable=RF03,ST02,LT02
+{%- set max_hops = (lint_journey_hops | int) if lint_journey_hops is defined else 16 -%}
+{%- set conditions = [] -%}
+{%- if execute is sameas true -%}
+    {%- set found = run_query(
+        "select client_id, campaign, step, position, condition_sql from "
+        ~ source('herald_ops', 'campaign_branches') ~ " where test = 'if' order by 1, 2, 3, 4"
+    ) -%}
+    {%- set conditions = found.rows -%}
+{%- endif %}
+
+with
+
+clock as (
+    select as_of from {{ ref('int_journey__clock') }}
+),
+
+campaigns as (
+    select * from {{ source('herald_ops', 'campaigns') }}
+),
+
+steps as (
+    select * from {{ source('herald_ops', 'campaign_steps') }}
+),
+
+branches as (
+    select * from {{ source('herald_ops', 'campaign_branches') }}
+),
+
+clients as (
+    select * from {{ source('herald_ops', 'clients') }}
+),
+
+members as (
+    select * from {{ source('segments', 'segment_members') }}
+),
+
+contacts as (
+    select * from {{ ref('contacts') }}
+),
+
+events as (
+    select * from {{ ref('int_journey__contact_events') }}
+),
+
+ledger as (
+    select * from {{ source('journey_feedback', 'enrollments') }}
+    where status in ('active', 'waiting')
+),
+
+new_enrollments as (
+    select * from {{ ref('int_journey__new_enrollments') }}
+    where enrollment_reason is null
+),
+
+-- each contact's date and time attributes, as the timestamps a step can be anchored to
+anchors as (
+    select
+        contact_id,
+        attribute_name,
+        coalesce(timestamp_value, cast(date_value as timestamp)) as anchor_value
+    from {{ ref('contact_attributes') }}
+    where attribute_type in ('timestamp', 'date')
+),
+
+-- where each enrollment starts this pass: a new one at its first step when it entered; one
+-- still going at its step, from when it reached it (a message carried over by the daily limit
+-- is not due before next_at)
+starts as (
+    select
+        enrollment_id, client_id, campaign, contact_id, occurrence, entered_at, enrollment_rule, config_version,
+        true as is_new,
+        first_step as step,
+        entered_at as arrived_at,
+        cast(null as timestamp) as not_before
+    from new_enrollments
+    union all
+    select
+        enrollment_id, client_id, campaign, contact_id, occurrence, entered_at, enrollment_rule, config_version,
+        false as is_new,
+        step,
+        step_entered_at as arrived_at,
+        case when wait_reason like 'over the daily limit%' then next_at end as not_before
+    from ledger
+),
+
+-- the campaign's exit criteria, checked before walking (the first that holds is the reason)
+exits as (
+    select
+        starts.enrollment_id,
+        case
+            when campaigns.exit_on_opt_out and exists (
+                    select 1 from events
+                    where events.contact_id = starts.contact_id and events.event_name = 'opted_out'
+                        and events.occurred_at >= starts.entered_at and events.occurred_at <= clock.as_of
+                ) then 'opted out'
+            when campaigns.exit_on_reply and exists (
+                    select 1 from events
+                    where events.contact_id = starts.contact_id and events.event_name = 'replied'
+                        and events.occurred_at >= starts.entered_at and events.occurred_at <= clock.as_of
+                ) then 'replied'
+            when campaigns.exit_on_confirm and exists (
+                    select 1 from events
+                    where events.contact_id = starts.contact_id and events.event_name = 'confirmed'
+                        and events.occurred_at >= starts.entered_at and events.occurred_at <= clock.as_of
+                ) then 'confirmed'
+            when campaigns.exit_goal_stage is not null and exists (
+                    select 1 from events
+                    where events.contact_id = starts.contact_id and events.event_name = 'funnel_stage'
+                        and lower(events.detail) = lower(campaigns.exit_goal_stage)
+                        and events.occurred_at >= starts.entered_at and events.occurred_at <= clock.as_of
+                ) then 'goal reached'
+            when campaigns.exit_on_leave and not exists (
+                    select 1 from members
+                    where members.client_id = starts.client_id and members.segment_name = campaigns.audience
+                        and members.contact_id = starts.contact_id
+                ) then 'left the audience'
+            when campaigns.exit_date_field is not null and exists (
+                    select 1 from anchors
+                    where anchors.contact_id = starts.contact_id and anchors.attribute_name = campaigns.exit_date_field
+                        and anchors.anchor_value < clock.as_of
+                ) then campaigns.exit_date_field || ' passed'
+        end as exit_reason
+    from starts
+    cross join clock
+    inner join campaigns
+        on starts.client_id = campaigns.client_id
+        and starts.campaign = campaigns.campaign
+    where not starts.is_new
+),
+
+-- the path each enrollment takes at each branch step of its campaign (the first that holds)
+branch_tests as (
+    select
+        starts.enrollment_id,
+        branches.step,
+        branches.position,
+        branches.path,
+        branches.goto_step,
+        case branches.test
+            when 'else' then true
+            when 'segment'
+                then exists (
+                        select 1 from members
+                        where members.client_id = starts.client_id and members.segment_name = branches.segment_name
+                            and members.contact_id = starts.contact_id
+                    )
+            when 'weight'
+                then
+                    {{ herald.hash_bucket("starts.enrollment_id || '|' || branches.step", 10000) }}
+                    >= branches.bucket_from
+                    and {{ herald.hash_bucket("starts.enrollment_id || '|' || branches.step", 10000) }}
+                    < branches.bucket_to
+            when 'if' then
+                {%- if conditions %}
+                case
+                    {%- for c in conditions %}
+                    when branches.client_id = '{{ c[0] }}' and branches.campaign = '{{ c[1] }}'
+                        and branches.step = '{{ c[2] }}' and branches.position = {{ c[3] }}
+                        then {{ c[4] }}
+                    {%- endfor %}
+                    else false
+                end
+                {%- else %}
+                false
+                {%- endif %}
+            else false
+        end as holds
+    from starts
+    inner join branches
+        on starts.client_id = branches.client_id
+        and starts.campaign = branches.campaign
+    inner join contacts as branch_contact
+        on starts.contact_id = branch_contact.contact_id
+),
+
+branch_choices as (
+    select enrollment_id, step, path, goto_step
+    from (
+        select
+            *,
+            row_number() over (partition by enrollment_id, step order by position) as choice
+        from branch_tests
+        where holds
+    ) as ranked
+    where choice = 1
+),
+
+hop_0 as (
+    select
+        starts.*,
+        exits.exit_reason as criteria_exit,
+        0 as hop
+    from starts
+    left join exits on starts.enrollment_id = exits.enrollment_id
+),
+{%- for i in range(max_hops) %}
+
+-- hop {{ i }}: what happens at the step each enrollment is at
+situated_{{ i }} as (
+    select
+        hop_{{ i }}.*,
+        clock.as_of,
+        steps.step as configured_step,
+        coalesce(steps.kind, 'message') as kind,
+        steps.next_step,
+        steps.anchor_field,
+        steps.anchor_minutes,
+        anchors.anchor_value,
+        steps.wait_minutes,
+        steps.wait_until_minute,
+        steps.wait_until_weekday,
+        steps.event,
+        steps.event_detail,
+        steps.timeout_minutes,
+        steps.yes_step,
+        steps.no_step,
+        steps.exit_reason,
+        branch_choices.path as branch_path,
+        branch_choices.goto_step as branch_goto,
+        coalesce(contacts.time_zone, clients.time_zone) as time_zone,
+        hop_{{ i }}.arrived_at + steps.timeout_minutes * interval '1 minute' as timeout_at,
+        case
+            when steps.anchor_field is null then hop_{{ i }}.arrived_at + steps.anchor_minutes * interval '1 minute'
+            when anchors.anchor_value + steps.anchor_minutes * interval '1 minute' < hop_{{ i }}.arrived_at
+                then hop_{{ i }}.arrived_at
+            else anchors.anchor_value + steps.anchor_minutes * interval '1 minute'
+        end as anchored_at
+    from hop_{{ i }}
+    cross join clock
+    inner join clients on hop_{{ i }}.client_id = clients.client_id
+    left join contacts on hop_{{ i }}.contact_id = contacts.contact_id
+    left join steps
+        on hop_{{ i }}.client_id = steps.client_id
+        and hop_{{ i }}.campaign = steps.campaign
+        and hop_{{ i }}.step = steps.step
+    left join anchors
+        on hop_{{ i }}.contact_id = anchors.contact_id
+        and steps.anchor_field = anchors.attribute_name
+    left join branch_choices
+        on hop_{{ i }}.enrollment_id = branch_choices.enrollment_id
+        and hop_{{ i }}.step = branch_choices.step
+),
+
+timed_{{ i }} as (
+    select
+        situated_{{ i }}.*,
+        -- a message's time (never before a carried-over message's next day), a wait's end
+        case
+            when kind = 'message'
+                then
+                    case
+                        when not_before is not null and not_before > anchored_at then not_before
+                        else anchored_at
+                    end
+            when kind = 'wait' and wait_minutes is not null then arrived_at + wait_minutes * interval '1 minute'
+            when kind = 'wait' and wait_until_minute is not null
+                then
+                {{ herald.local_to_utc(
+                    "cast(cast(" ~ herald.utc_to_local('arrived_at', 'time_zone') ~ " as date) as timestamp)"
+                    ~ " + wait_until_minute * interval '1 minute'"
+                    ~ " + (case"
+                    ~ " when wait_until_weekday is null then"
+                    ~ " (case when cast(cast(" ~ herald.utc_to_local('arrived_at', 'time_zone') ~ " as date) as timestamp)"
+                    ~ " + wait_until_minute * interval '1 minute' > " ~ herald.utc_to_local('arrived_at', 'time_zone')
+                    ~ " then 0 else 1 end)"
+                    ~ " when mod(wait_until_weekday - "
+                    ~ herald.iso_day_of_week("cast(" ~ herald.utc_to_local('arrived_at', 'time_zone') ~ " as date)")
+                    ~ " + 7, 7) = 0 and cast(cast(" ~ herald.utc_to_local('arrived_at', 'time_zone') ~ " as date) as timestamp)"
+                    ~ " + wait_until_minute * interval '1 minute' <= " ~ herald.utc_to_local('arrived_at', 'time_zone')
+                    ~ " then 7"
+                    ~ " else mod(wait_until_weekday - "
+                    ~ herald.iso_day_of_week("cast(" ~ herald.utc_to_local('arrived_at', 'time_zone') ~ " as date)")
+                    ~ " + 7, 7) end) * interval '1 day'",
+                    'time_zone'
+                ) }}
+            when kind = 'wait' then
+                coalesce(anchored_at, arrived_at)
+        end as due_at,
+        (
+            select min(events.occurred_at) from events
+            where situated_{{ i }}.kind = 'wait_for'
+                and events.contact_id = situated_{{ i }}.contact_id
+                and events.event_name = situated_{{ i }}.event
+                and (
+                    situated_{{ i }}.event_detail is null
+                    or lower(events.detail) = lower(situated_{{ i }}.event_detail)
+                )
+                and events.occurred_at >= situated_{{ i }}.arrived_at
+                and events.occurred_at <= situated_{{ i }}.as_of
+                and events.occurred_at <= situated_{{ i }}.timeout_at
+        ) as event_at
+    from situated_{{ i }}
+),
+
+decided_{{ i }} as (
+    select
+        enrollment_id, client_id, campaign, contact_id, occurrence, entered_at, enrollment_rule, config_version,
+        is_new, hop, step,
+        case when step is null then 'end' else kind end as kind,
+        arrived_at,
+        anchor_field,
+        anchor_value,
+        due_at,
+        as_of,
+        case
+            when criteria_exit is not null then 'exited'
+            when step is null then case when arrived_at <= as_of then 'completed' else 'waiting' end
+            when configured_step is null then 'exited'
+            when kind = 'message' then 'message'
+            when arrived_at > as_of then 'waiting'
+            when kind = 'wait' then case when due_at <= as_of then 'moved' else 'waiting' end
+            when kind = 'wait_for'
+                then
+                    case when event_at is not null or timeout_at <= as_of then 'moved' else 'waiting' end
+            when kind = 'branch' then 'moved'
+            when kind = 'exit' then 'exited'
+        end as outcome,
+        case
+            when criteria_exit is not null or step is null or configured_step is null then null
+            when kind = 'wait_for' and event_at is not null then 'yes'
+            when kind = 'wait_for' and timeout_at <= as_of then 'no'
+            when kind = 'branch' then coalesce(branch_path, 'no path holds')
+            when kind in ('message', 'wait') then 'next'
+        end as path,  -- noqa: RF04
+        case
+            when criteria_exit is not null then criteria_exit
+            when step is null and arrived_at > as_of then 'until its last message is due'
+            when step is null then 'journey complete'
+            when configured_step is null then 'its step ' || step || ' is no longer in the campaign'
+            when kind = 'exit' and arrived_at <= as_of then exit_reason
+            when arrived_at > as_of and kind <> 'message' then 'not reached yet (the step before is due later)'
+            when kind = 'wait' and due_at > as_of then 'waiting until the wait is over'
+            when kind = 'wait_for' and event_at is null and timeout_at > as_of
+                then 'waiting for ' || event || coalesce(' ' || event_detail, '') || ' until the timeout'
+            when kind = 'wait_for' and event_at is not null then event || coalesce(' ' || event_detail, '')
+            when kind = 'wait_for' then 'no ' || event || coalesce(' ' || event_detail, '') || ' before the timeout'
+        end as reason,
+        case
+            when kind = 'message' then next_step
+            when kind = 'wait' then next_step
+            when kind = 'wait_for' and event_at is not null then yes_step
+            when kind = 'wait_for' then no_step
+            when kind = 'branch' then branch_goto
+        end as next_step,
+        case
+            when kind = 'message' then case when due_at > arrived_at then due_at else arrived_at end
+            when kind = 'wait' then due_at
+            when kind = 'wait_for' and event_at is not null then event_at
+            when kind = 'wait_for' then timeout_at
+            when kind = 'branch' then arrived_at
+        end as next_arrived_at,
+        -- when a stopped enrollment is due again
+        case
+            when step is null then arrived_at
+            when arrived_at > as_of then arrived_at
+            when kind = 'wait' then due_at
+            when kind = 'wait_for' then timeout_at
+        end as next_at
+    from timed_{{ i }}
+),
+
+hop_{{ i + 1 }} as (
+    select
+        enrollment_id, client_id, campaign, contact_id, occurrence, entered_at, enrollment_rule, config_version,
+        is_new,
+        next_step as step,
+        next_arrived_at as arrived_at,
+        cast(null as timestamp) as not_before,
+        cast(null as varchar) as criteria_exit,
+        hop + 1 as hop
+    from decided_{{ i }}
+    where outcome in ('message', 'moved')
+),
+{%- endfor %}
+
+final as (
+    {%- for i in range(max_hops) %}
+    select * from decided_{{ i }}
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
+)
+
+select * from final
