@@ -817,6 +817,20 @@ class CampaignConfig(Strict):
 
     @model_validator(mode="before")
     @classmethod
+    def _yes_no_keys(cls, data: Any) -> Any:
+        """YAML reads an unquoted ``yes:``/``no:`` key as a boolean; a wait_for means the paths."""
+        if isinstance(data, dict) and isinstance(data.get("steps"), list):
+            steps = [
+                {({True: "yes", False: "no"}.get(k, k) if isinstance(k, bool) else k): v for k, v in step.items()}
+                if isinstance(step, dict)
+                else step
+                for step in data["steps"]
+            ]
+            data = {**data, "steps": steps}
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
     def _default_category(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("category") is None and data.get("message_type") in DEFAULT_CATEGORY:
             data = {**data, "category": DEFAULT_CATEGORY[data["message_type"]]}

@@ -27,7 +27,10 @@ def describe_step(number: int, step: Any) -> str:
     channels = f'"{step.rule}"' if step.rule is not None else step.channel
     total = sum(v.weight for v in step.variants)
     variants = " / ".join(f"{v.name} {_percent(v.weight, total)}" for v in step.variants)
-    return f"{number}) {step.name}: {channels}, {step.timing()}, variants {variants}"
+    timing = step.timing()
+    if number > 1 and timing == "when triggered":
+        timing = "when reached"
+    return f"{number}) {step.name}: {channels}, {timing}, variants {variants}"
 
 
 def campaign_line(client_id: str, time_zone: str, campaign: CampaignConfig) -> str:
@@ -41,8 +44,7 @@ def campaign_line(client_id: str, time_zone: str, campaign: CampaignConfig) -> s
     if campaign.daily_limit is not None:
         parts.append(f"limit {campaign.daily_limit}/day")
     parts.append(f"enrolls {campaign.enrollment}")
-    if campaign.is_journey:
-        parts.append(f"exits on {campaign.exit_on.describe()}")
+    parts.append(f"exits on {campaign.exit_on.describe()}")
     steps = "; ".join(describe_step(i, s) for i, s in enumerate(campaign.steps, start=1))
     parts.append(f"steps: {steps}")
     return " | ".join(parts)

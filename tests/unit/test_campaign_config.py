@@ -11,6 +11,7 @@ import pytest
 
 from herald.config import check_config, load_deployment
 from herald.config.campaigns import (
+    CampaignConfig,
     ChannelChoice,
     FunnelEventTrigger,
     PacketArrivalTrigger,
@@ -76,10 +77,15 @@ def test_example_campaigns_load() -> None:
     assert realty.steps[0].channel_choices == (ChannelChoice("sms"), ChannelChoice("email", "phone"))
 
     college = deployment.clients["northfield_college"].campaigns["admitted_nurture"]
-    assert [(s.name, s.channels, s.delay_duration) for s in college.steps] == [
+    assert [(s.name, s.channels, s.delay_duration) for s in college.message_steps] == [
         ("welcome", ("email",), None),
-        ("follow_up", ("email",), timedelta(days=3)),
+        ("follow_up", ("email",), None),
+        ("application_link", ("email",), None),
+        ("nursing_note", ("email",), timedelta(days=1)),
     ]
+    assert [s.kind for s in college.steps] == ["message", "wait_for", "message", "message", "branch", "message"]
+    assert college.enrollment is not None and college.enrollment.rule == "once"
+    assert college.exit_on.goal == "enrolled" and college.exit_on.replied
 
 
 def test_every_example_template_renders_with_sample_variables() -> None:
@@ -88,7 +94,7 @@ def test_every_example_template_renders_with_sample_variables() -> None:
     for client_id, client in deployment.clients.items():
         templates = EXAMPLE_CONFIG / "clients" / client_id / "templates"
         for campaign in client.campaigns.values():
-            for step in campaign.steps:
+            for step in campaign.message_steps:
                 for variant in step.variants:
                     for channel in step.channels:
                         name = variant.template_for(channel)
@@ -114,7 +120,7 @@ def test_every_example_template_renders_with_sample_variables() -> None:
                             assert "Ana" in email.text and "https://herald.example/u/t" in email.text
                             assert "{{" not in email.subject
                         rendered += 1
-    assert rendered == 7  # 2 dental SMS + realty SMS and email + 3 college emails
+    assert rendered == 9  # 2 dental SMS + realty SMS and email + 5 college emails
 
 
 def test_dental_sms_keeps_phi_out() -> None:
@@ -182,7 +188,7 @@ BREAKS = [
         "steps.0.rule",
         "cannot read 'email when phone is absent'",
     ),
-    ("bad duration", COLLEGE, "delay: 3d", "delay: 3 days", "steps.1.delay", "'3 days' is not a duration"),
+    ("bad duration", COLLEGE, "delay: 1d", "delay: 1 day", "steps.5.delay", "'1 day' is not a duration"),
     (
         "offset on a non-date field",
         DENTAL,
@@ -228,12 +234,12 @@ BREAKS = [
     ),
     ("unknown status", REALTY, "status: active", "status: live", "status", "Input should be 'active' or 'paused'"),
     (
-        "second step without timing",
+        "wait_for without a timeout",
         COLLEGE,
-        "    delay: 3d\n",
-        "",
-        "steps.1",
-        "give exactly one of `delay`",
+        "wait_for: {event: clicked, timeout: 3d}",
+        "wait_for: {event: clicked}",
+        "steps.1.wait_for.timeout",
+        "a wait_for needs a timeout",
     ),
     (
         "first step with a delay",
@@ -248,7 +254,7 @@ BREAKS = [
         COLLEGE,
         '    subject: "Any questions before you enroll, {{ first_name }}?"\n',
         "",
-        "steps.1.variants.0.subject",
+        "steps.2.variants.0.subject",
         "an email step needs a subject",
     ),
     (
@@ -406,14 +412,20 @@ def test_summary_has_one_line_per_campaign() -> None:
     assert lines == [
         "bright_smiles_dental/appointment_reminder | active | appointment_reminder (transactional)"
         " | audience upcoming_appointments | When a packet of type appointments arrives | limit 125/day"
+        " | enrolls every occurrence | exits on opted out, confirmed"
         " | steps: 1) reminder: sms, 24h before appointment_at, variants friendly 50% / brief 50%",
         "lakeside_realty/new_listings | active | home_for_sale (marketing) | audience vip_buyers"
-        " | At 09:30 AM, Monday through Friday (America/Denver)"
+        " | At 09:30 AM, Monday through Friday (America/Denver) | enrolls every occurrence"
+        " | exits on replied, opted out"
         ' | steps: 1) announcement: "sms; email if phone is missing", when triggered, variants standard 100%',
         "northfield_college/admitted_nurture | active | lead_nurture (marketing) | audience admitted_not_enrolled"
-        " | At 10:00 AM (America/New_York)"
+        " | At 10:00 AM (America/New_York) | enrolls once | exits on replied, opted out, goal stage enrolled"
         " | steps: 1) welcome: email, when triggered, variants program_focus 50% / campus_focus 50%;"
-        " 2) follow_up: email, 3d after the previous step, variants standard 100%",
+        " 2) wait_for_click: wait up to 3d for clicked;"
+        " 3) follow_up: email, when reached, variants standard 100%;"
+        " 4) application_link: email, when reached, variants standard 100%;"
+        " 5) by_program: branch nursing / other_programs;"
+        " 6) nursing_note: email, 1d after the previous step, variants standard 100%",
     ]
 
 
@@ -455,3 +467,91 @@ def test_only_a_manual_segment_takes_a_packet_type() -> None:
     with pytest.raises(ValueError, match="a manual segment needs `members`, a list `packet_type`, or both"):
         SegmentConfig(name="vip", type="manual")
     assert SegmentConfig(name="vip", type="manual", packet_type="segment_list").members == []
+
+
+# -- journeys: the graph and its steps, each mistake one problem naming the step and the fix ---------
+
+JOURNEY_BREAKS = [
+    # name, old, new, field, message
+    (
+        "unknown step kind",
+        "    wait_for: {event: clicked, timeout: 3d}",
+        "    pause: 3d",
+        "steps.1",
+        "a step has exactly one of `variants` (a message), `wait`, `wait_for`, `branch` or `exit`",
+    ),
+    (
+        "unknown target",
+        "    yes: application_link",
+        "    yes: apply_now",
+        "steps.1.yes",
+        "no step 'apply_now' in this campaign",
+    ),
+    (
+        "unreachable step",
+        "    yes: application_link",
+        "    yes: follow_up",
+        "steps.3",
+        "step 'application_link' is never reached",
+    ),
+    (
+        "a cycle",
+        "    next: by_program\n  - name: application_link",
+        "    next: wait_for_click\n  - name: application_link",
+        "steps.2",
+        "the journey loops (wait_for_click -> follow_up -> wait_for_click)",
+    ),
+    (
+        "not an expression",
+        "if: 'program == \"Nursing\"'",
+        "if: 'import os'",
+        "steps.4.branch.0.if",
+        "not an expression",
+    ),
+    (
+        "a call in a condition",
+        "if: 'program == \"Nursing\"'",
+        "if: 'program.upper() == \"NURSING\"'",
+        "steps.4.branch.0.if",
+        "the left side of a comparison must be a field or attribute name",
+    ),
+    ("bad enrollment", "enrollment: once ", "enrollment: {once_per: soon} ", "enrollment", "'soon' is not a duration"),
+]
+
+
+@pytest.mark.parametrize("name, old, new, field, message", JOURNEY_BREAKS, ids=[b[0] for b in JOURNEY_BREAKS])
+def test_each_broken_journey_is_one_problem(
+    config_copy: Path, name: str, old: str, new: str, field: str, message: str
+) -> None:
+    path = config_copy.parent / COLLEGE
+    text = path.read_text(encoding="utf-8")
+    assert old in text, name
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+    deployment, problems = check_config(config_copy)
+
+    assert deployment is None
+    assert [(p.file, p.field) for p in problems] == [(COLLEGE, field)], [str(p) for p in problems]
+    assert message in problems[0].message
+
+
+def test_a_message_right_after_a_message_needs_its_own_timing() -> None:
+    steps = [
+        {"name": "first", "channel": "email", "subject": "Hi", "variants": [{"name": "only", "template": "a.mjml.j2"}]},
+        {
+            "name": "second",
+            "channel": "email",
+            "subject": "Hi",
+            "variants": [{"name": "only", "template": "b.mjml.j2"}],
+        },
+    ]
+    campaign = {"name": "drip", "message_type": "lead_nurture", "audience": "everyone",
+                "trigger": {"type": "schedule", "cron": "0 9 * * *"}}  # fmt: skip
+    with pytest.raises(ValueError, match="give exactly one of `delay`"):
+        CampaignConfig.model_validate({**campaign, "steps": steps})
+    # after a wait_for the contact arrives when the event or the timeout says: no delay needed
+    waited = [steps[0], {"name": "wait", "wait_for": {"event": "opened", "timeout": "1d"}}, steps[1]]
+    journey = CampaignConfig.model_validate({**campaign, "steps": waited})
+    assert journey.enrollment is not None and journey.enrollment.rule == "once"
+    assert journey.edges() == [("first", "next", "wait"), ("wait", "yes", "second"), ("wait", "no", "second"),
+                               ("second", "next", None)]  # fmt: skip
