@@ -27,6 +27,7 @@ AssetJob = UnresolvedAssetJobDefinition
 # names of the jobs build_dbt_jobs makes, for schedules that target them by name
 TRANSFORM_PACKETS_JOB = "transform_packets_job"
 SEND_CAMPAIGNS_JOB = "send_campaigns_job"
+ADVANCE_JOURNEYS_JOB = "advance_journeys_job"
 DELIVER_MESSAGES_JOB = "deliver_messages_job"
 APPLY_REPLIES_JOB = "apply_replies_job"
 APPLY_PROVIDER_EVENTS_JOB = "apply_provider_events_job"
@@ -121,6 +122,7 @@ class DbtJobs(NamedTuple):
 
     transform_packets_job: AssetJob
     send_campaigns_job: AssetJob
+    advance_journeys_job: AssetJob
     deliver_messages_job: AssetJob
     apply_replies_job: AssetJob
     apply_provider_events_job: AssetJob
@@ -157,6 +159,16 @@ def build_dbt_jobs(dbt_models: dg.AssetsDefinition) -> DbtJobs:
         "enqueues the messages idempotently, delivers what is due, and refreshes the messages marts.",
         tags={"herald/stage": "send"},
     )
+    # The same pass with nothing newly fired: moves every enrollment on whose wait, timeout or
+    # daily limit is over (advance_journeys_schedule), so journeys do not wait for a trigger.
+    advance_journeys_job = dg.define_asset_job(
+        ADVANCE_JOURNEYS_JOB,
+        selection=send_campaigns_job.selection,
+        description="Walks every journey enrollment still going as far as the clock allows (waits over, "
+        "timeouts reached, contacts carried over by a daily limit), plans and enqueues what that reaches, "
+        "and delivers what is due.",
+        tags={"herald/stage": "send"},
+    )
     # Releases messages whose time (or send window) has come, retries transient failures.
     deliver_messages_job = dg.define_asset_job(
         DELIVER_MESSAGES_JOB,
@@ -184,5 +196,10 @@ def build_dbt_jobs(dbt_models: dg.AssetsDefinition) -> DbtJobs:
         tags={"herald/stage": "compliance"},
     )
     return DbtJobs(
-        transform_packets_job, send_campaigns_job, deliver_messages_job, apply_replies_job, apply_provider_events_job
+        transform_packets_job,
+        send_campaigns_job,
+        advance_journeys_job,
+        deliver_messages_job,
+        apply_replies_job,
+        apply_provider_events_job,
     )

@@ -10,6 +10,7 @@ from herald.campaigns.occurrences import occurrence_name
 from herald.config import Deployment
 from herald.config.campaigns import ScheduleTrigger
 from orchestration.jobs import (
+    ADVANCE_JOURNEYS_JOB,
     DELIVER_MESSAGES_JOB,
     SEND_CAMPAIGNS_JOB,
     ab_results_job,
@@ -19,6 +20,7 @@ from orchestration.jobs import (
 )
 
 DELIVERY_CRON = "*/10 * * * *"
+ADVANCE_JOURNEYS_CRON = "5-59/15 * * * *"  # between the delivery runs
 RETENTION_PURGE_CRON = "30 3 * * *"
 AB_RESULTS_CRON = "0 4 * * *"
 CLIENT_REPORTS_CRON = "0 6 * * *"  # after the A/B results (04:00 UTC)
@@ -113,6 +115,15 @@ deliver_due_schedule = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Every 10 minutes: delivers messages whose send time or window has come and retries "
     "transient failures whose backoff is over.",
+)
+
+advance_journeys_schedule = dg.ScheduleDefinition(
+    name="advance_journeys_schedule",
+    cron_schedule=ADVANCE_JOURNEYS_CRON,
+    job_name=ADVANCE_JOURNEYS_JOB,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every 15 minutes: moves journey enrollments on whose wait, timeout or daily limit is over "
+    "(a send pass with nothing newly fired).",
 )
 
 retention_purge_schedule = dg.ScheduleDefinition(

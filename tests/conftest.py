@@ -91,7 +91,9 @@ def deployment() -> Deployment:
 
 # runs a tick may start beside the ones a test follows: the 10-minute delivery schedule (any tick
 # crossing a ten-minute boundary) and the low-credit check after a run that sent something
-BACKGROUND_JOBS = frozenset({"deliver_messages_job", "alert_low_credit_job"})
+BACKGROUND_JOBS = frozenset(
+    {"deliver_messages_job", "alert_low_credit_job", "advance_journeys_job", "staff_alerts_job", "webhooks_job"}
+)
 
 
 def jobs_run(output: str) -> list[str]:

@@ -116,27 +116,14 @@ def build_campaign_assets(dbt_models: dg.AssetsDefinition) -> list[dg.AssetsDefi
     """The occurrences (with the recipients' regions) and the outbox, wired to the dbt models
     they read (``marts.contacts``) and that read them (``marts.message_plan``)."""
 
-    @dg.multi_asset(
-        specs=[
-            dg.AssetSpec(
-                OCCURRENCES_KEY,
-                description="One row per firing of a campaign's trigger (a cron minute, a packet, a batch of "
-                "segment entries or funnel events, a `herald campaign send`); the message plan expands each.",
-                group_name=DELIVERY_GROUP,
-                kinds={"python"},
-                deps=[dg.AssetKey(["herald_ops", "campaigns"])],
-            ),
-            dg.AssetSpec(
-                REGIONS_KEY,
-                description="Where recipients are: time zones and state of each contact phone (area code) and "
-                "postal code (ZIP), looked up before planning so each recipient gets their own send window.",
-                group_name=DELIVERY_GROUP,
-                kinds={"python"},
-                deps=[dbt_model_key(dbt_models, "contacts")],
-            ),
-        ],
+    @dg.asset(
+        key=OCCURRENCES_KEY,
+        description="One row per firing of a campaign's trigger (a cron minute, a packet, a batch of "
+        "segment entries or funnel events, a `herald campaign send`); the journeys enroll from each.",
+        group_name=DELIVERY_GROUP,
+        kinds={"python"},
+        deps=[dg.AssetKey(["herald_ops", "campaigns"])],
         pool=WAREHOUSE_POOL,
-        name="herald_ops__campaign_occurrences",
     )
     def campaign_occurrences(
         context: dg.AssetExecutionContext,
@@ -147,8 +134,8 @@ def build_campaign_assets(dbt_models: dg.AssetsDefinition) -> list[dg.AssetsDefi
         """Records the campaign occurrences this run sends: the ones its schedule named, plus (when
         a trigger sensor asked) one per newly loaded packet of a packet_arrival campaign and one
         batch per campaign with new segment entries or funnel events. An occurrence already planned
-        is never recorded again, so a repeated run of the same occurrence sends nothing new. Then
-        looks up the regions (time zones, state) of contacts' phones and postal codes not seen yet."""
+        is never recorded again, so a repeated run of the same occurrence sends nothing new. Records
+        the clock the pass plans at (herald_ops.plan_runs)."""
         deployment = herald_config.load()
         now = utcnow()
         occurrences: list[Occurrence] = []
@@ -164,17 +151,34 @@ def build_campaign_assets(dbt_models: dg.AssetsDefinition) -> list[dg.AssetsDefi
             recorded = record_occurrences(session, occurrences, context.run_id, now)
             as_of = datetime.fromisoformat(config.as_of) if config.as_of else now
             record_plan_run(session, context.run_id, as_of, now)
-            regions = refresh_regions(session, now) if _contacts_built(session) else 0
         names = [f"{o.client_id}/{o.campaign} {o.occurrence}" for o in occurrences]
-        context.log.info(f"{recorded} occurrences to plan: {names}; {regions} new phone/postal regions looked up")
-        yield dg.MaterializeResult(
-            asset_key=OCCURRENCES_KEY,
+        context.log.info(f"{recorded} occurrences to plan: {names}")
+        return dg.MaterializeResult(
             metadata={
                 "recorded": dg.MetadataValue.int(recorded),
+                "as_of": dg.MetadataValue.text(as_of.isoformat(timespec="seconds")),
                 "occurrences": dg.MetadataValue.md("\n".join(f"- {n}" for n in names) or "none"),
             },
         )
-        yield dg.MaterializeResult(asset_key=REGIONS_KEY, metadata={"looked_up": dg.MetadataValue.int(regions)})
+
+    # An asset of its own (not beside the occurrences): it follows marts.contacts, which the
+    # journeys also read after the occurrences, and one op doing both would sit on both sides
+    # of the dbt models in Dagster's plan.
+    @dg.asset(
+        key=REGIONS_KEY,
+        description="Where recipients are: time zones and state of each contact phone (area code) and "
+        "postal code (ZIP), looked up before planning so each recipient gets their own send window.",
+        group_name=DELIVERY_GROUP,
+        kinds={"python"},
+        deps=[dbt_model_key(dbt_models, "contacts")],
+        pool=WAREHOUSE_POOL,
+    )
+    def address_regions(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        """Looks up the regions (time zones, state) of contacts' phones and postal codes not seen yet."""
+        with warehouse.get().session() as session:
+            regions = refresh_regions(session, utcnow()) if _contacts_built(session) else 0
+        context.log.info(f"{regions} new phone/postal regions looked up")
+        return dg.MaterializeResult(metadata={"looked_up": dg.MetadataValue.int(regions)})
 
     @dg.asset(
         key=OUTBOX_KEY,
@@ -228,4 +232,4 @@ def build_campaign_assets(dbt_models: dg.AssetsDefinition) -> list[dg.AssetsDefi
             }
         )
 
-    return [campaign_occurrences, outbox]
+    return [campaign_occurrences, address_regions, outbox]

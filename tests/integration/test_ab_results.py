@@ -196,7 +196,7 @@ def test_the_asset_reports_the_results_as_a_markdown_table(tmp_path: Path, monke
     assert materialization.metadata["steps_with_winner"].value == 1
     assert ab_test_results.group_names_by_key[AB_TEST_RESULTS_KEY] == "analytics"
     assert {k.to_user_string() for k in ab_test_results.dependency_keys} == {
-        "marts/messages", "analytics/campaign_performance_daily",
+        "marts/messages", "analytics/campaign_performance_daily", "marts/engagement_events",
     }  # fmt: skip
 
     assert (ab_results_schedule.cron_schedule, ab_results_schedule.execution_timezone) == ("0 4 * * *", "UTC")

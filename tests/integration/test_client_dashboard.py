@@ -41,7 +41,7 @@ def delivered(key: str, n: int, at: datetime) -> tuple[Any, ...]:
 
 OUTBOX = [
     delivered("d-2h", 1, ago(hours=2)),  # 24 h, 3 d, 7 d, 30 d; replied
-    sent("s-2d", 2, ago(days=2)),  # no receipt: counts as delivered by its sent_at
+    sent("s-2d", 2, ago(days=2)),  # no receipt: accepted, but not delivered
     delivered("d-5d", 3, ago(days=5)),  # 7 d, 30 d; replied
     delivered("d-20d", 4, ago(days=20)),  # 30 d
     delivered("d-40d", 5, ago(days=40)),  # outside every window (its reply too)
@@ -171,12 +171,12 @@ def test_the_dashboard_counts_deliveries_replies_opt_outs_and_credit_alerts_per_
                                    "delivered_30d", "replied_30d", "opt_outs_30d", "credit_alerts_30d",
                                    "last_credit_alert_at")}  # fmt: skip
     assert got == {
-        "as_of_at": AS_OF, "is_metered": True, "delivered_24h": 1, "delivered_3d": 2, "delivered_7d": 3,
-        "delivered_30d": 4, "replied_30d": 2, "opt_outs_30d": 3, "credit_alerts_30d": 1,
+        "as_of_at": AS_OF, "is_metered": True, "delivered_24h": 1, "delivered_3d": 1, "delivered_7d": 2,
+        "delivered_30d": 3, "replied_30d": 2, "opt_outs_30d": 3, "credit_alerts_30d": 1,
         "last_credit_alert_at": ago(days=5),
     }  # fmt: skip
     assert float(clinic["credit_balance"]) == 78.5  # 100 - 1 - 2 + 2 - 20.5; the later purchase is after as_of
-    assert float(clinic["response_pct_30d"]) == 50.0
+    assert float(clinic["response_pct_30d"]) == 66.7  # 2 replies over 3 delivered
     realty = dashboard["realty"]
     assert (realty["is_metered"], realty["credit_balance"], realty["delivered_30d"], realty["response_pct_30d"]) == (
         False, None, 0, None,

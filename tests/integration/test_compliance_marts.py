@@ -22,8 +22,13 @@ from tests.dbt_harness import DBT_PROJECT_DIR, Built, MartBuild, build_marts, fa
 MODELS = ("suppressions", "consent_status", "appointment_confirmations", "compliance_daily")
 SOURCE_TABLES = (
     "herald_ops.clients", "herald_ops.suppressions", "herald_ops.consent_events", "herald_ops.inbound_processing",
-    "herald_ops.appointment_responses", "herald_ops.outbox",
+    "herald_ops.appointment_responses", "herald_ops.outbox", "herald_ops.confirmation_settings",
 )  # fmt: skip
+APPOINTMENT_COLUMNS = [
+    ("appointment_key", "varchar"), ("client_id", "varchar"), ("contact_id", "varchar"), ("appointment_id", "varchar"),
+    ("appointment_at", "timestamp"), ("status", "varchar"), ("first_seen_at", "timestamp"),
+    ("last_seen_at", "timestamp"),
+]  # fmt: skip
 
 LOADED_AT = datetime(2024, 3, 1, 12, 0)
 CLIENTS = [
@@ -190,7 +195,11 @@ BUILD = MartBuild(
     name="compliance",
     models=MODELS,
     sources=SOURCE_TABLES,
-    hand_made={"marts.contacts": CONTACT_COLUMNS, "marts.message_plan": MESSAGE_PLAN_COLUMNS},
+    hand_made={
+        "marts.contacts": CONTACT_COLUMNS,
+        "marts.message_plan": MESSAGE_PLAN_COLUMNS,
+        "marts.appointments": APPOINTMENT_COLUMNS,
+    },
     rows={
         "herald_ops.clients": CLIENTS,
         "herald_ops.suppressions": SUPPRESSIONS,

@@ -392,10 +392,12 @@ def test_marts_live_in_schema_marts(built: Built) -> None:
         "contacts", "contact_sources", "contact_attributes", "funnel_events",
         "contact_template_variables", "message_plan", "messages", "deliveries", "missed_contacts",
         "suppressions", "consent_status", "appointment_confirmations", "conversations", "conversation_messages",
-        "credit_transactions",
+        "credit_transactions", "engagement_events", "client_events", "journey_transitions", "appointments",
+        "enrollments",
     }  # fmt: skip
     assert "stg_packets__cells" in by_schema["staging"]
     assert "int_contact_rows_cleaned" in by_schema["intermediate"]
+    assert {"int_journey__walk", "int_journey__new_enrollments"} <= by_schema["intermediate"]
 
 
 # --- contacts -------------------------------------------------------------------------------

@@ -204,6 +204,15 @@ def run_days(engine_env: dict[str, str], tmp: Path) -> list[dict[str, Any]]:
         run_pass(warehouse, tmp, at)
         snapshots.append(snapshot(warehouse))
         world(warehouse, at)
+    # what an analyst reads: the enrollments mart and the journey funnel
+    dbt_run(warehouse, tmp, select=("enrollments", "journey_funnel"))
+    with warehouse.session(read_only=True) as s:
+        names, rows = s.query("select * from analytics.journey_funnel order by campaign, step")
+        snapshots[-1]["funnel"] = {(r[1], r[2]): dict(zip(names, r, strict=False)) for r in rows}
+        _, snapshots[-1]["enrollments"] = s.query(
+            "select campaign, contact_id, status, messages_enqueued, messages_sent, messages_cancelled "
+            "from marts.enrollments order by campaign, contact_id"
+        )
     return snapshots
 
 
@@ -283,3 +292,18 @@ def test_a_crash_between_planning_and_enqueue_sends_nothing_twice_and_skips_nobo
     assert len(keys) == len(set(keys))
     third_day = sorted(m[2] for m in messages(days[2], "roofing") if m[6].date() == (DAY0 + timedelta(days=2)).date())
     assert third_day == HOMEOWNERS[250:375]
+
+
+def test_the_funnel_counts_each_step_and_path(days) -> None:
+    funnel = days[-1]["funnel"]
+    welcome, wait, follow_up = (funnel[("nurture", s)] for s in ("welcome", "wait_click", "follow_up"))
+    assert (welcome["reached"], welcome["messaged"]) == (5, 5)
+    # j1 clicked (yes); j3 and j5 timed out (no); j2 replied and j4 enrolled while waiting
+    assert (wait["took_yes"], wait["took_no"], wait["paths_taken"]) == (1, 2, "no 2, yes 1")
+    assert (wait["exited"], wait["exit_reasons"]) == (2, "goal reached 1, replied 1")
+    assert (follow_up["reached"], funnel[("nurture", "apply_link")]["reached"]) == (2, 1)
+    assert funnel[("roofing", "offer")]["carried_over"] == 500
+    assert funnel[("roofing", "(end)")]["completed"] == 625
+    enrollments = {(r[0], r[1]): r[2:] for r in days[-1]["enrollments"]}
+    assert enrollments[("drip", "d1")] == ("exited", 2, 1, 1)  # first sent, second cancelled
+    assert enrollments[("nurture", "j1")] == ("completed", 2, 2, 0)

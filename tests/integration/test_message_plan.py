@@ -79,7 +79,9 @@ VARIANTS = [
 FIRED = datetime(2026, 11, 20, 3, 0)
 
 
-def dbt_run(warehouse: Warehouse, tmp: Path) -> None:
+def dbt_run(
+    warehouse: Warehouse, tmp: Path, select: tuple[str, ...] = ("contact_template_variables", *PLAN_MODELS)
+) -> None:
     """`dbt run` of the plan, in this process (dbt's start-up is most of a small run's time)."""
     from unittest import mock
 
@@ -89,7 +91,7 @@ def dbt_run(warehouse: Warehouse, tmp: Path) -> None:
     with mock.patch.dict(os.environ, env):
         result = dbtRunner().invoke(
             [
-                "run", "--quiet", "--select", "contact_template_variables", *PLAN_MODELS,
+                "run", "--quiet", "--select", *select,
                 "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
                 "--target-path", str(tmp / "target"),
             ]

@@ -212,4 +212,4 @@ def test_ab_test_config_defaults_and_control_check() -> None:
     with pytest.raises(ValueError, match=r"step 'welcome' has no variant 'medium' \(variants: short, long\)"):
         CampaignConfig.model_validate({**base, "ab_test": {"control": "medium"}})
     with pytest.raises(ValueError, match="metric"):
-        CampaignConfig.model_validate({**base, "ab_test": {"metric": "clicked"}})
+        CampaignConfig.model_validate({**base, "ab_test": {"metric": "bounced"}})

@@ -1,19 +1,21 @@
-{#- What contacts did that a journey waits for or exits on, one row per event: replied,
+{#- (Replies and answers are read as journey_feedback: the runs that write them also deliver,
+    downstream of the plan, so a plain dependency would loop.)
+    What contacts did that a journey waits for or exits on, one row per event: replied,
     confirmed (an appointment C), opted_out, funnel_stage (detail: the stage), entered_segment
     (detail: the segment), delivered / opened / clicked (a message of any campaign). -#}
 
 with
 
 inbound_processing as (
-    select * from {{ source('herald_ops', 'inbound_processing') }}
+    select * from {{ source('journey_feedback', 'inbound_processing') }}
 ),
 
 inbound_messages as (
-    select * from {{ source('herald_raw', 'inbound_messages') }}
+    select * from {{ source('journey_feedback_raw', 'inbound_messages') }}
 ),
 
 appointment_responses as (
-    select * from {{ source('herald_ops', 'appointment_responses') }}
+    select * from {{ source('journey_feedback', 'appointment_responses') }}
 ),
 
 suppressions as (
