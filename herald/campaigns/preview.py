@@ -93,7 +93,7 @@ def preview_campaign(
     builder = MessageBuilder(deployment, config_dir, links)
     previews: list[PreviewMessage] = []
     for contact_id, phone, email, variables in rows:
-        for step in campaign.steps:
+        for step in campaign.message_steps:
             channel, address = route(step, phone, email)
             if channel is None:
                 previews.append(

@@ -402,10 +402,13 @@ def test_the_client_report_matches_the_marts(deployed: Deployment, tmp_path: Pat
     out = tmp_path / "report"
     deployed.herald("report", "bright_smiles_dental", "--period", "30d", "--format", "csv", "--output", str(out))
     summary = dict(line.split(",", 1) for line in (out / "summary.csv").read_text().splitlines()[1:])
+    # one definition of delivered: a provider receipt (docs/analysts.md); the demo's own
+    # answers (`_replies`) are conversations, not campaign messages
+    delivered = "(delivered_at is not null or final_status in ('delivered', 'read'))"
     (marts,) = deployed.sql(
-        "select coalesce(sum(sent), 0) as sent, coalesce(sum(delivered), 0) as delivered, "
-        "coalesce(sum(failed), 0) as failed from analytics.campaign_performance_daily "
-        "where client_id = 'bright_smiles_dental'"
+        f"select count(*) as sent, count(*) filter (where {delivered}) as delivered, "
+        f"count(*) filter (where not {delivered} and final_status in ('failed', 'undelivered', 'bounced')) as failed "
+        "from marts.deliveries where client_id = 'bright_smiles_dental' and substr(campaign, 1, 1) <> '_'"
     )
     # (PostgreSQL's sums come back as decimals, printed as text by `herald sql --format json`)
     assert (int(summary["sent"]), int(summary["delivered"]), int(summary["failed"])) == (
@@ -413,13 +416,12 @@ def test_the_client_report_matches_the_marts(deployed: Deployment, tmp_path: Pat
         int(marts["delivered"]),
         int(marts["failed"]),
     )
-    assert int(summary["sent"]) >= 2  # at least the demo's opt-out confirmation and HELP answer
     html = tmp_path / "report.html"
     deployed.herald("report", "bright_smiles_dental", "--output", str(html))
     page = html.read_text()
-    # delivered over time and response by campaign are charted; the demo has no A/B verdicts or
-    # attributed conversions yet, and says so instead of drawing empty charts
-    assert page.count("<svg") >= 2 and "no data yet" in page
+    # the demo's reminders wait for their send window: no rate can be computed yet, and the
+    # report says so instead of printing 100% or drawing empty charts; no internals shown
+    assert "not available yet" in page and "_replies" not in page and "source:" not in page
     # the client dashboard (balance, delivered, opt-outs) for the same client
     (board,) = deployed.sql("select * from analytics.client_dashboard where client_id = 'bright_smiles_dental'")
     assert int(board["opt_outs_30d"]) >= 1
