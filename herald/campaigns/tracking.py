@@ -330,7 +330,16 @@ def attribute_and_stamp(session: Session, now: datetime) -> int:
 
 def unapplied_clicks(session: Session) -> tuple[int, str]:
     """Clicks a loading run would still attribute (no client yet) or stamp on their message:
-    how many, and the latest landing time among them (for a sensor's run key)."""
+    how many, and the latest landing time among them (for a sensor's run key). Before Herald has
+    created its tables (a fresh warehouse) there is nothing to apply."""
+    for table in (CLICKS_TABLE, OUTBOX_TABLE):
+        schema_name, table_name = table.split(".")
+        present = session.scalar(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [schema_name, table_name],
+        )
+        if not present:
+            return 0, ""
     count, latest = session.query(
         f"select count(*), max(c.landed_at) from {CLICKS_TABLE} as c inner join {OUTBOX_TABLE} as o "
         "on o.message_key = c.message_key "

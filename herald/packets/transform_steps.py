@@ -32,6 +32,11 @@ def layer_seconds(run_results: dict[str, Any]) -> tuple[float, float]:
 def record_transform_steps(warehouse: Warehouse, run_results: dict[str, Any]) -> list[str]:
     """Append ``mapped`` and ``cleaned`` events for landed packets that have none yet."""
     mapped, cleaned = layer_seconds(run_results)
+    staging_ran = any(r.get("unique_id", "").split(".")[-1].startswith("stg_") for r in run_results.get("results", []))
+    if not staging_ran:
+        # a dbt run of other models (a send pass, the delivery marts) did not map anything: a
+        # packet that landed meanwhile waits for the transform that maps it, and its receipt too
+        return []
     with warehouse.session() as s:
         _, rows = s.query(
             f"select packet_id from {PACKETS_TABLE} p where status = 'landed' and not exists "
