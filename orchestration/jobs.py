@@ -20,6 +20,7 @@ from assets.reports.client_reports import REPORTS_GROUP
 from assets.segments.segments import SEGMENTS_GROUP
 from assets.transform.keys import dbt_model_key
 from assets.webhooks.deliveries import WEBHOOK_DELIVERIES_KEY
+from herald.campaigns.journeys import PLAN_MODELS
 
 # what define_asset_job returns (Dagster does not export the type under its public name)
 AssetJob = UnresolvedAssetJobDefinition
@@ -32,15 +33,6 @@ DELIVER_MESSAGES_JOB = "deliver_messages_job"
 APPLY_REPLIES_JOB = "apply_replies_job"
 APPLY_PROVIDER_EVENTS_JOB = "apply_provider_events_job"
 
-# the models a send pass builds: the journey walk, the message plan and the transitions
-PLAN_MODELS = (
-    "int_journey__clock",
-    "int_journey__contact_events",
-    "int_journey__new_enrollments",
-    "int_journey__walk",
-    "message_plan",
-    "journey_transitions",
-)
 # the delivery marts provider events change (statuses, bounces, unsubscribes)
 DELIVERY_MARTS = ("deliveries", "missed_contacts")
 

@@ -38,6 +38,16 @@ ENROLLMENTS = f"{OPS_SCHEMA}.enrollments"
 ENROLLMENT_EVENTS = f"{OPS_SCHEMA}.enrollment_events"
 PLAN_RUNS = f"{OPS_SCHEMA}.plan_runs"
 TRANSITIONS = "marts.journey_transitions"
+# the dbt models of a pass, in order: the clock, what contacts did, who enters, the walk, the
+# messages it reached, what became of each enrollment
+PLAN_MODELS = (
+    "int_journey__clock",
+    "int_journey__contact_events",
+    "int_journey__new_enrollments",
+    "int_journey__walk",
+    "message_plan",
+    "journey_transitions",
+)
 # the walk's outcome → the trail's event
 EVENT_OF_OUTCOME = {
     "message": "message",
