@@ -20,6 +20,7 @@ DESCRIPTIONS = {
     "send_windows": "The client's own sending hours per ISO day of week (its policy and business hours).",
     "legal_windows": "Calling-hours law per jurisdiction (US federal, or a state) and ISO day of week.",
     "frequency_caps": "Per recipient caps across campaigns: marketing per 24 h, healthcare reminders per day/week.",
+    "sender_quotas": "Per client and channel: the daily quota its sender shares across all its campaigns.",
     "confirmation_settings": "Per client: when an unanswered appointment is unconfirmed or high risk, and its staff digest.",
 }
 

@@ -202,9 +202,30 @@ class Contact(Strict):
     phone: str | None = None
 
 
+class SenderQuota(Strict):
+    """``senders.daily_limit``: at most this many messages per local day from the client's SMS
+    number / email sender, shared by all its campaigns. Over it, a message waits for the next
+    day in order of entry, like a campaign's own ``daily_limit`` (nobody dropped or sent twice)."""
+
+    sms: Annotated[int, Field(gt=0)] | None = None
+    email: Annotated[int, Field(gt=0)] | None = None
+
+
 class Senders(Strict):
     sms_from: str | None = None
     email_from: str | None = None
+    daily_limit: SenderQuota = SenderQuota()
+
+    @model_validator(mode="after")
+    def _quota_has_a_sender(self) -> Senders:
+        problems = [
+            (f"daily_limit.{channel}", f"a daily limit for {channel} needs a sender: set senders.{channel}_from")
+            for channel, sender in (("sms", self.sms_from), ("email", self.email_from))
+            if getattr(self.daily_limit, channel) is not None and not sender
+        ]
+        if problems:
+            raise MappingProblems(problems)
+        return self
 
 
 class DropZoneSettings(Strict):

@@ -34,6 +34,7 @@ CONFIG_TABLES = (
     "send_windows",
     "legal_windows",
     "frequency_caps",
+    "sender_quotas",
     "confirmation_settings",
 )
 VARIANT_BUCKETS = 10_000  # a contact's A/B bucket is md5(contact|campaign|step) mod this
@@ -77,6 +78,7 @@ def config_rows(
         "send_windows": windows,
         "legal_windows": list(legal_window_rows()),
         "frequency_caps": frequency_cap_rows(deployment),
+        "sender_quotas": sender_quota_rows(deployment),
         "confirmation_settings": confirmation_setting_rows(deployment),
     }
 
@@ -116,6 +118,18 @@ def frequency_cap_rows(deployment: Deployment) -> list[tuple]:
         compliance = getattr(client.config, "compliance", None)
         if compliance is not None and getattr(compliance, "healthcare_reminders", False):
             rows += [(client_id, "transactional", hours, n, label) for hours, n, label in HEALTHCARE_CAPS]
+    return rows
+
+
+def sender_quota_rows(deployment: Deployment) -> list[tuple]:
+    """Each client's ``senders.daily_limit`` per channel, with the sender it limits."""
+    rows = []
+    for client_id, client in deployment.clients.items():
+        senders = client.config.senders
+        for channel, sender in (("sms", senders.sms_from), ("email", senders.email_from)):
+            limit = getattr(senders.daily_limit, channel)
+            if limit is not None and sender:
+                rows.append((client_id, channel, sender, limit))
     return rows
 
 

@@ -275,6 +275,18 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         ("client_id", "category", "window_hours"),
     ),
+    # Per client and channel: at most daily_limit messages per local day from its sender
+    # (client.yaml senders.daily_limit), shared by all its campaigns; the rest carry over.
+    (
+        f"{OPS_SCHEMA}.sender_quotas",
+        [
+            ("client_id", "varchar not null"),
+            ("channel", "varchar not null"),  # sms | email
+            ("sender", "varchar not null"),  # senders.sms_from / email_from
+            ("daily_limit", "bigint not null"),
+        ],
+        ("client_id", "channel"),
+    ),
     # Each client's confirmations: settings (client.yaml), for marts.appointment_confirmations.
     (
         f"{OPS_SCHEMA}.confirmation_settings",

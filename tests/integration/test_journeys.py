@@ -9,7 +9,9 @@ messages due are "sent", a contact clicks, another replies, another reaches the 
 - roofing: 625 homeowners imported at once, 125 emails a day, template A/B 50/50, enrolled once;
 - nurture: a daily schedule; welcome, then wait up to 2d12h for a click (yes: the application
   link; no: a follow-up), exit on reply and on the goal stage 'enrolled';
-- drip: two emails three days apart, exit on reply.
+- drip: two emails three days apart, exit on reply;
+- spring and gutter: two SMS offers sharing the sender's quota of 120 texts a day
+  (``senders.daily_limit.sms``), the spring offer's 100 entered an hour before the gutter offer's 150.
 """
 
 from __future__ import annotations
@@ -36,11 +38,17 @@ HOMEOWNERS = [f"k{i:03d}" for i in range(1, 626)]
 STUDENTS = ["j1", "j2", "j3", "j4"]
 LATE_STUDENT = "j5"  # joins the audience before the second pass
 
+SENDER_QUOTA = 120
+SPRING = [f"s{i:03d}" for i in range(1, 101)]
+GUTTER = [f"g{i:03d}" for i in range(1, 151)]
+
 CAMPAIGNS = [
     # name, message type, category, audience, daily limit, rule, first step, exit on reply, goal stage
     ("roofing", "announcement", "marketing", "homeowners", 125, "once", "offer", False, None),
     ("nurture", "lead_nurture", "marketing", "admitted", None, "once", "welcome", True, "enrolled"),
     ("drip", "lead_nurture", "marketing", "drippers", None, "once", "first", True, None),
+    ("spring", "announcement", "marketing", "spring_list", None, "once", "offer", False, None),
+    ("gutter", "announcement", "marketing", "gutter_list", None, "once", "offer", False, None),
 ]
 STEPS = [
     # campaign, step, position, channel, anchor minutes, kind, next, event, timeout, yes, no
@@ -51,6 +59,8 @@ STEPS = [
     ("nurture", "apply_link", 4, "email", 0, "message", None, None, None, None, None),
     ("drip", "first", 1, "email", 0, "message", "second", None, None, None, None),
     ("drip", "second", 2, "email", 3 * 24 * 60, "message", None, None, None, None, None),
+    ("spring", "offer", 1, "sms", 0, "message", None, None, None, None, None),
+    ("gutter", "offer", 1, "sms", 0, "message", None, None, None, None, None),
 ]
 
 
@@ -91,9 +101,19 @@ def build(warehouse: Warehouse) -> None:
             )
             if segment:
                 insert(s, "marts.segment_members", [(CLIENT, segment, contact, LOADED, LOADED)])
+        texters = [(c, "spring_list") for c in SPRING] + [(c, "gutter_list") for c in GUTTER]
+        for n, (contact, segment) in enumerate(texters):
+            s.execute(
+                "insert into marts.contacts values (?, ?, ?, ?, null, null, false, ?, true, null, null)",
+                [contact, CLIENT, contact.upper(), f"Name{contact}", f"+1312555{1000 + n:04d}"],
+            )
+            insert(s, "marts.segment_members", [(CLIENT, segment, contact, LOADED, LOADED)])
+        insert(s, "herald_ops.sender_quotas", [(CLIENT, "sms", "+13125550000", SENDER_QUOTA)])
         insert(s, "herald_ops.campaign_occurrences", [
             (CLIENT, "roofing", "manual:import", "manual", DAY0, None, None, "test", DAY0, None),
             (CLIENT, "drip", "manual:start", "manual", DAY0, None, None, "test", DAY0, None),
+            (CLIENT, "spring", "manual:start", "manual", DAY0 - timedelta(hours=1), None, None, "test", DAY0, None),
+            (CLIENT, "gutter", "manual:start", "manual", DAY0, None, None, "test", DAY0, None),
         ])  # fmt: skip
 
 
@@ -242,6 +262,32 @@ def test_a_daily_limit_carries_contacts_over_until_everyone_had_exactly_one(days
     waiting = [row for row in days[0]["ledger"] if row[0] == "roofing" and row[2] == "waiting"]
     assert len(waiting) == 500 and {row[5] for row in waiting} == {"over the daily limit: carried over to the next day"}
     assert Counter(row[2] for row in days[-1]["ledger"] if row[0] == "roofing") == {"completed": 625}
+
+
+def test_a_sender_quota_shared_by_two_campaigns_carries_over_in_order_of_entry(days) -> None:
+    def texts(snap: dict[str, Any]) -> list[tuple]:
+        return [m for m in snap["outbox"] if m[0] in ("spring", "gutter")]
+
+    per_day = [len(texts(snap)) for snap in days]
+    assert per_day == [120, 240, 250, 250, 250]  # 120 a day across both campaigns, then the last 10
+    final = texts(days[-1])
+    assert sorted(Counter(m[2] for m in final).values()) == [1] * 250  # each contact exactly once
+    # first in, first out across the campaigns: the spring offer's 100 (entered first) and the
+    # gutter offer's first 20 on Monday, the next 120 on Tuesday, the last 10 on Wednesday
+    by_day: dict[Any, list[str]] = {}
+    for m in final:
+        by_day.setdefault(m[6].date(), []).append(m[2])
+    monday = DAY0.date()
+    assert sorted(by_day[monday]) == sorted(SPRING + GUTTER[:20])
+    assert sorted(by_day[monday + timedelta(days=1)]) == GUTTER[20:140]
+    assert sorted(by_day[monday + timedelta(days=2)]) == GUTTER[140:]
+    # the carried-over wait in the ledger, with the reason; in the end every one completed
+    waiting = [row for row in days[0]["ledger"] if row[0] == "gutter" and row[2] == "waiting"]
+    assert len(waiting) == 130 and {row[5] for row in waiting} == {"over the daily limit: carried over to the next day"}
+    ledger = Counter((row[0], row[2]) for row in days[-1]["ledger"] if row[0] in ("spring", "gutter"))
+    assert ledger == {("spring", "completed"): 100, ("gutter", "completed"): 150}
+    # the quota is the SMS sender's: the roofing emails kept their own 125 a day
+    assert len([m for m in days[0]["outbox"] if m[0] == "roofing"]) == 125
 
 
 def test_a_daily_schedule_enrolls_each_contact_once(days) -> None:

@@ -10,7 +10,8 @@
 {#- The message plan: every message the journey walk reached this pass (int_journey__walk,
     outcome 'message'), one row per enrollment and message step — planned (channel, address,
     A/B variant, template, when to send, the template variables) or excluded with the reason.
-    A message over its campaign's daily limit is not planned and not excluded: its enrollment
+    A message over its campaign's daily limit or its sender's daily quota (senders.daily_limit,
+    shared by the client's campaigns) is not planned and not excluded: its enrollment
     waits for the next day (marts.journey_transitions, 'carried_over'), and the steps after it
     wait with it. Append-only: a message key is planned once, so a repeated pass adds nothing
     and the plan stays the record of who was left out and why. -#}
@@ -64,6 +65,10 @@ regions as (
 
 caps as (
     select * from {{ source('herald_ops', 'frequency_caps') }}
+),
+
+sender_quotas as (
+    select * from {{ source('herald_ops', 'sender_quotas') }}
 ),
 
 -- messages earlier passes planned: what the frequency caps count (the plan, not the outbox,
@@ -368,6 +373,7 @@ already_planned as (
     select
         planned.client_id,
         planned.campaign,
+        planned.channel,
         {{ herald.utc_to_local('planned.send_after', 'clients.time_zone') }} as local_at
     from {{ this }} as planned
     inner join clients on planned.client_id = clients.client_id
@@ -376,6 +382,7 @@ already_planned as (
     select
         cast(null as varchar) as client_id,
         cast(null as varchar) as campaign,
+        cast(null as varchar) as channel,
         cast(null as timestamp) as local_at
     where 1 = 0
     {% endif %}
@@ -411,19 +418,55 @@ limit_ranked as (
         and sendable.local_send_date = planned_per_day.local_send_date
 ),
 
--- a carried message holds its enrollment: the messages after it wait too
+-- the sender's daily quota (client.yaml senders.daily_limit): one count per client and channel
+-- across all its campaigns, over the messages the campaign limits let through, in order of entry
+sender_planned_per_day as (
+    select client_id, channel, cast(local_at as date) as local_send_date, count(*) as planned_count
+    from already_planned
+    group by client_id, channel, cast(local_at as date)
+),
+
+quota_ranked as (
+    select
+        limit_ranked.*,
+        coalesce(
+            limit_ranked.window_reason is null
+            and not limit_ranked.is_carried
+            and sender_quotas.daily_limit is not null
+            and coalesce(sender_planned_per_day.planned_count, 0) + row_number() over (
+                partition by
+                    limit_ranked.client_id, limit_ranked.channel, limit_ranked.local_send_date,
+                    case when limit_ranked.window_reason is null and not limit_ranked.is_carried then 0 else 1 end
+                order by
+                    limit_ranked.entered_at, limit_ranked.contact_id, limit_ranked.campaign,
+                    limit_ranked.step_position
+            ) > sender_quotas.daily_limit,
+            false
+        ) as is_over_quota
+    from limit_ranked
+    left join sender_quotas
+        on limit_ranked.client_id = sender_quotas.client_id
+        and limit_ranked.channel = sender_quotas.channel
+    left join sender_planned_per_day
+        on limit_ranked.client_id = sender_planned_per_day.client_id
+        and limit_ranked.channel = sender_planned_per_day.channel
+        and limit_ranked.local_send_date = sender_planned_per_day.local_send_date
+),
+
+-- a carried message (campaign limit or sender quota) holds its enrollment: the messages after
+-- it wait too
 carried as (
     select enrollment_id, min(hop) as carried_hop
-    from limit_ranked
-    where is_carried
+    from quota_ranked
+    where is_carried or is_over_quota
     group by enrollment_id
 ),
 
 limited as (
-    select limit_ranked.*
-    from limit_ranked
-    left join carried on limit_ranked.enrollment_id = carried.enrollment_id
-    where carried.carried_hop is null or limit_ranked.hop < carried.carried_hop
+    select quota_ranked.*
+    from quota_ranked
+    left join carried on quota_ranked.enrollment_id = carried.enrollment_id
+    where carried.carried_hop is null or quota_ranked.hop < carried.carried_hop
 ),
 
 -- Frequency caps per recipient across campaigns (marketing per 24 h; the FCC healthcare
