@@ -296,6 +296,54 @@ def _college(client: Client, rng: random.Random, scale: int, today: date) -> dic
     return packets
 
 
+def _contractor(client: Client, rng: random.Random, scale: int, today: date) -> dict[str, SamplePacket]:
+    """625 homeowners (times ``scale``), each once, for a seed-style SMS campaign at 125 a day:
+    most signed the contractor's texting consent (with its date and form), some declined or left
+    it blank, and a few have a landline-style typo or no email."""
+    packet_type = "homeowners"
+    load_map = client.load_maps.get(packet_type)
+    if load_map is None:
+        return {}
+    prof = profile_for(client.client_id, packet_type)
+    values = Values(rng, prof, today, packet_type)
+    phones = PhoneBook(rng, prof.area_codes)
+    total = 625 * scale
+    ids = sorted(rng.sample(range(10_000, 10**prof.id_digits), total))
+    sources = ("web form", "web form", "job-site tablet", "paper estimate form")
+    records = []
+    for lead_id in ids:
+        first, last = rng.choice(prof.first_names), rng.choice(prof.last_names)
+        area, exchange, line = phones.new()
+        consent = rng.random()
+        signed = consent < 0.88
+        opted_on = today - timedelta(days=rng.randint(20, 900))
+        records.append(
+            {
+                "external_id": f"{prof.id_prefix}{lead_id}",
+                "first_name": first,
+                "last_name": last,
+                "phone": fmt_phone(area, exchange, line, rng.choice(prof.phone_styles)),
+                "email": email_for(rng, first, last) if rng.random() > 0.15 else "",
+                "street_address": f"{rng.randint(100, 9999)} {rng.choice(STREETS)}",
+                "home_city": rng.choice(POOLS["property_city"]),
+                "postal_code": rng.choice(prof.zips),
+                "roof_installed_year": str(rng.randint(1988, today.year - 1)),
+                "last_service_on": us_date(today - timedelta(days=rng.randint(30, 2000))) if rng.random() > 0.4 else "",
+                # 88% signed; the rest declined (N) or the field was left blank: neither is consent
+                "sms_consent": boolean(rng, prof, True)
+                if signed
+                else (boolean(rng, prof, False) if consent < 0.95 else ""),
+                "sms_opt_in_on": us_date(opted_on) if signed else "",
+                "sms_opt_in_source": rng.choice(sources) if signed else "",
+            }
+        )
+    taken: set[int] = set()
+    for row, bad in zip(_pick(rng, list(range(total)), 2 * scale, taken), INVALID_PHONES * scale, strict=False):
+        records[row]["phone"] = bad  # typed wrong in the CRM: landed, never texted
+    rows = render_rows(load_map, records, values)
+    return {packet_type: _packet(client, load_map, prof, rows, {}, today)}
+
+
 def _funnel_events(
     client: Client, load_map: LoadMap, leads: list[dict[str, str]], rng: random.Random, scale: int, today: date
 ) -> SamplePacket:
@@ -366,6 +414,7 @@ _SCENARIOS: dict[str, Callable[[Client, random.Random, int, date], dict[str, Sam
     "bright_smiles_dental": _dental,
     "lakeside_realty": _realtor,
     "northfield_college": _college,
+    "summit_roofing": _contractor,
 }
 
 
@@ -374,8 +423,9 @@ def demo_packets(
 ) -> list[SamplePacket]:
     """Realistic, messy sample packets for every load map in ``deployment``.
 
-    The three example clients get their hand-written scenarios (300 dental appointments, 240 realtor
-    buyer leads, 400 college leads and 500 funnel events, times ``scale``); any other load map gets
+    The four example clients get their hand-written scenarios (300 dental appointments, 240 realtor
+    buyer leads, 400 college leads and 500 funnel events, 625 contractor homeowners, times
+    ``scale``); any other load map gets
     100 × ``scale`` clean rows from :func:`sized_packet`. Same arguments → identical bytes.
     """
     if scale < 1:

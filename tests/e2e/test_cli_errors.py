@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from tests.conftest import CONFIG_DIR, REPO_ROOT
 
 HERALD = str(Path(sys.executable).parent / "herald")
-CLIENTS = "bright_smiles_dental, lakeside_realty, northfield_college"
+CLIENTS = "bright_smiles_dental, lakeside_realty, northfield_college, summit_roofing"
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ def test_the_repository_config_is_found_from_any_directory(env: dict[str, str], 
     elsewhere.mkdir()
     checked = herald(env, "config", "check", cwd=elsewhere)
     assert checked.returncode == 0, checked.stderr
-    assert f"config OK: 3 clients ({CLIENTS.replace(', ', ', ')})" in checked.stdout
+    assert f"config OK: 4 clients ({CLIENTS.replace(', ', ', ')})" in checked.stdout
     assert f"load maps in {CONFIG_DIR}" in checked.stdout
     relative = herald({**env, "HERALD_CONFIG_DIR": "config"}, "api-key", "lakeside_realty", cwd=elsewhere)
     assert relative.returncode == 0, relative.stderr

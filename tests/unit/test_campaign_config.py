@@ -57,6 +57,7 @@ def test_example_campaigns_load() -> None:
         "bright_smiles_dental": ["appointment_reminder"],
         "lakeside_realty": ["new_listings"],
         "northfield_college": ["admitted_nurture"],
+        "summit_roofing": ["roof_check_offer"],
     }
     dental = deployment.clients["bright_smiles_dental"].campaigns["appointment_reminder"]
     assert (dental.message_type, dental.category, dental.status, dental.daily_limit) == (
@@ -86,6 +87,21 @@ def test_example_campaigns_load() -> None:
     assert [s.kind for s in college.steps] == ["message", "wait_for", "message", "message", "branch", "message"]
     assert college.enrollment is not None and college.enrollment.rule == "once"
     assert college.exit_on.goal == "enrolled" and college.exit_on.replied
+
+    # the contractor: seed-style, one marketing text per homeowner of an import, 125 a day, A/B 50/50
+    roofing = deployment.clients["summit_roofing"]
+    offer = roofing.campaigns["roof_check_offer"]
+    assert (offer.category, offer.sms_consent, offer.daily_limit) == ("marketing", "express_written", 125)
+    assert offer.trigger == PacketArrivalTrigger(type="packet_arrival", packet_type="homeowners")
+    assert offer.enrollment is not None and offer.enrollment.rule == "once"
+    [text] = offer.steps
+    assert text.channels == ("sms",) and [(v.name, v.weight) for v in text.variants] == [
+        ("free_inspection", 50),
+        ("storm_season", 50),
+    ]
+    # the sender's quota, shared by every campaign texting from the number
+    assert (roofing.config.senders.daily_limit.sms, roofing.config.senders.daily_limit.email) == (250, None)
+    assert roofing.load_maps["homeowners"].column_for("sms_consent") == "SMS Opt-In"
 
 
 def test_every_example_template_renders_with_sample_variables() -> None:
@@ -120,7 +136,7 @@ def test_every_example_template_renders_with_sample_variables() -> None:
                             assert "Ana" in email.text and "https://herald.example/u/t" in email.text
                             assert "{{" not in email.subject
                         rendered += 1
-    assert rendered == 9  # 2 dental SMS + realty SMS and email + 5 college emails
+    assert rendered == 11  # 2 dental SMS + realty SMS and email + 5 college emails + 2 contractor SMS
 
 
 def test_dental_sms_keeps_phi_out() -> None:
@@ -426,6 +442,9 @@ def test_summary_has_one_line_per_campaign() -> None:
         " 4) application_link: email, when reached, variants standard 100%;"
         " 5) by_program: branch nursing / other_programs;"
         " 6) nursing_note: email, 1d after the previous step, variants standard 100%",
+        "summit_roofing/roof_check_offer | active | announcement (marketing) | audience homeowners"
+        " | When a packet of type homeowners arrives | limit 125/day | enrolls once | exits on replied, opted out"
+        " | steps: 1) offer: sms, when triggered, variants free_inspection 50% / storm_season 50%",
     ]
 
 

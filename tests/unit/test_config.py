@@ -22,6 +22,7 @@ HERALD_CLI = Path(sys.executable).parent / "herald"
 DENTAL = "config/clients/bright_smiles_dental"
 REALTY = "config/clients/lakeside_realty"
 COLLEGE = "config/clients/northfield_college"
+ROOFING = "config/clients/summit_roofing"
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,22 @@ BREAKS = [
         "Input should be 'string', 'numeric', 'date', 'timestamp', 'boolean' or 'array'",
     ),
     Break(
+        "a sender quota of zero",
+        f"{DENTAL}/client.yaml",
+        '  email_from: "Bright Smiles Dental <reminders@brightsmiles.example>"\n',
+        '  email_from: "Bright Smiles Dental <reminders@brightsmiles.example>"\n  daily_limit: {email: 0}\n',
+        "senders.daily_limit.email",
+        "Input should be greater than 0",
+    ),
+    Break(
+        "a sender quota without the sender",
+        f"{ROOFING}/client.yaml",
+        '  sms_from: "+13035550177"\n',
+        "",
+        "senders.daily_limit.sms",
+        "a daily limit for sms needs a sender: set senders.sms_from",
+    ),
+    Break(
         "funnel_events map without to_stage",
         f"{COLLEGE}/load_maps/funnel_events.yaml",
         "  to_stage: to_stage\n",
@@ -152,17 +169,20 @@ def test_example_config_loads_clean() -> None:
         "bright_smiles_dental": "Bright Smiles Dental",
         "lakeside_realty": "Lakeside Realty Group",
         "northfield_college": "Northfield College",
+        "summit_roofing": "Summit Roofing & Exteriors",
     }
     assert {(cid, t) for cid, c in deployment.clients.items() for t in c.load_maps} == {
         ("bright_smiles_dental", "appointments"),
         ("lakeside_realty", "buyer_leads"),
         ("northfield_college", "leads"),
         ("northfield_college", "funnel_events"),
+        ("summit_roofing", "homeowners"),
     }
     assert {cid: (c.time_zone, c.default_region) for cid, c in deployment.clients.items()} == {
         "bright_smiles_dental": ("America/Chicago", "US"),
         "lakeside_realty": ("America/Denver", "US"),
         "northfield_college": ("America/New_York", "US"),
+        "summit_roofing": ("America/Denver", "US"),
     }
 
 
@@ -330,12 +350,13 @@ def test_cli_on_a_clean_config_prints_a_summary_line_then_one_line_per_campaign(
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == (
-        "config OK: 3 clients (bright_smiles_dental, lakeside_realty, northfield_college), "
-        f"4 load maps in {EXAMPLE_CONFIG}"
+        "config OK: 4 clients (bright_smiles_dental, lakeside_realty, northfield_college, summit_roofing), "
+        f"5 load maps in {EXAMPLE_CONFIG}"
     )
     assert [line.split(" | ")[0].strip() for line in lines[1:]] == [
         "bright_smiles_dental/appointment_reminder",
         "lakeside_realty/new_listings",
         "northfield_college/admitted_nurture",
+        "summit_roofing/roof_check_offer",
     ]
     assert "At 09:30 AM, Monday through Friday (America/Denver)" in lines[2]

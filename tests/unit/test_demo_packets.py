@@ -24,7 +24,8 @@ DENTAL = ("bright_smiles_dental", "appointments")
 REALTOR = ("lakeside_realty", "buyer_leads")
 LEADS = ("northfield_college", "leads")
 EVENTS = ("northfield_college", "funnel_events")
-EXPECTED_ROWS = {DENTAL: 300, REALTOR: 240, LEADS: 400, EVENTS: 500}
+ROOFING = ("summit_roofing", "homeowners")
+EXPECTED_ROWS = {DENTAL: 300, REALTOR: 240, LEADS: 400, EVENTS: 500, ROOFING: 625}
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +117,7 @@ def test_college_leads_start_with_a_utf8_bom_and_other_files_do_not(packets):
     assert packets[LEADS].content.startswith(codecs.BOM_UTF8)
     assert packets[LEADS].encoding == "utf-8-sig"
     packets[LEADS].content.decode("utf-8")  # valid UTF-8 after the BOM
-    for key in (DENTAL, REALTOR, EVENTS):
+    for key in (DENTAL, REALTOR, EVENTS, ROOFING):
         assert not packets[key].content.startswith(codecs.BOM_UTF8)
 
 
@@ -176,7 +177,7 @@ def test_demo_files_carry_realistic_mess(deployment, packets):
 
 @pytest.mark.parametrize(
     ("key", "phone_share", "email_share"),
-    [(DENTAL, 0.9, 0.5), (REALTOR, 0.8, 0.8), (LEADS, None, 0.9)],
+    [(DENTAL, 0.9, 0.5), (REALTOR, 0.8, 0.8), (LEADS, None, 0.9), (ROOFING, 0.9, 0.5)],
 )
 def test_demo_data_clears_the_configured_validation_thresholds(deployment, packets, key, phone_share, email_share):
     rows = records(packets[key], load_map(deployment, key))
@@ -184,6 +185,19 @@ def test_demo_data_clears_the_configured_validation_thresholds(deployment, packe
         assert sum(e164(r["phone"]) is not None for r in rows) / len(rows) >= phone_share
     valid_emails = sum(bool(EMAIL_RE.match(r["email"])) for r in rows)
     assert email_share <= valid_emails / len(rows) < 1
+
+
+def test_contractor_homeowners_are_625_people_most_with_signed_texting_consent(deployment, packets):
+    homeowners = records(packets[ROOFING], load_map(deployment, ROOFING))
+    assert len({r["external_id"] for r in homeowners}) == len(homeowners) == 625  # each homeowner once
+    phones = [e164(r["phone"]) for r in homeowners]
+    assert phones.count(None) == 2 and len(set(phones) - {None}) == 623  # two typed wrong in the CRM
+    signed = [r for r in homeowners if r["sms_consent"] in ("Y", "Yes")]
+    declined = [r for r in homeowners if r["sms_consent"] in ("N", "No", "")]
+    assert len(signed) + len(declined) == 625 and 0.8 < len(signed) / 625 < 0.95 and declined
+    # the evidence goes with the consent: when and on which form, for every signed homeowner only
+    assert all(r["sms_opt_in_on"] and r["sms_opt_in_source"] for r in signed)
+    assert not any(r["sms_opt_in_on"] or r["sms_opt_in_source"] for r in declined)
 
 
 def test_funnel_events_follow_the_leads_through_the_stages(deployment, packets):
