@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from herald.appointments.occurrences import parse_appointment_occurrence
 from herald.campaigns.links import Links
 from herald.campaigns.tracking import TRACK_FUNCTION, LinkTracker
 from herald.campaigns.variables import typed_variables, variable_types
@@ -119,6 +120,10 @@ class MessageBuilder:
             except FileNotFoundError as exc:
                 raise TemplateError(template, contact_id, str(exc)) from exc
             variables = self.variables(row["client_id"], row["variables"])
+            # a per-appointment reminder shows its own appointment's time (the contact's
+            # appointment_at is only their latest packet's)
+            if appointment := parse_appointment_occurrence(row["occurrence"]):
+                variables.update(self.variables(row["client_id"], {"appointment_at": str(appointment[1])}))
             # the confirmation page, e.g. "confirm here: {{ confirm_url }}" in a reminder
             confirm_token = make_token(self.links.secret, client.config.client_id, contact_id, channel, CONFIRM_SCOPE)
             variables[CONFIRM_URL_VAR] = confirm_url(self.links.public_url, confirm_token)

@@ -711,9 +711,11 @@ def step_targets(step: Any, following: str | None) -> list[tuple[str, str | None
 
 class Enrollment(Strict):
     """Who may enter again: ``once`` (never), ``once_per: 30d`` (after a cooldown since they
-    entered), ``every_occurrence`` (each firing enrolls everyone it targets: a broadcast)."""
+    entered), ``every_occurrence`` (each firing enrolls everyone it targets: a broadcast),
+    ``per_appointment`` (one enrollment per upcoming appointment of the contact in
+    marts.appointments: two appointments, two reminders; a cancelled one, none)."""
 
-    rule: Literal["once", "once_per", "every_occurrence"]
+    rule: Literal["once", "once_per", "every_occurrence", "per_appointment"]
     cooldown: str | None = None
 
     @model_validator(mode="before")
@@ -743,6 +745,7 @@ class Enrollment(Strict):
         return f"once per {self.cooldown}" if self.rule == "once_per" else self.rule.replace("_", " ")
 
 
+APPOINTMENT_FIELD = "appointment_at"  # the time a per_appointment enrollment is for
 EXIT_EVENTS = ("replied", "opted_out", "left_audience", "confirmed", "goal")
 
 
@@ -870,6 +873,7 @@ class CampaignConfig(Strict):
                 problems.append((f"{where}.delay", "the first step starts at the trigger: use an offset or nothing"))
             if step.delay is not None and step.offset is not None:
                 problems.append((where, "give exactly one of `delay` (after the previous step, e.g. '3d') or `offset`"))
+            problems += self._per_appointment_offset(f"{where}.offset.field", step.offset)
             # a message right after another message needs its own timing (or both go at once)
             after_message = bool(predecessors.get(step.name)) and all(
                 isinstance(self.step(p), Step) for p in predecessors.get(step.name, [])
@@ -881,6 +885,9 @@ class CampaignConfig(Strict):
                 listed = ", ".join(v.name for v in step.variants)
                 message = f"step {step.name!r} has no variant {control!r} (variants: {listed})"
                 problems.append(("ab_test.control", message))
+        for i, step in enumerate(self.steps):
+            if isinstance(step, WaitStep):
+                problems += self._per_appointment_offset(f"steps.{i}.wait.offset.field", step.wait.offset)
         if problems:
             raise MappingProblems(problems)
         if self.exit_on.replied is None:
@@ -889,6 +896,19 @@ class CampaignConfig(Strict):
         if self.enrollment is None:
             object.__setattr__(self, "enrollment", Enrollment(rule="once" if self.is_journey else "every_occurrence"))
         return self
+
+    def _per_appointment_offset(self, where: str, offset: Offset | None) -> list[tuple[str, str]]:
+        """A per_appointment journey is timed from its own appointment: an offset from another
+        date would not follow the appointment it was enrolled for."""
+        if self.enrollment is None or self.enrollment.rule != "per_appointment" or offset is None:
+            return []
+        if offset.field == APPOINTMENT_FIELD:
+            return []
+        message = (
+            f"enrollment: per_appointment times its steps from the appointment; use field {APPOINTMENT_FIELD} "
+            f"(not {offset.field!r}), or a delay"
+        )
+        return [(where, message)]
 
     # -- the journey as a graph ----------------------------------------------------------------
 

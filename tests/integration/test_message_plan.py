@@ -39,6 +39,10 @@ MART_DDL = [
     """create table marts.funnel_events (
         event_id varchar, client_id varchar, contact_id varchar, funnel_type varchar,
         to_stage varchar, occurred_at timestamp, loaded_at timestamp)""",
+    """create table marts.appointments (
+        appointment_key varchar, client_id varchar, contact_id varchar, appointment_id varchar,
+        appointment_at timestamp, appointment_type varchar, provider_name varchar, status varchar,
+        first_seen_at timestamp, last_seen_at timestamp)""",
 ]
 
 # contact, phone (valid), email (valid), appointment_at (naive UTC) or None

@@ -1,7 +1,7 @@
 {#- (Replies and answers are read as journey_feedback: the runs that write them also deliver,
     downstream of the plan, so a plain dependency would loop.)
     What contacts did that a journey waits for or exits on, one row per event: replied,
-    confirmed (an appointment C), opted_out, funnel_stage (detail: the stage), entered_segment
+    confirmed (an appointment C; detail: the appointment_key it matched, if any), opted_out, funnel_stage (detail: the stage), entered_segment
     (detail: the segment), delivered / opened / clicked (a message of any campaign). -#}
 
 with
@@ -16,6 +16,14 @@ inbound_messages as (
 
 appointment_responses as (
     select * from {{ source('journey_feedback', 'appointment_responses') }}
+),
+
+appointments as (
+    select * from {{ ref('appointments') }}
+),
+
+answer_matches as (
+    {{ herald.appointment_answer_matches('appointment_responses', 'appointments') }}
 ),
 
 suppressions as (
@@ -56,13 +64,14 @@ replies as (
 
 confirmations as (
     select
-        client_id,
-        contact_id,
+        appointment_responses.client_id,
+        appointment_responses.contact_id,
         'confirmed' as event_name,
-        cast(null as varchar) as detail,
-        received_at as occurred_at
+        answer_matches.appointment_key as detail,
+        appointment_responses.received_at as occurred_at
     from appointment_responses
-    where response = 'confirmed'
+    left join answer_matches on appointment_responses.inbound_id = answer_matches.inbound_id
+    where appointment_responses.response = 'confirmed'
 ),
 
 opt_outs as (

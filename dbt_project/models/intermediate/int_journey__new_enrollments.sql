@@ -2,7 +2,11 @@
     audience segment's members, narrowed by the trigger (the packet's contacts, the contacts
     who entered the segment or reached the funnel stage), then the campaign's enrollment rule —
     `once` (never again), `once_per` (not within the cooldown of their last entry) or
-    `every_occurrence`. enrollment_reason is null for a contact who enters, else why not. -#}
+    `every_occurrence`. enrollment_reason is null for a contact who enters, else why not.
+    A `per_appointment` campaign enrolls each of the contact's upcoming appointments
+    (marts.appointments, not cancelled, after the pass's clock) once: its occurrence is the
+    appointment's ('appointment:<key>@<time>', so a rescheduled appointment enrolls again), and a
+    contact with none is listed with the reason. -#}
 
 with
 
@@ -83,15 +87,69 @@ audience as (
         )
 ),
 
+clock as (
+    select as_of from {{ ref('int_journey__clock') }}
+),
+
+-- per_appointment: each appointment of the contact still ahead at the pass's clock, cancelled
+-- ones included (listed with the reason, never enrolled)
+appointments as (
+    select
+        appointments.*,
+        {{ herald.appointment_occurrence('appointments.appointment_key', 'appointments.appointment_at') }}
+            as appointment_occurrence
+    from {{ ref('appointments') }} as appointments
+    cross join clock
+    where appointments.appointment_at > clock.as_of
+),
+
+per_appointment as (
+    select
+        audience.client_id,
+        audience.campaign,
+        coalesce(appointments.appointment_occurrence, audience.occurrence) as occurrence,
+        audience.fired_at,
+        audience.contact_id,
+        audience.enrollment_rule,
+        audience.enrollment_cooldown_minutes,
+        audience.config_version,
+        audience.first_step,
+        case
+            when appointments.appointment_key is null then 'no upcoming appointment'
+            when appointments.status = 'cancelled' then 'appointment cancelled'
+        end as appointment_reason
+    from audience
+    left join appointments
+        on audience.client_id = appointments.client_id
+        and audience.contact_id = appointments.contact_id
+    where audience.enrollment_rule = 'per_appointment'
+),
+
+enrollable as (
+    select *, cast(null as varchar) as appointment_reason
+    from audience
+    where enrollment_rule <> 'per_appointment'
+    union all
+    select * from per_appointment
+),
+
+keyed as (
+    select
+        *,
+        {{ herald.surrogate_key(['client_id', 'campaign', 'contact_id', 'occurrence']) }} as enrollment_id
+    from enrollable
+),
+
 candidates as (
     select
         *,
-        {{ herald.surrogate_key(['client_id', 'campaign', 'contact_id', 'occurrence']) }} as enrollment_id,
         row_number() over (
             partition by client_id, campaign, contact_id
             order by fired_at, occurrence
-        ) as nth_in_pass
-    from audience
+        ) as nth_in_pass,
+        -- one appointment reached by two firings of one pass is enrolled once
+        row_number() over (partition by enrollment_id order by fired_at) as nth_of_enrollment
+    from keyed
 ),
 
 judged as (
@@ -123,7 +181,8 @@ final as (
         first_step,
         case
             when is_recorded then 'already recorded'
-            when enrollment_rule = 'every_occurrence' then null
+            when appointment_reason is not null then appointment_reason
+            when enrollment_rule in ('every_occurrence', 'per_appointment') then null
             when enrollment_rule = 'once' and (last_entered_at is not null or nth_in_pass > 1)
                 then 'already enrolled (enrollment: once)'
             when
@@ -137,6 +196,7 @@ final as (
                     || ' minutes (once_per)'
         end as enrollment_reason
     from judged
+    where nth_of_enrollment = 1
 )
 
 select * from final

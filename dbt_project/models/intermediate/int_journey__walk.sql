@@ -14,7 +14,12 @@
     A step the contact reaches after the clock (a wait_for after a message not sent yet) stops
     the walk until then. An enrollment whose campaign exit criteria hold (a reply, an opt-out, a
     confirmation, the goal stage, leaving the audience, a date passing) exits before walking.
-    The walk is unrolled to a fixed depth: a journey has at most 15 steps and no cycles. -#}
+    The walk is unrolled to a fixed depth: a journey has at most 15 steps and no cycles.
+
+    A per_appointment enrollment is for one appointment (its occurrence names it): its steps'
+    appointment_at offsets are that appointment's time, a confirmation counts only when it
+    matched that appointment, and it exits when the appointment is cancelled or moved to another
+    time (the new time enrolls anew) or once the appointment has begun. -#}
 
 {#- sqlfluff renders two hops (lint_journey_hops in .sqlfluff); dbt all sixteen -#}
 {{ config(pre_hook="{{ herald.jit_off() }}") }}
@@ -73,6 +78,15 @@ new_enrollments as (
     where enrollment_reason is null
 ),
 
+appointments as (
+    select
+        appointment_key,
+        appointment_at,
+        status,
+        {{ herald.appointment_occurrence('appointment_key', 'appointment_at') }} as appointment_occurrence
+    from {{ ref('appointments') }}
+),
+
 -- each contact's date and time attributes, as the timestamps a step can be anchored to
 anchors as (
     select
@@ -86,7 +100,7 @@ anchors as (
 -- where each enrollment starts this pass: a new one at its first step when it entered; one
 -- still going at its step, from when it reached it (a message carried over by the daily limit
 -- is not due before next_at)
-starts as (
+enrollment_starts as (
     select
         enrollment_id, client_id, campaign, contact_id, occurrence, entered_at, enrollment_rule, config_version,
         true as is_new,
@@ -104,11 +118,33 @@ starts as (
     from ledger
 ),
 
+-- a per_appointment enrollment's appointment: its time while it is still the one enrolled for
+starts as (
+    select
+        enrollment_starts.*,
+        appointments.appointment_key,
+        enrolled_for.appointment_at,
+        case
+            when appointments.status = 'cancelled' then 'appointment cancelled'
+            when appointments.appointment_occurrence <> enrollment_starts.occurrence then 'appointment rescheduled'
+            when appointments.appointment_at <= clock.as_of then 'appointment passed'
+        end as appointment_exit
+    from enrollment_starts
+    cross join clock
+    left join appointments
+        on enrollment_starts.enrollment_rule = 'per_appointment'
+        and {{ herald.appointment_key_of('enrollment_starts.occurrence') }} = appointments.appointment_key
+    left join appointments as enrolled_for
+        on enrollment_starts.enrollment_rule = 'per_appointment'
+        and enrollment_starts.occurrence = enrolled_for.appointment_occurrence
+),
+
 -- the campaign's exit criteria, checked before walking (the first that holds is the reason)
 exits as (
     select
         starts.enrollment_id,
         case
+            when starts.appointment_exit is not null then starts.appointment_exit
             when campaigns.exit_on_opt_out and exists (
                     select 1 from events
                     where events.contact_id = starts.contact_id and events.event_name = 'opted_out'
@@ -122,6 +158,7 @@ exits as (
             when campaigns.exit_on_confirm and exists (
                     select 1 from events
                     where events.contact_id = starts.contact_id and events.event_name = 'confirmed'
+                        and (starts.appointment_key is null or events.detail = starts.appointment_key)
                         and events.occurred_at >= starts.entered_at and events.occurred_at <= clock.as_of
                 ) then 'confirmed'
             when campaigns.exit_goal_stage is not null and exists (
@@ -216,7 +253,10 @@ hop_0 as (
 ),
 {%- for i in range(max_hops) %}
 
--- hop {{ i }}: what happens at the step each enrollment is at
+-- hop {{ i }}: what happens at the step each enrollment is at; a date a step is anchored to is
+-- the enrollment's own appointment (per_appointment), else the contact's field
+{%- set anchor = "(case when hop_" ~ i ~ ".appointment_key is not null and steps.anchor_field = 'appointment_at'"
+    ~ " then hop_" ~ i ~ ".appointment_at else anchors.anchor_value end)" %}
 situated_{{ i }} as (
     select
         hop_{{ i }}.*,
@@ -226,7 +266,7 @@ situated_{{ i }} as (
         steps.next_step,
         steps.anchor_field,
         steps.anchor_minutes,
-        anchors.anchor_value,
+        {{ anchor }} as anchor_value,
         steps.wait_minutes,
         steps.wait_until_minute,
         steps.wait_until_weekday,
@@ -242,9 +282,9 @@ situated_{{ i }} as (
         hop_{{ i }}.arrived_at + steps.timeout_minutes * interval '1 minute' as timeout_at,
         case
             when steps.anchor_field is null then hop_{{ i }}.arrived_at + steps.anchor_minutes * interval '1 minute'
-            when anchors.anchor_value + steps.anchor_minutes * interval '1 minute' < hop_{{ i }}.arrived_at
+            when {{ anchor }} + steps.anchor_minutes * interval '1 minute' < hop_{{ i }}.arrived_at
                 then hop_{{ i }}.arrived_at
-            else anchors.anchor_value + steps.anchor_minutes * interval '1 minute'
+            else {{ anchor }} + steps.anchor_minutes * interval '1 minute'
         end as anchored_at
     from hop_{{ i }}
     cross join clock
@@ -303,6 +343,10 @@ timed_{{ i }} as (
                 and events.contact_id = situated_{{ i }}.contact_id
                 and events.event_name = situated_{{ i }}.event
                 and (
+                    situated_{{ i }}.event <> 'confirmed' or situated_{{ i }}.appointment_key is null
+                    or events.detail = situated_{{ i }}.appointment_key
+                )
+                and (
                     situated_{{ i }}.event_detail is null
                     or lower(events.detail) = lower(situated_{{ i }}.event_detail)
                 )
@@ -316,6 +360,7 @@ timed_{{ i }} as (
 decided_{{ i }} as (
     select
         enrollment_id, client_id, campaign, contact_id, occurrence, entered_at, enrollment_rule, config_version,
+        appointment_key, appointment_at,
         is_new, hop, step,
         case when step is null then 'end' else kind end as kind,
         arrived_at,
@@ -383,6 +428,7 @@ decided_{{ i }} as (
 hop_{{ i + 1 }} as (
     select
         enrollment_id, client_id, campaign, contact_id, occurrence, entered_at, enrollment_rule, config_version,
+        appointment_key, appointment_at,
         is_new,
         next_step as step,
         next_arrived_at as arrived_at,

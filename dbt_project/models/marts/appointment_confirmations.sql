@@ -21,36 +21,19 @@ confirmation_settings as (
     select * from {{ source('herald_ops', 'confirmation_settings') }}
 ),
 
--- the appointments an answer could be for: the contact's, known when it came, not yet begun,
--- and not already cancelled by then
-candidates as (
-    select
-        appointment_responses.inbound_id,
-        appointments.appointment_key,
-        row_number() over (
-            partition by appointment_responses.inbound_id
-            order by appointments.appointment_at, appointments.appointment_key
-        ) as upcoming_rank
-    from appointment_responses
-    inner join appointments
-        on appointment_responses.client_id = appointments.client_id
-        and appointment_responses.contact_id = appointments.contact_id
-        and appointment_responses.received_at <= appointments.appointment_at
-        and appointment_responses.received_at >= appointments.first_seen_at
-        and not (
-            appointments.status = 'cancelled'
-            and appointment_responses.received_at >= appointments.last_seen_at
-        )
+-- the appointment each answer is for: the contact's next one when it came (the same match the
+-- journeys' `confirmed` events use)
+answer_matches as (
+    {{ herald.appointment_answer_matches('appointment_responses', 'appointments') }}
 ),
 
 matched_responses as (
     select
         appointment_responses.*,
-        candidates.appointment_key
+        answer_matches.appointment_key
     from appointment_responses
-    left join candidates
-        on appointment_responses.inbound_id = candidates.inbound_id
-        and candidates.upcoming_rank = 1
+    left join answer_matches
+        on appointment_responses.inbound_id = answer_matches.inbound_id
 ),
 
 -- the latest answer per appointment, and per contact among the answers that matched none

@@ -1,0 +1,19 @@
+"""The per-appointment journeys of test_appointment_journeys.py on PostgreSQL (a module of its
+own, so the two engines' passes run in parallel on several workers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.integration.test_appointment_journeys import *  # noqa: F403  (the tests themselves)
+from tests.integration.test_appointment_journeys import run_days
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(scope="module")
+def week(tmp_path_factory: pytest.TempPathFactory, pg_database_factory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("appointment_journeys_pg")
+    return run_days({"HERALD_HOME": str(tmp / "home"), "HERALD_WAREHOUSE_URL": pg_database_factory()}, tmp)
