@@ -67,10 +67,15 @@ def test_example_campaigns_load() -> None:
         125,
     )
     assert dental.trigger == PacketArrivalTrigger(type="packet_arrival", packet_type="appointments")
-    [reminder] = dental.steps
+    # one enrollment per appointment: reminder 48h before, a day to confirm, else one follow-up
+    assert dental.enrollment is not None and dental.enrollment.rule == "per_appointment"
+    assert [s.kind for s in dental.steps] == ["message", "wait_for", "exit", "message"]
+    reminder, wait, _, follow_up = dental.steps
     assert reminder.channels == ("sms",)
-    assert reminder.offset is not None and reminder.offset.delta == -timedelta(hours=24)
+    assert reminder.offset is not None and reminder.offset.delta == -timedelta(hours=48)
     assert [(v.name, v.weight) for v in reminder.variants] == [("friendly", 50), ("brief", 50)]
+    assert (wait.wait_for.event, wait.yes, wait.no) == ("confirmed", "confirmed", "follow_up")
+    assert follow_up.channels == ("sms",) and follow_up.name == dental.steps[-1].name
 
     realty = deployment.clients["lakeside_realty"].campaigns["new_listings"]
     assert realty.category == "marketing"
@@ -136,7 +141,8 @@ def test_every_example_template_renders_with_sample_variables() -> None:
                             assert "Ana" in email.text and "https://herald.example/u/t" in email.text
                             assert "{{" not in email.subject
                         rendered += 1
-    assert rendered == 11  # 2 dental SMS + realty SMS and email + 5 college emails + 2 contractor SMS
+    # 3 dental SMS (2 reminders, the follow-up) + realty SMS and email + 5 college emails + 2 contractor SMS
+    assert rendered == 12
 
 
 def test_dental_sms_keeps_phi_out() -> None:
@@ -215,9 +221,9 @@ BREAKS = [
     ),
     (
         "offset on an unknown attribute",
-        DENTAL,
-        "field: appointment_at",
-        "field: recall_due_on",
+        REALTY,
+        "  - name: announcement\n",
+        "  - name: announcement\n    offset: {field: recall_due_on, before: 1d}\n",
         "steps.0.offset.field",
         "'recall_due_on' is neither a date/timestamp field nor a date/timestamp attribute",
     ),
@@ -260,10 +266,18 @@ BREAKS = [
     (
         "first step with a delay",
         DENTAL,
-        "offset: {field: appointment_at, before: 24h}",
+        "offset: {field: appointment_at, before: 48h}",
         "delay: 1h",
         "steps.0.delay",
         "first step",
+    ),
+    (
+        "per appointment, timed from another date",
+        DENTAL,
+        "offset: {field: appointment_at, before: 48h}",
+        "offset: {field: date_of_birth, before: 48h}",
+        "steps.0.offset.field",
+        "enrollment: per_appointment times its steps from the appointment; use field appointment_at",
     ),
     (
         "email step without subject",
@@ -428,8 +442,10 @@ def test_summary_has_one_line_per_campaign() -> None:
     assert lines == [
         "bright_smiles_dental/appointment_reminder | active | appointment_reminder (transactional)"
         " | audience upcoming_appointments | When a packet of type appointments arrives | limit 125/day"
-        " | enrolls every occurrence | exits on opted out, confirmed"
-        " | steps: 1) reminder: sms, 24h before appointment_at, variants friendly 50% / brief 50%",
+        " | enrolls per appointment | exits on opted out, confirmed"
+        " | steps: 1) reminder: sms, 48h before appointment_at, variants friendly 50% / brief 50%;"
+        " 2) wait_for_confirmation: wait up to 24h for confirmed; 3) confirmed: exit: confirmed;"
+        " 4) follow_up: sms, when reached, variants only 100%",
         "lakeside_realty/new_listings | active | home_for_sale (marketing) | audience vip_buyers"
         " | At 09:30 AM, Monday through Friday (America/Denver) | enrolls every occurrence"
         " | exits on replied, opted out"
