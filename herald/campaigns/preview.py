@@ -1,20 +1,27 @@
-"""``herald campaign preview``: render a campaign for its first recipients, exactly as the send
-would (same channel rule, same A/B bucket, same variables, same renderer), writing nothing."""
+"""``herald campaign preview``: the send's own pass for one campaign, as if it fired at a chosen
+moment, on a scratch copy of the warehouse — so the preview and the send cannot disagree: the
+same dbt plan picks the recipients, channels, variants and times and gives the same reasons for
+everyone left out, and the same renderer writes the messages. Nothing real is written or sent.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from herald.campaigns.enqueue import MessageBuilder
 from herald.campaigns.links import Links
-from herald.config.campaigns import CampaignConfig, Step
+from herald.campaigns.occurrences import Occurrence
+from herald.campaigns.simulate import isolate, plan_pass
+from herald.config.campaigns import CampaignConfig
 from herald.config.models import Deployment
-from herald.delivery.outbox import OutboxMessage
-from herald.warehouse.config_tables import VARIANT_BUCKETS, variant_buckets
+from herald.settings import WarehouseTarget
+from herald.warehouse.config_tables import VARIANT_BUCKETS
 from herald.warehouse.connection import Warehouse
+from herald.warehouse.scratch import scratch_copy
 
 
 def variant_bucket(contact_id: str, campaign: str, step: str) -> int:
@@ -23,93 +30,107 @@ def variant_bucket(contact_id: str, campaign: str, step: str) -> int:
     return int(digest[:8], 16) % VARIANT_BUCKETS
 
 
-def pick_variant(step: Step, bucket: int, winner: str | None = None) -> str:
-    """The variant whose bucket range holds ``bucket`` — or the applied A/B winner."""
-    if winner is not None and winner in {v.name for v in step.variants}:
-        return winner
-    for variant, (low, high) in zip(step.variants, variant_buckets([v.weight for v in step.variants]), strict=False):
-        if low <= bucket < high:
-            return variant.name
-    return step.variants[-1].name
-
-
-def route(step: Step, phone: str | None, email: str | None) -> tuple[str | None, str | None]:
-    """(channel, address) the step's channel rule picks, or (None, None)."""
-    addresses = {"sms": phone, "email": email, "phone": phone}
-    for choice in step.channel_choices:
-        if choice.if_missing is not None and addresses.get(choice.if_missing):
-            continue
-        if addresses[choice.channel]:
-            return choice.channel, addresses[choice.channel]
-    return None, None
-
-
 @dataclass(frozen=True)
-class PreviewMessage:
+class PreviewRow:
+    """One contact at one step of the preview: a message (when, how, what) or why not."""
+
     contact_id: str
-    step: str
-    message: OutboxMessage | None  # None: the contact is left out of this step
+    step: str | None
+    outcome: str  # planned | held | excluded | waiting | not enrolled | exited | completed
     reason: str | None = None
+    send_after: datetime | None = None  # naive UTC
+    deferred: bool = False  # moved to the recipient's send window
+    channel: str | None = None
+    to_address: str | None = None
+    variant: str | None = None
+    template: str | None = None
+    subject: str | None = None
+    body_text: str | None = None
+    sms_segments: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
-def preview_campaign(
-    warehouse: Warehouse,
+@dataclass
+class Preview:
+    client_id: str
+    campaign: str
+    at: datetime
+    audience: int
+    rows: list[PreviewRow]
+
+
+PREVIEW_PLAN_SQL = """
+select plan.contact_id, plan.step, plan.status, plan.reason, plan.send_after, plan.is_deferred, plan.channel,
+    coalesce(outbox.to_address, plan.to_address), plan.variant, outbox.template, outbox.subject, outbox.body_text,
+    outbox.sms_segments, outbox.headers, outbox.status, outbox.status_reason
+from marts.message_plan as plan
+left join herald_ops.outbox as outbox on outbox.message_key = plan.message_key
+where plan.client_id = ? and plan.campaign = ?
+order by plan.contact_id, plan.step_position, plan.send_after
+"""
+PREVIEW_LEDGER_SQL = """
+select contact_id, step, status, coalesce(exit_reason, wait_reason), next_at
+from herald_ops.enrollments where client_id = ? and campaign = ?
+"""
+PREVIEW_LEFT_OUT_SQL = """
+select contact_id, enrollment_reason from intermediate.int_journey__new_enrollments
+where client_id = ? and campaign = ? and enrollment_reason is not null
+"""
+
+
+def _headers(value: Any) -> dict[str, str]:
+    import json
+
+    if value is None:
+        return {}
+    return dict(json.loads(value) if isinstance(value, str) else value)
+
+
+def preview_plan(
+    target: WarehouseTarget,
     deployment: Deployment,
     config_dir: Path,
     links: Links,
     client_id: str,
     campaign: CampaignConfig,
-    limit: int,
-    now: datetime,
-) -> tuple[int, list[PreviewMessage]]:
-    """(audience size, the first ``limit`` recipients' messages for every step)."""
-    with warehouse.session(read_only=True) as s:
-        size = s.scalar(
-            "select count(*) from marts.segment_members where client_id = ? and segment_name = ?",
-            [client_id, campaign.audience],
-        )
-        _, rows = s.query(
-            """
-            select m.contact_id,
-                case when c.is_phone_valid then c.phone_e164 end,
-                case when c.is_email_valid then c.email end,
-                v.variables
-            from marts.segment_members m
-            join marts.contacts c on c.contact_id = m.contact_id
-            left join marts.contact_template_variables v on v.contact_id = m.contact_id
-            where m.client_id = ? and m.segment_name = ?
-            order by m.contact_id
-            limit ?
-            """,
-            [client_id, campaign.audience, limit],
-        )
-        winners: dict[str, str] = {}
-        if campaign.ab_test.apply_winner:
-            _, found = s.query(
-                "select step, variant from herald_ops.ab_winners where client_id = ? and campaign = ?",
-                [client_id, campaign.name],
-            )
-            winners = dict(found)
-    builder = MessageBuilder(deployment, config_dir, links)
-    previews: list[PreviewMessage] = []
-    for contact_id, phone, email, variables in rows:
-        for step in campaign.message_steps:
-            channel, address = route(step, phone, email)
-            if channel is None:
-                previews.append(
-                    PreviewMessage(contact_id, step.name, None, "no address for " + " or ".join(step.channels))
+    at: datetime,
+) -> Preview:
+    """The send's pass at ``at`` for this campaign alone, as if it fired then, on a scratch copy:
+    per contact, each message planned (rendered, with its time, channel and variant) or why it is
+    not (the plan's own reasons), and where the journey leaves them after this pass."""
+    work = Path(tempfile.mkdtemp(prefix="herald-preview-"))
+    key = [client_id, campaign.name]
+    with scratch_copy(target) as scratch:
+        warehouse = Warehouse(scratch)
+        with warehouse.session() as s:
+            isolate(s, client_id, campaign)
+            audience = int(
+                s.scalar(
+                    "select count(*) from marts.segment_members where client_id = ? and segment_name = ?",
+                    [client_id, campaign.audience],
                 )
-                continue
-            variant_name = pick_variant(
-                step, variant_bucket(contact_id, campaign.name, step.name), winners.get(step.name)
+                or 0
             )
-            variant = next(v for v in step.variants if v.name == variant_name)
-            row = {
-                "message_key": "preview", "client_id": client_id, "campaign": campaign.name, "step": step.name,
-                "occurrence": "preview", "contact_id": contact_id, "message_type": campaign.message_type,
-                "category": campaign.category, "channel": channel, "to_address": address, "variant": variant_name,
-                "template": variant.template_for(channel), "subject_template": step.subject_for(variant),
-                "send_after": now, "variables": variables,
-            }  # fmt: skip
-            previews.append(PreviewMessage(contact_id, step.name, builder.build(row)))
-    return int(size or 0), previews
+        fired = [Occurrence(client_id, campaign.name, f"manual:preview-{at:%Y%m%dT%H%M}", "manual", at)]
+        plan_pass(warehouse, deployment, config_dir, links, at, fired, work, run_id="preview")
+        rows: list[PreviewRow] = []
+        with warehouse.session(read_only=True) as s:
+            _, planned = s.query(PREVIEW_PLAN_SQL, key)
+            _, ledger = s.query(PREVIEW_LEDGER_SQL, key)
+            _, left_out = s.query(PREVIEW_LEFT_OUT_SQL, key)
+    for (contact, step, status, reason, send_after, deferred, channel, to, variant, template, subject, body,
+         segments, headers, outbox_status, outbox_reason) in planned:  # fmt: skip
+        outcome = "held" if outbox_status == "held" else status
+        rows.append(
+            PreviewRow(
+                contact, step, outcome, outbox_reason if outcome == "held" else reason, send_after, bool(deferred),
+                channel, to, variant, template, subject, body, segments, _headers(headers),
+            )
+        )  # fmt: skip
+    for contact, step, status, reason, next_at in ledger:
+        if status in ("waiting", "exited", "completed"):
+            rows.append(PreviewRow(contact, step, status, reason, next_at if status == "waiting" else None))
+    for contact, reason in left_out:
+        rows.append(PreviewRow(contact, None, "not enrolled", reason))
+    rows.sort(key=lambda r: (r.contact_id, r.send_after or at, r.step or ""))
+    return Preview(client_id, campaign.name, at, audience, rows)

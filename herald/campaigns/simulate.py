@@ -86,6 +86,11 @@ class Simulation:
     messages: dict[str, int] = field(default_factory=dict)  # what became of the messages: status → count
     engagement: dict[str, int] = field(default_factory=dict)  # delivered, opened, clicked, replied, confirmed, goal
     enrollments: dict[str, int] = field(default_factory=dict)  # status → count
+    # per contact, for a closer look: the campaign's messages, the ledger, the answers
+    outbox: list[dict[str, Any]] = field(default_factory=list)  # contact_id, step, status, sent_at, clicked_at
+    ledger: list[tuple[str, str, str | None]] = field(default_factory=list)  # contact_id, status, exit reason
+    replied_at: dict[str, datetime] = field(default_factory=dict)
+    goal_at: dict[str, datetime] = field(default_factory=dict)
 
 
 def draw(*parts: str) -> float:
@@ -126,7 +131,10 @@ def isolate(session: Session, client_id: str, campaign: CampaignConfig) -> None:
     key = [client_id, campaign.name]
     for table in ("enrollment_events", "enrollments", "campaign_occurrences", "outbox"):
         session.execute(f"delete from herald_ops.{table} where {this}", key)
-    session.execute(f"delete from marts.message_plan where {this}", key)
+    if session.scalar(
+        "select count(*) from information_schema.tables where table_schema = 'marts' and table_name = 'message_plan'"
+    ):
+        session.execute(f"delete from marts.message_plan where {this}", key)
     session.execute("delete from herald_ops.campaign_occurrences where planned_at is null")
     session.execute("delete from herald_ops.enrollments where status in ('active', 'waiting')")
     session.execute(f"update herald_ops.campaigns set status = 'active' where {this}", key)
@@ -168,6 +176,22 @@ def occurrences_between(
     if after is not None:
         return []
     return [Occurrence(client_id, campaign.name, f"manual:simulate-{until:%Y%m%dT%H%M}", "manual", until)]
+
+
+def pass_times(
+    client_id: str, campaign: CampaignConfig, time_zone: str, start: datetime, end: datetime, every: timedelta
+) -> list[datetime]:
+    """When the simulated send passes run: every ``every`` from ``start``, and at each firing of
+    the campaign's schedule (as the real schedule starts a pass when it fires)."""
+    times = set()
+    at = start
+    while at <= end:
+        times.add(at)
+        at += every
+    times.update(o.fired_at for o in occurrences_between(client_id, campaign, time_zone, None, start))
+    if isinstance(campaign.trigger, ScheduleTrigger):
+        times.update(o.fired_at for o in occurrences_between(client_id, campaign, time_zone, start, end))
+    return sorted(t for t in times if start <= t <= end)
 
 
 # -- the simulated world ---------------------------------------------------------------------
@@ -252,6 +276,31 @@ def _tally(session: Session, client_id: str, campaign: str) -> tuple[dict[str, i
     return {s: int(n) for s, n in statuses}, engagement, {s: int(n) for s, n in ledger}
 
 
+def _details(session: Session, result: Simulation) -> None:
+    key = [result.client_id, result.campaign]
+    names, rows = session.query(
+        "select contact_id, step, status, sent_at, delivered_at, clicked_at from herald_ops.outbox "
+        "where client_id = ? and campaign = ? order by contact_id, send_after",
+        key,
+    )
+    result.outbox = [dict(zip(names, row, strict=False)) for row in rows]
+    _, result.ledger = session.query(
+        "select contact_id, status, exit_reason from herald_ops.enrollments where client_id = ? and campaign = ? "
+        "order by contact_id",
+        key,
+    )
+    _, replies = session.query(
+        "select contact_id, processed_at from herald_ops.inbound_processing where inbound_id like 'simulated-reply-%'"
+    )
+    result.replied_at = {}
+    for contact, at in replies:
+        result.replied_at[contact] = min(at, result.replied_at.get(contact, at))
+    _, goals = session.query(
+        "select contact_id, occurred_at from marts.funnel_events where event_id like 'simulated-goal-%'"
+    )
+    result.goal_at = dict(goals)
+
+
 def _step_order(campaign: CampaignConfig) -> dict[str, int]:
     order = {step.name: i for i, step in enumerate(campaign.steps)}
     order["(end)"] = len(order)
@@ -282,17 +331,17 @@ def simulate(
         warehouse = Warehouse(scratch)
         with warehouse.session() as s:
             isolate(s, client_id, campaign)
-        at, previous = start, None
-        total = int((end - start) / every) + 1
-        while at <= end:
+        times = pass_times(client_id, campaign, time_zone, start, end, every)
+        previous = None
+        for at in times:
             fired = occurrences_between(client_id, campaign, time_zone, previous, at)
             outcome = plan_pass(warehouse, deployment, config_dir, links, at, fired, work)
             with warehouse.session() as s:
                 outcome.sent = answer(s, client_id, campaign, at, rates)
             result.passes.append(outcome)
             if progress is not None:
-                progress(outcome, total)
-            previous, at = at, at + every
+                progress(outcome, len(times))
+            previous = at
         run_models(scratch, FUNNEL_MODELS, work)
         with warehouse.session(read_only=True) as s:
             names, rows = s.query(
@@ -304,6 +353,7 @@ def simulate(
                 (dict(zip(names, row, strict=False)) for row in rows), key=lambda r: order.get(r["step"], 99)
             )
             result.messages, result.engagement, result.enrollments = _tally(s, client_id, campaign.name)
+            _details(s, result)
             for name, sql in (
                 ("replied", "select count(*) from herald_ops.inbound_processing where inbound_id like 'simulated-reply-%'"),
                 ("confirmed", "select count(*) from herald_ops.appointment_responses where inbound_id like 'simulated-%'"),

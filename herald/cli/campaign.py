@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from herald.cli.common import client_item, console, err, fail, load_settings, tick_runner
+from herald.cli.common import client_item, console, err, fail, load_settings, plural, tick_runner
 from herald.settings import Settings
 
 app = typer.Typer(help="Preview and send the configured campaigns.", no_args_is_help=True)
@@ -20,50 +20,97 @@ app = typer.Typer(help="Preview and send the configured campaigns.", no_args_is_
 def campaign_preview(
     client: Annotated[str, typer.Argument(help="Client id (a folder under config/clients).")],
     name: Annotated[str, typer.Argument(help="Campaign name (clients/<client>/campaigns/<name>.yaml).")],
-    limit: Annotated[int, typer.Option(help="How many recipients to render.", min=1)] = 3,
+    contact: Annotated[str | None, typer.Option(help="Show this contact only (its contact id).")] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            help="Plan as if the campaign fired then, in the client's local time (2026-12-07T09:00). Default: now."
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="How many contacts to show.", min=1)] = 3,
 ) -> None:
-    """Render the campaign for its first recipients exactly as it would go out (channel rule,
-    A/B variant, template, opt-out and unsubscribe wording), sending and writing nothing."""
+    """Show what a send would do now (or --at a time), per contact: each message with its time,
+    channel, A/B variant and rendered text, or why the contact is left out (consent, window,
+    cap, daily limit, suppression) and where the journey leaves them.
+
+    It runs the send's own plan (the same dbt models, rules and renderer) on a scratch copy of
+    the warehouse, so the preview and the send agree; nothing is sent or written."""
     from herald.campaigns.links import links_from_env
-    from herald.campaigns.preview import preview_campaign
-    from herald.contacts.phones import mask_email, mask_phone
-    from herald.warehouse.connection import Warehouse, WarehouseError
+    from herald.campaigns.preview import preview_plan
+    from herald.warehouse.connection import WarehouseError
+    from herald.warehouse.dbt_run import DbtRunError
 
     settings = load_settings()
-    deployment, _, campaign = client_item(settings, client, "campaign", name)
-    now = datetime.now(UTC).replace(tzinfo=None)
-    try:
-        size, previews = preview_campaign(
-            Warehouse(settings.warehouse), deployment, settings.config_dir, links_from_env(settings.home),
-            client, campaign, limit, now,
-        )  # fmt: skip
-    except WarehouseError as exc:
-        fail(str(exc))
+    deployment, configured, campaign = client_item(settings, client, "campaign", name)
+    moment = _local_time(at, configured.time_zone)
+    with err.status(f"planning {client}/{name} on a scratch copy of the warehouse…"):
+        try:
+            preview = preview_plan(
+                settings.warehouse, deployment, settings.config_dir, links_from_env(settings.home), client, campaign,
+                moment,
+            )  # fmt: skip
+        except (WarehouseError, DbtRunError) as exc:
+            fail(str(exc))
+    print_preview(preview, configured.time_zone, contact, limit)
+
+
+def _outcome_counts(rows) -> str:
+    from collections import Counter
+
+    counts = Counter(r.outcome for r in rows)
+    return ", ".join(f"{n} {outcome}" for outcome, n in counts.most_common()) or "nothing"
+
+
+def print_preview(preview, time_zone: str, contact: str | None, limit: int) -> None:
+    from collections import Counter
+    from zoneinfo import ZoneInfo
+
+    from herald.contacts.phones import mask_email, mask_phone
+
+    def local(moment: datetime | None) -> str:
+        if moment is None:
+            return ""
+        return moment.replace(tzinfo=UTC).astimezone(ZoneInfo(time_zone)).strftime("%a %Y-%m-%d %H:%M %Z")
+
+    rows = preview.rows
     console.print(
-        f"campaign {client}/{name} ({campaign.message_type}, {campaign.status}): audience "
-        f"{campaign.audience} has {size} member{'s' if size != 1 else ''}; showing {len({p.contact_id for p in previews})}",
+        f"campaign {preview.client_id}/{preview.campaign} as if it fired {local(preview.at)}: audience has "
+        f"{plural(preview.audience, 'member')}; {_outcome_counts(rows)}",
         highlight=False,
     )
-    for p in previews:
-        m = p.message
-        if m is None:
-            console.print(f"\n[bold]{p.contact_id}[/bold] step {p.step}: left out — {p.reason}", highlight=False)
-            continue
-        to = mask_phone(m.to_address) if m.channel == "sms" else mask_email(m.to_address)
-        head = f"\n[bold]{p.contact_id}[/bold] step {p.step} · variant {m.variant} · {m.channel} to {to} · template {m.template}"
-        console.print(head, highlight=False)
-        if m.status == "held":
-            console.print(f"  [red]held[/red]: {escape(m.status_reason or '')}", highlight=False)
-        elif m.channel == "sms":
-            console.print(
-                f"  ({m.sms_segments} segment{'s' if m.sms_segments != 1 else ''}, {m.sms_encoding})", highlight=False
-            )
-            console.print("  " + escape(m.body_text or "").replace("\n", "\n  "), highlight=False)
-        else:
-            console.print(f"  Subject: {escape(m.subject or '')}", highlight=False)
-            for header, value in m.headers.items():
-                console.print(f"  {header}: {escape(value)}", highlight=False)
-            console.print("  " + escape(m.body_text or "").replace("\n", "\n  "), highlight=False)
+    reasons = Counter(r.reason for r in rows if r.outcome in ("excluded", "not enrolled", "held") and r.reason)
+    for reason, n in reasons.most_common(8):
+        console.print(f"  left out: {reason} ({n})", highlight=False)
+    contacts = sorted({r.contact_id for r in rows})
+    if contact is not None:
+        if contact not in contacts:
+            fail(f"contact {contact!r} is not in this campaign's plan (not in its audience, or no such contact)")
+        contacts = [contact]
+    shown = contacts[:limit]
+    for contact_id in shown:
+        console.print(f"\n[bold]{escape(contact_id)}[/bold]", highlight=False)
+        for r in (r for r in rows if r.contact_id == contact_id):
+            step = r.step or "(enrollment)"
+            if r.outcome in ("planned", "held"):
+                to = mask_phone(r.to_address or "") if r.channel == "sms" else mask_email(r.to_address or "")
+                when = local(r.send_after) + (" (moved into the send window)" if r.deferred else "")
+                console.print(f"  {step} · {when} · {r.channel} to {to} · variant {r.variant}", highlight=False)
+                if r.outcome == "held":
+                    console.print(f"    [red]held[/red]: {escape(r.reason or '')}", highlight=False)
+                    continue
+                if r.channel == "sms":
+                    console.print(f"    ({plural(r.sms_segments or 0, 'segment')})", highlight=False)
+                else:
+                    console.print(f"    Subject: {escape(r.subject or '')}", highlight=False)
+                    for header, value in r.headers.items():
+                        console.print(f"    {header}: {escape(str(value))}", highlight=False)
+                console.print("    " + escape(r.body_text or "").replace("\n", "\n    "), highlight=False)
+            elif r.outcome == "waiting":
+                console.print(f"  {step} · waiting: {r.reason or ''} (next {local(r.send_after)})", highlight=False)
+            else:
+                console.print(f"  {step} · {r.outcome}: {r.reason or ''}", highlight=False)
+    if len(contacts) > len(shown):
+        console.print(f"\n… {len(contacts) - len(shown)} more contacts (--limit, --contact)", highlight=False)
 
 
 @app.command("send")

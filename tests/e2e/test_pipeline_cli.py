@@ -363,8 +363,9 @@ def test_sending_a_campaign_occurrence_twice_sends_nothing_new(deployed: Deploym
 def test_campaign_preview_renders_without_writing(deployed: Deployment) -> None:
     before = deployed.sql("select count(*) as n from herald_ops.outbox")[0]["n"]
     out = deployed.herald("campaign", "preview", "northfield_college", "admitted_nurture", "--limit", "2").stdout
-    assert "audience admitted_not_enrolled has" in out
-    assert out.count("step welcome") == 2 and out.count("step follow_up") == 2
+    assert "campaign northfield_college/admitted_nurture as if it fired" in out and "audience has" in out
+    # each contact shown: the welcome as it would go out, then the journey waiting for a click
+    assert out.count("  welcome · ") == 2 and out.count("  wait_for_click · waiting: ") == 2
     assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in out
     assert "Subject: " in out
     assert deployed.sql("select count(*) as n from herald_ops.outbox")[0]["n"] == before
