@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
+from herald.clock import ClockError, offset_seconds
 from herald.paths import PROJECT_ROOT
 
 WarehouseEngine = Literal["duckdb", "postgres"]
@@ -188,6 +189,10 @@ def check_environment(environ: Mapping[str, str] | None = None, *, config_dir_ne
         parse_choice(env, name, SWITCH_VALUES)
     for variable, kind in ((ENV_SMS_PROVIDER, settings.sms_provider), (ENV_EMAIL_PROVIDER, settings.email_provider)):
         require(env, PROVIDER_CREDENTIALS.get(kind, ()), f"{variable}={kind}")
+    try:  # a simulated clock (herald demo) only with the sandbox: it would move real quiet hours
+        offset_seconds({**env, ENV_HOME: str(settings.home)})
+    except ClockError as exc:
+        raise SettingsError(str(exc)) from None
     return settings
 
 

@@ -5,7 +5,6 @@ and daemon) and ``demo`` (sample packets through every sensor and job)."""
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import os
 import shutil
@@ -135,6 +134,11 @@ DEMO_STEPS = (
     "contacts_refreshed_sensor → segments re-evaluated over the new contacts",
     "campaign_triggers_sensor → packet-triggered campaigns planned, rendered, delivered (sandbox)",
 )
+# The scheduled campaigns fired at demo time, as `herald campaign send` fires them.
+DEMO_SENDS = (("northfield_college", "admitted_nurture"), ("lakeside_realty", "new_listings"))
+# After the clock moves on: the pass advance_journeys_schedule runs every 15 minutes, requested for
+# the nurture (its rule is `once`, so it enrolls nobody again; it walks every enrollment on).
+DEMO_ADVANCE = ("northfield_college", "admitted_nurture")
 
 
 def demo(
@@ -144,10 +148,20 @@ def demo(
     ] = False,
 ) -> None:
     """Generate realistic sample packets for the example clients, drop them, run the sensors and
-    jobs in-process, and print a per-packet report."""
+    jobs in-process on a simulated clock (sends now, receipts, clicks, replies, journeys three
+    days on), and print a per-packet report and the story of what happened."""
+    from herald.campaigns.requests import clear_send_request, write_send_request
     from herald.cli.campaign import print_messages
+    from herald.clock import ClockError, realnow, set_clock
     from herald.demo.packets import demo_packets, drop_packets
-    from herald.demo.summary import land_demo_replies, print_compliance, print_packet_report, print_segments
+    from herald.demo.summary import (
+        demo_story,
+        land_demo_replies,
+        print_compliance,
+        print_packet_report,
+        print_segments,
+    )
+    from herald.demo.timeline import demo_advance, demo_start, local_date, local_label
     from herald.dropzone import open_dropzone
     from herald.warehouse.connection import Warehouse
 
@@ -156,23 +170,57 @@ def demo(
         shutil.rmtree(settings.home)
     deployment = load_deployment(settings)
     started = time.perf_counter()
-    packets = demo_packets(deployment, scale=scale, today=datetime.date.today())
+    reports = []
+
+    def step(number: int, what: str) -> None:
+        console.print(f"[bold]tick {number}[/bold]: {what}", highlight=False)
+        reports.append(tick_once(settings, force=True))
+
+    def send_now(number: int, what: str, sends: tuple[tuple[str, str], ...], label: str) -> None:
+        paths = [write_send_request(settings.home, c, name, label) for c, name in sends if name in
+                 getattr(deployment.clients.get(c), "campaigns", {})]  # fmt: skip
+        step(number, what)
+        for path in paths:
+            clear_send_request(path)
+
+    start = demo_start(realnow())
+    try:
+        set_clock(start, settings.home)
+    except ClockError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    console.print(f"clock: simulated — {local_label(start)}, a time every example client may message "
+                  f"(kept in {settings.home / 'clock_offset'}; `herald demo --fresh` starts again)", highlight=False)  # fmt: skip
+    packets = demo_packets(deployment, scale=scale, today=local_date(start))
     for line in drop_packets(open_dropzone(settings.dropzone), packets, time.strftime("%Y%m%d%H%M%S")):
         console.print(line)
-    reports = []
     for number, what in enumerate(DEMO_STEPS, start=1):
-        console.print(f"[bold]tick {number}[/bold]: {what}")
-        reports.append(tick_once(settings, force=True))
+        step(number, what)
+    number = len(DEMO_STEPS) + 1
+    send_now(number, "manual_send_sensor → the college nurture and the realtor's announcement fired now "
+             "(as `herald campaign send`)", DEMO_SENDS, f"demo-{local_date(start)}")  # fmt: skip
     warehouse = Warehouse(settings.warehouse)
     replies = land_demo_replies(warehouse, settings.home)
-    if replies:
-        console.print(f"[bold]tick {len(DEMO_STEPS) + 1}[/bold]: inbound_events_sensor → {len(replies)} sample replies "
-                      "applied (" + ", ".join(f'"{text}"' for text in replies) + ")")  # fmt: skip
-        reports.append(tick_once(settings, force=True))
+    number += 1
+    step(number, f"provider_events_sensor, inbound_events_sensor → the sandbox's receipts, clicks and replies, "
+         f"and {len(replies)} sample replies (" + ", ".join(f'"{text}"' for text in replies) + ")")  # fmt: skip
+    later = demo_advance(start)
+    set_clock(later, settings.home)
+    console.print(
+        f"clock: moved on to {local_label(later)}, past the nurture's 3-day wait for a click", highlight=False
+    )
+    number += 1
+    send_now(number, "a send pass (what advance_journeys_schedule runs every 15 minutes): waits over, timeouts "
+             "reached, branches taken, follow-ups sent", (DEMO_ADVANCE,), f"demo-{local_date(later)}")  # fmt: skip
+    number += 1
+    step(number, "provider_events_sensor, inbound_events_sensor → receipts and clicks of the follow-ups")
     print_packet_report(console, warehouse, [r.partition for r in reports[0].runs if r.partition])
     print_segments(console, warehouse)
     print_messages(settings)
     print_compliance(console, warehouse)
+    console.print("[bold]what happened[/bold] (every number from the marts):")
+    for line in demo_story(warehouse, deployment):
+        console.print(line, highlight=False)
     seconds = time.perf_counter() - started
     console.print(f'demo finished in {seconds:.1f}s. Try: herald sql "select count(*) from marts.contacts"')
     if not all(r.ok for r in reports):

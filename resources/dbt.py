@@ -13,6 +13,7 @@ from typing import Any
 from dagster_dbt import DbtCliResource
 from packaging import version
 
+from herald.clock import dbt_env as clock_dbt_env
 from herald.paths import DBT_PROJECT_DIR
 from herald.settings import Settings
 
@@ -31,6 +32,7 @@ def manifest_path(target: str) -> Path:
 def apply_dbt_env() -> None:
     """Export what ``profiles.yml`` reads (connection details come from HERALD_WAREHOUSE_URL)."""
     os.environ.update(Settings.from_env().warehouse.dbt_env())
+    os.environ.update(clock_dbt_env())  # dbt's utc_now() follows Herald's clock (a demo's simulated one)
     for key, value in DBT_ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
 

@@ -1,4 +1,5 @@
-"""manual_send_sensor: `herald campaign send` requests → one send run per requested occurrence."""
+"""manual_send_sensor: `herald campaign send` requests → one send run for the occurrences requested
+(one per run usually; several waiting at once — as `herald demo` fires them — share one pass)."""
 
 import json
 
@@ -15,22 +16,22 @@ SEND_CAMPAIGNS_JOB = "send_campaigns_job"
     job_name=SEND_CAMPAIGNS_JOB,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Starts a send run for each occurrence requested with `herald campaign send` "
-    "(request files under $HERALD_HOME/requests/send). The run key is the occurrence, so a "
-    "request repeated for the same occurrence starts nothing.",
+    description="Starts a send run for the occurrences requested with `herald campaign send` "
+    "(request files under $HERALD_HOME/requests/send; several waiting at once share one run). The run "
+    "key names the occurrences, so a request repeated for the same occurrence starts nothing.",
 )
 def manual_send_sensor(context: dg.SensorEvaluationContext, herald_settings: HeraldSettingsResource):
     requests = pending_send_requests(herald_settings.get().home)
     if not requests:
         return dg.SkipReason("no send requested with `herald campaign send`")
-    for request in requests:
-        yield dg.RunRequest(
-            run_key=f"manual:{request['client_id']}/{request['campaign']}/{request['occurrence']}",
-            run_config={"ops": {"herald_ops__campaign_occurrences": {"config": {"occurrences": [request]}}}},
-            tags={
-                "herald/client": request["client_id"],
-                "herald/campaign": request["campaign"],
-                "herald/occurrence": request["occurrence"],
-                "herald/requested": json.dumps(request)[:200],
-            },
-        )
+    key = ",".join(f"{r['client_id']}/{r['campaign']}/{r['occurrence']}" for r in requests)
+    yield dg.RunRequest(
+        run_key=f"manual:{key}",
+        run_config={"ops": {"herald_ops__campaign_occurrences": {"config": {"occurrences": requests}}}},
+        tags={
+            "herald/client": ",".join(sorted({r["client_id"] for r in requests})),
+            "herald/campaign": ",".join(sorted({r["campaign"] for r in requests})),
+            "herald/occurrence": ",".join(sorted({r["occurrence"] for r in requests})),
+            "herald/requested": json.dumps(requests)[:200],
+        },
+    )

@@ -8,21 +8,16 @@ which fails while any alert is open. The run fails (``dg.Failure``) only when a 
 not be sent (the rows are committed first; the next check tries again).
 """
 
-from datetime import UTC, datetime
-
 import dagster as dg
 
 from assets.partitions import WAREHOUSE_POOL
 from herald.alerts import StaffAlert, check_staff_alerts
+from herald.clock import utcnow
 from resources import HeraldConfigResource, ProvidersResource, WarehouseResource
 
 ALERTS_GROUP = "alerts"
 STAFF_ALERTS_KEY = dg.AssetKey(["herald_ops", "staff_alerts"])
 NO_OPEN_ALERTS_CHECK = "no_open_staff_alerts"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def alerts_table(alerts: list[StaffAlert]) -> str:

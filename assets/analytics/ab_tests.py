@@ -1,12 +1,11 @@
 """A/B test results as an asset, recomputed daily by ``ab_results_schedule``."""
 
-from datetime import UTC, datetime
-
 import dagster as dg
 
 from assets.partitions import WAREHOUSE_POOL
 from assets.transform.keys import dbt_model_key
 from herald.analytics.ab_tests import RESULTS_TABLE, compute_ab_results
+from herald.clock import utcnow
 from resources import HeraldConfigResource, WarehouseResource
 
 ANALYTICS_GROUP = "analytics"
@@ -24,10 +23,6 @@ HEADLINE_COLUMNS = (
     "p_value",
     "verdict",
 )
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _cell(value: object) -> str:

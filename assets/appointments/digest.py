@@ -10,20 +10,15 @@ fails (``dg.Failure``) only when a digest email could not be sent; its row is co
 the next run tries again.
 """
 
-from datetime import UTC, datetime
-
 import dagster as dg
 
 from assets.partitions import WAREHOUSE_POOL
 from herald.appointments.digest import StaffDigest, send_digests
+from herald.clock import utcnow
 from resources import HeraldConfigResource, ProvidersResource, WarehouseResource
 
 APPOINTMENTS_GROUP = "appointments"
 STAFF_DIGESTS_KEY = dg.AssetKey(["herald_ops", "staff_digests"])
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def digests_table(digests: list[StaffDigest]) -> str:

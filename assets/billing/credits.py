@@ -8,21 +8,16 @@ error, no ``contact.email``): the alert row is committed first, so a person is t
 email or by the failed run, and the next check tries the email again.
 """
 
-from datetime import UTC, datetime
-
 import dagster as dg
 
 from assets.partitions import WAREHOUSE_POOL
 from herald.billing.alerts import CreditAlert, check_low_credit
 from herald.billing.credits import show
+from herald.clock import utcnow
 from resources import HeraldConfigResource, ProvidersResource, WarehouseResource
 
 BILLING_GROUP = "billing"
 CREDIT_ALERTS_KEY = dg.AssetKey(["herald_ops", "credit_alerts"])
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def alerts_table(alerts: list[CreditAlert]) -> str:

@@ -2,12 +2,12 @@
 opt-in, HELP, appointment confirmations)."""
 
 from collections import Counter
-from datetime import UTC, datetime
 
 import dagster as dg
 
 from assets.partitions import WAREHOUSE_POOL
 from assets.transform.keys import dbt_model_key
+from herald.clock import utcnow
 from herald.compliance.inbound import InboundResult, apply_inbound
 from herald.compliance.landing import load_landed_report
 from herald.settings import Settings
@@ -17,10 +17,6 @@ COMPLIANCE_GROUP = "compliance"
 INBOUND_PROCESSING_KEY = dg.AssetKey(["herald_ops", "inbound_processing"])
 INBOUND_MESSAGES_KEY = dg.AssetKey(["herald_raw", "inbound_messages"])
 PREVIEW_ROWS = 10
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def preview_table(results: list[InboundResult]) -> str:

@@ -1,19 +1,14 @@
 """The retention purge as an asset, run daily by ``retention_purge_schedule``."""
 
-from datetime import UTC, datetime
-
 import dagster as dg
 
 from assets.partitions import WAREHOUSE_POOL
+from herald.clock import utcnow
 from herald.compliance.retention import PURGED_TABLES, purge
 from resources import HeraldConfigResource, WarehouseResource
 
 COMPLIANCE_GROUP = "compliance"
 RETENTION_PURGE_KEY = dg.AssetKey(["herald_ops", "retention_purge"])
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def counts_table(counts: dict[str, int]) -> str:

@@ -3,7 +3,7 @@ and delivery. dbt's ``marts/message_plan`` sits between the occurrences and the 
 ``marts/messages`` and ``analytics/campaign_performance_daily`` follow delivery."""
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 import dagster as dg
 
@@ -15,6 +15,7 @@ from herald.campaigns.enqueue import enqueue_planned
 from herald.campaigns.journeys import apply_transitions, record_plan_run
 from herald.campaigns.links import links_from_env
 from herald.campaigns.occurrences import Occurrence, detect_triggered, mark_planned, record_occurrences
+from herald.clock import utcnow
 from herald.compliance.audit import audit
 from herald.compliance.regions import refresh_regions
 from herald.contacts.phones import mask_email, mask_phone
@@ -29,10 +30,6 @@ OCCURRENCES_KEY = dg.AssetKey(["herald_ops", "campaign_occurrences"])
 OUTBOX_KEY = dg.AssetKey(["herald_ops", "outbox"])
 REGIONS_KEY = dg.AssetKey(["herald_raw", "address_regions"])
 DELIVERY_KEY = dg.AssetKey(["herald_ops", "delivery_attempts"])
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class OccurrenceSpec(dg.Config):

@@ -2,12 +2,11 @@
 are loaded into ``herald_raw.provider_events`` and applied to the outbox, the suppressions and
 the consent history (:mod:`herald.events.apply`)."""
 
-from datetime import UTC, datetime
-
 import dagster as dg
 
 from assets.partitions import WAREHOUSE_POOL
 from herald.campaigns.tracking import load_clicks
+from herald.clock import utcnow
 from herald.events.apply import ApplyReport, apply_provider_events
 from herald.events.landing import load_events
 from herald.settings import Settings
@@ -18,10 +17,6 @@ PROVIDER_EVENTS_KEY = dg.AssetKey(["herald_raw", "provider_events"])
 PROVIDER_EVENT_PROCESSING_KEY = dg.AssetKey(["herald_ops", "provider_event_processing"])
 LINK_CLICKS_KEY = dg.AssetKey(["herald_raw", "link_clicks"])
 PREVIEW_ROWS = 10
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def preview_table(report: ApplyReport) -> str:

@@ -3,13 +3,13 @@ over the last 30 days, written under ``$HERALD_HOME/reports/<client_id>/`` and l
 materialization with its headline numbers; refreshed daily by ``client_reports_schedule``."""
 
 import shutil
-from datetime import UTC, datetime
 
 import dagster as dg
 
 from assets.analytics.ab_tests import AB_TEST_RESULTS_KEY
 from assets.partitions import WAREHOUSE_POOL
 from assets.transform.keys import dbt_model_key
+from herald.clock import utcnow_aware
 from herald.config import Deployment
 from herald.reports.client_report import build_report, default_output, headline_markdown, write_report
 from herald.settings import Settings
@@ -66,7 +66,7 @@ def build_client_report_asset(dbt_models: dg.AssetsDefinition, client_id: str) -
         deployment = herald_config.load()
         if client_id not in deployment.clients:
             raise dg.Failure(f"client {client_id} is no longer configured")
-        report = build_report(warehouse.get(), deployment, client_id, REPORT_PERIOD_DAYS, datetime.now(UTC))
+        report = build_report(warehouse.get(), deployment, client_id, REPORT_PERIOD_DAYS, utcnow_aware())
         folder = Settings.from_env().home / "reports" / client_id
         path = write_report(report, "html", folder / default_output(client_id, "html", report.end_date))
         shutil.copyfile(path, folder / LATEST_NAME)  # a stable address for bookmarks

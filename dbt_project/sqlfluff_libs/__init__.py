@@ -6,6 +6,7 @@ Every public name here becomes a variable in the templates (.sqlfluff sets `libr
   does, for the engine in SQLFLUFF_DBT_ENGINE (default `duckdb`; `postgres` lints the
   PostgreSQL variants);
 - `var(name, default)` answers with the project's vars from dbt_project.yml;
+- `env_var(name, default)` with the environment, as dbt does;
 - `modules` is dbt's `modules` context (datetime only).
 Nothing here runs inside dbt.
 """
@@ -56,6 +57,10 @@ class _Adapter:
 
 def var(name: str, default: Any = None) -> Any:
     return _VARS.get(name, default)
+
+
+def env_var(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(name, default)
 
 
 herald = _Namespace()

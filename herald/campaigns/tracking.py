@@ -32,12 +32,13 @@ import re
 import shutil
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from itsdangerous import BadSignature, Signer
 from itsdangerous.signer import HMACAlgorithm
 
+from herald.clock import utcnow
 from herald.compliance.landing import write_atomically
 from herald.warehouse.connection import Session, Warehouse
 from herald.warehouse.schema import OPS_SCHEMA, RAW_SCHEMA, column_names
@@ -239,10 +240,6 @@ def user_agent_class(user_agent: str | None) -> str:
 
 
 # -- landing ----------------------------------------------------------------------------------
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,12 @@ appointments (herald.appointments.digest)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from herald.cli.common import console, fail, load_settings, resolve_client, warehouse_errors
+from herald.clock import utcnow as _clock_now
 
 if TYPE_CHECKING:
     from herald.warehouse.connection import Session
@@ -32,7 +32,7 @@ def digest(
 
     settings = load_settings()
     deployment, _ = resolve_client(settings, client)
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = _clock_now()
     warehouse = Warehouse(settings.warehouse)
     with warehouse_errors():
         warehouse.ensure_schema()

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from herald.cli.common import USAGE_EXIT, console, fail, load_settings, plural, resolve_client
+from herald.clock import utcnow as _clock_now
 
 CONTACTS_EXIST_SQL = (
     "select count(*) from information_schema.tables where table_schema = 'marts' and table_name = 'contacts'"
@@ -17,7 +18,7 @@ CONTACTS_EXIST_SQL = (
 
 
 def _utc_now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    return _clock_now()
 
 
 def _actor() -> str:

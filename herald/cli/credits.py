@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import getpass
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from herald.cli.common import console, fail, load_settings, resolve_client, warehouse_errors
+from herald.clock import utcnow as _clock_now
 
 app = typer.Typer(help="Buy credits for a client and see balances (herald_ops.credit_ledger).", no_args_is_help=True)
 
@@ -28,7 +28,7 @@ def credits_add(
 
     settings = load_settings()
     resolve_client(settings, client)
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = _clock_now()
     warehouse = Warehouse(settings.warehouse)
     try:
         with warehouse_errors():

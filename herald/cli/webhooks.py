@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from herald.cli.common import console, fail, load_settings, resolve_client, warehouse_errors
+from herald.clock import utcnow as _clock_now
 
 app = typer.Typer(
     help="A client's outbound webhooks (client.yaml `webhooks`): list them, send a signed test ping, re-enable one.",
@@ -103,7 +104,6 @@ def enable_command(
 ) -> None:
     """Re-enable a subscription a 410 Gone disabled (audited with your user name); its pending
     deliveries resume on the next dispatch."""
-    from datetime import UTC, datetime
 
     from herald.warehouse.connection import Warehouse
     from herald.webhooks.dispatch import enable_subscription
@@ -118,7 +118,5 @@ def enable_command(
     with warehouse_errors():
         warehouse.ensure_schema()
         with warehouse.session() as s:
-            changed = enable_subscription(
-                s, client, url, f"cli:{getpass.getuser()}", datetime.now(UTC).replace(tzinfo=None)
-            )
+            changed = enable_subscription(s, client, url, f"cli:{getpass.getuser()}", _clock_now())
     console.print(f"{url}: {'enabled' if changed else 'was not disabled'}", highlight=False)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from herald.clock import utcnow as _clock_now
 from herald.warehouse.connection import Session
 from herald.warehouse.schema import OPS_SCHEMA, column_names
 
@@ -37,7 +38,7 @@ def audit(
     audit_id = uuid.uuid4().hex
     values = {
         "audit_id": audit_id,
-        "occurred_at": now or datetime.now(UTC).replace(tzinfo=None),
+        "occurred_at": now or _clock_now(),
         "actor": actor,
         "action": action,
         "client_id": client_id,

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from herald.clock import utcnow as _clock_now
 from herald.warehouse.connection import Warehouse
 from herald.warehouse.schema import RAW_SCHEMA, column_names
 
@@ -141,7 +142,7 @@ def load_landed_report(warehouse: Warehouse, home: Path, now: datetime | None = 
     """Loads every waiting file into ``herald_raw.inbound_messages`` (insert or ignore by
     ``inbound_id``), then moves it to ``loaded/``; a file that cannot be read goes to
     ``rejected/`` with a ``.reason.txt``."""
-    now = now or datetime.now(UTC).replace(tzinfo=None)
+    now = now or _clock_now()
     folder = inbound_dir(home)
     files = pending_files(home)
     good: list[Path] = []

@@ -35,10 +35,11 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from herald.billing.credits import Claimed, release_failed, reserve_credits
+from herald.clock import utcnow as _clock_now
 from herald.config.models import Pricing
 from herald.delivery.outbox import ATTEMPTS, OUTBOX, SUPPRESSIONS
 from herald.delivery.ratelimit import SendRateLimiter
@@ -196,7 +197,7 @@ class _Outcome:
 
 
 def _utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    return _clock_now()
 
 
 def _placeholders(n: int) -> str:

@@ -22,10 +22,11 @@ import json
 import shutil
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from herald.clock import utcnow
 from herald.compliance.landing import INBOUND_TABLE, InboundMessage, append_inbound, write_atomically
 from herald.settings import Settings
 from herald.warehouse.connection import Warehouse
@@ -33,10 +34,6 @@ from herald.warehouse.schema import RAW_SCHEMA, column_names
 
 EVENTS_TABLE = f"{RAW_SCHEMA}.provider_events"
 SUFFIX = ".jsonl"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)

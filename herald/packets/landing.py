@@ -15,9 +15,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
+from herald.clock import utcnow
 from herald.config.models import Deployment, FieldColumn, LoadMap
 from herald.contacts.phones import PhoneNormalizer, mask_email, mask_phone
 from herald.packets.reader import Record, inspect_file, read_records
@@ -74,10 +75,6 @@ class LandingResult:
     @property
     def accounted_for(self) -> bool:
         return self.rows_in_file == self.rows_landed + self.rows_rejected
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _norm_header(name: str) -> str:

@@ -34,9 +34,10 @@ import time
 import uuid
 from abc import abstractmethod
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
+from herald.clock import utcnow as _clock_now
 from herald.contacts.phones import mask_email, mask_phone
 from herald.providers.base import (
     OutboundMessage,
@@ -117,7 +118,7 @@ class _SandboxProvider(Provider):
             self.sent.append(message)
         if self.receipts is not None:
             try:
-                self.receipts.emit(message, self._id(message.message_key), datetime.now(UTC).replace(tzinfo=None))
+                self.receipts.emit(message, self._id(message.message_key), _clock_now())
             except Exception as exc:  # a lost webhook never undoes an accepted send
                 log.warning("sandbox receipts for %s not landed: %s", message.message_key, type(exc).__name__)
 
@@ -131,7 +132,7 @@ class _SandboxProvider(Provider):
             "subject": message.subject,
             "text": message.body if message.channel == "sms" else (message.text or message.html),
             "provider_message_id": self._id(message.message_key),
-            "accepted_at": datetime.now(UTC).replace(tzinfo=None).isoformat(),
+            "accepted_at": _clock_now().isoformat(),
         }
         self.journal_path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

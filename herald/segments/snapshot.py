@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
+from herald.clock import utcnow as _clock_now
 from herald.warehouse.connection import Session, Warehouse
 
 MEMBERS_TABLE = "marts.segment_members"
@@ -25,7 +26,7 @@ class SnapshotResult:
 
 
 def _utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    return _clock_now()
 
 
 def snapshot_segment(

@@ -10,13 +10,12 @@ client's ``ingest_api.key_sha256`` (`herald api-key CLIENT` makes a key and its 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
+from herald.clock import utcnow as _clock_now
 from herald.config.models import Client
 from herald.dropzone import open_dropzone
 from herald.packets.api import MAX_RECORDS, CustomerIn, FunnelEventIn, PayloadError, drop_api_packet, key_matches
@@ -68,7 +67,7 @@ async def _drop(request: Request, client: Client, kind: str, records: list[dict]
     def write() -> tuple[str, int]:
         zone = open_dropzone(settings.dropzone)
         try:
-            return drop_api_packet(zone, client, kind, records, datetime.now(UTC).replace(tzinfo=None))
+            return drop_api_packet(zone, client, kind, records, _clock_now())
         finally:
             zone.close()
 

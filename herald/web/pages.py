@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from html import escape
 from typing import Any
 
@@ -25,6 +25,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
+from herald.clock import utcnow as _clock_now
 from herald.compliance.wording import client_wording, contact_attribute, resolve_wording
 from herald.events.landing import ProviderEvent
 from herald.messages.unsubscribe import InvalidToken, TokenData, read_token
@@ -184,7 +185,7 @@ async def _land(context: WebContext, event: ProviderEvent) -> Response | None:
 
 
 def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    return _clock_now()
 
 
 def _unsubscribe_event(token: str, data: TokenData, via: str) -> ProviderEvent:

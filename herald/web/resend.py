@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 from svix.webhooks import Webhook, WebhookVerificationError
 
+from herald.clock import utcnow as _clock_now
 from herald.events.landing import ProviderEvent
 from herald.web.context import web_context
 
@@ -59,7 +59,7 @@ async def resend_event(request: Request) -> Response:
     email_id = data.get("email_id")
     event = ProviderEvent(
         event_id=headers["svix-id"], source="resend", kind="email_event", payload=payload,
-        received_at=datetime.now(UTC).replace(tzinfo=None),
+        received_at=_clock_now(),
         provider_message_id=str(email_id) if email_id else None,
     )  # fmt: skip
     await run_in_threadpool(context.sink().append, event)

@@ -9,7 +9,7 @@ let a caller choose the URL the signature is checked against.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
+from herald.clock import utcnow as _clock_now
 from herald.compliance.landing import InboundMessage
 from herald.contacts.phones import mask_phone
 from herald.events.landing import ProviderEvent
@@ -38,7 +39,7 @@ def public_request_url(public_url: str, request: Request) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    return _clock_now()
 
 
 async def _verified_form(request: Request, context: WebContext) -> FormData | Response:

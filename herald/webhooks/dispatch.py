@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from herald.clock import utcnow
 from herald.compliance.audit import audit
 from herald.warehouse.connection import Session, Warehouse
 from herald.warehouse.schema import OPS_SCHEMA, column_names
@@ -73,10 +74,6 @@ EVENT_COLUMNS = (
     "event_id", "event_type", "occurred_at", "contact_id", "external_id", "campaign", "step", "message_key",
     "channel", "detail",
 )  # fmt: skip
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def retry_delay(attempts: int) -> timedelta | None:

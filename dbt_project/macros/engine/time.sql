@@ -35,9 +35,20 @@
 {%- endmacro %}
 
 
-{#- The current time as a naive UTC timestamp, whatever the session's time zone. -#}
+{#- The current time as a naive UTC timestamp, whatever the session's time zone; shifted by
+    Herald's simulated clock (herald/clock.py: HERALD_DBT_CLOCK_OFFSET seconds, sandbox only). -#}
 {% macro utc_now() -%}
-    {{ return(adapter.dispatch('utc_now', 'herald')()) }}
+    {%- set offset = clock_offset_seconds() -%}
+    {%- if offset != 0 -%}
+        ({{ adapter.dispatch('utc_now', 'herald')() }} + interval '{{ offset }} seconds')
+    {%- else -%}
+        {{ return(adapter.dispatch('utc_now', 'herald')()) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Seconds Herald's clock is shifted by (0 unless a sandbox deployment simulates time). -#}
+{% macro clock_offset_seconds() -%}
+    {{ return(env_var('HERALD_DBT_CLOCK_OFFSET', '0') | int) }}
 {%- endmacro %}
 
 {% macro default__utc_now() -%}

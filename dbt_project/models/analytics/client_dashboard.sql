@@ -1,6 +1,7 @@
 {#- The windows end at `dashboard_as_of` (var, 'YYYY-MM-DD HH:MM:SS' UTC; default: the build's
     time), so the numbers are reproducible and testable. -#}
-{%- set as_of = var('dashboard_as_of', modules.datetime.datetime.utcnow().strftime('%Y-%m-%d %H:%M:%S')) -%}
+{%- set now = modules.datetime.datetime.utcnow() + modules.datetime.timedelta(seconds=herald.clock_offset_seconds()) -%}
+{%- set as_of = var('dashboard_as_of', now.strftime('%Y-%m-%d %H:%M:%S')) -%}
 
 with
 

@@ -1,5 +1,7 @@
 {#- The moment this pass plans at: the latest send run's as_of (herald_ops.plan_runs), or now
-    when no run has recorded one. Every journey decision of a pass uses this one clock. -#}
+    when no run has recorded one. Every journey decision of a pass uses this one clock.
+    The pass records its row with its occurrences: built after them, never with the last pass's. -#}
+-- depends_on: {{ source('herald_ops', 'campaign_occurrences') }}
 
 with
 

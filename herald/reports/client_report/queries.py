@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from herald.clock import utcnow_aware
 from herald.config import Deployment
 from herald.config.models import Client
 from herald.reports.client_report.model import (
@@ -325,7 +326,7 @@ def build_report(
         )
     if not 1 <= period_days <= MAX_PERIOD_DAYS:
         raise ReportError(f"the period must be between 1 and {MAX_PERIOD_DAYS} days, not {period_days}")
-    now = now or datetime.now(UTC)
+    now = now or utcnow_aware()
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     end = now.astimezone(ZoneInfo(client.time_zone)).date()
