@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -92,6 +93,7 @@ def test_demo_prints_a_report_per_packet(deployed: Deployment) -> None:
         ("lakeside_realty", "buyer_leads"),
         ("northfield_college", "leads"),
         ("northfield_college", "funnel_events"),
+        ("summit_roofing", "homeowners"),
     ]:
         assert f"{client}-{ptype}-" in out
     assert "expected 12 fields like the header, found 13" in out  # the ragged dental row, with its line
@@ -107,13 +109,13 @@ def test_every_row_of_every_packet_is_accounted_for(deployed: Deployment) -> Non
         "(select count(*) from herald_raw.packet_rejects j where j.packet_id = p.packet_id) as reject_rows "
         "from herald_ops.packets p"
     )
-    assert len(rows) == 7
+    assert len(rows) == 8
     for r in rows:
         assert r["rows_in_file"] == r["rows_landed"] + r["rows_rejected"] == r["landed_rows"] + r["reject_rows"], r
     by_status: dict[str, int] = {}
     for r in rows:
         by_status[r["status"]] = by_status.get(r["status"], 0) + 1
-    assert by_status == {"landed": 5, "rejected": 1, "duplicate": 1}
+    assert by_status == {"landed": 6, "rejected": 1, "duplicate": 1}
 
 
 def test_thousand_row_packet_lands_997_and_rejects_3_with_lines(deployed: Deployment) -> None:
@@ -227,7 +229,8 @@ def test_marts_hold_all_clients_attributes_and_funnel_events(deployed: Deploymen
     counts = {
         r["client_id"]: r["n"] for r in deployed.sql("select client_id, count(*) as n from marts.contacts group by 1")
     }
-    assert set(counts) == {"bright_smiles_dental", "lakeside_realty", "northfield_college"}
+    assert set(counts) == {"bright_smiles_dental", "lakeside_realty", "northfield_college", "summit_roofing"}
+    assert counts["summit_roofing"] == 625  # every homeowner of the contractor's import, once
     types = {r["attribute_type"] for r in deployed.sql("select distinct attribute_type from marts.contact_attributes")}
     assert types == {"numeric", "string", "date", "timestamp", "boolean", "array"}
     (events,) = deployed.sql("select count(*) as n, count(contact_id) as matched from marts.funnel_events")
@@ -312,6 +315,43 @@ def test_demo_plans_renders_and_delivers_the_packet_triggered_reminders(deployed
     assert mart["n"] == len(deployed.sql("select message_key from herald_ops.outbox"))
 
 
+def test_demo_texts_the_contractor_homeowners_125_a_day_and_only_with_consent(deployed: Deployment) -> None:
+    # the import enrolled all 625 homeowners once; each pass plans at most 125 texts per local
+    # day (the daily limit), leaves out those without signed consent or a valid mobile, and
+    # carries the rest over to the next day
+    (ledger,) = deployed.sql(
+        "select count(*) as n, count(distinct contact_id) as people, "
+        "sum(case when wait_reason = 'over the daily limit: carried over to the next day' then 1 else 0 end) "
+        "as carried from herald_ops.enrollments where campaign = 'roof_check_offer'"
+    )
+    assert int(ledger["n"]) == int(ledger["people"]) == 625
+    # the local day in Denver: 7 hours back from UTC puts every time of the send window
+    # (9:00-20:00, MST or MDT) on its local date
+    plan = deployed.sql(
+        "select contact_id, status, reason, cast(send_after - interval '7 hours' as date) as day "
+        "from marts.message_plan where campaign = 'roof_check_offer'"
+    )
+    assert len({r["contact_id"] for r in plan}) == len(plan)  # nobody planned twice
+    planned = [r for r in plan if r["status"] == "planned"]
+    per_day = [n for _, n in sorted(Counter(r["day"] for r in planned).items())]
+    assert per_day and per_day[0] == 125 and max(per_day) == 125  # 125 on the first day, never more
+    excluded = Counter(r["reason"] for r in plan if r["status"] == "excluded")
+    no_consent = "no consent: express written consent needed for marketing texts"
+    assert set(excluded) == {no_consent, "no valid phone for sms"}
+    assert excluded["no valid phone for sms"] == 2 and excluded[no_consent] > 0
+    assert len(planned) + sum(excluded.values()) + int(ledger["carried"]) == 625  # nobody dropped
+    # each planned text is one of the two wordings, and only to a homeowner who signed
+    assert {r["variant"] for r in deployed.sql(
+        "select distinct variant from marts.message_plan where campaign = 'roof_check_offer' and status = 'planned'"
+    )} == {"free_inspection", "storm_season"}  # fmt: skip
+    unconsented = deployed.sql(
+        "select count(*) as n from marts.message_plan p where p.campaign = 'roof_check_offer' "
+        "and p.status = 'planned' and not exists (select 1 from marts.contact_attributes a "
+        "where a.contact_id = p.contact_id and a.attribute_name = 'sms_consent' and a.boolean_value)"
+    )
+    assert unconsented == [{"n": 0}]
+
+
 def test_demo_replies_opt_out_confirm_and_ask_for_help(deployed: Deployment) -> None:
     out = deployed.demo_output
     assert "reply opt_out (free_text): suppressed, 1 queued message cancelled, opt out confirmation sent" in out
@@ -385,7 +425,7 @@ def test_sql_refuses_writes_and_reports_errors(deployed: Deployment) -> None:
 def test_dropzone_check_lists_clients_and_nothing_left_waiting(deployed: Deployment) -> None:
     out = deployed.herald("dropzone", "check").stdout
     assert "drop zone OK: local folder" in out
-    assert "clients: bright_smiles_dental, lakeside_realty, northfield_college" in out
+    assert "clients: bright_smiles_dental, lakeside_realty, northfield_college, summit_roofing" in out
     assert "no packets waiting" in out
 
 
