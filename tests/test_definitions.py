@@ -68,6 +68,7 @@ def test_every_cron_campaign_has_a_schedule_in_its_clients_time_zone(defs: dg.De
         "deliver_due_schedule", "retention_purge_schedule", "ab_results_schedule", "client_reports_schedule",
         "advance_journeys_schedule", "bright_smiles_dental__staff_digest_schedule",
         "lakeside_realty__staff_digest_schedule", "northfield_college__staff_digest_schedule",
+        "summit_roofing__staff_digest_schedule",
     }  # fmt: skip
     listings = schedules["lakeside_realty__new_listings__schedule"]
     assert (listings.cron_schedule, listings.execution_timezone) == ("30 9 * * 1-5", "America/Denver")
