@@ -8,6 +8,7 @@ EXAMPLE_SEGMENTS = [
     ("bright_smiles_dental", "upcoming_appointments"),
     ("lakeside_realty", "vip_buyers"),
     ("northfield_college", "admitted_not_enrolled"),
+    ("summit_roofing", "homeowners"),
 ]
 
 
