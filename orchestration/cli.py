@@ -196,14 +196,17 @@ def demo(
         console.print(line)
     for number, what in enumerate(DEMO_STEPS, start=1):
         step(number, what)
-    number = len(DEMO_STEPS) + 1
-    send_now(number, "manual_send_sensor → the college nurture and the realtor's announcement fired now "
-             "(as `herald campaign send`)", DEMO_SENDS, f"demo-{local_date(start)}")  # fmt: skip
+    # three patients answer their reminder (applied first in the next tick, so the send pass that
+    # follows already ends their journeys: an opt-out, a confirmation)
     warehouse = Warehouse(settings.warehouse)
     replies = land_demo_replies(warehouse, settings.home)
+    number = len(DEMO_STEPS) + 1
+    send_now(number, f"inbound_events_sensor → {len(replies)} sample replies ("
+             + ", ".join(f'"{text}"' for text in replies) + ") and the sandbox's; manual_send_sensor → the college "
+             "nurture and the realtor's announcement fired now (as `herald campaign send`)",
+             DEMO_SENDS, f"demo-{local_date(start)}")  # fmt: skip
     number += 1
-    step(number, f"provider_events_sensor, inbound_events_sensor → the sandbox's receipts, clicks and replies, "
-         f"and {len(replies)} sample replies (" + ", ".join(f'"{text}"' for text in replies) + ")")  # fmt: skip
+    step(number, "provider_events_sensor, inbound_events_sensor → the sandbox's receipts, clicks and replies")
     later = demo_advance(start)
     set_clock(later, settings.home)
     console.print(

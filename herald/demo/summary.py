@@ -120,8 +120,10 @@ def demo_story(warehouse: Warehouse, deployment: Any) -> list[str]:
                 event = getattr(wait_for, "event", "the event")
                 timeout = getattr(wait_for, "timeout", "")
                 yes, no = getattr(waits[step], "yes", None), getattr(waits[step], "no", None)
-                parts.append(f"{took_yes} {event} → {_words(yes or 'next step')} · {took_no} not {event} "
-                             f"within {timeout} → {_words(no or 'next step')}")  # fmt: skip
+                if took_yes:
+                    parts.append(f"{took_yes} {event} → {_words(yes or 'next step')}")
+                if took_no:
+                    parts.append(f"{took_no} not {event} within {timeout} → {_words(no or 'next step')}")
             elif paths_taken and not (took_yes or took_no):
                 parts.append(f"{_words(step)}: {_words(str(paths_taken))}")
         for c, k, reason, n in left_out:
