@@ -360,3 +360,11 @@ def test_cli_on_a_clean_config_prints_a_summary_line_then_one_line_per_campaign(
         "summit_roofing/roof_check_offer",
     ]
     assert "At 09:30 AM, Monday through Friday (America/Denver)" in lines[2]
+
+
+def test_a_sender_quota_becomes_a_config_row_per_channel_with_its_sender() -> None:
+    from herald.warehouse.config_tables import config_rows
+
+    rows = config_rows(load_deployment(EXAMPLE_CONFIG))["sender_quotas"]
+
+    assert rows == [("summit_roofing", "sms", "+13035550177", 250)]  # the other clients set none
