@@ -270,11 +270,17 @@ def test_demo_plans_renders_and_delivers_the_packet_triggered_reminders(deployed
     members = deployed.sql(
         "select count(*) as n from marts.segment_members where segment_name = 'upcoming_appointments'"
     )[0]["n"]
-    plan = deployed.sql(
-        "select status, count(*) as n from marts.message_plan where campaign = 'appointment_reminder' group by 1"
+    # one enrollment per upcoming appointment of a member (enrollment: per_appointment), each
+    # keyed by its appointment; every one reached its reminder, planned or left out with a reason
+    (enrolled,) = deployed.sql(
+        "select count(*) as n, count(distinct occurrence) as appointments, "
+        "sum(case when occurrence like 'appointment:%' then 1 else 0 end) as keyed "
+        "from herald_ops.enrollments where campaign = 'appointment_reminder'"
     )
-    # one occurrence (the packet) × one step: every member is planned or left out with a reason
-    assert sum(r["n"] for r in plan) == members > 0
+    reminders = deployed.sql(
+        "select count(*) as n from marts.message_plan where campaign = 'appointment_reminder' and step = 'reminder'"
+    )[0]["n"]
+    assert reminders == enrolled["n"] == enrolled["appointments"] == enrolled["keyed"] > 0 and members > 0
     (counts,) = deployed.sql(
         "select count(*) as planned, count(o.message_key) as enqueued, "
         "sum(case when o.status = 'sent' then 1 else 0 end) as sent, "
