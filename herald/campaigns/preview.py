@@ -15,7 +15,7 @@ from typing import Any
 
 from herald.campaigns.links import Links
 from herald.campaigns.occurrences import Occurrence
-from herald.campaigns.simulate import isolate, plan_pass
+from herald.campaigns.simulate import plan_pass
 from herald.config.campaigns import CampaignConfig
 from herald.config.models import Deployment
 from herald.settings import WarehouseTarget
@@ -60,7 +60,7 @@ class Preview:
 
 
 PREVIEW_PLAN_SQL = """
-select plan.contact_id, plan.step, plan.status, plan.reason, plan.send_after, plan.is_deferred, plan.channel,
+select plan.message_key, plan.contact_id, plan.step, plan.status, plan.reason, plan.send_after, plan.is_deferred, plan.channel,
     coalesce(outbox.to_address, plan.to_address), plan.variant, outbox.template, outbox.subject, outbox.body_text,
     outbox.sms_segments, outbox.headers, outbox.status, outbox.status_reason
 from marts.message_plan as plan
@@ -68,14 +68,28 @@ left join herald_ops.outbox as outbox on outbox.message_key = plan.message_key
 where plan.client_id = ? and plan.campaign = ?
 order by plan.contact_id, plan.step_position, plan.send_after
 """
+# what became of each enrollment this pass moved (the pass's transitions), from the ledger
 PREVIEW_LEDGER_SQL = """
 select contact_id, step, status, coalesce(exit_reason, wait_reason), next_at
-from herald_ops.enrollments where client_id = ? and campaign = ?
+from herald_ops.enrollments
+where client_id = ? and campaign = ?
+    and enrollment_id in (select enrollment_id from marts.journey_transitions)
 """
 PREVIEW_LEFT_OUT_SQL = """
 select contact_id, enrollment_reason from intermediate.int_journey__new_enrollments
 where client_id = ? and campaign = ? and enrollment_reason is not null
 """
+
+
+def _planned_keys(warehouse: Warehouse, key: list[str]) -> set[str]:
+    with warehouse.session(read_only=True) as s:
+        exists = s.scalar(
+            "select count(*) from information_schema.tables where table_schema = 'marts' and table_name = 'message_plan'"
+        )
+        if not exists:
+            return set()
+        _, rows = s.query("select message_key from marts.message_plan where client_id = ? and campaign = ?", key)
+    return {row[0] for row in rows}
 
 
 def _headers(value: Any) -> dict[str, str]:
@@ -94,16 +108,21 @@ def preview_plan(
     client_id: str,
     campaign: CampaignConfig,
     at: datetime,
+    *,
+    occurrence: str | None = None,
+    fired_at: datetime | None = None,
 ) -> Preview:
-    """The send's pass at ``at`` for this campaign alone, as if it fired then, on a scratch copy:
-    per contact, each message planned (rendered, with its time, channel and variant) or why it is
-    not (the plan's own reasons), and where the journey leaves them after this pass."""
-    work = Path(tempfile.mkdtemp(prefix="herald-preview-"))
+    """The next send pass, at ``at``, as if the campaign fired then (an occurrence named
+    ``occurrence``, fired at ``fired_at``), on a scratch copy of the warehouse as it is: per
+    contact of this campaign, each message the pass plans (rendered, with its time, channel and
+    variant) or why not (the plan's own reasons: already enrolled, consent, cap, limit, …), and
+    where the journey leaves them. The pass does everything a real one would (other campaigns'
+    pending work too, which can matter for frequency caps); only this campaign is shown."""
     key = [client_id, campaign.name]
-    with scratch_copy(target) as scratch:
+    with tempfile.TemporaryDirectory(prefix="herald-preview-") as tmp, scratch_copy(target) as scratch:
+        work = Path(tmp)
         warehouse = Warehouse(scratch)
         with warehouse.session() as s:
-            isolate(s, client_id, campaign)
             audience = int(
                 s.scalar(
                     "select count(*) from marts.segment_members where client_id = ? and segment_name = ?",
@@ -111,15 +130,19 @@ def preview_plan(
                 )
                 or 0
             )
-        fired = [Occurrence(client_id, campaign.name, f"manual:preview-{at:%Y%m%dT%H%M}", "manual", at)]
+        before = _planned_keys(warehouse, key)
+        name = occurrence or f"manual:preview-{at:%Y%m%dT%H%M}"
+        fired = [Occurrence(client_id, campaign.name, name, "manual", fired_at or at)]
         plan_pass(warehouse, deployment, config_dir, links, at, fired, work, run_id="preview")
         rows: list[PreviewRow] = []
         with warehouse.session(read_only=True) as s:
             _, planned = s.query(PREVIEW_PLAN_SQL, key)
             _, ledger = s.query(PREVIEW_LEDGER_SQL, key)
             _, left_out = s.query(PREVIEW_LEFT_OUT_SQL, key)
-    for (contact, step, status, reason, send_after, deferred, channel, to, variant, template, subject, body,
+    for (message_key, contact, step, status, reason, send_after, deferred, channel, to, variant, template, subject, body,
          segments, headers, outbox_status, outbox_reason) in planned:  # fmt: skip
+        if message_key in before:
+            continue  # planned by an earlier pass
         outcome = "held" if outbox_status == "held" else status
         rows.append(
             PreviewRow(

@@ -326,8 +326,8 @@ def simulate(
     time_zone = deployment.clients[client_id].time_zone
     end = start + timedelta(days=days)
     result = Simulation(client_id, campaign.name, start, end)
-    work = Path(tempfile.mkdtemp(prefix="herald-simulate-"))
-    with scratch_copy(target) as scratch:
+    with tempfile.TemporaryDirectory(prefix="herald-simulate-") as tmp, scratch_copy(target) as scratch:
+        work = Path(tmp)
         warehouse = Warehouse(scratch)
         with warehouse.session() as s:
             isolate(s, client_id, campaign)

@@ -67,4 +67,4 @@ def run_models(target: WarehouseTarget, models: Sequence[str], work_dir: Path) -
     if not result.success:
         failures = [str(r.message) for r in (result.result or []) if getattr(r, "status", None) == "error"]
         detail = "; ".join(failures[:3]) or str(result.exception)
-        raise DbtRunError(f"dbt run of {', '.join(models)} failed: {detail} (logs in {work_dir})")
+        raise DbtRunError(f"dbt run of {', '.join(models)} failed: {detail}")
