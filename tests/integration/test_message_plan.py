@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
+from herald.campaigns.journeys import PLAN_MODELS, record_plan_run
 from herald.campaigns.preview import variant_bucket
 from herald.compliance.windows import legal_window_rows
 from herald.warehouse.connection import Warehouse
 from herald.warehouse.schema import column_names
-from orchestration.jobs import PLAN_MODELS
 from tests.integration.test_dbt_models import DBT_PROJECT_DIR
 
 LOADED = datetime(2026, 11, 1)
@@ -81,6 +81,7 @@ VARIANTS = [
 ]
 # Friday 2026-11-20 03:00 UTC is Thursday 21:00 in Chicago: after the window closes
 FIRED = datetime(2026, 11, 20, 3, 0)
+CLOCK = datetime(2026, 3, 1)
 
 
 def dbt_run(
@@ -189,6 +190,8 @@ def build_plan(engine: str, herald_env, tmp_path: Path) -> tuple[Warehouse, Path
                     [contact_id, CLIENT, appointment_at],
                 )
         insert(s, "herald_ops.campaign_occurrences", [occurrence(f"o-{c}", c, FIRED) for c, *_ in CAMPAIGNS])
+        # the pass's clock: before every occurrence here, so each is planned from its own time
+        record_plan_run(s, "test", CLOCK, CLOCK)
     dbt_run(warehouse, tmp_path)
     return warehouse, tmp_path
 
@@ -418,3 +421,20 @@ def test_frequency_caps_count_messages_across_campaigns(planned) -> None:
     assert rows[("announce", "tue", "c2")]["status"] == "planned"
     reminders = [rows[("remind", "r1", "c1")], rows[("remind", "r2", "c1")]]
     assert [r["reason"] for r in reminders] == [None, "frequency cap: at most 1 healthcare reminder per day"]
+
+
+def test_a_message_due_before_the_pass_waits_for_the_next_allowed_moment_after_its_clock(planned) -> None:
+    """A message whose time came while no pass ran (a day carried over, a click seen late, a
+    scheduler down overnight) is not given an allowed moment already past — that would send it
+    at once, at night — but the next one after the pass's clock."""
+    warehouse, tmp = planned
+    with warehouse.session() as s:
+        s.execute("update herald_ops.campaign_occurrences set planned_at = ?", [FIRED])
+        s.execute("update herald_ops.campaigns set daily_limit = null")
+        # fired Friday 10:00 CST, inside the window; the pass runs Friday 22:00 CST, after it closed
+        insert(s, "herald_ops.campaign_occurrences", [occurrence("late", "announce", datetime(2026, 11, 20, 16, 0))])
+        record_plan_run(s, "late-pass", datetime(2026, 11, 21, 4, 0), datetime(2026, 11, 21, 4, 0))
+    dbt_run(warehouse, tmp)
+    late = plan_rows(warehouse, "where contact_id = 'c1'")[("announce", "late", "c1")]
+    # Saturday 09:00 CST: the window's next opening, not Friday 10:00 (already past)
+    assert (late["status"], late["send_after"], late["is_deferred"]) == ("planned", datetime(2026, 11, 21, 15, 0), True)

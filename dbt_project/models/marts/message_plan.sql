@@ -260,13 +260,18 @@ recipient_zone_rows as (
     from recipient_zones
 ),
 
+-- the window search starts at the scheduled time, or at the pass's clock when that is later: a
+-- message due while no pass ran (a carried-over day, a click seen late) is sent at the next
+-- allowed moment from now, never at an allowed moment already past (which would send it at once,
+-- whatever the time of day)
 message_times as (
     select
         recipient_zone_rows.*,
-        deduplicated.scheduled_at,
+        greatest(deduplicated.scheduled_at, clock.as_of) as scheduled_at,
         count(*) over (partition by recipient_zone_rows.message_key) as zone_count
     from recipient_zone_rows
     inner join deduplicated on recipient_zone_rows.message_key = deduplicated.message_key
+    cross join {{ ref('int_journey__clock') }} as clock
 ),
 
 day_offsets as (
