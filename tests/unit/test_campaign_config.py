@@ -538,14 +538,14 @@ JOURNEY_BREAKS = [
     ),
     (
         "not an expression",
-        "if: 'program == \"Nursing\"'",
+        "if: 'program == \"B.S. Nursing\"'",
         "if: 'import os'",
         "steps.4.branch.0.if",
         "not an expression",
     ),
     (
         "a call in a condition",
-        "if: 'program == \"Nursing\"'",
+        "if: 'program == \"B.S. Nursing\"'",
         "if: 'program.upper() == \"NURSING\"'",
         "steps.4.branch.0.if",
         "the left side of a comparison must be a field or attribute name",
