@@ -2,8 +2,9 @@
 
 Templates are client-authored, so they run in Jinja's `SandboxedEnvironment` with
 `StrictUndefined` (a missing variable is an error, never an empty string), a cap on source
-length and on rendered size, and `*` / `**` / `+` checked before they allocate (the sandbox
-alone happily evaluates `'a' * 10**8`). Compiled templates are cached by kind, name and source
+length and on rendered size, and the resource limits of :mod:`herald.messages.limits`: a
+wall-clock deadline, a step count and a size check on everything that can build a large value
+(the sandbox alone happily evaluates `'a' * 10**8`). Compiled templates are cached by kind, name and source
 hash. MJML is compiled to HTML once per template with the Jinja placeholders left in it; Jinja
 then renders that HTML per recipient (Jinja logic between components must sit inside
 `<mj-raw>`: mrml drops tags it does not know).
@@ -26,6 +27,8 @@ from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from herald.campaigns.tracking import TRACK_FUNCTION, untracked
+from herald.messages import limits
+from herald.messages.limits import MAX_INT_BITS, MAX_SEQUENCE_LEN  # noqa: F401 (re-exported)
 from herald.messages.sms import Encoding, sms_info
 
 MAX_SOURCE_CHARS = 20_000  # SMS bodies and subjects
@@ -33,8 +36,6 @@ MAX_MJML_SOURCE_CHARS = 100_000  # MJML markup is verbose
 MAX_SMS_CHARS = 1_600  # Twilio's body limit
 MAX_HTML_CHARS = 512 * 1024
 MAX_SUBJECT_CHARS = 998  # RFC 5322 line length
-MAX_SEQUENCE_LEN = 100_000  # longest str/list a single `*` or `+` may build
-MAX_INT_BITS = 4_096  # largest int a single `*` or `**` may build
 CACHE_SIZE = 512
 
 DEFAULT_OPT_OUT_TEXT = "Reply STOP to opt out."
@@ -67,10 +68,6 @@ class TemplateError(Exception):
         super().__init__(message)
 
 
-class _LimitExceeded(jinja2.exceptions.SecurityError):
-    """Raised inside the sandbox; turned into TemplateError with the template's context."""
-
-
 @dataclass(frozen=True)
 class RenderedSms:
     body: str
@@ -87,56 +84,61 @@ class RenderedEmail:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def _too_big_int(value: int) -> bool:
-    return value.bit_length() > MAX_INT_BITS
-
-
 class _GuardedSandbox(SandboxedEnvironment):
-    """Sandbox that refuses `*`, `**` and `+` whose result would be huge, before computing it."""
+    """The sandbox with resource limits (herald.messages.limits): `*`, `**`, `+` and `%` checked
+    before they allocate, `~` and `for` rewritten to count, every call, filter and output sized."""
 
-    intercepted_binops = frozenset({"*", "**", "+"})
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(finalize=_finalize, **options)
+        limits.guard_filters(self.filters)
+        self.filters.update(limits.INTERNAL_FILTERS)
+        self.globals["lipsum"] = limits.bounded_lipsum(self.globals["lipsum"])
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> jinja2.nodes.Template:
+        tree = super()._parse(source, name, filename)
+        return limits.BoundLoopsAndConcat(self).visit(tree)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        limits.step()
         if operator == "*":
-            _check_repeat(left, right)
+            limits.check_repeat(left, right)
         elif operator == "**":
-            _check_power(left, right)
+            limits.check_power(left, right)
         elif operator == "+":
-            _check_concat(left, right)
+            limits.check_concat(left, right)
+        elif operator == "%":
+            limits.check_percent_format(left, right)
         return super().call_binop(context, operator, left, right)
 
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        limits.step()
+        owner = getattr(__obj, "__self__", None)
+        if owner is not None:
+            limits.check_str_method(owner, getattr(__obj, "__name__", ""), args, kwargs)
+        result = super().call(__context, __obj, *args, **kwargs)
+        if isinstance(result, str):
+            limits.check_value(result, "a call")
+            limits.charge(len(result))
+        return result
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapper = super().wrap_str_format(value)
+        if wrapper is None:
+            return None
+        template = value.__self__
 
+        def bounded(*args: Any, **kwargs: Any) -> str:
+            limits.check_format_string(template, args, kwargs)
+            return wrapper(*args, **kwargs)
 
-def _check_repeat(left: Any, right: Any) -> None:
-    for seq, times in ((left, right), (right, left)):
-        if isinstance(seq, (str, bytes, list, tuple)) and _is_int(times):
-            if len(seq) * max(times, 0) > MAX_SEQUENCE_LEN:
-                raise _LimitExceeded(
-                    f"'*' would build a sequence of {len(seq) * times} items (limit {MAX_SEQUENCE_LEN})"
-                )
-            return
-    if _is_int(left) and _is_int(right) and left.bit_length() + right.bit_length() > MAX_INT_BITS:
-        raise _LimitExceeded(f"'*' would build an integer over {MAX_INT_BITS} bits")
-
-
-def _check_power(base: Any, exponent: Any) -> None:
-    if (
-        _is_int(base)
-        and _is_int(exponent)
-        and exponent > 0
-        and abs(base) > 1
-        and ((abs(base).bit_length() - 1) * exponent > MAX_INT_BITS or _too_big_int(exponent))
-    ):
-        raise _LimitExceeded(f"'**' would build an integer over {MAX_INT_BITS} bits")
+        return bounded
 
 
-def _check_concat(left: Any, right: Any) -> None:
-    sequences = (str, bytes, list, tuple)
-    if isinstance(left, sequences) and isinstance(right, sequences) and len(left) + len(right) > MAX_SEQUENCE_LEN:
-        raise _LimitExceeded(f"'+' would build a sequence over {MAX_SEQUENCE_LEN} items")
+def _finalize(value: Any) -> Any:
+    """Every `{{ ... }}` is sized before it is turned into text."""
+    return limits.check_value(value, "an output expression")
 
 
 def _source_hash(source: str) -> str:
@@ -153,7 +155,15 @@ def _check_one_click_url(url: str) -> None:
 class Renderer:
     """Renders SMS and email templates; keep one per process so compiled templates are reused."""
 
-    def __init__(self, *, cache_size: int = CACHE_SIZE) -> None:
+    def __init__(
+        self,
+        *,
+        cache_size: int = CACHE_SIZE,
+        max_render_seconds: float = limits.MAX_RENDER_SECONDS,
+        max_steps: int = limits.MAX_STEPS,
+    ) -> None:
+        self.max_render_seconds = max_render_seconds
+        self.max_steps = max_steps
         self.text_env = _GuardedSandbox(undefined=jinja2.StrictUndefined, autoescape=False)
         self.html_env = _GuardedSandbox(undefined=jinja2.StrictUndefined, autoescape=True)
         # {{ track(url) }}: the message builder passes its own (signed /l/ links); elsewhere the URL
@@ -249,7 +259,8 @@ class Renderer:
         include_opt_out: bool = True,
     ) -> RenderedSms:
         template = self._text_template("sms", template_name, source, contact_id)
-        body = self._render(template, template_name, variables, contact_id, MAX_SMS_CHARS).strip()
+        with limits.budget(self.max_render_seconds, self.max_steps):
+            body = self._render(template, template_name, variables, contact_id, MAX_SMS_CHARS).strip()
         if include_opt_out and not _OPT_OUT_RE.search(body):
             body = f"{body}\n{opt_out_text}" if body else opt_out_text
         if len(body) > MAX_SMS_CHARS:
@@ -277,10 +288,11 @@ class Renderer:
             UNSUBSCRIBE_TEXT_VAR: unsubscribe_text,
         }
         subject_template = self._text_template("subject", template_name, subject_source, contact_id)
-        subject = self._render(subject_template, template_name, context, contact_id, MAX_SUBJECT_CHARS)
-        subject = " ".join(subject.split())  # no CR/LF may reach a header
         html_template = self._html_template(template_name, mjml_source, contact_id)
-        html = self._render(html_template, template_name, context, contact_id, MAX_HTML_CHARS)
+        with limits.budget(self.max_render_seconds, self.max_steps):  # one budget for the whole message
+            subject = self._render(subject_template, template_name, context, contact_id, MAX_SUBJECT_CHARS)
+            html = self._render(html_template, template_name, context, contact_id, MAX_HTML_CHARS)
+        subject = " ".join(subject.split())  # no CR/LF may reach a header
         text = html_to_text(html)
         if unsubscribe_url not in text:
             text = f"{text}\n\n{unsubscribe_text}: {unsubscribe_url}".lstrip()
