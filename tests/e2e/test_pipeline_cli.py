@@ -12,8 +12,8 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
@@ -35,12 +35,33 @@ class Deployment:
     tick_output: str
     idle_tick_output: str
     sized_packet_lines: list[int]
+    after_demo: dict[str, list[dict]] = field(default_factory=dict)  # STORY_SQL, run right after the demo
 
     def herald(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return run(self.env, *args, check=check)
 
     def sql(self, query: str) -> list[dict]:
         return json.loads(self.herald("sql", "--format", "json", query).stdout)
+
+
+# One definition of delivered (docs/analysts.md): a provider receipt; failed: a final failure without one.
+DELIVERED = "(delivered_at is not null or final_status in ('delivered', 'read'))"
+FAILED = f"(not {DELIVERED} and final_status in ('failed', 'undelivered', 'bounced'))"
+# What the demo's story is checked against: the marts as the demo left them (later tests move on).
+STORY_SQL = {
+    "steps": "select client_id, campaign, step, count(*) as sent, "
+    f"sum(case when {DELIVERED} then 1 else 0 end) as delivered, sum(case when {FAILED} then 1 else 0 end) as failed, "
+    "sum(case when clicked_at is not null then 1 else 0 end) as clicked "
+    "from marts.deliveries where substr(campaign, 1, 1) <> '_' group by 1, 2, 3",
+    "enrolled": "select client_id, campaign, count(*) as n from marts.enrollments group by 1, 2",
+    "exits": "select client_id, campaign, exit_reason, count(*) as n from marts.enrollments "
+    "where status = 'exited' group by 1, 2, 3",
+    "funnel": "select client_id, campaign, step, took_yes, took_no, paths_taken from analytics.journey_funnel "
+    "where moved_on > 0",
+    "clicks": "select client_id, count(distinct message_key) as n from marts.engagement_events "
+    "where event = 'clicked' and substr(campaign, 1, 1) <> '_' group by 1",
+    "dashboard": "select client_id, delivered_30d, delivery_rate_30d from analytics.client_dashboard",
+}
 
 
 def run(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -65,6 +86,7 @@ def deploy(engine: str, request: pytest.FixtureRequest, tmp_path_factory: pytest
     if engine == "postgres":
         env["HERALD_WAREHOUSE_URL"] = request.getfixturevalue("pg_database_factory")()
     demo = run(env, "demo")
+    after_demo = {name: json.loads(run(env, "sql", "--format", "json", q).stdout) for name, q in STORY_SQL.items()}
 
     # Then a client uploads three more packets: a 1,000-row file with 3 bad rows, a file whose
     # checksum sidecar does not match (a broken transfer), and the dental file again (same bytes).
@@ -74,8 +96,9 @@ def deploy(engine: str, request: pytest.FixtureRequest, tmp_path_factory: pytest
     sized = sized_packet(deployment, "northfield_college", "leads", rows=1000, bad_rows=3, seed=11)
     (work / "leads-1000.csv").write_bytes(sized.content)
     (work / "broken.csv").write_bytes(sized.content[: len(sized.content) // 2])
-    dental = next(p for p in demo_packets(deployment, today=date.today()) if p.packet_type == "appointments")
-    (work / "appointments-again.csv").write_bytes(dental.content)
+    # the very file the demo dropped (its dates follow the demo's simulated clock), from the archive
+    (dental,) = (home / "dropzone/bright_smiles_dental/archive/appointments").glob("*.csv")
+    (work / "appointments-again.csv").write_bytes(dental.read_bytes())
     run(env, "drop", str(work / "leads-1000.csv"), "--client", "northfield_college", "--type", "leads")
     run(env, "drop", str(work / "broken.csv"), "--client", "northfield_college", "--type", "leads")
     sidecar = home / "dropzone/northfield_college/incoming/leads/broken.csv.sha256"
@@ -83,7 +106,7 @@ def deploy(engine: str, request: pytest.FixtureRequest, tmp_path_factory: pytest
     run(env, "drop", str(work / "appointments-again.csv"), "--client", "bright_smiles_dental", "--type", "appointments")
     ticks = run(env, "tick", "--force", "--until-idle").stdout  # lands the three, then one dbt build
     idle = run(env, "tick", "--force").stdout
-    return Deployment(env, home, demo.stdout, ticks, idle, sorted(sized.bad_lines))
+    return Deployment(env, home, demo.stdout, ticks, idle, sorted(sized.bad_lines), after_demo)
 
 
 def test_demo_prints_a_report_per_packet(deployed: Deployment) -> None:
@@ -296,10 +319,11 @@ def test_demo_plans_renders_and_delivers_the_packet_triggered_reminders(deployed
         "where p.campaign = 'appointment_reminder' and p.status = 'planned'"
     )
     assert counts["enqueued"] == counts["planned"]
-    # sent now, due later, or withdrawn because the recipient texted STOP (the demo's first reply)
+    # sent at the demo's time, due later, or withdrawn when its journey ended
     assert counts["sent"] + counts["waiting"] + counts["cancelled"] == counts["planned"]
-    # withdrawn: the reminder of the patient who texted STOP, and — once a send pass has run
-    # since the demo's "C" — that of the patient who confirmed (the journey exits on a confirmation)
+    assert counts["sent"] > 0
+    # withdrawn only by a journey exit: the demo's clock jumps four days, so a reminder still
+    # waiting for its time when its appointment passed is never sent
     reasons = [
         r["status_reason"]
         for r in deployed.sql(
@@ -307,13 +331,16 @@ def test_demo_plans_renders_and_delivers_the_packet_triggered_reminders(deployed
             "and status = 'cancelled'"
         )
     ]
-    exits = reasons.count("journey exited: confirmed")
-    assert counts["cancelled"] - exits == 1 and exits <= 1, reasons
+    assert all(r.startswith("journey exited: ") for r in reasons), reasons
     line = next(x for x in deployed.demo_output.splitlines() if "bright_smiles_dental/appointment_reminder" in x)
     assert f"{counts['planned']} planned" in line
-    # what the sandbox "sent" is exactly what the outbox says was sent, each message once
-    journal = deployed.home / "sandbox" / "sms.jsonl"
-    keys = [json.loads(entry)["message_key"] for entry in journal.read_text().splitlines()] if journal.exists() else []
+    # what the sandbox "sent" (texts and emails) is exactly what the outbox says was sent, each message once
+    keys = [
+        json.loads(entry)["message_key"]
+        for journal in (deployed.home / "sandbox" / "sms.jsonl", deployed.home / "sandbox" / "email.jsonl")
+        if journal.exists()
+        for entry in journal.read_text().splitlines()
+    ]
     sent = {r["message_key"] for r in deployed.sql("select message_key from herald_ops.outbox where status = 'sent'")}
     assert len(keys) == len(set(keys)) and set(keys) == sent
     # and marts.messages has one row per outbox message, with masked addresses only
@@ -360,15 +387,15 @@ def test_demo_texts_the_contractor_homeowners_125_a_day_and_only_with_consent(de
 
 def test_demo_replies_opt_out_confirm_and_ask_for_help(deployed: Deployment) -> None:
     out = deployed.demo_output
-    assert "reply opt_out (free_text): suppressed, 1 queued message cancelled, opt out confirmation sent" in out
+    # the patients answer a reminder they got (the demo's clock put it in their send window)
+    assert "reply opt_out (free_text): suppressed, opt out confirmation sent" in out
     assert "reply confirm (confirm): confirmed" in out
     assert "reply help (help): helped, help reply sent" in out
     (opt_out,) = deployed.sql("select s.address, s.scope, s.reason, s.note from herald_ops.suppressions s")
     assert (opt_out["reason"], opt_out["note"]) == ("opt_out", "Stop texting me pls")
-    # scoped to the kind of message last sent to the number; 'all' when the reminder was still
-    # waiting for its window when the demo replied
-    assert opt_out["scope"] in ("appointment_reminder", "all")
-    # nothing but the one confirmation goes to that number any more
+    # scoped to the kind of message last sent to the number
+    assert opt_out["scope"] == "appointment_reminder"
+    # the reminder before it; nothing but the one confirmation goes to that number any more
     after = deployed.sql(
         "select campaign, step, status from herald_ops.outbox where to_address = '"
         + opt_out["address"]
@@ -376,7 +403,7 @@ def test_demo_replies_opt_out_confirm_and_ask_for_help(deployed: Deployment) -> 
     )
     assert [(r["campaign"], r["status"]) for r in after] == [
         ("_replies", "sent"),
-        ("appointment_reminder", "cancelled"),
+        ("appointment_reminder", "sent"),
     ]
     assert (
         deployed.sql("select count(*) as n from herald_ops.appointment_responses where response = 'confirmed'")[0]["n"]
@@ -387,23 +414,24 @@ def test_demo_replies_opt_out_confirm_and_ask_for_help(deployed: Deployment) -> 
 
 
 def test_sending_a_campaign_occurrence_twice_sends_nothing_new(deployed: Deployment) -> None:
-    first = deployed.herald("campaign", "send", "northfield_college", "admitted_nurture", "--occurrence", "e2e-once")
-    assert "campaign northfield_college/admitted_nurture:" in first.stdout
-    before = deployed.sql("select message_key, status from herald_ops.outbox where occurrence = 'e2e-once' order by 1")
     members = deployed.sql(
         "select count(*) as n from marts.segment_members where segment_name = 'admitted_not_enrolled'"
     )[0]["n"]
-    plan = deployed.sql("select count(*) as n from marts.message_plan where occurrence = 'e2e-once'")[0]["n"]
-    # the welcome for every member; the journey then waits for a click (or 3 days) before the next
-    assert plan == members > 0
-    assert 0 < len(before) <= plan
+    enrolled = "select count(*) as n from herald_ops.enrollments where campaign = 'admitted_nurture'"
+    # the demo enrolled every admitted student (enrollment: once)
+    assert deployed.sql(enrolled)[0]["n"] == members > 0
+    first = deployed.herald("campaign", "send", "northfield_college", "admitted_nurture", "--occurrence", "e2e-once")
+    assert "campaign northfield_college/admitted_nurture:" in first.stdout
+    outbox = "select message_key, status from herald_ops.outbox order by 1"
+    before = deployed.sql(outbox)
     deployed.herald("campaign", "send", "northfield_college", "admitted_nurture", "--occurrence", "e2e-once")
-    after = deployed.sql("select message_key, status from herald_ops.outbox where occurrence = 'e2e-once' order by 1")
-    assert [r["message_key"] for r in after] == [r["message_key"] for r in before]
-    assert deployed.sql("select count(*) as n from marts.message_plan where occurrence = 'e2e-once'")[0]["n"] == plan
+    # a new occurrence enrolls nobody again, and the same occurrence twice adds nothing either
+    assert deployed.sql(enrolled)[0]["n"] == members
+    assert deployed.sql("select count(*) as n from herald_ops.outbox where occurrence = 'e2e-once'") == [{"n": 0}]
+    assert [r["message_key"] for r in deployed.sql(outbox)] == [r["message_key"] for r in before]
     journal = deployed.home / "sandbox" / "email.jsonl"
     keys = [json.loads(entry)["message_key"] for entry in journal.read_text().splitlines()] if journal.exists() else []
-    assert len(keys) == len(set(keys))
+    assert len(keys) == len(set(keys)) > 0
 
 
 def test_campaign_preview_renders_without_writing(deployed: Deployment) -> None:
@@ -477,12 +505,82 @@ def test_the_client_report_matches_the_marts(deployed: Deployment, tmp_path: Pat
     html = tmp_path / "report.html"
     deployed.herald("report", "bright_smiles_dental", "--output", str(html))
     page = html.read_text()
-    # the demo's reminders wait for their send window: no rate can be computed yet, and the
-    # report says so instead of printing 100% or drawing empty charts; no internals shown
-    assert "not available yet" in page and "_replies" not in page and "source:" not in page
+    # the demo's reminders went out in their send window and came back with receipts: a real
+    # delivery rate, and no internals shown
+    assert int(summary["delivered"]) > 0 and summary["delivery_rate"] not in ("", "None")
+    assert "_replies" not in page and "source:" not in page
+    # the college's report: delivered and clicks as the marts count them
+    deployed.herald("report", "northfield_college", "--period", "30d", "--format", "csv", "--output", str(out))
+    college = dict(line.split(",", 1) for line in (out / "summary.csv").read_text().splitlines()[1:])
+    (marts,) = deployed.sql(
+        f"select count(*) filter (where {delivered}) as delivered from marts.deliveries "
+        "where client_id = 'northfield_college' and substr(campaign, 1, 1) <> '_'"
+    )
+    (clicks,) = deployed.sql(
+        "select count(distinct message_key) as n from marts.engagement_events where client_id = 'northfield_college' "
+        "and event = 'clicked' and substr(campaign, 1, 1) <> '_'"
+    )
+    assert int(college["delivered"]) == int(marts["delivered"]) > 0
+    assert int(college["clicked"]) == int(clicks["n"]) > 0
     # the client dashboard (balance, delivered, opt-outs) for the same client
     (board,) = deployed.sql("select * from analytics.client_dashboard where client_id = 'bright_smiles_dental'")
     assert int(board["opt_outs_30d"]) >= 1
+
+
+def _rate(delivered: int, failed: int) -> str:
+    return f"{100 * delivered / (delivered + failed):.1f}%" if delivered + failed else "no receipt yet"
+
+
+def test_the_demo_sends_now_and_its_story_matches_the_marts(deployed: Deployment) -> None:
+    out = deployed.demo_output
+    assert "clock: simulated — " in out and "clock: moved on to " in out
+    story = out.split("what happened (every number from the marts):")[1].splitlines()
+    names = {c.client_id: c.config.name for c in load_deployment(CONFIG_DIR).clients.values()}
+    marts = deployed.after_demo
+    steps = marts["steps"]
+    # messages went out at demo time and came back with receipts
+    assert sum(int(r["sent"]) for r in steps) > 0 and sum(int(r["delivered"]) for r in steps) > 0
+    for r in steps:
+        line = next(x for x in story if x.startswith(f"{names[r['client_id']]} — {r['campaign']}: "))
+        sent, delivered, failed = int(r["sent"]), int(r["delivered"]), int(r["failed"])
+        step = r["step"].replace("_", " ")
+        assert f"{step}: {sent} sent, {delivered} delivered ({_rate(delivered, failed)})" in line, line
+        if int(r["clicked"]):
+            assert f"{int(r['clicked'])} clicked" in line
+    for r in marts["enrolled"]:
+        line = next(x for x in story if x.startswith(f"{names[r['client_id']]} — {r['campaign']}: "))
+        assert f": {int(r['n'])} enrolled" in line
+    for r in marts["exits"]:
+        line = next(x for x in story if x.startswith(f"{names[r['client_id']]} — {r['campaign']}: "))
+        assert f"{int(r['n'])} exited ({r['exit_reason']})" in line
+    # the delivery rate printed per client is the marts' (delivered ÷ those with a final outcome)
+    for client_id in {r["client_id"] for r in steps}:
+        delivered = sum(int(r["delivered"]) for r in steps if r["client_id"] == client_id)
+        failed = sum(int(r["failed"]) for r in steps if r["client_id"] == client_id)
+        rate = f"{names[client_id]}: delivery rate {_rate(delivered, failed)} ({delivered} delivered of "
+        assert any(x.startswith(rate) for x in story), (rate, story)
+    # the nurture took both paths of its wait for a click, and branched on the program
+    nurture = {r["step"]: r for r in marts["funnel"] if r["campaign"] == "admitted_nurture"}
+    assert int(nurture["wait_for_click"]["took_yes"]) > 0 and int(nurture["wait_for_click"]["took_no"]) > 0
+    assert "by_program" in nurture
+    line = next(x for x in story if "— admitted_nurture: " in x)
+    took = nurture["wait_for_click"]
+    assert f"{int(took['took_yes'])} clicked → application link" in line
+    assert f"{int(took['took_no'])} not clicked within 3d → follow up" in line
+    sent_steps = {r["step"] for r in steps if r["campaign"] == "admitted_nurture"}
+    assert {"welcome", "application_link", "follow_up"} <= sent_steps
+    # the same in the trail: a yes path, a no path, and enrollments that a reply ended
+    trail = deployed.sql(
+        "select campaign, event, path, reason from herald_ops.enrollment_events where event in ('path', 'exited')"
+    )
+    assert any(t["campaign"] == "admitted_nurture" and t["path"] == "yes" for t in trail)
+    assert any(t["campaign"] == "admitted_nurture" and t["path"] == "no" for t in trail)
+    exits = {t["reason"] for t in trail if t["campaign"] == "appointment_reminder" and t["event"] == "exited"}
+    assert {"confirmed", "opted out"} <= exits, exits
+    # the dashboard counts the same deliveries
+    for board in marts["dashboard"]:
+        delivered = sum(int(r["delivered"]) for r in steps if r["client_id"] == board["client_id"])
+        assert int(board["delivered_30d"]) == delivered, board
 
 
 def test_tables_and_describe_show_the_marts_after_the_demo(deployed: Deployment) -> None:
