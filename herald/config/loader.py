@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from herald.config.base import MappingProblems
 from herald.config.campaigns import STEP_TAGS, TRIGGER_TYPES, CampaignConfig, check_references
 from herald.config.models import COLUMN_TAGS, AttributeColumn, Client, ClientConfig, Deployment, HeraldConfig, LoadMap
-from herald.config.segments import SegmentConfig
+from herald.config.segments import SegmentConfig, check_function
 
 HERALD_FILE = "herald.yaml"
 CLIENTS_DIR = "clients"
@@ -184,6 +184,11 @@ def _load_client(folder: Path, root: Path, herald: HeraldConfig, problems: list[
                 message = f"{packet_type!r} is not a {entity} load map of this client ({entity} load maps: {fitting})"
                 problems.append(Problem(_rel(folder / "client.yaml", root), f"ingest_api.{kind}", message))
     for name, segment in segments.items():
+        if segment.function:
+            problem = check_function(segment.function, herald.segment_functions_package)
+            if problem:
+                path = next(iter(sorted((folder / SEGMENTS_DIR).glob(f"{name}.y*ml"))))
+                problems.append(Problem(_rel(path, root), "function", problem))
         if segment.packet_type and segment.packet_type not in _stems(folder / LOAD_MAPS_DIR):
             path = next(iter(sorted((folder / SEGMENTS_DIR).glob(f"{name}.y*ml"))))
             known = ", ".join(sorted(_stems(folder / LOAD_MAPS_DIR))) or "none"
@@ -203,6 +208,7 @@ def _load_client(folder: Path, root: Path, herald: HeraldConfig, problems: list[
         load_maps=load_maps,
         segments=segments,
         campaigns=campaigns,
+        segment_functions_package=herald.segment_functions_package,
     )
 
 

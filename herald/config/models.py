@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field
 from herald.config.base import SLUG_RE, SLUG_RULE, MappingProblems, Strict
 from herald.config.campaigns import CampaignConfig, parse_duration
 from herald.config.fields import DATA_TYPES, ENTITY_FIELDS, FIELDS_BY_NAME
-from herald.config.segments import SegmentConfig
+from herald.config.segments import DEFAULT_FUNCTIONS_PACKAGE, PACKAGE_RE, SegmentConfig
 from herald.webhooks.config import WebhookSubscription, check_unique_urls
 
 # A funnel event means nothing without these; a missing one is reported once, as such.
@@ -184,6 +184,15 @@ class HeraldConfig(Strict):
     # a client without one is unmetered. False turns metering and low-credit alerts off for all.
     billing_enabled: bool = True
     operator_email: str | None = None  # staff alerts (herald/alerts) are also emailed here
+    # the only package `function` segments may name (the deployment's own code; docs/security.md)
+    segment_functions_package: str = DEFAULT_FUNCTIONS_PACKAGE
+
+    @field_validator("segment_functions_package")
+    @classmethod
+    def _package_name(cls, value: str) -> str:
+        if not PACKAGE_RE.match(value):
+            raise ValueError(f"{value!r} is not a Python package name (dotted.names.only)")
+        return value
 
 
 class StaffAlerts(Strict):
@@ -484,6 +493,7 @@ class Client(BaseModel):
     load_maps: dict[str, LoadMap]
     segments: dict[str, SegmentConfig] = {}
     campaigns: dict[str, CampaignConfig] = {}
+    segment_functions_package: str = DEFAULT_FUNCTIONS_PACKAGE  # herald.yaml's, for evaluation
 
     @property
     def client_id(self) -> str:

@@ -2,10 +2,13 @@
 
 - ``manual``: members matched against ``marts.contacts`` by external id, by phone (E.164 in the
   client's region) and by email (trimmed, lower-case);
-- ``sql``: the guarded SELECT, run read-only with the segment's timeout;
-- ``function``: ``module:callable(db, client_id)`` with a read-only handle.
+- ``sql``: the guarded SELECT, run confined to the client's rows (``herald/segments/confine.py``)
+  with the segment's timeout;
+- ``function``: ``module:callable(db, client_id)`` from the deployment's segment functions
+  package, given the same confined handle.
 
-Whatever a segment returns, only the client's own contacts are kept.
+Whatever a segment returns, only the client's own contacts are kept. A failing segment's error
+names the kind of error and its position in the SQL, never values from the data.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from herald.config.models import Client
-from herald.config.segments import SegmentConfig
+from herald.config.segments import SegmentConfig, in_functions_package
 from herald.contacts.phones import PhoneNormalizer
-from herald.segments.guard import SegmentSqlRefused, check_sql
+from herald.segments.confine import ConfinedDatabase, SegmentQueryFailed, confined_database, describe_failure
+from herald.segments.guard import SegmentSqlRefused, check_sql, referenced_relations
 from herald.warehouse.connection import Session, Warehouse
 
 CONTACTS = "marts.contacts"
@@ -35,22 +39,15 @@ class SegmentError(RuntimeError):
         super().__init__(f"segment {client_id}/{segment_name}: {problem}")
 
 
-class ReadOnlyDatabase:
-    """What a ``function`` segment receives: queries over one read-only session."""
-
-    def __init__(self, session: Session):
-        self._session = session
-        self.engine = session.engine
-
-    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
-        """Rows of a query (``?`` placeholders on both engines)."""
-        return self._session.query(sql, params)[1]
+# what a ``function`` segment receives (the name it had when it was a read-only session)
+ReadOnlyDatabase = ConfinedDatabase
 
 
-def check_segment_sql(client_id: str, segment: SegmentConfig, engine: str = "postgres") -> None:
-    """Raise :class:`SegmentError` when a ``sql`` segment's SQL would be refused."""
+def check_segment_sql(client_id: str, segment: SegmentConfig, engine: str = "postgres") -> set[tuple[str, str]]:
+    """The ``(schema, name)`` relations a ``sql`` segment reads; :class:`SegmentError` when the
+    guard refuses its SQL."""
     try:
-        check_sql(segment.sql or "", dialect=engine)
+        return referenced_relations(check_sql(segment.sql or "", dialect=engine))
     except SegmentSqlRefused as exc:
         raise SegmentError(client_id, segment.name, str(exc)) from None
 
@@ -115,49 +112,63 @@ def _manual(warehouse: Warehouse, client: Client, segment: SegmentConfig) -> lis
     return [str(r[0]) for r in rows]
 
 
+# the segment's SELECT becomes the body of this one; only the client's contacts can come out
+_SQL_HEAD = "select distinct cast(s.contact_id as varchar) as contact_id from (\n"
+_SQL_TAIL = "\n) as s join marts.contacts as c on c.contact_id = s.contact_id"
+
+
 def _sql(warehouse: Warehouse, client: Client, segment: SegmentConfig) -> list[str]:
-    check_segment_sql(client.client_id, segment, warehouse.engine)
+    relations = check_segment_sql(client.client_id, segment, warehouse.engine)
     # parse succeeded with exactly one statement, so only trailing semicolons can follow it;
     # the newline keeps a trailing `-- comment` from swallowing the closing parenthesis
     body = (segment.sql or "").strip().rstrip(";").rstrip()
-    sql = (
-        f"select distinct cast(s.contact_id as varchar) as contact_id from (\n{body}\n) as s "
-        f"join {CONTACTS} c on c.contact_id = s.contact_id and c.client_id = ? order by 1"
-    )
+    sql = _SQL_HEAD + body + _SQL_TAIL
     try:
-        with _read_only(warehouse, client, segment) as session:
-            rows = session.query(sql, [client.client_id])[1]
-    except SegmentError:
-        raise
-    except Exception as exc:  # the engine's own message says what is wrong with the query
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SegmentError(client.client_id, segment.name, f"the SQL failed: {message}") from exc
-    return [str(r[0]) for r in rows]
+        with confined_database(warehouse, client.client_id, segment.timeout_seconds, relations) as db:
+            rows = db.query(sql)
+    except SegmentQueryFailed as failure:
+        raise _failed(client, segment, failure, sql, len(_SQL_HEAD)) from None
+    return sorted({str(r[0]) for r in rows})
+
+
+def _failed(client: Client, segment: SegmentConfig, failure: SegmentQueryFailed, sql: str, start: int) -> SegmentError:
+    if failure.timed_out:
+        seconds = segment.timeout_seconds
+        return SegmentError(client.client_id, segment.name, f"timed out after {seconds} s (timeout_seconds: {seconds})")
+    return SegmentError(client.client_id, segment.name, f"the SQL failed: {describe_failure(failure, sql, start)}")
 
 
 def _function(warehouse: Warehouse, client: Client, segment: SegmentConfig) -> list[str]:
-    func = _import_function(client.client_id, segment)
-    with _read_only(warehouse, client, segment) as session:
-        result = func(ReadOnlyDatabase(session), client.client_id)
-        ids = _validate_ids(client.client_id, segment, result)
-        if not ids:
-            return []
-        own = {
-            str(r[0])
-            for r in session.query(f"select contact_id from {CONTACTS} where client_id = ?", [client.client_id])[1]
-        }
+    func = _import_function(client, segment)
+    try:
+        with confined_database(warehouse, client.client_id, segment.timeout_seconds) as db:
+            result = func(db, client.client_id)
+            ids = _validate_ids(client.client_id, segment, result)
+            if not ids:
+                return []
+            own = {str(r[0]) for r in db.query("select contact_id from marts.contacts")}
+    except SegmentQueryFailed as failure:  # a query of the function failed and it did not catch it
+        raise _failed(client, segment, failure, "", 0) from None
     return sorted(ids & own)
 
 
-def _import_function(client_id: str, segment: SegmentConfig) -> Callable[..., Any]:
-    module_name, _, attr = (segment.function or "").partition(":")
+def _import_function(client: Client, segment: SegmentConfig) -> Callable[..., Any]:
+    function = segment.function or ""
+    package = client.segment_functions_package
+    if not in_functions_package(function, package):
+        raise SegmentError(
+            client.client_id,
+            segment.name,
+            f"{function!r} is not in the segment functions package {package!r} (herald.yaml: segment_functions_package)",
+        )
+    module_name, _, attr = function.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise SegmentError(client_id, segment.name, f"cannot import {module_name!r}: {exc}") from None
+        raise SegmentError(client.client_id, segment.name, f"cannot import {module_name!r}: {exc}") from None
     func = getattr(module, attr, None)
     if not callable(func):
-        raise SegmentError(client_id, segment.name, f"{module_name!r} has no callable {attr!r}")
+        raise SegmentError(client.client_id, segment.name, f"{module_name!r} has no callable {attr!r}")
     return func
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from herald.segments.engine import ReadOnlyDatabase
+from herald.segments.confine import ConfinedDatabase
 
 
-def admitted_not_enrolled(db: ReadOnlyDatabase, client_id: str) -> list[str]:
+def admitted_not_enrolled(db: ConfinedDatabase, client_id: str) -> list[str]:
     """Leads whose latest funnel event moved them to ``admitted`` and who never enrolled."""
     rows = db.query(
         """

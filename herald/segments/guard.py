@@ -1,8 +1,9 @@
 """The SQL guard for ``sql`` segments: one SELECT over ``marts`` / ``analytics``, nothing else.
 
-The guard is a first line only: the query also runs in a read-only session with a timeout.
-It exists for the clear error (``herald config`` authors see what is wrong before a run) and
-for what read-only sessions do not stop — reading files or other catalogs.
+The guard is the first, friendly check (a segment's author sees what is wrong, in words, before
+a run); it is not the wall. Whatever it lets through runs confined by the engine
+(``herald/segments/confine.py``): a database holding only the client's rows, nothing else
+reachable (docs/security.md).
 """
 
 from __future__ import annotations
@@ -115,3 +116,12 @@ def check_sql(sql: str, dialect: str = "postgres") -> exp.Expression:
             f"the SQL must return a contact_id column; it returns {', '.join(selects) or 'nothing'}"
         )
     return statement
+
+
+def referenced_relations(statement: exp.Expression) -> set[tuple[str, str]]:
+    """``(schema, name)`` of every ``marts`` / ``analytics`` table a checked statement names."""
+    return {
+        (table.db.lower(), table.name.lower())
+        for table in statement.find_all(exp.Table)
+        if table.db.lower() in ALLOWED_SCHEMAS
+    }

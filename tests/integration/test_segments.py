@@ -163,7 +163,8 @@ def test_function_segment_admitted_not_enrolled(marts: Warehouse, deployment: De
 
 @pytest.mark.parametrize("warehouse", ENGINES, indirect=True)
 def test_function_segment_must_return_strings(marts: Warehouse, deployment: Deployment) -> None:
-    client = deployment.clients[COLLEGE]
+    # a deployment whose segment functions package is this test folder
+    client = deployment.clients[COLLEGE].model_copy(update={"segment_functions_package": "tests.integration"})
     segment = SegmentConfig(name="bad", type="function", function="tests.integration.test_segments:_returns_numbers")
     with pytest.raises(SegmentError, match=r"returned 1 \(int\); contact ids are strings"):
         evaluate_segment(marts, client, segment)
