@@ -187,6 +187,14 @@ def world(warehouse: Warehouse, at: datetime) -> None:
                     (inbound_id, CLIENT, contact, "other", None, None, "ignored", None, 0, None,
                      DAY0 + timedelta(hours=19))
                 ])  # fmt: skip
+            # j3 texts HELP: Herald answers it with the help text; it is not a reply that ends a journey
+            insert(s, "herald_raw.inbound_messages", [
+                ("in-j3", "sms", "+13125550003", "+13125559999", "HELP", "sandbox",
+                 DAY0 + timedelta(hours=19), DAY0 + timedelta(hours=19))
+            ])  # fmt: skip
+            insert(s, "herald_ops.inbound_processing", [
+                ("in-j3", CLIENT, "j3", "help", "standard", "HELP", "helped", None, 0, None, DAY0 + timedelta(hours=19))
+            ])  # fmt: skip
             # j4 enrolls at the college (the goal), and j5 is admitted
             s.execute(
                 "insert into marts.funnel_events values ('f1', ?, 'j4', 'admissions', 'enrolled', ?, ?)",

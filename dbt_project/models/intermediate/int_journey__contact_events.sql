@@ -60,6 +60,8 @@ replies as (
     from inbound_processing
     inner join inbound_messages on inbound_processing.inbound_id = inbound_messages.inbound_id
     where inbound_processing.client_id is not null and inbound_processing.contact_id is not null
+        -- a HELP is answered by Herald with the program's help text: not a reply to the journey
+        and inbound_processing.kind <> 'help'
 ),
 
 confirmations as (

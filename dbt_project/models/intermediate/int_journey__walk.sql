@@ -139,7 +139,8 @@ starts as (
         and enrollment_starts.occurrence = enrolled_for.appointment_occurrence
 ),
 
--- the campaign's exit criteria, checked before walking (the first that holds is the reason)
+-- the campaign's exit criteria, checked before walking (the first that holds is the reason: the
+-- specific ones — an opt-out, a confirmation, the goal — before any reply, so a C exits 'confirmed')
 exits as (
     select
         starts.enrollment_id,
@@ -150,11 +151,6 @@ exits as (
                     where events.contact_id = starts.contact_id and events.event_name = 'opted_out'
                         and events.occurred_at >= starts.entered_at and events.occurred_at <= clock.as_of
                 ) then 'opted out'
-            when campaigns.exit_on_reply and exists (
-                    select 1 from events
-                    where events.contact_id = starts.contact_id and events.event_name = 'replied'
-                        and events.occurred_at >= starts.entered_at and events.occurred_at <= clock.as_of
-                ) then 'replied'
             when campaigns.exit_on_confirm and exists (
                     select 1 from events
                     where events.contact_id = starts.contact_id and events.event_name = 'confirmed'
@@ -167,6 +163,11 @@ exits as (
                         and lower(events.detail) = lower(campaigns.exit_goal_stage)
                         and events.occurred_at >= starts.entered_at and events.occurred_at <= clock.as_of
                 ) then 'goal reached'
+            when campaigns.exit_on_reply and exists (
+                    select 1 from events
+                    where events.contact_id = starts.contact_id and events.event_name = 'replied'
+                        and events.occurred_at >= starts.entered_at and events.occurred_at <= clock.as_of
+                ) then 'replied'
             when campaigns.exit_on_leave and not exists (
                     select 1 from members
                     where members.client_id = starts.client_id and members.segment_name = campaigns.audience
