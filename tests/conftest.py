@@ -23,6 +23,7 @@ from herald.warehouse.connection import Warehouse
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / "config"
 PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
+PG_APP_ROLE = "herald_app"  # a non-superuser application role (tests/security run as it)
 ENGINES = ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
@@ -45,14 +46,20 @@ def pg_database_factory() -> Iterator[Callable[[], str]]:
         pytest.skip(message)
     created: list[str] = []
 
-    def create() -> str:
+    def create(owner: str | None = None) -> str:
+        """``owner``: a non-superuser application role that owns the database and connects
+        (created when missing, LOGIN CREATEROLE, as a production warehouse user would be)."""
         name = f"herald_test_{uuid.uuid4().hex[:10]}"
         conn = psycopg2.connect(**PG_ADMIN)
         conn.autocommit = True
-        conn.cursor().execute(f"create database {name}")
+        if owner:
+            conn.cursor().execute(
+                f"do $$ begin create role {owner} login createrole; exception when duplicate_object or unique_violation then null; end $$"
+            )
+        conn.cursor().execute(f"create database {name}" + (f" owner {owner}" if owner else ""))
         conn.close()
         created.append(name)
-        return f"postgresql://postgres@127.0.0.1:5432/{name}"
+        return f"postgresql://{owner or 'postgres'}@127.0.0.1:5432/{name}"
 
     yield create
     conn = psycopg2.connect(**PG_ADMIN)
