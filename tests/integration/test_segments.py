@@ -20,7 +20,7 @@ from herald.config.segments import SegmentConfig
 from herald.segments import SegmentError, evaluate_segment, snapshot_segment
 from herald.settings import Settings
 from herald.warehouse.connection import Warehouse
-from tests.conftest import ENGINES
+from tests.conftest import CONFIG_DIR, ENGINES, PG_APP_ROLE
 
 REALTY = "lakeside_realty"
 COLLEGE = "northfield_college"
@@ -65,6 +65,22 @@ SLOW_SQL = (
     "with recursive r(n) as (select 1 union all select n + 1 from r where n < 1000000000) "
     "select c.contact_id from marts.contacts c join r on r.n = -1"
 )
+
+
+@pytest.fixture
+def herald_env(tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[str], dict[str, str]]:
+    """As tests/conftest.py's, but PostgreSQL as the non-superuser application role (segments
+    run confined by that role's grants, so superuser rights must not hide a hole)."""
+
+    def make(engine: str) -> dict[str, str]:
+        url = request.getfixturevalue("pg_database_factory")(owner=PG_APP_ROLE) if engine == "postgres" else ""
+        return {
+            "HERALD_HOME": str(tmp_path / "home"),
+            "HERALD_CONFIG_DIR": str(CONFIG_DIR),
+            "HERALD_WAREHOUSE_URL": url,
+        }
+
+    return make
 
 
 @pytest.fixture
