@@ -54,7 +54,8 @@ def pg_database_factory() -> Iterator[Callable[[], str]]:
         conn.autocommit = True
         if owner:
             conn.cursor().execute(
-                f"do $$ begin create role {owner} login createrole; exception when duplicate_object or unique_violation then null; end $$"
+                f"do $$ begin create role {owner} login createrole; "
+                "exception when duplicate_object or unique_violation then null; end $$"
             )
         conn.cursor().execute(f"create database {name}" + (f" owner {owner}" if owner else ""))
         conn.close()
