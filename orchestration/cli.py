@@ -163,6 +163,7 @@ def demo(
     )
     from herald.demo.timeline import demo_advance, demo_start, local_date, local_label
     from herald.dropzone import open_dropzone
+    from herald.packets.api import ensure_home_key
     from herald.warehouse.connection import Warehouse
 
     settings = load_settings()
@@ -189,6 +190,10 @@ def demo(
     except ClockError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, markup=False)
         raise typer.Exit(2) from None
+    for client_id, client in deployment.clients.items():
+        if client.config.ingest_api:  # the example config ships no key: one per demo home
+            key_path = ensure_home_key(settings.home, client_id)
+            console.print(f"ingest API key for {client_id}: in {key_path}", highlight=False)
     console.print(f"clock: simulated — {local_label(start)}, a time every example client may message "
                   f"(kept in {settings.home / 'clock_offset'}; `herald demo --fresh` starts again)", highlight=False)  # fmt: skip
     packets = demo_packets(deployment, scale=scale, today=local_date(start))

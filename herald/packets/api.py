@@ -80,6 +80,36 @@ def new_api_key() -> tuple[str, str]:
     return key, hashlib.sha256(key.encode()).hexdigest()
 
 
+HOME_KEYS_DIR = "ingest_api_keys"
+
+
+def home_key_hashes(home: Path, client_id: str) -> list[str]:
+    """Key hashes kept outside the configuration, in ``HERALD_HOME/ingest_api_keys/<client>.sha256``
+    (one per line; `herald demo` writes them). ``client_id`` must be a configured client's id."""
+    path = home / HOME_KEYS_DIR / f"{client_id}.sha256"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
+        return []
+    return [line.strip().lower() for line in lines if len(line.strip()) == 64]
+
+
+def ensure_home_key(home: Path, client_id: str) -> Path:
+    """The file holding a generated key for ``client_id`` (made once, readable by its owner only),
+    its hash added to :func:`home_key_hashes`. Example configurations ship no working key."""
+    folder = home / HOME_KEYS_DIR
+    key_path = folder / f"{client_id}.key"
+    if key_path.is_file():
+        return key_path
+    folder.mkdir(parents=True, exist_ok=True)
+    key, digest = new_api_key()
+    with (folder / f"{client_id}.sha256").open("a", encoding="utf-8") as hashes:
+        hashes.write(digest + "\n")
+    key_path.touch(mode=0o600)
+    key_path.write_text(key + "\n", encoding="utf-8")
+    return key_path
+
+
 def key_matches(presented: str | None, hashes: Sequence[str]) -> bool:
     """Constant-time check of a presented key against the configured hashes."""
     if not presented or not hashes:

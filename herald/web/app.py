@@ -18,6 +18,7 @@ from herald.config import Deployment, load_deployment
 from herald.settings import Settings
 from herald.web import health, ingest, links, pages, resend, twilio
 from herald.web.context import WebContext, web_context
+from herald.web.guard import BodyLimit
 
 __all__ = ["ROUTERS", "WebContext", "app_from_env", "create_app", "web_context"]
 
@@ -53,6 +54,7 @@ def create_app(
     app.state.herald = context
     for router in [*BUILTIN_ROUTERS, *ROUTERS, *routers]:
         app.include_router(router)
+    app.add_middleware(BodyLimit)  # a body over the limit is a 413 before any route reads it
     return app
 
 

@@ -5,24 +5,61 @@ ingested like any upload — every row landed or rejected with its line. Answers
 packet's path; the packet report and receipt say what became of each row.
 
 Authentication: ``Authorization: Bearer <key>``, checked against the sha256 hashes in the
-client's ``ingest_api.key_sha256`` (`herald api-key CLIENT` makes a key and its hash).
+client's ``ingest_api.key_sha256`` (`herald api-key CLIENT` makes a key and its hash) and those
+kept under ``HERALD_HOME/ingest_api_keys/`` (where `herald demo` puts the keys it makes). The key
+is checked before the body is read; the body is then parsed strictly (herald.web.guard): a
+malformed one is a 400 with the reason, never a 500.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from herald.clock import utcnow as _clock_now
 from herald.config.models import Client
 from herald.dropzone import open_dropzone
-from herald.packets.api import MAX_RECORDS, CustomerIn, FunnelEventIn, PayloadError, drop_api_packet, key_matches
+from herald.packets.api import (
+    MAX_RECORDS,
+    CustomerIn,
+    FunnelEventIn,
+    PayloadError,
+    drop_api_packet,
+    home_key_hashes,
+    key_matches,
+)
 from herald.web.context import web_context
+from herald.web.guard import BadInput, parse_json
 
-router = APIRouter(prefix="/api/v1/clients/{client_id}", tags=["ingest"])
 _bearer = HTTPBearer(auto_error=False, description="The client's API key")
+
+
+class AuthenticatedJsonRoute(APIRoute):
+    """Checks the API key, then the body (strict JSON), before FastAPI parses and validates it:
+    a stranger gets 401 whatever the body, a client a 400 naming what is wrong with it."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def checked(request: Request) -> Response:
+            _client(request, request.path_params.get("client_id", ""), await _bearer(request))
+            try:
+                parse_json(await request.body())
+            except BadInput as exc:
+                return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_400_BAD_REQUEST)
+            return await handler(request)
+
+        return checked
+
+
+router = APIRouter(prefix="/api/v1/clients/{client_id}", tags=["ingest"], route_class=AuthenticatedJsonRoute)
 
 
 class CustomersIn(BaseModel):
@@ -50,9 +87,11 @@ class Accepted(BaseModel):
 def _client(
     request: Request, client_id: str, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
 ) -> Client:
-    deployment = web_context(request).deployment
-    client = deployment.clients.get(client_id)
-    hashes = client.config.ingest_api.key_sha256 if client and client.config.ingest_api else []
+    context = web_context(request)
+    client = context.deployment.clients.get(client_id)
+    hashes = list(client.config.ingest_api.key_sha256) if client and client.config.ingest_api else []
+    if client is not None and client.config.ingest_api:
+        hashes += home_key_hashes(context.settings.home, client_id)
     # the same answer for an unknown client and a wrong key: no way to probe which clients exist
     if client is None or not key_matches(credentials.credentials if credentials else None, hashes):
         raise HTTPException(

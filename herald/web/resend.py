@@ -7,7 +7,6 @@ delivery (a replay) is refused. The ``svix-id`` is the event's id, so a retry la
 
 from __future__ import annotations
 
-import json
 import logging
 
 from fastapi import APIRouter, Request, Response
@@ -18,6 +17,7 @@ from svix.webhooks import Webhook, WebhookVerificationError
 from herald.clock import utcnow as _clock_now
 from herald.events.landing import ProviderEvent
 from herald.web.context import web_context
+from herald.web.guard import BadInput, parse_json
 
 log = logging.getLogger("herald.web.resend")
 ENV_WEBHOOK_SECRET = "RESEND_WEBHOOK_SECRET"
@@ -46,13 +46,15 @@ async def resend_event(request: Request) -> Response:
     headers = {name: request.headers.get(name, "") for name in SVIX_HEADERS}
     try:
         verifier.verify(body, headers)
+    except UnicodeDecodeError:  # svix decodes the body to check it
+        return PlainTextResponse("the body is not UTF-8", status_code=400)
     except WebhookVerificationError as exc:
         log.warning("resend webhook refused with 400 (svix-id %r): %s", headers["svix-id"][:64], exc)
         return PlainTextResponse(f"invalid webhook signature: {exc}", status_code=400)
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        payload = None
+        payload = parse_json(body)
+    except BadInput as exc:
+        return PlainTextResponse(str(exc), status_code=400)
     if not isinstance(payload, dict):
         return PlainTextResponse("the body is not a JSON object", status_code=400)
     data = payload.get("data") if isinstance(payload.get("data"), dict) else {}

@@ -64,6 +64,8 @@ async def _verified_form(request: Request, context: WebContext) -> FormData | Re
             form.get("MessageSid"), mask_phone(str(form.get("From") or "")),
         )  # fmt: skip
         return PlainTextResponse("invalid Twilio signature", status_code=403)
+    if any("\x00" in str(v) for _, v in form.multi_items()):  # no SMS holds one; PostgreSQL cannot store it
+        return PlainTextResponse("a parameter holds a NUL character", status_code=400)
     return form
 
 

@@ -12,22 +12,24 @@ from pathlib import Path
 import httpx
 import pytest
 
+from herald.packets.api import ensure_home_key
 from herald.settings import Settings
 from herald.web.app import create_app
 from herald.web.server import running_server
 from tests.conftest import CONFIG_DIR, REPO_ROOT
 
 CLIENT = "northfield_college"
-KEY = "hk_demo_northfield_college"  # the example deployment's documented demo key
 HERALD = str(Path(sys.executable).parent / "herald")
 
 
 @pytest.fixture
 def served(tmp_path: Path):
     env = {"HERALD_HOME": str(tmp_path / "home"), "HERALD_CONFIG_DIR": str(CONFIG_DIR), "HERALD_WAREHOUSE_URL": ""}
+    # the example config ships no key: one is made in the home, as `herald demo` does
+    key = ensure_home_key(tmp_path / "home", CLIENT).read_text(encoding="utf-8").strip()
     app = create_app(Settings.from_env(env), environ=env)
     with running_server(app) as url:
-        yield url, env
+        yield url, env, key
 
 
 def herald(env: dict[str, str], *args: str) -> str:
@@ -37,8 +39,8 @@ def herald(env: dict[str, str], *args: str) -> str:
 
 
 def test_published_customers_and_events_reach_the_marts(served) -> None:
-    url, env = served
-    auth = {"Authorization": f"Bearer {KEY}"}
+    url, env, key = served
+    auth = {"Authorization": f"Bearer {key}"}
     customers = {"customers": [
         {"external_id": "API-1", "first_name": "Ana", "email": "ana.api@example.com", "phone": "+1 973 555 0142",
          "attributes": {"program": "B.S. Nursing", "gpa": 3.7, "interests": ["honors program"]}},
@@ -65,17 +67,17 @@ def test_published_customers_and_events_reach_the_marts(served) -> None:
 
 
 def test_wrong_keys_bad_payloads_and_the_docs(served) -> None:
-    url, _ = served
+    url, _, key = served
     body = {"customers": [{"external_id": "X-1", "email": "x@example.com"}]}
     for headers in ({}, {"Authorization": "Bearer hk_wrong"}):
         answer = httpx.post(f"{url}/api/v1/clients/{CLIENT}/customers", json=body, headers=headers)
         assert answer.status_code == 401 and answer.json() == {"detail": "unknown client or API key"}
     # a client without API access answers exactly like a wrong key
     other = httpx.post(
-        f"{url}/api/v1/clients/lakeside_realty/customers", json=body, headers={"Authorization": f"Bearer {KEY}"}
+        f"{url}/api/v1/clients/lakeside_realty/customers", json=body, headers={"Authorization": f"Bearer {key}"}
     )
     assert other.status_code == 401
-    auth = {"Authorization": f"Bearer {KEY}"}
+    auth = {"Authorization": f"Bearer {key}"}
     bad = httpx.post(f"{url}/api/v1/clients/{CLIENT}/customers", headers=auth,
                      json={"customers": [{"external_id": "X-1", "shoe_size": 42}]})  # fmt: skip
     assert bad.status_code == 422 and "shoe_size" in bad.text
