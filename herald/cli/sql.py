@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from herald.cli.common import USAGE_EXIT, console, fail, load_settings
+from herald.reports.cells import csv_row
 
 FORMATS = ("table", "csv", "json")
 
@@ -18,8 +19,8 @@ FORMATS = ("table", "csv", "json")
 def print_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> None:
     if fmt == "csv":
         writer = csv.writer(sys.stdout)
-        writer.writerow(columns)
-        writer.writerows(rows)
+        writer.writerow(csv_row(columns))
+        writer.writerows(csv_row(r) for r in rows)  # formula-looking text neutralised
     elif fmt == "json":
         print(json.dumps([dict(zip(columns, r, strict=False)) for r in rows], default=str, indent=2))
     else:

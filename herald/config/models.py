@@ -403,6 +403,14 @@ class Validation(Strict):
     min_valid_email_share: Annotated[float, Field(ge=0, le=1)] = 0.8
 
 
+class RowLimits(Strict):
+    """Size caps on landed values: a row with a longer cell, or longer in all, is rejected with
+    its line and the reason (never truncated into the warehouse)."""
+
+    max_cell_chars: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    max_row_chars: Annotated[int, Field(ge=1, le=10_000_000)] = 100_000
+
+
 class LoadMap(Strict):
     """``clients/<client_id>/load_maps/<packet_type>.yaml``: how one kind of packet maps."""
 
@@ -414,6 +422,7 @@ class LoadMap(Strict):
     required: list[str] = Field(default_factory=list)
     keep_unmapped: bool = True
     validation: Validation = Validation()
+    limits: RowLimits = RowLimits()
 
     @field_validator("packet_type")
     @classmethod

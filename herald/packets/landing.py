@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from herald.clock import utcnow
-from herald.config.models import Deployment, FieldColumn, LoadMap
+from herald.config.models import Deployment, FieldColumn, LoadMap, RowLimits
 from herald.contacts.phones import PhoneNormalizer, mask_email, mask_phone
 from herald.packets.reader import Record, inspect_file, read_records
 from herald.warehouse.connection import Session, Warehouse
@@ -198,16 +198,20 @@ def _land_rows(
     def reject(rec: Record, reason: str) -> None:
         result.rows_rejected += 1
         result.reject_reasons[re.sub(r"\d+", "N", reason)] += 1
+        raw = _kept_raw_text(rec.raw_text, load_map.limits.max_row_chars)
         if len(result.first_rejects) < FIRST_REJECTS_KEPT:
-            result.first_rejects.append((rec.line_number, reason, rec.raw_text))
+            result.first_rejects.append((rec.line_number, reason, raw))
         rejects.append(
-            (packet.packet_id, packet.client_id, packet.packet_type, rec.line_number, reason, rec.raw_text, landed_at)
+            (packet.packet_id, packet.client_id, packet.packet_type, rec.line_number, reason, raw, landed_at)
         )
 
     for rec in records:
         result.rows_in_file += 1
         if rec.fields is None:
             reject(rec, rec.error or "unreadable")
+            continue
+        if too_big := _oversized(rec.fields, header, load_map.limits):
+            reject(rec, too_big)
             continue
         if len(rec.fields) != width:
             span = (
@@ -255,6 +259,25 @@ def _land_rows(
         s.execute(f"analyze {ROWS_TABLE}")  # fresh statistics, or the planner misjudges the JSON rows
     steps.done("phones_checked", f"{len(lookups)} distinct phone numbers checked with libphonenumber")
     result.status = "landed"
+
+
+def _oversized(fields: list[str], header: list[str], limits: RowLimits) -> str | None:
+    """Why a row is too large to land (a cell or the whole row over the load map's caps), or None."""
+    for index, value in enumerate(fields):
+        if len(value) > limits.max_cell_chars:
+            column = header[index] if index < len(header) else f"#{index + 1}"
+            return f"column {column[:100]!r} has {len(value)} characters (limit {limits.max_cell_chars} a cell)"
+    total = sum(len(value) for value in fields)
+    if total > limits.max_row_chars:
+        return f"the row has {total} characters (limit {limits.max_row_chars} a row)"
+    return None
+
+
+def _kept_raw_text(raw: str, limit: int) -> str:
+    """The raw text kept with a reject, cut at the row cap (the packet file itself is archived)."""
+    if len(raw) <= limit:
+        return raw
+    return f"{raw[:limit]}… [{len(raw) - limit} more characters not kept]"
 
 
 def _header(record: Record | None, load_map: LoadMap, result: LandingResult) -> tuple[list[str] | None, str | None]:

@@ -1,6 +1,7 @@
 """The client report's tables as files: an XLSX workbook with a sheet per table (human column
 labels), or a folder with one CSV per table (raw column names and values, for loading elsewhere).
-Both start with the summary (client, period and headline numbers)."""
+Both start with the summary (client, period and headline numbers). Formula-looking text is
+neutralised in both (herald.reports.cells)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from herald.reports.cells import csv_row, text_cells
 from herald.reports.client_report.format import label
 from herald.reports.client_report.model import NO_DATA, Report
 
@@ -46,6 +48,7 @@ def render_xlsx(report: Report, path: Path) -> Path:
         for row in table.rows:
             values = [_excel_value(v) for v in row]
             sheet.append([label(str(values[0])), values[1]] if metric_table else values)
+            text_cells(sheet[sheet.max_row])  # client data never becomes a formula
         for column in sheet.columns:
             width = max(len(str(c.value)) if c.value is not None else 0 for c in column)
             sheet.column_dimensions[column[0].column_letter].width = min(max(width + 2, 10), 50)
@@ -65,7 +68,7 @@ def render_csv(report: Report, path: Path) -> Path:
             writer = csv.writer(handle)
             if table.has_data:
                 writer.writerow(table.columns)
-                writer.writerows(["" if v is None else v for v in row] for row in table.rows)
+                writer.writerows(csv_row("" if v is None else v for v in row) for row in table.rows)
             else:
                 writer.writerows([["note"], [f"{table.title}: {NO_DATA}"]])
     return folder
