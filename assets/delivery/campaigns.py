@@ -83,6 +83,8 @@ def delivery(
         # credits are reserved at claim time at the configured prices (herald.yaml `pricing`)
         options=replace(delivery_options_from_env(), pricing=delivery_pricing(herald_config.load().herald)),
         progress=lambda r: context.log.info(r.summary()),
+        # an opt-out landed as a file but not loaded yet holds its address's messages back
+        inbound_home=Settings.from_env().home,
     )
     context.log.info(report.summary())
     if report.claimed:

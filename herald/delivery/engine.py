@@ -7,8 +7,11 @@ loops over batches until nothing is due:
    so concurrent runs never claim the same row; DuckDB has a single writer. Recipients
    suppressed by then become ``suppressed``; a metered client's messages are debited in claim
    order while they fit its credit balance, the rest ``held`` (:mod:`herald.billing.credits`);
-   the others ``sending`` with the batch's claim token.
-2. **send** outside any transaction: per provider and sender at its rate (``limits``), quick
+   the others ``sending`` with the batch's claim token. An SMS to a number whose opt-out has
+   reached Herald but is not applied yet stays ``queued`` (:mod:`herald.compliance.stops`).
+2. **send** outside any transaction, each call after a last look for such an opt-out (and, on
+   PostgreSQL, a suppression recorded since the claim), which puts its message back to
+   ``queued`` without a call: per provider and sender at its rate (``limits``), quick
    retries of transient errors (``tenacity``, see :mod:`herald.delivery.retry`), emails in
    batches where the provider has a batch API.
 3. **record** (one transaction): each row's outcome, only where the row still carries this
@@ -34,12 +37,15 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from herald.billing.credits import Claimed, release_failed, reserve_credits
 from herald.clock import utcnow as _clock_now
+from herald.compliance.stops import StopWatch
 from herald.config.models import Pricing
 from herald.delivery.outbox import ATTEMPTS, OUTBOX, SUPPRESSIONS
 from herald.delivery.ratelimit import SendRateLimiter
@@ -69,6 +75,12 @@ OPT_OUT_EXEMPT_TYPES = ("opt_out_confirmation", "help_reply")
 HELD_UNKNOWN_REASON = "outcome unknown after a crash; check the provider before resending"
 HELD_TIMEOUT_REASON = "outcome unknown after a timeout; check the provider before resending"
 EMAIL_UNKNOWN_REASON = "outcome unknown after a crash; requeued: the idempotency key stops a duplicate"
+# An opt-out from the address reached Herald but is not applied yet: the message stays queued
+# (never sent) until it is; applying it cancels the message, or a later run sends it when the
+# opt-out's scope does not cover it (herald/compliance/stops.py).
+STOP_PENDING_REASON = "an opt-out from this address arrived and is not applied yet: waiting"
+STOP_PENDING_SECONDS = 30.0
+SUPPRESSED_SINCE_CLAIM_REASON = "recipient suppressed after the claim: decided at the next claim"
 
 _ROW_COLUMNS = (
     "message_key",
@@ -83,6 +95,7 @@ _ROW_COLUMNS = (
     "attempts",
     "claim_token",
     "claimed_at",
+    "message_type",
 )
 _SELECT = ", ".join(_ROW_COLUMNS)
 ATTEMPT_COLUMNS = column_names(ATTEMPTS)
@@ -122,6 +135,7 @@ class DeliveryReport:
     requeued: int = 0  # back to 'queued' for a later run
     suppressed: int = 0
     held: int = 0
+    deferred: int = 0  # left queued: an opt-out from the address arrived, not applied yet
     reconciled_sent: int = 0
     reconciled_not_sent: int = 0
     seconds: float = 0.0
@@ -135,6 +149,8 @@ class DeliveryReport:
             f"{self.suppressed} suppressed",
             f"{self.held} held",
         ]
+        if self.deferred:
+            parts.append(f"{self.deferred} waiting for an opt-out to be applied")
         text = f"claimed {self.claimed}: " + ", ".join(parts)
         if self.retried:
             text += f"; {self.retried} quick retries"
@@ -161,6 +177,7 @@ class _Row:
     attempts: int
     claim_token: str | None
     claimed_at: datetime | None
+    message_type: str | None = None
 
     def outbound(self) -> OutboundMessage:
         """The provider's view of this row (``ValueError`` when it cannot be sent at all)."""
@@ -291,6 +308,39 @@ def suppression_reason(row_client: str, row_channel: str, suppressions: Sequence
     return min(matching)[2] if matching else None
 
 
+def _suppressions(s: Session, rows: Sequence[_Row]) -> dict[str, str]:
+    """message key → the reason of the suppression covering it, for those of ``rows`` covered.
+    A suppression covers a message when its scope is 'all' or the message's type; the answers
+    to a reply (the one opt-out confirmation, a HELP answer) are exempt from opt-outs — never
+    from bounces, complaints or manual blocks."""
+    if not rows:
+        return {}
+    keys = [r.message_key for r in rows]
+    exempt = list(OPT_OUT_EXEMPT_TYPES)
+    _, found = s.query(
+        f"""select outbox.message_key, sup.client_id, sup.channel, sup.reason
+            from {OUTBOX} as outbox
+            join {SUPPRESSIONS} as sup
+              on sup.address = outbox.to_address and sup.scope in ('all', outbox.message_type)
+            where outbox.message_key in ({_placeholders(len(keys))})
+              and not (sup.reason = 'opt_out' and outbox.message_type in ({_placeholders(len(exempt))}))""",
+        [*keys, *exempt],
+    )
+    by_key: dict[str, list[tuple[str, str, str]]] = {}
+    for key, client, channel, reason in found:
+        by_key.setdefault(key, []).append((client, channel, reason))
+    reasons = {r.message_key: suppression_reason(r.client_id, r.channel, by_key.get(r.message_key, [])) for r in rows}
+    return {k: v for k, v in reasons.items() if v is not None}
+
+
+def _stop_pending(watch: StopWatch, rows: Sequence[_Row]) -> list[_Row]:
+    """The SMS among ``rows`` to an address whose opt-out reached Herald, not applied yet (the
+    answers to a reply excepted, as for an applied opt-out)."""
+    candidates = [r for r in rows if r.channel == "sms" and r.message_type not in OPT_OUT_EXEMPT_TYPES]
+    stopped = watch.covers(r.to_address for r in candidates)
+    return [r for r in candidates if r.to_address in stopped]
+
+
 def _claim(
     warehouse: Warehouse,
     *,
@@ -300,9 +350,11 @@ def _claim(
     client_id: str | None,
     limit: int,
     pricing: Pricing | None = None,
-) -> tuple[str, list[_Row], list[_Row], list[_Row]]:
+    watch: StopWatch | None = None,
+) -> tuple[str, list[_Row], list[_Row], list[_Row], list[_Row]]:
     """Claims up to ``limit`` due rows; returns (claim token, rows to send, rows suppressed,
-    rows held for insufficient credits)."""
+    rows held for insufficient credits, rows left queued for an opt-out not applied yet)."""
+    watch = watch or StopWatch(None)
     token = str(uuid.uuid4())
     where = (
         "status = 'queued' and send_after <= ? and (next_attempt_at is null or next_attempt_at <= ?)"
@@ -320,28 +372,15 @@ def _claim(
             [*params, limit],
         )
         if not rows:
-            return token, [], [], []
+            return token, [], [], [], []
+        # An opt-out that reached Herald (landed file or row) but is not applied yet: read
+        # before the suppressions, so one applied in between is seen there.
+        watch.scan(s)
         # Re-check suppressions inside the claim: an opt-out recorded after enqueue still wins.
-        # A suppression covers a message when its scope is 'all' or the message's type; the
-        # answers to a reply (the one opt-out confirmation, a HELP answer) are exempt from
-        # opt-outs — never from bounces, complaints or manual blocks.
-        keys = [r.message_key for r in rows]
-        exempt = list(OPT_OUT_EXEMPT_TYPES)
-        _, found = s.query(
-            f"""select outbox.message_key, sup.client_id, sup.channel, sup.reason
-                from {OUTBOX} as outbox
-                join {SUPPRESSIONS} as sup
-                  on sup.address = outbox.to_address and sup.scope in ('all', outbox.message_type)
-                where outbox.message_key in ({_placeholders(len(keys))})
-                  and not (sup.reason = 'opt_out' and outbox.message_type in ({_placeholders(len(exempt))}))""",
-            [*keys, *exempt],
-        )
-        by_key: dict[str, list[tuple[str, str, str]]] = {}
-        for key, client, channel, reason in found:
-            by_key.setdefault(key, []).append((client, channel, reason))
+        covered = _suppressions(s, rows)
         to_send, suppressed, attempt_rows = [], [], []
         for row in rows:
-            reason = suppression_reason(row.client_id, row.channel, by_key.get(row.message_key, []))
+            reason = covered.get(row.message_key)
             if reason is None:
                 to_send.append(row)
                 continue
@@ -351,6 +390,15 @@ def _claim(
                 [f"recipient suppressed ({reason})", now, row.message_key],
             )
             attempt_rows.append(_attempt_row(row, row.attempts + 1, token, None, "suppressed", now, now, reason=reason))
+        deferred = _stop_pending(watch, to_send)
+        if deferred:
+            keys = [r.message_key for r in deferred]
+            s.execute(
+                f"update {OUTBOX} set status_reason = ?, next_attempt_at = ?, updated_at = ? "
+                f"where message_key in ({_placeholders(len(keys))}) and status = 'queued'",
+                [STOP_PENDING_REASON, now + timedelta(seconds=STOP_PENDING_SECONDS), now, *keys],
+            )
+            to_send = [r for r in to_send if r.message_key not in set(keys)]
         held: list[_Row] = []
         if to_send and pricing is not None:
             # Never send past the balance: metered clients' messages are debited here, in the
@@ -371,7 +419,7 @@ def _claim(
         s.insert_rows(ATTEMPTS, ATTEMPT_COLUMNS, attempt_rows)
     # attempts as they are now in the outbox (this claim's call is number attempts + 1)
     claimed = [_with(r, attempts=r.attempts + 1, claim_token=token, claimed_at=now) for r in to_send]
-    return token, claimed, suppressed, held
+    return token, claimed, suppressed, held, deferred
 
 
 def _with(row: _Row, **changes: Any) -> _Row:
@@ -742,6 +790,26 @@ def _settle(
 # -- the run ---------------------------------------------------------------------------------
 
 
+def _stopped_since_claim(session: Session | None, watch: StopWatch, unit: Sequence[_Row]) -> list[tuple[_Row, str]]:
+    """The rows of ``unit`` that must not go out after all: an opt-out from the address reached
+    Herald since the claim (files, then on PostgreSQL the warehouse: unapplied replies before
+    suppressions, so one applied in between is seen), or a suppression recorded since."""
+    watch.scan(session)
+    found = [(r, STOP_PENDING_REASON) for r in _stop_pending(watch, unit)]
+    if session is not None:
+        pending = {r.message_key for r, _ in found}
+        covered = _suppressions(session, [r for r in unit if r.message_key not in pending])
+        found += [(r, SUPPRESSED_SINCE_CLAIM_REASON) for r in unit if r.message_key in covered]
+    return found
+
+
+def _deferred(row: _Row, reason: str, now: datetime) -> _Outcome:
+    """Back to 'queued' without a provider call (the claim's count of a call is undone)."""
+    return _Outcome(
+        row.message_key, "queued", reason, max(0, row.attempts - 1), now + timedelta(seconds=STOP_PENDING_SECONDS)
+    )
+
+
 def deliver_due(
     warehouse: Warehouse,
     providers: Mapping[str, Provider],
@@ -750,6 +818,7 @@ def deliver_due(
     client_id: str | None = None,
     options: DeliveryOptions = DeliveryOptions(),
     progress: Callable[[DeliveryReport], None] | None = None,
+    inbound_home: Path | None = None,
 ) -> DeliveryReport:
     """Sends every due outbox message (optionally of one client) through ``providers``
     (channel → provider); messages of a channel without a provider are left alone.
@@ -757,6 +826,11 @@ def deliver_due(
     ``now`` (naive UTC) freezes the clock: due-ness, claims and timestamps all use it. Without
     it, a message is due if it was due when the run started (so a requeued message waits for
     the next run), and timestamps are the real time.
+
+    ``inbound_home`` (``HERALD_HOME``) is where inbound replies land as files: an opt-out found
+    there, or unapplied in ``herald_raw.inbound_messages``, keeps messages to its address
+    queued until it is applied — checked at every claim and before every provider call
+    (:mod:`herald.compliance.stops`). Without it only the warehouse is read.
     """
     started = time.monotonic()
     report = DeliveryReport()
@@ -775,8 +849,9 @@ def deliver_due(
         report=report,
     )
     sender = _Sender({c: providers[c] for c in channels}, options, clock, report)
+    watch = StopWatch(inbound_home)
     while True:
-        token, to_send, suppressed, held = _claim(
+        token, to_send, suppressed, held, deferred = _claim(
             warehouse,
             cutoff=cutoff,
             now=clock(),
@@ -784,16 +859,31 @@ def deliver_due(
             client_id=client_id,
             limit=options.batch_size,
             pricing=options.pricing,
+            watch=watch,
         )
-        if not to_send and not suppressed and not held:
+        if not to_send and not suppressed and not held and not deferred:
             break
         report.claimed += len(to_send) + len(suppressed) + len(held)
         report.suppressed += len(suppressed)
         report.held += len(held)
+        report.deferred += len(deferred)
         outcomes: list[_Outcome] = []
         try:
-            for provider, unit in sender.units(to_send):
-                outcomes.extend(sender.send(token, provider, unit))
+            # PostgreSQL: a read-only session for the last look before each call (an inbound
+            # row or a suppression can be written there by the web service at any moment);
+            # DuckDB: only the landing files (nothing reaches it mid-batch but through them).
+            look = warehouse.session(read_only=True) if warehouse.engine == "postgres" else nullcontext(None)
+            with look as session:
+                for provider, unit in sender.units(to_send):
+                    stopped = _stopped_since_claim(session, watch, unit)
+                    if stopped:
+                        outcomes.extend(_deferred(row, reason, clock()) for row, reason in stopped)
+                        report.deferred += len(stopped)
+                        report.claimed -= len(stopped)
+                        held_back = {row.message_key for row, _ in stopped}
+                        unit = [r for r in unit if r.message_key not in held_back]
+                    if unit:
+                        outcomes.extend(sender.send(token, provider, unit))
         finally:
             # Record what is settled even when something unexpected stops the batch; the rest
             # stays 'sending' for the next run's reconciliation.
