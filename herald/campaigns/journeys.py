@@ -39,12 +39,17 @@ ENROLLMENT_EVENTS = f"{OPS_SCHEMA}.enrollment_events"
 PLAN_RUNS = f"{OPS_SCHEMA}.plan_runs"
 TRANSITIONS = "marts.journey_transitions"
 # the dbt models of a pass, in order: the clock, what contacts did, who enters, the walk, the
-# messages it reached, what became of each enrollment
+# messages it reached (the plan's stages, then the plan), what became of each enrollment
 PLAN_MODELS = (
     "int_journey__clock",
     "int_journey__contact_events",
     "int_journey__new_enrollments",
     "int_journey__walk",
+    "int_message_plan__candidates",
+    "int_message_plan__judged",
+    "int_message_plan__timed",
+    "int_message_plan__limited",
+    "int_message_plan__capped",
     "message_plan",
     "journey_transitions",
 )
