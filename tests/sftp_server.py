@@ -44,8 +44,8 @@ class JailedSFTPServer(asyncssh.SFTPServer):
 
     Every client path is mapped under the root, then resolved with ``os.path.realpath``; the
     *resolved* path is what the operation touches, and it must lie inside the root. So a link
-    inside the root pointing outside is refused for every operation (even ``lstat``), while
-    directory listings still show it as a link (they read entries with ``lstat``).
+    inside the root pointing outside is refused for every operation that follows it, while
+    ``lstat`` and directory listings show it as a link, as a real OpenSSH server does.
     """
 
     def __init__(self, chan: asyncssh.SSHServerChannel, root: Path):
@@ -59,6 +59,14 @@ class JailedSFTPServer(asyncssh.SFTPServer):
         if real != self._root and not real.startswith(self._root + b"/"):
             raise asyncssh.SFTPError(asyncssh.FX_PERMISSION_DENIED, "Permission denied: outside your folder")
         return real
+
+    def lstat(self, path: bytes) -> os.stat_result:
+        """The link itself, as OpenSSH answers: the parent is resolved (and jailed), the last
+        part is not followed — so a client can tell a link from what it points to."""
+        parent, name = os.path.split(path.rstrip(b"/"))
+        if not name or name in (b".", b".."):
+            return os.lstat(self.map_path(path))
+        return os.lstat(os.path.join(self.map_path(parent or b"/"), name))
 
 
 class _SSHServer(asyncssh.SSHServer):

@@ -40,6 +40,7 @@ class PacketConfig(dg.Config):
     md5: str | None = None
     checksum_source: str = "computed"
     manifest_rows: int | None = None
+    problem: str | None = None
 
 
 def packet_run_config(pending: PendingPacket) -> dict:

@@ -17,7 +17,10 @@ app = typer.Typer(help="Work with the drop zone (HERALD_DROPZONE_URL).", no_args
 def dropzone_check() -> None:
     """Connect with the current settings and print what is there: clients and waiting packets,
     or a clear error (bad credentials, unknown host key, missing bucket)."""
+    from rich.markup import escape
+
     from herald.dropzone import DropZoneError, open_dropzone
+    from herald.dropzone.base import safe_name
 
     settings = load_settings()
     try:
@@ -33,6 +36,8 @@ def dropzone_check() -> None:
         fail(f"{settings.dropzone.url}: {exc}")
     console.print(f"drop zone OK: {described}", highlight=False)
     console.print(f"clients: {', '.join(clients) or '(none yet)'}", highlight=False)
+    for refusal in zone.refused:
+        console.print(f"refused {safe_name(refusal)}", highlight=False, markup=False)
     if not pending:
         console.print("no packets waiting")
         return
@@ -41,7 +46,8 @@ def dropzone_check() -> None:
         table.add_column(name)
     for p in pending:
         table.add_row(
-            p.zone_path, str(p.size_bytes), p.modified_at.strftime("%Y-%m-%d %H:%M:%S"), p.checksum_source,
+            escape(safe_name(p.zone_path)), str(p.size_bytes), p.modified_at.strftime("%Y-%m-%d %H:%M:%S"),
+            escape(f"refused: {p.problem}") if p.problem else p.checksum_source,
             "" if p.manifest_rows is None else str(p.manifest_rows),
         )  # fmt: skip
     console.print(table)

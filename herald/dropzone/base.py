@@ -26,6 +26,13 @@ LOG = logging.getLogger("herald.dropzone")
 SIDECAR_SUFFIXES = (".sha256", ".md5", ".manifest.json", ".reason.txt", ".receipt.json", ".receipt.txt")
 INCOMING, ARCHIVE, QUARANTINE = "incoming", "archive", "quarantine"
 SEGMENT_RE = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+# A file name in one folder may hold at most 255 bytes on common file systems and SFTP servers.
+# A packet's name must leave room for the packet id and the longest sidecar suffix when it is
+# filed away, so longer names are quarantined with a reason (and filed under a shortened name).
+NAME_MAX_BYTES = 255
+MAX_PACKET_NAME_BYTES = 200
+LONGEST_FILED_SUFFIX = len(".manifest.json")  # longer than .reason.txt and .receipt.json
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class DropZoneError(RuntimeError):
@@ -46,6 +53,7 @@ class PendingPacket:
     md5: str | None = None  # from a .md5 sidecar
     checksum_source: str = "computed"  # sidecar-sha256 | sidecar-md5 | computed
     manifest_rows: int | None = None
+    problem: str | None = None  # why this file alone is refused (bad name or sidecar, unreadable)
 
     @property
     def modified_at(self) -> datetime:
@@ -61,7 +69,9 @@ class PendingPacket:
         """Readable and unique per drop: client, type, when it arrived, content hash."""
         # microseconds too: the same content re-dropped within one second is still a new packet
         stamp = self.modified_at.strftime("%Y%m%dT%H%M%S%f")
-        return f"{self.client_id}-{self.packet_type}-{stamp}-{self.checksum[:8]}"
+        # a refused file may have no checksum: its path tells it apart from others dropped with it
+        tag = self.checksum[:8] or hashlib.sha256(self.zone_path.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+        return f"{self.client_id}-{self.packet_type}-{stamp}-{tag}"
 
     @property
     def run_key(self) -> str:
@@ -89,6 +99,41 @@ def parse_checksum_sidecar(text: str) -> str:
     if not re.fullmatch(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{64}", token):
         raise DropZoneError(f"checksum sidecar holds {text.strip()[:80]!r}, not a hex digest")
     return token.lower()
+
+
+def name_problem(name: str) -> str | None:
+    """Why a packet file's name cannot be taken as it is, or None."""
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:  # bytes that are not UTF-8, kept by the OS as surrogate escapes
+        return "the file name is not valid UTF-8 text"
+    if _CONTROL_RE.search(name):
+        return "the file name holds control characters (a newline, a tab or the like)"
+    if size > MAX_PACKET_NAME_BYTES:
+        return f"the file name is {size} bytes long; packet names may hold at most {MAX_PACKET_NAME_BYTES} bytes"
+    return None
+
+
+def safe_name(name: str) -> str:
+    """The name as text that every store and the warehouse accept: undecodable bytes become
+    U+FFFD, control characters ``_``."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return _CONTROL_RE.sub("_", text)
+
+
+def filed_name(packet_id: str, name: str) -> str:
+    """``<packet_id>__<name>`` as filed in the archive or quarantine, shortened (keeping its
+    extension and a hash of the whole name) when it would not fit with its sidecar suffixes.
+    Idempotent: a filed name's own tail gives the same filed name again."""
+    name = safe_name(name)
+    budget = NAME_MAX_BYTES - LONGEST_FILED_SUFFIX - len(packet_id.encode("utf-8")) - 2
+    if len(name.encode("utf-8")) > budget:
+        digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+        stem, dot, ext = name.rpartition(".")
+        ext = f".{ext}" if dot and stem and len(ext.encode("utf-8")) <= 10 else ""
+        head = (stem if ext else name).encode("utf-8")[: budget - len(ext.encode("utf-8")) - 9]
+        name = f"{head.decode('utf-8', 'ignore')}~{digest}{ext}"
+    return f"{packet_id}__{name}"
 
 
 @dataclass(frozen=True)
@@ -186,26 +231,62 @@ class DropZone(ABC):
 
     def list_pending(self, known: dict[str, str] | None = None) -> list[PendingPacket]:
         """Every packet waiting in an ``incoming`` area. ``known`` maps zone paths to the
-        fingerprint already seen, so their checksums need not be computed again."""
+        fingerprint already seen, so their checksums need not be computed again.
+
+        One client's trouble never hides another's packets: a client folder that cannot be
+        listed is reported in :attr:`refused`, and a file with a bad name, a malformed sidecar
+        or manifest, or unreadable content is returned with its :attr:`PendingPacket.problem`
+        (its ingest run quarantines it with that reason)."""
         known = known or {}
         found: list[PendingPacket] = []
         for client_id in self.clients():
-            for type_dir in self._list(f"{client_id}/{INCOMING}"):
-                if not type_dir.is_dir or not SEGMENT_RE.match(type_dir.name):
-                    continue
-                folder = f"{client_id}/{INCOMING}/{type_dir.name}"
-                entries = self._list(folder)
-                names = {e.name for e in entries if not e.is_dir}
-                for entry in entries:
-                    if entry.is_dir or entry.name.startswith(".") or entry.name.endswith(SIDECAR_SUFFIXES):
-                        continue
-                    found.append(self._pending(client_id, type_dir.name, entry, names, known))
+            try:
+                found += self._client_pending(client_id, known)
+            except (DropZoneError, OSError, UnicodeError) as exc:
+                self._refuse(f"{client_id}/", f"cannot be listed: {exc}")
         return found
+
+    def _client_pending(self, client_id: str, known: dict[str, str]) -> list[PendingPacket]:
+        # the client folder's own listing says what `incoming` is (lstat): a link is refused there
+        incoming = next((e for e in self._list(client_id) if e.name == INCOMING), None)
+        if incoming is None or not incoming.is_dir:
+            return []
+        found: list[PendingPacket] = []
+        for type_dir in self._list(f"{client_id}/{INCOMING}"):
+            if not type_dir.is_dir or not SEGMENT_RE.match(type_dir.name):
+                continue
+            folder = f"{client_id}/{INCOMING}/{type_dir.name}"
+            entries = self._list(folder)
+            names = {e.name for e in entries if not e.is_dir}
+            for entry in entries:
+                if entry.is_dir or entry.name.startswith(".") or entry.name.endswith(SIDECAR_SUFFIXES):
+                    continue
+                try:
+                    found.append(self._pending(client_id, type_dir.name, entry, names, known))
+                except (DropZoneError, OSError, UnicodeError) as exc:
+                    found.append(self._refused_packet(client_id, type_dir.name, entry, str(exc)))
+        return found
+
+    def _refused_packet(self, client_id: str, packet_type: str, entry: Entry, problem: str) -> PendingPacket:
+        zone_path = f"{client_id}/{INCOMING}/{packet_type}/{entry.name}"
+        LOG.warning("drop zone %s: %s is refused: %s", self.url, safe_name(zone_path), problem)
+        return PendingPacket(
+            client_id=client_id,
+            packet_type=packet_type,
+            file_name=entry.name,
+            zone_path=zone_path,
+            size_bytes=entry.size_bytes,
+            mtime_us=entry.mtime_us,
+            checksum_source="none",
+            problem=problem,
+        )
 
     def _pending(
         self, client_id: str, packet_type: str, entry: Entry, names: set[str], known: dict[str, str]
     ) -> PendingPacket:
         zone_path = f"{client_id}/{INCOMING}/{packet_type}/{entry.name}"
+        if problem := name_problem(entry.name):
+            return self._refused_packet(client_id, packet_type, entry, problem)
         sha256 = md5 = None
         source = "computed"
         if entry.name + ".sha256" in names:
@@ -218,7 +299,7 @@ class DropZone(ABC):
         if entry.name + ".manifest.json" in names:
             try:
                 manifest_rows = int(json.loads(self._sidecar_text(zone_path + ".manifest.json"))["row_count"])
-            except (ValueError, KeyError, TypeError) as exc:
+            except (ValueError, KeyError, TypeError, RecursionError) as exc:
                 raise DropZoneError(f'{zone_path}.manifest.json must hold {{"row_count": N}}: {exc}') from exc
         return PendingPacket(
             client_id=client_id,
@@ -250,7 +331,7 @@ class DropZone(ABC):
         if self._exists(zone_path):
             return zone_path
         for area in (ARCHIVE, QUARANTINE):
-            candidate = f"{client_id}/{area}/{packet_type}/{packet_id}__{name}"
+            candidate = f"{client_id}/{area}/{packet_type}/{filed_name(packet_id, name)}"
             if self._exists(candidate):
                 return candidate
         raise DropZoneError(f"packet {packet_id}: {zone_path} is neither incoming nor archived in {self.url}")
@@ -259,7 +340,7 @@ class DropZone(ABC):
         client_id, current_area, packet_type, name = split_zone_path(zone_path)
         if current_area != INCOMING:
             return zone_path  # already filed (a re-run of a processed packet)
-        target = f"{client_id}/{area}/{packet_type}/{packet_id}__{name}"
+        target = f"{client_id}/{area}/{packet_type}/{filed_name(packet_id, name)}"
         self._move(zone_path, target)
         for suffix in (".sha256", ".md5", ".manifest.json"):
             if self._exists(zone_path + suffix):

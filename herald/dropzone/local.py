@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -20,9 +21,26 @@ class LocalDropZone(DropZone):
         self.url = self.root.as_uri()
 
     def _path(self, zone_path: str) -> Path:
-        path = (self.root / zone_path).resolve() if zone_path else self.root
-        if path != self.root and self.root not in path.parents:
+        """The file for a zone path, refusing a symbolic link at any level (checked with lstat,
+        never followed: a link could lead into another client's folder or out of the zone)."""
+        parts = [p for p in zone_path.split("/") if p]
+        if zone_path.startswith("/") or ".." in parts or "." in parts:
             raise DropZoneError(f"{zone_path!r} is outside the drop zone {self.root}")
+        path = self.root
+        for depth, part in enumerate(parts, 1):
+            path = path / part
+            try:
+                mode = path.lstat().st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                return self.root.joinpath(*parts)  # nothing below a missing level can be a link
+            except OSError as exc:
+                if exc.errno != errno.ENAMETOOLONG:
+                    raise
+                return self.root.joinpath(*parts)  # a name no folder can hold: cannot exist either
+            if stat.S_ISLNK(mode):
+                raise DropZoneError(
+                    f"{'/'.join(parts[:depth])} in the drop zone {self.root} is a symbolic link: links are never followed"
+                )
         return path
 
     def _list(self, folder: str) -> list[Entry]:
@@ -69,7 +87,14 @@ class LocalDropZone(DropZone):
         os.replace(self._path(source), destination)
 
     def _exists(self, path: str) -> bool:
-        return self._path(path).is_file()
+        try:
+            return stat.S_ISREG(self._path(path).lstat().st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:  # e.g. the sidecar of a name near the limit
+                return False
+            raise
 
     def _sha256(self, path: str) -> str:
         return sha256_of(self._path(path))

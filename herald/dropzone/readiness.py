@@ -22,6 +22,8 @@ class Readiness:
 
 
 def is_ready(packet: PendingPacket, policy: str, previous_fingerprint: str | None) -> bool:
+    if packet.problem:  # refused for its name, sidecar or content: waiting will not mend it
+        return True
     stable = previous_fingerprint == packet.fingerprint
     if policy == "sidecar":
         return packet.has_sidecar

@@ -354,6 +354,22 @@ class SFTPDropZone(DropZone):
             return self.root or "."
         return posixpath.join(self.root, *parts) if self.root else posixpath.join(*parts)
 
+    def _no_links(self, sftp: paramiko.SFTPClient, path: str) -> None:
+        """Refuse a zone path with a symbolic link at any level (lstat each one, the way a
+        listing sees them): the server would follow it anywhere, even into another client's
+        folder. Levels that do not exist yet (a first archive) end the walk."""
+        parts = [p for p in path.split("/") if p]
+        for depth in range(1, len(parts) + 1):
+            level = "/".join(parts[:depth])
+            try:
+                mode = sftp.lstat(self._remote(level)).st_mode or 0
+            except FileNotFoundError:
+                return
+            except (OSError, EOFError, paramiko.SSHException) as exc:
+                self._fail(exc, "look up", level)
+            if stat.S_ISLNK(mode):
+                raise DropZoneError(f"{level} in {self.url} is a symbolic link: links are never followed")
+
     def _shown(self, remote: str) -> str:
         return "the login folder" if remote == "." else remote
 
@@ -401,6 +417,7 @@ class SFTPDropZone(DropZone):
     def _list(self, folder: str) -> list[Entry]:
         remote = self._remote(folder)
         sftp = self._session()
+        self._no_links(sftp, folder)
         try:
             attrs = sftp.listdir_attr(remote)
         except FileNotFoundError:
@@ -423,6 +440,7 @@ class SFTPDropZone(DropZone):
     def _read_bytes(self, path: str, limit: int = 1 << 16) -> bytes | None:
         remote = self._remote(path)
         sftp = self._session()
+        self._no_links(sftp, path)
         try:
             with sftp.open(remote, "rb") as f:
                 return f.read(limit)
@@ -434,6 +452,7 @@ class SFTPDropZone(DropZone):
     def _write_bytes(self, path: str, data: bytes) -> None:
         remote = self._remote(path)
         sftp = self._session()
+        self._no_links(sftp, path)
         temp = posixpath.join(posixpath.dirname(remote), f".{posixpath.basename(remote)}.part")
         try:
             self._makedirs(sftp, posixpath.dirname(remote))
@@ -449,6 +468,7 @@ class SFTPDropZone(DropZone):
     def _download(self, path: str) -> Iterator[Path]:
         remote = self._remote(path)
         sftp = self._session()
+        self._no_links(sftp, path)
         # a private folder keeps the file's own name (readers may look at its suffix)
         folder = Path(tempfile.mkdtemp(prefix="herald-sftp-"))
         try:
@@ -465,6 +485,7 @@ class SFTPDropZone(DropZone):
     def _upload(self, local_file: Path, path: str) -> None:
         remote = self._remote(path)
         sftp = self._session()
+        self._no_links(sftp, path)
         temp = posixpath.join(posixpath.dirname(remote), f".{posixpath.basename(remote)}.part")
         try:
             self._makedirs(sftp, posixpath.dirname(remote))
@@ -478,6 +499,8 @@ class SFTPDropZone(DropZone):
     def _move(self, source: str, target: str) -> None:
         remote_source, remote_target = self._remote(source), self._remote(target)
         sftp = self._session()
+        self._no_links(sftp, source)
+        self._no_links(sftp, target)
         try:
             self._makedirs(sftp, posixpath.dirname(remote_target))
             sftp.posix_rename(remote_source, remote_target)
@@ -487,6 +510,7 @@ class SFTPDropZone(DropZone):
     def _exists(self, path: str) -> bool:
         remote = self._remote(path)
         sftp = self._session()
+        self._no_links(sftp, path)
         try:
             # lstat, like the listings: a symbolic link is not a packet, wherever it points
             return stat.S_ISREG(sftp.lstat(remote).st_mode or 0)
@@ -498,6 +522,7 @@ class SFTPDropZone(DropZone):
     def _sha256(self, path: str) -> str:
         remote = self._remote(path)
         sftp = self._session()
+        self._no_links(sftp, path)
         digest = hashlib.sha256()
         try:
             with sftp.open(remote, "rb") as f:

@@ -8,9 +8,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from herald.config.models import Deployment
-from herald.dropzone.base import DropZone, PendingPacket
+from herald.dropzone.base import DropZone, PendingPacket, safe_name
 from herald.packets.landing import (
     PACKETS_TABLE,
     REJECTS_TABLE,
@@ -69,20 +70,11 @@ def ingest_packet(
     """Land ``pending``, run its checks, and file it away. Safe to run again for the same packet."""
     packet_id = pending.packet_id
     zone_path = dropzone.locate(pending.zone_path, packet_id)
-    with dropzone.fetch(zone_path) as local_path:
-        packet = PacketFile(
-            packet_id=packet_id,
-            client_id=pending.client_id,
-            packet_type=pending.packet_type,
-            file_name=pending.file_name,
-            zone_path=pending.zone_path,
-            local_path=local_path,
-            received_at=pending.modified_at,
-            expected_sha256=pending.sha256 if pending.checksum_source == "sidecar-sha256" else None,
-            expected_md5=pending.md5 if pending.checksum_source == "sidecar-md5" else None,
-            manifest_rows=pending.manifest_rows,
-        )
-        landing = land_packet(warehouse, deployment, packet, log)
+    if pending.problem:  # refused for its name, sidecar or content: quarantined unread, with why
+        landing = land_packet(warehouse, deployment, _packet_file(pending, Path()), log)
+    else:
+        with dropzone.fetch(zone_path) as local_path:
+            landing = land_packet(warehouse, deployment, _packet_file(pending, local_path), log)
     outcome = IngestOutcome(landing, checks=[account_for_rows(warehouse, packet_id)])
 
     if landing.status == "landed":
@@ -114,6 +106,23 @@ def ingest_packet(
     if landing.status != "landed":  # a landed packet's receipt waits for its contact counts (dbt)
         outcome.receipts = write_receipts(dropzone, warehouse, [packet_id])
     return outcome
+
+
+def _packet_file(pending: PendingPacket, local_path: Path) -> PacketFile:
+    return PacketFile(
+        packet_id=pending.packet_id,
+        client_id=pending.client_id,
+        packet_type=pending.packet_type,
+        # as text the warehouse can store (an odd name's bytes are shown as U+FFFD)
+        file_name=safe_name(pending.file_name),
+        zone_path=safe_name(pending.zone_path),
+        local_path=local_path,
+        received_at=pending.modified_at,
+        expected_sha256=pending.sha256 if pending.checksum_source == "sidecar-sha256" else None,
+        expected_md5=pending.md5 if pending.checksum_source == "sidecar-md5" else None,
+        manifest_rows=pending.manifest_rows,
+        problem=pending.problem,
+    )
 
 
 def _fail_packet(warehouse: Warehouse, packet_id: str, reason: str) -> None:

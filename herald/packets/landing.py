@@ -34,6 +34,7 @@ REJECTS_TABLE = f"{RAW_SCHEMA}.packet_rejects"
 PHONES_TABLE = f"{RAW_SCHEMA}.phone_numbers"
 PACKETS_TABLE = f"{OPS_SCHEMA}.packets"
 EVENTS_TABLE = f"{OPS_SCHEMA}.packet_events"
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class PacketFile:
     expected_sha256: str | None = None
     expected_md5: str | None = None
     manifest_rows: int | None = None
+    problem: str | None = None  # the drop zone refused the file (name, sidecar, unreadable): not read
 
 
 @dataclass
@@ -110,10 +112,14 @@ def land_packet(
     client = deployment.clients.get(packet.client_id)
     load_map = deployment.load_map(packet.client_id, packet.packet_type)
 
-    facts = inspect_file(packet.local_path, load_map.format.encoding if load_map else "auto")
-    result.size_bytes, result.sha256, result.encoding = facts.size_bytes, facts.sha256, facts.encoding
-    problem = _verify(packet, facts.sha256, facts.md5)
-    steps.done("verified", problem or f"sha256 {facts.sha256[:12]}…, {facts.size_bytes} bytes, {facts.encoding}")
+    if packet.problem:
+        problem: str | None = _CONTROL_CHARS.sub(" ", packet.problem)  # storable on both engines
+        steps.done("verified", problem or "")
+    else:
+        facts = inspect_file(packet.local_path, load_map.format.encoding if load_map else "auto")
+        result.size_bytes, result.sha256, result.encoding = facts.size_bytes, facts.sha256, facts.encoding
+        problem = _verify(packet, facts.sha256, facts.md5)
+        steps.done("verified", problem or f"sha256 {facts.sha256[:12]}…, {facts.size_bytes} bytes, {facts.encoding}")
     if problem is None and client is None:
         problem = f"unknown client {packet.client_id!r}: there is no clients/{packet.client_id}/client.yaml"
     if problem is None and load_map is None:
@@ -128,7 +134,7 @@ def land_packet(
             result.duplicate_of = s.scalar(
                 f"select packet_id from {PACKETS_TABLE} where client_id = ? and packet_type = ? and sha256 = ? "
                 "and status = 'landed' and packet_id <> ? order by received_at limit 1",
-                [packet.client_id, packet.packet_type, facts.sha256, packet.packet_id],
+                [packet.client_id, packet.packet_type, result.sha256, packet.packet_id],
             )
         if problem is not None:
             result.status, result.reason = "rejected", problem
@@ -141,7 +147,16 @@ def land_packet(
             steps.done("landed", result.reason)
         else:
             assert client is not None and load_map is not None
-            _land_rows(s, packet, load_map, PhoneNormalizer(client.default_region), facts.encoding, result, steps, log)
+            _land_rows(
+                s,
+                packet,
+                load_map,
+                PhoneNormalizer(client.default_region),
+                result.encoding or "utf-8",
+                result,
+                steps,
+                log,
+            )
         _record_packet(s, packet, result, steps)
     result.step_ms = steps.ms
     return result

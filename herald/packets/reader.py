@@ -2,10 +2,14 @@
 
 Two streaming passes over the file, never the whole file in memory:
 1. :func:`inspect_file` hashes the bytes (SHA-256 and MD5, for either sidecar) and decides
-   the encoding (BOM → UTF-8/UTF-16; else strict UTF-8 if every byte decodes, else
-   windows-1252, else latin-1, which decodes anything).
+   the encoding line by line (BOM → UTF-8/UTF-16; else UTF-8 when every line decodes, or when
+   the lines that decode as UTF-8 with non-ASCII text are at least as many as those that do
+   not — a stray byte then rejects its own line, never re-reads the file; else windows-1252,
+   else latin-1, which decodes anything).
 2. :func:`read_records` yields every CSV record with its first physical line number and its
-   raw text, so a rejected row can be reported exactly as the client sent it.
+   raw text, so a rejected row can be reported exactly as the client sent it. A line holding a
+   NUL character is rejected (no warehouse column stores it; PostgreSQL refuses it outright)
+   and its raw text kept with the NUL shown as ``\\0``.
 """
 
 from __future__ import annotations
@@ -48,32 +52,30 @@ def inspect_file(path: Path, encoding_hint: str = "auto") -> FileFacts:
     sha, md5 = hashlib.sha256(), hashlib.md5()
     size = 0
     head = b""
-    utf8 = codecs.getincrementaldecoder("utf-8")()
-    utf8_ok = True
+    utf8_lines = bad_lines = 0  # lines with non-ASCII text that do / do not decode as UTF-8
     with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
+        for line in f:  # binary lines end at b"\n", as the reader's do
             if size == 0:
-                head = chunk[:4]
-            size += len(chunk)
-            sha.update(chunk)
-            md5.update(chunk)
-            if encoding_hint != "auto":
+                head = line[:4]
+            size += len(line)
+            sha.update(line)
+            md5.update(line)
+            if encoding_hint != "auto" or line.isascii():
                 continue
-            if utf8_ok:
-                try:
-                    utf8.decode(chunk)
-                except UnicodeDecodeError:
-                    utf8_ok = False
+            try:
+                line.decode("utf-8")
+                utf8_lines += 1
+            except UnicodeDecodeError:
+                bad_lines += 1
     encoding = encoding_hint
     if encoding_hint == "auto":
         encoding = next((name for bom, name in BOMS if head.startswith(bom)), "")
         if not encoding:
-            if utf8_ok:
-                try:
-                    utf8.decode(b"", final=True)
-                except UnicodeDecodeError:
-                    utf8_ok = False
-            encoding = "utf-8" if utf8_ok else _first_fallback_decoding(path)
+            # One stray byte in a UTF-8 file rejects its line (the reader reports it), instead
+            # of re-reading every accented name as windows-1252 ("JosÃ©"). A windows-1252 file
+            # almost never forms valid UTF-8 sequences, so its lines count as bad ones.
+            is_utf8 = bad_lines == 0 or utf8_lines >= bad_lines
+            encoding = "utf-8" if is_utf8 else _first_fallback_decoding(path)
     return FileFacts(size_bytes=size, sha256=sha.hexdigest(), md5=md5.hexdigest(), encoding=encoding)
 
 
@@ -130,7 +132,7 @@ def _decoded_lines(path: Path, encoding: str) -> Iterator[tuple[str, str | None]
         # UTF-16 newlines are two bytes: decode the stream, then split
         with path.open("r", encoding=encoding, errors="replace", newline="") as f:
             for line in f:
-                yield line, ("contains bytes that are not valid UTF-16" if "\ufffd" in line else None)
+                yield _without_nul(line, "contains bytes that are not valid UTF-16" if "\ufffd" in line else None)
         return
     first = True
     with path.open("rb") as f:
@@ -139,9 +141,19 @@ def _decoded_lines(path: Path, encoding: str) -> Iterator[tuple[str, str | None]
                 raw = raw[len(codecs.BOM_UTF8) :]
             first = False
             try:
-                yield raw.decode(encoding), None
+                text, error = raw.decode(encoding), None
             except UnicodeDecodeError as exc:
-                yield raw.decode(encoding, errors="replace"), f"byte {exc.start + 1} is not valid {encoding} text"
+                text = raw.decode(encoding, errors="replace")
+                error = f"byte {exc.start + 1} is not valid {encoding} text"
+            yield _without_nul(text, error)
+
+
+def _without_nul(text: str, error: str | None) -> tuple[str, str | None]:
+    """A line holding NUL is rejected: the character is shown as ``\\0`` in the kept text."""
+    if "\x00" not in text:
+        return text, error
+    nul = f"character {text.index(chr(0)) + 1} is a NUL (zero) byte, which no text column can hold"
+    return text.replace("\x00", "\\0"), f"{error}; {nul}" if error else nul
 
 
 def read_records(path: Path, encoding: str, delimiter: str = ",", quote_char: str = '"') -> Iterator[Record]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from herald.dropzone.base import ARCHIVE, INCOMING, QUARANTINE, DropZone, split_zone_path
+from herald.dropzone.base import ARCHIVE, INCOMING, QUARANTINE, DropZone, filed_name, split_zone_path
 from herald.reports.packets import PacketReport, packet_reports
 from herald.warehouse.connection import Warehouse
 
@@ -25,7 +25,7 @@ def receipt_path(report: PacketReport, zone_path: str) -> str:
         area = FILED_AREA.get(report.status, QUARANTINE)
     else:
         name = name.split("__", 1)[-1]
-    return f"{client_id}/{area}/{packet_type}/{report.packet_id}__{name}.receipt"
+    return f"{client_id}/{area}/{packet_type}/{filed_name(report.packet_id, name)}.receipt"
 
 
 def receipt_json(report: PacketReport) -> str:

@@ -297,16 +297,16 @@ def test_a_symlink_out_of_the_jail_is_neither_listed_nor_readable(
         "acme_clinic/incoming/secrets: a symbolic link",
         "acme_clinic/incoming/contacts/stolen.csv: a symbolic link",
     } <= set(zone.refused)
+    # refused at the link itself: every level of a path is looked at with lstat first
+    refused = "is a symbolic link: links are never followed"
     with (
-        pytest.raises(DropZoneError, match="permission denied"),
+        pytest.raises(DropZoneError, match=f"acme_clinic/incoming/contacts/stolen.csv in .* {refused}"),
         zone.fetch("acme_clinic/incoming/contacts/stolen.csv"),
     ):
         pass
-    with pytest.raises(DropZoneError, match="permission denied"):
+    with pytest.raises(DropZoneError, match=f"acme_clinic/incoming/secrets in .* {refused}"):
         zone._read_bytes("acme_clinic/incoming/secrets/secret.csv")
-    with pytest.raises(
-        DropZoneError, match=re.escape("permission denied: cannot write acme_clinic/incoming/secrets/x.txt")
-    ):
+    with pytest.raises(DropZoneError, match=f"acme_clinic/incoming/secrets in .* {refused}"):
         zone.write_text("acme_clinic/incoming/secrets/x.txt", "planted")
     with pytest.raises(DropZoneError, match="outside the drop zone"):
         zone.fetch("acme_clinic/incoming/../../x/secret.csv")

@@ -132,15 +132,20 @@ def test_a_new_file_next_to_requested_ones_is_the_only_new_run(
     assert requested(cursor_after) == sorted([*two_dropped, "acme/incoming/leads/july.csv"])
 
 
-def test_an_unreadable_zone_skips_with_the_reason(zone: LocalDropZone) -> None:
-    drop(zone, "acme/incoming/leads/june.csv", b"id\n1\n")
-    drop(zone, "acme/incoming/leads/june.csv.sha256", b"not a checksum\n")
+def test_a_malformed_sidecar_is_requested_with_its_problem_beside_the_other_packets(
+    zone: LocalDropZone, two_dropped: dict[str, str]
+) -> None:
+    drop(zone, "acme/incoming/leads/june2.csv", b"id\n1\n", sidecar=False)
+    drop(zone, "acme/incoming/leads/june2.csv.sha256", b"not a checksum\n")
 
     result, _ = evaluate()
 
-    assert isinstance(result, dg.SkipReason)
-    assert result.skip_message is not None
-    assert result.skip_message.startswith("cannot list the drop zone: checksum sidecar holds 'not a checksum'")
+    # the one bad file gets its own run, which quarantines it with the reason; the others go on
+    assert isinstance(result, dg.SensorResult)
+    configs = {r.tags["herald/file"]: r.run_config["ops"]["packet_rows"]["config"] for r in result.run_requests}
+    assert sorted(configs) == ["appts.csv", "june.csv", "june2.csv"]
+    assert configs["june2.csv"]["problem"].startswith("checksum sidecar holds 'not a checksum'")
+    assert configs["june.csv"]["problem"] is None
 
 
 def test_a_file_still_being_uploaded_waits_until_it_is_unchanged_for_a_tick(zone: LocalDropZone) -> None:
