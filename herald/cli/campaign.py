@@ -172,7 +172,9 @@ def _local_time(text: str | None, time_zone: str) -> datetime:
     from zoneinfo import ZoneInfo
 
     if not text:
-        return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        from herald.clock import utcnow
+
+        return utcnow().replace(microsecond=0)
     try:
         local = datetime.fromisoformat(text)
     except ValueError:

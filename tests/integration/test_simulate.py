@@ -144,6 +144,8 @@ def check_preview(warehouse: Warehouse, settings_home: Path) -> None:
     assert {r.contact_id for r in welcomes} == set(LEADS) and {r.outcome for r in welcomes} == {"planned"}
     assert {r.send_after for r in welcomes} == {START}
     assert all(r.subject and r.body_text and r.channel == "email" for r in welcomes)
+    # rendered as it would go out: the one-click unsubscribe headers of a marketing email
+    assert all(r.headers.get("List-Unsubscribe-Post") == "List-Unsubscribe=One-Click" for r in welcomes)
     waiting = [r for r in preview.rows if r.outcome == "waiting"]
     assert {r.step for r in waiting} == {"wait_for_click"} and len(waiting) == 20
     assert {r.send_after for r in waiting} == {START + TIMEOUT}  # when the wait times out

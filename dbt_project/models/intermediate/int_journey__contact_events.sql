@@ -1,7 +1,8 @@
 {#- (Replies and answers are read as journey_feedback: the runs that write them also deliver,
     downstream of the plan, so a plain dependency would loop.)
     What contacts did that a journey waits for or exits on, one row per event: replied,
-    confirmed (an appointment C; detail: the appointment_key it matched, if any), opted_out, funnel_stage (detail: the stage), entered_segment
+    confirmed (an appointment C; detail: the appointment_key it matched, if any), opted_out (detail: the
+    opt-out's scope, 'all' or a message type), funnel_stage (detail: the stage), entered_segment
     (detail: the segment), delivered / opened / clicked (a message of any campaign). -#}
 
 with
@@ -81,7 +82,7 @@ opt_outs as (
         contacts.client_id,
         contacts.contact_id,
         'opted_out' as event_name,
-        suppressions.channel as detail,
+        suppressions.scope as detail,  -- 'all', or the message type the opt-out answered
         suppressions.created_at as occurred_at
     from suppressions
     inner join contacts
@@ -90,7 +91,6 @@ opt_outs as (
             (suppressions.channel in ('sms', '*') and suppressions.address = contacts.phone_e164)
             or (suppressions.channel in ('email', '*') and suppressions.address = contacts.email)
         )
-    where suppressions.scope = 'all'
 ),
 
 stages as (

@@ -149,6 +149,8 @@ exits as (
             when campaigns.exit_on_opt_out and exists (
                     select 1 from events
                     where events.contact_id = starts.contact_id and events.event_name = 'opted_out'
+                        -- an opt-out of everything, or of this campaign's kind of message
+                        and events.detail in ('all', campaigns.message_type)
                         and events.occurred_at >= starts.entered_at and events.occurred_at <= clock.as_of
                 ) then 'opted out'
             when campaigns.exit_on_confirm and exists (
