@@ -112,8 +112,9 @@ def land_packet(
     client = deployment.clients.get(packet.client_id)
     load_map = deployment.load_map(packet.client_id, packet.packet_type)
 
-    if packet.problem:
-        problem: str | None = _CONTROL_CHARS.sub(" ", packet.problem)  # storable on both engines
+    unreadable = _unreadable(packet.local_path) if not packet.problem else None
+    if packet.problem or unreadable:
+        problem: str | None = _CONTROL_CHARS.sub(" ", packet.problem or unreadable or "")  # storable on both engines
         steps.done("verified", problem or "")
     else:
         facts = inspect_file(packet.local_path, load_map.format.encoding if load_map else "auto")
@@ -160,6 +161,15 @@ def land_packet(
         _record_packet(s, packet, result, steps)
     result.step_ms = steps.ms
     return result
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why the fetched file cannot be opened (its permissions), or None: refused, not retried."""
+    try:
+        with path.open("rb"):
+            return None
+    except PermissionError as exc:
+        return f"cannot read the file: {exc.strerror}"
 
 
 def _verify(packet: PacketFile, sha256: str, md5: str) -> str | None:

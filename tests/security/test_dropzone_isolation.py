@@ -169,11 +169,12 @@ def test_an_odd_name_is_quarantined_with_a_reason(
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+@pytest.mark.parametrize("sidecar", [False, True], ids=["hashed_when_listed", "read_when_ingested"])
 def test_an_unreadable_file_is_quarantined_with_a_reason(
-    warehouse: Warehouse, deployment: Deployment, zone: LocalDropZone
+    warehouse: Warehouse, deployment: Deployment, zone: LocalDropZone, sidecar: bool
 ) -> None:
     drop_good(zone, deployment)
-    bad = drop(zone, f"{BAD}/incoming/{BAD_TYPE}/leads.csv", bad_content(deployment), sidecar=False)
+    bad = drop(zone, f"{BAD}/incoming/{BAD_TYPE}/leads.csv", bad_content(deployment), sidecar=sidecar)
     bad.chmod(0)
 
     tick(warehouse, deployment, zone)
