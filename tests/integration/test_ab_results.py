@@ -18,6 +18,9 @@ from tests.conftest import CONFIG_DIR, ENGINES
 
 COLLEGE, DENTAL, REALTY = "northfield_college", "bright_smiles_dental", "lakeside_realty"
 NOW = datetime(2026, 4, 1, 6, 0)
+# arms the example configuration A/B tests: the dental reminder's and the college welcome's two
+# each (filled below), and the contractor's two (no message sent: "not enough data")
+ARMS = 6
 
 DDL = [
     """create table analytics.campaign_performance_daily (
@@ -107,7 +110,8 @@ def with_ab_test(deployment: Deployment, client_id: str, campaign: str, ab_test:
 def results(warehouse: Warehouse) -> list[tuple[Any, ...]]:
     with warehouse.session(read_only=True) as s:
         _, rows = s.query(
-            f"select {COLUMNS} from analytics.ab_test_results order by client_id, campaign, step, variant"
+            f"select {COLUMNS} from analytics.ab_test_results where client_id in ('{DENTAL}', '{COLLEGE}') "
+            "order by client_id, campaign, step, variant"
         )
     return rows
 
@@ -116,7 +120,7 @@ def results(warehouse: Warehouse) -> list[tuple[Any, ...]]:
 def test_results_per_step_and_variant(warehouse: Warehouse, deployment: Deployment) -> None:
     fill(warehouse)
     with warehouse.session() as s:
-        assert compute_ab_results(s, deployment, NOW) == 4
+        assert compute_ab_results(s, deployment, NOW) == ARMS
     assert results(warehouse) == [
         (DENTAL, "appointment_reminder", "reminder", "brief", False, 40, 39, 20, 0, "replied", 0.5,
          "not enough data", None, NOW),
@@ -138,7 +142,7 @@ def test_results_per_step_and_variant(warehouse: Warehouse, deployment: Deployme
     first = results(warehouse)
     later = datetime(2026, 4, 2, 6, 0)
     with warehouse.session() as s:
-        assert compute_ab_results(s, deployment, later) == 4
+        assert compute_ab_results(s, deployment, later) == ARMS
     again = results(warehouse)
     assert [r[:-1] for r in again] == [r[:-1] for r in first]
     assert {r[-1] for r in again} == {later}
@@ -154,7 +158,7 @@ def test_configured_control_metric_and_minimum(warehouse: Warehouse, deployment:
     )
     deployment = with_ab_test(deployment, DENTAL, "appointment_reminder", AbTest(control="brief", min_sample=40))
     with warehouse.session() as s:
-        assert compute_ab_results(s, deployment, NOW) == 4
+        assert compute_ab_results(s, deployment, NOW) == ARMS
     got = {(r[2], r[3]): (r[4], r[9], r[10], r[11], r[12]) for r in results(warehouse)}
     assert got == {
         ("reminder", "brief"): (True, "replied", 0.5, "control", "brief"),
@@ -191,8 +195,9 @@ def test_the_asset_reports_the_results_as_a_markdown_table(tmp_path: Path, monke
         "| client_id | campaign | step | variant | sent | metric | rate | ci_low | ci_high | p_value | verdict |"
     )
     assert "| northfield_college | admitted_nurture | welcome | campus_focus | 400 | replied | 0.150 |" in table
-    assert table.count("| not enough data |") == 1
-    assert materialization.metadata["arms"].value == 4
+    # the dental brief arm, and the contractor's tested arm (sent nothing yet; its other arm is the control)
+    assert table.count("| not enough data |") == 2
+    assert materialization.metadata["arms"].value == ARMS
     assert materialization.metadata["steps_with_winner"].value == 1
     assert ab_test_results.group_names_by_key[AB_TEST_RESULTS_KEY] == "analytics"
     assert {k.to_user_string() for k in ab_test_results.dependency_keys} == {

@@ -28,7 +28,8 @@ def arm(variant: str, verdict: str, winner: str | None) -> ArmResult:
 def variants(warehouse: Warehouse) -> dict[str, tuple[int, int]]:
     with warehouse.session(read_only=True) as s:
         _, rows = s.query(
-            "select variant, bucket_from, bucket_to from herald_ops.campaign_variants where campaign = ? order by 1",
+            "select variant, bucket_from, bucket_to from herald_ops.campaign_variants "
+            "where campaign = ? and step = 'reminder' order by 1",
             [CAMPAIGN],
         )
     return {v: (low, high) for v, low, high in rows}

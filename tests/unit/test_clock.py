@@ -27,7 +27,11 @@ from tests.conftest import CONFIG_DIR
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in (ENV_CLOCK_OFFSET, "HERALD_SMS_PROVIDER", "HERALD_EMAIL_PROVIDER"):
-        monkeypatch.delenv(name, raising=False)
+        # set, then unset: monkeypatch records the variable's original state (absent) only when it
+        # changes it, and set_clock() writes the offset into os.environ; without the record a later
+        # delenv in a test would restore that offset for every test after it in the process
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     monkeypatch.setenv("HERALD_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("HERALD_CONFIG_DIR", str(CONFIG_DIR))
     return tmp_path / "home"
