@@ -46,6 +46,8 @@ def _delivered_chart(report: Report) -> Callable[[Any], None] | None:
         ax.plot(days, [s for _, s, _ in series], color=GREY, marker="o", markersize=3, label="Sent")
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
         ax.yaxis.get_major_locator().set_params(integer=True)
+        # counts start at 0 (matplotlib centres an all-zero series on 0, showing negative counts)
+        ax.set_ylim(bottom=0, top=max([1, *(s for _, s, _ in series), *(dl for _, _, dl in series)]) * 1.1)
         ax.set_ylabel("Messages")
         ax.legend(frameon=False)
         fig.autofmt_xdate()
