@@ -1,4 +1,4 @@
-"""The drop zone isolates clients (issue 18): one client's bad file never stops another's packet.
+"""The drop zone isolates clients: one client's bad file never stops another's packet.
 
 Two clients share a drop zone. The innocent one (bright_smiles_dental) drops a good packet; the
 other (lakeside_realty) drops something hostile or broken. One tick — the packet_arrival sensor

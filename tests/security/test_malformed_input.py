@@ -1,4 +1,4 @@
-"""No 500 on any input (issue 18): a corpus of malformed bodies and path values sent to every
+"""No 500 on any input: a corpus of malformed bodies and path values sent to every
 route of `herald serve`, signed or keyed where the route needs it so the body really is parsed;
 every answer is a 4xx (or the route's normal answer) and nothing is logged with a traceback.
 The ingest API authenticates before it parses. Bounded property-based fuzz (hypothesis) of the

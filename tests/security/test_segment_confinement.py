@@ -1,4 +1,4 @@
-"""Segment SQL is confined by the engine, per client (issue 18): the attacks an outsider ran
+"""Segment SQL is confined by the engine, per client: the attacks an outsider ran
 through `sql` and `function` segments, on both engines, with two clients.
 
 Each attack is tried twice: as a configured segment (the guard may refuse it first, with a clear

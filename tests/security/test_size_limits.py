@@ -1,4 +1,4 @@
-"""Size limits on landed values and safe exports (issue 18): a 100,000-character name is rejected
+"""Size limits on landed values and safe exports: a 100,000-character name is rejected
 with its line and reason (the row accounted for, never lost), the caps are set per load map, and
 formula-looking cells are neutralised in every CSV/XLSX Herald writes."""
 

@@ -1,4 +1,4 @@
-"""STOP wins every race (issue 18, build 4): a delivery run is sending a long batch through a
+"""STOP wins every race: a delivery run is sending a long batch through a
 slow provider when one recipient's STOP reaches Herald — as a landed file (embedded mode, and
 `herald inbound` on either engine) or as a herald_raw row (the PostgreSQL web service). No text
 to that address starts after the STOP's arrival; everyone else's go out; the held-back messages

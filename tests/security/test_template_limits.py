@@ -1,4 +1,4 @@
-"""Template bombs (issue 18): every way a client-authored template could exhaust the machine is
+"""Template bombs: every way a client-authored template could exhaust the machine is
 refused inside the sandbox, fast and in-process, and the message is held with the reason while
 the rest of the run goes out (both engines). `herald campaign preview` renders through the same
 enqueue path, so it obeys the same limits."""
