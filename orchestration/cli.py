@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -150,9 +151,10 @@ def demo(
     """Generate realistic sample packets for the example clients, drop them, run the sensors and
     jobs in-process on a simulated clock (sends now, receipts, clicks, replies, journeys three
     days on), and print a per-packet report and the story of what happened."""
+    from herald.billing.credits import delivery_pricing
     from herald.campaigns.requests import clear_send_request, write_send_request
     from herald.cli.campaign import print_messages
-    from herald.clock import ClockError, realnow, set_clock
+    from herald.clock import ClockError, realnow, set_clock, utcnow
     from herald.demo.packets import demo_packets, drop_packets
     from herald.demo.summary import (
         demo_story,
@@ -161,9 +163,10 @@ def demo(
         print_packet_report,
         print_segments,
     )
-    from herald.demo.timeline import demo_advance, demo_start, local_date, local_label
+    from herald.demo.timeline import deliver_between, demo_advance, demo_start, local_date, local_label
     from herald.dropzone import open_dropzone
     from herald.packets.api import ensure_home_key
+    from herald.providers.factory import delivery_options_from_env, providers_from_env
     from herald.warehouse.connection import Warehouse
 
     settings = load_settings()
@@ -213,9 +216,16 @@ def demo(
     number += 1
     step(number, "provider_events_sensor, inbound_events_sensor → the sandbox's receipts, clicks and replies")
     later = demo_advance(start)
+    # the days between: the outbox sends each message queued for them at its time, as
+    # deliver_due_schedule would (every 10 minutes), so no journey moves on from a message unsent
+    options = replace(delivery_options_from_env(), pricing=delivery_pricing(deployment.herald))
+    moments, caught_up = deliver_between(warehouse, providers_from_env(home=settings.home), settings.home,
+                                         options, utcnow(), later)  # fmt: skip
     set_clock(later, settings.home)
     console.print(
-        f"clock: moved on to {local_label(later)}, past the nurture's 3-day wait for a click", highlight=False
+        f"clock: moved on to {local_label(later)}, past the nurture's 3-day wait for a click; on the way the "
+        f"outbox sent {caught_up} messages at their times ({moments} moments, as deliver_due_schedule does)",
+        highlight=False,
     )
     number += 1
     send_now(number, "a send pass (what advance_journeys_schedule runs every 15 minutes): waits over, timeouts "

@@ -33,8 +33,9 @@ DELIVER_MESSAGES_JOB = "deliver_messages_job"
 APPLY_REPLIES_JOB = "apply_replies_job"
 APPLY_PROVIDER_EVENTS_JOB = "apply_provider_events_job"
 
-# the delivery marts provider events change (statuses, bounces, unsubscribes)
-DELIVERY_MARTS = ("deliveries", "missed_contacts")
+# the delivery marts provider events change (statuses, bounces, unsubscribes), and the client
+# dashboard, whose delivered counts are receipts
+DELIVERY_MARTS = ("deliveries", "missed_contacts", "client_dashboard")
 
 ingest_packet_job = dg.define_asset_job(
     "ingest_packet_job",
@@ -183,8 +184,8 @@ def build_dbt_jobs(dbt_models: dg.AssetsDefinition) -> DbtJobs:
         APPLY_PROVIDER_EVENTS_JOB,
         selection=dg.AssetSelection.assets(PROVIDER_EVENTS_KEY, PROVIDER_EVENT_PROCESSING_KEY) | delivery_marts,
         description="Loads landed provider events and applies them (delivery statuses forward only, bounces, "
-        "complaints and unsubscribes suppress and cancel queued messages), then refreshes marts.deliveries "
-        "and marts.missed_contacts.",
+        "complaints and unsubscribes suppress and cancel queued messages), then refreshes marts.deliveries, "
+        "marts.missed_contacts and analytics.client_dashboard.",
         tags={"herald/stage": "compliance"},
     )
     return DbtJobs(

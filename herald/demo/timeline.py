@@ -10,8 +10,15 @@ journeys take their paths.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from herald.clock import set_clock
+from herald.delivery.engine import DeliveryOptions, deliver_due
+from herald.providers.base import Provider
+from herald.warehouse.connection import Warehouse
 
 DEMO_TIME_ZONE = "America/Chicago"
 DEMO_LOCAL_TIME = time(11, 0)
@@ -56,3 +63,29 @@ def local_label(at: datetime, time_zone: str = DEMO_TIME_ZONE) -> str:
     """``Tuesday 8 December 2026, 11:00 America/Chicago``."""
     local = at.replace(tzinfo=UTC).astimezone(ZoneInfo(time_zone))
     return f"{local:%A} {local.day} {local:%B %Y, %H:%M} {time_zone}"
+
+
+def deliver_between(
+    warehouse: Warehouse,
+    providers: Mapping[str, Provider],
+    home: Path,
+    options: DeliveryOptions,
+    start: datetime,
+    until: datetime,
+) -> tuple[int, int]:
+    """The outbox while the demo's clock jumps from ``start`` to ``until`` (naive UTC): every
+    message queued for a time in between is delivered at that time, with the clock set to it,
+    as a deployment's deliver_due_schedule would have sent it (the sandbox stamps its receipts
+    then). Without this, the jump would skip those messages, and their journeys would move on
+    from them unsent. Returns (moments the outbox ran at, messages sent)."""
+    with warehouse.session(read_only=True) as s:
+        _, rows = s.query(
+            "select distinct send_after from herald_ops.outbox where status = 'queued' "
+            "and send_after > ? and send_after < ? order by 1",
+            [start, until],
+        )
+    sent = 0
+    for (due,) in rows:
+        set_clock(due, home)
+        sent += deliver_due(warehouse, providers, now=due, options=options, inbound_home=home).sent
+    return len(rows), sent

@@ -121,6 +121,8 @@ def fire(warehouse: Warehouse, when: datetime) -> None:
 
 
 def run_pass(warehouse: Warehouse, tmp: Path, when: datetime) -> None:
+    # the outbox sent what fell due since the last pass, each at its time (it runs every 10 minutes)
+    send_due(warehouse, when, before=True)
     with warehouse.session() as s:
         record_plan_run(s, f"pass-{when:%Y%m%d%H%M}", when, when)
     dbt_run(warehouse, tmp)

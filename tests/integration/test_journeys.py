@@ -146,17 +146,19 @@ def enqueue_planned_rows(warehouse: Warehouse, at: datetime) -> None:
         enqueue(s, messages, at)
 
 
-def send_due(warehouse: Warehouse, at: datetime) -> None:
-    """Delivery: every queued message due by ``at`` is sent."""
+def send_due(warehouse: Warehouse, at: datetime, *, before: bool = False) -> None:
+    """Delivery: every queued message due by ``at`` (``before``: due before it) is sent, at its time."""
     with warehouse.session() as s:
         s.execute(
             "update herald_ops.outbox set status = 'sent', sent_at = send_after, updated_at = ? "
-            "where status = 'queued' and send_after <= ?",
+            f"where status = 'queued' and send_after {'<' if before else '<='} ?",
             [at, at],
         )
 
 
 def run_pass(warehouse: Warehouse, tmp: Path, at: datetime, *, crash_after_plan: bool = False) -> None:
+    # the outbox sent what fell due since the last pass, each at its time (it runs every 10 minutes)
+    send_due(warehouse, at, before=True)
     with warehouse.session() as s:
         record_plan_run(s, f"pass-{at:%Y%m%d%H%M}", at, at)
     dbt_run(warehouse, tmp)
@@ -361,3 +363,72 @@ def test_the_funnel_counts_each_step_and_path(days) -> None:
     enrollments = {(r[0], r[1]): r[2:] for r in days[-1]["enrollments"]}
     assert enrollments[("drip", "d1")] == ("exited", 2, 1, 1)  # first sent, second cancelled
     assert enrollments[("nurture", "j1")] == ("completed", 2, 2, 0)
+
+
+# -- an outage: the outbox stops while the journeys go on ---------------------------------------
+
+OUTAGE_PASSES = {
+    "welcome planned": DAY0,
+    "outbox down past the timeout": DAY0 + timedelta(days=3),  # the click wait (2d12h) is over by then
+    "an hour after the welcome went out": DAY0 + timedelta(days=3, hours=1),
+    "the wait over, counted from the send": DAY0 + timedelta(days=6),
+}
+
+
+def run_outage(engine_env: dict[str, str], tmp: Path) -> dict[str, dict[str, Any]]:
+    """The nurture alone; its welcomes sit in the outbox until three days later (the outbox was
+    down), then go out. Each pass plans without sending (the outbox's own run is played here)."""
+    from herald.settings import Settings
+
+    warehouse = Warehouse(Settings.from_env(engine_env).warehouse)
+    build(warehouse)
+    with warehouse.session() as s:
+        s.execute("delete from herald_ops.campaign_occurrences")
+    daily_nurture(warehouse, DAY0)
+    snapshots = {}
+    for name, at in OUTAGE_PASSES.items():
+        if name == "an hour after the welcome went out":
+            back = OUTAGE_PASSES["outbox down past the timeout"] + timedelta(minutes=5)
+            with warehouse.session() as s:
+                s.execute(
+                    "update herald_ops.outbox set status = 'sent', sent_at = ?, updated_at = ? where status = 'queued'",
+                    [back, back],
+                )
+        with warehouse.session() as s:
+            record_plan_run(s, f"pass-{at:%Y%m%d%H%M}", at, at)
+        dbt_run(warehouse, tmp)
+        with warehouse.session() as s:
+            mark_planned(s, "test", at)
+            apply_transitions(s, "test", at)
+        enqueue_planned_rows(warehouse, at)
+        snapshots[name] = snapshot(warehouse)
+    return snapshots
+
+
+@pytest.fixture(scope="module")
+def outage(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("outage")
+    return run_outage({"HERALD_HOME": str(tmp / "home"), "HERALD_WAREHOUSE_URL": ""}, tmp)
+
+
+def test_a_journey_moves_on_from_a_message_once_it_went_out(outage) -> None:
+    students = {"j1", "j2", "j3", "j4"}
+    # three days on, the welcomes are still in the outbox: nobody has timed out of the click wait
+    # (which would have sent the follow-up seconds after the late welcome)
+    down = outage["outbox down past the timeout"]
+    assert {m[2] for m in messages(down, "nurture", "welcome") if m[4] == "queued"} == students
+    assert messages(down, "nurture", "follow_up") == []
+    held = {row[1]: row[3:] for row in down["ledger"] if row[0] == "nurture"}
+    assert held == dict.fromkeys(students, ("wait_click", None, "waiting for its last message to go out"))
+    # they went out 5 minutes later; an hour after that the wait is counted from the send
+    after = outage["an hour after the welcome went out"]
+    assert messages(after, "nurture", "follow_up") == []
+    waiting = {row[1]: row[2:4] + row[5:] for row in after["ledger"] if row[0] == "nurture"}
+    assert waiting == dict.fromkeys(students, ("waiting", "wait_click", "waiting for clicked until the timeout"))
+    # the wait (2d12h) counts from the pass that last found the welcomes unsent (its run sends
+    # them right after planning), not from their planned time: then the follow-up comes
+    over = outage["the wait over, counted from the send"]
+    no_path = [row for row in over["trail"] if row[0] == "nurture" and row[2] == "wait_click" and row[4] == "no"]
+    timed_out = OUTAGE_PASSES["outbox down past the timeout"] + timedelta(days=2, hours=12, seconds=1)
+    assert sorted((row[1], row[6]) for row in no_path) == [(s, timed_out) for s in sorted(students)]
+    assert {m[2] for m in messages(over, "nurture", "follow_up")} == students

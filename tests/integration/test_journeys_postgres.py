@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.integration.test_journeys import *  # noqa: F403  (the tests themselves)
-from tests.integration.test_journeys import run_days
+from tests.integration.test_journeys import run_days, run_outage
 
 pytestmark = pytest.mark.postgres
 
@@ -17,3 +17,9 @@ pytestmark = pytest.mark.postgres
 def days(tmp_path_factory: pytest.TempPathFactory, pg_database_factory) -> list[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("journeys_pg")
     return run_days({"HERALD_HOME": str(tmp / "home"), "HERALD_WAREHOUSE_URL": pg_database_factory()}, tmp)
+
+
+@pytest.fixture(scope="module")
+def outage(tmp_path_factory: pytest.TempPathFactory, pg_database_factory) -> dict[str, dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("outage_pg")
+    return run_outage({"HERALD_HOME": str(tmp / "home"), "HERALD_WAREHOUSE_URL": pg_database_factory()}, tmp)

@@ -73,6 +73,17 @@ ledger as (
     where status in ('active', 'waiting')
 ),
 
+-- an enrollment with a message the outbox has not sent yet (its time has not come, its send
+-- window is shut, or the outbox has not run since): a wait or a wait_for after a message counts
+-- from when the message went out, so the enrollment stays where it is until then, and a message
+-- sent late is not followed at once by the next (a reminder and its follow-up seconds apart)
+unsent as (
+    select client_id, campaign, contact_id, occurrence, max(send_after) as unsent_until
+    from {{ source('journey_feedback', 'outbox') }}
+    where status in ('queued', 'held', 'sending')
+    group by client_id, campaign, contact_id, occurrence
+),
+
 new_enrollments as (
     select * from {{ ref('int_journey__new_enrollments') }}
     where enrollment_reason is null
@@ -106,16 +117,35 @@ enrollment_starts as (
         true as is_new,
         first_step as step,
         entered_at as arrived_at,
-        cast(null as timestamp) as not_before
+        cast(null as timestamp) as not_before,
+        false as held_for_message
     from new_enrollments
     union all
     select
-        enrollment_id, client_id, campaign, contact_id, occurrence, entered_at, enrollment_rule, config_version,
+        ledger.enrollment_id, ledger.client_id, ledger.campaign, ledger.contact_id, ledger.occurrence,
+        ledger.entered_at, ledger.enrollment_rule, ledger.config_version,
         false as is_new,
-        step,
-        step_entered_at as arrived_at,
-        case when wait_reason like 'over the daily limit%' then next_at end as not_before
+        ledger.step,
+        -- held by a message not sent yet: reached when it is due (it goes out now or later, in its
+        -- send window), or, when it is overdue, just after this pass (the run sends it after planning)
+        case
+            when unsent.contact_id is null or ledger.step_entered_at > clock.as_of then ledger.step_entered_at
+            when unsent.unsent_until >= clock.as_of then unsent.unsent_until
+            else clock.as_of + interval '1 second'
+        end as arrived_at,
+        case when ledger.wait_reason like 'over the daily limit%' then ledger.next_at end as not_before,
+        coalesce(
+            unsent.contact_id is not null and ledger.step_entered_at <= clock.as_of
+            and unsent.unsent_until <> clock.as_of,
+            false
+        ) as held_for_message
     from ledger
+    cross join clock
+    left join unsent
+        on ledger.client_id = unsent.client_id
+        and ledger.campaign = unsent.campaign
+        and ledger.contact_id = unsent.contact_id
+        and ledger.occurrence = unsent.occurrence
 ),
 
 -- a per_appointment enrollment's appointment: its time while it is still the one enrolled for
@@ -127,8 +157,8 @@ starts as (
         case
             when appointments.status = 'cancelled' then 'appointment cancelled'
             when appointments.appointment_occurrence <> enrollment_starts.occurrence then 'appointment rescheduled'
-            when appointments.appointment_at <= clock.as_of then 'appointment passed'
-        end as appointment_exit
+        end as appointment_exit,
+        coalesce(appointments.appointment_at <= clock.as_of, false) as appointment_passed
     from enrollment_starts
     cross join clock
     left join appointments
@@ -140,7 +170,10 @@ starts as (
 ),
 
 -- the campaign's exit criteria, checked before walking (the first that holds is the reason: the
--- specific ones — an opt-out, a confirmation, the goal — before any reply, so a C exits 'confirmed')
+-- specific ones — an opt-out, a confirmation, the goal — before any reply, so a C exits 'confirmed').
+-- For a per_appointment enrollment only what happened before the appointment counts, and an
+-- answer before it wins over its passing: a patient who confirmed exits 'confirmed' even when the
+-- first pass after the reply comes after the appointment
 exits as (
     select
         starts.enrollment_id,
@@ -152,24 +185,29 @@ exits as (
                         -- an opt-out of everything, or of this campaign's kind of message
                         and events.detail in ('all', campaigns.message_type)
                         and events.occurred_at >= starts.entered_at and events.occurred_at <= clock.as_of
+                        and (starts.appointment_at is null or events.occurred_at < starts.appointment_at)
                 ) then 'opted out'
             when campaigns.exit_on_confirm and exists (
                     select 1 from events
                     where events.contact_id = starts.contact_id and events.event_name = 'confirmed'
                         and (starts.appointment_key is null or events.detail = starts.appointment_key)
                         and events.occurred_at >= starts.entered_at and events.occurred_at <= clock.as_of
+                        and (starts.appointment_at is null or events.occurred_at < starts.appointment_at)
                 ) then 'confirmed'
             when campaigns.exit_goal_stage is not null and exists (
                     select 1 from events
                     where events.contact_id = starts.contact_id and events.event_name = 'funnel_stage'
                         and lower(events.detail) = lower(campaigns.exit_goal_stage)
                         and events.occurred_at >= starts.entered_at and events.occurred_at <= clock.as_of
+                        and (starts.appointment_at is null or events.occurred_at < starts.appointment_at)
                 ) then 'goal reached'
             when campaigns.exit_on_reply and exists (
                     select 1 from events
                     where events.contact_id = starts.contact_id and events.event_name = 'replied'
                         and events.occurred_at >= starts.entered_at and events.occurred_at <= clock.as_of
+                        and (starts.appointment_at is null or events.occurred_at < starts.appointment_at)
                 ) then 'replied'
+            when starts.appointment_passed then 'appointment passed'
             when campaigns.exit_on_leave and not exists (
                     select 1 from members
                     where members.client_id = starts.client_id and members.segment_name = campaigns.audience
@@ -364,7 +402,7 @@ decided_{{ i }} as (
     select
         enrollment_id, client_id, campaign, contact_id, occurrence, entered_at, enrollment_rule, config_version,
         appointment_key, appointment_at,
-        is_new, hop, step,
+        is_new, hop, step, held_for_message,
         case when step is null then 'end' else kind end as kind,
         arrived_at,
         anchor_field,
@@ -393,6 +431,8 @@ decided_{{ i }} as (
         end as path,  -- noqa: RF04
         case
             when criteria_exit is not null then criteria_exit
+            when held_for_message and arrived_at > as_of and (step is null or kind <> 'message')
+                then 'waiting for its last message to go out'
             when step is null and arrived_at > as_of then 'until its last message is due'
             when step is null then 'journey complete'
             when configured_step is null then 'its step ' || step || ' is no longer in the campaign'
@@ -436,6 +476,7 @@ hop_{{ i + 1 }} as (
         next_step as step,
         next_arrived_at as arrived_at,
         cast(null as timestamp) as not_before,
+        false as held_for_message,
         cast(null as varchar) as criteria_exit,
         hop + 1 as hop
     from decided_{{ i }}
