@@ -235,10 +235,12 @@ def run_days(engine_env: dict[str, str], tmp: Path) -> list[dict[str, Any]]:
         snapshots.append(snapshot(warehouse))
         world(warehouse, at)
     # what an analyst reads: the enrollments mart and the journey funnel
-    dbt_run(warehouse, tmp, select=("enrollments", "journey_funnel"))
+    dbt_run(warehouse, tmp, select=("enrollments", "journey_funnel", "journey_variants"))
     with warehouse.session(read_only=True) as s:
         names, rows = s.query("select * from analytics.journey_funnel order by campaign, step")
         snapshots[-1]["funnel"] = {(r[1], r[2]): dict(zip(names, r, strict=False)) for r in rows}
+        names, rows = s.query("select * from analytics.journey_variants order by campaign, step, variant")
+        snapshots[-1]["variants"] = {(r[1], r[2], r[3]): dict(zip(names, r, strict=False)) for r in rows}
         _, snapshots[-1]["enrollments"] = s.query(
             "select campaign, contact_id, status, messages_enqueued, messages_sent, messages_cancelled "
             "from marts.enrollments order by campaign, contact_id"
@@ -360,6 +362,8 @@ def test_the_funnel_counts_each_step_and_path(days) -> None:
     assert (follow_up["reached"], funnel[("nurture", "apply_link")]["reached"]) == (2, 1)
     assert funnel[("roofing", "offer")]["carried_over"] == 500
     assert funnel[("roofing", "(end)")]["completed"] == 625
+    # j4 reached the goal stage 'enrolled' while waiting for a click: converted at both steps
+    assert (welcome["converted"], wait["converted"], follow_up["converted"]) == (1, 1, 0)
     enrollments = {(r[0], r[1]): r[2:] for r in days[-1]["enrollments"]}
     assert enrollments[("drip", "d1")] == ("exited", 2, 1, 1)  # first sent, second cancelled
     assert enrollments[("nurture", "j1")] == ("completed", 2, 2, 0)
@@ -432,3 +436,27 @@ def test_a_journey_moves_on_from_a_message_once_it_went_out(outage) -> None:
     timed_out = OUTAGE_PASSES["outbox down past the timeout"] + timedelta(days=2, hours=12, seconds=1)
     assert sorted((row[1], row[6]) for row in no_path) == [(s, timed_out) for s in sorted(students)]
     assert {m[2] for m in messages(over, "nurture", "follow_up")} == students
+
+
+def test_the_variant_funnel_splits_each_message_step_by_its_variant(days) -> None:
+    variants = days[-1]["variants"]
+    a, b = variants[("roofing", "offer", "a")], variants[("roofing", "offer", "b")]
+    # the 50/50 template test: every homeowner in exactly one arm, all sent, all completed
+    assert a["enrollments"] + b["enrollments"] == 625 and min(a["enrollments"], b["enrollments"]) > 250
+    for arm in (a, b):
+        assert (arm["sent"], arm["completed"], arm["exited"], arm["going"]) == (
+            arm["enrollments"],
+            arm["enrollments"],
+            0,
+            0,
+        )
+    welcome = variants[("nurture", "welcome", "only")]
+    # five welcomes sent; j2 replied and j4 reached the goal (converted), j1, j3 and j5 completed
+    assert {k: welcome[k] for k in ("enrollments", "sent", "exited", "converted", "completed")} == {
+        "enrollments": 5,
+        "sent": 5,
+        "exited": 2,
+        "converted": 1,
+        "completed": 3,
+    }
+    assert variants[("nurture", "apply_link", "only")]["enrollments"] == 1

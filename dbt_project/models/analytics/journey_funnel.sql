@@ -1,8 +1,10 @@
 {#- The journey funnel: per client, campaign and step, how many enrollments reached the step,
     got its message, wait there now, moved on (and by which path: yes, no, a branch's path),
     were carried over by the daily limit, and exited there (and why); the row with step '(end)'
-    counts the enrollments that completed. From the step-by-step trail
-    (herald_ops.enrollment_events) and the ledger. -#}
+    counts the enrollments that completed. `converted` counts the enrollments that reached the
+    step and then converted: they exited on the campaign's goal ('goal reached', a funnel stage)
+    or on a confirmation ('confirmed'). From the step-by-step trail
+    (herald_ops.enrollment_events) and the ledger. Per A/B variant: analytics.journey_variants. -#}
 
 with
 
@@ -77,6 +79,20 @@ exit_lists as (
     group by client_id, campaign, step
 ),
 
+conversions as (
+    select
+        trail.client_id,
+        trail.campaign,
+        coalesce(trail.step, '(end)') as step,
+        count(distinct trail.enrollment_id) as converted
+    from trail
+    inner join enrollments
+        on trail.enrollment_id = enrollments.enrollment_id
+    where trail.event <> 'enrolled'
+        and enrollments.exit_reason in ('goal reached', 'confirmed')
+    group by trail.client_id, trail.campaign, coalesce(trail.step, '(end)')
+),
+
 waiting_now as (
     select
         client_id,
@@ -103,7 +119,8 @@ final as (
         per_step.carried_over,
         per_step.exited,
         exit_lists.exit_reasons,
-        per_step.completed
+        per_step.completed,
+        coalesce(conversions.converted, 0) as converted
     from per_step
     left join waiting_now
         on per_step.client_id = waiting_now.client_id
@@ -117,6 +134,10 @@ final as (
         on per_step.client_id = exit_lists.client_id
         and per_step.campaign = exit_lists.campaign
         and per_step.step = exit_lists.step
+    left join conversions
+        on per_step.client_id = conversions.client_id
+        and per_step.campaign = conversions.campaign
+        and per_step.step = conversions.step
 )
 
 select * from final
