@@ -130,6 +130,9 @@ def build_dbt_jobs(dbt_models: dg.AssetsDefinition) -> DbtJobs:
     marts_after_delivery = (
         dg.AssetSelection.assets(OUTBOX_KEY, DELIVERY_KEY, INBOUND_PROCESSING_KEY).downstream(include_self=False) & dbt
     )
+    # the appointments' confirmation states, and what reads them: an answer (C, R) lands in
+    # herald_ops.appointment_responses, which no asset of its own produces
+    confirmation_marts = dg.AssetSelection.assets(dbt_model_key(dbt_models, "appointment_confirmations")).downstream()
     plan_model = dg.AssetSelection.assets(*[dbt_model_key(dbt_models, m) for m in PLAN_MODELS])
     delivery_marts = dg.AssetSelection.assets(*[dbt_model_key(dbt_models, m) for m in DELIVERY_MARTS])
 
@@ -175,7 +178,8 @@ def build_dbt_jobs(dbt_models: dg.AssetsDefinition) -> DbtJobs:
     apply_replies_job = dg.define_asset_job(
         APPLY_REPLIES_JOB,
         selection=dg.AssetSelection.assets(INBOUND_MESSAGES_KEY, INBOUND_PROCESSING_KEY, DELIVERY_KEY)
-        | marts_after_delivery,
+        | marts_after_delivery
+        | (confirmation_marts & dbt),
         description="Loads landed inbound replies and applies them (opt-outs suppress and cancel queued messages, "
         "opt-ins restore, HELP is answered, appointment confirmations recorded), then delivers the replies.",
         tags={"herald/stage": "compliance"},

@@ -7,6 +7,7 @@ deployment is built once and many things are asserted on it.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -503,6 +504,16 @@ def test_the_client_report_matches_the_marts(deployed: Deployment, tmp_path: Pat
         int(marts["delivered"]),
         int(marts["failed"]),
     )
+    # the clinic's appointments: the demo's C (and the sandbox's answers) confirmed, as the mart says
+    with open(out / "appointments_summary.csv", newline="") as handle:
+        appointments = {r["metric"]: r["value"] for r in csv.DictReader(handle)}
+    (answers,) = deployed.sql(
+        "select count(*) filter (where is_confirmed) as confirmed, "
+        "count(*) filter (where response = 'reschedule_requested') as reschedule "
+        "from marts.appointment_confirmations where client_id = 'bright_smiles_dental'"
+    )
+    assert int(appointments["confirmed"]) == int(answers["confirmed"]) >= 1
+    assert int(appointments["reschedule_requested"]) == int(answers["reschedule"])
     html = tmp_path / "report.html"
     deployed.herald("report", "bright_smiles_dental", "--output", str(html))
     page = html.read_text()

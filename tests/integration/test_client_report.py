@@ -482,8 +482,15 @@ def test_xlsx_and_csv(built: Built, deployment: Deployment, tmp_path: Path) -> N
 
     folder = render_csv(report, tmp_path / "csv")
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["summary.csv", "daily.csv", "campaigns.csv", "ab_tests.csv", "attribution.csv", "dashboard.csv"]
-    )
+        ["summary.csv", "daily.csv", "campaigns.csv", "ab_tests.csv", "attribution.csv", "dashboard.csv",
+         "appointments_summary.csv", "conversations_summary.csv"]
+    )  # fmt: skip
+    # a clinic's section: its key numbers, as the page shows them
+    with open(folder / "appointments_summary.csv", newline="") as handle:
+        appointments = {r["metric"]: r["value"] for r in csv.DictReader(handle)}
+    section = report.section("appointments")
+    assert section is not None
+    assert appointments == {name: "" if value is None else str(value) for name, value in section.metrics}
     with open(folder / "campaigns.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["campaign"], r["delivered"], r["failed"]) for r in rows] == [(CAMPAIGN, "3", "3")]

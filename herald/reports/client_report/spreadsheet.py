@@ -59,10 +59,22 @@ def render_xlsx(report: Report, path: Path) -> Path:
 
 def render_csv(report: Report, path: Path) -> Path:
     """A folder with one CSV per table: summary.csv, daily.csv, campaigns.csv, ab_tests.csv,
-    attribution.csv, dashboard.csv. Raw values (rates as fractions); a mart with no data
-    gives a file with a single ``note`` column saying so."""
+    attribution.csv, dashboard.csv, the table of each section of the client's kind (e.g.
+    funnel.csv for a college), and each section's key numbers as <section>_summary.csv
+    (metric, value: appointments_summary.csv for a clinic). Raw values (rates as fractions); a
+    mart with no data gives a file with a single ``note`` column saying so."""
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
+    for section in report.sections:
+        with open(folder / f"{section.key}_summary.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            if section.missing:
+                writer.writerows([["note"], [f"{section.title}: {NO_DATA}"]])
+            else:
+                writer.writerow(["metric", "value"])
+                writer.writerows(
+                    csv_row(("" if v is None else v) for v in (name, value)) for name, value in section.metrics
+                )
     for table in [report.summary_table(), *report.tables]:
         with open(folder / f"{table.key}.csv", "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
