@@ -331,7 +331,14 @@ def _record_versions(
         audit(
             session, actor, "config_change", client_id, None, f"campaign {name}",
             f"campaign {name} changed from version {before} to {version}; "
-            f"{keeping} running enrollment{'' if keeping == 1 else 's'} keep {before}",
+            f"{keeping} running enrollment{' keeps' if keeping == 1 else 's keep'} {before}",
             {"campaign": name, "from_version": before, "to_version": version, "enrollments_keeping": keeping},
             now=now,
         )  # fmt: skip
+    # a campaign no longer in the configuration: none of its versions is current
+    loaded = {(row[0], row[1]) for row in campaigns}
+    for client_id, name in set(stored) - loaded:
+        session.execute(
+            f"update {table} set retired_at = ? where client_id = ? and campaign = ? and retired_at is null",
+            [utcnow(), client_id, name],
+        )

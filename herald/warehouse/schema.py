@@ -505,7 +505,8 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
             ("audit_id", "varchar not null"),
             ("occurred_at", "timestamp not null"),
             ("actor", "varchar not null"),  # system component (e.g. 'inbound_replies') or a person
-            # consent_change | suppression | unsuppression | send | cancel | manual_override | purge | hold
+            # consent_change | suppression | unsuppression | send | cancel | manual_override | purge | hold |
+            # config_change (a campaign's journey version changed: herald/warehouse/config_tables.py)
             ("action", "varchar not null"),
             ("client_id", "varchar"),
             ("contact_id", "varchar"),
