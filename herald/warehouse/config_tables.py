@@ -167,9 +167,9 @@ def campaign_rows(
                     exits.left_audience, exits.confirmed, exits.goal, exits.date_passed,
                 )
             )  # fmt: skip
+            version = campaign.config_version  # each step, branch and variant row is of this version
             for position, step in enumerate(campaign.steps, start=1):
                 following = campaign.following(position - 1)
-                version = campaign.config_version
                 steps.append((client_id, name, step.name, position, *_step_columns(step, following), version))
                 if isinstance(step, BranchStep):
                     branches += [(*row, version) for row in _branch_rows(client_id, name, step)]
