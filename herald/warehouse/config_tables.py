@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from herald.compliance.audit import audit
 from herald.compliance.windows import legal_window_rows
 from herald.config.campaigns import (
     BranchStep,
@@ -166,11 +167,12 @@ def campaign_rows(
                     exits.left_audience, exits.confirmed, exits.goal, exits.date_passed,
                 )
             )  # fmt: skip
+            version = campaign.config_version  # each step, branch and variant row is of this version
             for position, step in enumerate(campaign.steps, start=1):
                 following = campaign.following(position - 1)
-                steps.append((client_id, name, step.name, position, *_step_columns(step, following)))
+                steps.append((client_id, name, step.name, position, *_step_columns(step, following), version))
                 if isinstance(step, BranchStep):
-                    branches += _branch_rows(client_id, name, step)
+                    branches += [(*row, version) for row in _branch_rows(client_id, name, step)]
                 if not isinstance(step, Step):
                     continue
                 winner = winners.get((client_id, name, step.name)) if campaign.ab_test.apply_winner else None
@@ -185,7 +187,7 @@ def campaign_rows(
                             client_id, name, step.name, variant.name, variant.weight, low, high,
                             variant.template_for("sms") if "sms" in step.channels else None,
                             variant.template_for("email") if "email" in step.channels else None,
-                            step.subject_for(variant),
+                            step.subject_for(variant), version,
                         )
                     )  # fmt: skip
     return {
@@ -252,14 +254,91 @@ def _branch_rows(client_id: str, campaign: str, step: BranchStep) -> list[tuple]
     return rows
 
 
-def load_config_tables(session: Session, deployment: Deployment) -> dict[str, int]:
+# The journey's own rows, one set per campaign version: a version's rows stay while enrollments
+# that entered under it are still going (they walk the version they started with).
+VERSIONED_TABLES = ("campaign_steps", "campaign_variants", "campaign_branches")
+LIVE_STATUSES = ("active", "waiting")
+
+
+def load_config_tables(session: Session, deployment: Deployment, actor: str = "config_load") -> dict[str, int]:
     """Replace the configuration tables with ``deployment`` (in the session's transaction),
-    with the A/B winners campaigns apply (``herald_ops.ab_winners``)."""
+    with the A/B winners campaigns apply (``herald_ops.ab_winners``). The steps, branches and
+    variants of a campaign's older versions stay while enrollments that entered under them are
+    active or waiting; a campaign whose version changed is audited and listed in
+    ``herald_ops.campaign_versions``."""
     _, found = session.query(f"select client_id, campaign, step, variant from {OPS_SCHEMA}.ab_winners")
     winners = {(c, name, step): variant for c, name, step, variant in found}
+    _, found = session.query(f"select client_id, campaign, config_version, loaded_at from {OPS_SCHEMA}.campaigns")
+    stored = {(c, name): (version, loaded_at) for c, name, version, loaded_at in found}
     counts: dict[str, int] = {}
-    for table, rows in config_rows(deployment, winners).items():
+    live = (
+        f"exists (select 1 from {OPS_SCHEMA}.enrollments as e where e.client_id = t.client_id "
+        "and e.campaign = t.campaign and e.config_version = t.config_version "
+        f"and e.status in ({', '.join(repr(s) for s in LIVE_STATUSES)}))"
+    )
+    current = (
+        f"exists (select 1 from {OPS_SCHEMA}.campaigns as c where c.client_id = t.client_id "
+        "and c.campaign = t.campaign and c.config_version = t.config_version)"
+    )
+    rows_by_table = config_rows(deployment, winners)
+    for table, rows in rows_by_table.items():  # campaigns first: `current` reads the new versions
         qualified = f"{OPS_SCHEMA}.{table}"
-        session.execute(f"delete from {qualified}")
+        if table in VERSIONED_TABLES:
+            session.execute(f"delete from {qualified} as t where {current} or not {live}")
+        else:
+            session.execute(f"delete from {qualified}")
         counts[table] = session.insert_rows(qualified, column_names(qualified), rows)
+    _record_versions(session, stored, rows_by_table["campaigns"], actor)
     return counts
+
+
+def _record_versions(
+    session: Session, stored: dict[tuple[str, str], tuple], campaigns: list[tuple], actor: str
+) -> None:
+    """``herald_ops.campaign_versions`` after a load, and an audit entry per campaign whose
+    version changed (with how many running enrollments keep the old one)."""
+    table = f"{OPS_SCHEMA}.campaign_versions"
+    columns = column_names(f"{OPS_SCHEMA}.campaigns")
+    version_at, loaded_at = columns.index("config_version"), columns.index("loaded_at")
+    _, found = session.query(f"select client_id, campaign, config_version from {table}")
+    known = set(found)
+    for row in campaigns:
+        client_id, name, version, now = row[0], row[1], row[version_at], row[loaded_at]
+        before, before_loaded_at = stored.get((client_id, name), (None, None))
+        if before is not None and (client_id, name, before) not in known:
+            # a version loaded before Herald listed versions: its last load is the earliest it knows
+            session.insert_rows(table, column_names(table), [(client_id, name, before, before_loaded_at, None)])
+            known.add((client_id, name, before))
+        if (client_id, name, version) in known:
+            session.execute(
+                f"update {table} set retired_at = null where client_id = ? and campaign = ? and config_version = ?",
+                [client_id, name, version],
+            )
+        else:
+            session.insert_rows(table, column_names(table), [(client_id, name, version, now, None)])
+        session.execute(
+            f"update {table} set retired_at = ? "
+            "where client_id = ? and campaign = ? and config_version <> ? and retired_at is null",
+            [now, client_id, name, version],
+        )
+        if before is None or before == version:
+            continue
+        keeping = session.scalar(
+            f"select count(*) from {OPS_SCHEMA}.enrollments where client_id = ? and campaign = ? "
+            f"and config_version = ? and status in ({', '.join('?' * len(LIVE_STATUSES))})",
+            [client_id, name, before, *LIVE_STATUSES],
+        )
+        audit(
+            session, actor, "config_change", client_id, None, f"campaign {name}",
+            f"campaign {name} changed from version {before} to {version}; "
+            f"{keeping} running enrollment{' keeps' if keeping == 1 else 's keep'} {before}",
+            {"campaign": name, "from_version": before, "to_version": version, "enrollments_keeping": keeping},
+            now=now,
+        )  # fmt: skip
+    # a campaign no longer in the configuration: none of its versions is current
+    loaded = {(row[0], row[1]) for row in campaigns}
+    for client_id, name in set(stored) - loaded:
+        session.execute(
+            f"update {table} set retired_at = ? where client_id = ? and campaign = ? and retired_at is null",
+            [utcnow(), client_id, name],
+        )

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from herald.settings import WarehouseTarget
-from herald.warehouse.schema import ddl_statements
+from herald.warehouse.schema import ADDED_COLUMNS, ddl_statements, upgrade_statements
 
 LOCK_RETRY_SECONDS = 30.0
 NULL_MARK = "\\N"
@@ -149,7 +149,18 @@ class Warehouse:
             conn.close()
 
     def ensure_schema(self) -> None:
-        """Create Herald's own schemas and tables when missing (idempotent)."""
+        """Create Herald's own schemas and tables when missing, and add the columns a release added to
+        an existing table (idempotent)."""
         with self.session() as s:
             for statement in ddl_statements(self.engine):
                 s.execute(statement)
+            for table, column, backfill in ADDED_COLUMNS:
+                schema, name = table.split(".")
+                present = s.scalar(
+                    "select count(*) from information_schema.columns "
+                    "where table_schema = ? and table_name = ? and column_name = ?",
+                    [schema, name, column],
+                )
+                if not present:
+                    for statement in upgrade_statements(self.engine, table, column, backfill):
+                        s.execute(statement)

@@ -203,8 +203,9 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
             ("yes_step", "varchar"),  # wait_for: the event happened (null: the journey ends)
             ("no_step", "varchar"),  # wait_for: the timeout passed
             ("exit_reason", "varchar"),  # exit
+            ("config_version", "varchar not null"),  # the campaign's version these rows are of
         ],
-        ("client_id", "campaign", "step"),
+        ("client_id", "campaign", "config_version", "step"),
     ),
     # A branch step's paths, tried in order: the first whose test holds is taken.
     (
@@ -222,8 +223,9 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
             ("bucket_from", "bigint"),  # weight: the contact's bucket (0..9999) in [from, to)
             ("bucket_to", "bigint"),
             ("goto_step", "varchar"),  # null: the journey ends on this path
+            ("config_version", "varchar not null"),
         ],
-        ("client_id", "campaign", "step", "position"),
+        ("client_id", "campaign", "config_version", "step", "position"),
     ),
     (
         f"{OPS_SCHEMA}.campaign_variants",
@@ -239,8 +241,23 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
             ("sms_template", "varchar"),
             ("email_template", "varchar"),
             ("subject", "varchar"),
+            ("config_version", "varchar not null"),
         ],
-        ("client_id", "campaign", "step", "variant"),
+        ("client_id", "campaign", "config_version", "step", "variant"),
+    ),
+    # Each version of a campaign's journey the config load has seen: a version is retired when
+    # another replaces it (its running enrollments keep walking it; herald_ops.campaign_steps holds
+    # its rows while any is active or waiting).
+    (
+        f"{OPS_SCHEMA}.campaign_versions",
+        [
+            ("client_id", "varchar not null"),
+            ("campaign", "varchar not null"),
+            ("config_version", "varchar not null"),  # herald_ops.campaigns.config_version
+            ("first_loaded_at", "timestamp not null"),
+            ("retired_at", "timestamp"),  # null: the current version
+        ],
+        ("client_id", "campaign", "config_version"),
     ),
     (
         f"{OPS_SCHEMA}.send_windows",
@@ -488,7 +505,8 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
             ("audit_id", "varchar not null"),
             ("occurred_at", "timestamp not null"),
             ("actor", "varchar not null"),  # system component (e.g. 'inbound_replies') or a person
-            # consent_change | suppression | unsuppression | send | cancel | manual_override | purge | hold
+            # consent_change | suppression | unsuppression | send | cancel | manual_override | purge | hold |
+            # config_change (a campaign's journey version changed: herald/warehouse/config_tables.py)
             ("action", "varchar not null"),
             ("client_id", "varchar"),
             ("contact_id", "varchar"),
@@ -791,6 +809,10 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
 # sources' descriptions are in dbt_project/models/staging/_sources.yml); `herald tables` and
 # `herald describe` show them.
 TABLE_DESCRIPTIONS: dict[str, str] = {
+    f"{OPS_SCHEMA}.campaign_versions": (
+        "One row per version of a campaign's journey the config load has seen: when it was first loaded and "
+        "when a newer version replaced it (its running enrollments keep walking it)."
+    ),
     f"{OPS_SCHEMA}.webhook_subscriptions": (
         "One row per client webhook subscription (client.yaml webhooks): when it started, how far its events "
         "are enqueued, and when and why it was disabled (410 Gone)."
@@ -874,6 +896,54 @@ def ddl_statements(engine: str) -> list[str]:
             f"create index if not exists credit_ledger_by_client on {OPS_SCHEMA}.credit_ledger (client_id)"
         )
     return statements
+
+
+# Columns added to a table after its first release: (table, column, how existing rows get it). An
+# existing warehouse has the old table (``create table if not exists`` leaves it), so
+# ``upgrade_statements`` adds the column and, when it is part of the new primary key, changes the key.
+ADDED_COLUMNS: list[tuple[str, str, str]] = [
+    # the config's step, branch and variant rows of a warehouse loaded before versions were kept
+    # are the campaign's current version
+    (
+        f"{OPS_SCHEMA}.{table}",
+        "config_version",
+        f"coalesce((select c.config_version from {OPS_SCHEMA}.campaigns as c where c.client_id = t.client_id "
+        "and c.campaign = t.campaign), '')",
+    )
+    for table in ("campaign_steps", "campaign_branches", "campaign_variants")
+]
+
+
+def upgrade_statements(engine: str, table: str, column: str, backfill: str) -> list[str]:
+    """Add ``column`` to an existing ``table`` (its rows get ``backfill``, an expression over ``t``),
+    with the table's current definition's type and primary key."""
+    _, columns, key = next(t for t in TABLES if t[0] == table)
+    type_ = dict(columns)[column]
+    if engine == "postgres":
+        # in place, so views that read the table (dbt's staging) stay
+        short = table.split(".")[1]
+        statements = [
+            f"alter table {table} add column {column} {type_.replace(' not null', '')}",
+            f"update {table} as t set {column} = {backfill}",
+        ]
+        if "not null" in type_:
+            statements.append(f"alter table {table} alter column {column} set not null")
+        if column in key:
+            statements += [
+                f"alter table {table} drop constraint if exists {short}_pkey",
+                f"alter table {table} add primary key ({', '.join(key)})",
+            ]
+        return statements
+    # DuckDB cannot change a primary key: the rows move to a table of the new definition
+    old = f"{table}__before_{column}"
+    kept = [c for c, _ in columns if c != column]
+    create = next(s for s in ddl_statements(engine) if s.startswith(f"create table if not exists {table} ("))
+    return [
+        f"alter table {table} rename to {old.split('.')[1]}",
+        create,
+        f"insert into {table} ({', '.join(kept)}, {column}) select {', '.join(kept)}, {backfill} from {old} as t",
+        f"drop table {old}",
+    ]
 
 
 def column_names(table: str) -> list[str]:

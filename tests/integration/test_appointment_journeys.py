@@ -35,7 +35,7 @@ from herald.warehouse.config_tables import HEALTHCARE_CAPS
 from herald.warehouse.connection import Warehouse
 from tests.integration.test_dbt_models import DBT_PROJECT_DIR
 from tests.integration.test_journeys import enqueue_planned_rows, send_due
-from tests.integration.test_message_plan import CLIENT, LOADED, MART_DDL, TZ, dbt_run, insert
+from tests.integration.test_message_plan import CLIENT, LOADED, MART_DDL, TZ, dbt_run, insert, insert_versioned
 
 DAY0 = datetime(2026, 11, 16, 16, 0)  # Monday 10:00 in Chicago
 PASSES = [DAY0 + timedelta(days=n) for n in range(5)]  # Monday .. Friday
@@ -89,15 +89,15 @@ def build(warehouse: Warehouse) -> None:
              None, None, None, 125, "prior_express", LOADED, "per_appointment", None, "v1", "reminder", False, True,
              False, True, None, None)
         ])  # fmt: skip
-        insert(s, "herald_ops.campaign_steps", [
+        insert_versioned(s, "herald_ops.campaign_steps", [
             (CLIENT, CAMPAIGN, step, position, channel, None, None, field, minutes, kind, next_step, None, None,
              None, event, None, timeout, yes, no, reason)
             for step, position, channel, field, minutes, kind, next_step, event, timeout, yes, no, reason in STEPS
-        ])  # fmt: skip
-        insert(s, "herald_ops.campaign_variants", [
+        ], "v1")  # fmt: skip
+        insert_versioned(s, "herald_ops.campaign_variants", [
             (CLIENT, CAMPAIGN, step, "only", 1, 0, 10000, f"{step}.sms.j2", None, None)
             for step in ("reminder", "follow_up")
-        ])  # fmt: skip
+        ], "v1")  # fmt: skip
         for contact in PATIENTS:
             s.execute(
                 "insert into marts.contacts values (?, ?, ?, ?, ?, null, false, ?, true, null, null)",

@@ -29,7 +29,7 @@ from herald.compliance.windows import legal_window_rows
 from herald.delivery.outbox import OutboxMessage, enqueue
 from herald.warehouse.config_tables import variant_buckets
 from herald.warehouse.connection import Warehouse
-from tests.integration.test_message_plan import CLIENT, LOADED, MART_DDL, TZ, dbt_run, insert
+from tests.integration.test_message_plan import CLIENT, LOADED, MART_DDL, TZ, dbt_run, insert, insert_versioned
 
 DAY0 = datetime(2026, 11, 16, 15, 0)  # Monday 09:00 in Chicago
 PASSES = [DAY0, DAY0 + timedelta(days=1), DAY0 + timedelta(days=2), DAY0 + timedelta(days=3, hours=-1),
@@ -82,17 +82,17 @@ def build(warehouse: Warehouse) -> None:
              rule, None, "v1", first, reply, True, False, False, goal, None)
             for name, kind, category, audience, limit, rule, first, reply, goal in CAMPAIGNS
         ])  # fmt: skip
-        insert(s, "herald_ops.campaign_steps", [
+        insert_versioned(s, "herald_ops.campaign_steps", [
             (CLIENT, campaign, step, position, channel, None, None, None, minutes, kind, next_step, None, None, None,
              event, None, timeout, yes, no, None)
             for campaign, step, position, channel, minutes, kind, next_step, event, timeout, yes, no in STEPS
-        ])  # fmt: skip
+        ], "v1")  # fmt: skip
         buckets = variant_buckets([50, 50])
         variants = [("roofing", "offer", "a", 50, *buckets[0]), ("roofing", "offer", "b", 50, *buckets[1])]
         variants += [(c, step, "only", 1, 0, 10000) for c, step, _, channel, *_ in STEPS if channel and c != "roofing"]
-        insert(s, "herald_ops.campaign_variants", [
+        insert_versioned(s, "herald_ops.campaign_variants", [
             (CLIENT, c, step, v, w, low, high, None, f"{c}_{step}_{v}.mjml.j2", "Hello") for c, step, v, w, low, high in variants
-        ])  # fmt: skip
+        ], "v1")  # fmt: skip
         people = [(c, "homeowners") for c in HOMEOWNERS] + [(c, "admitted") for c in STUDENTS] + [("d1", "drippers")]
         for contact, segment in [*people, (LATE_STUDENT, None)]:
             s.execute(
@@ -460,3 +460,191 @@ def test_the_variant_funnel_splits_each_message_step_by_its_variant(days) -> Non
         "completed": 3,
     }
     assert variants[("nurture", "apply_link", "only")]["enrollments"] == 1
+
+
+# -- a journey changed while it runs ------------------------------------------------------------
+
+COLLEGE, NURTURE = "northfield_college", "admitted_nurture"
+VERSION_1 = """\
+message_type: lead_nurture
+status: active
+audience: admitted_not_enrolled
+trigger: {type: schedule, cron: "0 10 * * *"}
+enrollment: once
+steps:
+  - name: welcome
+    channel: email
+    subject: "Welcome, {{ first_name }}"
+    variants:
+      - {name: standard, template: nurture_welcome_program.mjml.j2}
+  - name: pause
+    wait: 1d
+  - name: reminder
+    channel: email
+    subject: "Any questions, {{ first_name }}?"
+    variants:
+      - {name: standard, template: nurture_follow_up.mjml.j2}
+"""
+# the reminder removed, a last call in its place
+VERSION_2 = VERSION_1.replace(
+    """  - name: reminder
+    channel: email
+    subject: "Any questions, {{ first_name }}?"
+    variants:
+      - {name: standard, template: nurture_follow_up.mjml.j2}
+""",
+    """  - name: last_call
+    channel: email
+    subject: "Last call, {{ first_name }}"
+    variants:
+      - {name: standard, template: nurture_application_link.mjml.j2}
+""",
+)
+EDITED_AT = DAY0 + timedelta(hours=2)
+VERSION_PASSES = [DAY0, DAY0 + timedelta(days=1, hours=1), DAY0 + timedelta(days=2, hours=1)]
+
+
+def college_config(tmp: Path, journey: str):
+    """The example configuration with Northfield College alone, its nurture being ``journey``."""
+    import shutil
+
+    from herald.config import load_deployment
+    from tests.conftest import CONFIG_DIR
+
+    config = tmp / "config"
+    if not config.exists():
+        shutil.copytree(CONFIG_DIR, config)
+        for client in (config / "clients").iterdir():
+            if client.name != COLLEGE:
+                shutil.rmtree(client)
+    (config / "clients" / COLLEGE / "campaigns" / f"{NURTURE}.yaml").write_text(journey)
+    return load_deployment(config)
+
+
+def load_config(warehouse: Warehouse, tmp: Path, journey: str, at: datetime) -> str:
+    """The config load (the real loader) at ``at``; returns the nurture's version."""
+    from unittest import mock
+
+    from herald.warehouse.config_tables import load_config_tables
+
+    deployment = college_config(tmp, journey)
+    with mock.patch("herald.warehouse.config_tables.utcnow", return_value=at), warehouse.session() as s:
+        load_config_tables(s, deployment)
+    return deployment.clients[COLLEGE].campaigns[NURTURE].config_version
+
+
+def run_versions(engine_env: dict[str, str], tmp: Path) -> dict[str, Any]:
+    """Two students enter the nurture (v1: welcome, a day's wait, a reminder); two hours later the
+    reminder is replaced by a last call (v2) and a third student is admitted."""
+    from herald.settings import Settings
+
+    warehouse = Warehouse(Settings.from_env(engine_env).warehouse)
+    warehouse.ensure_schema()
+    json_type = "json" if warehouse.engine == "duckdb" else "jsonb"
+    with warehouse.session() as s:
+        for ddl in MART_DDL:
+            s.execute(ddl.format(json=json_type))
+        for contact in ("v1", "v2", "v3"):
+            s.execute(
+                "insert into marts.contacts values (?, ?, ?, ?, null, ?, true, null, false, null, null)",
+                [contact, COLLEGE, contact.upper(), f"Name{contact}", email(contact)],
+            )
+    result: dict[str, Any] = {"versions": [load_config(warehouse, tmp, VERSION_1, DAY0 - timedelta(hours=1))]}
+    with warehouse.session() as s:
+        insert(
+            s, "marts.segment_members", [(COLLEGE, "admitted_not_enrolled", c, LOADED, LOADED) for c in ("v1", "v2")]
+        )
+        insert(s, "herald_ops.campaign_occurrences", [
+            (COLLEGE, NURTURE, "manual:first", "manual", DAY0, None, None, "test", DAY0, None)
+        ])  # fmt: skip
+    for number, at in enumerate(VERSION_PASSES):
+        if number == 1:
+            result["versions"].append(load_config(warehouse, tmp, VERSION_2, EDITED_AT))
+            result["steps after the edit"] = config_steps(warehouse)
+            with warehouse.session() as s:
+                insert(s, "marts.segment_members", [(COLLEGE, "admitted_not_enrolled", "v3", LOADED, LOADED)])
+                insert(s, "herald_ops.campaign_occurrences", [
+                    (COLLEGE, NURTURE, "manual:second", "manual", EDITED_AT, None, None, "test", EDITED_AT, None)
+                ])  # fmt: skip
+        run_pass(warehouse, tmp, at)
+    # the v1 enrollments are over: the next load drops v1's rows
+    load_config(warehouse, tmp, VERSION_2, VERSION_PASSES[-1] + timedelta(hours=1))
+    result["steps in the end"] = config_steps(warehouse)
+    with warehouse.session(read_only=True) as s:
+        _, result["outbox"] = s.query(
+            "select contact_id, step, template, status from herald_ops.outbox order by contact_id, send_after"
+        )
+        _, result["ledger"] = s.query(
+            "select contact_id, config_version, status, exit_reason from herald_ops.enrollments order by contact_id"
+        )
+        _, result["campaign_versions"] = s.query(
+            "select client_id, campaign, config_version, first_loaded_at, retired_at "
+            "from herald_ops.campaign_versions order by first_loaded_at"
+        )
+        _, result["audit"] = s.query(
+            "select occurred_at, actor, action, client_id, subject, reason from herald_ops.audit_log "
+            "where action = 'config_change'"
+        )
+    return result
+
+
+def config_steps(warehouse: Warehouse) -> list[tuple]:
+    with warehouse.session(read_only=True) as s:
+        _, steps = s.query(
+            "select config_version, step from herald_ops.campaign_steps where campaign = ? order by 1, position",
+            [NURTURE],
+        )
+        _, variants = s.query(
+            "select config_version, step, email_template from herald_ops.campaign_variants where campaign = ? "
+            "order by 1, 2",
+            [NURTURE],
+        )
+    return [steps, variants]
+
+
+@pytest.fixture(scope="module")
+def versions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("versions")
+    return run_versions({"HERALD_HOME": str(tmp / "home"), "HERALD_WAREHOUSE_URL": ""}, tmp)
+
+
+def test_a_journey_changed_while_it_runs_keeps_its_enrollments_on_their_version(versions) -> None:
+    v1, v2 = versions["versions"]
+    assert v1 != v2
+    # after the edit both versions' steps are loaded: v1's for the two students still in it
+    expected = [
+        sorted([(v1, "welcome"), (v1, "pause"), (v1, "reminder"), (v2, "welcome"), (v2, "pause"), (v2, "last_call")],
+               key=lambda r: (r[0], ["welcome", "pause", "reminder", "last_call"].index(r[1]))),
+        sorted([(v1, "reminder", "nurture_follow_up.mjml.j2"), (v1, "welcome", "nurture_welcome_program.mjml.j2"),
+                (v2, "last_call", "nurture_application_link.mjml.j2"), (v2, "welcome", "nurture_welcome_program.mjml.j2")]),
+    ]  # fmt: skip
+    assert versions["steps after the edit"] == expected
+    # the students who entered under v1 got v1's reminder with its template; the one admitted
+    # after the edit walked v2 to the last call; nobody exited for a step gone from the campaign
+    assert versions["outbox"] == [
+        ("v1", "welcome", "nurture_welcome_program.mjml.j2", "sent"),
+        ("v1", "reminder", "nurture_follow_up.mjml.j2", "sent"),
+        ("v2", "welcome", "nurture_welcome_program.mjml.j2", "sent"),
+        ("v2", "reminder", "nurture_follow_up.mjml.j2", "sent"),
+        ("v3", "welcome", "nurture_welcome_program.mjml.j2", "sent"),
+        ("v3", "last_call", "nurture_application_link.mjml.j2", "sent"),
+    ]
+    assert versions["ledger"] == [("v1", v1, "completed", None), ("v2", v1, "completed", None),
+                                  ("v3", v2, "completed", None)]  # fmt: skip
+    # with no enrollment left on v1, the next load dropped its rows
+    assert versions["steps in the end"] == [
+        [(v2, "welcome"), (v2, "pause"), (v2, "last_call")],
+        [(v2, "last_call", "nurture_application_link.mjml.j2"), (v2, "welcome", "nurture_welcome_program.mjml.j2")],
+    ]
+
+
+def test_a_journey_change_is_recorded(versions) -> None:
+    v1, v2 = versions["versions"]
+    assert versions["campaign_versions"] == [
+        (COLLEGE, NURTURE, v1, DAY0 - timedelta(hours=1), EDITED_AT),
+        (COLLEGE, NURTURE, v2, EDITED_AT, None),
+    ]
+    assert versions["audit"] == [
+        (EDITED_AT, "config_load", "config_change", COLLEGE, f"campaign {NURTURE}",
+         f"campaign {NURTURE} changed from version {v1} to {v2}; 2 running enrollments keep {v1}"),
+    ]  # fmt: skip

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.integration.test_journeys import *  # noqa: F403  (the tests themselves)
-from tests.integration.test_journeys import run_days, run_outage
+from tests.integration.test_journeys import run_days, run_outage, run_versions
 
 pytestmark = pytest.mark.postgres
 
@@ -23,3 +23,9 @@ def days(tmp_path_factory: pytest.TempPathFactory, pg_database_factory) -> list[
 def outage(tmp_path_factory: pytest.TempPathFactory, pg_database_factory) -> dict[str, dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("outage_pg")
     return run_outage({"HERALD_HOME": str(tmp / "home"), "HERALD_WAREHOUSE_URL": pg_database_factory()}, tmp)
+
+
+@pytest.fixture(scope="module")
+def versions(tmp_path_factory: pytest.TempPathFactory, pg_database_factory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("versions_pg")
+    return run_versions({"HERALD_HOME": str(tmp / "home"), "HERALD_WAREHOUSE_URL": pg_database_factory()}, tmp)

@@ -120,6 +120,13 @@ def insert(session: Any, table: str, rows: list[tuple]) -> None:
     session.insert_rows(table, column_names(table)[: len(rows[0])], rows)
 
 
+def insert_versioned(session: Any, table: str, rows: list[tuple], version: str = "") -> None:
+    """A campaign's step, branch or variant rows of one version (the campaign's config_version;
+    '' when the campaign has none) into the table's first columns."""
+    columns = [*column_names(table)[: len(rows[0])], "config_version"]
+    session.insert_rows(table, columns, [(*row, version) for row in rows])
+
+
 def occurrence(name: str, campaign: str, fired_at: datetime) -> tuple:
     return (CLIENT, campaign, name, "schedule", fired_at, None, None, "test", fired_at, None)
 
@@ -149,8 +156,8 @@ def build_plan(engine: str, herald_env, tmp_path: Path) -> tuple[Warehouse, Path
              None, limit, "express_written" if name != "remind" else "prior_express", LOADED)
             for name, status, trigger, limit in CAMPAIGNS
         ])  # fmt: skip
-        insert(s, "herald_ops.campaign_steps", [(CLIENT, *step) for step in STEPS])
-        insert(s, "herald_ops.campaign_variants", [(CLIENT, *variant) for variant in VARIANTS])
+        insert_versioned(s, "herald_ops.campaign_steps", [(CLIENT, *step) for step in STEPS])
+        insert_versioned(s, "herald_ops.campaign_variants", [(CLIENT, *variant) for variant in VARIANTS])
         insert(s, "herald_ops.legal_windows", list(legal_window_rows()))
         insert(s, "herald_ops.frequency_caps", [
             (CLIENT, "marketing", 24, 3, "3 marketing messages per 24 h"),

@@ -42,7 +42,7 @@ audience as (
             (
                 select min(steps.step) from {{ source('herald_ops', 'campaign_steps') }} as steps
                 where steps.client_id = campaigns.client_id and steps.campaign = campaigns.campaign
-                    and steps.position = 1
+                    and steps.config_version = coalesce(campaigns.config_version, '') and steps.position = 1
             )
         ) as first_step
     from occurrences

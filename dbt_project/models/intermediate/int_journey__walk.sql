@@ -12,7 +12,12 @@
     - exit: ends the enrollment with its reason; past the last step it is completed.
 
     A step the contact reaches after the clock (a wait_for after a message not sent yet) stops
-    the walk until then. An enrollment whose campaign exit criteria hold (a reply, an opt-out, a
+    the walk until then.
+
+    An enrollment walks the version of its campaign it entered with (config_version): the
+    config load keeps an older version's steps and branches while enrollments of it are still
+    going. One whose version has no steps any more (entered before Herald kept versions) walks
+    the campaign's current version. An enrollment whose campaign exit criteria hold (a reply, an opt-out, a
     confirmation, the goal stage, leaving the audience, a date passing) exits before walking.
     The walk is unrolled to a fixed depth: a journey has at most 15 steps and no cycles.
 
@@ -28,8 +33,8 @@
 {%- set conditions = [] -%}
 {%- if execute is sameas true -%}
     {%- set found = run_query(
-        "select client_id, campaign, step, position, condition_sql from "
-        ~ source('herald_ops', 'campaign_branches') ~ " where test = 'if' order by 1, 2, 3, 4"
+        "select client_id, campaign, config_version, step, position, condition_sql from "
+        ~ source('herald_ops', 'campaign_branches') ~ " where test = 'if' order by 1, 2, 3, 4, 5"
     ) -%}
     {%- set conditions = found.rows -%}
 {%- endif %}
@@ -50,6 +55,11 @@ steps as (
 
 branches as (
     select * from {{ source('herald_ops', 'campaign_branches') }}
+),
+
+-- the versions of each campaign whose steps are loaded
+versions as (
+    select distinct client_id, campaign, config_version from steps
 ),
 
 clients as (
@@ -148,10 +158,12 @@ enrollment_starts as (
         and ledger.occurrence = unsent.occurrence
 ),
 
--- a per_appointment enrollment's appointment: its time while it is still the one enrolled for
+-- a per_appointment enrollment's appointment: its time while it is still the one enrolled for;
+-- the version of the campaign whose steps it walks (its own while loaded, else the current one)
 starts as (
     select
         enrollment_starts.*,
+        coalesce(versions.config_version, campaigns.config_version) as graph_version,
         appointments.appointment_key,
         enrolled_for.appointment_at,
         case
@@ -161,6 +173,13 @@ starts as (
         coalesce(appointments.appointment_at <= clock.as_of, false) as appointment_passed
     from enrollment_starts
     cross join clock
+    left join versions
+        on enrollment_starts.client_id = versions.client_id
+        and enrollment_starts.campaign = versions.campaign
+        and enrollment_starts.config_version = versions.config_version
+    left join campaigns
+        on enrollment_starts.client_id = campaigns.client_id
+        and enrollment_starts.campaign = campaigns.campaign
     left join appointments
         on enrollment_starts.enrollment_rule = 'per_appointment'
         and {{ herald.appointment_key_of('enrollment_starts.occurrence') }} = appointments.appointment_key
@@ -254,8 +273,9 @@ branch_tests as (
                 case
                     {%- for c in conditions %}
                     when branches.client_id = '{{ c[0] }}' and branches.campaign = '{{ c[1] }}'
-                        and branches.step = '{{ c[2] }}' and branches.position = {{ c[3] }}
-                        then {{ c[4] }}
+                        and branches.config_version = '{{ c[2] }}'
+                        and branches.step = '{{ c[3] }}' and branches.position = {{ c[4] }}
+                        then {{ c[5] }}
                     {%- endfor %}
                     else false
                 end
@@ -268,6 +288,7 @@ branch_tests as (
     inner join branches
         on starts.client_id = branches.client_id
         and starts.campaign = branches.campaign
+        and starts.graph_version = branches.config_version
     inner join contacts as branch_contact
         on starts.contact_id = branch_contact.contact_id
 ),
@@ -334,6 +355,7 @@ situated_{{ i }} as (
     left join steps
         on hop_{{ i }}.client_id = steps.client_id
         and hop_{{ i }}.campaign = steps.campaign
+        and hop_{{ i }}.graph_version = steps.config_version
         and hop_{{ i }}.step = steps.step
     left join anchors
         on hop_{{ i }}.contact_id = anchors.contact_id
@@ -401,7 +423,7 @@ timed_{{ i }} as (
 decided_{{ i }} as (
     select
         enrollment_id, client_id, campaign, contact_id, occurrence, entered_at, enrollment_rule, config_version,
-        appointment_key, appointment_at,
+        graph_version, appointment_key, appointment_at,
         is_new, hop, step, held_for_message,
         case when step is null then 'end' else kind end as kind,
         arrived_at,
@@ -471,7 +493,7 @@ decided_{{ i }} as (
 hop_{{ i + 1 }} as (
     select
         enrollment_id, client_id, campaign, contact_id, occurrence, entered_at, enrollment_rule, config_version,
-        appointment_key, appointment_at,
+        graph_version, appointment_key, appointment_at,
         is_new,
         next_step as step,
         next_arrived_at as arrived_at,

@@ -49,6 +49,7 @@ step_contacts as (
         campaigns.sms_consent,
         steps.step,
         steps.position as step_position,
+        walk.graph_version as config_version,
         steps.channel as first_channel,
         steps.fallback_channel,
         steps.fallback_if_missing,
@@ -66,6 +67,7 @@ step_contacts as (
     inner join steps
         on walk.client_id = steps.client_id
         and walk.campaign = steps.campaign
+        and walk.graph_version = steps.config_version
         and walk.step = steps.step
     inner join clients
         on walk.client_id = clients.client_id
@@ -97,6 +99,7 @@ final as (
         campaign,
         step,
         step_position,
+        config_version,
         occurrence,
         enrollment_id,
         hop,

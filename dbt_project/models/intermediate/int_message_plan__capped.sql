@@ -84,6 +84,7 @@ final as (
         limited.campaign,
         limited.step,
         limited.step_position,
+        limited.config_version,
         limited.occurrence,
         limited.enrollment_id,
         limited.hop,

@@ -90,6 +90,7 @@ final as (
         campaign,
         step,
         step_position,
+        config_version,
         occurrence,
         enrollment_id,
         hop,

@@ -115,6 +115,7 @@ final as (
         quota_ranked.campaign,
         quota_ranked.step,
         quota_ranked.step_position,
+        quota_ranked.config_version,
         quota_ranked.occurrence,
         quota_ranked.enrollment_id,
         quota_ranked.hop,

@@ -154,6 +154,7 @@ final as (
         judged.campaign,
         judged.step,
         judged.step_position,
+        judged.config_version,
         judged.occurrence,
         judged.enrollment_id,
         judged.hop,

@@ -66,6 +66,7 @@ final as (
     left join variants
         on capped.client_id = variants.client_id
         and capped.campaign = variants.campaign
+        and capped.config_version = variants.config_version
         and capped.step = variants.step
         and capped.variant_bucket >= variants.bucket_from
         and capped.variant_bucket < variants.bucket_to
