@@ -28,14 +28,12 @@ import pytest
 
 from herald.appointments.digest import unconfirmed_appointments
 from herald.appointments.occurrences import appointment_occurrence, parse_appointment_occurrence
-from herald.campaigns.journeys import apply_transitions, record_plan_run
-from herald.campaigns.occurrences import mark_planned
 from herald.compliance.windows import legal_window_rows
 from herald.warehouse.config_tables import HEALTHCARE_CAPS
 from herald.warehouse.connection import Warehouse
 from tests.integration.test_dbt_models import DBT_PROJECT_DIR
-from tests.integration.test_journeys import enqueue_planned_rows, send_due
-from tests.integration.test_message_plan import CLIENT, LOADED, MART_DDL, TZ, dbt_run, insert, insert_versioned
+from tests.integration.test_journeys import run_pass
+from tests.integration.test_message_plan import CLIENT, LOADED, MART_DDL, TZ, insert, insert_versioned
 
 DAY0 = datetime(2026, 11, 16, 16, 0)  # Monday 10:00 in Chicago
 PASSES = [DAY0 + timedelta(days=n) for n in range(5)]  # Monday .. Friday
@@ -118,19 +116,6 @@ def fire(warehouse: Warehouse, when: datetime) -> None:
         insert(s, "herald_ops.campaign_occurrences", [
             (CLIENT, CAMPAIGN, when.strftime("%Y-%m-%dT%H:%M"), "schedule", when, None, None, "test", when, None)
         ])  # fmt: skip
-
-
-def run_pass(warehouse: Warehouse, tmp: Path, when: datetime) -> None:
-    # the outbox sent what fell due since the last pass, each at its time (it runs every 10 minutes)
-    send_due(warehouse, when, before=True)
-    with warehouse.session() as s:
-        record_plan_run(s, f"pass-{when:%Y%m%d%H%M}", when, when)
-    dbt_run(warehouse, tmp)
-    with warehouse.session() as s:
-        mark_planned(s, "test", when)
-        apply_transitions(s, "test", when)
-    enqueue_planned_rows(warehouse, when)
-    send_due(warehouse, when)
 
 
 def world(warehouse: Warehouse, when: datetime) -> None:

@@ -156,9 +156,13 @@ def send_due(warehouse: Warehouse, at: datetime, *, before: bool = False) -> Non
         )
 
 
-def run_pass(warehouse: Warehouse, tmp: Path, at: datetime, *, crash_after_plan: bool = False) -> None:
-    # the outbox sent what fell due since the last pass, each at its time (it runs every 10 minutes)
-    send_due(warehouse, at, before=True)
+def run_pass(
+    warehouse: Warehouse, tmp: Path, at: datetime, *, crash_after_plan: bool = False, outbox_down: bool = False
+) -> None:
+    """A send run at ``at``; ``outbox_down``: it plans and enqueues but nothing is sent."""
+    if not outbox_down:
+        # the outbox sent what fell due since the last pass, each at its time (it runs every 10 minutes)
+        send_due(warehouse, at, before=True)
     with warehouse.session() as s:
         record_plan_run(s, f"pass-{at:%Y%m%d%H%M}", at, at)
     dbt_run(warehouse, tmp)
@@ -168,7 +172,8 @@ def run_pass(warehouse: Warehouse, tmp: Path, at: datetime, *, crash_after_plan:
         mark_planned(s, "test", at)
         apply_transitions(s, "test", at)
     enqueue_planned_rows(warehouse, at)
-    send_due(warehouse, at)
+    if not outbox_down:
+        send_due(warehouse, at)
 
 
 def world(warehouse: Warehouse, at: datetime) -> None:
@@ -398,13 +403,7 @@ def run_outage(engine_env: dict[str, str], tmp: Path) -> dict[str, dict[str, Any
                     "update herald_ops.outbox set status = 'sent', sent_at = ?, updated_at = ? where status = 'queued'",
                     [back, back],
                 )
-        with warehouse.session() as s:
-            record_plan_run(s, f"pass-{at:%Y%m%d%H%M}", at, at)
-        dbt_run(warehouse, tmp)
-        with warehouse.session() as s:
-            mark_planned(s, "test", at)
-            apply_transitions(s, "test", at)
-        enqueue_planned_rows(warehouse, at)
+        run_pass(warehouse, tmp, at, outbox_down=True)
         snapshots[name] = snapshot(warehouse)
     return snapshots
 
