@@ -182,7 +182,7 @@ def test_headline_definitions() -> None:
 
 @pytest.mark.parametrize(
     ("name", "shown"),
-    [("delivered_24h", "Delivered, last 24 hours"), ("response_pct_30d", "Response rate, last 30 days"),
+    [("delivered_24h", "Delivered, last 24 hours"), ("response_pct_30d", "Replied ÷ delivered, last 30 days"),
      ("open_house", "Open house"), ("delivery_rate", "Delivery rate")],
 )  # fmt: skip
 def test_labels(name: str, shown: str) -> None:

@@ -61,7 +61,7 @@ LABELS: dict[str, str] = {
     "failed_30d": "Failed, last 30 days",
     "delivery_rate_30d": "Delivery rate, last 30 days",
     "replied_30d": "Replied, last 30 days",
-    "response_pct_30d": "Response rate, last 30 days",
+    "response_pct_30d": "Replied ÷ delivered, last 30 days",
     "response_pct": "Response rate",
     "opt_outs_30d": "Opt-outs, last 30 days",
     "credit_alerts_30d": "Low-credit alerts, last 30 days",
