@@ -99,11 +99,14 @@ def test_a_signed_stop_suppresses_cancels_and_confirms_once(deployed: Deployment
         {"campaign": "_replies", "status": "sent"},
         {"campaign": "appointment_reminder", "status": "cancelled"},
     ]
-    (processed,) = deployed.sql("select kind, action from herald_ops.inbound_processing where inbound_id like 'SMe%'")
+    # (exact ids: the sandbox's own replies have random SM… ids of their own)
+    (processed,) = deployed.sql(
+        f"select kind, action from herald_ops.inbound_processing where inbound_id = '{inbound['MessageSid']}'"
+    )
     assert processed == {"kind": "opt_out", "action": "suppressed"}
-    assert deployed.sql("select count(*) as n from herald_ops.inbound_processing where inbound_id like 'SMf%'") == [
-        {"n": 0}
-    ]
+    assert deployed.sql(
+        "select count(*) as n from herald_ops.inbound_processing where inbound_id = 'SM" + "f" * 32 + "'"
+    ) == [{"n": 0}]
     assert deployed.sql(
         "select count(*) as n from herald_ops.suppressions where address = '" + waiting["to_address"] + "'"
     ) == [{"n": 1}]
