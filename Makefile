@@ -19,7 +19,9 @@ $(SYNCED): pyproject.toml uv.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Herald needs Python 3.11+, found " + sys.version.split()[0]'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
-	$(BIN)/uv sync --locked --quiet
+	@# --compile-bytecode: the .pyc files are written once here; without them every process
+	@# (each `herald` command, each test worker) compiles dagster and dbt from source again
+	$(BIN)/uv sync --locked --quiet --compile-bytecode
 	@touch $(SYNCED)
 
 venv: $(SYNCED)  ## create or update the virtual environment from uv.lock

@@ -140,11 +140,17 @@ def pending_event_files(home: Path) -> list[Path]:
     return sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []
 
 
+FILES_PER_TRANSACTION = 500
+
+
 def load_events(warehouse: Warehouse, home: Path) -> int:
-    """Loads waiting event files into ``herald_raw.provider_events`` (insert-or-ignore by id);
-    a file moves to ``loaded/`` after its transaction committed, or to ``rejected/`` with a
-    ``.reason.txt`` when a line cannot be read. Returns how many events the files held."""
+    """Loads waiting event files into ``herald_raw.provider_events`` (insert-or-ignore by id), up
+    to :data:`FILES_PER_TRANSACTION` files in one transaction; the files move to ``loaded/`` after
+    it committed (a crash between the two loads them again, and the ids ignore the repeat). A file
+    with a line that cannot be read moves to ``rejected/`` with a ``.reason.txt``, alone. Returns
+    how many events the loaded files held."""
     count = 0
+    batch: list[tuple[Path, list[ProviderEvent]]] = []
     for path in pending_event_files(home):
         try:
             events = [
@@ -156,12 +162,22 @@ def load_events(warehouse: Warehouse, home: Path) -> int:
             shutil.move(str(path), rejected / path.name)
             (rejected / f"{path.name}.reason.txt").write_text(f"{path.name}: cannot read an event: {exc}\n")
             continue
-        with warehouse.session() as s:
-            s.insert_rows(
-                EVENTS_TABLE, column_names(EVENTS_TABLE), [e.row(utcnow()) for e in events], ignore_existing=True
-            )
-        loaded = events_dir(home) / "loaded"
-        loaded.mkdir(parents=True, exist_ok=True)
+        batch.append((path, events))
+        if len(batch) >= FILES_PER_TRANSACTION:
+            count += _load_batch(warehouse, home, batch)
+            batch = []
+    return count + _load_batch(warehouse, home, batch)
+
+
+def _load_batch(warehouse: Warehouse, home: Path, batch: list[tuple[Path, list[ProviderEvent]]]) -> int:
+    if not batch:
+        return 0
+    landed_at = utcnow()
+    with warehouse.session() as s:
+        s.insert_rows(EVENTS_TABLE, column_names(EVENTS_TABLE),
+                      [e.row(landed_at) for _, events in batch for e in events], ignore_existing=True)  # fmt: skip
+    loaded = events_dir(home) / "loaded"
+    loaded.mkdir(parents=True, exist_ok=True)
+    for path, _ in batch:
         shutil.move(str(path), loaded / path.name)
-        count += len(events)
-    return count
+    return sum(len(events) for _, events in batch)
