@@ -208,6 +208,19 @@ def test_a_client_inherits_defaults_from_herald_yaml(config_copy: Path) -> None:
     assert (realty.time_zone, realty.default_region) == ("Europe/Dublin", "IE")
 
 
+def test_a_long_lived_process_sees_a_changed_file_at_its_next_load(config_copy: Path) -> None:
+    first = load_deployment(config_copy)
+    assert load_deployment(config_copy) is first  # nothing changed: validated once
+
+    client = config_copy / "clients" / "lakeside_realty" / "client.yaml"
+    client.write_text(client.read_text().replace("name: Lakeside Realty Group", "name: Lakeside Homes"))
+    assert load_deployment(config_copy).clients["lakeside_realty"].config.name == "Lakeside Homes"
+
+    client.write_text(client.read_text().replace("time_zone: America/Denver", "time_zone: Mars/Olympus"))
+    with pytest.raises(ConfigError, match="time_zone"):
+        load_deployment(config_copy)
+
+
 @pytest.mark.parametrize("brk", BREAKS, ids=[b.name for b in BREAKS])
 def test_each_break_is_one_problem_naming_file_and_field(config_copy: Path, brk: Break) -> None:
     brk.apply(config_copy.parent)
