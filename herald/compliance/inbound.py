@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import phonenumbers
@@ -225,7 +225,11 @@ class _Applier:
         if kind == ReplyKind.HELP:
             return self._help()
         if kind in (ReplyKind.CONFIRM, ReplyKind.RESCHEDULE):
-            return self._appointment("confirmed" if kind == ReplyKind.CONFIRM else "reschedule_requested")
+            if client.takes_appointments:
+                return self._appointment("confirmed" if kind == ReplyKind.CONFIRM else "reschedule_requested")
+            # a "C" or "Y" to a roofer's offer answers no appointment: an ordinary reply
+            self.c = replace(self.c, kind=ReplyKind.OTHER, keyword_class=None)
+            kind = ReplyKind.OTHER
         self._audit("inbound_reply", "no keyword: nothing to apply", {"inbound_id": m.inbound_id})
         if kind == ReplyKind.OTHER:
             return self._auto_reply() or self._result("no_action")

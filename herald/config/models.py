@@ -508,6 +508,12 @@ class Client(BaseModel):
     def client_id(self) -> str:
         return self.config.client_id
 
+    @property
+    def takes_appointments(self) -> bool:
+        """True when one of the client's packets carries appointments (a load map maps
+        ``appointment_at``): only then is a "C" or "R" reply an answer about an appointment."""
+        return any(m.column_for("appointment_at") is not None for m in self.load_maps.values())
+
 
 class Deployment(BaseModel):
     """Everything under ``HERALD_CONFIG_DIR``."""

@@ -209,8 +209,27 @@ def _realtor(client: Client, rng: random.Random, scale: int, today: date) -> dic
         records[row]["phone"] = bad
     for row, (first, bad) in zip(_pick(rng, singles, 2 * scale, taken), INVALID_EMAILS[:2] * scale, strict=False):
         records[row].update(first_name=first, email=bad)
+    # the agents' hand-picked VIP buyers (a manual segment's members by lead id) are in the export,
+    # each having signed the texting consent, so the listing announcement reaches them
+    # (their own random stream: the rest of the file stays as it was without them)
+    vips, vip_rng = _manual_ids(client), random.Random(f"{client.client_id}-vip")
+    for row, lead_id in zip(_pick(vip_rng, singles, len(vips), taken), vips, strict=False):
+        records[row].update(external_id=lead_id, sms_consent=boolean(vip_rng, prof, True))
     rows = render_rows(load_map, records, values)
     return {packet_type: _packet(client, load_map, prof, rows, {}, today)}
+
+
+def _manual_ids(client: Client) -> list[str]:
+    """The external ids a client's manual segments list (members that are not a phone or an email)."""
+    return sorted(
+        {
+            member
+            for segment in client.segments.values()
+            if segment.type == "manual"
+            for member in segment.members
+            if "@" not in member and not member.lstrip().startswith("+")
+        }
+    )
 
 
 def _separator(load_map: LoadMap, attribute: str, default: str) -> str:

@@ -311,6 +311,17 @@ def test_c_and_r_record_appointment_responses_and_unknown_numbers_are_ignored(
 
 
 @pytest.mark.parametrize("warehouse", ENGINES, indirect=True)
+def test_a_c_to_a_client_without_appointments_is_an_ordinary_reply(wh: Warehouse, deploy: Deployment) -> None:
+    # the roofer's packets carry no appointments: "C" to its offer answers nothing
+    assert not deploy.clients["summit_roofing"].takes_appointments
+    assert deploy.clients[CLIENT].takes_appointments
+    reply(wh, "SM-roof-c", ANN, "C", to="+13035550177")
+    (result,) = apply(wh, deploy)
+    assert (result.client_id, result.kind, result.action) == ("summit_roofing", "other", "no_action")
+    assert rows(wh, "select count(*) from herald_ops.appointment_responses") == [(0,)]
+
+
+@pytest.mark.parametrize("warehouse", ENGINES, indirect=True)
 def test_a_probable_opt_out_under_clarify_asks_and_suppresses_nothing(wh: Warehouse, deployment: Deployment) -> None:
     text = next(t for t in ("STEP", "SHOP", "TOP", "STPO") if classify_reply(t).kind == ReplyKind.PROBABLE_OPT_OUT)
     reply(wh, "SM-p", ANN, text)
