@@ -276,9 +276,12 @@ def test_tick_until_idle_then_a_tick_with_nothing_new_starts_no_run(deployed: De
     # 3 uploads → 3 ingest runs; then 1 dbt build; then 1 segment refresh; then the campaign
     # trigger check (the repeated dental packet is a duplicate, so nothing to send); then nothing.
     # The sandbox's receipts for the demo's last sends (its answers to the sample replies) may
-    # still wait in landing/events: then one provider events run applies them.
+    # still wait in landing/events: then one provider events run applies them; a second applies
+    # the receipt of a staff alert email, when those receipts pushed a client's 24-hour delivery
+    # rate under its threshold (the sandbox fails ~3% of texts, and a day of 125 may cross 95%).
     runs = jobs_run(deployed.tick_output)
-    assert runs.count("SUCCESS apply_provider_events_job") <= 1
+    alerts = deployed.sql("select count(*) as n from herald_ops.staff_alerts where email_status = 'sent'")[0]["n"]
+    assert runs.count("SUCCESS apply_provider_events_job") <= 1 + int(alerts)
     assert [r for r in runs if r != "SUCCESS apply_provider_events_job"] == [
         *["SUCCESS ingest_packet_job"] * 3,
         "SUCCESS transform_packets_job",
@@ -343,6 +346,11 @@ def test_demo_plans_renders_and_delivers_the_packet_triggered_reminders(deployed
         for entry in journal.read_text().splitlines()
     ]
     sent = {r["message_key"] for r in deployed.sql("select message_key from herald_ops.outbox where status = 'sent'")}
+    # besides: the staff alert emails to a client's own contact address (not through the outbox)
+    sent |= {
+        r["message_key"]
+        for r in deployed.sql("select message_key from herald_ops.staff_alerts where email_status = 'sent'")
+    }
     assert len(keys) == len(set(keys)) and set(keys) == sent
     # and marts.messages has one row per outbox message, with masked addresses only
     (mart,) = deployed.sql("select count(*) as n, max(to_address_masked) as sample from marts.messages")

@@ -91,10 +91,11 @@ class Table:
         return [any(is_number(row[i]) for row in self.rows) for i in range(len(self.columns))]
 
     def formatted_rows(self) -> list[list[tuple[str, bool]]]:
-        """Each cell as (text, is_number); a metric/value table labels each metric and formats
-        its value by the metric's name."""
+        """Each cell as (text, right-aligned: a number); a metric/value table labels each metric
+        and formats its value by the metric's name."""
         if self.columns == ["metric", "value"]:
-            return [[(label(str(m)), False), (fmt_cell(str(m), v), is_number(v))] for m, v in self.rows]
+            # every value right-aligned, a dash or a timestamp too: one column of values
+            return [[(label(str(m)), False), (fmt_cell(str(m), v), True)] for m, v in self.rows]
         return [[(fmt_cell(c, v), is_number(v)) for c, v in zip(self.columns, row, strict=True)] for row in self.rows]
 
 
