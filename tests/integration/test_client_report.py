@@ -359,6 +359,17 @@ def test_the_pdf_has_no_mostly_blank_page(built: Built, deployment: Deployment, 
     assert "_replies" not in everything and "source:" not in everything and "delivered_30d" not in everything
 
 
+def test_a_short_table_is_never_split_across_pages(built: Built, deployment: Deployment, tmp_path: Path) -> None:
+    import fitz  # PyMuPDF
+
+    report = build_report(built.warehouse, deployment, CLIENT, 30, NOW)
+    with fitz.open(render_pdf(report, tmp_path / "report.pdf")) as document:
+        pages = [page.get_text() for page in document]
+    # the dashboard's first and last rows on one page, under its heading
+    (page,) = [p for p in pages if "Delivered, last 24 hours" in p]
+    assert "As of (UTC)" in page and "Right now" in page
+
+
 def test_a_long_table_splits_with_its_header_repeated(tmp_path: Path, deployment: Deployment) -> None:
     """A year of daily rows: the table goes on over pages, each page starting with the header."""
     import fitz  # PyMuPDF

@@ -112,6 +112,14 @@ class _Pages:
         self.y += h
 
 
+KEEP_TOGETHER_ROWS = 20  # a table of at most this many rows goes on one page
+
+
+def _table_height(table: Table) -> float:
+    """The height of the whole table: its header and every row."""
+    return ROW + 0.04 + len(table.rows) * (ROW + 0.02)
+
+
 def _table_start(table: Table) -> float:
     """The height of a table's header and first rows (what must fit where it starts)."""
     return ROW * (1 + min(MIN_ROWS, len(table.rows))) + 0.15 if table.has_data else 0.3
@@ -195,8 +203,14 @@ def _table(pages: _Pages, table: Table, title: str) -> None:
         pages.line(0, sum(widths), color=INK)
         pages.y += 0.04
 
-    pages.need(_table_start(table))
-    header(False)
+    whole = _table_height(table)
+    if pages.room() < whole and len(table.rows) <= KEEP_TOGETHER_ROWS and pages.room() < PAGE_H - 2 * MARGIN:
+        # a short table is never split: it starts on the next page, under its section's name
+        pages.new_page()
+        header(True)
+    else:
+        pages.need(_table_start(table))
+        header(False)
     for row in table.formatted_rows():
         if pages.room() < ROW:
             pages.new_page()
@@ -231,8 +245,22 @@ def _chart(pages: _Pages, chart: Chart) -> None:
     pages.y += 0.1
 
 
+def _keep(table: Table) -> float:
+    """What must fit under a heading for its table: all of a short table, else its first rows."""
+    if table.has_data and len(table.rows) <= KEEP_TOGETHER_ROWS:
+        return _table_height(table)
+    return _table_start(table)
+
+
+def _keep_with_chart(chart: Chart, table: Table) -> float:
+    """Under a heading: the start of its chart (which then fills the page; its table may go on
+    the next, named), or its whole short table when there is no chart."""
+    return MIN_CHART_HEIGHT if chart.draw is not None else _keep(table)
+
+
 def _section(pages: _Pages, section: Section) -> None:
-    _heading(pages, section.title, section.intro, keep=0.75 if section.metrics else 0.3)
+    keep = 0.75 if section.metrics or section.table is None else _keep(section.table)
+    _heading(pages, section.title, section.intro, keep=keep)
     if not section.has_data:
         pages.text(0, NO_DATA, 9, style="italic", color=MUTED)
         pages.y += 0.3
@@ -277,7 +305,7 @@ def render_pdf(report: Report, path: Path) -> Path:
             (report.campaigns.title, "response_by_campaign", report.campaigns),
         ):
             chart = drawn[key]
-            _heading(pages, title, keep=MIN_CHART_HEIGHT if chart.draw else _table_start(table))
+            _heading(pages, title, keep=_keep_with_chart(chart, table))
             _chart(pages, chart)
             _table(pages, table, title)
         for section in conversations:
@@ -287,14 +315,14 @@ def render_pdf(report: Report, path: Path) -> Path:
             ("Attribution by channel", "attribution", report.attribution),
         ):
             chart = drawn[key]
-            _heading(pages, title, keep=MIN_CHART_HEIGHT if chart.draw else _table_start(table))
+            _heading(pages, title, keep=_keep_with_chart(chart, table))
             _chart(pages, chart)
             _table(pages, table, title)
         _heading(
             pages,
             "Right now",
             "Rolling windows ending when the numbers were last refreshed.",
-            keep=_table_start(report.dashboard),
+            keep=_keep(report.dashboard),
         )
         _table(pages, report.dashboard, "Right now")
         _heading(pages, "What the numbers mean", keep=len(MEANINGS) * 0.22)
