@@ -10,7 +10,7 @@ UV_VERSION := 0.13.8
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv manifest browsers demo docs test test-fast dev bench lint lint-fix clean
+.PHONY: help venv manifest browsers demo docs test test-fast dev bench bench-quick lint lint-fix clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -62,6 +62,10 @@ dev: venv  ## start the Dagster UI on http://127.0.0.1:3000
 bench: venv  ## 1k- and 1M-row packets drop → marts.contacts; 100k-recipient campaign throughput
 	$(BIN)/python bench/packet_latency.py
 	$(BIN)/python bench/campaign_throughput.py --recipients 100000
+
+bench-quick: venv  ## the small cases only: a 1k-row packet (median of 3) and a 10k-recipient campaign
+	$(BIN)/python bench/packet_latency.py --sizes 1000 --repeat 3
+	$(BIN)/python bench/campaign_throughput.py --recipients 10000
 
 # Every step runs even when an earlier one fails, so one run lists every problem; the exit
 # status is non-zero if any step failed, and the last lines name the failed steps.

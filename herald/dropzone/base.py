@@ -39,6 +39,11 @@ class DropZoneError(RuntimeError):
     """The drop zone cannot be used as asked; the message says what and where."""
 
 
+class UnreadableFile(DropZoneError):
+    """This one file cannot be read as it is (no permission, a link or other non-file swapped in
+    after it was listed): its packet is quarantined with the reason, nothing else stops."""
+
+
 @dataclass(frozen=True)
 class PendingPacket:
     """A file waiting in a client's ``incoming`` area."""

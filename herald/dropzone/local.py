@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from herald.dropzone.base import DropZone, DropZoneError, Entry, sha256_of
+from herald.dropzone.base import DropZone, DropZoneError, Entry, UnreadableFile, sha256_of
 
 __all__ = ["LocalDropZone", "sha256_of"]
 
@@ -38,7 +38,7 @@ class LocalDropZone(DropZone):
                     raise
                 return self.root.joinpath(*parts)  # a name no folder can hold: cannot exist either
             if stat.S_ISLNK(mode):
-                raise DropZoneError(
+                raise UnreadableFile(
                     f"{'/'.join(parts[:depth])} in the drop zone {self.root} is a symbolic link: links are never followed"
                 )
         return path
@@ -58,11 +58,40 @@ class LocalDropZone(DropZone):
                 self._refuse(f"{folder}/{child.name}".lstrip("/"), "a symbolic link")
         return entries
 
+    def _open(self, zone_path: str) -> int:
+        """A read-only descriptor of the regular file at a zone path, opened one level at a time
+        from the zone's root with ``O_NOFOLLOW``: a link swapped in at any level after the
+        listing (a race the lstat checks alone cannot close) is refused by the kernel, never
+        followed. ``O_NONBLOCK`` keeps a FIFO swapped in from blocking the opening."""
+        self._path(zone_path)  # the friendly checks first: outside the zone, a link seen now
+        parts = [p for p in zone_path.split("/") if p]
+        folder = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for part in parts[:-1]:
+                inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=folder)
+                os.close(folder)
+                folder = inner
+            fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise UnreadableFile(
+                    f"{zone_path} in the drop zone {self.root} became a symbolic link: links are never followed"
+                ) from exc
+            if exc.errno in (errno.EACCES, errno.EPERM):
+                raise UnreadableFile(f"{zone_path}: cannot be read: {exc.strerror}") from exc
+            raise
+        finally:
+            os.close(folder)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise UnreadableFile(f"{zone_path} in the drop zone {self.root} is not a regular file")
+        os.set_blocking(fd, True)
+        return fd
+
     def _read_bytes(self, path: str, limit: int = 1 << 16) -> bytes | None:
-        file = self._path(path)
-        if not file.is_file():
+        if not self._exists(path):
             return None
-        with file.open("rb") as f:
+        with os.fdopen(self._open(path), "rb") as f:
             return f.read(limit)
 
     def _write_bytes(self, path: str, data: bytes) -> None:
@@ -72,7 +101,14 @@ class LocalDropZone(DropZone):
 
     @contextmanager
     def _download(self, path: str) -> Iterator[Path]:
-        yield self._path(path)  # already local: no copy
+        """Already local, so no copy: the caller reads the very file :meth:`_open` opened,
+        through the descriptor's own name (``/proc/self/fd/N``), whatever happens to the
+        path meanwhile."""
+        fd = self._open(path)
+        try:
+            yield Path(f"/proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
 
     def _upload(self, local_file: Path, path: str) -> None:
         target = self._path(path)
@@ -97,4 +133,5 @@ class LocalDropZone(DropZone):
             raise
 
     def _sha256(self, path: str) -> str:
-        return sha256_of(self._path(path))
+        with self._download(path) as local:
+            return sha256_of(local)

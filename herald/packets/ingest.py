@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from herald.config.models import Deployment
-from herald.dropzone.base import DropZone, PendingPacket, safe_name
+from herald.dropzone.base import DropZone, PendingPacket, UnreadableFile, safe_name
 from herald.packets.landing import (
     PACKETS_TABLE,
     REJECTS_TABLE,
@@ -69,12 +69,17 @@ def ingest_packet(
 ) -> IngestOutcome:
     """Land ``pending``, run its checks, and file it away. Safe to run again for the same packet."""
     packet_id = pending.packet_id
-    zone_path = dropzone.locate(pending.zone_path, packet_id)
-    if pending.problem:  # refused for its name, sidecar or content: quarantined unread, with why
-        landing = land_packet(warehouse, deployment, _packet_file(pending, Path()), log)
-    else:
-        with dropzone.fetch(zone_path) as local_path:
-            landing = land_packet(warehouse, deployment, _packet_file(pending, local_path), log)
+    zone_path = pending.zone_path
+    try:
+        zone_path = dropzone.locate(pending.zone_path, packet_id)
+        if pending.problem:  # refused for its name, sidecar or content: quarantined unread, with why
+            landing = land_packet(warehouse, deployment, _packet_file(pending, Path()), log)
+        else:
+            with dropzone.fetch(zone_path) as local_path:
+                landing = land_packet(warehouse, deployment, _packet_file(pending, local_path), log)
+    except UnreadableFile as exc:  # this file alone (no permission, a link swapped in): rejected
+        refused = replace(pending, problem=str(exc))
+        landing = land_packet(warehouse, deployment, _packet_file(refused, Path()), log)
     outcome = IngestOutcome(landing, checks=[account_for_rows(warehouse, packet_id)])
 
     if landing.status == "landed":
@@ -96,7 +101,11 @@ def ingest_packet(
     if landing.status in ("landed", "duplicate"):
         outcome.filed_at = dropzone.archive(zone_path, packet_id)
     else:
-        outcome.filed_at = dropzone.quarantine(zone_path, packet_id, landing.reason or landing.status)
+        try:
+            outcome.filed_at = dropzone.quarantine(zone_path, packet_id, landing.reason or landing.status)
+        except UnreadableFile as exc:  # a link swapped in is never moved through: left, and said
+            outcome.filed_at = f"left in place: {exc}"
+            log(f"packet {packet_id} was not quarantined: {exc}")
     record_step(
         warehouse,
         packet_id,

@@ -229,6 +229,44 @@ def test_a_link_is_refused_and_never_followed(
     assert any("a symbolic link" in r.getMessage() for r in caplog.records if r.name == "herald.dropzone")
 
 
+@pytest.mark.parametrize("level", ["file", "type_folder"])
+def test_a_link_swapped_in_after_the_listing_is_refused_by_the_kernel(
+    warehouse: Warehouse, deployment: Deployment, zone: LocalDropZone, level: str
+) -> None:
+    """The race the lstat checks alone cannot close: the sensor lists a regular file, then the
+    file (or its folder) is replaced by a link to the other client's packet before the run
+    opens it. Opened level by level with O_NOFOLLOW, the swap is refused, never followed."""
+    drop_good(zone, deployment)
+    drop(zone, f"{BAD}/incoming/{BAD_TYPE}/leads.csv", bad_content(deployment))
+    context = dg.build_sensor_context(
+        resources={"dropzone": DropZoneResource(), "herald_config": HeraldConfigResource()}
+    )
+    result = packet_arrival_sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    pendings = [PendingPacket(**r.run_config["ops"]["packet_rows"]["config"]) for r in result.run_requests]
+
+    good_file = zone.root / GOOD / "incoming" / GOOD_TYPE / "good.csv"
+    bad_folder = zone.root / BAD / "incoming" / BAD_TYPE
+    if level == "file":
+        (bad_folder / "leads.csv").unlink()
+        (bad_folder / "leads.csv").symlink_to(good_file)
+    else:
+        moved = bad_folder.with_name("moved_away")
+        bad_folder.rename(moved)
+        bad_folder.symlink_to(good_file.parent)
+    outcomes = {
+        p.client_id: ingest_packet(warehouse, zone, deployment, p)
+        for p in sorted(pendings, key=lambda p: p.client_id != BAD)
+    }
+
+    assert outcomes[BAD].landing.status == "rejected"
+    assert "symbolic link" in (outcomes[BAD].landing.reason or "")
+    # the other client's rows never landed as lakeside's; its own packet landed as its own
+    status = packets(warehouse)
+    assert status[BAD][0] == "rejected" and not status[BAD][2]
+    assert (status[GOOD][0], status[GOOD][2]) == ("landed", GOOD_ROWS)
+
+
 def test_a_linked_archive_folder_is_not_written_through(
     warehouse: Warehouse, deployment: Deployment, zone: LocalDropZone
 ) -> None:
