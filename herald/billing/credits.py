@@ -18,8 +18,10 @@ Rules (Herald's promise: never send past the balance):
   message claimed again (a retry, a requeue after a crash) is never charged twice, and one that
   is already paid for needs no credit to be sent.
 - **Refund.** A message that ends ``failed`` (the provider refused it, or retries ran out) gets a
-  ``release:<message_key>`` row refunding its debit. A message whose outcome is unknown stays
-  charged (it may have been sent).
+  ``release:<message_key>`` row refunding its debit at once; one that ends ``cancelled`` or
+  ``suppressed`` after it was paid for (an opt-out that arrived between the claim and the send,
+  a journey's exit) is refunded by the next delivery or reply run (:func:`release_unsent`). A
+  message whose outcome is unknown stays charged (it may have been sent).
 - **Concurrency.** On PostgreSQL the reservation takes a transaction-scoped advisory lock per
   metered client (sorted, so two claims never deadlock) before it reads the balance: two delivery
   runs at once queue on the lock and the second sees the first's debits. DuckDB has one writer.
@@ -257,6 +259,35 @@ def reserve_credits(
         audit(session, actor, "hold", client, None, _OUTBOX, INSUFFICIENT_CREDITS,
               {"held": count, "balance": show(available[client])}, now=now)  # fmt: skip
     return {k for keys_ in held.values() for k in keys_}
+
+
+# statuses a debited message can end in without having gone out, with the refund's note
+UNSENT_REFUNDS = {
+    "failed": "refund: the message failed",
+    "cancelled": "refund: the message was withdrawn before it was sent",
+    "suppressed": "refund: the recipient opted out before it was sent",
+}
+
+
+def release_unsent(session: Session, now: datetime, *, actor: str = DELIVERY_ACTOR) -> int:
+    """Refunds, once each, every debited message that ended without going out: ``failed``,
+    ``cancelled`` (an opt-out that arrived after the claim, a journey's exit) or ``suppressed``.
+    Set-based over the whole ledger, so whichever path ended the message, the next delivery run
+    (or reply run) gives its credits back. Returns how many were refunded."""
+    statuses = list(UNSENT_REFUNDS)
+    _, debits = session.query(
+        f"""select ledger.client_id, ledger.amount, ledger.message_key, outbox.status
+            from {CREDIT_LEDGER} as ledger
+            join {_OUTBOX} as outbox on outbox.message_key = ledger.message_key
+            where ledger.kind = 'debit' and outbox.status in ({_placeholders(len(statuses))})
+              and not exists (select 1 from {CREDIT_LEDGER} as refund
+                              where refund.entry_id = 'release:' || ledger.message_key)""",
+        statuses,
+    )
+    rows = [_entry(f"release:{key}", client, "release", -credits(amount), key, UNSENT_REFUNDS[status], actor, now)
+            for client, amount, key, status in debits]  # fmt: skip
+    session.insert_rows(CREDIT_LEDGER, LEDGER_COLUMNS, rows, ignore_existing=True)
+    return len(rows)
 
 
 def release_failed(session: Session, message_keys: Sequence[str], now: datetime, *, actor: str = DELIVERY_ACTOR) -> int:

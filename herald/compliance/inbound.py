@@ -40,6 +40,7 @@ from datetime import datetime
 
 import phonenumbers
 
+from herald.billing.credits import release_unsent
 from herald.compliance.audit import audit
 from herald.compliance.consent import record_consent
 from herald.compliance.keywords import KeywordPolicy, ReplyKind, classify_reply
@@ -145,6 +146,8 @@ def apply_inbound(session: Session, deployment: Deployment, now: datetime) -> li
         result = _Applier(session, deployment, senders, has_contacts, message, now).apply()
         _record_processing(session, message, result, now)
         results.append(result)
+    if any(r.messages_cancelled for r in results):
+        release_unsent(session, now, actor="inbound")  # paid-for messages an opt-out withdrew
     return results
 
 

@@ -43,7 +43,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from herald.billing.credits import Claimed, release_failed, reserve_credits
+from herald.billing.credits import Claimed, release_failed, release_unsent, reserve_credits
 from herald.clock import utcnow as _clock_now
 from herald.compliance.stops import StopWatch
 from herald.config.models import Pricing
@@ -136,6 +136,7 @@ class DeliveryReport:
     suppressed: int = 0
     held: int = 0
     deferred: int = 0  # left queued: an opt-out from the address arrived, not applied yet
+    refunded: int = 0  # paid-for messages that ended unsent, their credits given back
     reconciled_sent: int = 0
     reconciled_not_sent: int = 0
     seconds: float = 0.0
@@ -891,5 +892,8 @@ def deliver_due(
         report.seconds = time.monotonic() - started
         if progress is not None:
             progress(report)
+    # paid-for messages that ended unsent by any path (an opt-out after the claim, an exit)
+    with warehouse.session() as s:
+        report.refunded = release_unsent(s, clock())
     report.seconds = time.monotonic() - started
     return report

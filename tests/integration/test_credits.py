@@ -109,6 +109,31 @@ def test_a_retried_message_is_debited_once_and_a_failed_one_refunded(warehouse: 
 
 
 @pytest.mark.parametrize("warehouse", ENGINES, indirect=True)
+def test_a_paid_message_withdrawn_before_it_went_out_is_refunded_once(warehouse: Warehouse) -> None:
+    buy(warehouse, "acme", "10")
+    put(warehouse, sms("withdrawn"), sms("delivered"))
+    options = DeliveryOptions(max_attempts_per_run=1, initial_backoff_seconds=0.001, requeue_backoff_seconds=1)
+    flaky = FlakySms(failures=1)
+    flaky.calls["delivered"] = 1  # only "withdrawn" fails transiently: paid for, back in the queue
+    first = deliver_due(warehouse, {"sms": flaky}, now=NOW, options=options)
+    assert (first.sent, first.requeued, first.refunded) == (1, 1, 0)
+    assert balance(warehouse, "acme") == 8
+
+    # before the next run, the recipient's STOP (or the journey's exit) withdraws it
+    with warehouse.session() as s:
+        s.execute("update herald_ops.outbox set status = 'cancelled', status_reason = 'opted out: STOP' "
+                  "where message_key = 'withdrawn'")  # fmt: skip
+    second = deliver_due(warehouse, {"sms": flaky}, now=NOW + timedelta(minutes=5), options=options)
+    assert (second.claimed, second.refunded) == (0, 1)
+    assert balance(warehouse, "acme") == 9
+    notes = rows(warehouse, f"select note from {CREDIT_LEDGER} where entry_id = 'release:withdrawn'")
+    assert notes == [("refund: the message was withdrawn before it was sent",)]
+
+    third = deliver_due(warehouse, {"sms": flaky}, now=NOW + timedelta(minutes=10), options=options)
+    assert third.refunded == 0 and balance(warehouse, "acme") == 9  # once
+
+
+@pytest.mark.parametrize("warehouse", ENGINES, indirect=True)
 def test_a_message_already_paid_for_needs_no_credit_and_billing_off_meters_nothing(warehouse: Warehouse) -> None:
     buy(warehouse, "acme", "1")
     put(warehouse, sms("one"), sms("two"))
