@@ -19,19 +19,29 @@ The classifier is the one inbound processing uses (:func:`classify_reply`); a pr
 counts too. The watch is per address, whatever the client: holding a message back until the
 reply is applied costs a short delay, never a lost message. Addresses found stay stopped for the
 watch's life (one delivery run); the next run starts afresh.
+
+An unsubscribe from the web page or an email's one-click header lands the same way, as a
+provider event (a file under ``$HERALD_HOME/landing/events/``, or a ``herald_raw.provider_events``
+row) that names the client, the contact and the channel: until it is applied, every message of
+that channel to that contact of that client waits too, whatever its type (the applied
+unsubscribe's scope then decides).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from herald.compliance.inbound import INBOUND_MESSAGES, INBOUND_PROCESSING, to_e164
 from herald.compliance.keywords import ReplyKind, classify_reply
 from herald.compliance.landing import SUFFIX, inbound_dir
+from herald.events.landing import EVENTS_TABLE, events_dir
 from herald.warehouse.connection import Session
+from herald.warehouse.schema import OPS_SCHEMA
+
+EVENT_PROCESSING = f"{OPS_SCHEMA}.provider_event_processing"
 
 STOP_KINDS = (ReplyKind.OPT_OUT, ReplyKind.PROBABLE_OPT_OUT)
 
@@ -61,31 +71,19 @@ class StopWatch:
 
     def __init__(self, home: Path | None) -> None:
         self.folder = inbound_dir(home) if home is not None else None
+        self.events = events_dir(home) if home is not None else None
         self.stopped: set[str] = set()
-        self._checked: set[str] = set()  # inbound ids already classified
+        self.unsubscribed: set[tuple[str, str, str]] = set()  # (client_id, contact_id, channel)
+        self._checked: set[str] = set()  # inbound and event ids already read in the warehouse
         # files loaded before the run: already in the warehouse (processed or not), read there
         self._seen: set[str] = set(_names(self.folder / "loaded")) if self.folder is not None else set()
+        self._seen_events: set[str] = set(_names(self.events / "loaded")) if self.events is not None else set()
 
     def scan_files(self) -> None:
-        if self.folder is None:
-            return
-        waiting = _names(self.folder)
-        loaded = _names(self.folder / "loaded")
-        for name in [*waiting, *loaded]:
-            if name in self._seen:
-                continue
-            text = None
-            for path in (self.folder / name, self.folder / "loaded" / name):
-                try:
-                    text = path.read_text(encoding="utf-8", errors="replace")
-                    break
-                except FileNotFoundError:
-                    continue  # moved to loaded/ meanwhile: read it there
-            if text is None:
-                continue  # rejected meanwhile: never applied, nothing to honour
-            self._seen.add(name)
-            for line in text.splitlines():
-                self._take_line(line)
+        if self.folder is not None:
+            _scan_folder(self.folder, self._seen, self._take_line)
+        if self.events is not None:
+            _scan_folder(self.events, self._seen_events, self._take_event)
 
     def _take_line(self, line: str) -> None:
         try:
@@ -94,6 +92,24 @@ class StopWatch:
             return  # a bad line is rejected by the loader and never applied
         if isinstance(data, dict) and str(data.get("channel") or "sms") == "sms" and is_stop(data.get("body")):
             self.stopped.add(address_key(data.get("from_address")))
+
+    def _take_event(self, line: str) -> None:
+        try:
+            data = json.loads(line)
+        except ValueError:
+            return
+        if isinstance(data, dict) and data.get("kind") == "unsubscribe":
+            self._take_unsubscribe(data.get("payload"))
+
+    def _take_unsubscribe(self, payload: object) -> None:
+        if isinstance(payload, str):
+            try:
+                payload = json.loads(payload)
+            except ValueError:
+                return
+        if isinstance(payload, dict) and payload.get("client_id") and payload.get("contact_id"):
+            channel = str(payload.get("channel") or "email")
+            self.unsubscribed.add((str(payload["client_id"]), str(payload["contact_id"]), channel))
 
     def scan_warehouse(self, session: Session) -> None:
         _, rows = session.query(
@@ -107,6 +123,15 @@ class StopWatch:
             self._checked.add(inbound_id)
             if is_stop(body):
                 self.stopped.add(address_key(from_address))
+        _, events = session.query(
+            f"""select e.event_id, e.payload from {EVENTS_TABLE} as e
+                where e.kind = 'unsubscribe'
+                  and not exists (select 1 from {EVENT_PROCESSING} as p where p.event_id = e.event_id)"""
+        )
+        for event_id, payload in events:
+            if event_id not in self._checked:
+                self._checked.add(event_id)
+                self._take_unsubscribe(payload)
 
     def scan(self, session: Session | None) -> set[str]:
         """Files first, then (when given) the warehouse; returns the stopped addresses."""
@@ -118,3 +143,27 @@ class StopWatch:
     def covers(self, addresses: Iterable[str]) -> set[str]:
         """Which of ``addresses`` are stopped (as given)."""
         return {a for a in addresses if address_key(a) in self.stopped}
+
+    def unsubscribe_waiting(self, client_id: str, contact_id: str | None, channel: str) -> bool:
+        """True when an unsubscribe of this contact from this channel reached Herald, not applied."""
+        return contact_id is not None and (client_id, contact_id, channel) in self.unsubscribed
+
+
+def _scan_folder(folder: Path, seen: set[str], take: Callable[[str], None]) -> None:
+    """Every line of the files waiting in ``folder``, and of those in ``folder/loaded`` that were
+    not there when the watch started, once per file."""
+    for name in [*_names(folder), *_names(folder / "loaded")]:
+        if name in seen:
+            continue
+        text = None
+        for path in (folder / name, folder / "loaded" / name):
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+                break
+            except FileNotFoundError:
+                continue  # moved to loaded/ meanwhile: read it there
+        if text is None:
+            continue  # rejected meanwhile: never applied, nothing to honour
+        seen.add(name)
+        for line in text.splitlines():
+            take(line)

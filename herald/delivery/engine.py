@@ -79,6 +79,7 @@ EMAIL_UNKNOWN_REASON = "outcome unknown after a crash; requeued: the idempotency
 # (never sent) until it is; applying it cancels the message, or a later run sends it when the
 # opt-out's scope does not cover it (herald/compliance/stops.py).
 STOP_PENDING_REASON = "an opt-out from this address arrived and is not applied yet: waiting"
+UNSUBSCRIBE_PENDING_REASON = "an unsubscribe from this contact arrived and is not applied yet: waiting"
 STOP_PENDING_SECONDS = 30.0
 SUPPRESSED_SINCE_CLAIM_REASON = "recipient suppressed after the claim: decided at the next claim"
 
@@ -96,6 +97,7 @@ _ROW_COLUMNS = (
     "claim_token",
     "claimed_at",
     "message_type",
+    "contact_id",
 )
 _SELECT = ", ".join(_ROW_COLUMNS)
 ATTEMPT_COLUMNS = column_names(ATTEMPTS)
@@ -179,6 +181,7 @@ class _Row:
     claim_token: str | None
     claimed_at: datetime | None
     message_type: str | None = None
+    contact_id: str | None = None
 
     def outbound(self) -> OutboundMessage:
         """The provider's view of this row (``ValueError`` when it cannot be sent at all)."""
@@ -334,12 +337,21 @@ def _suppressions(s: Session, rows: Sequence[_Row]) -> dict[str, str]:
     return {k: v for k, v in reasons.items() if v is not None}
 
 
-def _stop_pending(watch: StopWatch, rows: Sequence[_Row]) -> list[_Row]:
-    """The SMS among ``rows`` to an address whose opt-out reached Herald, not applied yet (the
+def _stop_pending(watch: StopWatch, rows: Sequence[_Row]) -> list[tuple[_Row, str]]:
+    """The rows that must wait, with why: an SMS to an address whose opt-out reached Herald, a
+    message to a contact whose unsubscribe from its channel did, neither applied yet (the
     answers to a reply excepted, as for an applied opt-out)."""
-    candidates = [r for r in rows if r.channel == "sms" and r.message_type not in OPT_OUT_EXEMPT_TYPES]
-    stopped = watch.covers(r.to_address for r in candidates)
-    return [r for r in candidates if r.to_address in stopped]
+    candidates = [r for r in rows if r.message_type not in OPT_OUT_EXEMPT_TYPES]
+    texts = [r for r in candidates if r.channel == "sms"]
+    stopped = watch.covers(r.to_address for r in texts)
+    found = [(r, STOP_PENDING_REASON) for r in texts if r.to_address in stopped]
+    taken = {r.message_key for r, _ in found}
+    found += [
+        (r, UNSUBSCRIBE_PENDING_REASON)
+        for r in candidates
+        if r.message_key not in taken and watch.unsubscribe_waiting(r.client_id, r.contact_id, r.channel)
+    ]
+    return found
 
 
 def _claim(
@@ -391,15 +403,16 @@ def _claim(
                 [f"recipient suppressed ({reason})", now, row.message_key],
             )
             attempt_rows.append(_attempt_row(row, row.attempts + 1, token, None, "suppressed", now, now, reason=reason))
-        deferred = _stop_pending(watch, to_send)
-        if deferred:
-            keys = [r.message_key for r in deferred]
+        waiting = _stop_pending(watch, to_send)
+        for reason in sorted({reason for _, reason in waiting}):
+            keys = [r.message_key for r, why in waiting if why == reason]
             s.execute(
                 f"update {OUTBOX} set status_reason = ?, next_attempt_at = ?, updated_at = ? "
                 f"where message_key in ({_placeholders(len(keys))}) and status = 'queued'",
-                [STOP_PENDING_REASON, now + timedelta(seconds=STOP_PENDING_SECONDS), now, *keys],
+                [reason, now + timedelta(seconds=STOP_PENDING_SECONDS), now, *keys],
             )
-            to_send = [r for r in to_send if r.message_key not in set(keys)]
+        deferred = [r for r, _ in waiting]
+        to_send = [r for r in to_send if r.message_key not in {r.message_key for r in deferred}]
         held: list[_Row] = []
         if to_send and pricing is not None:
             # Never send past the balance: metered clients' messages are debited here, in the
@@ -796,7 +809,7 @@ def _stopped_since_claim(session: Session | None, watch: StopWatch, unit: Sequen
     Herald since the claim (files, then on PostgreSQL the warehouse: unapplied replies before
     suppressions, so one applied in between is seen), or a suppression recorded since."""
     watch.scan(session)
-    found = [(r, STOP_PENDING_REASON) for r in _stop_pending(watch, unit)]
+    found = _stop_pending(watch, unit)
     if session is not None:
         pending = {r.message_key for r, _ in found}
         covered = _suppressions(session, [r for r in unit if r.message_key not in pending])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -17,11 +18,12 @@ from herald.clock import utcnow
 from herald.compliance.inbound import apply_inbound
 from herald.compliance.landing import InboundMessage, load_landed
 from herald.config import Deployment
-from herald.delivery.engine import STOP_PENDING_REASON, DeliveryOptions, deliver_due
+from herald.delivery.engine import STOP_PENDING_REASON, UNSUBSCRIBE_PENDING_REASON, DeliveryOptions, deliver_due
 from herald.delivery.outbox import OUTBOX, OutboxMessage, enqueue
-from herald.events.landing import FileSink, TableSink
+from herald.events.apply import apply_provider_events
+from herald.events.landing import FileSink, ProviderEvent, TableSink, load_events
 from herald.providers.base import OutboundMessage, SendResult
-from herald.providers.sandbox import SandboxSmsProvider
+from herald.providers.sandbox import SandboxEmailProvider, SandboxSmsProvider
 from herald.warehouse.connection import Warehouse
 
 CLIENT = "bright_smiles_dental"
@@ -174,3 +176,89 @@ def test_the_watch_reads_files_loaded_during_the_run_never_older_ones(tmp_path: 
         path.rename(folder / "loaded" / path.name)
     assert watch.scan(None) == {VICTIM}
     assert watch.covers([VICTIM, old, ADDRESSES[1]]) == {VICTIM}
+
+
+# --- an email unsubscribe (the page or the one-click header) wins the same race ------------------
+
+EMAILS = [f"patient{i}@example.com" for i in range(len(ADDRESSES))]
+UNSUBSCRIBER = "c2"  # its emails e02, e10, e18, e26, e34 in claim order
+
+
+class SlowEmail(SandboxEmailProvider):
+    """The email sandbox, slowed down; while sending ``trigger`` the unsubscribe lands."""
+
+    def __init__(self, trigger: str, land) -> None:
+        super().__init__()
+        self.trigger, self.land = trigger, land
+        self.started: list[tuple[str, str, float]] = []
+        self.arrived: float | None = None
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        self.started.append((message.message_key, message.to, time.monotonic()))
+        if message.message_key == self.trigger:
+            thread = threading.Thread(target=self.land)
+            thread.start()
+            thread.join()
+            self.arrived = time.monotonic()
+        time.sleep(SLOW)
+        return super().send(message)
+
+
+def _email(i: int, due: datetime) -> OutboxMessage:
+    n = i % len(EMAILS)
+    return OutboxMessage(
+        message_key=f"e{i:02d}", client_id=CLIENT, campaign="newsletter", step="s1", variant="", occurrence="o1",
+        contact_id=f"c{n}", message_type="newsletter", category="marketing", channel="email",
+        to_address=EMAILS[n], sender="Bright Smiles <hello@brightsmiles.example>", send_after=due,
+        subject=f"News {i}", body_text=f"News {i}", body_html=f"<p>News {i}</p>",
+    )  # fmt: skip
+
+
+def _unsubscribe(warehouse: Warehouse, home: Path, route: str):
+    def land() -> None:
+        event = ProviderEvent(
+            event_id="unsubscribe:race", source="web", kind="unsubscribe", received_at=utcnow(),
+            payload={"client_id": CLIENT, "contact_id": UNSUBSCRIBER, "channel": "email", "scope": "all",
+                     "via": "one-click"},
+        )  # fmt: skip
+        (FileSink(home) if route == "file" else TableSink(warehouse)).append(event)
+
+    return land
+
+
+@pytest.mark.parametrize(("warehouse", "route"), CASES, indirect=["warehouse"])
+def test_an_email_unsubscribe_arriving_mid_batch_stops_that_contacts_emails(
+    warehouse: Warehouse, route: str, tmp_path: Path, deployment: Deployment
+) -> None:
+    home = tmp_path / "home"
+    due = utcnow() - timedelta(minutes=5)
+    with warehouse.session() as s:
+        enqueue(s, [_email(i, due) for i in range(COUNT)], due - timedelta(hours=1))
+    email = SlowEmail("e09", _unsubscribe(warehouse, home, route))
+    options = replace(OPTIONS, rate_per_second={"email": 10_000})
+    report = deliver_due(warehouse, {"email": email}, options=options, inbound_home=home)
+
+    assert email.arrived is not None
+    theirs = {f"e{i:02d}" for i in range(COUNT) if f"c{i % len(EMAILS)}" == UNSUBSCRIBER}
+    started = [(key, at) for key, to, at in email.started if to == EMAILS[2]]
+    assert [key for key, _ in started] == ["e02"]  # the one before the unsubscribe arrived
+    assert all(at < email.arrived for _, at in started)
+    statuses = _statuses(warehouse)
+    held_back = theirs - {"e02"}
+    assert {k: statuses[k] for k in held_back} == dict.fromkeys(held_back, ("queued", UNSUBSCRIBE_PENDING_REASON))
+    assert {k for k, (status, _) in statuses.items() if status == "sent"} == {
+        f"e{i:02d}" for i in range(COUNT)
+    } - held_back
+    assert (report.sent, report.deferred) == (COUNT - len(held_back), len(held_back))
+
+    # applied: the held-back emails are cancelled, the address suppressed; nothing more goes to it
+    if route == "file":
+        load_events(warehouse, home)
+    with warehouse.session() as s:
+        applied = apply_provider_events(s, deployment, utcnow())
+    assert applied is not None
+    statuses = _statuses(warehouse)
+    assert {statuses[k][0] for k in held_back} == {"cancelled"}
+    last = SlowEmail("none", lambda: None)
+    deliver_due(warehouse, {"email": last}, now=utcnow() + timedelta(minutes=5), options=options, inbound_home=home)
+    assert last.started == []
