@@ -1,7 +1,8 @@
 """Shared fixtures: warehouses on both engines, a throwaway HERALD_HOME, the example config.
 
 PostgreSQL tests use the server on 127.0.0.1:5432 (trust auth) in a database of their own that
-is dropped afterwards. Outside CI a missing server skips them, saying why; under CI=true it
+is dropped afterwards, owned by and connected to as ``herald_app``, a role that is not a
+superuser (as production's warehouse user would not be). Outside CI a missing server skips them, saying why; under CI=true it
 fails them, because CI must prove the PostgreSQL path.
 """
 
@@ -23,7 +24,7 @@ from herald.warehouse.connection import Warehouse
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / "config"
 PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
-PG_APP_ROLE = "herald_app"  # a non-superuser application role (tests/security run as it)
+PG_APP_ROLE = "herald_app"  # the non-superuser application role every PostgreSQL test connects as
 ENGINES = ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
@@ -45,18 +46,32 @@ def pg_database_factory() -> Iterator[Callable[[], str]]:
             pytest.fail(message + " (under CI the PostgreSQL tests must run)")
         pytest.skip(message)
     created: list[str] = []
+    ensured: set[str] = set()
 
-    def create(owner: str | None = None) -> str:
-        """``owner``: a non-superuser application role that owns the database and connects
-        (created when missing, LOGIN CREATEROLE, as a production warehouse user would be)."""
+    def create(owner: str | None = PG_APP_ROLE) -> str:
+        """``owner``: the role that owns the database and connects. By default the non-superuser
+        application role (created when missing, LOGIN CREATEROLE CREATEDB, as a production
+        warehouse user would be), so that no superuser privilege can hide a hole; ``None``: the
+        superuser."""
         name = f"herald_test_{uuid.uuid4().hex[:10]}"
         conn = psycopg2.connect(**PG_ADMIN)
         conn.autocommit = True
-        if owner:
-            conn.cursor().execute(
-                f"do $$ begin create role {owner} login createrole; "
-                "exception when duplicate_object or unique_violation then null; end $$"
-            )
+        if owner and owner not in ensured:
+            cur = conn.cursor()
+            # the test workers set the role up at once: one at a time (ALTER ROLE beside another
+            # fails with "tuple concurrently updated")
+            cur.execute("select pg_advisory_lock(hashtext('herald test roles'))")
+            try:
+                cur.execute(
+                    f"do $$ begin create role {owner}; "
+                    "exception when duplicate_object or unique_violation then null; end $$"
+                )
+                # what production's warehouse user holds (docs/operations.md): it makes the
+                # clients' segment roles (CREATEROLE) and the scratch copy a preview plans on (CREATEDB)
+                cur.execute(f"alter role {owner} login createrole createdb nosuperuser")
+            finally:
+                cur.execute("select pg_advisory_unlock(hashtext('herald test roles'))")
+            ensured.add(owner)
         conn.cursor().execute(f"create database {name}" + (f" owner {owner}" if owner else ""))
         conn.close()
         created.append(name)
