@@ -39,9 +39,9 @@ OPTIONS = DeliveryOptions(
 CASES = [("duckdb", "file"), ("postgres", "row"), ("postgres", "file")]
 
 
-class SlowSms(SandboxSmsProvider):
-    """The sandbox, slowed down, noting when each call started (monotonic); while sending
-    ``trigger`` it lets the STOP land and waits until it has."""
+class _Slowed:
+    """A sandbox provider, slowed down, noting when each call started (monotonic); while sending
+    ``trigger`` it lets the opt-out land and waits until it has."""
 
     def __init__(self, trigger: str, land) -> None:
         super().__init__()
@@ -52,15 +52,16 @@ class SlowSms(SandboxSmsProvider):
     def send(self, message: OutboundMessage) -> SendResult:
         self.started.append((message.message_key, message.to, time.monotonic()))
         if message.message_key == self.trigger:
-            thread = threading.Thread(target=self._land)
+            thread = threading.Thread(target=self.land)
             thread.start()
             thread.join()
+            self.arrived = time.monotonic()  # it has reached Herald (file renamed / row committed)
         time.sleep(SLOW)
-        return super().send(message)
+        return super().send(message)  # type: ignore[misc]
 
-    def _land(self) -> None:
-        self.land()
-        self.arrived = time.monotonic()  # the STOP has reached Herald (file renamed / row committed)
+
+class SlowSms(_Slowed, SandboxSmsProvider):
+    pass
 
 
 def _message(i: int, due: datetime) -> OutboxMessage:
@@ -184,24 +185,8 @@ EMAILS = [f"patient{i}@example.com" for i in range(len(ADDRESSES))]
 UNSUBSCRIBER = "c2"  # its emails e02, e10, e18, e26, e34 in claim order
 
 
-class SlowEmail(SandboxEmailProvider):
-    """The email sandbox, slowed down; while sending ``trigger`` the unsubscribe lands."""
-
-    def __init__(self, trigger: str, land) -> None:
-        super().__init__()
-        self.trigger, self.land = trigger, land
-        self.started: list[tuple[str, str, float]] = []
-        self.arrived: float | None = None
-
-    def send(self, message: OutboundMessage) -> SendResult:
-        self.started.append((message.message_key, message.to, time.monotonic()))
-        if message.message_key == self.trigger:
-            thread = threading.Thread(target=self.land)
-            thread.start()
-            thread.join()
-            self.arrived = time.monotonic()
-        time.sleep(SLOW)
-        return super().send(message)
+class SlowEmail(_Slowed, SandboxEmailProvider):
+    pass
 
 
 def _email(i: int, due: datetime) -> OutboxMessage:
