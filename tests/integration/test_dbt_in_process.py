@@ -1,0 +1,64 @@
+"""dbt in the run's own process (resources/dbt.py): a build's result and errors reach
+dagster-dbt as a subprocess's would, and the DuckDB warehouse file is free the moment dbt
+returns (another process can take DuckDB's single write lock, and this one can connect again)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from herald.paths import DBT_PROJECT_DIR
+from resources.dbt import InProcessDbt, apply_dbt_env
+
+
+@pytest.fixture
+def duckdb_file(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(path)).close()
+    saved = dict(os.environ)  # apply_dbt_env exports what profiles.yml reads: put back after
+    os.environ.update({"HERALD_HOME": str(tmp_path / "home"), "HERALD_WAREHOUSE_URL": str(path)})
+    try:
+        apply_dbt_env()
+        yield path
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def dbt_args(tmp_path: Path, *args: str) -> list[str]:
+    return ["dbt", *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+            "--target", "duckdb", "--target-path", str(tmp_path / "target")]  # fmt: skip
+
+
+def events(process: InProcessDbt) -> list[dict]:
+    return [json.loads(line) for line in process.stdout.read().splitlines() if line.strip()]
+
+
+def test_a_query_runs_and_the_file_is_free_when_dbt_returns(duckdb_file: Path, tmp_path: Path) -> None:
+    process = InProcessDbt(dbt_args(tmp_path, "show", "--inline", "select 41 + 1 as answer"), {})
+    assert process.wait() == 0
+    assert any("42" in str(e["data"]) for e in events(process))
+    # another process takes the write lock at once (it would fail while dbt held the file) ...
+    writer = subprocess.run(
+        [sys.executable, "-c", f"import duckdb; c = duckdb.connect({str(duckdb_file)!r}); c.execute('create table t (x int)')"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert writer.returncode == 0, writer.stderr
+    # ... and this process connects with a configuration of its own (DuckDB refuses a second
+    # configuration while another connection to the file is open)
+    with duckdb.connect(str(duckdb_file), read_only=True) as conn:
+        assert conn.execute("select count(*) from t").fetchone() == (0,)
+
+
+def test_a_failing_build_reports_its_error_and_a_non_zero_exit(duckdb_file: Path, tmp_path: Path) -> None:
+    process = InProcessDbt(dbt_args(tmp_path, "show", "--inline", "select * from no_such_table"), {})
+    assert process.wait() != 0
+    errors = [e["info"]["msg"] for e in events(process) if e["info"]["level"] == "error"]
+    assert any("no_such_table" in message for message in errors), errors
