@@ -62,3 +62,23 @@ def test_a_failing_build_reports_its_error_and_a_non_zero_exit(duckdb_file: Path
     assert process.wait() != 0
     errors = [e["info"]["msg"] for e in events(process) if e["info"]["level"] == "error"]
     assert any("no_such_table" in message for message in errors), errors
+
+
+def test_builds_in_one_process_parse_the_project_once_and_compile_ephemeral_models_each_time(
+    duckdb_file: Path, tmp_path: Path
+) -> None:
+    # int_message_plan__limited reads the ephemeral int_message_plan__earlier as a CTE: a reused
+    # manifest that kept the first compile's state left the CTE out of the second ("Table with
+    # name __dbt__cte__int_message_plan__earlier does not exist")
+    import resources.dbt as dbt_resource
+
+    compiled = tmp_path / "target" / "compiled" / "herald" / "models" / "intermediate" / "int_message_plan__limited.sql"
+    parsed_before = len(dbt_resource._MANIFESTS)
+    for attempt in range(2):
+        compiled.unlink(missing_ok=True)
+        process = InProcessDbt(dbt_args(tmp_path, "compile", "--select", "int_message_plan__limited"), {})
+        assert process.wait() == 0, [e["info"]["msg"] for e in events(process) if e["info"]["level"] == "error"]
+        sql = compiled.read_text()
+        assert "__dbt__cte__int_message_plan__earlier as (" in sql, f"compile {attempt + 1}:\n{sql[:2000]}"
+        assert sql.count("__dbt__cte__int_message_plan__earlier as (") == 1
+    assert len(dbt_resource._MANIFESTS) == min(parsed_before + 1, dbt_resource._MANIFESTS_KEPT)
