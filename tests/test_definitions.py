@@ -34,6 +34,23 @@ def test_importing_the_definitions_loads_neither_the_configuration_nor_dbt() -> 
     assert out.strip() == "[] 0"
 
 
+def test_importing_the_definitions_starts_no_process() -> None:
+    # every run the daemon launches imports the definitions: croniter used to run `file` on the
+    # interpreter twice (platform.architecture) before herald/__init__.py answered it
+    probe = (
+        "import os, subprocess\n"
+        "started = []\n"
+        "real_popen, real_fork = subprocess.Popen.__init__, os.fork\n"
+        "subprocess.Popen.__init__ = lambda self, *a, **k: started.append(a[0] if a else k) or real_popen(self, *a, **k)\n"
+        "os.fork = lambda: started.append('fork') or real_fork()\n"
+        "import orchestration.definitions\n"
+        "import multiprocessing.resource_tracker as tracker\n"
+        "print(started, tracker._resource_tracker._pid)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] None"
+
+
 def test_jobs_and_sensors_resolve(defs: dg.Definitions) -> None:
     assert {j.name for j in defs.resolve_all_job_defs()} >= {"ingest_packet_job", "transform_packets_job"}
     sensors = {s.name: s for s in defs.sensors or []}
