@@ -1,11 +1,13 @@
 """Benchmark: wall time from drop to ``marts.contacts`` for 1,000- and 1,000,000-row packets.
 
 For each size, in a fresh HERALD_HOME on the embedded default (DuckDB, SQLite, local zone):
-generate a dental appointments packet, ``herald drop`` it, then ``herald tick --force
---until-idle`` (tick 1 lands the packet, tick 2 runs the dbt build, tick 3 finds nothing), exactly
-as a user would. Reported beside it: the time DuckDB alone takes to read the same file, the per-step
-times Herald records in ``herald_ops.packet_events``, the fixed costs (Python + Dagster import,
-CLI start-up), and the peak memory of the ticking processes.
+generate a dental appointments packet, ``herald drop`` it, then ``herald tick --force`` one tick
+at a time (tick 1 lands the packet, tick 2 runs the dbt build) until ``marts.contacts`` holds its
+rows: the clock is the drop plus those ticks. Then ``--until-idle`` for the rest the packet starts
+(segments, its campaign), timed apart. Reported beside it: the time DuckDB alone takes to read
+the same file with its bad rows set aside (the floor for landing), the per-step times Herald
+records in ``herald_ops.packet_events``, the fixed costs (Python + Dagster import, CLI
+start-up), and the peak memory of the ticking processes.
 
     make bench                      # 1k and 1M rows
     .venv/bin/python bench/packet_latency.py --sizes 1000 --repeat 3
@@ -29,6 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 OUT = REPO / "bench" / "out"
 CLIENT, PACKET_TYPE = "bright_smiles_dental", "appointments"
+MAX_TICKS = 6
+LANDING_STEPS = ("verified", "landed", "phones_checked")
 
 
 def _run(args: list[str], env: dict[str, str]) -> tuple[float, int, str]:
@@ -66,6 +70,26 @@ def _duckdb_alone(path: Path) -> float:
     return time.perf_counter() - started
 
 
+def _counts(env: dict[str, str]) -> dict:
+    """Rows in marts.contacts and the packets' landed/rejected counts (no contacts table yet: 0)."""
+    if "marts" not in _run([str(BIN / "herald"), "sql", "select distinct table_schema from information_schema.tables "
+                            "where table_name = 'contacts'"], env)[2]:  # fmt: skip
+        return {"contacts": 0, "landed": 0, "rejected": 0}
+    _, _, out = _run(
+        [
+            str(BIN / "herald"),
+            "sql",
+            "--format",
+            "json",
+            "select (select count(*) from marts.contacts) as contacts, "
+            "(select coalesce(sum(rows_landed), 0) from herald_ops.packets) as landed, "
+            "(select coalesce(sum(rows_rejected), 0) from herald_ops.packets) as rejected",
+        ],
+        env,
+    )
+    return json.loads(out)[0]
+
+
 def bench_size(rows: int, workdir: Path) -> dict:
     from herald.config import load_deployment
     from herald.demo.packets import sized_packet
@@ -86,22 +110,28 @@ def bench_size(rows: int, workdir: Path) -> dict:
 
     duckdb_s = _duckdb_alone(path)
     drop_s, _, _ = _run([str(BIN / "herald"), "drop", str(path), "--client", CLIENT, "--type", PACKET_TYPE], env)
-    tick_s, peak_mb, out = _run([str(BIN / "herald"), "tick", "--force", "--until-idle", "--json"], env)
-    runs = [run for report in json.loads(out) for run in report["runs"]]
-    run_s = {run["job_name"]: round(float(run["seconds"]), 2) for run in runs}
-    _, _, out = _run(
-        [
-            str(BIN / "herald"),
-            "sql",
-            "--format",
-            "json",
-            "select (select count(*) from marts.contacts) as contacts, "
-            "(select sum(rows_landed) from herald_ops.packets) as landed, "
-            "(select sum(rows_rejected) from herald_ops.packets) as rejected",
-        ],
-        env,
-    )
-    counts = json.loads(out)[0]
+    # one tick at a time, as the daemon would iterate, until marts.contacts holds the packet's
+    # rows: the clock is the drop plus those ticks (the count between ticks is not timed)
+    ticks_s: list[float] = []
+    run_s: dict[str, float] = {}
+    peak_mb = 0
+    counts: dict = {}
+    for _ in range(MAX_TICKS):
+        seconds, peak, out = _run([str(BIN / "herald"), "tick", "--force", "--json"], env)
+        ticks_s.append(seconds)
+        peak_mb = max(peak_mb, peak)
+        for report in json.loads(out):
+            for run in report["runs"]:
+                run_s[run["job_name"]] = round(run_s.get(run["job_name"], 0) + float(run["seconds"]), 2)
+        counts = _counts(env)
+        if counts["landed"] and counts["contacts"] >= counts["landed"]:
+            break
+    else:
+        raise SystemExit(f"marts.contacts did not reach the packet's rows in {MAX_TICKS} ticks: {counts}")
+    contacts_s = drop_s + sum(ticks_s)
+    # the rest of what the packet starts (segments, the packet-triggered campaign, alerts)
+    rest_s, peak, _ = _run([str(BIN / "herald"), "tick", "--force", "--until-idle", "--json"], env)
+    peak_mb = max(peak_mb, peak)
     _, _, out = _run(
         [
             str(BIN / "herald"),
@@ -119,12 +149,17 @@ def bench_size(rows: int, workdir: Path) -> dict:
         "generate_s": round(generate_s, 2),
         "duckdb_read_s": round(duckdb_s, 2),
         "drop_s": round(drop_s, 2),
-        "tick_s": round(tick_s, 2),
+        "ticks_to_contacts": len(ticks_s),
+        "tick_s": [round(t, 2) for t in ticks_s],
         "ingest_run_s": run_s.get("ingest_packet_job"),
         "transform_run_s": run_s.get("transform_packets_job"),
-        "tick_overhead_s": round(tick_s - sum(run_s.values()), 2),
-        "drop_to_contacts_s": round(drop_s + tick_s, 2),
+        "tick_overhead_s": round(sum(ticks_s) - sum(run_s.values()), 2),
+        "runs_s": run_s,
+        "drop_to_contacts_s": round(contacts_s, 2),
+        "rest_until_idle_s": round(rest_s, 2),
         "step_ms": steps,
+        # verifying, reading and landing every row or its reject (one transaction), phones checked
+        "landing_s": round(sum(steps.get(k) or 0 for k in LANDING_STEPS) / 1000, 2),
         "peak_rss_mb": peak_mb,
         **counts,
     }
@@ -149,6 +184,7 @@ def main() -> None:
             print(json.dumps(best, indent=2), flush=True)
     target = OUT / f"packet_latency-{time.strftime('%Y%m%dT%H%M%S')}.json"
     target.write_text(json.dumps(report, indent=2))
+    (OUT / "packet_latency.json").write_text(json.dumps(report, indent=2))  # the latest, for bench/report.py
     print(
         f"\n{'rows':>9} {'drop→contacts':>14} {'ingest run':>11} {'dbt run':>8} {'overhead':>9} "
         f"{'duckdb read':>12} {'peak MB':>8}"
