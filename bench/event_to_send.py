@@ -49,7 +49,7 @@ steps:
       - {name: standard, template: nurture_welcome_campus.mjml.j2}
 """
 # the sensors an API event crosses before its message is sent (the send run delivers at once)
-CHAIN = ("packet_arrival_sensor", "packet_landed_sensor", "campaign_triggers_sensor")
+CHAIN = ("packet_arrival_sensor", "packet_landed_sensor", "contacts_refreshed_sensor", "campaign_triggers_sensor")
 
 
 def _herald(env: dict[str, str], *args: str) -> str:

@@ -5,6 +5,7 @@ import dagster as dg
 from dagster._core.definitions.target import ExecutableDefinition  # a job or an asset job; not exported publicly
 
 from resources import HeraldConfigResource
+from sensors.pacing import CHAINED_SENSOR_INTERVAL_SECONDS
 
 EVENT_TRIGGERS = frozenset({"packet_arrival", "segment_entry", "funnel_event"})
 
@@ -20,7 +21,7 @@ def build_campaign_triggers_sensor(
         run_status=dg.DagsterRunStatus.SUCCESS,
         monitored_jobs=[refresh_segments_job],
         request_job=send_campaigns_job,
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=CHAINED_SENSOR_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="After the segments are re-evaluated, starts a send run for event-triggered campaigns: "
         "one occurrence per newly loaded packet (packet_arrival), and one per campaign with new segment "

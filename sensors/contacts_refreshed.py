@@ -3,6 +3,8 @@
 import dagster as dg
 from dagster._core.definitions.target import ExecutableDefinition  # a job or an asset job; not exported publicly
 
+from sensors.pacing import CHAINED_SENSOR_INTERVAL_SECONDS
+
 
 def build_contacts_refreshed_sensor(
     transform_packets_job: ExecutableDefinition, refresh_segments_job: ExecutableDefinition
@@ -15,7 +17,7 @@ def build_contacts_refreshed_sensor(
         run_status=dg.DagsterRunStatus.SUCCESS,
         monitored_jobs=[transform_packets_job],
         request_job=refresh_segments_job,
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=CHAINED_SENSOR_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="When the marts have been rebuilt, re-evaluates every segment so membership (and its "
         "entered/exited events) follows the new contacts.",

@@ -10,6 +10,7 @@ from herald.config import ConfigError
 from herald.dropzone import DropZoneError
 from herald.dropzone.readiness import sort_pending
 from resources import DropZoneResource, HeraldConfigResource
+from sensors.pacing import DROPZONE_LISTING_INTERVAL_SECONDS
 
 # targeted by name: the job is defined in orchestration/jobs.py, the layer above the sensors
 INGEST_PACKET_JOB = "ingest_packet_job"
@@ -24,7 +25,7 @@ def _cursor(raw: str | None) -> tuple[dict[str, str], dict[str, str]]:
 
 @dg.sensor(
     job_name=INGEST_PACKET_JOB,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=DROPZONE_LISTING_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Lists every client's incoming area; each complete new or changed file gets a packet "
     "partition and one ingest run. Files still being uploaded wait (client.yaml dropzone.ready_when).",

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.ingest.packets import PACKET_ROWS
+from sensors.pacing import CHAINED_SENSOR_INTERVAL_SECONDS
 
 # targeted by name: the job is defined in orchestration/jobs.py, the layer above the sensors
 TRANSFORM_PACKETS_JOB = "transform_packets_job"
@@ -10,7 +11,7 @@ TRANSFORM_PACKETS_JOB = "transform_packets_job"
 
 @dg.sensor(
     job_name=TRANSFORM_PACKETS_JOB,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=CHAINED_SENSOR_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="After packets land, requests one dbt build that maps, cleans and dedupes them into the marts.",
 )

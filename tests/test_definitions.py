@@ -78,6 +78,15 @@ def test_jobs_and_sensors_resolve(defs: dg.Definitions) -> None:
         defs.resolve_job_def(job)
 
 
+def test_a_packets_path_from_drop_to_send_is_paced_by_at_most_30_seconds(defs: dg.Definitions) -> None:
+    # under the daemon each sensor on the path waits up to its minimum interval after the run
+    # before it ends: drop zone listing → ingest → dbt → segments → triggered send
+    path = ("packet_arrival_sensor", "packet_landed_sensor", "contacts_refreshed_sensor", "campaign_triggers_sensor")
+    sensors = {s.name: s for s in defs.sensors or []}
+    intervals = [sensors[name].minimum_interval_seconds for name in path]
+    assert intervals == [15, 5, 5, 5] and sum(intervals) <= 30
+
+
 def test_every_cron_campaign_has_a_schedule_in_its_clients_time_zone(defs: dg.Definitions) -> None:
     schedules = {s.name: s for s in defs.schedules or []}
     assert set(schedules) == {
