@@ -155,3 +155,23 @@ def test_every_warehouse_writer_claims_the_warehouse_pool(defs: dg.Definitions) 
         pools = {assets_def.node_def.pool} if hasattr(assets_def.node_def, "pool") else set()
         assert pools == {WAREHOUSE_POOL}, assets_def.node_def.name
 
+
+def test_the_runs_that_change_the_marts_sources_rebuild_those_marts(defs: dg.Definitions) -> None:
+    """A STOP, a receipt or a delivery is in the marts when its run ends (suppressions, messages,
+    deliveries, conversations, credits), and no reply, event or delivery run re-plans a send."""
+
+    def models(job: str) -> set[str]:
+        keys = defs.resolve_job_def(job).asset_layer.selected_asset_keys
+        return {k.to_user_string() for k in keys if k.path[0] in ("intermediate", "marts", "analytics")}
+
+    changed = {"marts/messages", "marts/deliveries", "marts/conversations", "marts/conversation_messages"}
+    assert changed | {"marts/credit_transactions"} <= models("deliver_messages_job")
+    assert changed | {"marts/suppressions", "marts/consent_status", "marts/credit_transactions",
+                      "marts/appointment_confirmations"} <= models("apply_replies_job")  # fmt: skip
+    assert changed | {"marts/suppressions", "marts/consent_status", "marts/engagement_events"} <= models(
+        "apply_provider_events_job"
+    )
+    for job in ("deliver_messages_job", "apply_replies_job", "apply_provider_events_job"):
+        assert not {m for m in models(job) if m.startswith("intermediate/")} | (
+            models(job) & {"marts/message_plan", "marts/journey_transitions"}
+        ), job
