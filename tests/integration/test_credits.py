@@ -280,7 +280,8 @@ def test_a_paid_retry_an_unsubscribe_or_a_block_cancels_is_refunded_in_that_tran
     first = deliver_due(warehouse, {"sms": FlakySms(failures=1)}, now=NOW, options=options)
     assert (first.requeued, balance(warehouse, CLINIC)) == (2, 8)  # paid for, queued for their retry
 
-    payload = {"client_id": CLINIC, "contact_id": "contact-unsubscribed", "channel": "sms", "scope": "all", "via": "page"}
+    payload = {"client_id": CLINIC, "contact_id": "contact-unsubscribed", "channel": "sms", "scope": "all",
+               "via": "page"}  # fmt: skip
     event = ProviderEvent("unsubscribe:tok-paid", "web", "unsubscribe", payload, NOW)
     with warehouse.session() as s:
         s.insert_rows(EVENTS_TABLE, column_names(EVENTS_TABLE), [event.row(NOW)])
