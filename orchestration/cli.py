@@ -217,14 +217,14 @@ def demo(
     step(number, "provider_events_sensor, inbound_events_sensor → the sandbox's receipts, clicks and replies")
     later = demo_advance(start)
     # the days between: the outbox sends each message queued for them at its time, as
-    # deliver_due_schedule would (every 10 minutes), so no journey moves on from a message unsent
+    # messages_due_sensor would (as each falls due), so no journey moves on from a message unsent
     options = replace(delivery_options_from_env(), pricing=delivery_pricing(deployment.herald))
     moments, caught_up = deliver_between(warehouse, providers_from_env(home=settings.home), settings.home,
                                          options, utcnow(), later)  # fmt: skip
     set_clock(later, settings.home)
     console.print(
         f"clock: moved on to {local_label(later)}, past the nurture's 3-day wait for a click; on the way the "
-        f"outbox sent {caught_up} messages at their times ({moments} moments, as deliver_due_schedule does)",
+        f"outbox sent {caught_up} messages at their times ({moments} moments, as messages_due_sensor does)",
         highlight=False,
     )
     number += 1

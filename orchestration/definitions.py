@@ -40,7 +40,6 @@ from orchestration.schedules import (
     build_campaign_schedules,
     build_digest_schedules,
     client_reports_schedule,
-    deliver_due_schedule,
     retention_purge_schedule,
 )
 from resources import (
@@ -55,6 +54,7 @@ from sensors.contacts_refreshed import build_contacts_refreshed_sensor
 from sensors.inbound_events import inbound_events_sensor
 from sensors.low_credit import build_low_credit_sensor
 from sensors.manual_send import manual_send_sensor
+from sensors.messages_due import messages_due_sensor
 from sensors.packet_arrival import packet_arrival_sensor
 from sensors.packet_landed import packet_landed_sensor
 from sensors.provider_events import provider_events_sensor
@@ -97,13 +97,14 @@ def build_definitions(config_dir: Path, dbt_target: str) -> dg.Definitions:
     jobs = [ingest_packet_job, refresh_segments_job, retention_purge_job, alert_low_credit_job, ab_results_job,
             client_reports_job, staff_alerts_job, staff_digest_job, *dbt_jobs]  # fmt: skip
     jobs.append(webhooks_job)
-    schedules = [deliver_due_schedule, advance_journeys_schedule, retention_purge_schedule, ab_results_schedule,
+    schedules = [advance_journeys_schedule, retention_purge_schedule, ab_results_schedule,
                  client_reports_schedule,
                  *build_campaign_schedules(deployment), *build_digest_schedules(deployment)]  # fmt: skip
     sensors = [
         packet_arrival_sensor,
         packet_landed_sensor,
         manual_send_sensor,
+        messages_due_sensor,
         inbound_events_sensor,
         provider_events_sensor,
         staff_alerts_sensor,

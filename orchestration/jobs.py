@@ -13,7 +13,7 @@ from assets.billing.credits import CREDIT_ALERTS_KEY
 from assets.compliance.inbound import INBOUND_MESSAGES_KEY, INBOUND_PROCESSING_KEY
 from assets.compliance.retention import RETENTION_PURGE_KEY
 from assets.delivery.campaigns import DELIVERY_KEY, OCCURRENCES_KEY, OUTBOX_KEY, REGIONS_KEY
-from assets.events.provider_events import PROVIDER_EVENT_PROCESSING_KEY, PROVIDER_EVENTS_KEY
+from assets.events.provider_events import LINK_CLICKS_KEY, PROVIDER_EVENT_PROCESSING_KEY, PROVIDER_EVENTS_KEY
 from assets.ingest.config_tables import client_config
 from assets.ingest.packets import packet_rows
 from assets.reports.client_reports import REPORTS_GROUP
@@ -33,9 +33,14 @@ DELIVER_MESSAGES_JOB = "deliver_messages_job"
 APPLY_REPLIES_JOB = "apply_replies_job"
 APPLY_PROVIDER_EVENTS_JOB = "apply_provider_events_job"
 
-# the delivery marts provider events change (statuses, bounces, unsubscribes), and the client
-# dashboard, whose delivered counts are receipts
-DELIVERY_MARTS = ("deliveries", "missed_contacts", "client_dashboard")
+# herald_ops tables no asset owns (dbt sources only: several writers share them, see
+# tests/test_definitions.py) that the Python steps of the jobs below write. The marts over them
+# are rebuilt by the run that wrote them, so a STOP's suppression or a debit is in the marts when
+# the run ends, not at the next unrelated dbt build.
+SUPPRESSIONS_KEY = dg.AssetKey(["herald_ops", "suppressions"])  # replies, provider events
+CONSENT_EVENTS_KEY = dg.AssetKey(["herald_ops", "consent_events"])  # replies, provider events
+CREDIT_LEDGER_KEY = dg.AssetKey(["herald_ops", "credit_ledger"])  # delivery (debits, refunds), replies, provider events
+APPOINTMENT_RESPONSES_KEY = dg.AssetKey(["herald_ops", "appointment_responses"])  # replies (C, R)
 
 ingest_packet_job = dg.define_asset_job(
     "ingest_packet_job",
@@ -124,17 +129,32 @@ class DbtJobs(NamedTuple):
 def build_dbt_jobs(dbt_models: dg.AssetsDefinition) -> DbtJobs:
     """The jobs that run dbt models, built from the dbt assets the definitions loaded."""
     dbt = dg.AssetSelection.assets(dbt_models)
+    plan_model = dg.AssetSelection.assets(*[dbt_model_key(dbt_models, m) for m in PLAN_MODELS])
+
+    def marts_over(*tables: dg.AssetKey) -> dg.AssetSelection:
+        """The models that read ``tables`` and everything downstream of them, except the send
+        pass's planning models (they read suppressions and consent too, but only a send pass
+        plans)."""
+        readers = dg.AssetSelection.assets(*tables).downstream(depth=1, include_self=False) - plan_model
+        return readers.downstream() & dbt
+
     # every dbt model downstream of what a send, a delivery or a reply changes (messages,
-    # deliveries, conversations, compliance and analytics marts, the client dashboard):
-    # refreshed in the same run, so the marts never lag behind the outbox
+    # deliveries, conversations, credits, compliance and analytics marts, the client
+    # dashboard): refreshed in the same run, so the marts never lag behind the outbox
     marts_after_delivery = (
         dg.AssetSelection.assets(OUTBOX_KEY, DELIVERY_KEY, INBOUND_PROCESSING_KEY).downstream(include_self=False) & dbt
-    )
-    # the appointments' confirmation states, and what reads them: an answer (C, R) lands in
-    # herald_ops.appointment_responses, which no asset of its own produces
-    confirmation_marts = dg.AssetSelection.assets(dbt_model_key(dbt_models, "appointment_confirmations")).downstream()
-    plan_model = dg.AssetSelection.assets(*[dbt_model_key(dbt_models, m) for m in PLAN_MODELS])
-    delivery_marts = dg.AssetSelection.assets(*[dbt_model_key(dbt_models, m) for m in DELIVERY_MARTS])
+    ) | marts_over(CREDIT_LEDGER_KEY)
+    # what a reply or a provider event also changes: suppressions and consent (a STOP, a bounce,
+    # an unsubscribe), the credits an opt-out refunds, appointment answers (C, R)
+    marts_after_replies = marts_over(SUPPRESSIONS_KEY, CONSENT_EVENTS_KEY, CREDIT_LEDGER_KEY, APPOINTMENT_RESPONSES_KEY)
+    # provider events move outbox statuses (receipts, opens, clicks) and suppress: every mart over
+    # the outbox, the events and the clicks, and the compliance marts
+    marts_after_events = (
+        dg.AssetSelection.assets(
+            OUTBOX_KEY, PROVIDER_EVENTS_KEY, PROVIDER_EVENT_PROCESSING_KEY, LINK_CLICKS_KEY
+        ).downstream(include_self=False)
+        & dbt
+    ) | marts_over(SUPPRESSIONS_KEY, CONSENT_EVENTS_KEY, CREDIT_LEDGER_KEY)
 
     transform_packets_job = dg.define_asset_job(
         TRANSFORM_PACKETS_JOB,
@@ -170,7 +190,8 @@ def build_dbt_jobs(dbt_models: dg.AssetsDefinition) -> DbtJobs:
         DELIVER_MESSAGES_JOB,
         selection=dg.AssetSelection.assets(DELIVERY_KEY) | marts_after_delivery,
         description="Delivers every due outbox message (deferred ones once their window opens, retries "
-        "once their backoff is over) and refreshes marts.messages and the campaign performance mart.",
+        "once their backoff is over; requested by messages_due_sensor) and refreshes the marts over the outbox, "
+        "the attempts and the credits (messages, deliveries, conversations, credit transactions, analytics).",
         tags={"herald/stage": "deliver"},
     )
     # An inbound reply: load and apply it (an opt-out cancels queued messages before any later
@@ -179,17 +200,18 @@ def build_dbt_jobs(dbt_models: dg.AssetsDefinition) -> DbtJobs:
         APPLY_REPLIES_JOB,
         selection=dg.AssetSelection.assets(INBOUND_MESSAGES_KEY, INBOUND_PROCESSING_KEY, DELIVERY_KEY)
         | marts_after_delivery
-        | (confirmation_marts & dbt),
+        | marts_after_replies,
         description="Loads landed inbound replies and applies them (opt-outs suppress and cancel queued messages, "
-        "opt-ins restore, HELP is answered, appointment confirmations recorded), then delivers the replies.",
+        "opt-ins restore, HELP is answered, appointment confirmations recorded), then delivers the replies and "
+        "refreshes the marts they changed (suppressions, consent, conversations, messages, deliveries, credits).",
         tags={"herald/stage": "compliance"},
     )
     apply_provider_events_job = dg.define_asset_job(
         APPLY_PROVIDER_EVENTS_JOB,
-        selection=dg.AssetSelection.assets(PROVIDER_EVENTS_KEY, PROVIDER_EVENT_PROCESSING_KEY) | delivery_marts,
+        selection=dg.AssetSelection.assets(PROVIDER_EVENTS_KEY, PROVIDER_EVENT_PROCESSING_KEY) | marts_after_events,
         description="Loads landed provider events and applies them (delivery statuses forward only, bounces, "
-        "complaints and unsubscribes suppress and cancel queued messages), then refreshes marts.deliveries, "
-        "marts.missed_contacts and analytics.client_dashboard.",
+        "complaints and unsubscribes suppress and cancel queued messages), then refreshes the marts they changed "
+        "(deliveries, messages, conversations, engagement, suppressions, consent, the client dashboard).",
         tags={"herald/stage": "compliance"},
     )
     return DbtJobs(

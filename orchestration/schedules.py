@@ -1,6 +1,6 @@
 """Every schedule: one per campaign with a cron trigger (in the client's time zone), the
-delivery schedule that releases deferred messages when their window opens, and the daily
-retention purge, A/B results and client reports."""
+journeys' advance pass, and the daily retention purge, A/B results and client reports. Deferred
+messages are released by messages_due_sensor when they fall due, not by a schedule."""
 
 from datetime import UTC
 
@@ -11,7 +11,6 @@ from herald.config import Deployment
 from herald.config.campaigns import ScheduleTrigger
 from orchestration.jobs import (
     ADVANCE_JOURNEYS_JOB,
-    DELIVER_MESSAGES_JOB,
     SEND_CAMPAIGNS_JOB,
     ab_results_job,
     client_reports_job,
@@ -19,8 +18,7 @@ from orchestration.jobs import (
     staff_digest_job,
 )
 
-DELIVERY_CRON = "*/10 * * * *"
-ADVANCE_JOURNEYS_CRON = "5-59/15 * * * *"  # between the delivery runs
+ADVANCE_JOURNEYS_CRON = "5-59/15 * * * *"
 RETENTION_PURGE_CRON = "30 3 * * *"
 AB_RESULTS_CRON = "0 4 * * *"
 CLIENT_REPORTS_CRON = "0 6 * * *"  # after the A/B results (04:00 UTC)
@@ -107,15 +105,6 @@ def build_digest_schedules(deployment: Deployment) -> list[dg.ScheduleDefinition
         )
     return schedules
 
-
-deliver_due_schedule = dg.ScheduleDefinition(
-    name="deliver_due_schedule",
-    cron_schedule=DELIVERY_CRON,
-    job_name=DELIVER_MESSAGES_JOB,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every 10 minutes: delivers messages whose send time or window has come and retries "
-    "transient failures whose backoff is over.",
-)
 
 advance_journeys_schedule = dg.ScheduleDefinition(
     name="advance_journeys_schedule",

@@ -2,8 +2,8 @@
 five minutes.
 
 Failed and held messages, delivery receipts and provider attempts only change when a run
-materializes the outbox, the delivery attempts or the provider events (and the 10-minute delivery
-schedule runs one in any deployment that sends), so the trigger is a new materialization of one of
+materializes the outbox, the delivery attempts or the provider events (and messages_due_sensor
+requests a delivery run whenever a message or a retry falls due), so the trigger is a new materialization of one of
 those since the sensor's cursor; the sensor never opens the warehouse (an embedded DuckDB has one
 writer). The run key names the newest materialization, so a repeated tick never checks twice for
 the same change; the check itself alerts once per crossing (herald/alerts)."""

@@ -112,16 +112,16 @@ def deployment() -> Deployment:
     return load_deployment(CONFIG_DIR)
 
 
-# runs a tick may start beside the ones a test follows: the 10-minute delivery schedule (any tick
-# crossing a ten-minute boundary) and the low-credit check after a run that sent something
+# runs a tick may start beside the ones a test follows: a delivery run of messages_due_sensor (any
+# tick after a queued message fell due) and the low-credit check after a run that sent something
 BACKGROUND_JOBS = frozenset(
     {"deliver_messages_job", "alert_low_credit_job", "advance_journeys_job", "staff_alerts_job", "webhooks_job"}
 )
 
 
 def jobs_run(output: str) -> list[str]:
-    """The runs a `herald tick` printed, in order, as "<status> <job>", leaving out the 10-minute
-    delivery schedule, which fires in any tick whose clock crosses a ten-minute boundary."""
+    """The runs a `herald tick` printed, in order, as "<status> <job>", leaving out the background
+    runs (BACKGROUND_JOBS): a delivery run of messages_due_sensor fires in any tick after a message fell due."""
     runs = []
     for line in output.splitlines():
         found = re.match(r"^\s+(SUCCESS|FAILURE) (\w+)", line)

@@ -58,8 +58,9 @@ def test_jobs_and_sensors_resolve(defs: dg.Definitions) -> None:
         "packet_arrival_sensor", "packet_landed_sensor", "contacts_refreshed_sensor",
         "campaign_triggers_sensor", "manual_send_sensor", "inbound_events_sensor",
         "provider_events_sensor", "twilio_polling_sensor", "low_credit_sensor", "staff_alerts_sensor",
-        "webhooks_sensor",
+        "webhooks_sensor", "messages_due_sensor",
     }  # fmt: skip
+    assert sensors["messages_due_sensor"].job_name == "deliver_messages_job"
     assert sensors["provider_events_sensor"].job_name == "apply_provider_events_job"
     assert sensors["inbound_events_sensor"].job_name == "apply_replies_job"
     assert sensors["packet_arrival_sensor"].job_name == "ingest_packet_job"
@@ -91,7 +92,7 @@ def test_every_cron_campaign_has_a_schedule_in_its_clients_time_zone(defs: dg.De
     schedules = {s.name: s for s in defs.schedules or []}
     assert set(schedules) == {
         "lakeside_realty__new_listings__schedule", "northfield_college__admitted_nurture__schedule",
-        "deliver_due_schedule", "retention_purge_schedule", "ab_results_schedule", "client_reports_schedule",
+        "retention_purge_schedule", "ab_results_schedule", "client_reports_schedule",
         "advance_journeys_schedule", "bright_smiles_dental__staff_digest_schedule",
         "lakeside_realty__staff_digest_schedule", "northfield_college__staff_digest_schedule",
         "summit_roofing__staff_digest_schedule",
@@ -99,7 +100,6 @@ def test_every_cron_campaign_has_a_schedule_in_its_clients_time_zone(defs: dg.De
     listings = schedules["lakeside_realty__new_listings__schedule"]
     assert (listings.cron_schedule, listings.execution_timezone) == ("30 9 * * 1-5", "America/Denver")
     assert listings.job_name == "send_campaigns_job"
-    assert schedules["deliver_due_schedule"].job_name == "deliver_messages_job"
     assert schedules["advance_journeys_schedule"].job_name == "advance_journeys_job"
 
 
@@ -180,3 +180,24 @@ def test_every_warehouse_writer_claims_the_warehouse_pool(defs: dg.Definitions) 
         assert isinstance(assets_def, dg.AssetsDefinition)
         pools = {assets_def.node_def.pool} if hasattr(assets_def.node_def, "pool") else set()
         assert pools == {WAREHOUSE_POOL}, assets_def.node_def.name
+
+
+def test_the_runs_that_change_the_marts_sources_rebuild_those_marts(defs: dg.Definitions) -> None:
+    """A STOP, a receipt or a delivery is in the marts when its run ends (suppressions, messages,
+    deliveries, conversations, credits), and no reply, event or delivery run re-plans a send."""
+
+    def models(job: str) -> set[str]:
+        keys = defs.resolve_job_def(job).asset_layer.selected_asset_keys
+        return {k.to_user_string() for k in keys if k.path[0] in ("intermediate", "marts", "analytics")}
+
+    changed = {"marts/messages", "marts/deliveries", "marts/conversations", "marts/conversation_messages"}
+    assert changed | {"marts/credit_transactions"} <= models("deliver_messages_job")
+    assert changed | {"marts/suppressions", "marts/consent_status", "marts/credit_transactions",
+                      "marts/appointment_confirmations"} <= models("apply_replies_job")  # fmt: skip
+    assert changed | {"marts/suppressions", "marts/consent_status", "marts/engagement_events"} <= models(
+        "apply_provider_events_job"
+    )
+    for job in ("deliver_messages_job", "apply_replies_job", "apply_provider_events_job"):
+        assert not {m for m in models(job) if m.startswith("intermediate/")} | (
+            models(job) & {"marts/message_plan", "marts/journey_transitions"}
+        ), job

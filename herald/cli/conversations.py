@@ -120,7 +120,7 @@ def reply_command(
     message: refused when the contact has no valid phone, is suppressed, or the text holds PHI;
     queued for the next moment inside the recipient's send window; no opt-out line is added (it
     is a conversation). The same text to the same contact within a minute is sent once. Audited
-    with your user name; `herald tick` (the delivery schedule) sends it."""
+    with your user name; `herald tick` (the delivery sensor) sends it once it is due."""
     from zoneinfo import ZoneInfo
 
     from herald.contacts.phones import mask_phone
@@ -147,6 +147,6 @@ def reply_command(
     verb = "queued" if is_new else "already queued (the same text this minute: not sent twice)"
     console.print(
         f"{verb}: reply {message.message_key} to {mask_phone(message.to_address)} (contact {message.contact_id}), "
-        f"goes out {when}; `herald tick` (the delivery schedule) sends it",
+        f"goes out {when}; `herald tick` (the delivery sensor) sends it once it is due",
         highlight=False,
     )

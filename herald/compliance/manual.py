@@ -10,6 +10,7 @@ from datetime import datetime
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from herald.billing.credits import release_unsent
 from herald.compliance.audit import audit
 from herald.contacts.phones import mask_email, mask_phone
 from herald.delivery.outbox import OUTBOX, SUPPRESSIONS
@@ -71,6 +72,8 @@ def block(session: Session, client_id: str, address: Address, reason: str, actor
     )
     audit(session, actor, "manual_override", client_id, None, address.masked, f"block: {reason}",
           {"channel": address.channel, "cancelled": cancelled}, now=now)  # fmt: skip
+    if cancelled:
+        release_unsent(session, now, actor=actor)  # a paid-for message waiting for a retry is refunded now
     return cancelled
 
 

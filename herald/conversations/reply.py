@@ -7,8 +7,8 @@ contact by SMS through the same outbox, rules and logging as every automated mes
 - the PHI guard (:func:`herald.compliance.phi.find_phi`) refuses a text with obvious PHI, with
   the reason (masked);
 - due at the next allowed moment for the recipient (:mod:`herald.compliance.send_window`, the
-  message plan's rule), so a reply typed at 22:00 goes in the morning; ``herald tick`` (the
-  delivery schedule) sends it;
+  message plan's rule), so a reply typed at 22:00 goes in the morning; ``herald tick`` (its
+  messages_due_sensor) sends it once it is due;
 - keyed md5('manual|<client>|<contact>|<text>|<minute>'): a double submit sends once;
 - no opt-out wording is appended: it is a conversation, not a campaign message;
 - audited (``send``) with who queued it.

@@ -75,7 +75,7 @@ def deliver_between(
 ) -> tuple[int, int]:
     """The outbox while the demo's clock jumps from ``start`` to ``until`` (naive UTC): every
     message queued for a time in between is delivered at that time, with the clock set to it,
-    as a deployment's deliver_due_schedule would have sent it (the sandbox stamps its receipts
+    as a deployment's messages_due_sensor would have released it (the sandbox stamps its receipts
     then). Without this, the jump would skip those messages, and their journeys would move on
     from them unsent. Returns (moments the outbox ran at, messages sent)."""
     with warehouse.session(read_only=True) as s:

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from herald.billing.credits import release_unsent
 from herald.compliance.audit import audit
 from herald.compliance.consent import record_consent
 from herald.config.models import Deployment
@@ -236,6 +237,10 @@ def apply_provider_events(session: Session, deployment: Deployment, now: datetim
         result = _Applier(session, deployment, has_contacts, event, now).apply()
         _record(session, result, now)
         report.results.append(result)
+    if report.messages_cancelled:
+        # paid-for messages a bounce, complaint or unsubscribe withdrew (a retry waiting, one held
+        # back mid-batch): refunded here, not left for a delivery run that may not come soon
+        release_unsent(session, now, actor="provider_events")
     return report
 
 

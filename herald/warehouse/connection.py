@@ -101,7 +101,7 @@ class Warehouse:
     def engine(self) -> str:
         return self.target.engine
 
-    def _connect(self, read_only: bool) -> Any:
+    def _connect(self, read_only: bool, lock_wait_seconds: float = LOCK_RETRY_SECONDS) -> Any:
         if self.engine == "duckdb":
             import duckdb
 
@@ -110,7 +110,7 @@ class Warehouse:
             path.parent.mkdir(parents=True, exist_ok=True)
             if read_only and not path.exists():
                 raise WarehouseError(f"the warehouse {path} does not exist yet: run `herald demo` or ingest a packet")
-            deadline = time.monotonic() + LOCK_RETRY_SECONDS
+            deadline = time.monotonic() + lock_wait_seconds
             while True:
                 try:
                     return duckdb.connect(str(path), read_only=read_only)
@@ -130,9 +130,11 @@ class Warehouse:
         return conn
 
     @contextmanager
-    def session(self, read_only: bool = False) -> Iterator[Session]:
-        """A session in one transaction: committed on success, rolled back on error."""
-        conn = self._connect(read_only)
+    def session(self, read_only: bool = False, lock_wait_seconds: float = LOCK_RETRY_SECONDS) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on error. On DuckDB,
+        a file another process holds the write lock of is waited for up to ``lock_wait_seconds``
+        (0: one try, then :class:`WarehouseError`)."""
+        conn = self._connect(read_only, lock_wait_seconds)
         try:
             if self.engine == "duckdb" and not read_only:
                 conn.execute("begin transaction")

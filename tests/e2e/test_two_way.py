@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -110,6 +111,22 @@ def test_a_signed_stop_suppresses_cancels_and_confirms_once(deployed: Deployment
     assert deployed.sql(
         "select count(*) as n from herald_ops.suppressions where address = '" + waiting["to_address"] + "'"
     ) == [{"n": 1}]
+    # the marts the STOP changed were rebuilt by the runs that applied it, not by a later build
+    address = waiting["to_address"]
+    (suppression,) = deployed.sql(
+        f"select client_id, contact_id, reason from herald_ops.suppressions where address = '{address}'"
+    )
+    assert deployed.sql(
+        "select client_id, contact_id, reason from marts.suppressions where reason = 'opt_out' "
+        f"and client_id = '{suppression['client_id']}' and contact_id = '{suppression['contact_id']}'"
+    ) == [suppression]
+    keys = f"select message_key from herald_ops.outbox where to_address = '{address}'"
+    in_mart = deployed.sql(f"select campaign, status from marts.messages where message_key in ({keys}) order by 1")
+    assert in_mart == messages
+    assert deployed.sql(
+        "select count(*) as n from marts.conversation_messages "
+        f"where conversation_message_id = 'in:{inbound['MessageSid']}'"
+    ) == [{"n": 1}]
 
 
 def test_a_delivery_callback_updates_marts_deliveries(deployed: Deployment) -> None:
@@ -129,3 +146,46 @@ def test_a_delivery_callback_updates_marts_deliveries(deployed: Deployment) -> N
         "where message_key = '" + reply["message_key"] + "'"
     )
     assert row == {"final_status": "delivered", "delivered": True}
+
+
+def _due(deployed: Deployment) -> dict:
+    """The queued message due first, and when (naive UTC, business time)."""
+    (row,) = deployed.sql(
+        "select message_key, greatest(send_after, coalesce(next_attempt_at, send_after)) as due_at "
+        "from herald_ops.outbox where status = 'queued' order by 2, 1 limit 1"
+    )
+    return {"message_key": row["message_key"], "due_at": datetime.fromisoformat(row["due_at"])}
+
+
+def _tick_at(deployed: Deployment, at: datetime) -> list[dict]:
+    """One forced `herald tick --json` with the business clock reading ``at`` (naive UTC) when the
+    command starts (its sensors evaluate a few seconds later)."""
+    offset = (at - datetime.now(UTC).replace(tzinfo=None)).total_seconds()
+    done = subprocess.run([HERALD, "tick", "--force", "--json"], env={**deployed.env, "HERALD_CLOCK_OFFSET": str(offset)},
+                          cwd=REPO_ROOT, capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def test_a_deferred_message_goes_out_at_the_first_tick_after_its_time(deployed: Deployment) -> None:
+    """messages_due_sensor, on the controlled clock: a tick a minute before a queued message's time
+    requests no delivery run and says when the next message is due; the first tick after it
+    requests one, which sends the message and refreshes marts.messages in the same run."""
+    due = _due(deployed)
+    (before,) = _tick_at(deployed, due["due_at"] - timedelta(seconds=60))
+    assert "deliver_messages_job" not in {r["job_name"] for r in before["runs"]}
+    (sensor,) = [t for t in before["ticks"] if t["name"] == "messages_due_sensor"]
+    assert sensor["status"] == "SKIPPED"
+    assert f"the next one is due at {due['due_at']:%Y-%m-%d %H:%M:%S}" in sensor["skip_reason"]
+    assert deployed.sql(f"select status from herald_ops.outbox where message_key = '{due['message_key']}'") == [
+        {"status": "queued"}
+    ]
+
+    (after,) = _tick_at(deployed, due["due_at"] + timedelta(seconds=1))
+    delivery = [r for r in after["runs"] if r["job_name"] == "deliver_messages_job"]
+    assert [r["status"] for r in delivery] == ["SUCCESS"]
+    (sent,) = deployed.sql(f"select status, sent_at from herald_ops.outbox where message_key = '{due['message_key']}'")
+    assert sent["status"] == "sent" and datetime.fromisoformat(sent["sent_at"]) >= due["due_at"]
+    assert deployed.sql(f"select status from marts.messages where message_key = '{due['message_key']}'") == [
+        {"status": "sent"}
+    ]

@@ -261,3 +261,38 @@ def test_the_cli_adds_and_shows_credits(herald_env: Callable[[str], dict[str, st
     audited = rows(warehouse, "select actor, action, client_id, reason from herald_ops.audit_log order by occurred_at")
     assert audited == [(f"cli:{getpass.getuser()}", "credit_purchase", CLINIC, "INV-1001"),
                        (f"cli:{getpass.getuser()}", "credit_purchase", CLINIC, "top-up")]  # fmt: skip
+
+
+@pytest.mark.parametrize("warehouse", ENGINES, indirect=True)
+def test_a_paid_retry_an_unsubscribe_or_a_block_cancels_is_refunded_in_that_transaction(
+    warehouse: Warehouse, deployment: Deployment
+) -> None:
+    """No delivery run needs to come by (messages_due_sensor starts one only when a message is due):
+    the provider-event run or the block that cancels a message already paid for refunds it."""
+    from herald.compliance.manual import Address, block
+    from herald.events.apply import apply_provider_events
+    from herald.events.landing import EVENTS_TABLE, ProviderEvent
+    from herald.warehouse.schema import column_names
+
+    buy(warehouse, CLINIC, "10")
+    put(warehouse, sms("unsubscribed", client=CLINIC), sms("blocked", client=CLINIC))
+    options = DeliveryOptions(max_attempts_per_run=1, initial_backoff_seconds=0.001, requeue_backoff_seconds=60)
+    first = deliver_due(warehouse, {"sms": FlakySms(failures=1)}, now=NOW, options=options)
+    assert (first.requeued, balance(warehouse, CLINIC)) == (2, 8)  # paid for, queued for their retry
+
+    payload = {"client_id": CLINIC, "contact_id": "contact-unsubscribed", "channel": "sms", "scope": "all",
+               "via": "page"}  # fmt: skip
+    event = ProviderEvent("unsubscribe:tok-paid", "web", "unsubscribe", payload, NOW)
+    with warehouse.session() as s:
+        s.insert_rows(EVENTS_TABLE, column_names(EVENTS_TABLE), [event.row(NOW)])
+        [result] = apply_provider_events(s, deployment, NOW + timedelta(minutes=1)).results
+    assert (result.action, result.messages_cancelled) == ("unsubscribed", 1)
+    assert balance(warehouse, CLINIC) == 9
+
+    [(address,)] = rows(warehouse, "select to_address from herald_ops.outbox where message_key = 'blocked'")
+    with warehouse.session() as s:
+        assert block(s, CLINIC, Address("sms", address), "asked by phone", "support:test", NOW) == 1
+    assert balance(warehouse, CLINIC) == 10
+    assert [(k, m) for k, m, _ in ledger(warehouse)] == [
+        ("debit", "blocked"), ("debit", "unsubscribed"), ("release", "blocked"), ("release", "unsubscribed"),
+    ]  # fmt: skip

@@ -161,7 +161,7 @@ def run_pass(
 ) -> None:
     """A send run at ``at``; ``outbox_down``: it plans and enqueues but nothing is sent."""
     if not outbox_down:
-        # the outbox sent what fell due since the last pass, each at its time (it runs every 10 minutes)
+        # the outbox sent what fell due since the last pass, each at its time (messages_due_sensor releases each when due)
         send_due(warehouse, at, before=True)
     with warehouse.session() as s:
         record_plan_run(s, f"pass-{at:%Y%m%d%H%M}", at, at)
