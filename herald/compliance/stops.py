@@ -142,6 +142,8 @@ class StopWatch:
 
     def covers(self, addresses: Iterable[str]) -> set[str]:
         """Which of ``addresses`` are stopped (as given)."""
+        if not self.stopped:  # the usual case: no address needs parsing
+            return set()
         return {a for a in addresses if address_key(a) in self.stopped}
 
     def unsubscribe_waiting(self, client_id: str, contact_id: str | None, channel: str) -> bool:
