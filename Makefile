@@ -59,9 +59,10 @@ test-fast: venv  ## unit tests and the Dagster definitions (no warehouse, no dbt
 dev: venv  ## start the Dagster UI on http://127.0.0.1:3000
 	$(BIN)/herald dev
 
-bench: venv  ## 1k- and 1M-row packets drop → marts.contacts; 100k-recipient campaign throughput
+bench: venv  ## 1k- and 1M-row packets drop → marts.contacts; 100k-recipient campaign throughput; 4 delivery workers on PostgreSQL
 	$(BIN)/python bench/packet_latency.py
 	$(BIN)/python bench/campaign_throughput.py --recipients 100000
+	$(BIN)/python bench/delivery_workers.py
 
 bench-quick: venv  ## the small cases only: a 1k-row packet (median of 3) and a 10k-recipient campaign
 	$(BIN)/python bench/packet_latency.py --sizes 1000 --repeat 3
