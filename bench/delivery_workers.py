@@ -205,7 +205,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2000.0, help="the rate-limited case's limit (per second)")
     parser.add_argument("--rate-messages", type=int, default=20_000)
     parser.add_argument("--rate-limit-storage", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
     # a worker's own arguments
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
