@@ -368,6 +368,8 @@ def _stop_pending(watch: StopWatch, rows: Sequence[_Row]) -> list[tuple[_Row, st
     """The rows that must wait, with why: an SMS to an address whose opt-out reached Herald, a
     message to a contact whose unsubscribe from its channel did, neither applied yet (the
     answers to a reply excepted, as for an applied opt-out)."""
+    if not watch.stopped and not watch.unsubscribed:  # the usual case, before every call
+        return []
     candidates = [r for r in rows if r.message_type not in OPT_OUT_EXEMPT_TYPES]
     texts = [r for r in candidates if r.channel == "sms"]
     stopped = watch.covers(r.to_address for r in texts)
