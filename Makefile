@@ -59,15 +59,22 @@ test-fast: venv  ## unit tests and the Dagster definitions (no warehouse, no dbt
 dev: venv  ## start the Dagster UI on http://127.0.0.1:3000
 	$(BIN)/herald dev
 
-bench: venv  ## 1k- and 1M-row packets drop → marts.contacts; 100k-recipient campaign throughput; STOP → refusing claim
-	$(BIN)/python bench/packet_latency.py
-	$(BIN)/python bench/campaign_throughput.py --recipients 100000
-	$(BIN)/python bench/stop_latency.py
-
-bench-quick: venv  ## the small cases only: a 1k-row packet (median of 3) and a 10k-recipient campaign
+bench: venv  ## every speed target beside its floor: packets (1k, 1M), demo, delivery (embedded, 4 workers on PostgreSQL + Redis), STOP, funnel event → send; table + bench/out/results.json + chart
 	$(BIN)/python bench/packet_latency.py --sizes 1000 --repeat 3
+	$(BIN)/python bench/packet_latency.py --sizes 1000000
+	$(BIN)/python bench/fixed_and_demo.py --repeat 3
+	$(BIN)/python bench/campaign_throughput.py --recipients 100000
+	$(BIN)/python bench/delivery_workers.py
+	$(BIN)/python bench/stop_latency.py
+	$(BIN)/python bench/event_to_send.py --repeat 3
+	$(BIN)/python bench/report.py
+
+bench-quick: venv  ## the small cases only (about two minutes): a 1k-row packet, a 10k-recipient campaign, STOP, the definitions' import; then the table
+	$(BIN)/python bench/packet_latency.py --sizes 1000
+	$(BIN)/python bench/fixed_and_demo.py --no-demo
 	$(BIN)/python bench/campaign_throughput.py --recipients 10000
 	$(BIN)/python bench/stop_latency.py --trials 5
+	$(BIN)/python bench/report.py
 
 # Every step runs even when an earlier one fails, so one run lists every problem; the exit
 # status is non-zero if any step failed, and the last lines name the failed steps.

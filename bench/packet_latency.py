@@ -182,7 +182,11 @@ def main() -> None:
             print(json.dumps(best, indent=2), flush=True)
     target = OUT / f"packet_latency-{time.strftime('%Y%m%dT%H%M%S')}.json"
     target.write_text(json.dumps(report, indent=2))
-    (OUT / "packet_latency.json").write_text(json.dumps(report, indent=2))  # the latest, for bench/report.py
+    # the latest figure of each size, for bench/report.py (`make bench` runs 1k and 1M apart)
+    latest = OUT / "packet_latency.json"
+    kept = json.loads(latest.read_text())["sizes"] if latest.exists() else []
+    merged = {**{s["rows"]: s for s in kept}, **{s["rows"]: s for s in report["sizes"]}}
+    latest.write_text(json.dumps({**report, "sizes": [merged[rows] for rows in sorted(merged)]}, indent=2))
     print(
         f"\n{'rows':>9} {'drop→contacts':>14} {'ingest run':>11} {'dbt run':>8} {'overhead':>9} "
         f"{'duckdb read':>12} {'peak MB':>8}"

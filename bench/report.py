@@ -31,7 +31,7 @@ class Row:
     met: bool | None  # None: not measured in this run
 
 
-def _load(name: str) -> dict | None:
+def _load(name: str) -> Any:
     path = OUT / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
 
@@ -86,7 +86,7 @@ def demo_and_import_rows(fixed: dict | None) -> list[Row]:
     return rows
 
 
-def delivery_rows(embedded: dict | None, workers: dict | None) -> list[Row]:
+def delivery_rows(embedded: dict | None, workers: list | dict | None) -> list[Row]:
     rows = []
     if embedded:
         rate = embedded["deliver_per_second"]
@@ -95,12 +95,18 @@ def delivery_rows(embedded: dict | None, workers: dict | None) -> list[Row]:
                         f"bare provider loop: {embedded['bare_sandbox_loop_per_second']:,} msg/s", rate >= 10_000))  # fmt: skip
     else:
         rows.append(_missing("sandbox delivery, embedded", "≥ 10,000 msg/s", "bench/campaign_throughput.py"))
-    if workers:
-        rate, dupes = workers["aggregate_per_second"], workers["duplicates"]
-        held = workers.get("rate_limit_error_pct")
+    cases = workers if isinstance(workers, list) else []
+    free = next((c for c in cases if "rate_limit_per_second" not in c), None)
+    limited = next((c for c in cases if "rate_limit_per_second" in c), None)
+    if free:
+        text = f"{free['median_per_second']:,} msg/s (median of {free['runs']}), {free['duplicates']} duplicates"
+        if limited:
+            burst = limited["worst_burst_over_limit_pct"]
+            text += (f"; a {limited['rate_limit_per_second']:,.0f}/s limit shared in Redis held within "
+                     f"{limited['worst_deviation_pct']:.1f}% (any one second: +{burst:.1f}%)")  # fmt: skip
+        met = free["median_per_second"] >= 10_000 and free["duplicates"] == 0 and bool(limited and limited["rate_held"])
         rows.append(Row("delivery on PostgreSQL, 4 concurrent workers", "≥ 10,000 msg/s, 0 duplicates, shared limit within 5%",
-                        f"{rate:,} msg/s, {dupes} duplicates" + (f", limit held within {held:.1f}%" if held is not None else ""),
-                        workers.get("floor", ""), rate >= 10_000 and dupes == 0 and (held is None or held <= 5)))  # fmt: skip
+                        text, f"{free['workers']} processes, batches of {free['batch_size']:,}", met))  # fmt: skip
     else:
         rows.append(
             _missing("delivery on PostgreSQL, 4 concurrent workers", "≥ 10,000 msg/s", "bench/delivery_workers.py")

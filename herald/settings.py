@@ -187,6 +187,7 @@ def check_environment(environ: Mapping[str, str] | None = None, *, config_dir_ne
         parse_rate(env, name, 0.0)
     for name in SWITCH_VARIABLES:
         parse_choice(env, name, SWITCH_VALUES)
+    parse_rate_limit_storage(env)
     for variable, kind in ((ENV_SMS_PROVIDER, settings.sms_provider), (ENV_EMAIL_PROVIDER, settings.email_provider)):
         require(env, PROVIDER_CREDENTIALS.get(kind, ()), f"{variable}={kind}")
     try:  # a simulated clock (herald demo) only with the sandbox: it would move real quiet hours
@@ -208,6 +209,24 @@ def parse_choice(env: Mapping[str, str], name: str, accepted: tuple[str, ...]) -
     value = (env.get(name) or accepted[0]).strip().lower()
     if value not in accepted:
         raise SettingsError(f"{name}={value!r} is not one Herald knows; it accepts {', '.join(accepted)}")
+    return value
+
+
+ENV_RATE_LIMIT_STORAGE = "HERALD_RATE_LIMIT_STORAGE"
+# where the provider rate windows live: this process, or a server every delivery worker shares
+RATE_LIMIT_STORAGE_SCHEMES = ("memory", "redis", "rediss", "valkey", "valkeys")
+
+
+def parse_rate_limit_storage(env: Mapping[str, str]) -> str:
+    """``HERALD_RATE_LIMIT_STORAGE``: ``memory://`` (unset or blank) or a Redis/Valkey URI such
+    as ``redis://127.0.0.1:6379/0``, or an error naming the variable."""
+    value = (env.get(ENV_RATE_LIMIT_STORAGE) or "").strip() or "memory://"
+    scheme, sep, _ = value.partition("://")
+    if not sep or scheme.lower() not in RATE_LIMIT_STORAGE_SCHEMES:
+        raise SettingsError(
+            f"{ENV_RATE_LIMIT_STORAGE}={value!r} is not a storage Herald knows; it accepts memory:// (one process) "
+            "or a URI every delivery worker shares: redis://host:port/db (also rediss://, valkey://)"
+        )
     return value
 
 

@@ -85,6 +85,25 @@ def pg_database_factory() -> Iterator[Callable[[], str]]:
     conn.close()
 
 
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis on 127.0.0.1:6379 that concurrent delivery workers share their rate limits in;
+    skipped, saying why, when it is not there (under CI=true: failed, like PostgreSQL)."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        message = f"Redis on 127.0.0.1:6379 is not reachable: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (under CI the shared rate limit tests must run)")
+        pytest.skip(message)
+    return REDIS_URL
+
+
 @pytest.fixture
 def herald_env(tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[str], dict[str, str]]:
     """Environment for a Herald deployment under tmp_path on the given engine."""

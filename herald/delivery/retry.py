@@ -101,25 +101,31 @@ def after_transient_failure(
 class wait_provider_backoff(wait_base):
     """tenacity wait: :func:`backoff_seconds` for the error the last call raised."""
 
-    def __init__(self, initial: float, cap: float, rng: random.Random | None = None) -> None:
-        self.initial, self.cap, self.rng = initial, cap, rng
+    def __init__(self, initial: float, cap: float, rng: random.Random | None = None, calls_made: int = 0) -> None:
+        self.initial, self.cap, self.rng, self.calls_made = initial, cap, rng, calls_made
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
-        return backoff_seconds(
-            retry_state.attempt_number,
-            initial=self.initial,
-            cap=self.cap,
-            retry_after=retry_after_of(exc),
-            rng=self.rng,
-        )
+        return self.seconds_after(retry_state.attempt_number + self.calls_made, exc)
+
+    def seconds_after(self, calls: int, exc: BaseException | None) -> float:
+        """The wait after ``calls`` calls, the last of which raised ``exc``."""
+        return backoff_seconds(calls, initial=self.initial, cap=self.cap, retry_after=retry_after_of(exc), rng=self.rng)
 
 
 def quick_retrying(
-    *, max_calls: int, initial: float, cap: float, sleep=None, rng: random.Random | None = None
+    *,
+    max_calls: int,
+    initial: float,
+    cap: float,
+    sleep=None,
+    rng: random.Random | None = None,
+    calls_made: int = 0,
 ) -> tenacity.Retrying:
     """Retries transient errors inside one run: at most ``max_calls`` calls, and none after a
-    ``retry_after`` longer than ``cap``. Re-raises the last error."""
+    ``retry_after`` longer than ``cap``. Re-raises the last error. ``calls_made``: calls already
+    made before this loop (the engine makes the first call without it), so the waits go on from
+    there."""
 
     def retry_after_too_long(retry_state: tenacity.RetryCallState) -> bool:
         retry_after = retry_after_of(retry_state.outcome.exception() if retry_state.outcome else None)
@@ -128,7 +134,7 @@ def quick_retrying(
     kwargs = {"sleep": sleep} if sleep is not None else {}
     return tenacity.Retrying(
         stop=tenacity.stop_after_attempt(max(1, max_calls)) | retry_after_too_long,
-        wait=wait_provider_backoff(initial, cap, rng),
+        wait=wait_provider_backoff(initial, cap, rng, calls_made),
         retry=tenacity.retry_if_exception_type(TransientProviderError),
         reraise=True,
         **kwargs,

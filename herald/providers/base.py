@@ -14,7 +14,8 @@ Implementations: :mod:`herald.providers.sandbox` (sends nothing),
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -145,6 +146,16 @@ class Provider(ABC):
             except PermanentProviderError as exc:
                 results.append(exc)
         return results
+
+    @contextmanager
+    def group_commit(self) -> Iterator[None]:
+        """The sends made inside this block are made durable together when it ends (one
+        journal fsync for the block instead of one per send, where the provider keeps a journal).
+
+        The delivery engine wraps each claimed batch's sends in it and records the batch's
+        outcomes only after the block has ended, so an outcome in the outbox is always durable
+        at the provider first. Real providers keep their own records: nothing to do (default)."""
+        yield
 
     def lookup(self, message: OutboundMessage, *, since: datetime) -> SendResult | None:
         """Did the provider accept ``message`` (sent at or after ``since``, naive UTC)?

@@ -11,6 +11,9 @@
 ``HERALD_SMS_RATE_PER_SECOND``             requests/s per sender (0 = no limit); default
 ``HERALD_EMAIL_RATE_PER_SECOND``           sandbox 0, twilio 10, resend 2 (Resend's default
                                            team limit is 2 requests/s; one batch = 1 request)
+``HERALD_RATE_LIMIT_STORAGE``             where those rates are counted: ``memory://``
+                                           (default, per process) or ``redis://host:port/db``
+                                           (shared by every delivery worker)
 ``HERALD_SANDBOX_SEND_DELAY_SECONDS``      sandbox only: sleep per send (crash tests, demos)
 ``HERALD_SANDBOX_RECEIPTS``                sandbox only: ``on`` (default) | ``off`` (no events)
 ``HERALD_SANDBOX_DELIVERY_RATE``           sandbox: share delivered (default 0.97); sets both
@@ -60,6 +63,7 @@ from herald.settings import (
     parse_count,
     parse_number,
     parse_rate,
+    parse_rate_limit_storage,
     require,
 )
 from herald.warehouse.connection import Warehouse
@@ -172,11 +176,13 @@ def providers_from_env(environ: Mapping[str, str] | None = None, home: Path | No
 
 def delivery_options_from_env(environ: Mapping[str, str] | None = None) -> DeliveryOptions:
     """:class:`~herald.delivery.engine.DeliveryOptions` with ``HERALD_DELIVERY_BATCH_SIZE``,
-    ``HERALD_DELIVERY_MAX_ATTEMPTS`` and ``HERALD_DELIVERY_LEASE_SECONDS`` applied."""
+    ``HERALD_DELIVERY_MAX_ATTEMPTS``, ``HERALD_DELIVERY_LEASE_SECONDS`` and
+    ``HERALD_RATE_LIMIT_STORAGE`` applied."""
     env = os.environ if environ is None else environ
     defaults = DeliveryOptions()
     return DeliveryOptions(
         batch_size=parse_count(env, ENV_BATCH_SIZE, defaults.batch_size),
         max_attempts=parse_count(env, ENV_MAX_ATTEMPTS, defaults.max_attempts),
         lease_seconds=parse_number(env, ENV_LEASE_SECONDS, defaults.lease_seconds),
+        rate_limit_storage=parse_rate_limit_storage(env),
     )

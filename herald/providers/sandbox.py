@@ -10,8 +10,12 @@ retried message gets the same id. Magic recipients fail permanently:
 
 Everything "sent" is kept in ``sent`` (in order) for tests. Given a ``journal_dir``, each
 accepted message is also appended as one JSON line to ``<journal_dir>/<channel>.jsonl``
-(flushed and fsynced before ``send`` returns), so :meth:`lookup` is exact across processes and
-a crashed delivery run can be reconciled; tests count sends per message key there.
+(written before ``send`` returns, so :meth:`lookup` is exact across processes and a crashed or
+killed delivery run can be reconciled; tests count sends per message key there). The line is
+fsynced before ``send`` returns, or, inside :meth:`group_commit` (the delivery engine's batch),
+once for the whole block when it ends (group commit): the engine records a batch's outcomes
+only after that, so a kill loses nothing and only a machine crash could lose the lines of a
+batch whose outcomes were never recorded (those rows stay ``sending`` and are reconciled).
 ``send_delay_seconds`` makes each send slow (crash tests). A journal entry carries the rendered
 text (SMS body; email subject and text) and the recipient masked (``mask_phone`` /
 ``mask_email``): nothing reads the raw address back, :meth:`lookup` goes by message key.
@@ -34,9 +38,12 @@ import time
 import uuid
 from abc import abstractmethod
 from collections import Counter
-from datetime import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from herald.clock import offset_seconds, realnow
 from herald.clock import utcnow as _clock_now
 from herald.contacts.phones import mask_email, mask_phone
 from herald.providers.base import (
@@ -97,6 +104,9 @@ class _SandboxProvider(Provider):
         self._lock = threading.Lock()
         self.journal_path = Path(journal_dir) / f"{self.channel}.jsonl" if journal_dir else None
         self.send_delay_seconds = send_delay_seconds
+        self._group_fd: int | None = None  # the journal, open for one group commit
+        self._group_depth = 0
+        self._group_offset = timedelta(0)  # the clock's shift, read once per group commit
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(journal_path={self.journal_path!r}, receipts={self.receipts!r})"
@@ -122,8 +132,34 @@ class _SandboxProvider(Provider):
             except Exception as exc:  # a lost webhook never undoes an accepted send
                 log.warning("sandbox receipts for %s not landed: %s", message.message_key, type(exc).__name__)
 
+    @contextmanager
+    def group_commit(self) -> Iterator[None]:
+        """Journal lines written inside the block are fsynced once, when it ends (see the module)."""
+        if self.journal_path is None:
+            yield
+            return
+        with self._lock:
+            self._group_depth += 1
+            if self._group_fd is None:
+                self.journal_path.parent.mkdir(parents=True, exist_ok=True)
+                self._group_fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                self._group_offset = timedelta(seconds=offset_seconds())
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._group_depth -= 1
+                if self._group_depth == 0 and self._group_fd is not None:
+                    fd, self._group_fd = self._group_fd, None
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+
     def _append_journal(self, message: OutboundMessage) -> None:
+        """One JSON line per accepted message; called with ``self._lock`` held."""
         assert self.journal_path is not None
+        accepted_at = realnow() + self._group_offset if self._group_fd is not None else _clock_now()
         entry = {
             "message_key": message.message_key,
             "channel": message.channel,
@@ -132,13 +168,23 @@ class _SandboxProvider(Provider):
             "subject": message.subject,
             "text": message.body if message.channel == "sms" else (message.text or message.html),
             "provider_message_id": self._id(message.message_key),
-            "accepted_at": _clock_now().isoformat(),
+            "accepted_at": accepted_at.isoformat(),
         }
+        line = (json.dumps(entry) + "\n").encode()
+        if self._group_fd is not None:
+            # one write(2) per line in O_APPEND mode: other processes' lines never interleave
+            # with it, and it is visible to their lookups at once; fsynced when the group ends
+            fcntl.flock(self._group_fd, fcntl.LOCK_EX)
+            try:
+                os.write(self._group_fd, line)
+            finally:
+                fcntl.flock(self._group_fd, fcntl.LOCK_UN)
+            return
         self.journal_path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # other processes append to the same journal
-            os.write(fd, (json.dumps(entry) + "\n").encode())
+            os.write(fd, line)
             os.fsync(fd)
         finally:
             os.close(fd)  # closing releases the lock

@@ -49,6 +49,13 @@ class Session:
         description = self._cur.description or []
         return [d[0] for d in description], [tuple(r) for r in self._cur.fetchall()]
 
+    def commit(self) -> None:
+        """Commits the work so far and begins the next transaction on the same connection: two
+        units of work that must not stand or fall together, without a second connection."""
+        self._conn.commit()
+        if self.engine == "duckdb":
+            self._conn.execute("begin transaction")
+
     def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         _, rows = self.query(sql, params)
         return rows[0][0] if rows else None
