@@ -5,14 +5,14 @@ connection for every event it stores, and closes it after the commit. In WAL mod
 last connection to a file checkpoints the log into the database and deletes it: two syncs and a
 file created and removed per event. A dbt build of Herald's project stores about 900 events
 (one materialization per model, one check per test, the steps' own), and ``herald demo``
-several thousand: measured here at 2.5–2.9 ms an event, against 0.85 ms with this class.
+several thousand: measured here at 2.5–2.9 ms an event, against 0.78 ms with this class.
 
 This subclass keeps one engine per database file (one connection kept open; Dagster's schema
 check briefly opens a second), for the 16 files most recently used, and after each write
 checkpoints the log passively into the database: the run's ``.db`` file changes with every
-event, as before, which is what Dagster's file watcher (the UI's live run logs) looks for. Commits use ``synchronous=NORMAL``, SQLite's recommended setting for
-WAL: a crash of the process loses nothing; a power cut may lose the last events, never corrupt
-the file. Everything else (schema, queries, the index shard, migrations) is Dagster's own.
+event, as before, which is what Dagster's file watcher (the UI's live run logs) looks for.
+Commits use ``synchronous=NORMAL``, SQLite's recommended setting for WAL: a crash of the process
+loses nothing; a power cut may lose the last events, never corrupt the file. Everything else (schema, queries, the index shard, migrations) is Dagster's own.
 
 Production runs dagster-postgres (``deploy/dagster.yaml``); this class is for ``HERALD_HOME``.
 Pinned with the rest of the tick's internals to dagster==1.13.27: ``_connect`` is private.
