@@ -12,7 +12,8 @@ check briefly opens a second), for the 16 files most recently used, and after ea
 checkpoints the log passively into the database: the run's ``.db`` file changes with every
 event, as before, which is what Dagster's file watcher (the UI's live run logs) looks for.
 Commits use ``synchronous=NORMAL``, SQLite's recommended setting for WAL: a crash of the process
-loses nothing; a power cut may lose the last events, never corrupt the file. Everything else (schema, queries, the index shard, migrations) is Dagster's own.
+loses nothing; a power cut may lose the last events, never corrupt the file. Everything else
+(schema, queries, the index shard, migrations) is Dagster's own.
 
 Production runs dagster-postgres (``deploy/dagster.yaml``); this class is for ``HERALD_HOME``.
 Pinned with the rest of the tick's internals to dagster==1.13.27: ``_connect`` is private.
