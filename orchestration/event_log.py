@@ -39,7 +39,10 @@ ENGINES_KEPT = 16
 
 def default_base_dir() -> str:
     """Where Dagster's default SQLite storage keeps the event logs of ``$DAGSTER_HOME``."""
-    return os.path.join(os.environ["DAGSTER_HOME"], "history", "runs")
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        raise ValueError("PooledSqliteEventLogStorage needs `base_dir` in its config, or DAGSTER_HOME set")
+    return os.path.join(home, "history", "runs")
 
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):

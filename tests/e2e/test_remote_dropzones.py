@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncssh
@@ -27,6 +28,16 @@ from tests.sftp_server import start_sftp_server
 HERALD = str(Path(sys.executable).parent / "herald")
 CLIENT, TYPE = "bright_smiles_dental", "appointments"
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+# Herald's clock pinned a week before the sample appointments (from DEFAULT_REFERENCE_DATE): no
+# reminder is due yet, whatever day the suite runs on (with the real clock, their reminders fell
+# due as December 2026 went by, and receipts and replies made the runs these tests count)
+PINNED_NOW = datetime(2026, 11, 24, 16, 0, tzinfo=UTC)
+
+
+def pinned_clock() -> dict[str, str]:
+    return {"HERALD_CLOCK_OFFSET": str(int((PINNED_NOW - datetime.now(UTC)).total_seconds()))}
 
 
 def herald(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -84,6 +95,7 @@ def s3(tmp_path: Path) -> Iterator[tuple[dict[str, str], object]]:
         "HERALD_WAREHOUSE_URL": "",
         "HERALD_DROPZONE_URL": "s3://drops/clients",
         "HERALD_S3_ENDPOINT_URL": endpoint,
+        **pinned_clock(),
     }
     yield env, client
     server.stop()
@@ -151,6 +163,7 @@ def test_packet_uploaded_over_sftp_lands_and_gets_its_receipt(tmp_path: Path, pa
             "HERALD_DROPZONE_URL": f"sftp://herald@127.0.0.1:{server.port}/drops",
             "HERALD_SFTP_KEY_FILE": str(key_file),
             "HERALD_SFTP_HOST_KEY": server.host_key_line,
+            **pinned_clock(),
         }
         incoming = server.folder("herald") / "drops" / CLIENT / "incoming" / TYPE
         incoming.mkdir(parents=True)

@@ -14,9 +14,10 @@ import dagster as dg
 import pytest
 from dagster._core.events import DagsterEvent, DagsterEventType, EngineEventData
 from dagster._core.events.log import EventLogEntry
+from dagster._core.instance.ref import InstanceRef
 
 from orchestration.event_log import ENGINES_KEPT, PooledSqliteEventLogStorage
-from orchestration.instance import EARLIER_DAGSTER_YAML, EMBEDDED_DAGSTER_YAML, ensure_dagster_home
+from orchestration.instance import EARLIER_DAGSTER_YAML, embedded_dagster_yaml, ensure_dagster_home
 
 
 @pytest.fixture
@@ -67,14 +68,32 @@ def test_kept_connections_are_bounded_and_runs_can_be_deleted_and_wiped(instance
     assert rows_in_db_file(storage.path_for_shard("run-0")) == 1
 
 
-def test_a_home_with_the_earlier_dagster_yaml_moves_to_it_and_an_edited_one_is_kept(
+def test_earlier_and_moved_homes_get_the_current_dagster_yaml_and_an_edited_one_is_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    earlier, edited = tmp_path / "earlier", tmp_path / "edited"
-    for home, text in ((earlier, EARLIER_DAGSTER_YAML), (edited, EARLIER_DAGSTER_YAML + "retention: {}\n")):
+    earlier, moved, edited = tmp_path / "earlier", tmp_path / "moved", tmp_path / "edited"
+    for home, text in (
+        (earlier, EARLIER_DAGSTER_YAML),
+        (moved, embedded_dagster_yaml(tmp_path / "elsewhere")),
+        (edited, EARLIER_DAGSTER_YAML + "retention: {}\n"),
+    ):
         home.mkdir()
         (home / "dagster.yaml").write_text(text)
         ensure_dagster_home(home)
-    assert (earlier / "dagster.yaml").read_text() == EMBEDDED_DAGSTER_YAML
+    for home in (earlier, moved):
+        assert (home / "dagster.yaml").read_text() == embedded_dagster_yaml(home)
+        assert f'base_dir: "{home / "history" / "runs"}"' in (home / "dagster.yaml").read_text()
     assert (edited / "dagster.yaml").read_text() == EARLIER_DAGSTER_YAML + "retention: {}\n"
+
+
+def test_the_instance_opens_from_its_folder_without_dagster_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # as a test or a tool opens a home another process made (InstanceRef.from_dir)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    ensure_dagster_home(tmp_path / "dagster")
+    monkeypatch.delenv("DAGSTER_HOME")
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path / "dagster"))) as instance:
+        instance.event_log_storage.store_event(engine_event("run-1", "hello"))
+        assert (tmp_path / "dagster" / "history" / "runs" / "run-1.db").exists()
