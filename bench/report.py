@@ -183,6 +183,7 @@ def chart(packets: dict | None, target: Path) -> Path | None:
 
     parts: dict[str, Callable[[dict], float]] = {
         "drop (CLI)": lambda s: s["drop_s"],
+        "tick process start-up": lambda s: s.get("process_start_s", 0),
         "landing (verify, read, land)": lambda s: s["landing_s"],
         "validation (Great Expectations)": lambda s: (s["step_ms"].get("validated") or 0) / 1000,
         "ingest run, rest": lambda s: (
@@ -195,7 +196,7 @@ def chart(packets: dict | None, target: Path) -> Path | None:
         "tick overhead (processes, sensors)": lambda s: s["tick_overhead_s"],
     }
     labels = [f"{s['rows']:,} rows" for s in sizes]
-    fig, ax = plt.subplots(figsize=(10, 2.6 + 0.9 * len(sizes)))
+    fig, ax = plt.subplots(figsize=(10, 2.2 + 0.9 * len(sizes)))
     left = [0.0] * len(sizes)
     for name, value in parts.items():
         widths = [max(value(s), 0) for s in sizes]
