@@ -19,28 +19,16 @@ from pathlib import Path
 import pytest
 
 from herald.delivery.engine import DeliveryOptions, deliver_due
-from herald.delivery.outbox import ATTEMPTS, OutboxMessage, enqueue, status_counts
+from herald.delivery.outbox import ATTEMPTS, enqueue, status_counts
 from herald.delivery.ratelimit import SendRateLimiter, rate_limit_storage
 from herald.providers.sandbox import SandboxEmailProvider, SandboxSmsProvider, read_journal
 from herald.settings import parse_warehouse_url
 from herald.warehouse.connection import Warehouse
+from tests.integration.test_delivery_concurrency import message  # the same outbox rows
 
 NOW = datetime(2026, 11, 23, 15, 0)
 WORKERS = 4
 MESSAGES = 2000
-
-
-def _message(n: int) -> OutboxMessage:
-    email = n % 4 == 0
-    return OutboxMessage(
-        message_key=f"w-{n:05d}", client_id="acme", campaign="welcome", step="hello", variant="a",
-        occurrence="o1", contact_id=f"c{n}", message_type="welcome", category="marketing",
-        channel="email" if email else "sms",
-        to_address=f"p{n}@example.com" if email else f"+1555400{n:04d}",
-        sender="news@herald.example" if email else "+15550000000",
-        send_after=NOW - timedelta(minutes=n % 11), subject="Hi" if email else None,
-        body_text=f"Hello {n}",
-    )  # fmt: skip
 
 
 def _deliver(url: str, home: str, journal: str, options: DeliveryOptions, start, results) -> None:
@@ -54,7 +42,7 @@ def _deliver(url: str, home: str, journal: str, options: DeliveryOptions, start,
 
 def _run_workers(warehouse: Warehouse, tmp_path: Path, options: DeliveryOptions) -> tuple[list[tuple], list[dict]]:
     with warehouse.session() as s:
-        enqueue(s, [_message(n) for n in range(MESSAGES)], NOW - timedelta(hours=1))
+        enqueue(s, [message(n) for n in range(MESSAGES)], NOW - timedelta(hours=1))
     journal = tmp_path / "sandbox"
     ctx = multiprocessing.get_context("spawn")
     start, results = ctx.Barrier(WORKERS), ctx.Queue()
