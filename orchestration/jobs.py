@@ -15,10 +15,10 @@ from assets.compliance.retention import RETENTION_PURGE_KEY
 from assets.delivery.campaigns import DELIVERY_KEY, OCCURRENCES_KEY, OUTBOX_KEY, REGIONS_KEY
 from assets.events.provider_events import LINK_CLICKS_KEY, PROVIDER_EVENT_PROCESSING_KEY, PROVIDER_EVENTS_KEY
 from assets.ingest.config_tables import client_config
-from assets.ingest.packets import packet_rows
+from assets.ingest.packets import PACKET_ROWS, PHONE_NUMBERS, packet_rows
 from assets.reports.client_reports import REPORTS_GROUP
 from assets.segments.segments import SEGMENTS_GROUP
-from assets.transform.keys import dbt_model_key
+from assets.transform.keys import ANALYTICS_GROUP, dbt_model_key
 from assets.webhooks.deliveries import WEBHOOK_DELIVERIES_KEY
 from herald.campaigns.journeys import PLAN_MODELS
 
@@ -27,6 +27,7 @@ AssetJob = UnresolvedAssetJobDefinition
 
 # names of the jobs build_dbt_jobs makes, for schedules that target them by name
 TRANSFORM_PACKETS_JOB = "transform_packets_job"
+REFRESH_ANALYTICS_JOB = "refresh_analytics_job"
 SEND_CAMPAIGNS_JOB = "send_campaigns_job"
 ADVANCE_JOURNEYS_JOB = "advance_journeys_job"
 DELIVER_MESSAGES_JOB = "deliver_messages_job"
@@ -115,10 +116,23 @@ client_reports_job = dg.define_asset_job(
 )
 
 
+def packet_path_keys(dbt_models: dg.AssetsDefinition) -> set[dg.AssetKey]:
+    """The dbt models a packet feeds on its way to the contact marts (see transform_packets_job)."""
+    # dagster-dbt takes seconds to import: imported when the definitions load
+    from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
+    from dagster_dbt import build_dbt_asset_selection
+
+    sources = " ".join(f"source:{'.'.join(key.path)}+" for key in (PACKET_ROWS, PHONE_NUMBERS))
+    later = " ".join([f"config.schema:{ANALYTICS_GROUP}+", *(f"{model}+" for model in PLAN_MODELS)])
+    selection = build_dbt_asset_selection([dbt_models], dbt_select=sources, dbt_exclude=later)
+    return set(selection.without_checks().resolve(AssetGraph.from_assets([dbt_models])))
+
+
 class DbtJobs(NamedTuple):
     """The jobs that select dbt models (iterable, for ``Definitions(jobs=[...])``)."""
 
     transform_packets_job: AssetJob
+    refresh_analytics_job: AssetJob
     send_campaigns_job: AssetJob
     advance_journeys_job: AssetJob
     deliver_messages_job: AssetJob
@@ -156,11 +170,34 @@ def build_dbt_jobs(dbt_models: dg.AssetsDefinition) -> DbtJobs:
         & dbt
     ) | marts_over(SUPPRESSIONS_KEY, CONSENT_EVENTS_KEY, CREDIT_LEDGER_KEY)
 
+    # A packet's own path, the build that stands between a drop and fresh contacts: the models
+    # downstream of the landed rows (and their phone verdicts) in dbt's own graph, except the
+    # analytics marts, the send pass's planning models (only a send plans) and whatever reads
+    # them. It holds every mart a plan or a segment reads from packets: contacts, attributes
+    # (consent columns among them), template variables, sources, appointments, funnel events.
+    # Its tests are those on these models (a relationship test from another mart to contacts
+    # runs with that mart, in refresh_analytics_job).
+    packet_path = dg.AssetSelection.assets(*packet_path_keys(dbt_models))
     transform_packets_job = dg.define_asset_job(
         TRANSFORM_PACKETS_JOB,
-        selection=dbt,
-        description="dbt build: maps landed packets to canonical fields, cleans and dedupes contacts, publishes the marts.",
+        selection=packet_path,
+        description="dbt build of the packets' own path: maps landed packets to canonical fields, cleans and dedupes "
+        "contacts, publishes the contact marts (contacts, attributes, sources, template variables, appointments, "
+        "funnel events) with their tests. The analytics marts follow in refresh_analytics_job.",
         tags={"herald/stage": "transform"},
+    )
+    # Everything else the dbt project publishes, the rest of what one whole `dbt build` does:
+    # the analytics marts (packet reports, conversions, the client dashboard), the marts over the
+    # outbox and the ledgers, the planning models. Requested with the segment refresh after each
+    # transform, off the path from a drop to fresh contacts; so the two runs together leave every
+    # model built, as a whole build would.
+    refresh_analytics_job = dg.define_asset_job(
+        REFRESH_ANALYTICS_JOB,
+        selection=dbt - packet_path,
+        description="dbt build of every model a transform leaves: the analytics marts (packet reports, conversions, "
+        "attribution, the client dashboard), the marts over the outbox and ledgers, and the planning models. "
+        "Requested after each successful transform (contacts_refreshed_sensor).",
+        tags={"herald/stage": "analytics"},
     )
     # The campaign send: config → occurrences → dbt message plan → render + enqueue → deliver →
     # dbt messages marts. Requested by the campaign schedules and campaign_triggers_sensor, with
@@ -216,6 +253,7 @@ def build_dbt_jobs(dbt_models: dg.AssetsDefinition) -> DbtJobs:
     )
     return DbtJobs(
         transform_packets_job,
+        refresh_analytics_job,
         send_campaigns_job,
         advance_journeys_job,
         deliver_messages_job,

@@ -25,7 +25,15 @@ from herald.clock import dbt_env as clock_dbt_env
 from herald.paths import DBT_PROJECT_DIR
 from herald.settings import Settings
 
-DBT_ENV_DEFAULTS = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_PARTIAL_PARSE": "true"}
+DBT_ENV_DEFAULTS = {
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    "DBT_PARTIAL_PARSE": "true",
+    # A build of part of the project runs the tests whose every parent it builds or reads: a
+    # relationship test from a mart it does not build (consent_status → contacts) runs in the
+    # build that builds that mart. dbt's default (eager) would run it wherever contacts is
+    # built, even before the other mart exists. A whole build runs every test either way.
+    "DBT_INDIRECT_SELECTION": "buildable",
+}
 
 
 def dbt_target() -> str:

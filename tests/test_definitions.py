@@ -65,7 +65,9 @@ def test_jobs_and_sensors_resolve(defs: dg.Definitions) -> None:
     assert sensors["inbound_events_sensor"].job_name == "apply_replies_job"
     assert sensors["packet_arrival_sensor"].job_name == "ingest_packet_job"
     assert sensors["packet_landed_sensor"].job_name == "transform_packets_job"
-    assert sensors["contacts_refreshed_sensor"].job_name == "refresh_segments_job"
+    assert {t.job_name for t in sensors["contacts_refreshed_sensor"].targets} == {
+        "refresh_segments_job", "refresh_analytics_job",
+    }  # fmt: skip
     assert sensors["campaign_triggers_sensor"].job_name == "send_campaigns_job"
     assert sensors["manual_send_sensor"].job_name == "send_campaigns_job"
     assert sensors["low_credit_sensor"].job_name == "alert_low_credit_job"
@@ -77,6 +79,37 @@ def test_jobs_and_sensors_resolve(defs: dg.Definitions) -> None:
             defs.resolve_job_def(target.job_name)  # raises if the job is missing or its selection does not resolve
     for job in ("ingest_packet_job", "send_campaigns_job", "deliver_messages_job"):
         defs.resolve_job_def(job)
+
+
+def test_a_transform_builds_the_contact_marts_and_the_analytics_job_the_rest_of_the_project(
+    defs: dg.Definitions,
+) -> None:
+    from assets.transform.dbt import DBT_ASSETS_NAME
+
+    dbt_models = next(
+        a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition) and a.node_def.name == DBT_ASSETS_NAME
+    )
+    transform, analytics = (defs.resolve_job_def(n) for n in ("transform_packets_job", "refresh_analytics_job"))
+
+    def models(job: dg.JobDefinition) -> set[str]:
+        return {"/".join(k.path) for k in job.asset_layer.executable_asset_keys}
+
+    def checks(job: dg.JobDefinition) -> set[str]:
+        return {f"{'/'.join(c.asset_key.path)}:{c.name}" for c in job.asset_layer.asset_graph.asset_check_keys
+                if "/".join(c.asset_key.path) in models(job)}  # fmt: skip
+
+    # the contact marts a plan or a segment reads are fresh after the transform alone
+    assert {"marts/contacts", "marts/contact_attributes", "marts/contact_template_variables",
+            "marts/contact_sources", "marts/appointments", "marts/funnel_events"} <= models(transform)  # fmt: skip
+    # what reads the analytics marts or plans waits for the next job (client_events reads conversions)
+    assert not {m for m in models(transform) if m.startswith("analytics/")}
+    assert {"marts/client_events", "marts/message_plan", "analytics/client_dashboard"} <= models(analytics)
+    # together they are one whole build: every model and every test, each once
+    every_model = {"/".join(k.path) for k in dbt_models.keys}
+    assert models(transform) | models(analytics) == every_model
+    assert not models(transform) & models(analytics)
+    every_check = {f"{'/'.join(c.asset_key.path)}:{c.name}" for c in dbt_models.check_keys}
+    assert checks(transform) | checks(analytics) == every_check and not checks(transform) & checks(analytics)
 
 
 def test_a_packets_path_from_drop_to_send_is_paced_by_at_most_30_seconds(defs: dg.Definitions) -> None:

@@ -9,3 +9,7 @@ def dbt_model_key(dbt_models: dg.AssetsDefinition, model: str) -> dg.AssetKey:
     from dagster_dbt import get_asset_key_for_model
 
     return get_asset_key_for_model([dbt_models], model)
+
+
+# dbt models are grouped by their schema (HeraldDbtTranslator): the analytics marts' group
+ANALYTICS_GROUP = "analytics"
