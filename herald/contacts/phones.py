@@ -84,7 +84,8 @@ def normalize_series(raw_values: pl.Series, default_region: str) -> pl.DataFrame
         values.filter(pl.col("plain"))
         .select(
             "raw_value",
-            national=pl.concat_str(pl.col("raw_value").str.extract_groups(_NANP_SHAPE_PLAIN).struct.unnest()),
+            # the shape matched: its digits are the national number's ten, after a country code 1
+            national=pl.col("raw_value").str.replace_all(r"[^0-9]", "").str.slice(-10),
         )
         .with_columns(prefix=pl.col("national").str.slice(0, 7))
     )

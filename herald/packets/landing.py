@@ -5,6 +5,12 @@ or in ``herald_raw.packet_rejects`` with its line number, reason and raw text, a
 ``rows_in_file = rows_landed + rows_rejected`` is recorded on ``herald_ops.packets``.
 Everything a packet writes is one transaction (promise 4): a failure lands nothing, and
 landing the same packet id again replaces what it wrote before, never doubling it.
+
+Rows are read one of two ways, chosen before anything is written. Set-wise (``setwise.py``,
+polars): the whole file as columns, checks and JSON computed on them, rows and rejects written
+in bulk — any UTF-8 or single-byte packet whose records are each one line. Otherwise the row
+loop (``_land_records``): record by record through Python's csv, the reference both must match
+(``tests/integration/test_landing_setwise.py`` lands a corpus both ways and compares).
 """
 
 from __future__ import annotations

@@ -1,15 +1,18 @@
 """Reading packet files: checksums, encoding detection and CSV records with exact lines.
 
-Two streaming passes over the file, never the whole file in memory:
+Streaming passes over the file, never the whole file in memory:
 1. :func:`inspect_file` hashes the bytes (SHA-256 and MD5, for either sidecar) and decides
-   the encoding line by line (BOM → UTF-8/UTF-16; else UTF-8 when every line decodes, or when
-   the lines that decode as UTF-8 with non-ASCII text are at least as many as those that do
-   not — a stray byte then rejects its own line, never re-reads the file; else windows-1252,
-   else latin-1, which decodes anything).
+   the encoding (BOM → UTF-8/UTF-16; else UTF-8 when the whole file decodes — then every line
+   does; else, counted line by line in a second pass, UTF-8 when the lines that decode as UTF-8
+   with non-ASCII text are at least as many as those that do not — a stray byte then rejects its
+   own line, never re-reads the file; else windows-1252, else latin-1, which decodes anything).
 2. :func:`read_records` yields every CSV record with its first physical line number and its
    raw text, so a rejected row can be reported exactly as the client sent it. A line holding a
    NUL character is rejected (no warehouse column stores it; PostgreSQL refuses it outright)
-   and its raw text kept with the NUL shown as ``\\0``.
+   and its raw text kept with the NUL shown as ``\\0``. :func:`read_line_record` reads one line
+   exactly as :func:`read_records` would inside its file (the set-wise landing's odd lines).
+
+(The set-wise landing, ``setwise.py``, holds the file's bytes in memory instead, as columns.)
 """
 
 from __future__ import annotations

@@ -100,9 +100,11 @@ def read_lines(data: bytes, encoding: str) -> tuple[Lines | None, str | None]:
         return None, "a NUL byte"
     if encoding == "utf-8-sig":
         data = data.removeprefix(codecs.BOM_UTF8)
-        if codecs.BOM_UTF8 in data:  # the row loop strips a BOM from the start of every line
-            return None, "a byte-order mark after the start"
-    elif encoding in SINGLE_BYTE:
+    if codecs.BOM_UTF8 in data[1:]:
+        # utf-8-sig strips a BOM from the start of every line in the row loop, and polars from the
+        # start of what it reads: both rare enough to leave to the row loop
+        return None, "a byte-order mark after the start"
+    if encoding in SINGLE_BYTE:
         try:
             data = data.decode(encoding).encode("utf-8")  # single-byte: the same as line by line
         except UnicodeDecodeError:

@@ -134,6 +134,7 @@ CORPUS: dict[str, tuple[bytes, str]] = {
     ),
     "NUL byte": ((HEADER + "\n" + _row(1, last="a\x00b") + "\n" + _row(2)).encode(), "row loop"),
     "UTF-16": (_mixed().encode("utf-16"), "row loop"),
+    "BOM on a data line of a UTF-8 file": ((HEADER + "\n\ufeff" + _row(1) + "\n").encode(), "row loop"),
     "BOM mid-file": (codecs.BOM_UTF8 + (HEADER + "\n").encode() + codecs.BOM_UTF8 + _row(1).encode(), "row loop"),
 }
 
