@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import polars as pl
 
 LOCK_RETRY_SECONDS = 30.0
+COPY_ROWS = 100_000  # rows a PostgreSQL COPY buffer holds at most
 NULL_MARK = "\\N"
 
 
@@ -158,15 +159,16 @@ class Session:
 
         frame = frame.with_columns([pl.lit(v).alias(k) for k, v in constants.items()])
         cols = ", ".join(frame.columns)
-        buffer = io.BytesIO()
-        frame.write_csv(buffer, include_header=False, quote_style="always", datetime_format="%Y-%m-%d %H:%M:%S%.f")
-        buffer.seek(0)
         target = table
         if ignore_existing:
             target = "_herald_copy"
             self._cur.execute("drop table if exists _herald_copy")
             self._cur.execute(f"create temp table _herald_copy (like {table})")
-        self._cur.copy_expert(f"copy {target} ({cols}) from stdin with (format csv)", buffer)
+        for part in frame.iter_slices(COPY_ROWS):  # one CSV buffer at a time, not the whole frame's
+            buffer = io.BytesIO()
+            part.write_csv(buffer, include_header=False, quote_style="always", datetime_format="%Y-%m-%d %H:%M:%S%.f")
+            buffer.seek(0)
+            self._cur.copy_expert(f"copy {target} ({cols}) from stdin with (format csv)", buffer)
         if ignore_existing:
             self._cur.execute(f"insert into {table} ({cols}) select {cols} from _herald_copy on conflict do nothing")
             self._cur.execute("drop table _herald_copy")
