@@ -1,25 +1,29 @@
 """Reading and accounting a packet's rows set-wise (polars), with the same outcome as the row loop.
 
-``landing._land_rows`` reads a packet record by record in Python; this module reads the same file
-as whole columns and must reach exactly the same rows, rejects, reasons and line numbers. It does
-so by splitting the work where Python's ``csv`` module and a regular expression provably agree:
+``landing._land_records`` reads a packet record by record in Python; this module reads the same
+file as whole columns and must reach exactly the same rows, rejects, reasons and line numbers. It
+does so by splitting the work where Python's ``csv`` module, a regular expression and polars'
+CSV reader provably agree (tests/unit/test_setwise.py fuzzes each against csv):
 
 - Each physical line is a record unless a quoted field spans lines. The file is split at its
-  ``\\n`` bytes, as the Python reader's binary line iteration does, so line numbers are row
+  ``\n`` bytes, as the Python reader's binary line iteration does, so line numbers are row
   positions.
-- A *regular* line — every field either free of the quote character, or wholly quoted with
-  doubled quotes inside and followed by the delimiter or the line end, no control character but
-  a tab — is parsed by one regular expression. On such lines ``csv`` (``strict=False``) gives the
-  same fields, so the checks (cell and row sizes, field count, all-empty rows, required fields),
-  the reasons and the JSON are computed on whole columns.
+- A *regular* line has every field either free of the quote character, or wholly quoted with
+  doubled quotes inside and followed by the delimiter or the line end, and no control character
+  but a tab. On such lines ``csv`` (``strict=False``) reads the fields a regular expression
+  describes. Regular lines with the header's count of fields (*wide*: nearly all lines of a real
+  packet) are read by polars' CSV reader, the others split by the expression; the checks (cell
+  and row sizes, field count, all-empty rows, required fields), the reasons and the JSON are
+  then computed on whole columns.
 - Any other line (a stray quote, a bare carriage return, a control character) is read by the
   Python reader itself, one line at a time, and checked by the row loop's own rules
   (``check``/``row_json`` below). Such lines are rare in real packets.
 
 What it cannot account for exactly it declines up front, before anything is written, and the
 caller lands the file through the row loop: an encoding other than UTF-8 or a single-byte one,
-bytes that are not valid in the encoding, a NUL byte, a byte-order mark after the start, and a
-line whose quoted field stays open (a record spanning lines).
+bytes that are not valid in the encoding, a NUL byte, a byte-order mark after the start, a
+one-column header, a delimiter or quote that is not one ASCII character, a line whose quoted
+field stays open (a record spanning lines), and polars not reading one row a line.
 """
 
 from __future__ import annotations

@@ -103,6 +103,10 @@ CORPUS: dict[str, tuple[bytes, str]] = {
     "mixed CRLF": (_mixed().replace("\n", "\r\n").encode(), "set-wise"),
     "mixed UTF-8 BOM": (codecs.BOM_UTF8 + _mixed().encode(), "set-wise"),
     "mixed windows-1252": (_mixed().replace("\u2028", " ").encode("windows-1252"), "set-wise"),
+    "mixed latin-1 (a byte windows-1252 leaves undefined)": (
+        (_mixed().replace("\u2028", " ") + "\n" + _row(31, last="Ab\x81c")).encode("latin-1"),
+        "set-wise",
+    ),
     "header only": (HEADER.encode() + b"\n", "set-wise"),
     "blank lines first": ((HEADER + "\n\n  \n" + _row(1) + "\n" + _row(2) + ",x\n").encode(), "set-wise"),
     "ragged lines only": (
@@ -175,8 +179,7 @@ def _written(warehouse: Warehouse, packet_id: str) -> dict:
                 [packet_id],
             )[1],
             "steps": s.query(
-                "select step, detail from herald_ops.packet_events where packet_id = ? and step <> 'phones_checked' "
-                "order by step",
+                "select step, detail from herald_ops.packet_events where packet_id = ? order by step",
                 [packet_id],
             )[1],
             "phones": s.query(
