@@ -203,15 +203,18 @@ def _result(r: LandingResult) -> tuple:
     )
 
 
-def _both_ways(warehouse: Warehouse, deployment: Deployment, path: Path, packet_id: str) -> LandingResult:
+def _both_ways(
+    warehouse: Warehouse, deployment: Deployment, path: Path, packet_id: str, packet: PacketFile | None = None
+) -> LandingResult:
     """Lands the file through the row loop, then as land_packet chooses; asserts identical outcomes."""
+    packet = packet or _packet(path, packet_id)
     with warehouse.session() as s:  # the phone checks are compared too: each landing starts afresh
         s.execute("delete from herald_raw.phone_numbers")
-    reference = land_packet(warehouse, deployment, _packet(path, packet_id), row_loop=True)
+    reference = land_packet(warehouse, deployment, packet, row_loop=True)
     expected = _written(warehouse, packet_id)
     with warehouse.session() as s:
         s.execute("delete from herald_raw.phone_numbers")
-    chosen = land_packet(warehouse, deployment, _packet(path, packet_id))
+    chosen = land_packet(warehouse, deployment, packet)
     assert _written(warehouse, packet_id) == expected
     assert _result(chosen) == _result(reference)
     return chosen
@@ -255,11 +258,7 @@ def test_the_demo_packets_agree(warehouse: Warehouse, deployment: Deployment, tm
     for n, sample in enumerate(demo_packets(deployment)):
         path = _write(tmp_path, f"demo{n}.csv", sample.content)
         packet = PacketFile(f"pk{n}", sample.client_id, sample.packet_type, path.name, path.name, path, RECEIVED)
-        reference = land_packet(warehouse, deployment, packet, row_loop=True)
-        expected = _written(warehouse, packet.packet_id)
-        chosen = land_packet(warehouse, deployment, packet)
-        assert _written(warehouse, packet.packet_id) == expected
-        assert _result(chosen) == _result(reference)
+        chosen = _both_ways(warehouse, deployment, path, packet.packet_id, packet)
         assert chosen.read_by == "set-wise"
 
 
