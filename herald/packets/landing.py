@@ -5,6 +5,12 @@ or in ``herald_raw.packet_rejects`` with its line number, reason and raw text, a
 ``rows_in_file = rows_landed + rows_rejected`` is recorded on ``herald_ops.packets``.
 Everything a packet writes is one transaction (promise 4): a failure lands nothing, and
 landing the same packet id again replaces what it wrote before, never doubling it.
+
+Rows are read one of two ways, chosen before anything is written. Set-wise (``setwise.py``,
+polars): the whole file as columns, checks and JSON computed on them, rows and rejects written
+in bulk — any UTF-8 or single-byte packet whose records are each one line. Otherwise the row
+loop (``_land_records``): record by record through Python's csv, the reference both must match
+(``tests/integration/test_landing_setwise.py`` lands a corpus both ways and compares).
 """
 
 from __future__ import annotations
@@ -13,14 +19,17 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import polars as pl
+
 from herald.clock import utcnow
 from herald.config.models import Deployment, FieldColumn, LoadMap, RowLimits
-from herald.contacts.phones import PhoneNormalizer, mask_email, mask_phone
+from herald.contacts.phones import PhoneNormalizer, mask_email, mask_phone, normalize_series
+from herald.packets import setwise
 from herald.packets.reader import Record, inspect_file, read_records
 from herald.warehouse.connection import Session, Warehouse
 from herald.warehouse.schema import OPS_SCHEMA, RAW_SCHEMA, column_names
@@ -34,6 +43,7 @@ REJECTS_TABLE = f"{RAW_SCHEMA}.packet_rejects"
 PHONES_TABLE = f"{RAW_SCHEMA}.phone_numbers"
 PACKETS_TABLE = f"{OPS_SCHEMA}.packets"
 EVENTS_TABLE = f"{OPS_SCHEMA}.packet_events"
+PHONE_CANDIDATES = "_herald_phone_candidates"
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -73,6 +83,7 @@ class LandingResult:
     missing_columns: list[str] = field(default_factory=list)
     preview: list[dict[str, str]] = field(default_factory=list)
     step_ms: dict[str, int] = field(default_factory=dict)
+    read_by: str | None = None  # "set-wise", or "row loop (why)": how the rows were read
 
     @property
     def accounted_for(self) -> bool:
@@ -105,8 +116,10 @@ def land_packet(
     deployment: Deployment,
     packet: PacketFile,
     log: Callable[[str], None] = lambda _msg: None,
+    row_loop: bool = False,
 ) -> LandingResult:
-    """Verify and land one packet; returns what happened to every row."""
+    """Verify and land one packet; returns what happened to every row. ``row_loop`` reads it
+    record by record even when the set-wise read could (the reference the tests compare with)."""
     result = LandingResult(packet.packet_id, packet.client_id, packet.packet_type)
     steps = _Steps(packet.packet_id, packet.received_at)
     client = deployment.clients.get(packet.client_id)
@@ -157,6 +170,7 @@ def land_packet(
                 result,
                 steps,
                 log,
+                row_loop,
             )
         _record_packet(s, packet, result, steps)
     result.step_ms = steps.ms
@@ -191,6 +205,40 @@ def _forget_previous_attempt(s: Session, packet_id: str) -> None:
         s.execute(f"delete from {table} where packet_id = ?", [packet_id])
 
 
+class _Rules:
+    """The checks a record passes to land, in their order; the first it fails is its reason."""
+
+    def __init__(self, header: list[str], load_map: LoadMap):
+        self.header = header
+        self.limits = load_map.limits
+        required = [(f, load_map.column_for(f)) for f in load_map.required]
+        self.required_idx = [(f, c, header.index(c)) for f, c in required if c in header]
+        phone_col = load_map.column_for("phone")
+        self.phone_idx = header.index(phone_col) if phone_col in header else None
+
+    def check(self, rec: Record) -> str | None:
+        if rec.fields is None:
+            return rec.error or "unreadable"
+        if too_big := _oversized(rec.fields, self.header, self.limits):
+            return too_big
+        if len(rec.fields) != len(self.header):
+            span = (
+                f" (lines {rec.line_number}–{rec.last_line_number}: an unclosed quote?)"
+                if rec.last_line_number > rec.line_number
+                else ""
+            )
+            return f"expected {len(self.header)} fields like the header, found {len(rec.fields)}{span}"
+        if all(not f.strip() for f in rec.fields):
+            return "the row has no values (only delimiters)"
+        empty = [f"{f!r} (column {c!r})" for f, c, i in self.required_idx if not rec.fields[i].strip()]
+        if empty:
+            return f"required field {', '.join(empty)} is empty"
+        return None
+
+    def row_json(self, fields: list[str]) -> str:
+        return json.dumps(dict(zip(self.header, fields, strict=False)), ensure_ascii=False)
+
+
 def _land_rows(
     s: Session,
     packet: PacketFile,
@@ -200,22 +248,92 @@ def _land_rows(
     result: LandingResult,
     steps: _Steps,
     log: Callable[[str], None],
+    row_loop: bool = False,
 ) -> None:
-    records = read_records(packet.local_path, encoding, load_map.format.delimiter, load_map.format.quote_char)
+    delimiter, quote_char = load_map.format.delimiter, load_map.format.quote_char
+    records = read_records(packet.local_path, encoding, delimiter, quote_char)
     header_record = next(records, None)
     header, problem = _header(header_record, load_map, result)
     if problem:
         result.status, result.reason = "rejected", problem
         log(f"packet {packet.packet_id} rejected: {problem}")
         return
-    assert header is not None
-    required = [(f, load_map.column_for(f)) for f in load_map.required]
-    required_idx = [(f, c, header.index(c)) for f, c in required if c in header]
-    phone_col = load_map.column_for("phone")
-    phone_idx = header.index(phone_col) if phone_col in header else None
+    assert header is not None and header_record is not None
+    rules = _Rules(header, load_map)
     preview_cols = {t.field: c for c, t in load_map.columns.items() if isinstance(t, FieldColumn) and c in header}
-    width = len(header)
     landed_at = utcnow()
+    accounted, why_not = None, "asked for" if row_loop else None
+    if not row_loop:
+        # decided before anything is written: the file is read once, by one path or the other
+        why_not = setwise.unsupported_format(encoding, delimiter, quote_char, len(header))
+        if why_not is None:
+            lines, why_not = setwise.read_lines(packet.local_path.read_bytes(), encoding)
+        if why_not is None:
+            assert lines is not None
+            layout = setwise.Layout(
+                header,
+                delimiter,
+                quote_char,
+                rules.required_idx,
+                rules.phone_idx,
+                load_map.limits.max_cell_chars,
+                load_map.limits.max_row_chars,
+            )
+            first_data_line = header_record.last_line_number + 1
+            outcome = setwise.account(lines, first_data_line, layout, rules.check, rules.row_json, PREVIEW_ROWS)
+            accounted, why_not = (None, outcome) if isinstance(outcome, str) else (outcome, None)
+    if accounted is not None:
+        result.read_by = "set-wise"
+        raw_phones = _land_accounted(s, packet, accounted, header, preview_cols, landed_at, result)
+    else:
+        result.read_by = f"row loop ({why_not})"
+        raw_phones = _land_records(s, packet, load_map, rules, records, preview_cols, landed_at, result)
+    log(f"packet {packet.packet_id} read {result.read_by}")
+    steps.done(
+        "landed",
+        f"{result.rows_in_file} rows in file: {result.rows_landed} landed, {result.rows_rejected} rejected",
+    )
+    if s.engine == "postgres":
+        s.execute(f"analyze {ROWS_TABLE}")  # fresh statistics, or the planner misjudges the JSON rows
+    steps.done("phones_checked", _check_phones(s, phones, raw_phones))
+    result.status = "landed"
+
+
+def _land_accounted(
+    s: Session,
+    packet: PacketFile,
+    accounted: setwise.Accounted,
+    header: list[str],
+    preview_cols: dict[str, str],
+    landed_at: datetime,
+    result: LandingResult,
+) -> pl.Series:
+    """Writes what the set-wise read accounted for; returns the distinct phone values."""
+    result.rows_in_file = accounted.rows_in_file
+    result.rows_landed = accounted.landed.height
+    result.rows_rejected = accounted.rejects.height
+    result.reject_reasons.update(setwise.reason_counts(accounted.rejects["reason"]))
+    result.first_rejects = list(accounted.rejects.head(FIRST_REJECTS_KEPT).iter_rows())
+    result.preview = [
+        _preview_row(Record(n, n, fields, ""), header, preview_cols) for n, fields in accounted.preview_lines.items()
+    ]
+    ids = {"packet_id": packet.packet_id, "client_id": packet.client_id, "packet_type": packet.packet_type}
+    s.insert_frame(ROWS_TABLE, accounted.landed, {**ids, "landed_at": landed_at})
+    s.insert_frame(REJECTS_TABLE, accounted.rejects, {**ids, "rejected_at": landed_at})
+    return accounted.phones
+
+
+def _land_records(
+    s: Session,
+    packet: PacketFile,
+    load_map: LoadMap,
+    rules: _Rules,
+    records: Iterator[Record],
+    preview_cols: dict[str, str],
+    landed_at: datetime,
+    result: LandingResult,
+) -> pl.Series:
+    """The row loop: each record read, checked and written in turn; returns the distinct phone values."""
     rows: list[tuple] = []
     rejects: list[tuple] = []
     raw_phones: set[str] = set()
@@ -232,39 +350,23 @@ def _land_rows(
 
     for rec in records:
         result.rows_in_file += 1
-        if rec.fields is None:
-            reject(rec, rec.error or "unreadable")
+        reason = rules.check(rec)
+        if reason:
+            reject(rec, reason)
             continue
-        if too_big := _oversized(rec.fields, header, load_map.limits):
-            reject(rec, too_big)
-            continue
-        if len(rec.fields) != width:
-            span = (
-                f" (lines {rec.line_number}–{rec.last_line_number}: an unclosed quote?)"
-                if rec.last_line_number > rec.line_number
-                else ""
-            )
-            reject(rec, f"expected {width} fields like the header, found {len(rec.fields)}{span}")
-            continue
-        if all(not f.strip() for f in rec.fields):
-            reject(rec, "the row has no values (only delimiters)")
-            continue
-        empty = [f"{f!r} (column {c!r})" for f, c, i in required_idx if not rec.fields[i].strip()]
-        if empty:
-            reject(rec, f"required field {', '.join(empty)} is empty")
-            continue
-        if phone_idx is not None and rec.fields[phone_idx].strip():
-            raw_phones.add(rec.fields[phone_idx].strip())  # keyed as dbt's staging trims cells
+        assert rec.fields is not None
+        if rules.phone_idx is not None and rec.fields[rules.phone_idx].strip():
+            raw_phones.add(rec.fields[rules.phone_idx].strip())  # keyed as dbt's staging trims cells
         result.rows_landed += 1
         if len(result.preview) < PREVIEW_ROWS:
-            result.preview.append(_preview_row(rec, header, preview_cols))
+            result.preview.append(_preview_row(rec, rules.header, preview_cols))
         rows.append(
             (
                 packet.packet_id,
                 packet.client_id,
                 packet.packet_type,
                 rec.line_number,
-                json.dumps(dict(zip(header, rec.fields, strict=False)), ensure_ascii=False),
+                rules.row_json(rec.fields),
                 landed_at,
             )
         )
@@ -273,17 +375,25 @@ def _land_rows(
             rows = []
     s.insert_rows(ROWS_TABLE, column_names(ROWS_TABLE), rows)
     s.insert_rows(REJECTS_TABLE, column_names(REJECTS_TABLE), rejects)
-    steps.done(
-        "landed",
-        f"{result.rows_in_file} rows in file: {result.rows_landed} landed, {result.rows_rejected} rejected",
+    return pl.Series("raw_value", sorted(raw_phones), dtype=pl.String)
+
+
+def _check_phones(s: Session, phones: PhoneNormalizer, raw_values: pl.Series) -> str:
+    """libphonenumber's verdict for each distinct raw phone value not already checked for the
+    client's region (``phone_numbers`` keeps it by value and region); returns the step's detail."""
+    new = raw_values
+    if len(raw_values):
+        with s.frame_as_table(PHONE_CANDIDATES, raw_values.to_frame("raw_value")) as candidates:
+            new = s.query_frame(
+                f"select c.raw_value from {candidates} c where not exists (select 1 from {PHONES_TABLE} p "
+                "where p.raw_value = c.raw_value and p.default_region = ?)",
+                [phones.region],
+            ).to_series()
+    checked = normalize_series(new, phones.region)
+    s.insert_frame(
+        PHONES_TABLE, checked, {"default_region": phones.region, "checked_at": utcnow()}, ignore_existing=True
     )
-    checked_at = utcnow()
-    lookups = [(raw, phones.region, *phones.normalize(raw), checked_at) for raw in raw_phones]
-    s.insert_rows(PHONES_TABLE, column_names(PHONES_TABLE), lookups, ignore_existing=True)
-    if s.engine == "postgres":
-        s.execute(f"analyze {ROWS_TABLE}")  # fresh statistics, or the planner misjudges the JSON rows
-    steps.done("phones_checked", f"{len(lookups)} distinct phone numbers checked with libphonenumber")
-    result.status = "landed"
+    return f"{len(raw_values)} distinct phone numbers, {checked.height} not seen before checked with libphonenumber"
 
 
 def _oversized(fields: list[str], header: list[str], limits: RowLimits) -> str | None:

@@ -13,12 +13,16 @@ import io
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from herald.settings import WarehouseTarget
 from herald.warehouse.schema import ADDED_COLUMNS, ddl_statements, upgrade_statements
 
+if TYPE_CHECKING:
+    import polars as pl
+
 LOCK_RETRY_SECONDS = 30.0
+COPY_ROWS = 100_000  # rows a PostgreSQL COPY buffer holds at most
 NULL_MARK = "\\N"
 
 
@@ -96,6 +100,79 @@ class Session:
             self._cur.execute(f"insert into {table} ({cols}) select {cols} from _herald_copy on conflict do nothing")
             self._cur.execute("drop table _herald_copy")
         return len(rows)
+
+    def query_frame(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
+        """A query's rows as a polars frame (DuckDB hands them over as Arrow)."""
+        import polars as pl
+
+        if self.engine == "duckdb":
+            return pl.from_arrow(self._conn.sql(sql, params=list(params or [])).to_arrow_table())  # type: ignore[return-value]
+        columns, rows = self.query(sql, params)
+        return pl.DataFrame(rows, schema=columns, orient="row")
+
+    @contextmanager
+    def frame_as_table(self, name: str, frame: pl.DataFrame) -> Iterator[str]:
+        """A polars frame readable as table ``name`` while the block runs (DuckDB: the Arrow data
+        registered in place; PostgreSQL: a temporary table filled by COPY, all columns text)."""
+        if self.engine == "duckdb":
+            self._conn.register(name, frame.to_arrow())
+            try:
+                yield name
+            finally:
+                self._conn.unregister(name)
+            return
+        columns = ", ".join(f"{c} text" for c in frame.columns)
+        self._cur.execute(f"create temp table {name} ({columns})")
+        try:
+            self.insert_frame(name, frame)
+            yield name
+        finally:
+            self._cur.execute(f"drop table if exists {name}")
+
+    def insert_frame(
+        self,
+        table: str,
+        frame: pl.DataFrame,
+        constants: dict[str, Any] | None = None,
+        ignore_existing: bool = False,
+    ) -> int:
+        """Insert a polars frame whose columns are named as the table's, plus ``constants`` (one
+        value for every row) — DuckDB: from Arrow, the constants as parameters; PostgreSQL: COPY
+        of CSV with every value quoted, so no text can read as NULL. ``ignore_existing`` skips
+        rows whose primary key is already there."""
+        if frame.is_empty():
+            return 0
+        constants = constants or {}
+        if self.engine == "duckdb":
+            cols = ", ".join([*constants, *frame.columns])
+            values = ", ".join(["?"] * len(constants) + list(frame.columns))
+            verb = "insert or ignore into" if ignore_existing else "insert into"
+            self._conn.register("_herald_frame", frame.to_arrow())
+            try:
+                self._conn.execute(
+                    f"{verb} {table} ({cols}) select {values} from _herald_frame", list(constants.values())
+                )
+            finally:
+                self._conn.unregister("_herald_frame")
+            return frame.height
+        import polars as pl
+
+        frame = frame.with_columns([pl.lit(v).alias(k) for k, v in constants.items()])
+        cols = ", ".join(frame.columns)
+        target = table
+        if ignore_existing:
+            target = "_herald_copy"
+            self._cur.execute("drop table if exists _herald_copy")
+            self._cur.execute(f"create temp table _herald_copy (like {table})")
+        for part in frame.iter_slices(COPY_ROWS):  # one CSV buffer at a time, not the whole frame's
+            buffer = io.BytesIO()
+            part.write_csv(buffer, include_header=False, quote_style="always", datetime_format="%Y-%m-%d %H:%M:%S%.f")
+            buffer.seek(0)
+            self._cur.copy_expert(f"copy {target} ({cols}) from stdin with (format csv)", buffer)
+        if ignore_existing:
+            self._cur.execute(f"insert into {table} ({cols}) select {cols} from _herald_copy on conflict do nothing")
+            self._cur.execute("drop table _herald_copy")
+        return frame.height
 
 
 class Warehouse:
