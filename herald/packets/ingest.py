@@ -22,7 +22,7 @@ from herald.packets.landing import (
     record_step,
     utcnow,
 )
-from herald.packets.validation import CHECK_MANIFEST, CheckOutcome, landed_frame, validate_packet
+from herald.packets.validation import CHECK_MANIFEST, CheckOutcome, validate_packet
 from herald.reports.receipts import write_receipts
 from herald.warehouse.connection import Warehouse
 
@@ -86,9 +86,9 @@ def ingest_packet(
         started = time.perf_counter()
         client = deployment.clients[pending.client_id]
         load_map = client.load_maps[pending.packet_type]
-        with warehouse.session(read_only=True) as s:
-            frame = landed_frame(s, packet_id, load_map, client.default_region)
-        outcome.checks += validate_packet(frame, load_map, landing.rows_rejected, pending.manifest_rows)
+        outcome.checks += validate_packet(
+            warehouse, packet_id, load_map, client.default_region, landing.rows_rejected, pending.manifest_rows
+        )
         failed = [c for c in outcome.checks if not c.passed and c.name in BLOCKING_CHECKS]
         detail = "; ".join(f"{c.name}: {'passed' if c.passed else 'FAILED'}" for c in outcome.checks)
         record_step(warehouse, packet_id, "validated", detail, int((time.perf_counter() - started) * 1000))
