@@ -166,18 +166,31 @@ class MessageBuilder:
 
 
 def pending_plan_rows(session: Session, batch_size: int = 5_000) -> Iterator[list[dict[str, Any]]]:
-    """Planned messages not in the outbox yet, in batches."""
+    """Planned messages not in the outbox yet, in batches, in send order.
+
+    The pending message keys are read first, then each batch's rows: a plan of a million
+    messages is never held in memory whole (its variables are a JSON object per message)."""
+    import polars as pl
+
     columns = ", ".join(f"plan.{c}" for c in PLAN_COLUMNS)
-    names, rows = session.query(
+    _, pending = session.query(
         f"""
-        select {columns} from {PLAN} as plan
+        select plan.message_key from {PLAN} as plan
         where plan.status = 'planned'
             and not exists (select 1 from {OUTBOX} as outbox where outbox.message_key = plan.message_key)
         order by plan.send_after, plan.message_key
         """
     )
-    for start in range(0, len(rows), batch_size):
-        yield [dict(zip(names, row, strict=False)) for row in rows[start : start + batch_size]]
+    keys = [key for (key,) in pending]
+    del pending
+    for start in range(0, len(keys), batch_size):
+        batch = pl.DataFrame({"message_key": keys[start : start + batch_size]}, schema={"message_key": pl.String})
+        with session.frame_as_table("_herald_pending_keys", batch) as table:
+            names, rows = session.query(
+                f"select {columns} from {PLAN} as plan join {table} as pending "
+                "on pending.message_key = plan.message_key order by plan.send_after, plan.message_key"
+            )
+        yield [dict(zip(names, row, strict=False)) for row in rows]
 
 
 def enqueue_planned(
