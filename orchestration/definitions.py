@@ -109,10 +109,10 @@ def build_definitions(config_dir: Path, dbt_target: str) -> dg.Definitions:
         provider_events_sensor,
         staff_alerts_sensor,
         build_webhooks_sensor(sum(len(c.config.webhooks) for c in deployment.clients.values())),
-        build_contacts_refreshed_sensor(dbt_jobs.transform_packets_job, refresh_segments_job),
-        build_campaign_triggers_sensor(
-            refresh_segments_job, dbt_jobs.send_campaigns_job, dbt_jobs.refresh_analytics_job
+        build_contacts_refreshed_sensor(
+            dbt_jobs.transform_packets_job, refresh_segments_job, dbt_jobs.refresh_analytics_job
         ),
+        build_campaign_triggers_sensor(refresh_segments_job, dbt_jobs.send_campaigns_job),
         build_twilio_polling_sensor(dbt_jobs.apply_provider_events_job, dbt_jobs.apply_replies_job),
         build_low_credit_sensor(
             [dbt_jobs.send_campaigns_job, dbt_jobs.deliver_messages_job, dbt_jobs.apply_replies_job],

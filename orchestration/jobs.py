@@ -188,16 +188,15 @@ def build_dbt_jobs(dbt_models: dg.AssetsDefinition) -> DbtJobs:
     )
     # Everything else the dbt project publishes, the rest of what one whole `dbt build` does:
     # the analytics marts (packet reports, conversions, the client dashboard), the marts over the
-    # outbox and the ledgers, the planning models. After a transform, the send run that follows
-    # the segment refresh builds them too; this job builds them when no send follows. Either way
-    # the transform and the next run together leave every model built, as a whole build would.
-    the_rest = dbt - packet_path
+    # outbox and the ledgers, the planning models. Requested with the segment refresh after each
+    # transform, off the path from a drop to fresh contacts; so the two runs together leave every
+    # model built, as a whole build would.
     refresh_analytics_job = dg.define_asset_job(
         REFRESH_ANALYTICS_JOB,
-        selection=the_rest,
+        selection=dbt - packet_path,
         description="dbt build of every model a transform leaves: the analytics marts (packet reports, conversions, "
         "attribution, the client dashboard), the marts over the outbox and ledgers, and the planning models. "
-        "Requested after a segment refresh that starts no send (campaign_triggers_sensor).",
+        "Requested after each successful transform (contacts_refreshed_sensor).",
         tags={"herald/stage": "analytics"},
     )
     # The campaign send: config → occurrences → dbt message plan → render + enqueue → deliver →
@@ -208,11 +207,9 @@ def build_dbt_jobs(dbt_models: dg.AssetsDefinition) -> DbtJobs:
         selection=dg.AssetSelection.assets(client_config)
         | dg.AssetSelection.assets(OCCURRENCES_KEY, REGIONS_KEY, OUTBOX_KEY, DELIVERY_KEY)
         | plan_model
-        | marts_after_delivery
-        | the_rest,
+        | marts_after_delivery,
         description="Plans the campaign occurrences in its config (and any a trigger fired), renders and "
-        "enqueues the messages idempotently, delivers what is due, and refreshes the messages marts and every "
-        "other model a transform leaves (the analytics marts).",
+        "enqueues the messages idempotently, delivers what is due, and refreshes the messages marts.",
         tags={"herald/stage": "send"},
     )
     # The same pass with nothing newly fired: moves every enrollment on whose wait, timeout or

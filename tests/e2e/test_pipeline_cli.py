@@ -273,7 +273,7 @@ def test_every_packet_step_is_timed(deployed: Deployment) -> None:
 
 
 def test_tick_until_idle_then_a_tick_with_nothing_new_starts_no_run(deployed: Deployment) -> None:
-    # 3 uploads → 3 ingest runs; then 1 dbt build; then 1 segment refresh; then the campaign
+    # 3 uploads → 3 ingest runs; then 1 dbt build; then 1 segment refresh and 1 build of the analytics marts; then the campaign
     # trigger check (the repeated dental packet is a duplicate, so nothing to send); then nothing.
     # The sandbox's receipts for the demo's last sends (its answers to the sample replies) may
     # still wait in landing/events: then one provider events run applies them; a second applies
@@ -286,6 +286,7 @@ def test_tick_until_idle_then_a_tick_with_nothing_new_starts_no_run(deployed: De
         *["SUCCESS ingest_packet_job"] * 3,
         "SUCCESS transform_packets_job",
         "SUCCESS refresh_segments_job",
+        "SUCCESS refresh_analytics_job",
         "SUCCESS send_campaigns_job",
     ]
     assert last_tick_done(deployed.tick_output) == "tick done: 0 runs"

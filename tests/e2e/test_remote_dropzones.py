@@ -58,8 +58,9 @@ def assert_landed_in_marts(env: dict[str, str], tick_output: str) -> None:
         "SUCCESS ingest_packet_job",
         "SUCCESS transform_packets_job",
         "SUCCESS refresh_segments_job",
+        "SUCCESS refresh_analytics_job",
         "SUCCESS send_campaigns_job",
-    ]  # ingest, dbt, segments, the campaign trigger check (with the analytics marts)
+    ]  # ingest, dbt, segments and the analytics marts, the campaign trigger check
     assert last_tick_done(tick_output) == "tick done: 0 runs"
     rows = json.loads(
         herald(
@@ -124,8 +125,9 @@ def test_packet_uploaded_to_s3_lands_and_gets_its_receipt(
     assert jobs_run(rest) == [
         "SUCCESS transform_packets_job",
         "SUCCESS refresh_segments_job",
+        "SUCCESS refresh_analytics_job",
         "SUCCESS send_campaigns_job",
-    ]  # dbt build, segment refresh, the campaign trigger check (with the analytics marts)
+    ]  # dbt build, segment refresh and the analytics marts, the campaign trigger check
     assert last_tick_done(rest) == "tick done: 0 runs"
     keys = {o["Key"] for o in client.list_objects_v2(Bucket="drops", Prefix=f"clients/{CLIENT}/")["Contents"]}
     archived = [k for k in keys if k.startswith(f"clients/{CLIENT}/archive/{TYPE}/") and k.endswith("__june.csv")]
