@@ -87,12 +87,13 @@ bench-quick: venv  ## the small cases only (about two minutes): a 1k-row packet,
 
 # Every step runs even when an earlier one fails, so one run lists every problem; the exit
 # status is non-zero if any step failed, and the last lines name the failed steps.
-lint: venv  ## ruff (lint, format check), sqlfluff on dbt_project, import contracts (herald/ free of Dagster)
+lint: venv  ## ruff (lint, format check), sqlfluff on dbt_project, import contracts (herald/ free of Dagster), hadolint on deploy/Dockerfile
 	@failed=""; \
 	echo "== ruff check"; $(BIN)/ruff check . || failed="$$failed ruff-check"; \
 	echo "== ruff format --check"; $(BIN)/ruff format --check . || failed="$$failed ruff-format"; \
 	echo "== sqlfluff lint dbt_project"; $(BIN)/sqlfluff lint dbt_project --processes 2 || failed="$$failed sqlfluff"; \
 	echo "== lint-imports"; $(BIN)/lint-imports || failed="$$failed import-contracts"; \
+	echo "== hadolint deploy/Dockerfile"; $(BIN)/hadolint deploy/Dockerfile || failed="$$failed hadolint"; \
 	if [ -n "$$failed" ]; then echo "make lint: FAILED:$$failed"; exit 1; fi; \
 	echo "make lint: all checks passed"
 
