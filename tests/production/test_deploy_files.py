@@ -506,12 +506,14 @@ def test_helm_run_queue_and_monitoring_equal_dagster_yaml() -> None:
     instance = _yaml(DAGSTER_YAML)
     daemon = _values()["dagsterDaemon"]
     coordinator = daemon["runCoordinator"]
-    queued = coordinator["config"]["queuedRunCoordinator"]
     assert coordinator["enabled"] is True
     assert coordinator["type"] == instance["run_coordinator"]["class"] == "QueuedRunCoordinator"
-    assert queued["maxConcurrentRuns"] == instance["run_coordinator"]["config"]["max_concurrent_runs"] == 8
-    assert queued["tagConcurrencyLimits"] == instance["run_coordinator"]["config"]["tag_concurrency_limits"]
-    assert queued["tagConcurrencyLimits"] == [{"key": "herald/stage", "value": "transform", "limit": 1}]
+    # Dagster 1.13 refuses queue limits under the coordinator's config beside `concurrency.pools`:
+    # both files keep them in `concurrency.runs`
+    assert coordinator["config"]["queuedRunCoordinator"] == {} and "config" not in instance["run_coordinator"]
+    runs = instance["concurrency"]["runs"]
+    assert runs["max_concurrent_runs"] == 8
+    assert runs["tag_concurrency_limits"] == [{"key": "herald/stage", "value": "transform", "limit": 1}]
     assert daemon["runMonitoring"]["enabled"] is True is instance["run_monitoring"]["enabled"]
     assert daemon["runMonitoring"]["startTimeoutSeconds"] == instance["run_monitoring"]["start_timeout_seconds"]
     assert _values()["additionalInstanceConfig"]["concurrency"] == instance["concurrency"]
