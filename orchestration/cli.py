@@ -20,7 +20,16 @@ import typer
 from rich.markup import escape
 
 from herald.cli import app
-from herald.cli.common import add_command, console, err, fail, load_deployment, load_settings, set_tick_runner
+from herald.cli.common import (
+    add_command,
+    console,
+    err,
+    fail,
+    load_deployment,
+    load_settings,
+    set_tick_runner,
+    warehouse_errors,
+)
 from herald.paths import PROJECT_ROOT, WORKSPACE_YAML
 from herald.settings import Settings
 from orchestration.instance import ensure_dagster_home
@@ -169,6 +178,7 @@ def demo(
     from herald.packets.api import ensure_home_key
     from herald.providers.factory import delivery_options_from_env, providers_from_env
     from herald.warehouse.connection import Warehouse
+    from herald.warehouse.migrate import upgrade
 
     settings = load_settings()
     if fresh and settings.home.exists():
@@ -176,6 +186,11 @@ def demo(
     deployment = load_deployment(settings)
     started = time.perf_counter()
     reports = []
+    with warehouse_errors():  # the schema first, as `herald db upgrade` (every run would do it too)
+        migrated = upgrade(Warehouse(settings.warehouse))
+    if migrated:
+        console.print(f"warehouse schema: {', '.join(f'{m.how} {m.migration.label}' for m in migrated)}",
+                      highlight=False)  # fmt: skip
 
     def step(number: int, what: str) -> None:
         console.print(f"[bold]tick {number}[/bold]: {what}", highlight=False)

@@ -20,6 +20,7 @@ from herald.cli import (
     config,
     conversations,
     credits,
+    db,
     dropzone,
     report,
     segment,
@@ -56,6 +57,7 @@ app.add_typer(credits.app, name="credits")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(appointments.app, name="appointments")
+app.add_typer(db.app, name="db")
 
 
 def main() -> None:
