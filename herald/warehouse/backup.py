@@ -582,8 +582,11 @@ def _restore_duckdb(
         try:
             with warehouse.session(read_only=True, lock_wait_seconds=lock_wait_seconds) as s:
                 _refuse_non_empty(target, tables_with_rows(s))
-        except WarehouseError as exc:
-            raise BackupError(str(exc)) from None
+        except (WarehouseError, duckdb.Error) as exc:
+            raise BackupError(
+                f"cannot check that the warehouse {path} is empty ({str(exc).strip()}); pass --force to replace "
+                "it with the backup (the old file is kept beside it)"
+            ) from None
     path.parent.mkdir(parents=True, exist_ok=True)
     fresh = path.with_name(f"{path.stem}.restoring-{uuid.uuid4().hex[:8]}{path.suffix}")
     try:
@@ -647,8 +650,12 @@ def _swap_duckdb(path: Path, fresh: Path, lock_wait_seconds: float) -> Path | No
         try:
             duckdb.connect(str(path)).execute("checkpoint").close()
             holder = duckdb.connect(str(path), read_only=True)
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+        except duckdb.Error as exc:
+            if "lock" not in str(exc).lower():  # a damaged file nobody can open: nobody uses it either
+                os.link(path, kept)
+                os.replace(fresh, path)
+                return kept
+            if time.monotonic() > deadline:
                 raise BackupError(
                     f"cannot take the warehouse {path} from the process using it ({exc}); the restored copy "
                     "was not swapped in: stop Dagster and `herald tick`, then restore again"
@@ -657,6 +664,8 @@ def _swap_duckdb(path: Path, fresh: Path, lock_wait_seconds: float) -> Path | No
             continue
         try:
             if path.with_name(path.name + ".wal").exists():  # a writer came between the two: again
+                if time.monotonic() > deadline:
+                    raise BackupError(f"the warehouse {path} kept being written: stop Dagster and `herald tick`")
                 continue
             os.link(path, kept)
             os.replace(fresh, path)

@@ -394,3 +394,28 @@ def pg_database_factory_if_postgres(request: pytest.FixtureRequest) -> Callable[
         return request.getfixturevalue("pg_database_factory")()
 
     return create
+
+
+def test_a_damaged_duckdb_file_is_replaced_only_with_force(tmp_path: Path) -> None:
+    """The embedded warehouse file itself is what a restore is for when it no longer opens:
+    without --force the restore says it cannot check it; with --force the backup replaces it
+    and the damaged file is kept beside it."""
+    home = tmp_path / "home"
+    env = _env(home, "")
+    warehouse = Warehouse(Settings.from_env(env).warehouse)
+    warehouse.ensure_schema()
+    insert(warehouse, {"herald_ops.outbox": (BUILD.columns("herald_ops.outbox"), [outbox_row("k1")])})
+    with warehouse.session(read_only=True) as s:
+        counts = row_counts(s)
+    deployment = Deployment("duckdb", warehouse, env, home, tmp_path / "backup", counts, "")
+    assert deployment.herald("backup", str(deployment.backup)).returncode == 0
+    path = warehouse.target.duckdb_path
+    assert path is not None
+    path.write_bytes(b"not a database any more" * 100)
+
+    _assert_error(deployment.herald("restore", str(deployment.backup)), "cannot check that the warehouse", "--force")
+    done = deployment.herald("restore", str(deployment.backup), "--force")
+    assert done.returncode == 0, done.stderr
+    assert deployment.counts_now() == counts
+    kept = [p for p in home.iterdir() if ".before-restore-" in p.name]
+    assert len(kept) == 1 and kept[0].read_bytes().startswith(b"not a database any more")
