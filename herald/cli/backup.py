@@ -31,10 +31,14 @@ def _progress() -> Iterator[object]:
         console=err,
         transient=True,
     ) as bar:
-        task = bar.add_task("starting", total=None)
+        tasks = [bar.add_task("starting", total=None)]
 
         def update(description: str, done: int | None, total: int | None) -> None:
-            bar.update(task, description=description, completed=done or 0, total=total)
+            task = bar.tasks[-1]
+            if (total is None) != (task.total is None):  # rich cannot turn a bar back into a spinner
+                bar.remove_task(tasks[-1])
+                tasks.append(bar.add_task(description, total=total))
+            bar.update(tasks[-1], description=description, completed=done or 0, total=total)
 
         yield update
 
