@@ -15,6 +15,7 @@ from herald.cli import (
     alerts,
     api_key,
     appointments,
+    backup,
     campaign,
     catalog,
     config,
@@ -58,6 +59,8 @@ app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(appointments.app, name="appointments")
 app.add_typer(db.app, name="db")
+add_command(app, backup.backup, "backup")
+add_command(app, backup.restore, "restore")
 
 
 def main() -> None:
