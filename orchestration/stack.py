@@ -57,6 +57,12 @@ DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_ROLE = "herald_stack"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 BUCKET = "herald-drop"
+# moto accepts any credentials; these are not secrets, so stack.env keeps them
+MOTO_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "herald-stack",
+    "AWS_SECRET_ACCESS_KEY": "herald-stack",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 # Started in this order, stopped in the reverse; `migrate` runs to completion first.
 ONE_SHOT = "migrate"
 SERVICES = ("code-server", "daemon", "webserver", "web")
@@ -416,6 +422,8 @@ def up(options: UpOptions, say: Callable[[str], None] = print) -> StackState:
 
 def _kept(name: str) -> bool:
     """Whether stack.json / stack.env record a variable: the stack's own, never a secret."""
+    if name in MOTO_CREDENTIALS:
+        return True
     secret = any(word in name for word in ("TOKEN", "SECRET", "PASSWORD", "API_KEY"))
     return name.startswith(("HERALD_", "DAGSTER_", "AWS_", "TWILIO_", "RESEND_")) and not secret
 
@@ -476,13 +484,16 @@ def _start_moto(env: dict[str, str], logs: Path, state: StackState, say: Callabl
     process, log = _start("s3", [str(_venv_bin() / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], env, logs)
     state.processes.append(Process("s3", process.pid, ["moto_server"], str(log), endpoint))
     _wait("the moto S3 server", lambda: http_ok(f"{endpoint}/moto-api/"), 60, process, log)
-    credentials = {"AWS_ACCESS_KEY_ID": "herald-stack", "AWS_SECRET_ACCESS_KEY": "herald-stack",
-                   "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
     import boto3
 
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                 aws_access_key_id="herald-stack", aws_secret_access_key="herald-stack").create_bucket(Bucket=BUCKET)  # fmt: skip
-    env.update(credentials)
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=MOTO_CREDENTIALS["AWS_DEFAULT_REGION"],
+        aws_access_key_id=MOTO_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=MOTO_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    ).create_bucket(Bucket=BUCKET)
+    env.update(MOTO_CREDENTIALS)
     env["HERALD_DROPZONE_URL"] = f"s3://{BUCKET}/clients"
     env["HERALD_S3_ENDPOINT_URL"] = endpoint
     say(f"s3: moto server pid {process.pid} {endpoint}, drop zone s3://{BUCKET}/clients")
