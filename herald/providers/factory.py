@@ -114,7 +114,6 @@ ENV_FAILOVER_COOLDOWN = "HERALD_FAILOVER_COOLDOWN_SECONDS"
 
 DEFAULT_RATES = {"sandbox": 0.0, "twilio": 10.0, "resend": 2.0}
 SANDBOX_DIR = "sandbox"
-_required = require  # herald.events.polling imports it (and the Twilio names) from here
 
 
 def sandbox_rates_from_env(environ: Mapping[str, str] | None = None) -> SandboxRates:

@@ -566,7 +566,7 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         f"{RAW_SCHEMA}.provider_events",
         [
             ("event_id", "varchar not null"),  # svix-id | <MessageSid>:<status> | unsubscribe:<token hash>
-            ("source", "varchar not null"),  # twilio | resend | web
+            ("source", "varchar not null"),  # twilio | twilio_secondary | resend | web
             ("kind", "varchar not null"),  # sms_status | email_event | unsubscribe
             ("provider_message_id", "varchar"),
             ("payload", "varchar not null"),  # JSON text as received (verified)
