@@ -462,6 +462,22 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         (),
     ),
+    # One circuit breaker per provider account that some client fails over from
+    # (herald/delivery/circuit.py): shared by every delivery worker through the warehouse.
+    (
+        f"{OPS_SCHEMA}.provider_circuits",
+        [
+            ("provider", "varchar not null"),  # the account's name: twilio, resend, twilio_secondary, ...
+            ("state", "varchar not null"),  # closed | open | half_open
+            ("consecutive_failures", "bigint not null"),
+            ("opened_at", "timestamp"),
+            ("probe_token", "varchar"),  # the one call allowed through while half open
+            ("probe_started_at", "timestamp"),
+            ("last_error_code", "varchar"),
+            ("updated_at", "timestamp not null"),
+        ],
+        ("provider",),
+    ),
     # Who must not be messaged: per client or global (client_id '*'), per channel or all ('*').
     # The compliance issue fills it (opt-outs, bounces, complaints, manual blocks); the plan
     # excludes these addresses and the delivery claim re-checks them in its transaction.
@@ -555,7 +571,7 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         f"{RAW_SCHEMA}.provider_events",
         [
             ("event_id", "varchar not null"),  # svix-id | <MessageSid>:<status> | unsubscribe:<token hash>
-            ("source", "varchar not null"),  # twilio | resend | web
+            ("source", "varchar not null"),  # twilio | twilio_secondary | resend | web
             ("kind", "varchar not null"),  # sms_status | email_event | unsubscribe
             ("provider_message_id", "varchar"),
             ("payload", "varchar not null"),  # JSON text as received (verified)
@@ -834,6 +850,10 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
     f"{OPS_SCHEMA}.webhook_attempts": (
         "One row per POST of a webhook delivery: the endpoint's status code or the error, the duration and the "
         "outcome (delivered, retry, failed, gone)."
+    ),
+    f"{OPS_SCHEMA}.provider_circuits": (
+        "One row per provider account a client fails over from: its circuit breaker's state (closed, open, "
+        "half_open), consecutive transient errors, when it opened and the probe under way."
     ),
     f"{OPS_SCHEMA}.staff_alerts": (
         "One row per staff-alert crossing: a client with too many failed or held messages, a low delivery rate "
