@@ -324,6 +324,20 @@ def stack_down(
     console.print("stack down: nothing left running", highlight=False)
 
 
+@stack_app.command("restart")
+def stack_restart(
+    name: Annotated[str, typer.Argument(metavar="PROCESS", help="code-server, daemon, webserver or web.")],
+    kill: Annotated[bool, typer.Option("--kill", help="SIGKILL instead of SIGTERM (as a crash would).")] = False,
+) -> None:
+    """Stop one process of the stack and start it again with the same command; wait until it answers."""
+    from orchestration.stack import StackError, restart
+
+    try:
+        restart(_stack_folder(), name, kill=kill, say=lambda line: console.print(line, highlight=False, markup=False))
+    except StackError as exc:
+        fail(str(exc))
+
+
 @stack_app.command("status")
 def stack_status() -> None:
     """Each process of the stack: pid, running or not, address, log."""

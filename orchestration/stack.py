@@ -572,6 +572,38 @@ def down(folder: Path, *, purge: bool = False, say: Callable[[str], None] = prin
     return left
 
 
+def restart(folder: Path, name: str, *, kill: bool = False, say: Callable[[str], None] = print) -> Process:
+    """Stop one process of the stack (SIGTERM, or SIGKILL with ``kill``: a crash) and start it
+    again with the same command, in the caller's environment plus the stack's; wait until it
+    answers. Only the process itself is signalled, not its group: the runs a code server
+    launched keep running, as they would in their own containers."""
+    state = StackState.load(folder)
+    if state is None or not state.processes:
+        raise StackError(f"no stack running from {folder}")
+    process = next((p for p in state.processes if p.name == name), None)
+    if process is None or name not in SERVICES:
+        raise StackError(f"no process {name!r} in the stack (it has {', '.join(SERVICES)})")
+    if alive(process.pid):
+        say(f"{'killing' if kill else 'stopping'} {name} (pid {process.pid})")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while alive(process.pid) and time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(process.pid, os.WNOHANG)
+            time.sleep(0.1)
+        if alive(process.pid):
+            os.kill(process.pid, signal.SIGKILL)
+    env = {**os.environ, **state.env, ENV_STACK_ID: state.stack_id}
+    env["PATH"] = f"{_venv_bin()}{os.pathsep}{os.environ.get('PATH', '')}"
+    started, log = _start(name, process.argv, env, Path(folder) / "logs")
+    process.pid = started.pid
+    state.save()
+    say(f"{name}: pid {started.pid} {process.url}".rstrip())
+    _wait_ready(name, started, log, env, state)
+    return process
+
+
 def env_file(state: StackState) -> Path:
     """``stack.env``: ``export`` lines that point ``herald`` and ``dagster`` commands at the stack."""
     import shlex

@@ -88,6 +88,20 @@ class Stack:
         )
         return data["runsOrError"]["results"]
 
+    def run_errors(self, run_id: str) -> list[str]:
+        """The failure messages of a run's event log (for an assertion's message)."""
+        data = self.graphql(
+            '{ logsForRun(runId: "RUN_ID") { ... on EventConnection { events { __typename '
+            "... on ExecutionStepFailureEvent { stepKey error { message } } "
+            "... on RunFailureEvent { message } } } } }".replace("RUN_ID", run_id)
+        )
+        events = (data.get("logsForRun") or {}).get("events") or []
+        return [
+            f"{e.get('stepKey', '')}: {(e.get('error') or {}).get('message') or e.get('message', '')}"[:2000]
+            for e in events
+            if e["__typename"] in ("ExecutionStepFailureEvent", "RunFailureEvent")
+        ]
+
     def herald(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         proc = subprocess.run([HERALD, *args], env=self.env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
         if check:
@@ -120,6 +134,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         assert state is not None
         yield Stack(state, {**env, **state.env})
     finally:
+        logs = Path(folder, "logs")
+        if logs.exists():  # kept for a failure's investigation; `down --purge` deletes the folder
+            kept = tmp_path_factory.mktemp("stack-logs")
+            for log in logs.iterdir():
+                kept.joinpath(log.name).write_bytes(log.read_bytes())
         down = subprocess.run(
             [HERALD, "stack", "down", "--purge"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
         )
@@ -196,6 +215,14 @@ def flowed(stack: Stack) -> dict[str, Any]:
         return rows[0] == (5, 5)
 
     wait_for("5 packets landed", landed)
+    # the daemon crashes (kill -9) in the middle of the chain and is started again: its sensors
+    # go on from their cursors, and the runs already launched (the code server's children) go on
+    daemon = next(p for p in stack.state.processes if p.name == "daemon")
+    restarted = stack.herald("stack", "restart", "daemon", "--kill")
+    assert f"killing daemon (pid {daemon.pid})" in restarted.stdout
+    assert not alive(daemon.pid)
+    stack.state = StackState.load(Path(stack.state.folder))
+    assert next(p for p in stack.state.processes if p.name == "daemon").pid != daemon.pid
     wait_for("contacts of 4 clients in marts.contacts", lambda: stack.query(
         "select count(distinct client_id) from marts.contacts")[0][0] == 4)  # fmt: skip
     sent = wait_for("messages sent", lambda: stack.query(
@@ -219,7 +246,7 @@ def test_packets_dropped_to_s3_land_transform_and_send_through_the_daemon(stack:
     for run in runs:
         tags = {t["key"]: t["value"] for t in run["tags"]}
         assert "dagster/sensor_name" in tags or "dagster/schedule_name" in tags, (run["jobName"], tags)
-    failed = [(r["jobName"], r["runId"]) for r in runs if r["status"] == "FAILURE"]
+    failed = [(r["jobName"], r["runId"], stack.run_errors(r["runId"])) for r in runs if r["status"] == "FAILURE"]
     assert failed == []
     # each run in its own process: the run workers' log lines carry their run id and pid
     run_pids: dict[str, set[str]] = {}
