@@ -388,7 +388,7 @@ def up(options: UpOptions, say: Callable[[str], None] = print) -> StackState:
         if options.dropzone == "s3" and "HERALD_DROPZONE_URL" not in options.extra_env:
             started.append(_start_moto(env, folder / "logs", state, say))
         shutil.copyfile(DAGSTER_YAML, folder / "dagster" / "dagster.yaml")
-        state.env = {k: v for k, v in env.items() if _kept(k)}
+        state.env = {k: v for k, v in env.items() if _kept(k, v)}
         state.save()
         commands = compose_commands(env)
 
@@ -420,11 +420,12 @@ def up(options: UpOptions, say: Callable[[str], None] = print) -> StackState:
         raise
 
 
-def _kept(name: str) -> bool:
-    """Whether stack.json / stack.env record a variable: the stack's own, never a secret."""
+def _kept(name: str, value: str) -> bool:
+    """Whether stack.json / stack.env record a variable: the stack's own, never a secret (an
+    empty one is none: trust authentication's empty DAGSTER_PG_PASSWORD is kept)."""
     if name in MOTO_CREDENTIALS:
         return True
-    secret = any(word in name for word in ("TOKEN", "SECRET", "PASSWORD", "API_KEY"))
+    secret = any(word in name for word in ("TOKEN", "SECRET", "PASSWORD", "API_KEY")) and value != ""
     return name.startswith(("HERALD_", "DAGSTER_", "AWS_", "TWILIO_", "RESEND_")) and not secret
 
 
