@@ -596,6 +596,7 @@ def restart(folder: Path, name: str, *, kill: bool = False, say: Callable[[str],
         if alive(process.pid):
             os.kill(process.pid, signal.SIGKILL)
     env = {**os.environ, **state.env, ENV_STACK_ID: state.stack_id}
+    env.setdefault("DAGSTER_PG_PASSWORD", os.environ.get("PGPASSWORD", ""))  # as `up` set it
     env["PATH"] = f"{_venv_bin()}{os.pathsep}{os.environ.get('PATH', '')}"
     started, log = _start(name, process.argv, env, Path(folder) / "logs")
     process.pid = started.pid
