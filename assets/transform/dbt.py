@@ -4,6 +4,7 @@ marts publish contacts, their attributes and funnel events. dbt tests become ass
 The assets are built from the parsed manifest by :func:`build_dbt_models`, which the definitions
 function calls: importing this module never parses the dbt project."""
 
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,6 @@ class DbtModelsDefinition(dg.AssetsDefinition):
     def dagster_internal_init(**attributes: Any) -> "DbtModelsDefinition":  # type: ignore[override]
         # Dagster copies a definition (binding resources, subsetting) through this constructor,
         # called on the copy's class: kept here, so the copies stay of this class
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return DbtModelsDefinition(**attributes)
@@ -117,20 +116,23 @@ class DbtModelsDefinition(dg.AssetsDefinition):
         models = sorted(k.path[-1] for k in keys)
         listed = ",".join(models)
         tag = listed if len(listed) <= _TAG_LIMIT else listed[: _TAG_LIMIT - 20].rsplit(",", 1)[0] + ",..."
-        renamed = dg.OpDefinition.dagster_internal_init(
-            compute_fn=op.compute_fn,
-            name=subset_op_name(keys, deps),
-            ins={i.name: dg.In.from_definition(i) for i in op.input_defs},
-            outs={o.name: dg.Out.from_definition(o) for o in op.output_defs},
-            description=f"dbt build of {len(models)} models: {', '.join(models)}",
-            config_schema=op.config_schema,
-            required_resource_keys=op.required_resource_keys,
-            tags={**op.tags, MODELS_TAG: tag},
-            version=None,
-            retry_policy=op.retry_policy,
-            code_version=op._version,  # as OpDefinition.with_replaced_properties copies it
-            pool=op.pool,
-        )
+        # dagster-dbt's output metadata holds plain values, which rebuilding the outputs warns about
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            renamed = dg.OpDefinition.dagster_internal_init(
+                compute_fn=op.compute_fn,
+                name=subset_op_name(keys, deps),
+                ins={i.name: dg.In.from_definition(i) for i in op.input_defs},
+                outs={o.name: dg.Out.from_definition(o) for o in op.output_defs},
+                description=f"dbt build of {len(models)} models: {', '.join(models)}",
+                config_schema=op.config_schema,
+                required_resource_keys=op.required_resource_keys,
+                tags={**op.tags, MODELS_TAG: tag},
+                version=None,
+                retry_policy=op.retry_policy,
+                code_version=op._version,  # as OpDefinition.with_replaced_properties copies it
+                pool=op.pool,
+            )
         _SUBSET_OPS[(id(op.compute_fn), keys)] = renamed  # the cache keeps compute_fn alive: its id stays its own
         return renamed
 
