@@ -229,7 +229,9 @@ def _http_url(env: Mapping[str, str], name: str) -> str | None:
         return None
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SettingsError(f"{name}={redact_url(value)!r} is not a URL Herald can use; it accepts http(s)://host[:port]/path")
+        raise SettingsError(
+            f"{name}={redact_url(value)!r} is not a URL Herald can use; it accepts http(s)://host[:port]/path"
+        )
     return value.rstrip("/")
 
 

@@ -56,8 +56,8 @@ from sensors.contacts_refreshed import build_contacts_refreshed_sensor
 from sensors.inbound_events import inbound_events_sensor
 from sensors.low_credit import build_low_credit_sensor
 from sensors.manual_send import manual_send_sensor
-from sensors.operator_alerts import run_failure_sensor
 from sensors.messages_due import messages_due_sensor
+from sensors.operator_alerts import run_failure_sensor
 from sensors.packet_arrival import packet_arrival_sensor
 from sensors.packet_landed import packet_landed_sensor
 from sensors.provider_events import provider_events_sensor

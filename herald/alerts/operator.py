@@ -186,7 +186,11 @@ def post_webhook(
 
     def headers() -> dict[str, str]:
         if signer is None:
-            return {"content-type": "application/json", "user-agent": "Herald-Alerts/1", "webhook-id": incident.incident_id}
+            return {
+                "content-type": "application/json",
+                "user-agent": "Herald-Alerts/1",
+                "webhook-id": incident.incident_id,
+            }
         from herald.webhooks.signing import signed_headers
 
         signed = signed_headers(signer, incident.incident_id, body, now() if now else None)
@@ -224,7 +228,9 @@ def notify(
     email_status, email_error = send_email(incident, operator_email, providers.get("email"))
     webhook_status, webhook_error = post_webhook(incident, settings)
     if email_status == NOT_CONFIGURED and webhook_status == NOT_CONFIGURED:
-        log.warning("operator incident %s: no HERALD_OPERATOR_EMAIL nor HERALD_ALERT_WEBHOOK_URL set", incident.incident_id)
+        log.warning(
+            "operator incident %s: no HERALD_OPERATOR_EMAIL nor HERALD_ALERT_WEBHOOK_URL set", incident.incident_id
+        )
     return replace(incident, email_status=email_status, email_error=email_error,
                    webhook_status=webhook_status, webhook_error=webhook_error)  # fmt: skip
 

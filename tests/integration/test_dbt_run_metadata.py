@@ -29,7 +29,9 @@ def test_a_transform_run_names_its_dbt_step_and_counts_each_marts_rows(
     load_dataset(warehouse)  # landed packets, load maps and phone verdicts of the dbt model tests
     warehouse.ensure_schema()
     with warehouse.session() as s:  # the receipts go beside each packet, inside the drop zone
-        s.execute("update herald_ops.packets set file_path = client_id || '/archive/' || packet_type || '/' || file_name")
+        s.execute(
+            "update herald_ops.packets set file_path = client_id || '/archive/' || packet_type || '/' || file_name"
+        )
     job = build_definitions(CONFIG_DIR, settings.warehouse.dbt_target).resolve_job_def("transform_packets_job")
 
     (tmp_path / "dagster").mkdir()

@@ -76,7 +76,11 @@ def test_every_check_passes_after_a_clean_delivery(delivered: Warehouse, deploym
     }  # fmt: skip
     assert findings["no_message_sent_twice"].counts["messages_sent"] == 4
     assert findings["sent_inside_send_windows"].counts["messages_judged"] == 4
-    assert findings["every_message_accounted_for"].counts == {"status_sent": 4, "unknown_status": 0, "without_reason": 0}
+    assert findings["every_message_accounted_for"].counts == {
+        "status_sent": 4,
+        "unknown_status": 0,
+        "without_reason": 0,
+    }
     assert findings["no_duplicate_messages"].counts["outbox_rows"] == 4
     # through Dagster: the asset checks as a run executes them, on the same warehouse
     result = asset_checks.no_suppressed_recipients(warehouse=WarehouseResource())
@@ -136,16 +140,17 @@ def test_a_message_sent_at_night_fails_sent_inside_send_windows(delivered: Wareh
         {"message_key": "msg-0", "client": CLIENT, "to": "+1•••••••101", "sent_at_utc": "2026-11-24 03:00",
          "zones": "America/Chicago", "state": "TX"}
     ]  # fmt: skip
-    result = asset_checks.sent_inside_send_windows(
-        warehouse=WarehouseResource(), herald_config=HeraldConfigResource()
-    )
+    result = asset_checks.sent_inside_send_windows(warehouse=WarehouseResource(), herald_config=HeraldConfigResource())
     assert not result.passed and result.metadata["outside_window"].value == 1
 
 
 @pytest.mark.parametrize(
     ("sql", "problem"),
     [
-        (f"update {OUTBOX} set status = 'failed', status_reason = null where message_key = 'mail-1'", "no reason given"),
+        (
+            f"update {OUTBOX} set status = 'failed', status_reason = null where message_key = 'mail-1'",
+            "no reason given",
+        ),
         (f"update {OUTBOX} set status = 'lost' where message_key = 'mail-1'", "status Herald does not know"),
     ],
 )

@@ -47,7 +47,7 @@ class Hook:
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
                 hook.posts.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 self.send_response(hook.statuses.pop(0) if hook.statuses else 200)
@@ -72,7 +72,9 @@ def hook() -> Iterator[Hook]:
 
 
 @pytest.fixture(params=ENGINES)
-def deployment_env(request: pytest.FixtureRequest, herald_env, hook: Hook, monkeypatch: pytest.MonkeyPatch) -> Warehouse:
+def deployment_env(
+    request: pytest.FixtureRequest, herald_env, hook: Hook, monkeypatch: pytest.MonkeyPatch
+) -> Warehouse:
     env = {
         **herald_env(request.param),
         "HERALD_OPERATOR_EMAIL": OPERATOR,
