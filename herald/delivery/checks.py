@@ -45,6 +45,7 @@ WINDOW_EXEMPT_CAMPAIGNS = (REPLY_CAMPAIGN,)
 # engine.OPT_OUT_EXEMPT_TYPES (not imported: the engine pulls the providers in)
 OPT_OUT_EXEMPT_TYPES = ("opt_out_confirmation", "help_reply")
 CONTACTS = "marts.contacts"
+REGIONS = "herald_raw.address_regions"
 
 
 def mask(channel: str, address: str | None) -> str:
@@ -168,17 +169,36 @@ def _contacts_table(session: Session) -> bool:
     )
 
 
+def _zone_list(value: str | None) -> tuple[str, ...]:
+    return tuple(z.strip() for z in (value or "").split(",") if z.strip())
+
+
 def sent_inside_send_windows(session: Session, deployment: Deployment) -> Finding:
     """Every sent message of a configured client (answers to a reply excepted) at a moment inside
-    the window of every zone of its recipient."""
-    contact_columns = "c.time_zone, c.postal_code, case when c.is_phone_valid then c.phone_e164 end"
+    the window of every zone of its recipient.
+
+    The recipient's zones and state come as the plan takes them: their own zone, else their ZIP's,
+    else their phone's area code (``herald_raw.address_regions``, which the send pass fills before
+    it plans), else the client's; an address the regions table has not seen is looked up by
+    :func:`recipient_zones` (the same lookups that fill it)."""
+    has_contacts = _contacts_table(session)
+    contact = "c.time_zone, c.postal_code, case when c.is_phone_valid then c.phone_e164 end"
     join = f"left join {CONTACTS} as c on c.client_id = o.client_id and c.contact_id = o.contact_id"
-    if not _contacts_table(session):
-        contact_columns, join = "null, null, null", ""
+    if not has_contacts:
+        contact, join = "cast(null as varchar), cast(null as varchar), cast(null as varchar)", ""
+    phone = (
+        "coalesce(c.phone_e164, case when o.channel = 'sms' then o.to_address end)"
+        if has_contacts
+        else ("case when o.channel = 'sms' then o.to_address end")
+    )
     exempt = ", ".join("?" * len(WINDOW_EXEMPT_CAMPAIGNS))
     _, rows = session.query(
-        f"""select o.message_key, o.client_id, o.channel, o.to_address, o.sent_at, {contact_columns}
+        f"""select o.message_key, o.client_id, o.channel, o.to_address, o.sent_at, {contact},
+                   postal.time_zones, postal.state, phone.time_zones, phone.state
             from {OUTBOX} as o {join}
+            left join {REGIONS} as postal
+              on postal.kind = 'postal' and postal.address_value = {"c.postal_code" if has_contacts else "null"}
+            left join {REGIONS} as phone on phone.kind = 'phone' and phone.address_value = {phone}
             where o.sent_at is not null and o.campaign not in ({exempt})
             order by o.sent_at, o.message_key""",
         list(WINDOW_EXEMPT_CAMPAIGNS),
@@ -187,13 +207,20 @@ def sent_inside_send_windows(session: Session, deployment: Deployment) -> Findin
     intervals: dict[tuple, list[tuple[datetime, datetime]]] = {}
     outside: list[tuple] = []
     unjudged = 0
-    for key, client_id, channel, to, sent_at, time_zone, postal_code, phone in rows:
+    for key, client_id, channel, to, sent_at, time_zone, postal_code, contact_phone, *regions in rows:
         client = deployment.clients.get(client_id)
         if client is None:
             unjudged += 1  # a client no longer configured: its hours are not known
             continue
-        sms_phone = to if channel == "sms" else None
-        zones, state = recipient_zones(time_zone, postal_code, phone or sms_phone, client.time_zone)
+        postal_zones, postal_state, phone_zones, phone_state = regions
+        recipient_phone = contact_phone or (to if channel == "sms" else None)
+        if time_zone or postal_zones or phone_zones or not (postal_code or recipient_phone):
+            zones = (time_zone,) if time_zone else (
+                _zone_list(postal_zones) or _zone_list(phone_zones) or (client.time_zone,)
+            )  # fmt: skip
+            state = postal_state or phone_state
+        else:  # not in the regions table yet
+            zones, state = recipient_zones(None, postal_code, recipient_phone, client.time_zone)
         hours: Callable[[int], tuple[int, int]] = partial(client_window, deployment, client_id)
         day = sent_at.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
         inside = True

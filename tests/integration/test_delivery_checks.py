@@ -164,3 +164,20 @@ def test_a_row_without_a_state_or_reason_fails_every_message_accounted_for(
     check: Callable[..., dg.AssetCheckResult] = asset_checks.every_message_accounted_for
     result = check(warehouse=WarehouseResource())
     assert not result.passed and "jane.doe" not in result.metadata["examples"].value
+
+
+def test_the_window_check_takes_the_recipients_zone_from_the_regions_the_plan_reads(
+    delivered: Warehouse, deployment: Deployment
+) -> None:
+    # the plan's lookup table says this number is in Hawaii: 18:00 UTC is 08:00 there, before 9:00
+    plant(
+        delivered,
+        "insert into herald_raw.address_regions (kind, address_value, time_zones, state, checked_at) "
+        "values ('phone', ?, 'Pacific/Honolulu', 'HI', ?)",
+        [PHONES[1], NOW],
+    )
+    finding = run_checks(delivered, deployment)["sent_inside_send_windows"]
+    assert finding.violations == 1
+    assert (finding.examples[0]["to"], finding.examples[0]["zones"], finding.examples[0]["state"]) == (
+        "+1•••••••102", "Pacific/Honolulu", "HI",
+    )  # fmt: skip
