@@ -214,3 +214,24 @@ def test_a_webhook_answering_503_is_retried_and_one_that_stays_down_is_recorded_
     refused = operator_alert_settings({"HERALD_ALERT_WEBHOOK_URL": "http://127.0.0.1:9/alerts"})
     status, error = post_webhook(incident, refused, wait_seconds=0.01, timeout=1)
     assert status == "failed" and error is not None and error.endswith("(3 attempts)")
+
+
+def test_the_cli_lists_incidents(deployment_env: Warehouse, hook: Hook) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    failed_messages(deployment_env, "a", 3, NOW)
+    with deployment_env.session() as s:
+        check_failed_or_held(s, operator_alert_settings(), providers_from_env(), OPERATOR, NOW, "run-7")
+
+    def herald(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "herald.cli", "alerts", "incidents", *args], env={**os.environ},
+                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    listed = herald("--open")
+    assert listed.returncode == 0, listed.stderr
+    out = " ".join(listed.stdout.split())
+    assert "failed_or_held" in out and "open" in out and "sent" in out and "run-7" in out
