@@ -10,7 +10,7 @@ UV_VERSION := 0.13.8
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv manifest browsers demo docs test test-fast dev bench bench-quick lint lint-fix clean
+.PHONY: help venv manifest browsers demo docs test test-fast dev prod-up prod-down prod-status bench bench-quick lint lint-fix clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -45,6 +45,15 @@ docs: venv manifest  ## build the dbt docs site (models, columns, tests, lineage
 	|| (echo "make docs: dbt docs generate failed (has the warehouse been built? try make demo)" >&2; exit 1)
 	@echo "serve them on http://127.0.0.1:8080/ with: $(BIN)/herald docs"
 
+prod-up: venv manifest  ## the production stack on this machine: deploy/compose.yaml's processes on PostgreSQL (127.0.0.1:5432), S3 (moto), Redis; UI on :3000
+	$(BIN)/herald stack up $(STACK_ARGS)
+
+prod-down:  ## stop the production stack and every run it launched; nothing is left running
+	$(BIN)/herald stack down $(STACK_ARGS)
+
+prod-status:  ## each process of the production stack: pid, state, address, log
+	$(BIN)/herald stack status
+
 # Two workers (the machine's cores); each test module stays in one worker, so a module's
 # expensive fixture (a demo deployment, a dbt build) is made once.
 PYTEST_WORKERS ?= 2
@@ -78,12 +87,13 @@ bench-quick: venv  ## the small cases only (about two minutes): a 1k-row packet,
 
 # Every step runs even when an earlier one fails, so one run lists every problem; the exit
 # status is non-zero if any step failed, and the last lines name the failed steps.
-lint: venv  ## ruff (lint, format check), sqlfluff on dbt_project, import contracts (herald/ free of Dagster)
+lint: venv  ## ruff (lint, format check), sqlfluff on dbt_project, import contracts (herald/ free of Dagster), hadolint on deploy/Dockerfile
 	@failed=""; \
 	echo "== ruff check"; $(BIN)/ruff check . || failed="$$failed ruff-check"; \
 	echo "== ruff format --check"; $(BIN)/ruff format --check . || failed="$$failed ruff-format"; \
 	echo "== sqlfluff lint dbt_project"; $(BIN)/sqlfluff lint dbt_project --processes 2 || failed="$$failed sqlfluff"; \
 	echo "== lint-imports"; $(BIN)/lint-imports || failed="$$failed import-contracts"; \
+	echo "== hadolint deploy/Dockerfile"; $(BIN)/hadolint deploy/Dockerfile || failed="$$failed hadolint"; \
 	if [ -n "$$failed" ]; then echo "make lint: FAILED:$$failed"; exit 1; fi; \
 	echo "make lint: all checks passed"
 

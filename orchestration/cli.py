@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,16 @@ import typer
 from rich.markup import escape
 
 from herald.cli import app
-from herald.cli.common import add_command, console, err, load_deployment, load_settings, set_tick_runner
+from herald.cli.common import (
+    add_command,
+    console,
+    err,
+    fail,
+    load_deployment,
+    load_settings,
+    set_tick_runner,
+    warehouse_errors,
+)
 from herald.paths import PROJECT_ROOT, WORKSPACE_YAML
 from herald.settings import Settings
 from orchestration.instance import ensure_dagster_home
@@ -168,6 +178,7 @@ def demo(
     from herald.packets.api import ensure_home_key
     from herald.providers.factory import delivery_options_from_env, providers_from_env
     from herald.warehouse.connection import Warehouse
+    from herald.warehouse.migrate import upgrade
 
     settings = load_settings()
     if fresh and settings.home.exists():
@@ -175,6 +186,11 @@ def demo(
     deployment = load_deployment(settings)
     started = time.perf_counter()
     reports = []
+    with warehouse_errors():  # the schema first, as `herald db upgrade` (every run would do it too)
+        migrated = upgrade(Warehouse(settings.warehouse))
+    if migrated:
+        console.print(f"warehouse schema: {', '.join(f'{m.how} {m.migration.label}' for m in migrated)}",
+                      highlight=False)  # fmt: skip
 
     def step(number: int, what: str) -> None:
         console.print(f"[bold]tick {number}[/bold]: {what}", highlight=False)
@@ -246,6 +262,101 @@ def demo(
         raise typer.Exit(1)
 
 
+stack_app = typer.Typer(
+    help="The production stack on this machine (make prod-up / prod-down): deploy/compose.yaml's processes — "
+    "code server, daemon, webserver, herald serve — on PostgreSQL, with a moto S3 drop zone.",
+    no_args_is_help=True,
+)
+
+
+def _stack_folder() -> Path:
+    from orchestration.stack import stack_dir
+
+    return stack_dir()
+
+
+@stack_app.command("up")
+def stack_up(
+    free_ports: Annotated[
+        bool, typer.Option("--free-ports", help="Listen on free ports instead of 3000 (UI), 4000 (code), 8000 (web).")
+    ] = False,
+    dropzone: Annotated[
+        str, typer.Option(help="s3 (a moto server on 127.0.0.1) or folder; HERALD_DROPZONE_URL overrides both.")
+    ] = "s3",
+    database_prefix: Annotated[
+        str, typer.Option(help="Databases <prefix>_dagster and <prefix>_warehouse on PostgreSQL.")
+    ] = "herald_prod",
+) -> None:
+    """Start the stack and wait until every process answers; print where each one is."""
+    from orchestration.stack import DEFAULT_ADMIN_URL, ENV_ADMIN_URL, StackError, UpOptions, env_file, up
+
+    if dropzone not in ("s3", "folder"):
+        fail(f"--dropzone must be s3 or folder, got {dropzone!r}", 2)
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,40}", database_prefix):
+        fail(f"--database-prefix must be lower-case letters, digits and _, got {database_prefix!r}", 2)
+    folder = _stack_folder()
+    options = UpOptions(folder=folder, admin_url=os.environ.get(ENV_ADMIN_URL) or DEFAULT_ADMIN_URL,
+                        database_prefix=database_prefix, free_ports=free_ports, dropzone=dropzone)  # fmt: skip
+    started = time.perf_counter()
+    try:
+        state = up(options, say=lambda line: console.print(line, highlight=False, markup=False))
+    except StackError as exc:
+        fail(f"the stack did not start: {exc}")
+    env_path = env_file(state)
+    console.print(f"stack up in {time.perf_counter() - started:.1f}s from {folder}", highlight=False)
+    console.print(f"  Dagster UI     {state.url('webserver')}", highlight=False)
+    console.print(f"  herald serve   {state.url('web')}", highlight=False)
+    console.print(f"  logs           {folder / 'logs'}", highlight=False)
+    console.print(f"  herald against the stack: source {env_path}; stop it with: herald stack down", highlight=False)
+
+
+@stack_app.command("down")
+def stack_down(
+    purge: Annotated[bool, typer.Option(help="Also drop the stack's databases and delete its folder.")] = False,
+) -> None:
+    """Stop every process of the stack (and the runs it launched); check that nothing is left."""
+    from orchestration.stack import down
+
+    folder = _stack_folder()
+    left = down(folder, purge=purge, say=lambda line: console.print(line, highlight=False, markup=False))
+    if left:
+        fail(f"processes still running after SIGKILL: {', '.join(map(str, left))}")
+    console.print("stack down: nothing left running", highlight=False)
+
+
+@stack_app.command("restart")
+def stack_restart(
+    name: Annotated[str, typer.Argument(metavar="PROCESS", help="code-server, daemon, webserver or web.")],
+    kill: Annotated[bool, typer.Option("--kill", help="SIGKILL instead of SIGTERM (as a crash would).")] = False,
+) -> None:
+    """Stop one process of the stack and start it again with the same command; wait until it answers."""
+    from orchestration.stack import StackError, restart
+
+    try:
+        restart(_stack_folder(), name, kill=kill, say=lambda line: console.print(line, highlight=False, markup=False))
+    except StackError as exc:
+        fail(str(exc))
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Each process of the stack: pid, running or not, address, log."""
+    from rich.table import Table
+
+    from orchestration.stack import StackState, alive
+
+    folder = _stack_folder()
+    state = StackState.load(folder)
+    if state is None or not state.processes:
+        console.print(f"no stack running from {folder}", highlight=False)
+        raise typer.Exit(1)
+    table = Table("process", "pid", "state", "address", "log")
+    for p in state.processes:
+        table.add_row(p.name, str(p.pid), "running" if alive(p.pid) else "[red]stopped[/red]", p.url, p.log)
+    console.print(table)
+    raise typer.Exit(0 if all(alive(p.pid) for p in state.processes) else 1)
+
+
 def _forced_tick(settings: Settings) -> bool:
     return tick_once(settings, force=True).ok
 
@@ -256,6 +367,8 @@ def build_app() -> typer.Typer:
     for command in (tick, dev, demo):
         if command.__name__ not in registered:
             add_command(app, command)
+    if not any(g.name == "stack" for g in app.registered_groups):
+        app.add_typer(stack_app, name="stack")
     set_tick_runner(_forced_tick)
     return app
 

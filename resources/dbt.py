@@ -145,7 +145,7 @@ class InProcessDbt:
         try:
             # --log-level none: nothing on our stdout (the events go to dagster-dbt, the debug
             # log still to dbt.log in the target folder)
-            with _BUILD_LOCK:
+            with _BUILD_LOCK, warehouse_build_lock(command):
                 reuse = command in MANIFEST_COMMANDS and "--inline" not in self.args
                 manifest = _parsed_manifest(self.args[1:]) if reuse else None
                 result = dbtRunner(manifest=manifest, callbacks=[collect]).invoke(
@@ -197,6 +197,42 @@ _MANIFESTS: dict[tuple, tuple[Any, dict[str, dict[str, Any]]]] = {}
 _MANIFESTS_KEPT = 4
 # one build at a time uses a cached manifest (runs execute one step at a time; this makes it so)
 _BUILD_LOCK = threading.Lock()
+# dbt commands that replace relations in the warehouse
+WRITING_COMMANDS = frozenset({"build", "run", "seed", "snapshot"})
+# pg_advisory_lock's key for "a dbt build writes this warehouse" (any constant bigint)
+DBT_BUILD_LOCK_KEY = 0x6865_7261_6C64  # "herald"
+
+
+@contextmanager
+def warehouse_build_lock(command: str) -> Iterator[None]:
+    """On PostgreSQL, one writing dbt build at a time per warehouse, across every run process.
+
+    Several runs may run at once there (the run queue allows eight), and several of them build
+    dbt models: the packet path, analytics, the plan in a send run, the marts after delivery.
+    Two builds replacing the same table at once collide (dbt's table swap renames and drops
+    with ``cascade``), so each writing build holds a session-level advisory lock on a
+    connection of its own while dbt runs; the next one waits for it. DuckDB needs none: its
+    ``warehouse`` pool has one slot and its file one writer."""
+    if command not in WRITING_COMMANDS or os.environ.get("HERALD_DBT_TARGET") != "postgres":
+        yield
+        return
+    import psycopg2
+
+    conn = psycopg2.connect(
+        host=os.environ["HERALD_PG_HOST"],
+        port=os.environ["HERALD_PG_PORT"],
+        user=os.environ["HERALD_PG_USER"],
+        password=os.environ.get("HERALD_PG_PASSWORD") or None,
+        dbname=os.environ["HERALD_PG_DATABASE"],
+        application_name="herald dbt build lock",
+    )
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("select pg_advisory_lock(%s)", (DBT_BUILD_LOCK_KEY,))
+        yield
+    finally:
+        conn.close()  # ends the session, which releases the lock
 
 
 def _flag_values(args: Sequence[str], names: tuple[str, ...]) -> list[str]:

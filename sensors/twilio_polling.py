@@ -1,9 +1,10 @@
 """twilio_polling_sensor: for deployments that cannot expose webhooks (polling needs no public
-address), lists new inbound replies and status changes from Twilio since its cursor, lands them
-exactly as the webhooks would (landing files in embedded mode, the landing tables on
-PostgreSQL — never the warehouse's own tables), and requests the runs that apply them.
+address), lists new inbound replies and status changes from Twilio since its cursor — from the
+second Twilio account too when TWILIO_SECONDARY_* is set — lands them exactly as the webhooks
+would (landing files in embedded mode, the landing tables on PostgreSQL — never the warehouse's
+own tables), and requests the runs that apply them.
 
-Stopped unless HERALD_TWILIO_POLLING=1; the listing itself is :func:`herald.events.polling.poll_twilio`."""
+Stopped unless HERALD_TWILIO_POLLING=1; the listing itself is :func:`herald.events.polling.poll_accounts`."""
 
 import hashlib
 
@@ -11,7 +12,7 @@ import dagster as dg
 from dagster._core.definitions.target import ExecutableDefinition  # a job or an asset job; not exported publicly
 
 from herald.events.landing import open_sink
-from herald.events.polling import PollCursor, event_ids, poll_twilio, polling_enabled, twilio_client_from_env
+from herald.events.polling import AccountCursors, event_ids, poll_accounts, polling_enabled, twilio_clients_from_env
 from resources import HeraldSettingsResource
 
 
@@ -35,14 +36,16 @@ def build_twilio_polling_sensor(
         "lands new replies and status changes and requests apply_replies_job / apply_provider_events_job.",
     )
     def twilio_polling_sensor(context: dg.SensorEvaluationContext, herald_settings: HeraldSettingsResource):
-        cursor = PollCursor.from_json(context.cursor)
-        inbound, events, new_cursor = poll_twilio(twilio_client_from_env(), cursor)
+        cursors = AccountCursors.from_json(context.cursor)
+        inbound, events, new_cursors, errors = poll_accounts(twilio_clients_from_env(), cursors)
+        for provider, error in sorted(errors.items()):  # the other account's findings land regardless
+            context.log.warning(f"Twilio account {provider} could not be polled (retried next tick): {error}")
         sink = open_sink(herald_settings.get())
         if events:
             sink.append(*events)
         for message in inbound:
             sink.append_inbound(message)
-        context.update_cursor(new_cursor.to_json())
+        context.update_cursor(new_cursors.to_json())
         requests = []
         if events:
             requests.append(dg.RunRequest(run_key=_run_key("events", event_ids(events)), job_name=apply_provider_events_job.name,
@@ -51,8 +54,15 @@ def build_twilio_polling_sensor(
             requests.append(dg.RunRequest(run_key=_run_key("inbound", event_ids(inbound)), job_name=apply_replies_job.name,
                                           tags={"herald/polled_replies": str(len(inbound))}))  # fmt: skip
         if not requests:
-            since = cursor.date_sent.isoformat() if cursor.date_sent else "the beginning"
-            return dg.SkipReason(f"Twilio listed no new replies or status changes since {since}")
+            since = (
+                ", ".join(
+                    f"{name} since {c.date_sent.isoformat() if c.date_sent else 'the beginning'}"
+                    for name, c in sorted(cursors.accounts.items())
+                )
+                or "since the beginning"
+            )
+            failed = "".join(f"; {name} could not be polled: {error}" for name, error in sorted(errors.items()))
+            return dg.SkipReason(f"Twilio listed no new replies or status changes ({since}){failed}")
         return requests
 
     return twilio_polling_sensor

@@ -21,7 +21,7 @@ from herald.compliance.regions import refresh_regions
 from herald.contacts.phones import mask_email, mask_phone
 from herald.delivery.engine import deliver_due
 from herald.delivery.outbox import OUTBOX
-from herald.providers.factory import delivery_options_from_env
+from herald.providers.factory import delivery_options_from_env, failover_from_env
 from herald.settings import Settings
 from resources import HeraldConfigResource, ProvidersResource, WarehouseResource
 
@@ -77,16 +77,21 @@ def delivery(
     suppressions there), rate-limits per provider and sender, retries transient errors with
     backoff, fails permanent ones with the provider's reason, reconciles or holds messages whose
     outcome a crashed run left unknown, and records every attempt."""
+    deployment, wh, sending, home = herald_config.load(), warehouse.get(), providers.get(), Settings.from_env().home
     report = deliver_due(
-        warehouse.get(),
-        providers.get(),
+        wh,
+        sending,
         # credits are reserved at claim time at the configured prices (herald.yaml `pricing`)
-        options=replace(delivery_options_from_env(), pricing=delivery_pricing(herald_config.load().herald)),
+        options=replace(delivery_options_from_env(), pricing=delivery_pricing(deployment.herald)),
         progress=lambda r: context.log.info(r.summary()),
         # an opt-out landed as a file but not loaded yet holds its address's messages back
-        inbound_home=Settings.from_env().home,
+        inbound_home=home,
+        # clients with their own providers (client.yaml `providers:`) fail over to a secondary
+        failover=failover_from_env(deployment, sending, wh, home=home),
     )
     context.log.info(report.summary())
+    for event in report.circuit_events:  # a primary's circuit opened or closed (provider names only)
+        context.log.warning(event)
     if report.claimed:
         # every provider call is in herald_ops.delivery_attempts; the audit log gets who sent and how many
         with warehouse.get().session() as session:
@@ -106,6 +111,9 @@ def delivery(
             "suppressed": dg.MetadataValue.int(report.suppressed),
             "held": dg.MetadataValue.int(report.held),
             "requeued": dg.MetadataValue.int(report.requeued),
+            "failed_over": dg.MetadataValue.int(report.failed_over),
+            "sent_by_provider": dg.MetadataValue.json(dict(report.sent_by_provider)),
+            "circuit_events": dg.MetadataValue.md("\n".join(f"- {e}" for e in report.circuit_events) or "none"),
             "seconds": dg.MetadataValue.float(round(report.seconds, 2)),
         }
     )

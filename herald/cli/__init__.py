@@ -15,11 +15,13 @@ from herald.cli import (
     alerts,
     api_key,
     appointments,
+    backup,
     campaign,
     catalog,
     config,
     conversations,
     credits,
+    db,
     dropzone,
     report,
     segment,
@@ -56,6 +58,9 @@ app.add_typer(credits.app, name="credits")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(appointments.app, name="appointments")
+app.add_typer(db.app, name="db")
+add_command(app, backup.backup, "backup")
+add_command(app, backup.restore, "restore")
 
 
 def main() -> None:

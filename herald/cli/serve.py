@@ -16,8 +16,9 @@ def serve(
     """Run the web service: Twilio and Resend webhooks, the unsubscribe (/u/...) and confirmation
     (/c/...) pages and /healthz. It lands what it hears under $HERALD_HOME/landing (a table on
     PostgreSQL) for `herald tick`; it never writes an embedded warehouse. Set HERALD_PUBLIC_URL
-    to the https address providers and recipients reach, TWILIO_AUTH_TOKEN and
-    RESEND_WEBHOOK_SECRET for the webhooks."""
+    to the https address providers and recipients reach, TWILIO_AUTH_TOKEN (and
+    TWILIO_SECONDARY_AUTH_TOKEN for a second Twilio account) and RESEND_WEBHOOK_SECRET for the
+    webhooks."""
     from herald.config import ConfigError
     from herald.settings import SettingsError
     from herald.web.app import create_app

@@ -117,12 +117,20 @@ def reply_message_key(inbound_id: str) -> str:
 
 
 def clients_by_sender(deployment: Deployment) -> dict[str, Client]:
-    """Each client's SMS sender number (E.164) → the client."""
+    """Each client's SMS sender numbers (E.164) → the client: its own ``senders.sms_from`` and
+    the number its secondary provider sends from (``providers.sms.secondary_sender``), since a
+    STOP may answer a message that went out through the secondary. A client's own number wins
+    over another's secondary."""
     found: dict[str, Client] = {}
     for client in deployment.clients.values():
         sender = to_e164(client.config.senders.sms_from, client.default_region)
         if sender:
             found[sender] = client
+    for client in deployment.clients.values():
+        sms = client.config.providers.sms
+        secondary = to_e164(sms.secondary_sender, client.default_region) if sms else None
+        if secondary:
+            found.setdefault(secondary, client)
     return found
 
 

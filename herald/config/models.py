@@ -302,6 +302,69 @@ class Confirmations(Strict):
         return value
 
 
+# The provider accounts a client may name in ``providers:`` (their credentials are deployment
+# settings: docs/operations.md, "Provider failover"); the first of each is the sandbox.
+PROVIDER_ACCOUNTS: dict[str, tuple[str, ...]] = {
+    "sms": ("sandbox", "twilio", "twilio_secondary"),
+    "email": ("sandbox", "resend", "resend_secondary"),
+}
+
+
+class ChannelProviders(Strict):
+    """One channel's providers for a client. ``primary`` defaults to the deployment's provider
+    for the channel (``HERALD_SMS_PROVIDER`` / ``HERALD_EMAIL_PROVIDER``); ``secondary`` takes
+    the client's messages while the primary's circuit is open (herald/delivery/circuit.py);
+    ``secondary_sender`` is the number or address to send from there (default: the client's own)."""
+
+    primary: str | None = None
+    secondary: str | None = None
+    secondary_sender: str | None = None
+
+
+class ClientProviders(Strict):
+    """``providers:`` in client.yaml: per channel, the client's primary and secondary provider."""
+
+    sms: ChannelProviders | None = None
+    email: ChannelProviders | None = None
+
+    @model_validator(mode="after")
+    def _known_accounts(self) -> ClientProviders:
+        problems: list[tuple[str, str]] = []
+        for channel, accounts in PROVIDER_ACCOUNTS.items():
+            chosen: ChannelProviders | None = getattr(self, channel)
+            if chosen is None:
+                continue
+            for role in ("primary", "secondary"):
+                name = getattr(chosen, role)
+                if name is not None and name not in accounts:
+                    problems.append(
+                        (f"{channel}.{role}", f"unknown {channel} provider {name!r}; use one of {', '.join(accounts)}")
+                    )
+            if chosen.secondary is not None and chosen.secondary == chosen.primary:
+                problems.append(
+                    (f"{channel}.secondary", f"the secondary must differ from the primary ({chosen.primary})")
+                )
+            if chosen.secondary_sender is not None:
+                if chosen.secondary is None:
+                    problems.append(
+                        (
+                            f"{channel}.secondary_sender",
+                            f"a secondary sender needs a secondary: set {channel}.secondary",
+                        )
+                    )
+                elif channel == "sms" and not re.fullmatch(r"\+[1-9]\d{6,14}", chosen.secondary_sender):
+                    problems.append(
+                        (f"{channel}.secondary_sender", "must be a phone number in E.164, e.g. '+15125550111'")
+                    )
+                elif channel == "email" and "@" not in chosen.secondary_sender:
+                    problems.append(
+                        (f"{channel}.secondary_sender", "must be an email address, e.g. 'news@example.com'")
+                    )
+        if problems:
+            raise MappingProblems(problems)
+        return self
+
+
 class ClientConfig(Strict):
     """``clients/<client_id>/client.yaml``."""
 
@@ -323,6 +386,7 @@ class ClientConfig(Strict):
     auto_reply: AutoReply | None = None  # after-hours auto-reply
     ingest_api: IngestApi | None = None
     confirmations: Confirmations = Confirmations()  # appointment confirmation states and staff digest
+    providers: ClientProviders = ClientProviders()  # the client's own primary/secondary per channel (failover)
     # outbound webhooks to the client's own systems (herald/webhooks)
     webhooks: Annotated[list[WebhookSubscription], AfterValidator(check_unique_urls)] = Field(default_factory=list)
 

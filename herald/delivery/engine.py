@@ -46,7 +46,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from itertools import islice
 from pathlib import Path
@@ -56,6 +56,7 @@ from herald.billing.credits import Claimed, release_failed, release_unsent, rese
 from herald.clock import utcnow as _clock_now
 from herald.compliance.stops import StopWatch
 from herald.config.models import Pricing
+from herald.delivery.circuit import CircuitBreakers
 from herald.delivery.outbox import ATTEMPTS, OUTBOX, SUPPRESSIONS
 from herald.delivery.ratelimit import KEY_PREFIX, MEMORY_STORAGE, SendRateLimiter, rate_limit_storage
 from herald.delivery.retry import (
@@ -144,6 +145,39 @@ class DeliveryOptions:
             raise ValueError("max_attempts_per_run and max_attempts must be at least 1")
 
 
+@dataclass(frozen=True)
+class Route:
+    """Where one client's messages of one channel go: its primary provider and, optionally, the
+    secondary it fails over to while the primary's circuit is open (:mod:`herald.delivery.circuit`),
+    sending from ``secondary_sender`` there when set (another account owns other numbers)."""
+
+    primary: Provider
+    secondary: Provider | None = None
+    secondary_sender: str | None = None
+
+    def providers(self) -> list[Provider]:
+        return [self.primary] if self.secondary is None else [self.primary, self.secondary]
+
+    def batch_size(self) -> int:
+        """Messages per call: what both providers take (an email batch never meets a provider
+        that would have to split it)."""
+        return max(1, min(p.max_batch_size for p in self.providers()))
+
+
+@dataclass(frozen=True)
+class Failover:
+    """Clients' own provider routes, (client_id, channel) → :class:`Route`; a client and channel
+    without one sends through the run's provider for the channel, as without failover.
+    ``breakers`` is needed once a route has a secondary."""
+
+    routes: Mapping[tuple[str, str], Route]
+    breakers: CircuitBreakers | None = None
+
+    def __post_init__(self) -> None:
+        if self.breakers is None and any(r.secondary is not None for r in self.routes.values()):
+            raise ValueError("a route with a secondary provider needs circuit breakers")
+
+
 @dataclass
 class DeliveryReport:
     """What one ``deliver_due`` run did (counts of messages unless said otherwise)."""
@@ -159,8 +193,11 @@ class DeliveryReport:
     refunded: int = 0  # paid-for messages that ended unsent, their credits given back
     reconciled_sent: int = 0
     reconciled_not_sent: int = 0
+    failed_over: int = 0  # messages sent through their client's secondary provider
     seconds: float = 0.0
     failure_reasons: Counter[str] = field(default_factory=Counter)
+    sent_by_provider: Counter[str] = field(default_factory=Counter)
+    circuit_events: list[str] = field(default_factory=list)  # breakers opened/closed by this run
 
     def summary(self) -> str:
         parts = [
@@ -175,6 +212,8 @@ class DeliveryReport:
         text = f"claimed {self.claimed}: " + ", ".join(parts)
         if self.retried:
             text += f"; {self.retried} quick retries"
+        if self.failed_over:
+            text += f"; {self.failed_over} sent through a secondary provider"
         if self.reconciled_sent or self.reconciled_not_sent:
             text += f"; after a crash: {self.reconciled_sent} confirmed sent, {self.reconciled_not_sent} not sent"
         text += f" in {self.seconds:.1f} s"
@@ -482,6 +521,7 @@ class _Call:
     finished: datetime
     result: Any  # SendResult | list of per-message results | the error raised
     lookup: bool = False
+    provider: Provider | None = None  # who was called (None: the unit's primary)
 
 
 class _Confirmed(SendResult):
@@ -492,8 +532,28 @@ class _OutcomeUnknown(Exception):
     """A call's outcome is unknown and the provider cannot tell: the message must be held."""
 
 
+UNKNOWN_EMAIL_CODE = "timeout"  # delivery_attempts.error_code of an email call that timed out
+
+
+def _unknown_outcomes(s: Session, keys: Sequence[str]) -> dict[str, str]:
+    """message key → the provider an earlier call of it may have reached (an email call that
+    timed out, or an email a crash left unknown): it is never sent anywhere else."""
+    if not keys:
+        return {}
+    _, found = s.query(
+        f"""select message_key, max(provider) from {ATTEMPTS}
+            where message_key = any(?::varchar[]) and provider is not null
+              and ((outcome = 'transient_error' and error_code = ?)
+                   or (outcome = 'reconciled_not_sent' and error_code = 'outcome_unknown'))
+            group by message_key""",
+        [list(keys), UNKNOWN_EMAIL_CODE],
+    )
+    return dict(found)
+
+
 class _Sender:
-    """Sends claimed rows through their providers with rate limits and quick retries."""
+    """Sends claimed rows through their providers with rate limits and quick retries; a client
+    with a secondary provider fails over to it while its primary's circuit is open."""
 
     def __init__(
         self,
@@ -501,11 +561,18 @@ class _Sender:
         options: DeliveryOptions,
         clock: Callable[[], datetime],
         report: DeliveryReport,
+        failover: Failover | None = None,
     ) -> None:
         self.providers, self.options, self.clock, self.report = providers, options, clock, report
+        self.defaults = {channel: Route(provider) for channel, provider in providers.items()}
+        self.routes = {k: r for k, r in (failover.routes if failover else {}).items() if k[1] in providers}
+        self.breakers = failover.breakers if failover else None
+        # any route with a secondary: its rows' earlier unknown outcomes are read at each claim
+        self.watching = any(r.secondary is not None for r in self.routes.values())
+        self.pins: dict[str, str] = {}  # message key → the only provider it may go to
         rates = {}
-        for channel, provider in providers.items():
-            override = (options.rate_per_second or {}).get(channel)
+        for provider in self.all_providers():
+            override = (options.rate_per_second or {}).get(provider.channel)
             rates[provider.name] = provider.rate_per_second if override is None else override
         storage = None
         if any(rate > 0 for rate in rates.values()):  # no storage to reach when nothing is limited
@@ -513,23 +580,44 @@ class _Sender:
         self.limiter = SendRateLimiter(rates, storage=storage)
         self.rng = random.Random()
 
-    def units(self, rows: Sequence[_Row]) -> list[tuple[Provider, list[_Row]]]:
-        """Rows grouped into provider calls: one per message, or email batches."""
-        units: list[tuple[Provider, list[_Row]]] = []
-        for channel, provider in self.providers.items():
-            mine = [r for r in rows if r.channel == channel]
-            size = max(1, provider.max_batch_size)
-            if size == 1:
-                units.extend((provider, [r]) for r in mine)
-                continue
-            by_sender: dict[str | None, list[_Row]] = {}
-            for r in mine:
-                by_sender.setdefault(r.sender, []).append(r)
-            for group in by_sender.values():
-                units.extend((provider, group[i : i + size]) for i in range(0, len(group), size))
+    def all_providers(self) -> list[Provider]:
+        """Every provider this run may call, each once."""
+        seen: dict[int, Provider] = {}
+        for route in [*self.defaults.values(), *self.routes.values()]:
+            for provider in route.providers():
+                seen.setdefault(id(provider), provider)
+        return list(seen.values())
+
+    def route_of(self, row: _Row) -> Route:
+        return self.routes.get((row.client_id, row.channel)) or self.defaults[row.channel]
+
+    def candidates(self, row: _Row) -> list[Provider]:
+        """The providers a message of ``row``'s client and channel may have gone through."""
+        return self.route_of(row).providers()
+
+    def units(self, rows: Sequence[_Row]) -> list[tuple[Route, list[_Row]]]:
+        """Rows grouped into provider calls: one per message, or email batches (per route and sender)."""
+        units: list[tuple[Route, list[_Row]]] = []
+        for channel in self.providers:
+            by_route: dict[int, tuple[Route, list[_Row]]] = {}
+            for r in rows:
+                if r.channel == channel:
+                    route = self.route_of(r)
+                    by_route.setdefault(id(route), (route, []))[1].append(r)
+            for route, mine in by_route.values():
+                size = route.batch_size()
+                if size == 1:
+                    units.extend((route, [r]) for r in mine)
+                    continue
+                by_sender: dict[str | None, list[_Row]] = {}
+                for r in mine:
+                    by_sender.setdefault(r.sender, []).append(r)
+                for group in by_sender.values():
+                    units.extend((route, group[i : i + size]) for i in range(0, len(group), size))
         return units
 
-    def send(self, token: str, provider: Provider, rows: list[_Row]) -> list[_Outcome]:
+    def send(self, token: str, route: Route, rows: list[_Row]) -> list[_Outcome]:
+        provider = route.primary
         outcomes: list[_Outcome] = []
         messages: list[OutboundMessage] = []
         sendable: list[_Row] = []
@@ -542,19 +630,53 @@ class _Sender:
         if not sendable:
             return outcomes
         calls: list[_Call] = []
-        batch = provider.max_batch_size > 1
+        batch = route.batch_size() > 1
+        # A message an earlier call may have reached stays with that provider (never sent twice
+        # by two of them); within this run, so does one whose call here timed out.
+        named = {self.pins[r.message_key] for r in sendable if r.message_key in self.pins}
+        pinned: list[Provider | None] = [next((p for p in route.providers() if p.name in named), None)]
+        if named and pinned[0] is None:
+            pinned[0] = route.primary
+
+        def choose() -> tuple[Provider, str | None]:
+            if route.secondary is None:
+                return route.primary, None
+            if pinned[0] is not None:
+                return pinned[0], None
+            assert self.breakers is not None
+            decision, probe = self.breakers.route(route.primary.name)
+            return (route.secondary, None) if decision == "secondary" else (route.primary, probe)
 
         def call() -> Any:
-            self.limiter.acquire(provider.name, messages[0].sender)
+            target, probe = choose()
+            outgoing = messages
+            if target is route.secondary and route.secondary_sender:
+                outgoing = [replace(m, sender=route.secondary_sender) for m in messages]
+            watched = self.breakers is not None and route.secondary is not None and target is route.primary
+            self.limiter.acquire(target.name, outgoing[0].sender)
             started = self.clock()
             try:
-                result = provider.send_batch(messages) if batch else provider.send(messages[0])
+                result = target.send_batch(outgoing) if batch else target.send(outgoing[0])
             except (ProviderError, ValueError) as exc:
-                calls.append(_Call(started, self.clock(), exc))
-                if isinstance(exc, TransientProviderError) and exc.outcome_unknown and not batch:
-                    return self._look_up(provider, messages[0], started, calls, exc)
+                calls.append(_Call(started, self.clock(), exc, provider=target))
+                transient = isinstance(exc, TransientProviderError)
+                if watched and isinstance(exc, ProviderError):
+                    if transient:
+                        self.breakers.failure(target.name, error_code(exc), probe)  # type: ignore[union-attr]
+                    else:  # the provider answered: it is up
+                        self.breakers.success(target.name, probe)  # type: ignore[union-attr]
+                if isinstance(exc, TransientProviderError) and exc.outcome_unknown:
+                    pinned[0] = target  # it may have the message: no other provider gets it
+                    if not batch and target.channel == "sms":
+                        try:
+                            return self._look_up(target, outgoing[0], started, calls, exc)
+                        except TransientProviderError:
+                            pinned[0] = None  # certainly not received: free to fail over
+                            raise
                 raise
-            calls.append(_Call(started, self.clock(), result))
+            calls.append(_Call(started, self.clock(), result, provider=target))
+            if watched:
+                self.breakers.success(target.name, probe)  # type: ignore[union-attr]
             return result
 
         # never more calls in all than max_attempts (the claim counted this run's first call)
@@ -587,12 +709,24 @@ class _Sender:
             pass  # the last call's error is in ``calls``
         sends = sum(1 for c in calls if not c.lookup)
         self.report.retried += len(sendable) * (sends - 1)
+        last_provider = next((c.provider for c in reversed(calls) if c.provider is not None), provider)
         for i, row in enumerate(sendable):
             per_call = [
-                _Call(c.started, c.finished, c.result[i] if isinstance(c.result, list) else c.result, c.lookup)
+                _Call(
+                    c.started,
+                    c.finished,
+                    c.result[i] if isinstance(c.result, list) else c.result,
+                    c.lookup,
+                    c.provider,
+                )
                 for c in calls
             ]
-            outcomes.append(self._final(token, provider, row, per_call, per_call[-1].result))
+            outcome = self._final(token, last_provider, row, per_call, per_call[-1].result)
+            if outcome.status == "sent":
+                self.report.sent_by_provider[outcome.provider or last_provider.name] += 1
+                if route.secondary is not None and outcome.provider == route.secondary.name:
+                    self.report.failed_over += 1
+            outcomes.append(outcome)
         return outcomes
 
     def _look_up(
@@ -646,7 +780,7 @@ class _Sender:
                         row,
                         number,
                         token,
-                        provider.name,
+                        (c.provider or provider).name,
                         "held_unknown",
                         c.started,
                         c.finished,
@@ -660,7 +794,7 @@ class _Sender:
                         row,
                         number,
                         token,
-                        provider.name,
+                        (c.provider or provider).name,
                         classify(c.result),
                         c.started,
                         c.finished,
@@ -746,6 +880,7 @@ def _reconcile(
     warehouse: Warehouse,
     providers: Mapping[str, Provider],
     *,
+    candidates: Callable[[_Row], list[Provider]],
     stale_before: datetime,
     clock: Callable[[], datetime],
     client_id: str | None,
@@ -781,24 +916,38 @@ def _reconcile(
         if not fresh:  # nothing new (another run holds what is left): done for this run
             return
         settled.update(r.message_key for r in fresh)
-        outcomes = [_settle(row, providers[row.channel], token, clock, report) for row in fresh]
+        outcomes = [_settle(row, candidates(row), token, clock, report) for row in fresh]
         _record(warehouse, token, outcomes, clock())
 
 
+def _look_everywhere(row: _Row, providers: Sequence[Provider], since: datetime) -> tuple[SendResult | None, str | None]:
+    """(what a provider confirms, why the outcome is unknown): asks each provider the row may
+    have gone through (its primary, then its secondary) until one confirms it."""
+    unknown: list[str] = []
+    for provider in providers:
+        try:
+            found = provider.lookup(row.outbound(), since=since)
+        except ValueError:
+            return None, None  # an unbuildable message was never sent
+        except (OutcomeUnknownError, ProviderError) as exc:
+            unknown.append(str(exc))
+            continue
+        if found is not None:
+            return found, None
+    return None, ("; ".join(unknown) or None)
+
+
 def _settle(
-    row: _Row, provider: Provider, token: str, clock: Callable[[], datetime], report: DeliveryReport
+    row: _Row, providers: Sequence[Provider], token: str, clock: Callable[[], datetime], report: DeliveryReport
 ) -> _Outcome:
-    """One stale row's fate from the provider's record: sent, not sent (→ queued), or unknown
-    (SMS → held for a person; email → queued, the idempotency key drops a duplicate)."""
+    """One stale row's fate from its providers' records (a client with a secondary: both, since
+    the dead run may have sent through either): sent, not sent by any (→ queued), or unknown
+    (SMS → held for a person; email → queued, the idempotency key drops a duplicate, unless it
+    may be at either of two providers → held)."""
+    provider = providers[0]
     started = clock()
     since = row.claimed_at or started
-    try:
-        found: SendResult | None = provider.lookup(row.outbound(), since=since)
-        unknown: str | None = None
-    except ValueError:
-        found, unknown = None, None  # an unbuildable message was never sent
-    except (OutcomeUnknownError, ProviderError) as exc:
-        found, unknown = None, str(exc)
+    found, unknown = _look_everywhere(row, providers, since)
     finished = clock()
     if found is not None:
         report.reconciled_sent += 1
@@ -819,8 +968,9 @@ def _settle(
         report.reconciled_not_sent += 1
         attempt = _attempt_row(row, row.attempts, token, provider.name, "reconciled_not_sent", started, finished)
         return _Outcome(row.message_key, "queued", "not sent before a crash; requeued", attempt_rows=(attempt,))
-    if row.channel == "sms":
-        # Twilio has no idempotency key: resending blindly could text someone twice.
+    if row.channel == "sms" or len(providers) > 1:
+        # Twilio has no idempotency key: resending blindly could text someone twice. An email
+        # that may be at either of two providers is held too: an idempotency key holds at one.
         report.held += 1
         attempt = _attempt_row(
             row,
@@ -874,7 +1024,7 @@ class _LastLook:
         self.suppressed: dict[str, str] = {}
         self.looked_at = float("-inf")
 
-    def stopped(self, units: Sequence[tuple[Provider, list[_Row]]], index: int) -> list[tuple[_Row, str]]:
+    def stopped(self, units: Sequence[tuple[Route, list[_Row]]], index: int) -> list[tuple[_Row, str]]:
         """The rows of ``units[index]`` that must not go out after all, with why."""
         unit = units[index][1]
         self.watch.scan_files()
@@ -913,6 +1063,7 @@ def deliver_due(
     options: DeliveryOptions = DeliveryOptions(),
     progress: Callable[[DeliveryReport], None] | None = None,
     inbound_home: Path | None = None,
+    failover: Failover | None = None,
 ) -> DeliveryReport:
     """Sends every due outbox message (optionally of one client) through ``providers``
     (channel → provider); messages of a channel without a provider are left alone.
@@ -925,6 +1076,11 @@ def deliver_due(
     there, or unapplied in ``herald_raw.inbound_messages``, keeps messages to its address
     queued until it is applied — checked at every claim and before every provider call
     (:mod:`herald.compliance.stops`). Without it only the warehouse is read.
+
+    ``failover`` gives clients their own providers (:class:`Failover`): a client with a
+    secondary sends through it while its primary's circuit is open, under the same message key
+    and exactly-once rules (a message whose outcome at one provider is unknown never goes to the
+    other). Without it every message goes through ``providers``.
     """
     started = time.monotonic()
     report = DeliveryReport()
@@ -933,16 +1089,17 @@ def deliver_due(
     channels = [c for c in ("sms", "email") if c in providers]
     if not channels:
         return report
+    sender = _Sender({c: providers[c] for c in channels}, options, clock, report, failover)
     _reconcile(
         warehouse,
         {c: providers[c] for c in channels},
+        candidates=sender.candidates,
         stale_before=cutoff - timedelta(seconds=options.lease_seconds),
         clock=clock,
         client_id=client_id,
         limit=options.batch_size,
         report=report,
     )
-    sender = _Sender({c: providers[c] for c in channels}, options, clock, report)
     watch = StopWatch(inbound_home)
     # (token, outcomes) of the batch sent last, recorded on the connection the next claim opens
     settled: tuple[str, list[_Outcome]] | None = None
@@ -972,6 +1129,8 @@ def deliver_due(
                 pricing=options.pricing,
                 watch=watch,
             )
+            if sender.watching and to_send:
+                sender.pins = _unknown_outcomes(s, [r.message_key for r in to_send])
             done = not to_send and not suppressed and not held and not deferred
             if done:
                 report.refunded = release_unsent(s, clock())
@@ -992,11 +1151,11 @@ def deliver_due(
             # group commit: a journaling provider makes the batch's sends durable once, at the
             # end of this block, before any of its outcomes is recorded
             with look as session, ExitStack() as durable:
-                for provider in sender.providers.values():
+                for provider in sender.all_providers():
                     durable.enter_context(provider.group_commit())
                 units = sender.units(to_send)
                 last_look = _LastLook(session, watch, options.last_look_seconds)
-                for index, (provider, unit) in enumerate(units):
+                for index, (route, unit) in enumerate(units):
                     stopped = last_look.stopped(units, index)
                     if stopped:
                         outcomes.extend(_deferred(row, reason, clock()) for row, reason in stopped)
@@ -1005,7 +1164,7 @@ def deliver_due(
                         held_back = {row.message_key for row, _ in stopped}
                         unit = [r for r in unit if r.message_key not in held_back]
                     if unit:
-                        outcomes.extend(sender.send(token, provider, unit))
+                        outcomes.extend(sender.send(token, route, unit))
         except BaseException:
             # Record what is settled even when something unexpected stops the batch; the rest
             # stays 'sending' for the next run's reconciliation.
@@ -1016,4 +1175,6 @@ def deliver_due(
         if progress is not None:
             progress(report)
     report.seconds = time.monotonic() - started
+    if sender.breakers is not None:
+        report.circuit_events = list(sender.breakers.events)
     return report

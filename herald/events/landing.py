@@ -41,7 +41,7 @@ class ProviderEvent:
     """One thing a provider (or a person on a page) told Herald."""
 
     event_id: str  # deterministic: svix-id, or MessageSid:status, or unsubscribe:<token>
-    source: str  # twilio | resend | web
+    source: str  # twilio | twilio_secondary (the account that signed or listed it) | resend | web
     kind: str  # sms_status | email_event | unsubscribe
     payload: dict[str, Any]  # the provider's fields as received (already verified)
     received_at: datetime  # naive UTC

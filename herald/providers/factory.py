@@ -24,7 +24,23 @@
 ``HERALD_SANDBOX_CLICK_RATE``              delivered emails clicked (default 0.1)
 ``HERALD_SANDBOX_RECEIPT_DELAY_SECONDS``   event time = send time + this (default 2)
 ``HERALD_SANDBOX_STOP_REPLIES``            ``off`` (default) | ``on``: STOP among the replies
+``TWILIO_SECONDARY_ACCOUNT_SID``,          a second Twilio account (``twilio_secondary`` in a
+``TWILIO_SECONDARY_AUTH_TOKEN``            client's ``providers:``), with optional
+                                           ``HERALD_TWILIO_SECONDARY_MESSAGING_SERVICE_SID``
+                                           and ``HERALD_TWILIO_SECONDARY_BASE_URL``
+``RESEND_SECONDARY_API_KEY``               a second Resend account (``resend_secondary``), with
+                                           optional ``HERALD_RESEND_SECONDARY_BASE_URL``
+``HERALD_SMS_SECONDARY_RATE_PER_SECOND``   the second accounts' rates (default as the first's)
+``HERALD_EMAIL_SECONDARY_RATE_PER_SECOND``
+``HERALD_FAILOVER_FAILURE_THRESHOLD``      consecutive transient errors that open a primary's
+                                           circuit (default 5)
+``HERALD_FAILOVER_COOLDOWN_SECONDS``       how long an open circuit sends to the secondary
+                                           before one probe goes to the primary (default 60)
 ========================================  ==================================================
+
+:func:`failover_from_env` builds the routes of the clients whose ``client.yaml`` names their
+own providers (:class:`herald.delivery.engine.Failover`); clients that name none send through
+``providers_from_env``'s providers exactly as before.
 
 The sandbox providers journal every send under ``<home>/sandbox`` so a crashed run can be
 reconciled, and land the status events and replies a real provider would send through the same
@@ -44,7 +60,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from herald.delivery.engine import DeliveryOptions
+from herald.config.models import PROVIDER_ACCOUNTS, Deployment
+from herald.delivery.circuit import BreakerPolicy, CircuitBreakers
+from herald.delivery.engine import DeliveryOptions, Failover, Route
 from herald.events.landing import EventSink, FileSink, TableSink
 from herald.providers.base import Provider
 from herald.providers.sandbox import SandboxEmailProvider, SandboxSmsProvider
@@ -59,6 +77,7 @@ from herald.settings import (
     PROVIDER_CREDENTIALS,
     SMS_PROVIDERS,
     Settings,
+    SettingsError,
     parse_choice,
     parse_count,
     parse_number,
@@ -86,10 +105,15 @@ ENV_RESEND_BASE_URL = "HERALD_RESEND_BASE_URL"
 ENV_BATCH_SIZE = "HERALD_DELIVERY_BATCH_SIZE"
 ENV_MAX_ATTEMPTS = "HERALD_DELIVERY_MAX_ATTEMPTS"
 ENV_LEASE_SECONDS = "HERALD_DELIVERY_LEASE_SECONDS"
+ENV_TWILIO_SECONDARY_SERVICE = "HERALD_TWILIO_SECONDARY_MESSAGING_SERVICE_SID"
+ENV_TWILIO_SECONDARY_BASE_URL = "HERALD_TWILIO_SECONDARY_BASE_URL"
+ENV_RESEND_SECONDARY_BASE_URL = "HERALD_RESEND_SECONDARY_BASE_URL"
+ENV_SECONDARY_RATES = {"sms": "HERALD_SMS_SECONDARY_RATE_PER_SECOND", "email": "HERALD_EMAIL_SECONDARY_RATE_PER_SECOND"}
+ENV_FAILOVER_THRESHOLD = "HERALD_FAILOVER_FAILURE_THRESHOLD"
+ENV_FAILOVER_COOLDOWN = "HERALD_FAILOVER_COOLDOWN_SECONDS"
 
 DEFAULT_RATES = {"sandbox": 0.0, "twilio": 10.0, "resend": 2.0}
 SANDBOX_DIR = "sandbox"
-_required = require  # herald.events.polling imports it (and the Twilio names) from here
 
 
 def sandbox_rates_from_env(environ: Mapping[str, str] | None = None) -> SandboxRates:
@@ -186,3 +210,103 @@ def delivery_options_from_env(environ: Mapping[str, str] | None = None) -> Deliv
         lease_seconds=parse_number(env, ENV_LEASE_SECONDS, defaults.lease_seconds),
         rate_limit_storage=parse_rate_limit_storage(env),
     )
+
+
+def breaker_policy_from_env(environ: Mapping[str, str] | None = None) -> BreakerPolicy:
+    """The circuits' threshold and cool-down from ``HERALD_FAILOVER_*``."""
+    env = os.environ if environ is None else environ
+    defaults = BreakerPolicy()
+    return BreakerPolicy(
+        failure_threshold=parse_count(env, ENV_FAILOVER_THRESHOLD, defaults.failure_threshold),
+        cooldown_seconds=parse_number(env, ENV_FAILOVER_COOLDOWN, defaults.cooldown_seconds),
+    )
+
+
+def _account(env: Mapping[str, str], channel: str, name: str, why: str, settings: Settings) -> Provider:
+    """The provider account ``name`` (one of ``PROVIDER_ACCOUNTS[channel]``) for ``channel``."""
+    journal_dir = settings.home / SANDBOX_DIR
+    delay = parse_number(env, ENV_SANDBOX_DELAY, 0.0)
+    if name == "sandbox":
+        receipts = sandbox_receipts_from_env(env, settings)
+        provider = (_sms_provider if channel == "sms" else _email_provider)(
+            env, "sandbox", journal_dir, delay, receipts
+        )
+    elif name == "twilio_secondary":
+        from herald.providers.twilio_sms import TwilioSmsProvider
+
+        sid, token = require(env, PROVIDER_CREDENTIALS[name], why)
+        provider = TwilioSmsProvider(
+            sid,
+            token,
+            messaging_service_sid=(env.get(ENV_TWILIO_SECONDARY_SERVICE) or "").strip() or None,
+            base_url=(env.get(ENV_TWILIO_SECONDARY_BASE_URL) or "").strip() or None,
+        )
+    elif name == "resend_secondary":
+        from herald.providers.resend_email import ResendEmailProvider
+
+        (key,) = require(env, PROVIDER_CREDENTIALS[name], why)
+        provider = ResendEmailProvider(key, base_url=(env.get(ENV_RESEND_SECONDARY_BASE_URL) or "").strip() or None)
+    else:
+        require(env, PROVIDER_CREDENTIALS[name], why)
+        build = _sms_provider if channel == "sms" else _email_provider
+        provider = build(env, name, journal_dir, delay)
+    kind = name.removesuffix("_secondary")
+    if name != kind:
+        provider.name = name  # attempt rows, rate windows and circuits tell the two accounts apart
+        provider.rate_per_second = parse_number(env, ENV_SECONDARY_RATES[channel], DEFAULT_RATES[kind])
+    else:
+        provider.rate_per_second = parse_number(
+            env, ENV_SMS_RATE if channel == "sms" else ENV_EMAIL_RATE, DEFAULT_RATES[kind]
+        )
+    return provider
+
+
+def failover_from_env(
+    deployment: Deployment,
+    providers: Mapping[str, Provider],
+    warehouse: Warehouse,
+    environ: Mapping[str, str] | None = None,
+    home: Path | None = None,
+) -> Failover | None:
+    """The routes of the clients whose ``client.yaml`` names providers (``providers:``), built
+    beside ``providers`` (the deployment's, reused where a client names the same account), and
+    the circuits they fail over by. None when no client names any: delivery as without failover.
+    A named account without its credentials is an error naming the client, the field and the
+    variables."""
+    env = os.environ if environ is None else environ
+    settings = Settings.from_env(env)
+    if home is not None:
+        settings = dataclasses.replace(settings, home=Path(home))
+    kinds = {
+        "sms": parse_choice(env, ENV_SMS_PROVIDER, SMS_PROVIDERS),
+        "email": parse_choice(env, ENV_EMAIL_PROVIDER, EMAIL_PROVIDERS),
+    }
+    variables = {"sms": ENV_SMS_PROVIDER, "email": ENV_EMAIL_PROVIDER}
+    built: dict[tuple[str, str], Provider] = {(c, kinds[c]): p for c, p in providers.items()}
+    routes: dict[tuple[str, str], Route] = {}
+    for client_id, client in sorted(deployment.clients.items()):
+        for channel in PROVIDER_ACCOUNTS:
+            chosen = getattr(client.config.providers, channel)
+            if chosen is None or channel not in providers:
+                continue
+            where = f"clients/{client_id}/client.yaml: providers.{channel}"
+            primary_name = chosen.primary or kinds[channel]
+            if chosen.secondary is not None and chosen.secondary == primary_name:
+                raise SettingsError(
+                    f"{where}.secondary is {primary_name}, which is already the primary "
+                    f"({variables[channel]}={kinds[channel]}); name another account or set providers.{channel}.primary"
+                )
+            names = [primary_name] + ([chosen.secondary] if chosen.secondary else [])
+            for role, name in zip(("primary", "secondary"), names, strict=False):
+                if (channel, name) not in built:
+                    built[(channel, name)] = _account(env, channel, name, f"{where}.{role}={name}", settings)
+            primary = built[(channel, primary_name)]
+            secondary = built[(channel, chosen.secondary)] if chosen.secondary else None
+            if primary is providers[channel] and secondary is None:
+                continue  # the deployment's provider and no secondary: as without failover
+            routes[(client_id, channel)] = Route(primary, secondary, chosen.secondary_sender)
+    if not routes:
+        return None
+    watched = any(r.secondary is not None for r in routes.values())
+    breakers = CircuitBreakers(warehouse, breaker_policy_from_env(env)) if watched else None
+    return Failover(routes, breakers)

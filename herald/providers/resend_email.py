@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import requests
 import resend
 from resend.exceptions import (
     ApplicationError,
@@ -50,10 +51,30 @@ def _status(exc: ResendError) -> int | None:
         return None
 
 
+TIMEOUT_CODE = "timeout"  # a request that timed out after it was sent: Resend may have the email
+
+
+def _read_timeout(exc: BaseException) -> bool:
+    """True when the SDK's ``HttpClientError`` came from a timeout after the request was sent
+    (the SDK wraps the ``requests`` error in a RuntimeError, then in a ResendError)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, requests.Timeout):
+            return not isinstance(cause, requests.ConnectTimeout)
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def classify_resend_error(exc: ResendError, provider: str) -> Exception:
-    """The taxonomy error for one ``ResendError`` (a pure function, table-tested)."""
+    """The taxonomy error for one ``ResendError`` (a pure function, table-tested). A read
+    timeout is transient with ``outcome_unknown`` and code ``timeout``: a retry at Resend is
+    safe (the idempotency key), a send of the same email through another provider is not."""
     status, error_type = _status(exc), exc.error_type
     reason = f"{error_type}: {exc.message}"
+    if error_type == "HttpClientError" and _read_timeout(exc):
+        return TransientProviderError(reason, provider=provider, code=TIMEOUT_CODE, outcome_unknown=True)
     if error_type in QUOTA_ERROR_TYPES:
         return QuotaExceededError(reason, provider=provider, code=error_type)
     if isinstance(exc, RateLimitError) or status == 429:

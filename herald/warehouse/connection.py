@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from herald.settings import WarehouseTarget
-from herald.warehouse.schema import ADDED_COLUMNS, ddl_statements, upgrade_statements
 
 if TYPE_CHECKING:
     import polars as pl
@@ -206,9 +205,16 @@ class Warehouse:
         import psycopg2
 
         t = self.target
-        conn = psycopg2.connect(
-            host=t.pg_host, port=t.pg_port, user=t.pg_user, password=t.pg_password, dbname=t.pg_database
-        )
+        try:
+            conn = psycopg2.connect(
+                host=t.pg_host, port=t.pg_port, user=t.pg_user, password=t.pg_password, dbname=t.pg_database
+            )
+        except psycopg2.OperationalError as exc:
+            # the server's own words (no password in them) say which: refused, unknown database, auth
+            reason = " ".join(str(exc).split())
+            raise WarehouseError(
+                f"cannot reach the PostgreSQL warehouse {t.pg_user}@{t.pg_host}:{t.pg_port}/{t.pg_database}: {reason}"
+            ) from exc
         if read_only:
             conn.set_session(readonly=True)
         return conn
@@ -235,18 +241,9 @@ class Warehouse:
             conn.close()
 
     def ensure_schema(self) -> None:
-        """Create Herald's own schemas and tables when missing, and add the columns a release added to
-        an existing table (idempotent)."""
-        with self.session() as s:
-            for statement in ddl_statements(self.engine):
-                s.execute(statement)
-            for table, column, backfill in ADDED_COLUMNS:
-                schema, name = table.split(".")
-                present = s.scalar(
-                    "select count(*) from information_schema.columns "
-                    "where table_schema = ? and table_name = ? and column_name = ?",
-                    [schema, name, column],
-                )
-                if not present:
-                    for statement in upgrade_statements(self.engine, table, column, backfill):
-                        s.execute(statement)
+        """Bring Herald's own tables to the schema this code knows: apply the pending migrations
+        (herald/warehouse/migrations), each in one transaction. At the head it only reads the
+        version table. A warehouse newer than this code raises :class:`WarehouseError`."""
+        from herald.warehouse.migrate import upgrade
+
+        upgrade(self)

@@ -3,6 +3,11 @@
 
 One definition serves both engines; only the JSON type differs. All ``*_at`` columns hold
 naive timestamps in UTC.
+
+``TABLES`` is the head schema: what the migrations in ``herald/warehouse/migrations`` make, and
+what the rest of the code reads (column lists, the catalog, the tests' hand-made tables). A change
+here goes with a new migration in the same commit; tests/integration/test_migrations.py fails
+when the two differ.
 """
 
 from __future__ import annotations
@@ -457,6 +462,22 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         (),
     ),
+    # One circuit breaker per provider account that some client fails over from
+    # (herald/delivery/circuit.py): shared by every delivery worker through the warehouse.
+    (
+        f"{OPS_SCHEMA}.provider_circuits",
+        [
+            ("provider", "varchar not null"),  # the account's name: twilio, resend, twilio_secondary, ...
+            ("state", "varchar not null"),  # closed | open | half_open
+            ("consecutive_failures", "bigint not null"),
+            ("opened_at", "timestamp"),
+            ("probe_token", "varchar"),  # the one call allowed through while half open
+            ("probe_started_at", "timestamp"),
+            ("last_error_code", "varchar"),
+            ("updated_at", "timestamp not null"),
+        ],
+        ("provider",),
+    ),
     # Who must not be messaged: per client or global (client_id '*'), per channel or all ('*').
     # The compliance issue fills it (opt-outs, bounces, complaints, manual blocks); the plan
     # excludes these addresses and the delivery claim re-checks them in its transaction.
@@ -550,7 +571,7 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         f"{RAW_SCHEMA}.provider_events",
         [
             ("event_id", "varchar not null"),  # svix-id | <MessageSid>:<status> | unsubscribe:<token hash>
-            ("source", "varchar not null"),  # twilio | resend | web
+            ("source", "varchar not null"),  # twilio | twilio_secondary | resend | web
             ("kind", "varchar not null"),  # sms_status | email_event | unsubscribe
             ("provider_message_id", "varchar"),
             ("payload", "varchar not null"),  # JSON text as received (verified)
@@ -834,6 +855,11 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
 # sources' descriptions are in dbt_project/models/staging/_sources.yml); `herald tables` and
 # `herald describe` show them.
 TABLE_DESCRIPTIONS: dict[str, str] = {
+    f"{OPS_SCHEMA}.schema_migrations": (
+        "One row per schema migration of Herald's own tables applied to this warehouse (or recorded as already "
+        "made, 'stamped'): its version, name, file checksum, when and how long (herald/warehouse/migrations; "
+        "`herald db status`)."
+    ),
     f"{OPS_SCHEMA}.campaign_versions": (
         "One row per version of a campaign's journey the config load has seen: when it was first loaded and "
         "when a newer version replaced it (its running enrollments keep walking it)."
@@ -853,6 +879,10 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
     f"{OPS_SCHEMA}.operator_incidents": (
         "One row per operator incident: a failed Dagster run or too many failed or held messages across the "
         "deployment; notified once (email and/or webhook, with a link to the run), open until it recovers."
+    ),
+    f"{OPS_SCHEMA}.provider_circuits": (
+        "One row per provider account a client fails over from: its circuit breaker's state (closed, open, "
+        "half_open), consecutive transient errors, when it opened and the probe under way."
     ),
     f"{OPS_SCHEMA}.staff_alerts": (
         "One row per staff-alert crossing: a client with too many failed or held messages, a low delivery rate "
@@ -896,7 +926,9 @@ JSON_TYPE = {"duckdb": "json", "postgres": "jsonb"}
 
 
 def ddl_statements(engine: str) -> list[str]:
-    """``create schema`` / ``create table if not exists`` for every Python-owned table."""
+    """``create schema`` / ``create table if not exists`` for every Python-owned table, as the head
+    schema has it. A warehouse is made by the migrations (``Warehouse.ensure_schema``); this is for
+    tests that make a few tables by hand, and to check the migrations against ``TABLES``."""
     statements = [
         f"create schema if not exists {RAW_SCHEMA}",
         f"create schema if not exists {OPS_SCHEMA}",
@@ -925,54 +957,6 @@ def ddl_statements(engine: str) -> list[str]:
             f"create index if not exists credit_ledger_by_client on {OPS_SCHEMA}.credit_ledger (client_id)"
         )
     return statements
-
-
-# Columns added to a table after its first release: (table, column, how existing rows get it). An
-# existing warehouse has the old table (``create table if not exists`` leaves it), so
-# ``upgrade_statements`` adds the column and, when it is part of the new primary key, changes the key.
-ADDED_COLUMNS: list[tuple[str, str, str]] = [
-    # the config's step, branch and variant rows of a warehouse loaded before versions were kept
-    # are the campaign's current version
-    (
-        f"{OPS_SCHEMA}.{table}",
-        "config_version",
-        f"coalesce((select c.config_version from {OPS_SCHEMA}.campaigns as c where c.client_id = t.client_id "
-        "and c.campaign = t.campaign), '')",
-    )
-    for table in ("campaign_steps", "campaign_branches", "campaign_variants")
-]
-
-
-def upgrade_statements(engine: str, table: str, column: str, backfill: str) -> list[str]:
-    """Add ``column`` to an existing ``table`` (its rows get ``backfill``, an expression over ``t``),
-    with the table's current definition's type and primary key."""
-    _, columns, key = next(t for t in TABLES if t[0] == table)
-    type_ = dict(columns)[column]
-    if engine == "postgres":
-        # in place, so views that read the table (dbt's staging) stay
-        short = table.split(".")[1]
-        statements = [
-            f"alter table {table} add column {column} {type_.replace(' not null', '')}",
-            f"update {table} as t set {column} = {backfill}",
-        ]
-        if "not null" in type_:
-            statements.append(f"alter table {table} alter column {column} set not null")
-        if column in key:
-            statements += [
-                f"alter table {table} drop constraint if exists {short}_pkey",
-                f"alter table {table} add primary key ({', '.join(key)})",
-            ]
-        return statements
-    # DuckDB cannot change a primary key: the rows move to a table of the new definition
-    old = f"{table}__before_{column}"
-    kept = [c for c, _ in columns if c != column]
-    create = next(s for s in ddl_statements(engine) if s.startswith(f"create table if not exists {table} ("))
-    return [
-        f"alter table {table} rename to {old.split('.')[1]}",
-        create,
-        f"insert into {table} ({', '.join(kept)}, {column}) select {', '.join(kept)}, {backfill} from {old} as t",
-        f"drop table {old}",
-    ]
 
 
 def column_names(table: str) -> list[str]:

@@ -82,3 +82,43 @@ def test_builds_in_one_process_parse_the_project_once_and_compile_ephemeral_mode
         assert "__dbt__cte__int_message_plan__earlier as (" in sql, f"compile {attempt + 1}:\n{sql[:2000]}"
         assert sql.count("__dbt__cte__int_message_plan__earlier as (") == 1
     assert len(dbt_resource._MANIFESTS) == min(parsed_before + 1, dbt_resource._MANIFESTS_KEPT)
+
+
+@pytest.mark.postgres
+def test_on_postgresql_one_writing_dbt_build_at_a_time(pg_database_factory, tmp_path: Path) -> None:
+    """Runs on PostgreSQL may run at once; their dbt builds take turns on an advisory lock."""
+    import threading
+    import time
+
+    from herald.settings import parse_warehouse_url
+    from resources.dbt import warehouse_build_lock
+
+    url = pg_database_factory()
+    saved = dict(os.environ)
+    os.environ.update(parse_warehouse_url(url, tmp_path).dbt_env())
+    try:
+        order: list[str] = []
+        entered = threading.Event()
+
+        def second_build() -> None:
+            entered.set()
+            with warehouse_build_lock("build"):
+                order.append("second in")
+
+        with warehouse_build_lock("build"):
+            order.append("first in")
+            other = threading.Thread(target=second_build)
+            other.start()
+            entered.wait(10)
+            time.sleep(1.0)  # the second build is waiting on the lock meanwhile
+            assert order == ["first in"]
+            order.append("first out")
+        other.join(30)
+        assert order == ["first in", "first out", "second in"]
+        # a read-only command (dbt test, show) takes no lock: it runs beside a build
+        with warehouse_build_lock("build"), warehouse_build_lock("test"):
+            order.append("test beside a build")
+        assert order[-1] == "test beside a build"
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

@@ -16,7 +16,7 @@ from herald.config import Deployment
 from herald.delivery.outbox import OUTBOX, OutboxMessage, enqueue
 from herald.events.apply import apply_provider_events
 from herald.events.landing import load_events, pending_event_files
-from herald.events.polling import PollCursor, poll_twilio, twilio_client_from_env
+from herald.events.polling import AccountCursors, PollCursor, poll_twilio, twilio_client_from_env
 from herald.settings import Settings
 from herald.warehouse.connection import Warehouse
 from resources import HeraldSettingsResource
@@ -116,7 +116,8 @@ def test_the_sensor_lands_what_it_found_and_requests_the_apply_jobs(
     context = dg.build_sensor_context(resources=resources)
     requests = twilio_polling_sensor(context)
     assert sorted(r.job_name for r in requests) == ["apply_provider_events_job", "apply_replies_job"]
-    assert context.cursor and PollCursor.from_json(context.cursor).date_sent is not None
+    assert context.cursor and AccountCursors.from_json(context.cursor).get("twilio").date_sent is not None
+    assert list(AccountCursors.from_json(context.cursor).accounts) == ["twilio"]  # no second account set
     if settings.warehouse.engine == "duckdb":  # landed as files, never into the warehouse's tables
         assert len(pending_event_files(settings.home)) == 1 and len(pending_files(settings.home)) == 1
         assert load_events(wh, settings.home) == 1
