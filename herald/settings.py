@@ -197,6 +197,7 @@ def check_environment(environ: Mapping[str, str] | None = None, *, config_dir_ne
     for name in SWITCH_VARIABLES:
         parse_choice(env, name, SWITCH_VALUES)
     parse_rate_limit_storage(env)
+    operator_alert_settings(env)
     for variable, kind in ((ENV_SMS_PROVIDER, settings.sms_provider), (ENV_EMAIL_PROVIDER, settings.email_provider)):
         require(env, PROVIDER_CREDENTIALS.get(kind, ()), f"{variable}={kind}")
     try:  # a simulated clock (herald demo) only with the sandbox: it would move real quiet hours
@@ -204,6 +205,62 @@ def check_environment(environ: Mapping[str, str] | None = None, *, config_dir_ne
     except ClockError as exc:
         raise SettingsError(str(exc)) from None
     return settings
+
+
+ENV_OPERATOR_EMAIL = "HERALD_OPERATOR_EMAIL"
+ENV_ALERT_WEBHOOK_URL = "HERALD_ALERT_WEBHOOK_URL"
+ENV_ALERT_WEBHOOK_SECRET = "HERALD_ALERT_WEBHOOK_SECRET"
+ENV_DAGSTER_URL = "HERALD_DAGSTER_URL"
+ENV_OPERATOR_FAILED_OR_HELD = "HERALD_OPERATOR_FAILED_OR_HELD_COUNT"
+ENV_OPERATOR_WINDOW_HOURS = "HERALD_OPERATOR_ALERT_WINDOW_HOURS"
+DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"  # `herald dev` / `make dev`
+
+
+@dataclass(frozen=True)
+class OperatorAlertSettings:
+    """Where operator alerts go (herald/alerts/operator.py) and when the deployment-wide
+    failed/held threshold is crossed."""
+
+    email: str | None = None  # HERALD_OPERATOR_EMAIL (else herald.yaml's operator_email)
+    webhook_url: str | None = None  # HERALD_ALERT_WEBHOOK_URL: a JSON POST per incident
+    webhook_secret: str | None = None  # HERALD_ALERT_WEBHOOK_SECRET (whsec_...): signs the POST
+    dagster_url: str = DEFAULT_DAGSTER_URL  # HERALD_DAGSTER_URL: the runs linked to
+    failed_or_held_count: int = 50  # HERALD_OPERATOR_FAILED_OR_HELD_COUNT
+    window_hours: float = 24.0  # HERALD_OPERATOR_ALERT_WINDOW_HOURS
+
+    def run_link(self, run_id: str) -> str:
+        return f"{self.dagster_url}/runs/{run_id}"
+
+
+def _http_url(env: Mapping[str, str], name: str) -> str | None:
+    value = (env.get(name) or "").strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(
+            f"{name}={redact_url(value)!r} is not a URL Herald can use; it accepts http(s)://host[:port]/path"
+        )
+    return value.rstrip("/")
+
+
+def operator_alert_settings(environ: Mapping[str, str] | None = None) -> OperatorAlertSettings:
+    """The operator alert settings from the environment, or an error naming the variable."""
+    env = os.environ if environ is None else environ
+    email = (env.get(ENV_OPERATOR_EMAIL) or "").strip() or None
+    if email is not None and "@" not in email:
+        raise SettingsError(f"{ENV_OPERATOR_EMAIL}={email!r} is not an email address; it accepts one address")
+    secret = (env.get(ENV_ALERT_WEBHOOK_SECRET) or "").strip() or None
+    if secret is not None and not secret.startswith("whsec_"):
+        raise SettingsError(f"{ENV_ALERT_WEBHOOK_SECRET} must hold a secret of the form whsec_<base64>")
+    return OperatorAlertSettings(
+        email=email,
+        webhook_url=_http_url(env, ENV_ALERT_WEBHOOK_URL),
+        webhook_secret=secret,
+        dagster_url=_http_url(env, ENV_DAGSTER_URL) or DEFAULT_DAGSTER_URL,
+        failed_or_held_count=parse_count(env, ENV_OPERATOR_FAILED_OR_HELD, 50),
+        window_hours=parse_number(env, ENV_OPERATOR_WINDOW_HOURS, 24.0) or 24.0,
+    )
 
 
 def resolve_config_dir(value: str) -> Path:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.alerts.operator_alerts import operator_incidents
 from assets.alerts.staff_alerts import staff_alerts
 from assets.analytics.ab_tests import build_ab_test_results
 from assets.appointments.digest import staff_digests
@@ -14,6 +15,7 @@ from assets.billing.credits import credit_alerts
 from assets.compliance.inbound import build_inbound_processing
 from assets.compliance.retention import retention_purge
 from assets.delivery.campaigns import build_campaign_assets, delivery
+from assets.delivery.checks import DELIVERY_CHECKS
 from assets.events.provider_events import provider_event_processing
 from assets.ingest.config_tables import client_config
 from assets.ingest.packets import packet_rows
@@ -55,6 +57,7 @@ from sensors.inbound_events import inbound_events_sensor
 from sensors.low_credit import build_low_credit_sensor
 from sensors.manual_send import manual_send_sensor
 from sensors.messages_due import messages_due_sensor
+from sensors.operator_alerts import run_failure_sensor
 from sensors.packet_arrival import packet_arrival_sensor
 from sensors.packet_landed import packet_landed_sensor
 from sensors.provider_events import provider_events_sensor
@@ -94,6 +97,7 @@ def build_definitions(config_dir: Path, dbt_target: str) -> dg.Definitions:
     ]
     python_assets.append(staff_digests)
     python_assets.append(webhook_deliveries)
+    python_assets.append(operator_incidents)
     jobs = [ingest_packet_job, refresh_segments_job, retention_purge_job, alert_low_credit_job, ab_results_job,
             client_reports_job, staff_alerts_job, staff_digest_job, *dbt_jobs]  # fmt: skip
     jobs.append(webhooks_job)
@@ -108,6 +112,7 @@ def build_definitions(config_dir: Path, dbt_target: str) -> dg.Definitions:
         inbound_events_sensor,
         provider_events_sensor,
         staff_alerts_sensor,
+        run_failure_sensor,
         build_webhooks_sensor(sum(len(c.config.webhooks) for c in deployment.clients.values())),
         build_contacts_refreshed_sensor(
             dbt_jobs.transform_packets_job, refresh_segments_job, dbt_jobs.refresh_analytics_job
@@ -121,6 +126,7 @@ def build_definitions(config_dir: Path, dbt_target: str) -> dg.Definitions:
     ]
     return dg.Definitions(
         assets=[*python_assets, *built_assets],
+        asset_checks=DELIVERY_CHECKS,
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,

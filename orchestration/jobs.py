@@ -6,6 +6,7 @@ from typing import NamedTuple
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
+from assets.alerts.operator_alerts import OPERATOR_INCIDENTS_KEY
 from assets.alerts.staff_alerts import STAFF_ALERTS_KEY
 from assets.analytics.ab_tests import AB_TEST_RESULTS_KEY
 from assets.appointments.digest import STAFF_DIGESTS_KEY
@@ -78,9 +79,10 @@ alert_low_credit_job = dg.define_asset_job(
 
 staff_alerts_job = dg.define_asset_job(
     "staff_alerts_job",
-    selection=dg.AssetSelection.assets(STAFF_ALERTS_KEY),
+    selection=dg.AssetSelection.assets(STAFF_ALERTS_KEY, OPERATOR_INCIDENTS_KEY),
     description="Checks every client for too many failed or held messages, a low delivery rate or a provider "
-    "outage (once per crossing) and records the alerts in herald_ops.staff_alerts.",
+    "outage (once per crossing) and records the alerts in herald_ops.staff_alerts; then the deployment's failed "
+    "and held messages against the operator's threshold (herald_ops.operator_incidents).",
     tags={"herald/stage": "alerts"},
 )
 

@@ -58,7 +58,7 @@ def test_jobs_and_sensors_resolve(defs: dg.Definitions) -> None:
         "packet_arrival_sensor", "packet_landed_sensor", "contacts_refreshed_sensor",
         "campaign_triggers_sensor", "manual_send_sensor", "inbound_events_sensor",
         "provider_events_sensor", "twilio_polling_sensor", "low_credit_sensor", "staff_alerts_sensor",
-        "webhooks_sensor", "messages_due_sensor",
+        "webhooks_sensor", "messages_due_sensor", "run_failure_sensor",
     }  # fmt: skip
     assert sensors["messages_due_sensor"].job_name == "deliver_messages_job"
     assert sensors["provider_events_sensor"].job_name == "apply_provider_events_job"
@@ -110,6 +110,43 @@ def test_a_transform_builds_the_contact_marts_and_the_analytics_job_the_rest_of_
     assert not models(transform) & models(analytics)
     every_check = {f"{'/'.join(c.asset_key.path)}:{c.name}" for c in dbt_models.check_keys}
     assert checks(transform) | checks(analytics) == every_check and not checks(transform) & checks(analytics)
+
+
+def test_dbt_steps_are_named_for_the_models_they_build(defs: dg.Definitions) -> None:
+    import re
+
+    from assets.transform.dbt import MODELS_TAG
+
+    send = defs.resolve_job_def("send_campaigns_job")
+    steps = {name: node.definition for name, node in send.graph.node_dict.items() if name.startswith("dbt_")}
+    # dbt runs on both sides of the outbox: five parts, each named for the model its others lead to
+    assert set(steps) == {
+        "dbt_journey_transitions_and_9_more", "dbt_conversions_and_1_more", "dbt_credit_transactions",
+        "dbt_attribution_by_campaign_and_4_more", "dbt_client_dashboard_and_10_more",
+    }  # fmt: skip
+    plan = steps["dbt_journey_transitions_and_9_more"]
+    assert set(plan.tags[MODELS_TAG].split(",")) >= {"journey_transitions", "int_message_plan__judged"}
+    assert plan.description.startswith("dbt build of 10 models: ")
+    assert steps["dbt_credit_transactions"].tags[MODELS_TAG] == "credit_transactions"
+    # no job shows Dagster's numbered copies of the dbt op; one op object per name across jobs
+    for job in defs.resolve_all_job_defs():
+        assert not [n for n in job.graph.node_dict if re.fullmatch(r"herald_dbt_models_\d+", n)], job.name
+    transform = defs.resolve_job_def("transform_packets_job")
+    assert set(transform.graph.node_dict) == {"dbt_contact_template_variables_and_20_more"}
+
+
+def test_the_delivery_checks_run_with_the_outbox_and_delivery(defs: dg.Definitions) -> None:
+    def checks(job: str) -> set[str]:
+        graph = defs.resolve_job_def(job).asset_layer.asset_graph
+        return {c.name for c in graph.asset_check_keys if c.asset_key.path[0] == "herald_ops"}
+
+    delivery = {"no_message_sent_twice", "no_suppressed_recipients", "sent_inside_send_windows"}
+    assert checks("send_campaigns_job") == delivery | {"no_duplicate_messages", "every_message_accounted_for"}
+    assert checks("deliver_messages_job") == delivery
+    assert checks("apply_replies_job") == delivery
+    assert "herald_ops/operator_incidents" in {
+        "/".join(k.path) for k in defs.resolve_job_def("staff_alerts_job").asset_layer.executable_asset_keys
+    }
 
 
 def test_a_packets_path_from_drop_to_send_is_paced_by_at_most_30_seconds(defs: dg.Definitions) -> None:

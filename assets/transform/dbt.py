@@ -4,7 +4,8 @@ marts publish contacts, their attributes and funnel events. dbt tests become ass
 The assets are built from the parsed manifest by :func:`build_dbt_models`, which the definitions
 function calls: importing this module never parses the dbt project."""
 
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,12 @@ from resources import DropZoneResource, HeraldDbtResource, WarehouseResource
 from resources.dbt import ensure_manifest, run_target_path
 
 DBT_ASSETS_NAME = "herald_dbt_models"
+# the op tag that lists the models one dbt step builds (shown with the step in a run's view)
+MODELS_TAG = "herald/models"
+_TAG_LIMIT = 255  # characters of the tag's value; the op's description lists every model
+# the schemas whose models are tables an operator counts (staging views and intermediate steps are not)
+ROW_COUNT_SCHEMAS = ("marts", "analytics")
+ROW_COUNT_KEY = "dagster/row_count"  # the key the Dagster UI shows as a table's row count (TableMetadataSet)
 
 
 class HeraldDbtTranslator(DagsterDbtTranslator):
@@ -38,6 +45,116 @@ class HeraldDbtTranslator(DagsterDbtTranslator):
 
 
 translator = HeraldDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+
+def subset_op_name(selected: Iterable[dg.AssetKey], deps: Mapping[dg.AssetKey, set[dg.AssetKey]]) -> str:
+    """The name of the op that builds the dbt models ``selected`` (a part of the project): the
+    model the others lead to (the one with the most selected models upstream of it, then by
+    name), and how many more, e.g. ``dbt_message_plan_and_9_more`` or ``dbt_credit_transactions``.
+
+    Dagster names each part of one dbt asset in a job after the asset (``herald_dbt_models``,
+    ``herald_dbt_models_2``, ...); a job that runs dbt before and after a Python step has several."""
+    chosen = set(selected)
+
+    def upstream(key: dg.AssetKey) -> set[dg.AssetKey]:
+        seen: set[dg.AssetKey] = set()
+        todo = [d for d in deps.get(key, ()) if d in chosen]
+        while todo:
+            k = todo.pop()
+            if k not in seen:
+                seen.add(k)
+                todo += [d for d in deps.get(k, ()) if d in chosen]
+        return seen
+
+    main = min(chosen, key=lambda k: (-len(upstream(k)), k.path[-1]))
+    more = len(chosen) - 1
+    return f"dbt_{main.path[-1]}" + (f"_and_{more}_more" if more else "")
+
+
+# (the dbt op's compute function, the models a subset builds) → the subset's op
+_SUBSET_OPS: dict[tuple[int, frozenset[dg.AssetKey]], dg.OpDefinition] = {}
+
+
+class DbtModelsDefinition(dg.AssetsDefinition):
+    """The dbt assets, whose parts are named for what they build.
+
+    A job that selects some of the models runs a subset of this definition; one that runs dbt on
+    both sides of a Python step (plan → outbox → messages marts) runs several. Each subset's op is
+    named by :func:`subset_op_name` and tagged ``herald/models`` with the models it builds, so a
+    run's view says ``dbt_message_plan_and_9_more`` where Dagster would say ``herald_dbt_models_4``.
+    The name follows from the selection alone, so a run's process rebuilds the same step keys."""
+
+    @staticmethod
+    def dagster_internal_init(**attributes: Any) -> "DbtModelsDefinition":  # type: ignore[override]
+        # Dagster copies a definition (binding resources, subsetting) through this constructor,
+        # called on the copy's class: kept here, so the copies stay of this class
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return DbtModelsDefinition(**attributes)
+
+    def subset_for(
+        self,
+        selected_asset_keys: Any,
+        selected_asset_check_keys: Any,
+    ) -> dg.AssetsDefinition:
+        subset = super().subset_for(selected_asset_keys, selected_asset_check_keys)
+        keys = set(subset.keys)
+        if not subset.is_subset or not keys or keys == set(self.keys):
+            return subset
+        return self.__class__.dagster_internal_init(
+            **{**subset.get_attributes_dict(), "node_def": self._subset_op(frozenset(keys))}
+        )
+
+    def _subset_op(self, keys: frozenset[dg.AssetKey]) -> dg.OpDefinition:
+        """The op of the subset that builds ``keys``: one object per selection (Dagster refuses
+        two op definitions of one name in a code location), named for what it builds."""
+        op = self.op
+        cached = _SUBSET_OPS.get((id(op.compute_fn), keys))
+        if cached is not None:
+            return cached
+        deps = {spec.key: {d.asset_key for d in spec.deps} for spec in self.specs}
+        models = sorted(k.path[-1] for k in keys)
+        listed = ",".join(models)
+        tag = listed if len(listed) <= _TAG_LIMIT else listed[: _TAG_LIMIT - 20].rsplit(",", 1)[0] + ",..."
+        # dagster-dbt's output metadata holds plain values, which rebuilding the outputs warns about
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            renamed = dg.OpDefinition.dagster_internal_init(
+                compute_fn=op.compute_fn,
+                name=subset_op_name(keys, deps),
+                ins={i.name: dg.In.from_definition(i) for i in op.input_defs},
+                outs={o.name: dg.Out.from_definition(o) for o in op.output_defs},
+                description=f"dbt build of {len(models)} models: {', '.join(models)}",
+                config_schema=op.config_schema,
+                required_resource_keys=op.required_resource_keys,
+                tags={**op.tags, MODELS_TAG: tag},
+                version=None,
+                retry_policy=op.retry_policy,
+                code_version=op._version,  # as OpDefinition.with_replaced_properties copies it
+                pool=op.pool,
+            )
+        _SUBSET_OPS[(id(op.compute_fn), keys)] = renamed  # the cache keeps compute_fn alive: its id stays its own
+        return renamed
+
+
+def row_counts(session: Any, models: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Rows of each ``(schema, model)`` that is a table in the warehouse (views are skipped:
+    counting one runs its query)."""
+    wanted = set(models)
+    if not wanted:
+        return {}
+    schemas = sorted({schema for schema, _ in wanted})
+    _, tables = session.query(
+        "select table_schema, table_name from information_schema.tables "
+        f"where table_type = 'BASE TABLE' and table_schema in ({', '.join('?' * len(schemas))})",
+        schemas,
+    )
+    found = sorted({(s, t) for s, t in tables} & wanted)
+    if not found:
+        return {}
+    union = " union all ".join(f"select '{s}', '{t}', count(*) from {s}.{t}" for s, t in found)
+    _, rows = session.query(union)
+    return {(s, t): int(n) for s, t, n in rows}
 
 
 def build_dbt_models(manifest: Path) -> dg.AssetsDefinition:
@@ -60,14 +177,18 @@ def build_dbt_models(manifest: Path) -> dg.AssetsDefinition:
             context=context,
             target_path=run_target_path(dbt.target or "duckdb"),
         )
+        events = []
         try:
-            yield from invocation.stream()
+            # dbt has already run to the end (in process): the events are held back until each
+            # mart's rows are counted, then yielded with dagster/row_count in their metadata
+            events = list(invocation.stream())
         finally:
             # if the stream fails part-way, never leave dbt running: it would hold DuckDB's write lock
             if invocation.process.poll() is None:
                 invocation.process.terminate()
                 invocation.process.wait(timeout=30)
         run_results = invocation.get_artifact("run_results.json")
+        yield from with_row_counts(context, warehouse, events)
         # the analytics marts' headline numbers, for the operator in the Dagster UI (read once dbt has
         # let go of the warehouse)
         built = {r["unique_id"].split(".")[-1] for r in run_results.get("results", []) if r.get("status") == "success"}
@@ -84,7 +205,35 @@ def build_dbt_models(manifest: Path) -> dg.AssetsDefinition:
             zone.close()
         context.log.info(f"recorded mapped/cleaned steps and wrote receipts for {len(recorded)} packets: {receipts}")
 
-    return herald_dbt_models
+    return DbtModelsDefinition.dagster_internal_init(**herald_dbt_models.get_attributes_dict())
+
+
+def with_row_counts(context: dg.AssetExecutionContext, warehouse: WarehouseResource, events: list[Any]) -> list[Any]:
+    """``events`` with ``dagster/row_count`` added to each materialization of a mart or an
+    analytics model. Counted by Herald after the build, on either engine: dagster-dbt's
+    ``fetch_row_counts()`` counts through the dbt adapter that HeraldDbtResource leaves closed
+    (it would hold DuckDB's write lock after the build)."""
+    targets: dict[int, tuple[str, str]] = {}
+    for i, event in enumerate(events):
+        if isinstance(event, dg.Output):
+            key = context.assets_def.keys_by_output_name[event.output_name]
+        elif isinstance(event, dg.AssetMaterialization):
+            key = event.asset_key
+        else:
+            continue
+        if len(key.path) == 2 and key.path[0] in ROW_COUNT_SCHEMAS:
+            targets[i] = (key.path[0], key.path[1])
+    if not targets:
+        return events
+    with warehouse.get().session() as session:  # as the headlines read (DuckDB: one configuration per process)
+        counts = row_counts(session, targets.values())
+    counted = list(events)
+    for i, relation in targets.items():
+        if relation in counts:
+            event = events[i]
+            metadata = {**(event.metadata or {}), ROW_COUNT_KEY: dg.MetadataValue.int(counts[relation])}
+            counted[i] = event.with_metadata(metadata)
+    return counted
 
 
 def load_dbt_models(target: str | None = None) -> dg.AssetsDefinition:

@@ -713,6 +713,31 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         ("alert_id",),
     ),
+    # One row per operator incident (herald/alerts/operator.py): a failed Dagster run, or the
+    # deployment's failed and held messages over their threshold. At most one row per incident key
+    # is open; a threshold incident is recovered when the count falls back, and a later crossing
+    # is a new row. The operator is notified once per row.
+    (
+        f"{OPS_SCHEMA}.operator_incidents",
+        [
+            ("incident_id", "varchar not null"),  # deterministic: incident key and opening time
+            ("incident_key", "varchar not null"),  # run_failure:<run id> | failed_or_held
+            ("kind", "varchar not null"),  # run_failure | failed_or_held
+            ("subject", "varchar not null"),  # the failed run's job; '' for a threshold
+            ("opened_at", "timestamp not null"),
+            ("status", "varchar not null"),  # open | recovered | closed (a failed run: one event)
+            ("recovered_at", "timestamp"),
+            ("run_id", "varchar"),  # the failed run, or the run that found the threshold crossed
+            ("link", "varchar"),  # {HERALD_DAGSTER_URL}/runs/{run_id}
+            ("summary", "varchar not null"),  # one line, counts only (no addresses)
+            ("detail", "varchar"),  # JSON text: counts per client and status, the run's error
+            ("email_status", "varchar not null"),  # sent | failed | not_configured
+            ("email_error", "varchar"),
+            ("webhook_status", "varchar not null"),  # sent | failed | not_configured
+            ("webhook_error", "varchar"),
+        ],
+        ("incident_id",),
+    ),
     # The one Python-owned table in dbt's ``marts`` schema (campaigns and analysts read segments
     # beside the other marts): current members of each segment, written by the segment assets;
     # dbt never builds a model of this name.
@@ -850,6 +875,10 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
     f"{OPS_SCHEMA}.webhook_attempts": (
         "One row per POST of a webhook delivery: the endpoint's status code or the error, the duration and the "
         "outcome (delivered, retry, failed, gone)."
+    ),
+    f"{OPS_SCHEMA}.operator_incidents": (
+        "One row per operator incident: a failed Dagster run or too many failed or held messages across the "
+        "deployment; notified once (email and/or webhook, with a link to the run), open until it recovers."
     ),
     f"{OPS_SCHEMA}.provider_circuits": (
         "One row per provider account a client fails over from: its circuit breaker's state (closed, open, "
