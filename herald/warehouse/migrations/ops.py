@@ -69,7 +69,10 @@ def set_primary_key(s: Session, table: str, key: Sequence[str]) -> None:
     """Make ``key`` the primary key of ``table`` on PostgreSQL (in place, whatever the old key's
     constraint is named). DuckDB cannot change a key in place: use :func:`add_column`'s rebuild."""
     if s.engine != "postgres":
-        raise NotImplementedError("DuckDB cannot change a primary key in place")
+        raise ValueError(
+            f"set_primary_key({table}): DuckDB cannot change a primary key in place; "
+            "use add_column(..., primary_key=...), which rebuilds the table"
+        )
     schema, name = table.split(".")
     old = s.scalar(
         "select constraint_name from information_schema.table_constraints "
