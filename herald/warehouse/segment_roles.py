@@ -81,6 +81,12 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+# What dbt names a table while it swaps in a new build (``x__dbt_tmp``, then the old one as
+# ``x__dbt_backup``, dropped at the end). A build in another run may be mid-swap while a client's
+# views are made: a view over one of these would name a table about to vanish.
+DBT_TRANSIENT_SUFFIXES = ("__dbt_tmp", "__dbt_backup")
+
+
 def readable_relations(session: Session) -> list[Relation]:
     """Every table or view of ``marts`` / ``analytics`` with a ``client_id`` or ``contact_id``
     column (a relation with neither cannot be split by client, so no segment reads it)."""
@@ -93,7 +99,11 @@ def readable_relations(session: Session) -> list[Relation]:
     columns: dict[tuple[str, str], list[str]] = {}
     for schema, name, column in rows:
         columns.setdefault((str(schema), str(name)), []).append(str(column))
-    relations = [Relation(schema, name, tuple(cols)) for (schema, name), cols in columns.items()]
+    relations = [
+        Relation(schema, name, tuple(cols))
+        for (schema, name), cols in columns.items()
+        if not name.endswith(DBT_TRANSIENT_SUFFIXES)
+    ]
     return [r for r in relations if r.filter_column is not None]
 
 

@@ -306,3 +306,23 @@ def test_config_check_finds_the_callable_without_importing_the_module(
         "defines no 'missing_callable' at its top level"
     ]
     assert not ran.exists()
+
+
+@pytest.mark.parametrize("warehouse", ["postgres"], indirect=True)
+def test_a_table_dbt_is_swapping_gets_no_segment_view(warehouse: Warehouse, deployment: Deployment) -> None:
+    """A dbt build in another run renames the old table to ``<name>__dbt_backup`` and drops it at
+    the end: a client's view made over it meanwhile would fail ("relation … does not exist")."""
+    from herald.warehouse.segment_roles import ensure_segment_schema, readable_relations
+
+    with warehouse.session() as s:
+        s.execute("create table marts.suppressions__dbt_backup (client_id varchar, address varchar)")
+        s.execute("create table marts.contacts__dbt_tmp (client_id varchar, contact_id varchar)")
+        names = {(r.schema, r.name) for r in readable_relations(s)}
+        assert ("marts", "contacts") in names
+        assert not {n for _, n in names if n.endswith(("__dbt_backup", "__dbt_tmp"))}
+        ensure_segment_schema(s, ATTACKER)
+        s.execute("drop table marts.suppressions__dbt_backup")  # dbt's last step: nothing depends on it
+        s.execute("drop table marts.contacts__dbt_tmp")
+    client = deployment.clients[ATTACKER]
+    members = evaluate_segment(warehouse, client, _segment("select contact_id from marts.contacts"))
+    assert sorted(members) == ["a-1", "a-2"]
