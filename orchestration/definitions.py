@@ -41,6 +41,7 @@ from orchestration.schedules import (
     advance_journeys_schedule,
     build_campaign_schedules,
     build_digest_schedules,
+    check_marts_schedule,
     client_reports_schedule,
     retention_purge_schedule,
 )
@@ -101,7 +102,7 @@ def build_definitions(config_dir: Path, dbt_target: str) -> dg.Definitions:
     jobs = [ingest_packet_job, refresh_segments_job, retention_purge_job, alert_low_credit_job, ab_results_job,
             client_reports_job, staff_alerts_job, staff_digest_job, *dbt_jobs]  # fmt: skip
     jobs.append(webhooks_job)
-    schedules = [advance_journeys_schedule, retention_purge_schedule, ab_results_schedule,
+    schedules = [advance_journeys_schedule, retention_purge_schedule, ab_results_schedule, check_marts_schedule,
                  client_reports_schedule,
                  *build_campaign_schedules(deployment), *build_digest_schedules(deployment)]  # fmt: skip
     sensors = [

@@ -11,6 +11,7 @@ from herald.config import Deployment
 from herald.config.campaigns import ScheduleTrigger
 from orchestration.jobs import (
     ADVANCE_JOURNEYS_JOB,
+    CHECK_MARTS_JOB,
     SEND_CAMPAIGNS_JOB,
     ab_results_job,
     client_reports_job,
@@ -19,6 +20,7 @@ from orchestration.jobs import (
 )
 
 ADVANCE_JOURNEYS_CRON = "5-59/15 * * * *"
+CHECK_MARTS_CRON = "50 * * * *"
 RETENTION_PURGE_CRON = "30 3 * * *"
 AB_RESULTS_CRON = "0 4 * * *"
 CLIENT_REPORTS_CRON = "0 6 * * *"  # after the A/B results (04:00 UTC)
@@ -113,6 +115,16 @@ advance_journeys_schedule = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Every 15 minutes: moves journey enrollments on whose wait, timeout or daily limit is over "
     "(a send pass with nothing newly fired).",
+)
+
+check_marts_schedule = dg.ScheduleDefinition(
+    name="check_marts_schedule",
+    cron_schedule=CHECK_MARTS_CRON,
+    execution_timezone="UTC",
+    job_name=CHECK_MARTS_JOB,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Hourly at :50: the dbt tests of the marts that send, delivery, reply and provider-event runs "
+    "refresh without their tests (they build only the models, to keep those runs short).",
 )
 
 retention_purge_schedule = dg.ScheduleDefinition(

@@ -162,7 +162,7 @@ def test_every_cron_campaign_has_a_schedule_in_its_clients_time_zone(defs: dg.De
     schedules = {s.name: s for s in defs.schedules or []}
     assert set(schedules) == {
         "lakeside_realty__new_listings__schedule", "northfield_college__admitted_nurture__schedule",
-        "retention_purge_schedule", "ab_results_schedule", "client_reports_schedule",
+        "retention_purge_schedule", "ab_results_schedule", "client_reports_schedule", "check_marts_schedule",
         "advance_journeys_schedule", "bright_smiles_dental__staff_digest_schedule",
         "lakeside_realty__staff_digest_schedule", "northfield_college__staff_digest_schedule",
         "summit_roofing__staff_digest_schedule",
@@ -271,3 +271,28 @@ def test_the_runs_that_change_the_marts_sources_rebuild_those_marts(defs: dg.Def
         assert not {m for m in models(job) if m.startswith("intermediate/")} | (
             models(job) & {"marts/message_plan", "marts/journey_transitions"}
         ), job
+
+
+def test_frequent_runs_rebuild_marts_without_their_dbt_tests_which_run_hourly(defs: dg.Definitions) -> None:
+    """Send, delivery, reply and provider-event runs build the marts over the outbox without their dbt
+    tests; check_marts_job runs exactly those tests (and builds nothing), and check_marts_schedule
+    requests it hourly. The planning models keep their tests in the send pass."""
+    every_check = defs.resolve_asset_graph().asset_check_keys
+
+    def dbt_checks(job: str) -> set[dg.AssetCheckKey]:
+        return {c for c in defs.resolve_job_def(job).asset_layer.asset_graph.asset_check_keys if c.asset_key.path[0]
+                in ("marts", "analytics")}  # fmt: skip
+
+    def models(job: str) -> set[dg.AssetKey]:
+        keys = defs.resolve_job_def(job).asset_layer.executable_asset_keys
+        return {k for k in keys if k.path[0] in ("marts", "analytics")}
+
+    checked = dbt_checks("check_marts_job")
+    assert not models("check_marts_job") and len(checked) > 50
+    for job in ("deliver_messages_job", "apply_replies_job", "apply_provider_events_job"):
+        assert models(job) and not dbt_checks(job), job
+        assert {c for c in every_check if c.asset_key in models(job)} <= checked, job
+    send = {c.asset_key.path[-1] for c in dbt_checks("send_campaigns_job")}
+    assert "message_plan" in send and "messages" not in send, send
+    schedule = {s.name: s for s in defs.schedules or []}["check_marts_schedule"]
+    assert schedule.job_name == "check_marts_job" and schedule.cron_schedule == "50 * * * *"

@@ -32,11 +32,17 @@ def test_a_transform_run_names_its_dbt_step_and_counts_each_marts_rows(
         s.execute(
             "update herald_ops.packets set file_path = client_id || '/archive/' || packet_type || '/' || file_name"
         )
-    job = build_definitions(CONFIG_DIR, settings.warehouse.dbt_target).resolve_job_def("transform_packets_job")
+    defs = build_definitions(CONFIG_DIR, settings.warehouse.dbt_target)
+    job = defs.resolve_job_def("transform_packets_job")
 
     (tmp_path / "dagster").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
         result = job.execute_in_process(instance=instance)
+        # the rest of the project, then a delivery run (nothing due: it rebuilds the marts over the
+        # outbox without their tests), then the hourly run of those tests, which builds nothing
+        analytics = defs.resolve_job_def("refresh_analytics_job").execute_in_process(instance=instance)
+        deliver = defs.resolve_job_def("deliver_messages_job").execute_in_process(instance=instance)
+        checked = defs.resolve_job_def("check_marts_job").execute_in_process(instance=instance)
 
     assert result.success
     steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
@@ -63,3 +69,22 @@ def test_a_transform_run_names_its_dbt_step_and_counts_each_marts_rows(
     # views (staging, a mart kept as a view) and intermediate steps are not counted: counting a
     # view runs its query
     assert all(v is None for k, v in counts.items() if k not in built_tables)
+
+    def dbt_checks(run: dg.ExecuteInProcessResult) -> dict[tuple[str, ...], list[bool]]:
+        found: dict[tuple[str, ...], list[bool]] = {}
+        for e in run.all_events:
+            if e.event_type_value == "ASSET_CHECK_EVALUATION":
+                evaluation = e.event_specific_data
+                found.setdefault(tuple(evaluation.asset_key.path), []).append(evaluation.passed)
+        return {k: v for k, v in found.items() if k[0] in ("marts", "analytics")}
+
+    assert analytics.success and deliver.success and checked.success
+    rebuilt = {
+        tuple(m.event_specific_data.materialization.asset_key.path) for m in deliver.get_asset_materialization_events()
+    }
+    assert {("marts", "messages"), ("marts", "deliveries")} <= rebuilt and not dbt_checks(deliver)
+    assert not checked.get_asset_materialization_events()
+    tests = dbt_checks(checked)
+    assert {("marts", "messages"), ("marts", "deliveries")} <= set(tests) and all(all(v) for v in tests.values()), tests
+    # the same tests ran after the packets arrived: in the transform or the analytics refresh
+    assert set(tests) <= set(dbt_checks(result)) | set(dbt_checks(analytics))
