@@ -76,7 +76,7 @@ def fill(warehouse: Warehouse) -> None:
             [A, at(30), at(30)],
         )
         s.execute("insert into herald_ops.packet_events values ('a-new', 'received', ?, null, null)", [at(30)])
-        for client, name, email in ((A, "Ana", "ana@example.com"), (B, "Bob", "bob@example.com")):
+        for client in (A, B):
             s.execute(
                 "insert into herald_ops.consent_events values (?, ?, ?, 'sms', ?, 'opt_in', 'all', "
                 "'express_written', 'packet', 'line 2', ?, ?)",
