@@ -75,6 +75,7 @@ def test_uploads_reach_cleaned_through_the_arrival_path(tmp_path: Path) -> None:
             assert mine.current_step == "cleaned"
             times = [s.at for s in mine.timeline]
             assert None not in times and times == sorted(times), mine.timeline
+            assert mine.timeline[4].at < mine.timeline[5].at  # mapped, then cleaned: dbt's own times
             lines = [
                 r[0]
                 for r in csv.reader(
