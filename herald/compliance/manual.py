@@ -90,9 +90,8 @@ def unblock(session: Session, client_id: str, address: Address, reason: str, act
         "and address = ? and reason = 'opt_out'",
         [client_id, address.channel, address.value],
     ):
-        raise BlockError(
-            f"{address.masked} opted out; staff cannot lift an opt-out (only the person can, by texting START)"
-        )
+        how = "by texting START" if address.channel == "sms" else "by opting in again themselves"
+        raise BlockError(f"{address.masked} opted out; staff cannot lift an opt-out (only the person can, {how})")
     session.execute(f"delete from {SUPPRESSIONS} where {where}", params)
     audit(session, actor, "manual_override", client_id, None, address.masked, f"unblock: {reason}",
           {"channel": address.channel, "lifted": lifted}, now=now)  # fmt: skip

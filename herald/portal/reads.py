@@ -165,16 +165,20 @@ def publish_snapshot(
             as_of = utcnow()
             # one read transaction on the live file: every table as of the same moment
             con.execute("begin transaction")
-            for table in copied:
-                schema, name = table.split(".")
-                con.execute(f"create schema if not exists {_quote(schema)}")
-                con.execute(
-                    f"create table {_quote(schema)}.{_quote(name)} as "
-                    f"select * from live.{_quote(schema)}.{_quote(name)}"
-                )
-            con.execute(f"create schema {META_SCHEMA}")
-            con.execute(f"create table {META_TABLE} (as_of timestamp not null, tables varchar not null)")
-            con.execute(f"insert into {META_TABLE} values (?, ?)", [as_of, ",".join(copied)])
+            try:
+                for table in copied:
+                    schema, name = table.split(".")
+                    con.execute(f"create schema if not exists {_quote(schema)}")
+                    con.execute(
+                        f"create table {_quote(schema)}.{_quote(name)} as "
+                        f"select * from live.{_quote(schema)}.{_quote(name)}"
+                    )
+                con.execute(f"create schema {META_SCHEMA}")
+                con.execute(f"create table {META_TABLE} (as_of timestamp not null, tables varchar not null)")
+                con.execute(f"insert into {META_TABLE} values (?, ?)", [as_of, ",".join(copied)])
+            except BaseException:
+                con.execute("rollback")  # so the detach below can run and the first error is the one raised
+                raise
             con.execute("commit")
         finally:
             con.execute("detach live")  # the live file is free again from here
