@@ -68,7 +68,7 @@ test-fast: venv  ## unit tests and the Dagster definitions (no warehouse, no dbt
 dev: venv  ## start the Dagster UI on http://127.0.0.1:3000
 	$(BIN)/herald dev
 
-bench: venv  ## every speed target beside its floor: packets (1k, 1M), demo, delivery (embedded, 4 workers on PostgreSQL + Redis), STOP, funnel event → send; table + bench/out/results.json + chart
+bench: venv  ## every speed target beside its floor: packets (1k, 1M), demo, delivery (embedded, 4 workers on PostgreSQL + Redis), STOP, funnel event → send, portal reads beside a dbt build; table + bench/out/results.json + chart
 	$(BIN)/python bench/packet_latency.py --sizes 1000 --repeat 3
 	$(BIN)/python bench/packet_latency.py --sizes 1000000
 	$(BIN)/python bench/fixed_and_demo.py --repeat 3
@@ -76,6 +76,7 @@ bench: venv  ## every speed target beside its floor: packets (1k, 1M), demo, del
 	$(BIN)/python bench/delivery_workers.py
 	$(BIN)/python bench/stop_latency.py
 	$(BIN)/python bench/event_to_send.py --repeat 3
+	$(BIN)/python bench/portal_reads.py
 	$(BIN)/python bench/report.py
 
 bench-quick: venv  ## the small cases only (about two minutes): a 1k-row packet, a 10k-recipient campaign, STOP, the definitions' import; then the table

@@ -14,6 +14,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_
 
 from assets.partitions import WAREHOUSE_POOL
 from herald.packets.transform_steps import record_transform_steps
+from herald.portal.reads import PortalReadError, publish_snapshot
 from herald.reports.headlines import HEADLINE_SQL, headline
 from herald.reports.receipts import write_receipts
 from resources import DropZoneResource, HeraldDbtResource, WarehouseResource
@@ -204,6 +205,17 @@ def build_dbt_models(manifest: Path) -> dg.AssetsDefinition:
         finally:
             zone.close()
         context.log.info(f"recorded mapped/cleaned steps and wrote receipts for {len(recorded)} packets: {receipts}")
+        # the last write of the build is done: the portal's read path gets the new state (DuckDB)
+        # (a failed publish never fails the build: the portal keeps the last snapshot, says its time)
+        try:
+            published = publish_snapshot(warehouse.get().target)
+        except PortalReadError as exc:
+            context.log.warning(str(exc))
+        except Exception as exc:  # logged with its type; the marts are built either way
+            context.log.warning(f"the portal snapshot was not published: {type(exc).__name__}: {exc}")
+        else:
+            if published is not None:
+                context.log.info(f"published the portal snapshot in {published.seconds:.2f} s: {published.path.name}")
 
     return DbtModelsDefinition.dagster_internal_init(**herald_dbt_models.get_attributes_dict())
 

@@ -79,10 +79,19 @@ def block(session: Session, client_id: str, address: Address, reason: str, actor
 
 def unblock(session: Session, client_id: str, address: Address, reason: str, actor: str, now: datetime) -> int:
     """Lifts the client's manual block of ``address`` (never an opt-out: only the person can
-    lift that, by texting START); returns how many blocks were lifted."""
+    lift that, by texting START); returns how many blocks were lifted. An address with no manual
+    block but an opt-out is refused with :class:`BlockError` (nothing changes, nothing audited):
+    staff asked to "unblock" someone who opted out must hear why it cannot be done."""
     where = "client_id = ? and channel = ? and address = ? and reason = ?"
     params = [client_id, address.channel, address.value, MANUAL_BLOCK]
     lifted = int(session.scalar(f"select count(*) from {SUPPRESSIONS} where {where}", params))
+    if not lifted and session.scalar(
+        f"select count(*) from {SUPPRESSIONS} where client_id in (?, '*') and channel in (?, '*') "
+        "and address = ? and reason = 'opt_out'",
+        [client_id, address.channel, address.value],
+    ):
+        how = "by texting START" if address.channel == "sms" else "by opting in again themselves"
+        raise BlockError(f"{address.masked} opted out; staff cannot lift an opt-out (only the person can, {how})")
     session.execute(f"delete from {SUPPRESSIONS} where {where}", params)
     audit(session, actor, "manual_override", client_id, None, address.masked, f"unblock: {reason}",
           {"channel": address.channel, "lifted": lifted}, now=now)  # fmt: skip

@@ -272,6 +272,25 @@ def test_every_packet_step_is_timed(deployed: Deployment) -> None:
     assert {"received", "verified", "landed", "validated", "mapped", "cleaned", "archived"} <= steps
 
 
+def test_the_dbt_builds_publish_the_portal_snapshot(deployed: Deployment) -> None:
+    """Each dbt build ends by publishing the portal's snapshot: after the tick it holds the
+    1,000-row upload's packet as cleaned, as the live warehouse does."""
+    from herald.portal.packets import list_packets
+    from herald.portal.reads import PortalReader, current_snapshot
+    from herald.settings import Settings
+
+    settings = Settings.from_env({**deployed.env, "HERALD_CONFIG_DIR": str(CONFIG_DIR)})
+    assert current_snapshot(settings.warehouse) is not None
+    reader = PortalReader(settings.warehouse)
+    try:
+        listed = {p.file_name: p for p in list_packets(settings, "northfield_college", reader=reader)}
+    finally:
+        reader.close()
+    upload = listed["leads-1000.csv"]
+    assert (upload.status, upload.rows_rejected, upload.current_step) == ("landed", 3, "cleaned")
+    assert listed["broken.csv"].current_step == "verified"  # refused at the checksum: it goes no further
+
+
 def test_tick_until_idle_then_a_tick_with_nothing_new_starts_no_run(deployed: Deployment) -> None:
     # 3 uploads → 3 ingest runs; then 1 dbt build; then 1 segment refresh and 1 build of the analytics marts; then the campaign
     # trigger check (the repeated dental packet is a duplicate, so nothing to send); then nothing.
