@@ -474,7 +474,7 @@ def send_reset_email(context: WebContext, user: User, link: str) -> None:
 
     provider = providers_from_env(context.environ, home=context.settings.home)["email"]
     client = context.deployment.clients.get(user.client_id or "")
-    sender = context.environ.get(ENV_EMAIL_FROM) or (client.senders.email_from if client else None)
+    sender = context.environ.get(ENV_EMAIL_FROM) or (client.config.senders.email_from if client else None)
     minutes = int(accounts.RESET_TTL.total_seconds() // 60)
     text = (f"Someone (we hope you) asked to reset the password of your Herald portal account.\n\n"
             f"Choose a new password here (the link works once, for {minutes} minutes):\n{link}\n\n"
