@@ -5,18 +5,21 @@ from __future__ import annotations
 import getpass
 import os
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from herald.cli.common import console, fail, load_settings, resolve_client, warehouse_errors
 
+if TYPE_CHECKING:
+    from herald.warehouse.connection import Warehouse
+
 app = typer.Typer(help="Portal users (/app): add, list, disable, reset two-factor sign-in.", no_args_is_help=True)
 ENV_PASSWORD = "HERALD_PORTAL_PASSWORD"
 
 
-def _warehouse() -> object:
+def _warehouse() -> Warehouse:
     from herald.warehouse.connection import Warehouse
 
     settings = load_settings()
@@ -64,7 +67,7 @@ def users_add(
         fail(str(exc))
     warehouse = _warehouse()
     try:
-        with warehouse_errors(), warehouse.session() as s:  # type: ignore[attr-defined]
+        with warehouse_errors(), warehouse.session() as s:
             user = add_user(s, email, password, role, client, display_name=name,
                             hide_contact_details=hide_contact_details)  # fmt: skip
             portal_audit.record(s, _cli_actor(), portal_audit.USER_ADDED, user.client_id, user.email, {"role": role})
@@ -83,11 +86,13 @@ def users_list(client: Annotated[str | None, typer.Option(help="Only this client
     if client:
         resolve_client(settings, client)
     warehouse = _warehouse()
-    with warehouse_errors(), warehouse.session(read_only=True) as s:  # type: ignore[attr-defined]
+    with warehouse_errors(), warehouse.session(read_only=True) as s:
         users = list_users(s, client)
     table = Table("email", "role", "client", "2fa", "last sign-in (UTC)", "status")
     for u in users:
-        status = "disabled" if u.disabled_at else ("locked" if u.locked_until and u.is_locked(datetime.now()) else "active")
+        status = (
+            "disabled" if u.disabled_at else ("locked" if u.locked_until and u.is_locked(datetime.now()) else "active")
+        )
         table.add_row(u.email, u.role, u.client_id or "(all)", "on" if u.has_2fa else "not set up",
                       u.last_login_at.strftime("%Y-%m-%d %H:%M") if u.last_login_at else "never", status)  # fmt: skip
     console.print(table)
@@ -99,7 +104,7 @@ def _change(email: str, what: str) -> None:
     from herald.portal import audit as portal_audit
 
     warehouse = _warehouse()
-    with warehouse_errors(), warehouse.session() as s:  # type: ignore[attr-defined]
+    with warehouse_errors(), warehouse.session() as s:
         user = accounts.find_user(s, email)
         if user is None:
             fail(f"no portal user has the email {email.strip().lower()!r} (see `herald users list`)")

@@ -270,7 +270,9 @@ def check_password(session: Session, email: str, password: str, now: datetime | 
     if not password_matches(user.password_hash, password):
         return _fail(session, user, at)
     if _hasher.check_needs_rehash(user.password_hash):
-        session.execute(f"update {USERS} set password_hash = ? where user_id = ?", [_hasher.hash(password), user.user_id])
+        session.execute(
+            f"update {USERS} set password_hash = ? where user_id = ?", [_hasher.hash(password), user.user_id]
+        )
     return Attempt(user, True, user_id=user.user_id)
 
 
@@ -477,9 +479,7 @@ def reset_token_user(session: Session, secret: str, token: str, now: datetime | 
     return token_id, user
 
 
-def reset_password(
-    session: Session, secret: str, token: str, new_password: str, now: datetime | None = None
-) -> User:
+def reset_password(session: Session, secret: str, token: str, new_password: str, now: datetime | None = None) -> User:
     """Sets the new password through a reset token, spends it (and every other open token of the
     user), clears the lockout and ends the user's sessions. 2FA stays as it was."""
     at = _now(now)
@@ -490,8 +490,6 @@ def reset_password(
         "updated_at = ? where user_id = ?",
         [password_hash, at, at, user.user_id],
     )
-    session.execute(
-        f"update {RESET_TOKENS} set used_at = ? where user_id = ? and used_at is null", [at, user.user_id]
-    )
+    session.execute(f"update {RESET_TOKENS} set used_at = ? where user_id = ? and used_at is null", [at, user.user_id])
     end_sessions(session, user.user_id)
     return get_user(session, user.user_id) or user

@@ -75,7 +75,7 @@ _duckdb_lock = threading.Lock()
 # --- errors that become pages -----------------------------------------------------------------
 
 
-class PortalPage(Exception):  # noqa: N818 - it is a page, raised from any depth of a request
+class PortalPage(Exception):
     """A whole-page answer from inside a dependency: an error page or a redirect."""
 
     def __init__(self, status: int, title: str, text: str, location: str | None = None):
@@ -299,7 +299,7 @@ def portal_home(request: Request) -> Response:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, next: str | None = None) -> Response:  # noqa: A002 - the query's name
+def login_page(request: Request, next: str | None = None) -> Response:
     return render(request, "login.html", {"next": safe_next(next) or ""})
 
 
@@ -308,7 +308,7 @@ def login(
     request: Request,
     email: Annotated[str, Form(max_length=320)] = "",
     password: Annotated[str, Form(max_length=accounts.MAX_PASSWORD_LENGTH)] = "",
-    next: Annotated[str, Form(max_length=2000)] = "",  # noqa: A002
+    next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     context = web_context(request)
     with db(context) as s:
@@ -344,7 +344,9 @@ def _finish_sign_in(request: Request, s: accounts.Session, signed: Signed, next_
 
 
 @router.get("/login/2fa", response_class=HTMLResponse)
-def second_factor_page(request: Request, signed: Annotated[Signed, Depends(pending)], next: str | None = None) -> Response:  # noqa: A002
+def second_factor_page(
+    request: Request, signed: Annotated[Signed, Depends(pending)], next: str | None = None
+) -> Response:
     if not signed.user.has_2fa:
         return redirect(f"{PREFIX}/2fa/setup")
     return render(request, "two_factor.html", {"next": safe_next(next) or ""})
@@ -356,7 +358,7 @@ def second_factor(
     signed: Annotated[Signed, Depends(pending)],
     code: Annotated[str, Form(max_length=64)] = "",
     recovery_code: Annotated[str, Form(max_length=64)] = "",
-    next: Annotated[str, Form(max_length=2000)] = "",  # noqa: A002
+    next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     use_recovery = bool(recovery_code.strip()) and not code.strip()
     who = portal_audit.actor(signed.user.email)
@@ -377,7 +379,9 @@ def second_factor(
                 left = accounts.recovery_codes_left(s, signed.user.user_id)
                 portal_audit.record(s, who, portal_audit.RECOVERY_CODE_USED, signed.user.client_id, signed.user.email,
                                     {"codes_left": left})  # fmt: skip
-            portal_audit.record(s, who, portal_audit.LOGIN, signed.user.client_id, signed.user.email, {"factor": factor})
+            portal_audit.record(
+                s, who, portal_audit.LOGIN, signed.user.client_id, signed.user.email, {"factor": factor}
+            )
             return _finish_sign_in(request, s, signed, next)
     if attempt.locked:
         return render(request, "login.html", {"error": FAILED_TEXT, "next": ""}, 401)
@@ -431,7 +435,9 @@ def enroll(
         with db(web_context(request)) as s:
             codes = accounts.enroll_totp(s, signed.user, secret, code)
             portal_audit.record(s, who, portal_audit.TWO_FACTOR_ENROLLED, signed.user.client_id, signed.user.email)
-            portal_audit.record(s, who, portal_audit.LOGIN, signed.user.client_id, signed.user.email, {"factor": "enroll"})
+            portal_audit.record(
+                s, who, portal_audit.LOGIN, signed.user.client_id, signed.user.email, {"factor": "enroll"}
+            )
             finished = _finish_sign_in(request, s, signed, None)
     except AccountError as exc:
         return _enroll_page(request, signed, secret, fresh, str(exc))
@@ -562,7 +568,11 @@ def client_picker(request: Request, user: Annotated[User, Depends(signed_in)]) -
 @router.get("/c/{client_id}/", response_class=HTMLResponse)
 def dashboard(request: Request, client_id: str, user: Annotated[User, Depends(client_user)]) -> Response:
     audit_view(request, user, client_id, request.url.path)
-    board = read_dashboard(web_context(request).settings, client_id)
+    settings = web_context(request).settings
+    # one DuckDB database instance per process: a read-only open beside the portal's read-write
+    # ones would be refused, so the two take turns
+    with _duckdb_lock if settings.warehouse.engine == "duckdb" else threading.Lock():
+        board = read_dashboard(settings, client_id)
     return render(request, "dashboard.html", {"client_id": client_id, "board": board, "now": _clock_now()})
 
 

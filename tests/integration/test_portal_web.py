@@ -156,7 +156,9 @@ def test_a_client_admin_disables_a_user_of_their_client(portal: dict[str, Any]) 
 
 
 @pytest.mark.parametrize("token", [None, "forged", "from-another-browser"])
-def test_a_post_without_the_right_csrf_token_is_refused_and_changes_nothing(portal: dict[str, Any], token: str | None) -> None:
+def test_a_post_without_the_right_csrf_token_is_refused_and_changes_nothing(
+    portal: dict[str, Any], token: str | None
+) -> None:
     admin, secret = add(portal, "client_admin", CLIENT_A)
     colleague, _ = add(portal, "staff", CLIENT_A)
     browser = sign_in(portal, admin.email, secret)
@@ -208,7 +210,9 @@ def test_repeated_wrong_passwords_lock_the_account_and_are_audited(portal: dict[
     browser = TestClient(portal["app"], base_url="http://127.0.0.1")
     for _ in range(accounts.MAX_FAILED_ATTEMPTS):
         token = csrf(browser.get(f"{PREFIX}/login").text)
-        r = browser.post(f"{PREFIX}/login", data={"email": user.email, "password": "not the password", "csrf_token": token})
+        r = browser.post(
+            f"{PREFIX}/login", data={"email": user.email, "password": "not the password", "csrf_token": token}
+        )
         assert r.status_code == 401 and "wrong, or the account is locked" in r.text
     token = csrf(browser.get(f"{PREFIX}/login").text)
     r = browser.post(f"{PREFIX}/login", data={"email": user.email, "password": PASSWORD, "csrf_token": token})
@@ -268,3 +272,26 @@ def test_the_api_docs_and_htmx_are_served_locally(portal: dict[str, Any]) -> Non
     for asset in [*assets, "/static/htmx.min.js"]:
         assert browser.get(asset).status_code == 200, asset
     assert "openapi" in browser.get("/openapi.json").json()
+
+
+def test_the_dashboard_says_unavailable_while_another_process_holds_the_warehouse(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from herald.portal.dashboard import read_dashboard
+
+    settings = Settings.from_env({"HERALD_HOME": str(tmp_path), "HERALD_CONFIG_DIR": str(CONFIG_DIR)})
+    assert read_dashboard(settings, CLIENT_A).reason == "the figures have not been computed yet"  # no file yet
+    Warehouse(settings.warehouse).ensure_schema()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+         "time.sleep(30)", str(settings.warehouse.duckdb_path)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        board = read_dashboard(settings, CLIENT_A)
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert (board.available, board.reason) == (False, "a run is updating the warehouse")
