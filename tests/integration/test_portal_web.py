@@ -295,3 +295,41 @@ def test_the_dashboard_says_unavailable_while_another_process_holds_the_warehous
         holder.kill()
         holder.wait(10)
     assert (board.available, board.reason) == (False, "a run is updating the warehouse")
+
+
+@pytest.mark.postgres
+def test_sign_in_and_the_dashboard_on_postgresql(pg_database_factory: Any, tmp_path: Path) -> None:
+    """The same sign-in and dashboard over PostgreSQL: accounts, sessions and audit rows in its
+    herald_ops, the figures read from its analytics.client_dashboard (a hand-made row here; the
+    browser test reads the one dbt builds)."""
+    from decimal import Decimal
+
+    from herald.portal.dashboard import FIGURES
+
+    env = {"HERALD_HOME": str(tmp_path), "HERALD_CONFIG_DIR": str(CONFIG_DIR), "HERALD_SECRET_KEY": "pg-secret",
+           "HERALD_WAREHOUSE_URL": pg_database_factory()}  # fmt: skip
+    settings = Settings.from_env(env)
+    warehouse = Warehouse(settings.warehouse)
+    warehouse.ensure_schema()
+    figures = {"client_id": CLIENT_A, "client_name": "Bright Smiles Dental", "as_of_at": "2026-12-07 08:00:00",
+               "is_metered": True, "credit_balance": Decimal("1234.5"), "delivered_24h": 7, "delivered_3d": 19,
+               "delivered_7d": 40, "delivered_30d": 120, "failed_30d": 3, "delivery_rate_30d": 0.97,
+               "replied_30d": 30, "response_pct_30d": Decimal("25.0"), "opt_outs_30d": 2, "credit_alerts_30d": 0,
+               "last_credit_alert_at": None}  # fmt: skip
+    types = {"as_of_at": "timestamp", "is_metered": "boolean", "credit_balance": "decimal(18, 4)",
+             "delivery_rate_30d": "float8", "response_pct_30d": "numeric", "last_credit_alert_at": "timestamp"}
+    with warehouse.session() as s:
+        s.execute("create table analytics.client_dashboard ("
+                  + ", ".join(f"{c} {types.get(c, 'varchar' if c.startswith('client') else 'bigint')}" for c in FIGURES)
+                  + ")")  # fmt: skip
+        s.execute(f"insert into analytics.client_dashboard values ({', '.join('?' * len(FIGURES))})",
+                  [figures[c] for c in FIGURES])  # fmt: skip
+    portal = {"app": create_app(settings, environ=env), "warehouse": warehouse}
+    user, secret = add(portal, "viewer", CLIENT_A)
+    page = sign_in(portal, user.email, secret).get(f"{PREFIX}/c/{CLIENT_A}/").text
+    shown = dict(re.findall(r'data-figure="(\w+)">([^<]+)<', page))
+    assert shown == {"credit_balance": "1,234.50", "delivered_24h": "7", "delivered_3d": "19", "delivered_7d": "40",
+                     "delivered_30d": "120", "response_pct_30d": "25.0%", "opt_outs_30d": "2", "failed_30d": "3"}  # fmt: skip
+    assert "Figures as of 2026-12-07 08:00 UTC" in page and "Low credit" not in page
+    with warehouse.session(read_only=True) as s:
+        assert [r.action for r in query(s, user=user.email)] == ["portal_view", "portal_view", "portal_login"]
