@@ -316,8 +316,14 @@ def test_sign_in_and_the_dashboard_on_postgresql(pg_database_factory: Any, tmp_p
                "delivered_7d": 40, "delivered_30d": 120, "failed_30d": 3, "delivery_rate_30d": 0.97,
                "replied_30d": 30, "response_pct_30d": Decimal("25.0"), "opt_outs_30d": 2, "credit_alerts_30d": 0,
                "last_credit_alert_at": None}  # fmt: skip
-    types = {"as_of_at": "timestamp", "is_metered": "boolean", "credit_balance": "decimal(18, 4)",
-             "delivery_rate_30d": "float8", "response_pct_30d": "numeric", "last_credit_alert_at": "timestamp"}
+    types = {
+        "as_of_at": "timestamp",
+        "is_metered": "boolean",
+        "credit_balance": "decimal(18, 4)",
+        "delivery_rate_30d": "float8",
+        "response_pct_30d": "numeric",
+        "last_credit_alert_at": "timestamp",
+    }
     with warehouse.session() as s:
         s.execute("create table analytics.client_dashboard ("
                   + ", ".join(f"{c} {types.get(c, 'varchar' if c.startswith('client') else 'bigint')}" for c in FIGURES)
