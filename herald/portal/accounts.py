@@ -25,7 +25,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from herald.clock import utcnow as _clock_now
+from herald.clock import realnow
 from herald.warehouse.connection import Session
 from herald.warehouse.schema import OPS_SCHEMA, column_names
 
@@ -100,7 +100,9 @@ class User:
 
 
 def _now(now: datetime | None) -> datetime:
-    return now or _clock_now()
+    # real time, never the business clock ``herald demo`` shifts: an authenticator app, a
+    # lockout, a session's and a reset link's expiry all live in real time
+    return now or realnow()
 
 
 def sha256(text: str) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from herald.clock import realnow
 from herald.compliance.audit import AUDIT_LOG, audit
 from herald.contacts.phones import mask_email
 from herald.warehouse.connection import Session
@@ -50,8 +51,9 @@ def record(
     reason: str | None = None,
     now: datetime | None = None,
 ) -> str:
-    """One audit row, in ``session``'s transaction (with the change it records)."""
-    return audit(session, who, action, client_id, contact_id, subject, reason, detail, now=now)
+    """One audit row, in ``session``'s transaction (with the change it records), at the real time
+    (who read what, when, is a fact of the real world, not of a demo's shifted business clock)."""
+    return audit(session, who, action, client_id, contact_id, subject, reason, detail, now=now or realnow())
 
 
 def masked_login(email: str) -> str:

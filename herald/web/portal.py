@@ -38,7 +38,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from herald.clock import utcnow as _clock_now
 from herald.portal import accounts
 from herald.portal import audit as portal_audit
 from herald.portal.accounts import AccountError, User
@@ -441,7 +440,7 @@ def enroll(
             finished = _finish_sign_in(request, s, signed, None)
     except AccountError as exc:
         return _enroll_page(request, signed, secret, fresh, str(exc))
-    request.state.portal_user = signed.user
+    # no signed-in header here: its sign-out form would carry the token of the session just replaced
     response = render(request, "recovery_codes.html", {"codes": codes, "home": finished.headers["location"]})
     response.headers.append("set-cookie", finished.headers["set-cookie"])
     response.delete_cookie(ENROLL_COOKIE, path=PREFIX)
@@ -573,7 +572,7 @@ def dashboard(request: Request, client_id: str, user: Annotated[User, Depends(cl
     # ones would be refused, so the two take turns
     with _duckdb_lock if settings.warehouse.engine == "duckdb" else threading.Lock():
         board = read_dashboard(settings, client_id)
-    return render(request, "dashboard.html", {"client_id": client_id, "board": board, "now": _clock_now()})
+    return render(request, "dashboard.html", {"client_id": client_id, "board": board})
 
 
 @router.get("/c/{client_id}/users", response_class=HTMLResponse)

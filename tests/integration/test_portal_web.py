@@ -18,6 +18,7 @@ from argon2 import PasswordHasher
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from herald.clock import realnow
 from herald.portal import accounts
 from herald.portal.audit import query
 from herald.settings import Settings
@@ -339,3 +340,15 @@ def test_sign_in_and_the_dashboard_on_postgresql(pg_database_factory: Any, tmp_p
     assert "Figures as of 2026-12-07 08:00 UTC" in page and "Low credit" not in page
     with warehouse.session(read_only=True) as s:
         assert [r.action for r in query(s, user=user.email)] == ["portal_view", "portal_view", "portal_login"]
+
+
+def test_a_phone_s_code_works_when_a_demo_shifted_the_business_clock(
+    portal: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`herald demo` moves Herald's business clock; sign-in, sessions and the audit keep real time."""
+    monkeypatch.setenv("HERALD_CLOCK_OFFSET", str(3 * 86400))
+    user, secret = add(portal, "staff", CLIENT_A)
+    assert sign_in(portal, user.email, secret).get(f"{PREFIX}/c/{CLIENT_A}/").status_code == 200
+    with portal["warehouse"].session(read_only=True) as s:
+        [login] = query(s, user=user.email, action="portal_login")
+    assert abs((login.occurred_at - realnow()).total_seconds()) < 600
