@@ -27,6 +27,7 @@ from herald.cli import (
     segment,
     serve,
     sql,
+    users,
     webhooks,
 )
 from herald.cli.common import add_command
@@ -61,6 +62,8 @@ app.add_typer(appointments.app, name="appointments")
 app.add_typer(db.app, name="db")
 add_command(app, backup.backup, "backup")
 add_command(app, backup.restore, "restore")
+app.add_typer(users.app, name="users")
+add_command(app, users.audit_command, "audit")
 
 
 def main() -> None:

@@ -14,8 +14,10 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
     """Run the web service: Twilio and Resend webhooks, the unsubscribe (/u/...) and confirmation
-    (/c/...) pages and /healthz. It lands what it hears under $HERALD_HOME/landing (a table on
-    PostgreSQL) for `herald tick`; it never writes an embedded warehouse. Set HERALD_PUBLIC_URL
+    (/c/...) pages, /healthz, the API docs (/docs) and the portal (/app; add users with `herald
+    users add`). It lands what it hears under $HERALD_HOME/landing (a table on PostgreSQL) for
+    `herald tick`; of an embedded warehouse it writes only the portal's accounts, sessions and
+    audit rows, each in a short transaction. Set HERALD_PUBLIC_URL
     to the https address providers and recipients reach, TWILIO_AUTH_TOKEN (and
     TWILIO_SECONDARY_AUTH_TOKEN for a second Twilio account) and RESEND_WEBHOOK_SECRET for the
     webhooks."""

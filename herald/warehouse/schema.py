@@ -738,6 +738,65 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         ("incident_id",),
     ),
+    # The portal (herald/portal/accounts.py): one row per person who signs in under /app. role is
+    # operator (every client; client_id null) | client_admin | staff | viewer (one client each).
+    # The password is an argon2 hash; totp_secret is set once 2FA is enrolled; totp_last_step
+    # refuses a code used twice; failed_attempts and locked_until are the lockout.
+    (
+        f"{OPS_SCHEMA}.portal_users",
+        [
+            ("user_id", "varchar not null"),
+            ("email", "varchar not null"),  # lower-case; unique (checked on insert)
+            ("display_name", "varchar"),
+            ("role", "varchar not null"),  # operator | client_admin | staff | viewer
+            ("client_id", "varchar"),  # null for an operator
+            ("hide_contact_details", "boolean not null"),  # staff: phones and emails masked
+            ("password_hash", "varchar not null"),  # argon2id
+            ("totp_secret", "varchar"),  # base32; null until 2FA is enrolled
+            ("totp_enabled_at", "timestamp"),
+            ("totp_last_step", "bigint"),  # the 30-second step of the last accepted code
+            ("failed_attempts", "bigint not null"),  # wrong passwords or codes in a row
+            ("locked_until", "timestamp"),
+            ("disabled_at", "timestamp"),
+            ("password_changed_at", "timestamp not null"),
+            ("last_login_at", "timestamp"),
+            ("created_at", "timestamp not null"),
+            ("updated_at", "timestamp not null"),
+        ],
+        ("user_id",),
+    ),
+    (
+        f"{OPS_SCHEMA}.portal_recovery_codes",
+        [
+            ("user_id", "varchar not null"),
+            ("code_hash", "varchar not null"),  # sha256 of the normalised code
+            ("created_at", "timestamp not null"),
+            ("used_at", "timestamp"),
+        ],
+        ("user_id", "code_hash"),
+    ),
+    (
+        f"{OPS_SCHEMA}.portal_reset_tokens",
+        [
+            ("token_id", "varchar not null"),  # inside the signed link
+            ("user_id", "varchar not null"),
+            ("created_at", "timestamp not null"),
+            ("expires_at", "timestamp not null"),
+            ("used_at", "timestamp"),  # single use
+        ],
+        ("token_id",),
+    ),
+    (
+        f"{OPS_SCHEMA}.portal_sessions",
+        [
+            ("session_hash", "varchar not null"),  # sha256 of the cookie's session id
+            ("user_id", "varchar not null"),
+            ("stage", "varchar not null"),  # password (2FA still owed) | full
+            ("created_at", "timestamp not null"),
+            ("expires_at", "timestamp not null"),
+        ],
+        ("session_hash",),
+    ),
     # The one Python-owned table in dbt's ``marts`` schema (campaigns and analysts read segments
     # beside the other marts): current members of each segment, written by the segment assets;
     # dbt never builds a model of this name.
@@ -879,6 +938,19 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
     f"{OPS_SCHEMA}.operator_incidents": (
         "One row per operator incident: a failed Dagster run or too many failed or held messages across the "
         "deployment; notified once (email and/or webhook, with a link to the run), open until it recovers."
+    ),
+    f"{OPS_SCHEMA}.portal_users": (
+        "One row per portal user (/app): email, role (operator, client_admin, staff, viewer), client, argon2 "
+        "password hash, 2FA state, failed attempts and lockout, disabled or not."
+    ),
+    f"{OPS_SCHEMA}.portal_recovery_codes": (
+        "One row per one-time 2FA recovery code of a portal user (a hash, never the code), and when it was used."
+    ),
+    f"{OPS_SCHEMA}.portal_reset_tokens": (
+        "One row per emailed password-reset link of a portal user: when it expires and when it was used (once)."
+    ),
+    f"{OPS_SCHEMA}.portal_sessions": (
+        "One row per signed-in portal browser (a hash of its cookie): whose, whether 2FA is done, when it expires."
     ),
     f"{OPS_SCHEMA}.provider_circuits": (
         "One row per provider account a client fails over from: its circuit breaker's state (closed, open, "

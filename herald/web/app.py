@@ -16,7 +16,7 @@ from fastapi import APIRouter, FastAPI
 from herald.campaigns.links import links_from_env
 from herald.config import Deployment, load_deployment
 from herald.settings import Settings
-from herald.web import health, ingest, links, pages, resend, twilio
+from herald.web import health, ingest, links, pages, portal, resend, twilio
 from herald.web.context import WebContext, web_context
 from herald.web.guard import BodyLimit
 
@@ -50,10 +50,17 @@ def create_app(
         links=links_from_env(settings.home, env),
         environ=env,
     )
-    app = FastAPI(title="Herald", summary="Webhooks, unsubscribe and confirmation pages, and the ingest API")
+    # /docs is served by the portal from the vendored Swagger UI (no CDN); no ReDoc (it has no local copy)
+    app = FastAPI(
+        title="Herald",
+        summary="Webhooks, unsubscribe and confirmation pages, the ingest API and the portal (/app)",
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.herald = context
     for router in [*BUILTIN_ROUTERS, *ROUTERS, *routers]:
         app.include_router(router)
+    portal.install(app)  # /app, /static and /docs
     app.add_middleware(BodyLimit)  # a body over the limit is a 413 before any route reads it
     return app
 
