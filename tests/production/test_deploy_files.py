@@ -513,7 +513,10 @@ def test_helm_run_queue_and_monitoring_equal_dagster_yaml() -> None:
     custom = coordinator["config"]["customRunCoordinator"]
     assert {k: custom[k] for k in ("module", "class", "config")} == instance["run_coordinator"]
     assert instance["run_coordinator"]["class"] == "QueuedRunCoordinator"
-    assert instance["run_coordinator"]["config"] == {"max_user_code_failure_retries": 5, "user_code_failure_retry_delay": 10}
+    assert instance["run_coordinator"]["config"] == {
+        "max_user_code_failure_retries": 10,
+        "user_code_failure_retry_delay": 15,
+    }
     # Dagster 1.13 refuses queue limits under the coordinator's config beside `concurrency.pools`:
     # both files keep them in `concurrency.runs`
     assert not {"max_concurrent_runs", "tag_concurrency_limits"} & set(instance["run_coordinator"]["config"])
