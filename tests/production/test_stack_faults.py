@@ -374,8 +374,9 @@ def test_four_delivery_runs_at_once_send_each_message_once_within_the_shared_rat
     assert claims >= FOUR_MESSAGES // BATCH
     # the shared limiter: all workers together at the rate (four limiters of their own would send
     # four times as many). Each call's moment is taken just after its slot, so a worker the busy
-    # machine holds up between the two can crowd one second; ten seconds hold one more at most.
-    assert at_workers[10.0] <= 10 * SMS_RATE + 1
+    # machine holds up between the two can crowd one second, so ten seconds are allowed one
+    # second's worth more (measured: 30-31 of 30; without the shared window it would be 120).
+    assert at_workers[10.0] <= 11 * SMS_RATE
     assert average <= SMS_RATE * 1.05
     # at the provider, a call arrives up to `transit` after its slot (process scheduling on a busy
     # machine): a window of w seconds holds at most the slots of w + that delay
