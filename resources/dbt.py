@@ -24,6 +24,7 @@ from packaging import version
 from herald.clock import dbt_env as clock_dbt_env
 from herald.paths import DBT_PROJECT_DIR
 from herald.settings import Settings
+from herald.warehouse.build_lock import DBT_BUILD_LOCK_KEY
 
 DBT_ENV_DEFAULTS = {
     "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -199,8 +200,6 @@ _MANIFESTS_KEPT = 4
 _BUILD_LOCK = threading.Lock()
 # dbt commands that replace relations in the warehouse
 WRITING_COMMANDS = frozenset({"build", "run", "seed", "snapshot"})
-# pg_advisory_lock's key for "a dbt build writes this warehouse" (any constant bigint)
-DBT_BUILD_LOCK_KEY = 0x6865_7261_6C64  # "herald"
 
 
 @contextmanager
@@ -211,7 +210,9 @@ def warehouse_build_lock(command: str) -> Iterator[None]:
     dbt models: the packet path, analytics, the plan in a send run, the marts after delivery.
     Two builds replacing the same table at once collide (dbt's table swap renames and drops
     with ``cascade``), so each writing build holds a session-level advisory lock on a
-    connection of its own while dbt runs; the next one waits for it. DuckDB needs none: its
+    connection of its own while dbt runs; the next one waits for it. Segment evaluations hold
+    the same key shared (:func:`herald.warehouse.build_lock.models_stable`), so a build also
+    waits for them and they never see a half-swapped model. DuckDB needs none: its
     ``warehouse`` pool has one slot and its file one writer."""
     if command not in WRITING_COMMANDS or os.environ.get("HERALD_DBT_TARGET") != "postgres":
         yield

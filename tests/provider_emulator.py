@@ -32,6 +32,10 @@ Failure injection: :meth:`ProviderEmulator.script` queues responses that the nex
 (of either API, in order) get instead of normal handling; ``delay`` holds the request for a
 while and then handles it normally (as a slow provider that still accepts the message would).
 Every request, scripted or not, is counted in ``request_count``.
+
+Rate measurement: :meth:`ProviderEmulator.sms_accepted` gives each accepted SMS with the moment
+it was accepted, and :func:`max_in_window` the most accepted within any window of a given
+length — what a provider's rate limit counts.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ __all__ = [
     "ProviderEmulator",
     "ScriptedResponse",
     "delay",
+    "max_in_window",
     "resend_error",
     "respond",
     "twilio_error",
@@ -98,6 +103,18 @@ def resend_error(
 
 def delay(seconds: float) -> ScriptedResponse:
     return ScriptedResponse(delay=seconds)
+
+
+def max_in_window(moments: list[datetime], seconds: float) -> int:
+    """The most of ``moments`` inside any half-open window ``[t, t + seconds)`` (a moving window,
+    as a provider's per-second limit counts)."""
+    ordered = sorted(moments)
+    most, first = 0, 0
+    for last, moment in enumerate(ordered):
+        while (moment - ordered[first]).total_seconds() >= seconds:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
 
 
 class ProviderEmulator:
@@ -197,6 +214,11 @@ class ProviderEmulator:
         with self._idle:
             if not self._idle.wait_for(lambda: self._in_flight == 0, timeout):
                 raise TimeoutError(f"{self._in_flight} request(s) still in flight")
+
+    def sms_accepted(self) -> list[tuple[dict[str, str], datetime]]:
+        """Every accepted SMS (a copy) with the moment (UTC) the emulator accepted it."""
+        with self._lock:
+            return [(dict(m), self._sms_sent_at[m["sid"]]) for m in self.sms_sent]
 
     # -- what Twilio would report later (polling tests) --------------------------------------
     def set_sms_status(self, sid: str, status: str, error_code: int | None = None) -> None:

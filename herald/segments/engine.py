@@ -24,6 +24,7 @@ from herald.config.segments import SegmentConfig, in_functions_package
 from herald.contacts.phones import PhoneNormalizer
 from herald.segments.confine import ConfinedDatabase, SegmentQueryFailed, confined_database, describe_failure
 from herald.segments.guard import SegmentSqlRefused, check_sql, referenced_relations
+from herald.warehouse.build_lock import models_stable
 from herald.warehouse.connection import Session, Warehouse
 
 CONTACTS = "marts.contacts"
@@ -53,13 +54,16 @@ def check_segment_sql(client_id: str, segment: SegmentConfig, engine: str = "pos
 
 
 def evaluate_segment(warehouse: Warehouse, client: Client, segment: SegmentConfig) -> list[str]:
-    """The segment's members: contact ids of ``client``, sorted and distinct."""
+    """The segment's members: contact ids of ``client``, sorted and distinct. On PostgreSQL the
+    whole evaluation (the client's views over ``marts``, then the query) holds the dbt build lock
+    shared, so no build swaps a model under it (:mod:`herald.warehouse.build_lock`)."""
     evaluate: dict[str, Callable[[Warehouse, Client, SegmentConfig], list[str]]] = {
         "manual": _manual,
         "sql": _sql,
         "function": _function,
     }
-    return evaluate[segment.type](warehouse, client, segment)
+    with models_stable(warehouse):
+        return evaluate[segment.type](warehouse, client, segment)
 
 
 def manual_keys(members: Sequence[str], region: str) -> tuple[list[str], list[str], list[str]]:

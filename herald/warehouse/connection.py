@@ -231,14 +231,40 @@ class Warehouse:
             session = Session(self.engine, conn)
             try:
                 yield session
-            except BaseException:
+            except BaseException as exc:
+                lost = self._connection_lost(conn, exc)
+                if lost is not None:  # nothing to roll back: the server ended the transaction with it
+                    raise lost from exc
                 if not read_only:
                     conn.rollback()
                 raise
             if not read_only:
-                conn.commit()
+                try:
+                    conn.commit()
+                except Exception as exc:
+                    lost = self._connection_lost(conn, exc)
+                    if lost is not None:
+                        raise lost from exc
+                    raise
         finally:
             conn.close()
+
+    def _connection_lost(self, conn: Any, exc: BaseException) -> WarehouseError | None:
+        """A :class:`WarehouseError` naming the warehouse when ``exc`` is PostgreSQL closing this
+        session's connection (a terminated backend, a server restart, a network cut); else None.
+        Nothing of the session's transaction was committed."""
+        if self.engine != "postgres" or not getattr(conn, "closed", 0):
+            return None
+        import psycopg2
+
+        if not isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
+            return None
+        t = self.target
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        return WarehouseError(
+            f"lost the connection to the PostgreSQL warehouse {t.pg_user}@{t.pg_host}:{t.pg_port}/{t.pg_database} "
+            f"({reason}); this session's transaction was not committed"
+        )
 
     def ensure_schema(self) -> None:
         """Bring Herald's own tables to the schema this code knows: apply the pending migrations

@@ -122,3 +122,74 @@ def test_on_postgresql_one_writing_dbt_build_at_a_time(pg_database_factory, tmp_
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+@pytest.mark.postgres
+def test_on_postgresql_segment_evaluations_hold_the_build_lock_shared(
+    pg_database_factory, tmp_path: Path, deployment
+) -> None:
+    """A segment evaluation never sees a half-swapped model: it holds the build lock shared, so
+    readers run beside each other, a build waits for them, and they wait for a build."""
+    import threading
+    import time
+
+    from herald.config.segments import SegmentConfig
+    from herald.segments import evaluate_segment
+    from herald.settings import parse_warehouse_url
+    from herald.warehouse.build_lock import models_stable
+    from herald.warehouse.connection import Warehouse
+    from resources.dbt import warehouse_build_lock
+
+    target = parse_warehouse_url(pg_database_factory(), tmp_path)
+    warehouse = Warehouse(target)
+    saved = dict(os.environ)
+    os.environ.update(target.dbt_env())
+    order: list[str] = []
+
+    def in_thread(name: str, body) -> threading.Thread:
+        def run() -> None:
+            try:
+                body()
+            except Exception as exc:  # the segment's query has no marts here: only the order matters
+                order.append(f"{name} ({type(exc).__name__})")
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    try:
+        with models_stable(warehouse), models_stable(warehouse):
+            order.append("two readers at once")
+        # a build waits for a segment evaluation in progress
+        with models_stable(warehouse):
+
+            def build_models() -> None:
+                with warehouse_build_lock("build"):
+                    order.append("build in")
+
+            build = in_thread("build", build_models)
+            time.sleep(1.0)
+            assert order == ["two readers at once"]
+            order.append("reader out")
+        build.join(30)
+        assert order == ["two readers at once", "reader out", "build in"]
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+    os.environ.update(target.dbt_env())
+    try:
+        # a segment evaluation waits for a build in progress (the set-up of its views included)
+        client = deployment.clients["lakeside_realty"]
+        segment = SegmentConfig(name="adhoc", type="manual", members=["LS-1001"])
+        order.clear()
+        with warehouse_build_lock("build"):
+            reader = in_thread("segment evaluated", lambda: evaluate_segment(warehouse, client, segment))
+            time.sleep(1.0)
+            assert order == []
+            order.append("build out")
+        reader.join(30)
+        assert order[0] == "build out" and order[1].startswith("segment evaluated")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

@@ -478,8 +478,8 @@ def test_helm_values_are_valid_for_the_chart() -> None:
         ),
         (lambda v: v["dagster-user-deployments"]["deployments"][0].pop("image"), "'image' is a required property"),
         (
-            lambda v: v["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"].__setitem__(
-                "max_concurrent_runs", 8
+            lambda v: v["dagsterDaemon"]["runCoordinator"]["config"].__setitem__(
+                "queuedRunCoordinator", {"max_concurrent_runs": 8}
             ),
             "'max_concurrent_runs' was unexpected",
         ),
@@ -507,10 +507,19 @@ def test_helm_run_queue_and_monitoring_equal_dagster_yaml() -> None:
     daemon = _values()["dagsterDaemon"]
     coordinator = daemon["runCoordinator"]
     assert coordinator["enabled"] is True
-    assert coordinator["type"] == instance["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    # the chart's QueuedRunCoordinator type cannot render the user-code retries: the custom type
+    # writes the same module, class and config as dagster.yaml
+    assert coordinator["type"] == "CustomRunCoordinator"
+    custom = coordinator["config"]["customRunCoordinator"]
+    assert {k: custom[k] for k in ("module", "class", "config")} == instance["run_coordinator"]
+    assert instance["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert instance["run_coordinator"]["config"] == {
+        "max_user_code_failure_retries": 10,
+        "user_code_failure_retry_delay": 15,
+    }
     # Dagster 1.13 refuses queue limits under the coordinator's config beside `concurrency.pools`:
     # both files keep them in `concurrency.runs`
-    assert coordinator["config"]["queuedRunCoordinator"] == {} and "config" not in instance["run_coordinator"]
+    assert not {"max_concurrent_runs", "tag_concurrency_limits"} & set(instance["run_coordinator"]["config"])
     runs = instance["concurrency"]["runs"]
     assert runs["max_concurrent_runs"] == 8
     assert runs["tag_concurrency_limits"] == [{"key": "herald/stage", "value": "transform", "limit": 1}]
