@@ -23,6 +23,7 @@ from herald.cli import (
     credits,
     db,
     dropzone,
+    privacy,
     report,
     segment,
     serve,
@@ -61,6 +62,7 @@ app.add_typer(appointments.app, name="appointments")
 app.add_typer(db.app, name="db")
 add_command(app, backup.backup, "backup")
 add_command(app, backup.restore, "restore")
+app.add_typer(privacy.app, name="privacy")
 
 
 def main() -> None:
