@@ -17,9 +17,12 @@ from typing import Any
 
 import pytest
 
+from herald.delivery.engine import deliver_due
+from herald.delivery.outbox import OutboxMessage, enqueue
 from herald.privacy.erase import erase
 from herald.privacy.export import collect, write
 from herald.privacy.subject import PrivacyError
+from herald.providers.sandbox import SandboxSmsProvider
 from herald.warehouse.connection import Session, Warehouse
 from tests.conftest import ENGINES
 from tests.integration.test_message_plan import CLIENT, FIRED, LOADED, build_plan, dbt_run, insert, occurrence, plan_rows
@@ -177,6 +180,18 @@ def test_export_then_erase_then_the_plan_still_leaves_the_person_out(
             again = erase(s, CLIENT, identifier, "US", "cli:ana", NOW)
             assert (again.status, again.message) == ("already_erased", "already erased on 2026-11-25 12:00 UTC: nothing left to erase")
         assert everything(s) == before
+
+    # -- a message enqueued for the phone anyway (a plan read before the erasure): the claim refuses it
+    with warehouse.session() as s:
+        enqueue(s, [OutboxMessage("late", CLIENT, "announce", "first", "a", "o-late", "c9", "announcement",
+                                  "marketing", "sms", PHONE, "+13125559999", NOW, body_text="Hi")], NOW)  # fmt: skip
+    provider = SandboxSmsProvider()
+    deliver_due(warehouse, {"sms": provider}, now=NOW)
+    assert provider.sent == []
+    with warehouse.session(read_only=True) as s:
+        assert s.query("select status, status_reason from herald_ops.outbox where message_key = 'late'")[1] == [
+            ("suppressed", "recipient suppressed (erased)")
+        ]
 
     # -- a new packet's contact with the same phone: the real plan leaves them out, with the reason
     with warehouse.session() as s:
