@@ -85,7 +85,6 @@ def _statement(sql: str, where: str) -> str:
 def count_rows(session: Session, subject: Subject, salt_value: str) -> dict[str, int]:
     """Rows per table the erasure would change (tables with none left out)."""
     counts: dict[str, int] = {}
-    kept = _hashed_copies(session, subject, salt_value)
     for sel in selections(session, subject, salt_value):
         n = int(session.scalar(f"select count(*) from {sel.table} where {sel.where}", sel.params) or 0)
         if n:

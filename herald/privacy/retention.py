@@ -93,9 +93,9 @@ def purge_contacts(
             marks = ", ".join("?" * len(part))
             if has_sources:
                 where = (
-                    f"client_id = ? and row_data::varchar <> '{{}}' and exists (select 1 from {MARTS_SCHEMA}.contact_sources as cs "
-                    "where cs.packet_id = packet_rows.packet_id and cs.line_number = packet_rows.line_number "
-                    f"and cs.contact_id in ({marks}))"
+                    f"client_id = ? and row_data::varchar <> '{{}}' and exists "
+                    f"(select 1 from {MARTS_SCHEMA}.contact_sources as cs where cs.packet_id = packet_rows.packet_id "
+                    f"and cs.line_number = packet_rows.line_number and cs.contact_id in ({marks}))"
                 )
                 n = int(session.scalar(f"select count(*) from {PACKET_ROWS} where {where}", [client_id, *part]) or 0)
                 session.execute(f"update {PACKET_ROWS} set row_data = '{{}}' where {where}", [client_id, *part])

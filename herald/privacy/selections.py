@@ -64,7 +64,7 @@ def _contact_token(subject: Subject, salt_value: str) -> tuple[str, list[Any]]:
 
 def _rebuilt_tables(session: Session) -> list[tuple[str, list[str]]]:
     """(schema.table, columns) of every base table dbt rebuilds that names a contact or an address."""
-    names, rows = session.query(
+    _, rows = session.query(
         "select c.table_schema, c.table_name, c.column_name from information_schema.columns as c "
         "join information_schema.tables as t on t.table_schema = c.table_schema and t.table_name = c.table_name "
         f"where c.table_schema in ({marks(REBUILT_SCHEMAS)}) and t.table_type = 'BASE TABLE' "

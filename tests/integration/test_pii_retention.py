@@ -50,7 +50,8 @@ def _fill(s: Session) -> None:
     for ddl in MART_DDL:
         s.execute(ddl)
     for line, (contact, client, phone, seen, opted_out, messaged, replied) in enumerate(CONTACTS, start=2):
-        s.execute("insert into marts.contacts values (?, ?, ?, null, ?, ?)", [contact, client, phone, days_ago(seen), days_ago(seen)])
+        seen_at = days_ago(seen)
+        s.execute("insert into marts.contacts values (?, ?, ?, null, ?, ?)", [contact, client, phone, seen_at, seen_at])
         s.execute("insert into marts.contact_sources values (?, ?, ?)", [f"p-{client}", line, contact])
         s.execute("insert into marts.contact_attributes values (?, ?, 'tier')", [contact, client])
         s.execute(

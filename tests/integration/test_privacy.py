@@ -23,9 +23,18 @@ from herald.privacy.erase import erase
 from herald.privacy.export import collect, write
 from herald.privacy.subject import PrivacyError
 from herald.providers.sandbox import SandboxSmsProvider
-from herald.warehouse.connection import Session, Warehouse
+from herald.warehouse.connection import Session
 from tests.conftest import ENGINES
-from tests.integration.test_message_plan import CLIENT, FIRED, LOADED, build_plan, dbt_run, insert, occurrence, plan_rows
+from tests.integration.test_message_plan import (
+    CLIENT,
+    FIRED,
+    LOADED,
+    build_plan,
+    dbt_run,
+    insert,
+    occurrence,
+    plan_rows,
+)
 
 NOW = datetime(2026, 11, 25, 12, 0)
 PHONE = "+13125550101"  # contacts c1 and c4 (one person: the same phone)
@@ -37,7 +46,9 @@ def _seed(s: Session) -> None:
     """c1's packet row, a sent message with its attempt, provider event and a reply, plus another
     client's contact with the same phone (which the erasure must leave alone)."""
     json_type = "json" if s.engine == "duckdb" else "jsonb"
-    s.execute("create table if not exists marts.contact_sources (packet_id varchar, line_number bigint, contact_id varchar)")
+    s.execute(
+        "create table if not exists marts.contact_sources (packet_id varchar, line_number bigint, contact_id varchar)"
+    )
     s.execute("insert into marts.contact_sources values ('p1', 2, 'c1'), ('p1', 3, 'c2')")
     s.execute(
         f"insert into herald_raw.packet_rows values "
@@ -125,14 +136,19 @@ def test_export_then_erase_then_the_plan_still_leaves_the_person_out(
     assert [r["row_data"] for r in data["herald_raw__packet_rows"]] == [
         {"Mobile": "(312) 555-0101", "Email": EMAIL, "First": "Namec1"}
     ]
-    assert {r["body_text"] for r in data["herald_ops__outbox"]} == {"Hi Namec1, see you tomorrow at 9", "Hi Namec1, next visit"}
+    assert {r["body_text"] for r in data["herald_ops__outbox"]} == {
+        "Hi Namec1, see you tomorrow at 9",
+        "Hi Namec1, next visit",
+    }
     assert [r["outcome"] for r in data["herald_ops__delivery_attempts"]] == ["sent"]
     assert [r["payload"]["MessageStatus"] for r in data["herald_raw__provider_events"]] == ["delivered"]
     assert [r["body"] for r in data["herald_raw__inbound_messages"]] == ["Thanks, see you!"]
     assert [r["event_id"] for r in data["herald_ops__consent_events"]] == ["ev1"]
     assert {(r["client_id"], r["scope"]) for r in data["herald_ops__suppressions"]} == {("*", "lab")}
     assert {r["contact_id"] for r in data["marts__message_plan"]} == {"c1", "c4"}
-    assert all(r["client_id"] == CLIENT for rows in data.values() for r in rows if "client_id" in r and r["client_id"] != "*")
+    assert all(
+        r["client_id"] == CLIENT for rows in data.values() for r in rows if "client_id" in r and r["client_id"] != "*"
+    )
     names = write(export, tmp_path / "export.zip")
     assert "export.json" in names and "herald_ops__outbox.csv" in names
     with zipfile.ZipFile(tmp_path / "export.zip") as archive:
@@ -178,7 +194,10 @@ def test_export_then_erase_then_the_plan_still_leaves_the_person_out(
         before = everything(s)
         for identifier in ("c1", "312-555-0101", "C1@Example.com"):
             again = erase(s, CLIENT, identifier, "US", "cli:ana", NOW)
-            assert (again.status, again.message) == ("already_erased", "already erased on 2026-11-25 12:00 UTC: nothing left to erase")
+            assert (again.status, again.message) == (
+                "already_erased",
+                "already erased on 2026-11-25 12:00 UTC: nothing left to erase",
+            )
         assert everything(s) == before
 
     # -- a message enqueued for the phone anyway (a plan read before the erasure): the claim refuses it
