@@ -94,22 +94,28 @@ def selections(session: Session, subject: Subject, salt_value: str, *, with_rebu
     )
     messages_params: list[Any] = [c, *ids, *addresses]
     out: list[Selection] = []
-    has_sources = bool(
-        session.scalar(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = 'contact_sources'",
-            [MARTS_SCHEMA],
-        )
+    # the packet rows the person's contacts and funnel events were made from (packet and line)
+    _, found = session.query(
+        "select table_name from information_schema.columns where table_schema = ? "
+        "and table_name in ('contact_sources', 'funnel_events') "
+        "and column_name in ('packet_id', 'line_number', 'contact_id') "
+        "group by table_name having count(*) = 3 order by table_name",
+        [MARTS_SCHEMA],
     )
-    if has_sources:
+    traced = [
+        f"exists (select 1 from {MARTS_SCHEMA}.{name} as src where src.packet_id = packet_rows.packet_id "
+        f"and src.line_number = packet_rows.line_number and src.contact_id in ({marks(ids)}))"
+        for (name,) in found
+    ]
+    if traced:
         out.append(
             Selection(
                 f"{RAW_SCHEMA}.packet_rows",
-                f"client_id = ? and exists (select 1 from {MARTS_SCHEMA}.contact_sources as cs "
-                f"where cs.packet_id = packet_rows.packet_id and cs.line_number = packet_rows.line_number "
-                f"and cs.contact_id in ({marks(ids)}))",
-                [c, *ids],
-                # an empty object has no cells: dbt makes no contact row of it, so the next build
-                # cannot bring the person back; the row itself stays, so every line is accounted for
+                f"client_id = ? and ({' or '.join(traced)})",
+                [c, *ids * len(traced)],
+                # an empty object has no cells: dbt makes no contact (nor event) of it, so the next
+                # build cannot bring the person back; the row itself stays, so every line is
+                # accounted for
                 [("update herald_raw.packet_rows set row_data = '{}'", [])],
             )
         )

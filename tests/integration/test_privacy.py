@@ -56,6 +56,17 @@ def _seed(s: Session) -> None:
         [CLIENT, json.dumps({"Mobile": "(312) 555-0101", "Email": EMAIL, "First": "Namec1"}), LOADED,
          CLIENT, json.dumps({"Email": "c2@example.com", "First": "Namec2"}), LOADED],
     )  # fmt: skip
+    # a funnel event of c1's, from a packet row of its own (the mart as dbt builds it has its line)
+    s.execute("alter table marts.funnel_events add column packet_id varchar")
+    s.execute("alter table marts.funnel_events add column line_number bigint")
+    s.execute(
+        "insert into marts.funnel_events values ('fe1', ?, 'c1', 'sales', 'booked', ?, ?, 'p2', 2)",
+        [CLIENT, LOADED, LOADED],
+    )
+    s.execute(
+        f"insert into herald_raw.packet_rows values ('p2', ?, 'funnel_events', 2, cast(? as {json_type}), ?)",
+        [CLIENT, json.dumps({"Email": EMAIL, "Stage": "booked"}), LOADED],
+    )
     s.execute(
         "insert into herald_raw.packet_rejects values ('p1', ?, 'patients', 4, 'required field empty', ?, ?)",
         [CLIENT, "312.555.0101,,", LOADED],
@@ -133,9 +144,11 @@ def test_export_then_erase_then_the_plan_still_leaves_the_person_out(
     data = export.sections
     assert export.contact_ids == ("c1", "c4")
     assert {r["contact_id"] for r in data["marts__contacts"]} == {"c1", "c4"}
-    assert [r["row_data"] for r in data["herald_raw__packet_rows"]] == [
-        {"Mobile": "(312) 555-0101", "Email": EMAIL, "First": "Namec1"}
+    assert sorted(json.dumps(r["row_data"], sort_keys=True) for r in data["herald_raw__packet_rows"]) == [
+        json.dumps({"Email": EMAIL, "First": "Namec1", "Mobile": "(312) 555-0101"}, sort_keys=True),
+        json.dumps({"Email": EMAIL, "Stage": "booked"}, sort_keys=True),
     ]
+    assert [r["to_stage"] for r in data["marts__funnel_events"]] == ["booked"]
     assert {r["body_text"] for r in data["herald_ops__outbox"]} == {
         "Hi Namec1, see you tomorrow at 9",
         "Hi Namec1, next visit",
@@ -170,14 +183,14 @@ def test_export_then_erase_then_the_plan_still_leaves_the_person_out(
     with warehouse.session() as s:
         done = erase(s, CLIENT, "c1", "US", "cli:ana", NOW)
     assert done.status == "done" and done.contacts == 2
-    assert done.counts["herald_raw.packet_rows"] == 1 and done.counts["herald_ops.outbox"] == 2
+    assert done.counts["herald_raw.packet_rows"] == 2 and done.counts["herald_ops.outbox"] == 2
     assert done.counts["messages_cancelled"] == 1
     with warehouse.session(read_only=True) as s:
         assert personal_rows(s) == {"marts.contacts": 1}  # x1, the other client's
         assert s.query("select status, to_address, body_text from herald_ops.outbox order by message_key")[1] == [
             ("sent", "erased", None), ("cancelled", "erased", None)
         ]  # fmt: skip
-        assert s.scalar("select count(*) from herald_raw.packet_rows") == 2  # every line still accounted for
+        assert s.scalar("select count(*) from herald_raw.packet_rows") == 3  # every line still accounted for
         suppressions = s.query("select client_id, channel, scope, reason from herald_ops.suppressions "
                                "where address like 'erased:%' order by 1, 2, 3, 4")[1]  # fmt: skip
         assert suppressions == [("*", "sms", "lab", "opt_out"), (CLIENT, "email", "all", "erased"),
