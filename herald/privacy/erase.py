@@ -131,7 +131,7 @@ def erase(
         or 0
     )
     kept = _hashed_copies(session, subject, salt_value)
-    for sel in selections(session, subject, salt_value):
+    for sel in selections(session, subject, salt_value, now):
         n = int(session.scalar(f"select count(*) from {sel.table} where {sel.where}", sel.params) or 0)
         if not n:
             continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from herald.privacy.subject import Subject, hashed
@@ -20,6 +21,8 @@ from herald.warehouse.schema import ANALYTICS_SCHEMA, MARTS_SCHEMA, OPS_SCHEMA, 
 ERASED = "erased"
 ERASED_BODY = "[erased]"
 ERASED_PAYLOAD = '{"erased": true}'
+ERASED_EXIT = "the contact was erased on request"
+ENROLLMENTS = f"{OPS_SCHEMA}.enrollments"
 # the marts and analytics tables dbt rebuilds from the masked sources; base tables only
 REBUILT_SCHEMAS = (MARTS_SCHEMA, ANALYTICS_SCHEMA, "intermediate")
 ADDRESS_COLUMNS = ("address", "to_address", "from_address", "phone_e164", "phone", "email")
@@ -81,7 +84,9 @@ def _rebuilt_tables(session: Session) -> list[tuple[str, list[str]]]:
     ]
 
 
-def selections(session: Session, subject: Subject, salt_value: str, *, with_rebuilt: bool = True) -> list[Selection]:
+def selections(
+    session: Session, subject: Subject, salt_value: str, now: datetime | None = None, *, with_rebuilt: bool = True
+) -> list[Selection]:
     """The subject's rows, table by table, in the order an erasure must change them."""
     c = subject.client_id
     ids = list(subject.contact_ids)
@@ -210,13 +215,15 @@ def selections(session: Session, subject: Subject, salt_value: str, *, with_rebu
         if table in SPECIAL or "contact_id" not in names:
             continue
         scoped = "client_id = ? and " if "client_id" in names else ""
+        statements = [(f"update {table} set contact_id = {token}", token_params)]
+        if table == ENROLLMENTS:  # a journey under way ends here: nobody is left to walk it
+            statements.insert(0, (
+                f"update {ENROLLMENTS} set status = 'exited', exit_reason = ?, step = null, next_at = null, "
+                "wait_reason = null, ended_at = ?, updated_at = ? where status in ('active', 'waiting') and",
+                [ERASED_EXIT, now, now],
+            ))  # fmt: skip
         out.append(
-            Selection(
-                table,
-                f"{scoped}contact_id in ({marks(ids)})",
-                [c, *ids] if scoped else list(ids),
-                [(f"update {table} set contact_id = {token}", token_params)],
-            )
+            Selection(table, f"{scoped}contact_id in ({marks(ids)})", [c, *ids] if scoped else list(ids), statements)
         )
     out.append(
         Selection(

@@ -101,6 +101,12 @@ def _seed(s: Session) -> None:
         [CLIENT, LOADED],
     )
     s.execute(
+        "insert into herald_ops.enrollments (enrollment_id, client_id, campaign, contact_id, occurrence, "
+        "enrollment_rule, config_version, entered_at, step, step_entered_at, status, next_at, updated_at) values "
+        "('e1', ?, 'nurture', 'c1', 'o-old', 'once', '', ?, 'second', ?, 'waiting', ?, ?)",
+        [CLIENT, LOADED, LOADED, NOW, LOADED],
+    )
+    s.execute(
         "insert into marts.contacts values ('x1', ?, 'X1', 'Other', null, null, false, ?, true, null, null)",
         [OTHER, PHONE],
     )
@@ -191,6 +197,9 @@ def test_export_then_erase_then_the_plan_still_leaves_the_person_out(
             ("sent", "erased", None), ("cancelled", "erased", None)
         ]  # fmt: skip
         assert s.scalar("select count(*) from herald_raw.packet_rows") == 3  # every line still accounted for
+        (enrollment,) = s.query("select status, exit_reason, step, contact_id from herald_ops.enrollments")[1]
+        assert enrollment[:3] == ("exited", "the contact was erased on request", None)
+        assert enrollment[3].startswith("erased:") and len(enrollment[3]) == len("erased:") + 64
         suppressions = s.query("select client_id, channel, scope, reason from herald_ops.suppressions "
                                "where address like 'erased:%' order by 1, 2, 3, 4")[1]  # fmt: skip
         assert suppressions == [("*", "sms", "lab", "opt_out"), (CLIENT, "email", "all", "erased"),
