@@ -54,7 +54,7 @@ def export_command(
     total = sum(result.counts.values())
     console.print(f"exported {total} rows on {len(result.contact_ids)} contact(s) to {out} ({len(names)} files)")
     for kind, n in sorted(result.counts.items()):
-        console.print(f"  {kind.replace('__', '.')}: {n}", highlight=False)
+        console.print(f"  {kind.replace('__', '.', 1)}: {n}", highlight=False)
 
 
 @app.command("erase")

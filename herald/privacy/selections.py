@@ -23,6 +23,7 @@ ERASED_BODY = "[erased]"
 ERASED_PAYLOAD = '{"erased": true}'
 ERASED_EXIT = "the contact was erased on request"
 ENROLLMENTS = f"{OPS_SCHEMA}.enrollments"
+AUDIT_LOG = f"{OPS_SCHEMA}.audit_log"
 # the marts and analytics tables dbt rebuilds from the masked sources; base tables only
 REBUILT_SCHEMAS = (MARTS_SCHEMA, ANALYTICS_SCHEMA, "intermediate")
 ADDRESS_COLUMNS = ("address", "to_address", "from_address", "phone_e164", "phone", "email")
@@ -215,16 +216,24 @@ def selections(
         if table in SPECIAL or "contact_id" not in names:
             continue
         scoped = "client_id = ? and " if "client_id" in names else ""
+        where = f"{scoped}contact_id in ({marks(ids)})"
+        params = list(ids)
         statements = [(f"update {table} set contact_id = {token}", token_params)]
+        if table == AUDIT_LOG:  # the log keeps its records; contact ids in their detail (JSON) are re-keyed too
+            where = f"{scoped}(contact_id in ({marks(ids)}) or {' or '.join('detail like ?' for _ in ids)})"
+            params += [f"%{i}%" for i in ids]
+            for contact_id in subject.contact_ids:
+                statements.append(
+                    (f"update {AUDIT_LOG} set detail = replace(detail, ?, ?) where detail like ? and",
+                     [contact_id, hashed(salt_value, contact_id), f"%{contact_id}%"])
+                )  # fmt: skip
         if table == ENROLLMENTS:  # a journey under way ends here: nobody is left to walk it
             statements.insert(0, (
                 f"update {ENROLLMENTS} set status = 'exited', exit_reason = ?, step = null, next_at = null, "
                 "wait_reason = null, ended_at = ?, updated_at = ? where status in ('active', 'waiting') and",
                 [ERASED_EXIT, now, now],
             ))  # fmt: skip
-        out.append(
-            Selection(table, f"{scoped}contact_id in ({marks(ids)})", [c, *ids] if scoped else list(ids), statements)
-        )
+        out.append(Selection(table, where, [c, *params] if scoped else params, statements))
     out.append(
         Selection(
             f"{MARTS_SCHEMA}.segment_members",
