@@ -44,3 +44,18 @@
     {%- endfor -%}
     arg_min_null({{ value_expr }}, create_sort_key({{ sort_key_arguments | join(', ') }})) filter (where {{ where }})
 {%- endmacro %}
+
+
+{#- The lower-case hex sha256 of a text expression (UTF-8), e.g. for the hashed suppressions of
+    erased addresses ('erased:' || sha256(salt || address), herald/privacy). -#}
+{% macro sha256_hex(text_expr) -%}
+    {{ return(adapter.dispatch('sha256_hex', 'herald')(text_expr)) }}
+{%- endmacro %}
+
+{% macro default__sha256_hex(text_expr) -%}
+    encode(sha256(convert_to({{ text_expr }}, 'UTF8')), 'hex')
+{%- endmacro %}
+
+{% macro duckdb__sha256_hex(text_expr) -%}
+    sha256({{ text_expr }})
+{%- endmacro %}

@@ -23,6 +23,7 @@ from herald.cli import (
     credits,
     db,
     dropzone,
+    privacy,
     report,
     segment,
     serve,
@@ -64,6 +65,7 @@ add_command(app, backup.backup, "backup")
 add_command(app, backup.restore, "restore")
 app.add_typer(users.app, name="users")
 add_command(app, users.audit_command, "audit")
+app.add_typer(privacy.app, name="privacy")
 
 
 def main() -> None:

@@ -163,6 +163,16 @@ class Retention(Strict):
     opt_out_days: Annotated[int, Field(gt=0)] = 2557
     message_content_days: Annotated[int, Field(gt=0)] = 1096
     delivery_log_days: Annotated[int, Field(gt=0)] = 365
+    # personal data (a contact and its packet rows): purged this long after the person's opt-out
+    # or their last activity (last packet row, message or reply); a client.yaml may shorten it
+    contact_days: Annotated[int, Field(gt=0)] = 1096
+
+
+class ClientRetention(Strict):
+    """A client's own ``retention:`` (client.yaml): how long its contacts' personal data is kept
+    after an opt-out or the last activity; unset, herald.yaml's ``retention.contact_days``."""
+
+    contact_days: Annotated[int, Field(gt=0)] | None = None
 
 
 class Pricing(Strict):
@@ -385,6 +395,7 @@ class ClientConfig(Strict):
     send_window: ClientSendWindow = ClientSendWindow()
     auto_reply: AutoReply | None = None  # after-hours auto-reply
     ingest_api: IngestApi | None = None
+    retention: ClientRetention = ClientRetention()  # contact_days: PII kept after opt-out / last activity
     confirmations: Confirmations = Confirmations()  # appointment confirmation states and staff digest
     providers: ClientProviders = ClientProviders()  # the client's own primary/secondary per channel (failover)
     # outbound webhooks to the client's own systems (herald/webhooks)

@@ -78,7 +78,7 @@ from herald.providers.base import (
     TransientProviderError,
 )
 from herald.warehouse.connection import Session, Warehouse
-from herald.warehouse.schema import column_names
+from herald.warehouse.schema import OPS_SCHEMA, column_names
 
 # Message types that answer a recipient's own reply: an opt-out does not stop them (47 CFR
 # 64.1200(a)(12) allows one confirmation after an opt-out; CTIA: HELP is always answered).
@@ -93,6 +93,7 @@ EMAIL_UNKNOWN_REASON = "outcome unknown after a crash; requeued: the idempotency
 STOP_PENDING_REASON = "an opt-out from this address arrived and is not applied yet: waiting"
 UNSUBSCRIBE_PENDING_REASON = "an unsubscribe from this contact arrived and is not applied yet: waiting"
 STOP_PENDING_SECONDS = 30.0
+PRIVACY_SALT = f"{OPS_SCHEMA}.privacy_salt"
 SUPPRESSED_SINCE_CLAIM_REASON = "recipient suppressed after the claim: decided at the next claim"
 
 _ROW_COLUMNS = (
@@ -378,6 +379,13 @@ def suppression_reason(row_client: str, row_channel: str, suppressions: Sequence
     return min(matching)[2] if matching else None
 
 
+def _sha256_hex(expression: str, engine: str) -> str:
+    """The lower-case hex sha256 of a text expression, as dbt's ``sha256_hex`` macro writes it."""
+    if engine == "duckdb":
+        return f"sha256({expression})"
+    return f"encode(sha256(convert_to({expression}, 'UTF8')), 'hex')"
+
+
 def _suppressions(s: Session, rows: Sequence[_Row]) -> dict[str, str]:
     """message key → the reason of the suppression covering it, for those of ``rows`` covered.
     A suppression covers a message when its scope is 'all' or the message's type; the answers
@@ -387,14 +395,26 @@ def _suppressions(s: Session, rows: Sequence[_Row]) -> dict[str, str]:
         return {}
     keys = [r.message_key for r in rows]
     exempt = list(OPT_OUT_EXEMPT_TYPES)
+    # the second half: an erased person's address is kept only as its salted hash (herald/privacy)
     _, found = s.query(
         f"""select outbox.message_key, sup.client_id, sup.channel, sup.reason
             from {OUTBOX} as outbox
             join {SUPPRESSIONS} as sup
               on sup.address = outbox.to_address and sup.scope in ('all', outbox.message_type)
             where outbox.message_key = any(?::varchar[])
-              and not (sup.reason = 'opt_out' and outbox.message_type in ({_placeholders(len(exempt))}))""",
-        [keys, *exempt],
+              and not (sup.reason = 'opt_out' and outbox.message_type in ({_placeholders(len(exempt))}))
+            union all
+            select hashed.message_key, sup.client_id, sup.channel, sup.reason
+            from (
+                select outbox.message_key, outbox.message_type,
+                       'erased:' || {_sha256_hex("coalesce(salt.salt, '') || outbox.to_address", s.engine)} as address
+                from {OUTBOX} as outbox
+                cross join (select max(salt) as salt from {PRIVACY_SALT}) as salt
+                where outbox.message_key = any(?::varchar[])
+            ) as hashed
+            join {SUPPRESSIONS} as sup
+              on sup.address = hashed.address and sup.scope in ('all', hashed.message_type)""",
+        [keys, *exempt, keys],
     )
     by_key: dict[str, list[tuple[str, str, str]]] = {}
     for key, client, channel, reason in found:

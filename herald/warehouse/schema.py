@@ -800,6 +800,36 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
     # The one Python-owned table in dbt's ``marts`` schema (campaigns and analysts read segments
     # beside the other marts): current members of each segment, written by the segment assets;
     # dbt never builds a model of this name.
+    # -- privacy rights (herald/privacy) ----------------------------------------------------
+    # One row per access-export or erasure request: who asked, when, what became of it, the rows
+    # per table (JSON text); the person only as a salted hash of what was asked for.
+    (
+        f"{OPS_SCHEMA}.privacy_requests",
+        [
+            ("request_id", "varchar not null"),
+            ("client_id", "varchar not null"),
+            ("kind", "varchar not null"),  # export | erase
+            ("subject_hash", "varchar not null"),  # 'erased:' + sha256(salt + contact id / address)
+            ("requested_by", "varchar not null"),  # cli:<user> | api:<client>
+            ("source", "varchar not null"),  # cli | api
+            ("status", "varchar not null"),  # done | already_erased | dry_run
+            ("requested_at", "timestamp not null"),
+            ("completed_at", "timestamp"),
+            ("counts", "varchar"),  # JSON text: rows per table
+            ("message", "varchar"),
+        ],
+        ("request_id",),
+    ),
+    # The deployment's one random salt for hashed suppressions of erased addresses (written by
+    # the first erasure); the message plan hashes each recipient's address with it.
+    (
+        f"{OPS_SCHEMA}.privacy_salt",
+        [
+            ("salt", "varchar not null"),
+            ("created_at", "timestamp not null"),
+        ],
+        ("salt",),
+    ),
     (
         f"{MARTS_SCHEMA}.segment_members",
         [
@@ -963,6 +993,10 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
     f"{RAW_SCHEMA}.packet_rejects": (
         "One row per packet row that could not be landed (unreadable, not as many fields as the header, only "
         "delimiters, a required field empty), with its line number, the reason and the raw text."
+    ),
+    f"{OPS_SCHEMA}.privacy_requests": (
+        "One row per privacy request (access export or erasure, from the CLI or the ingest API): who asked, "
+        "when, the outcome and the rows per table; the person only as a salted hash (herald/privacy)."
     ),
     f"{OPS_SCHEMA}.ab_winners": (
         "One row per campaign step whose A/B test named a winner: the winning variant, which the campaign "

@@ -138,3 +138,67 @@ async def post_attributes(request: Request, body: AttributesIn, client: Client =
 async def post_funnel_events(request: Request, body: FunnelEventsIn, client: Client = Depends(_client)) -> Accepted:
     """Stage changes (to_stage, occurred_at; the customer by external id, phone or email)."""
     return await _drop(request, client, "funnel_events", [e.model_dump(exclude_none=True) for e in body.events])
+
+
+# -- privacy rights (herald/privacy): the same code as `herald privacy export|erase` -----------
+
+
+class PrivacyRequestIn(BaseModel):
+    contact: str = Field(min_length=1, max_length=320, description="The contact's contact_id, phone number or email")
+
+
+class ErasureIn(PrivacyRequestIn):
+    dry_run: bool = Field(default=False, description="Count what would be erased; change nothing")
+
+
+class ErasureOut(BaseModel):
+    status: str = Field(description="done | dry_run | already_erased")
+    request_id: str = Field(description="The herald_ops.privacy_requests row ('' for a dry run or a no-op)")
+    contacts: int
+    counts: dict[str, int] = Field(description="Rows changed (or that would be) per table")
+    message: str
+
+
+def _privacy_call(request: Request, client: Client, work: Callable[..., Any]) -> Any:
+    from herald.privacy.subject import PrivacyError
+    from herald.warehouse.connection import Warehouse
+
+    settings = web_context(request).settings
+    try:
+        with Warehouse(settings.warehouse).session() as s:
+            return work(s, client.client_id, client.default_region, f"api:{client.client_id}", _clock_now())
+    except PrivacyError as exc:
+        # the message names only the client and what is missing, never someone's data
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+
+
+@router.post("/privacy/export", summary="Access export: everything Herald holds on one of your contacts")
+async def post_privacy_export(
+    request: Request, body: PrivacyRequestIn, client: Client = Depends(_client)
+) -> dict[str, Any]:
+    """The contact (by contact_id, phone or email) with its attributes, packet rows by packet and
+    line, messages, events, replies, consent and suppressions, as JSON. Only this client's
+    contacts are found; another's is a 404 like an unknown one. Recorded in
+    herald_ops.privacy_requests (counts only)."""
+    from herald.privacy.export import collect
+
+    def work(s: Any, client_id: str, region: str, actor: str, now: Any) -> dict[str, Any]:
+        return collect(s, client_id, body.contact, region, actor, now, source="api").document()
+
+    return await run_in_threadpool(_privacy_call, request, client, work)
+
+
+@router.post("/privacy/erase", response_model=ErasureOut,
+             summary="Erasure: remove one of your contacts' personal data, keep a hashed suppression")  # fmt: skip
+async def post_privacy_erase(request: Request, body: ErasureIn, client: Client = Depends(_client)) -> ErasureOut:
+    """Carried out at once, by the same code as `herald privacy erase`, in one transaction: the
+    answer says what was erased. A second request is a no-op (`already_erased`); an unknown
+    contact (or another client's) is a 404 and changes nothing."""
+    from herald.privacy.erase import erase
+
+    def work(s: Any, client_id: str, region: str, actor: str, now: Any) -> ErasureOut:
+        done = erase(s, client_id, body.contact, region, actor, now, source="api", dry_run=body.dry_run)
+        return ErasureOut(status=done.status, request_id=done.request_id, contacts=done.contacts,
+                          counts=done.counts, message=done.message)  # fmt: skip
+
+    return await run_in_threadpool(_privacy_call, request, client, work)

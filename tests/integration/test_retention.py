@@ -259,6 +259,7 @@ def test_shorter_retention_from_configuration_purges_more(warehouse: Warehouse) 
 def test_retention_defaults_are_5_7_3_1_years_and_herald_yaml_keeps_them() -> None:
     assert Retention().model_dump() == {
         "consent_days": 1826, "opt_out_days": 2557, "message_content_days": 1096, "delivery_log_days": 365,
+        "contact_days": 1096,
     }  # fmt: skip
     assert load_deployment(CONFIG_DIR).herald.retention == Retention()
 

@@ -1,6 +1,7 @@
 {#- The message plan, stage 2 of 5: each candidate message judged — the first reason that
     leaves it out, in order of precedence: the campaign is paused; no address for the channel
-    rule; the anchor date is missing or has passed; a suppression covers the address; a marketing
+    rule; the anchor date is missing or has passed; a suppression covers the address (or its
+    salted hash, for an erased person: 'suppressed: erased'); a marketing
     text without express written consent; another contact of the same step already has the
     address. `reason` is null for a message still going (the send window, the limits and the
     frequency caps come next). -#}
@@ -11,8 +12,23 @@
 
 with
 
-candidates as (
+planned_candidates as (
     select * from {{ ref('int_message_plan__candidates') }}
+),
+
+privacy_salt as (
+    select max(salt) as salt from {{ source('herald_ops', 'privacy_salt') }}
+),
+
+-- an erased person's address is kept only as a salted hash (herald/privacy): each recipient's
+-- address is hashed the same way, so a new packet's row for them is still left out
+candidates as (
+    select
+        planned_candidates.*,
+        'erased:' || {{ herald.sha256_hex("coalesce(privacy_salt.salt, '') || planned_candidates.to_address") }}
+            as erased_address
+    from planned_candidates
+    cross join privacy_salt
 ),
 
 suppressions as (
@@ -28,13 +44,23 @@ consent_events as (
 suppression_checked as (
     select
         candidates.*,
-        (
-            select min(suppressions.reason)
-            from suppressions
-            where suppressions.address = candidates.to_address
-                and suppressions.client_id in (candidates.client_id, '*')
-                and suppressions.channel in (candidates.channel, '*')
-                and suppressions.scope in (candidates.message_type, 'all')
+        coalesce(
+            (
+                select min(suppressions.reason)
+                from suppressions
+                where suppressions.address = candidates.to_address
+                    and suppressions.client_id in (candidates.client_id, '*')
+                    and suppressions.channel in (candidates.channel, '*')
+                    and suppressions.scope in (candidates.message_type, 'all')
+            ),
+            (
+                select min(suppressions.reason)
+                from suppressions
+                where suppressions.address = candidates.erased_address
+                    and suppressions.client_id in (candidates.client_id, '*')
+                    and suppressions.channel in (candidates.channel, '*')
+                    and suppressions.scope in (candidates.message_type, 'all')
+            )
         ) as suppression_reason,
         -- express written consent (marketing texts): the latest consent event for the address
         -- and scope grants it, or the client's packet says so (a sms_consent column)
