@@ -150,6 +150,9 @@ def build_plan(engine: str, herald_env, tmp_path: Path) -> tuple[Warehouse, Path
             s.execute(ddl.format(json=json_type))
         insert(s, "herald_ops.clients", [(CLIENT, "Acme Dental", "healthcare", TZ, "US", LOADED)])
         insert(s, "herald_ops.send_windows", [(CLIENT, d, 720 if d == 7 else 540, 1200) for d in range(1, 8)])
+        insert(s, "herald_ops.campaign_send_windows", [
+            (CLIENT, name, d, 720 if d == 7 else 540, 1200, None) for name, *_ in CAMPAIGNS for d in range(1, 8)
+        ])  # fmt: skip
         insert(s, "herald_ops.campaigns", [
             (CLIENT, name, "announcement" if name != "remind" else "appointment_reminder",
              "marketing" if name != "remind" else "transactional", status, "everyone", trigger, None, None, None,
@@ -379,6 +382,7 @@ def test_each_recipient_waits_for_their_own_window_and_state_law(planned) -> Non
     # the same recipients under the law's minimum (the client's policy allows the whole day)
     with warehouse.session() as s:
         s.execute("update herald_ops.send_windows set start_minute = 0, end_minute = 1440")
+        s.execute("update herald_ops.campaign_send_windows set start_minute = 0, end_minute = 1440")
         s.execute("update herald_ops.campaign_occurrences set planned_at = ?", [LOADED])
         insert(s, "herald_ops.campaign_occurrences", [
             occurrence("thu-evening-legal", "announce", datetime(2026, 11, 20, 1, 15)),
