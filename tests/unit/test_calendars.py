@@ -218,6 +218,18 @@ def test_a_campaign_window_replaces_the_clients_key_by_key(config_copy: Path) ->
     assert closed[date(2026, 12, 25)] == "a holiday (Christmas Day, CA)"
 
 
+def test_config_check_summarises_each_campaigns_calendar(config_copy: Path) -> None:
+    from herald.config.summary import deployment_summary
+
+    calendar_config(config_copy)
+    deployment, _ = check_config(config_copy)
+    assert deployment is not None
+
+    (college,) = [line for line in deployment_summary(deployment) if line.startswith("northfield_college/")]
+
+    assert " | sends mon, tue, wed, thu, fri, sat; holidays CA; 1 closed day | " in college
+
+
 def test_the_python_twin_defers_past_holidays_and_closed_days(config_copy: Path) -> None:
     calendar_config(config_copy)
     deployment, _ = check_config(config_copy)
