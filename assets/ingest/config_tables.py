@@ -18,6 +18,10 @@ DESCRIPTIONS = {
     "campaign_branches": "One row per path of a branch step: its test (a compiled condition, a segment or a "
     "split share) and the step it leads to.",
     "send_windows": "The client's own sending hours per ISO day of week (its policy and business hours).",
+    "campaign_send_windows": "Each campaign's own sending hours per ISO day of week: its send_window over the "
+    "client's, with send_days (a day that is not one has no hours and says so).",
+    "closed_days": "Per campaign, each date it sends nothing on (client-listed closed days and public holidays), "
+    "with the reason a deferred message gives.",
     "legal_windows": "Calling-hours law per jurisdiction (US federal, or a state) and ISO day of week.",
     "frequency_caps": "Per recipient caps across campaigns: marketing per 24 h, healthcare reminders per day/week.",
     "sender_quotas": "Per client and channel: the daily quota its sender shares across all its campaigns.",

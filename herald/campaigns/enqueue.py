@@ -141,6 +141,7 @@ class MessageBuilder:
                 template, row["subject_template"] or "", source, variables, contact_id,
                 unsubscribe_url=page_url, one_click_url=one_click_url,
                 unsubscribe_text=client_wording("unsubscribe_link", client, self.deployment.herald, variables),
+                sender_name=client.config.name, postal_address=client.config.postal_address,
             )  # fmt: skip
             if held := self._phi_hold(client, base, f"{email.subject}\n{email.text}"):
                 return held

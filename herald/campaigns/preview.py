@@ -49,6 +49,7 @@ class PreviewRow:
     sms_segments: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
     occurrence: str | None = None  # the campaign occurrence a planned or excluded message is for
+    deferral_reason: str | None = None  # 'deferred: 2026-12-25 is a holiday (Christmas Day, US)'
 
 
 @dataclass
@@ -62,7 +63,7 @@ class Preview:
 
 PREVIEW_PLAN_SQL = """
 select plan.message_key, plan.occurrence, plan.contact_id, plan.step, plan.status, plan.reason, plan.send_after,
-    plan.is_deferred, plan.channel,
+    plan.is_deferred, plan.deferral_reason, plan.channel,
     coalesce(outbox.to_address, plan.to_address), plan.variant, outbox.template, outbox.subject, outbox.body_text,
     outbox.sms_segments, outbox.headers, outbox.status, outbox.status_reason
 from marts.message_plan as plan
@@ -141,15 +142,15 @@ def preview_plan(
             _, planned = s.query(PREVIEW_PLAN_SQL, key)
             _, ledger = s.query(PREVIEW_LEDGER_SQL, key)
             _, left_out = s.query(PREVIEW_LEFT_OUT_SQL, key)
-    for (message_key, planned_for, contact, step, status, reason, send_after, deferred, channel, to, variant,
-         template, subject, body, segments, headers, outbox_status, outbox_reason) in planned:  # fmt: skip
+    for (message_key, planned_for, contact, step, status, reason, send_after, deferred, deferral, channel, to,
+         variant, template, subject, body, segments, headers, outbox_status, outbox_reason) in planned:  # fmt: skip
         if message_key in before:
             continue  # planned by an earlier pass
         outcome = "held" if outbox_status == "held" else status
         rows.append(
             PreviewRow(
                 contact, step, outcome, outbox_reason if outcome == "held" else reason, send_after, bool(deferred),
-                channel, to, variant, template, subject, body, segments, _headers(headers), planned_for,
+                channel, to, variant, template, subject, body, segments, _headers(headers), planned_for, deferral,
             )
         )  # fmt: skip
     for contact, step, status, reason, next_at in ledger:

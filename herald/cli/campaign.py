@@ -93,7 +93,8 @@ def print_preview(preview, time_zone: str, contact: str | None, limit: int) -> N
             step = r.step or "(enrollment)"
             if r.outcome in ("planned", "held"):
                 to = mask_phone(r.to_address or "") if r.channel == "sms" else mask_email(r.to_address or "")
-                when = local(r.send_after) + (" (moved into the send window)" if r.deferred else "")
+                moved = f" ({r.deferral_reason})" if r.deferral_reason else " (moved into the send window)"
+                when = local(r.send_after) + (moved if r.deferred else "")
                 console.print(f"  {step} · {when} · {r.channel} to {to} · variant {r.variant}", highlight=False)
                 if r.outcome == "held":
                     console.print(f"    [red]held[/red]: {escape(r.reason or '')}", highlight=False)

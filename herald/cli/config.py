@@ -33,6 +33,10 @@ def config_check(
         err.print(f"[red]{len(problems)} problem{'s' if len(problems) != 1 else ''}[/red] in {directory}")
         raise typer.Exit(1)
     assert deployment is not None
+    from herald.config.loader import config_warnings
+
+    for warning in config_warnings(directory, deployment):
+        console.print(f"warning: {warning}", markup=False, highlight=False)
     maps = sum(len(c.load_maps) for c in deployment.clients.values())
     console.print(
         f"config OK: {len(deployment.clients)} clients ({', '.join(deployment.clients)}), {maps} load maps in {directory}",

@@ -3,7 +3,8 @@ that do not go through the plan (a manual reply from ``herald reply``).
 
 The rule (docs/compliance.md, quiet hours): the recipient's zones are their own time zone, else their
 ZIP's, else every zone of their phone's area code, else the client's; each zone's window on a
-local day is the client's own hours (policy and business hours, ``herald_ops.send_windows``)
+local day is the client's own hours (policy and business hours, send days, closed days and
+holidays: herald.compliance.calendars, ``herald_ops.campaign_send_windows`` and ``closed_days``)
 intersected with the law of the recipient's state (``herald_ops.legal_windows``; the federal
 rule where the state has none). A message goes at the earliest moment at or after the time it
 is due that lies inside the window of *every* zone, looking eight local days ahead — the same
@@ -17,12 +18,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from herald.compliance.calendars import SendCalendar
 from herald.compliance.regions import phone_region, postal_region
 from herald.compliance.windows import FEDERAL, legal_window_rows
 
 SEARCH_DAYS = 8  # as the plan's day_offsets: a week and a day covers every weekly rule
 LegalRow = tuple[str, int, int, int]  # (jurisdiction, ISO day of week, start minute, end minute)
-ClientMinutes = Callable[[int], tuple[int, int]] | Mapping[int, tuple[int, int]]
+ClientMinutes = Callable[[int], tuple[int, int]] | Mapping[int, tuple[int, int]] | SendCalendar
 
 
 def _local_to_utc(local: datetime, zone: ZoneInfo) -> datetime:
@@ -53,13 +55,17 @@ def zone_intervals(
     one ``at_utc`` falls on through the next ``SEARCH_DAYS - 1``."""
     zone = ZoneInfo(zone_name)
     law = _law(legal_rows, state)
-    hours = client_minutes.get if isinstance(client_minutes, Mapping) else client_minutes
     first_day = _utc_to_local(at_utc, zone).replace(hour=0, minute=0, second=0, microsecond=0)
     intervals = []
     for offset in range(SEARCH_DAYS):
         day = first_day + timedelta(days=offset)
         iso_day = day.isoweekday()
-        own = hours(iso_day)
+        if isinstance(client_minutes, SendCalendar):  # hours per date: closed days have none
+            own = client_minutes.minutes(day.date())
+        elif isinstance(client_minutes, Mapping):
+            own = client_minutes.get(iso_day)
+        else:
+            own = client_minutes(iso_day)
         if own is None:
             continue
         start = max(own[0], law[iso_day][0])
@@ -82,7 +88,8 @@ def next_allowed_moment(
     ``zones``, or None when there is none within ``SEARCH_DAYS`` local days.
 
     ``client_minutes`` gives the client's own (start, end) minutes after local midnight per ISO
-    day of week (a callable, e.g. ``partial(client_window, deployment, client_id)``, or a dict);
+    day of week (a callable, e.g. ``partial(client_window, deployment, client_id)``, or a dict),
+    or per date (a :class:`~herald.compliance.calendars.SendCalendar`, closed days included);
     ``legal_rows`` the calling-hours law (default: ``legal_window_rows()``)."""
     if not zones:
         raise ValueError("a recipient needs at least one time zone")

@@ -31,6 +31,7 @@ from croniter import croniter
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from herald.config.base import SLUG_RE, SLUG_RULE, MappingProblems, Strict
+from herald.config.calendars import CalendarRules, SendWindow
 from herald.config.expressions import compile_condition
 from herald.config.fields import FIELDS_BY_NAME
 
@@ -794,6 +795,14 @@ class AbTest(Strict):
         return self.control if self.control in names else names[0]
 
 
+class CampaignSendWindow(CalendarRules):
+    """A campaign's own ``send_window:``: each key given replaces the client's
+    (``business_hours``, ``send_days``, ``closed_days``, ``holidays``); the keys left out keep
+    the client's. The law and herald.yaml's safe window still bound the hours."""
+
+    business_hours: SendWindow | None = None
+
+
 class CampaignConfig(Strict):
     """``clients/<client_id>/campaigns/<name>.yaml``."""
 
@@ -817,6 +826,7 @@ class CampaignConfig(Strict):
     exit_on: ExitCriteria = ExitCriteria()
     ab_test: AbTest = AbTest()
     track_links: bool = True  # links in emails and track() links in SMS go through /l/<token>
+    send_window: CampaignSendWindow | None = None  # overrides the client's window, key by key
 
     @model_validator(mode="before")
     @classmethod

@@ -25,8 +25,23 @@ LOAD_MAPS_DIR = "load_maps"
 SEGMENTS_DIR = "segments"
 CAMPAIGNS_DIR = "campaigns"
 TEMPLATES_DIR = "templates"
+UNSUBSCRIBE_VAR = "unsubscribe_url"  # as herald.messages.render.UNSUBSCRIBE_VAR
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a date-shaped value that is no date (``2026-02-30``)
+    stays text, so validation names its key instead of the file failing to load."""
+
+    def construct_yaml_timestamp(self, node: yaml.Node) -> Any:
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+
+_ConfigLoader.add_constructor("tag:yaml.org,2002:timestamp", _ConfigLoader.construct_yaml_timestamp)
 
 
 @dataclass(frozen=True)
@@ -50,7 +65,7 @@ class ConfigError(Exception):
 def _read_yaml(path: Path, root: Path, problems: list[Problem]) -> dict[str, Any] | None:
     rel = _rel(path, root)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_ConfigLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "(file)"
@@ -199,6 +214,15 @@ def _load_client(folder: Path, root: Path, herald: HeraldConfig, problems: list[
             problems.append(Problem(_rel(path, root), "packet_type", message))
     campaigns = _load_named(folder / CAMPAIGNS_DIR, root, CampaignConfig, "name", problems)
     _check_campaigns(folder, root, config, campaigns, load_maps, len(map_files), problems)
+    if config is not None and config.postal_address is None:
+        marketing_email = sorted(name for name, c in campaigns.items() if _is_marketing_email(c))
+        if marketing_email:
+            message = (
+                f"client {config.client_id!r} sends marketing email ({', '.join(marketing_email)}) but has no "
+                "postal address: CAN-SPAM requires the sender's physical postal address in every marketing "
+                "email; add postal_address: '<street, city, state ZIP>'"
+            )
+            problems.append(Problem(rel, "postal_address", message))
     if config is None:
         return None
     return Client(
@@ -210,6 +234,42 @@ def _load_client(folder: Path, root: Path, herald: HeraldConfig, problems: list[
         campaigns=campaigns,
         segment_functions_package=herald.segment_functions_package,
     )
+
+
+def _is_marketing_email(campaign: CampaignConfig) -> bool:
+    return campaign.category == "marketing" and any("email" in s.channels for s in campaign.message_steps)
+
+
+def marketing_email_templates(campaign: CampaignConfig) -> list[str]:
+    """The email templates (paths under templates/) a marketing campaign sends."""
+    if campaign.category != "marketing":
+        return []
+    names = {v.template_for("email") for s in campaign.message_steps if "email" in s.channels for v in s.variants}
+    return sorted(n for n in names if n)
+
+
+def config_warnings(config_dir: Path, deployment: Deployment) -> list[Problem]:
+    """What ``herald config check`` reports without failing: a marketing email template with no
+    unsubscribe link of its own (``{{ unsubscribe_url }}``). Herald still adds one to the footer
+    of every email, but readers look for it where the template's author put the other links."""
+    root = Path(config_dir).resolve()
+    warnings: list[Problem] = []
+    for client_id, client in deployment.clients.items():
+        templates_dir = root / CLIENTS_DIR / client_id / TEMPLATES_DIR
+        seen: set[str] = set()
+        for campaign_name, campaign in sorted(client.campaigns.items()):
+            for template in marketing_email_templates(campaign):
+                path = templates_dir / template
+                if template in seen or not path.is_file():
+                    continue
+                seen.add(template)
+                if UNSUBSCRIBE_VAR not in path.read_text(encoding="utf-8", errors="replace"):
+                    message = (
+                        f"marketing email template of campaign {campaign_name!r} has no unsubscribe link "
+                        f"({{{{ {UNSUBSCRIBE_VAR} }}}}); Herald adds one to the footer, put it where readers look"
+                    )
+                    warnings.append(Problem(_rel(path, root), "(template)", message))
+    return warnings
 
 
 def _stems(folder: Path) -> set[str]:

@@ -15,6 +15,7 @@ import phonenumbers
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from herald.config.base import SLUG_RE, SLUG_RULE, MappingProblems, Strict
+from herald.config.calendars import CalendarRules, SendWindow
 from herald.config.campaigns import CampaignConfig, parse_duration
 from herald.config.fields import DATA_TYPES, ENTITY_FIELDS, FIELDS_BY_NAME
 from herald.config.segments import DEFAULT_FUNCTIONS_PACKAGE, PACKAGE_RE, SegmentConfig
@@ -44,44 +45,13 @@ def check_region(value: str) -> str:
 _CLOCK_RE = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
 
 
-def _minutes(clock: str) -> int:
-    hours, minutes = clock.split(":")
-    return int(hours) * 60 + int(minutes)
-
-
-class SendWindow(Strict):
-    """Local hours messages may go out (TCPA: 8:00-21:00 at the latest; Herald's default is
-    narrower). A message due outside the window is deferred to the next allowed moment."""
-
-    start: str = "09:00"
-    end: str = "20:00"
-    sunday_start: str = "12:00"
-
-    @field_validator("start", "end", "sunday_start")
-    @classmethod
-    def _clock(cls, value: str) -> str:
-        if not _CLOCK_RE.match(value):
-            raise ValueError(f"{value!r} is not a time of day; write HH:MM on a 24-hour clock, e.g. '09:00'")
-        return value
-
-    @model_validator(mode="after")
-    def _ordered(self) -> SendWindow:
-        for start in (self.start, self.sunday_start):
-            if _minutes(start) >= _minutes(self.end):
-                raise ValueError(f"the window must start before it ends ({start} is not before {self.end})")
-        return self
-
-    def minutes(self, iso_day_of_week: int) -> tuple[int, int]:
-        """(start, end) minutes after local midnight on an ISO day of week (7 = Sunday)."""
-        start = self.sunday_start if iso_day_of_week == 7 else self.start
-        return _minutes(start), _minutes(self.end)
-
-
-class ClientSendWindow(Strict):
+class ClientSendWindow(CalendarRules):
     """A client's sending hours. ``safe_default``: herald.yaml's window (9:00-20:00, Sundays
     from 12:00), which satisfies every state rule; ``legal_minimum``: exactly what the law of
     the recipient's state allows (8:00-21:00 federal, 8:00-20:00 in FL/OK/MD/WA, ...).
-    ``business_hours`` narrows either further; nothing widens the law."""
+    ``business_hours`` narrows either further; nothing widens the law. ``send_days``,
+    ``closed_days`` and ``holidays`` (:class:`herald.config.calendars.CalendarRules`) take whole
+    local days out (herald.compliance.calendars)."""
 
     policy: Literal["safe_default", "legal_minimum"] = "safe_default"
     business_hours: SendWindow | None = None
@@ -393,6 +363,9 @@ class ClientConfig(Strict):
     message_frequency: str = "Msg frequency varies"  # for HELP and opt-in replies (CTIA)
     compliance: Compliance = Compliance()
     send_window: ClientSendWindow = ClientSendWindow()
+    # CAN-SPAM: the physical postal address in the footer of every email (required when the
+    # client has a marketing email campaign; herald.config.loader checks it)
+    postal_address: str | None = Field(default=None, min_length=5, max_length=300)
     auto_reply: AutoReply | None = None  # after-hours auto-reply
     ingest_api: IngestApi | None = None
     retention: ClientRetention = ClientRetention()  # contact_days: PII kept after opt-out / last activity

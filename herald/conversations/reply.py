@@ -19,11 +19,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 
 import phonenumbers
 
 from herald.compliance.audit import audit
+from herald.compliance.calendars import calendar_for
 from herald.compliance.phi import find_phi, phi_reason
 from herald.compliance.send_window import next_allowed_moment, recipient_zones
 from herald.compliance.windows import legal_window_rows
@@ -31,7 +31,6 @@ from herald.config.models import Client, Deployment
 from herald.contacts.phones import mask_phone
 from herald.delivery.outbox import OUTBOX, SUPPRESSIONS, OutboxMessage, enqueue
 from herald.messages.sms import sms_info
-from herald.warehouse.config_tables import client_window
 from herald.warehouse.connection import Session
 from herald.warehouse.schema import MARTS_SCHEMA
 
@@ -130,9 +129,8 @@ def queue_reply(
     if findings:
         raise ReplyError(f"refused by the {phi_reason(findings)}; rewrite the reply without it")
     zones, state = recipient_zones(recipient.time_zone, recipient.postal_code, recipient.phone, client.time_zone)
-    send_after = next_allowed_moment(
-        now, zones, state, partial(client_window, deployment, client_id), legal_window_rows()
-    )
+    calendar = calendar_for(deployment, client_id, year=now.year)  # the client's own: hours, send days, closed days
+    send_after = next_allowed_moment(now, zones, state, calendar, legal_window_rows())
     if send_after is None:
         raise ReplyError(f"no moment in the next week is inside the send window of {', '.join(zones)} for {client_id}")
     info = sms_info(body)

@@ -24,16 +24,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
+from herald.compliance.calendars import SendCalendar, calendar_for
 from herald.compliance.inbound import REPLY_CAMPAIGN
 from herald.compliance.send_window import recipient_zones, zone_intervals
 from herald.compliance.windows import legal_window_rows
 from herald.config.models import Deployment
 from herald.contacts.phones import mask_email, mask_phone
 from herald.delivery.outbox import ATTEMPTS, OUTBOX, STATUSES, SUPPRESSIONS
-from herald.warehouse.config_tables import client_window
 from herald.warehouse.connection import Session
 
 EXAMPLES = 5  # masked example rows a finding carries
@@ -193,7 +192,7 @@ def sent_inside_send_windows(session: Session, deployment: Deployment) -> Findin
     )
     exempt = ", ".join("?" * len(WINDOW_EXEMPT_CAMPAIGNS))
     _, rows = session.query(
-        f"""select o.message_key, o.client_id, o.channel, o.to_address, o.sent_at, {contact},
+        f"""select o.message_key, o.client_id, o.campaign, o.channel, o.to_address, o.sent_at, {contact},
                    postal.time_zones, postal.state, phone.time_zones, phone.state
             from {OUTBOX} as o {join}
             left join {REGIONS} as postal
@@ -207,7 +206,8 @@ def sent_inside_send_windows(session: Session, deployment: Deployment) -> Findin
     intervals: dict[tuple, list[tuple[datetime, datetime]]] = {}
     outside: list[tuple] = []
     unjudged = 0
-    for key, client_id, channel, to, sent_at, time_zone, postal_code, contact_phone, *regions in rows:
+    calendars: dict[tuple[str, str, int], SendCalendar] = {}
+    for key, client_id, campaign, channel, to, sent_at, time_zone, postal_code, contact_phone, *regions in rows:
         client = deployment.clients.get(client_id)
         if client is None:
             unjudged += 1  # a client no longer configured: its hours are not known
@@ -221,11 +221,16 @@ def sent_inside_send_windows(session: Session, deployment: Deployment) -> Findin
             state = postal_state or phone_state
         else:  # not in the regions table yet
             zones, state = recipient_zones(None, postal_code, recipient_phone, client.time_zone)
-        hours: Callable[[int], tuple[int, int]] = partial(client_window, deployment, client_id)
+        # the campaign's calendar (its send_window over the client's; the client's for a campaign
+        # no longer configured or a manual reply): hours, send days, closed days, holidays
+        calendar_key = (client_id, campaign, sent_at.year)
+        if calendar_key not in calendars:
+            calendars[calendar_key] = calendar_for(deployment, client_id, campaign, year=sent_at.year)
+        hours = calendars[calendar_key]
         day = sent_at.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
         inside = True
         for zone in zones:
-            cache_key = (client_id, zone, state, day)
+            cache_key = (client_id, campaign, zone, state, day)
             if cache_key not in intervals:
                 intervals[cache_key] = zone_intervals(day, zone, state, hours, legal)
             if not any(opens <= sent_at < closes for opens, closes in intervals[cache_key]):

@@ -17,6 +17,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from html import escape
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit
@@ -280,7 +281,12 @@ class Renderer:
         unsubscribe_url: str,
         one_click_url: str,
         unsubscribe_text: str = DEFAULT_UNSUBSCRIBE_TEXT,
+        sender_name: str | None = None,
+        postal_address: str | None = None,
     ) -> RenderedEmail:
+        """One email for one recipient. Whatever the template holds, the HTML ends with an
+        unsubscribe link (unless the template placed its own) and, when given, the sender's
+        name and postal address (CAN-SPAM), added here so that no template can leave them out."""
         _check_one_click_url(one_click_url)
         context = {
             **variables,
@@ -293,11 +299,31 @@ class Renderer:
             subject = self._render(subject_template, template_name, context, contact_id, MAX_SUBJECT_CHARS)
             html = self._render(html_template, template_name, context, contact_id, MAX_HTML_CHARS)
         subject = " ".join(subject.split())  # no CR/LF may reach a header
+        identification = sender_identification(sender_name, postal_address)
+        if identification:
+            html = _add_sender_footer(html, identification)
         text = html_to_text(html)
         if unsubscribe_url not in text:
             text = f"{text}\n\n{unsubscribe_text}: {unsubscribe_url}".lstrip()
         headers = {LIST_UNSUBSCRIBE: f"<{one_click_url}>", LIST_UNSUBSCRIBE_POST: ONE_CLICK}
         return RenderedEmail(subject=subject, html=html, text=text, headers=headers)
+
+
+def sender_identification(sender_name: str | None, postal_address: str | None) -> str:
+    """The footer line naming who sends and where they are: 'Name · street, city, state ZIP'."""
+    parts = [" ".join(p.split()) for p in (sender_name, postal_address) if p and p.strip()]
+    return " · ".join(parts)
+
+
+def _add_sender_footer(html: str, identification: str) -> str:
+    """The sender's name and postal address, escaped, as the last block before </body>."""
+    footer = (
+        '<div class="herald-sender" style="margin:8px auto 24px;max-width:600px;text-align:center;'
+        'font-size:12px;font-family:Arial,sans-serif;color:#666666;">'
+        f"{escape(identification)}</div>"
+    )
+    at = html.rfind("</body>")
+    return html + footer if at < 0 else html[:at] + footer + html[at:]
 
 
 def _add_unsubscribe_footer(html: str) -> str:
@@ -401,6 +427,8 @@ def render_email(
     *,
     unsubscribe_url: str,
     one_click_url: str,
+    sender_name: str | None = None,
+    postal_address: str | None = None,
 ) -> RenderedEmail:
     return default_renderer().render_email(
         template_name,
@@ -410,4 +438,6 @@ def render_email(
         contact_id,
         unsubscribe_url=unsubscribe_url,
         one_click_url=one_click_url,
+        sender_name=sender_name,
+        postal_address=postal_address,
     )

@@ -6,6 +6,7 @@ import itertools
 from typing import Any
 
 from herald.compliance.audit import audit
+from herald.compliance.calendars import SendCalendar, calendar_for, not_a_send_day
 from herald.compliance.windows import legal_window_rows
 from herald.config.campaigns import (
     BranchStep,
@@ -33,6 +34,8 @@ CONFIG_TABLES = (
     "campaign_variants",
     "campaign_branches",
     "send_windows",
+    "campaign_send_windows",
+    "closed_days",
     "legal_windows",
     "frequency_caps",
     "sender_quotas",
@@ -77,6 +80,7 @@ def config_rows(
         "canonical_fields": fields,
         **campaign_rows(deployment, now, winners or {}),
         "send_windows": windows,
+        **calendar_rows(deployment, now.year),
         "legal_windows": list(legal_window_rows()),
         "frequency_caps": frequency_cap_rows(deployment),
         "sender_quotas": sender_quota_rows(deployment),
@@ -92,6 +96,33 @@ def confirmation_setting_rows(deployment: Deployment) -> list[tuple]:
         minutes = [int(parse_duration(d).total_seconds() // 60) for d in (c.follow_up_after, c.high_risk_before)]
         rows.append((client_id, *minutes, c.digest.send_at, c.digest.enabled))
     return rows
+
+
+def calendar_rows(deployment: Deployment, year: int) -> dict[str, list[tuple]]:
+    """Each campaign's calendar (herald.compliance.calendars) as ``campaign_send_windows`` (hours
+    per ISO day; a closed weekday as 0-0 with its reason) and ``closed_days`` (dated closures
+    around ``year``)."""
+    windows, closed = [], []
+    for client_id, client in deployment.clients.items():
+        for name in client.campaigns:
+            own_windows, own_closed = calendar_table_rows(
+                client_id, name, calendar_for(deployment, client_id, name, year=year)
+            )
+            windows += own_windows
+            closed += own_closed
+    return {"campaign_send_windows": windows, "closed_days": closed}
+
+
+def calendar_table_rows(client_id: str, campaign: str, calendar: SendCalendar) -> tuple[list[tuple], list[tuple]]:
+    """One campaign's ``campaign_send_windows`` and ``closed_days`` rows."""
+    windows = [
+        (client_id, campaign, iso_day, 0, 0, not_a_send_day(iso_day))
+        if hours is None
+        else (client_id, campaign, iso_day, *hours, None)
+        for iso_day, hours in enumerate(calendar.hours, start=1)
+    ]
+    closed = [(client_id, campaign, day, reason) for day, reason in sorted(calendar.closed.items())]
+    return windows, closed
 
 
 def client_window(deployment: Deployment, client_id: str, iso_day: int) -> tuple[int, int]:

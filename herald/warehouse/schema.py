@@ -274,6 +274,32 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         ("client_id", "iso_day_of_week"),
     ),
+    # Each campaign's own hours per ISO day (herald.compliance.calendars: its send_window over the
+    # client's, send_days applied); a day that is not a send day has start = end = 0 and says so.
+    (
+        f"{OPS_SCHEMA}.campaign_send_windows",
+        [
+            ("client_id", "varchar not null"),
+            ("campaign", "varchar not null"),
+            ("iso_day_of_week", "bigint not null"),  # 1 = Monday ... 7 = Sunday
+            ("start_minute", "bigint not null"),  # minutes after local midnight, inclusive
+            ("end_minute", "bigint not null"),  # exclusive
+            ("closed_reason", "varchar"),  # 'not a send day (Saturday)' when the day has no hours
+        ],
+        ("client_id", "campaign", "iso_day_of_week"),
+    ),
+    # The dates a campaign sends nothing on (the recipient's local day): client-listed closed days
+    # and the public holidays of its calendar, each with the reason a deferred message gives.
+    (
+        f"{OPS_SCHEMA}.closed_days",
+        [
+            ("client_id", "varchar not null"),
+            ("campaign", "varchar not null"),
+            ("closed_on", "date not null"),
+            ("reason", "varchar not null"),  # 'a holiday (Christmas Day, US)', 'a closed day (inventory)'
+        ],
+        ("client_id", "campaign", "closed_on"),
+    ),
     # Calling-hours law (herald/compliance/data/legal_windows.yaml): 'US' federal, or a state.
     (
         f"{OPS_SCHEMA}.legal_windows",

@@ -80,6 +80,7 @@ def build(warehouse: Warehouse) -> None:
             s.execute(ddl.format(json=json_type))
         insert(s, "herald_ops.clients", [(CLIENT, "Bright Smiles", "healthcare", TZ, "US", LOADED)])
         insert(s, "herald_ops.send_windows", [(CLIENT, d, 540, 1200) for d in range(1, 8)])
+        insert(s, "herald_ops.campaign_send_windows", [(CLIENT, CAMPAIGN, d, 540, 1200, None) for d in range(1, 8)])
         insert(s, "herald_ops.legal_windows", list(legal_window_rows()))
         insert(s, "herald_ops.frequency_caps", [(CLIENT, "transactional", *cap) for cap in HEALTHCARE_CAPS])
         insert(s, "herald_ops.campaigns", [

@@ -76,6 +76,9 @@ def build(warehouse: Warehouse) -> None:
             s.execute(ddl.format(json=json_type))
         insert(s, "herald_ops.clients", [(CLIENT, "Acme", "education", TZ, "US", LOADED)])
         insert(s, "herald_ops.send_windows", [(CLIENT, d, 540, 1200) for d in range(1, 8)])
+        insert(s, "herald_ops.campaign_send_windows", [
+            (CLIENT, name, d, 540, 1200, None) for name, *_ in CAMPAIGNS for d in range(1, 8)
+        ])  # fmt: skip
         insert(s, "herald_ops.legal_windows", list(legal_window_rows()))
         insert(s, "herald_ops.campaigns", [
             (CLIENT, name, kind, category, "active", audience, "schedule", None, None, None, None, limit, None, LOADED,

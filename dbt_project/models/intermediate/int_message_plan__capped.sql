@@ -117,6 +117,7 @@ final as (
         limited.send_after,
         limited.local_send_date,
         limited.window_reason,
+        limited.deferral_reason,
         limited.is_carried,
         limited.is_over_quota,
         limited.carry_over,

@@ -148,6 +148,7 @@ final as (
         quota_ranked.send_after,
         quota_ranked.local_send_date,
         quota_ranked.window_reason,
+        quota_ranked.deferral_reason,
         quota_ranked.is_carried,
         quota_ranked.is_over_quota,
         case

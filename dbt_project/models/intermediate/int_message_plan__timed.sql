@@ -1,8 +1,10 @@
 {#- The message plan, stage 3 of 5: when each message still going may be sent — the earliest
     moment at or after it is due (or after the pass's clock, when that is later) inside the
-    client's sending hours and the calling-hours law, in every time zone the recipient may be
+    campaign's sending hours (its own send_window over the client's: hours, send days, closed
+    days, public holidays) and the calling-hours law, in every time zone the recipient may be
     in. A message with no such moment within a week is left out (window_reason); window_reason
-    is the judged reason otherwise. -#}
+    is the judged reason otherwise. A message moved past a closed local day says which day and
+    why (deferral_reason: 'deferred: 2026-12-25 is a holiday (Christmas Day, US)'). -#}
 
 {#- Column comments are not written for the stages (their descriptions are in the dbt docs): a
     comment per column per stage on every pass was most of what the split cost. -#}
@@ -15,7 +17,11 @@ judged as (
 ),
 
 windows as (
-    select * from {{ source('herald_ops', 'send_windows') }}
+    select * from {{ source('herald_ops', 'campaign_send_windows') }}
+),
+
+closed_days as (
+    select * from {{ source('herald_ops', 'closed_days') }}
 ),
 
 legal_windows as (
@@ -33,6 +39,7 @@ recipient_zones as (
     select
         judged.message_key,
         judged.client_id,
+        judged.campaign,
         coalesce(
             judged.contact_time_zone, postal.time_zones, phone.time_zones, judged.client_time_zone
         ) as zone_list,
@@ -46,7 +53,7 @@ recipient_zones as (
 ),
 
 recipient_zone_rows as (
-    select message_key, client_id, state, {{ herald.unnest_csv('zone_list') }} as time_zone
+    select message_key, client_id, campaign, state, {{ herald.unnest_csv('zone_list') }} as time_zone
     from recipient_zones
 ),
 
@@ -84,36 +91,58 @@ local_days as (
     cross join day_offsets
 ),
 
-zone_intervals as (
+-- each local day open or closed: a dated closure (a holiday, a client-listed closed day) or a
+-- weekday that is not a send day, with the reason a deferred message gives
+day_calendar as (
     select
-        local_days.message_key,
-        local_days.time_zone,
-        local_days.zone_count,
-        local_days.scheduled_at,
-        {{ herald.local_to_utc(
-            "cast(local_days.local_day as timestamp)"
-            ~ " + greatest(windows.start_minute, coalesce(state_law.start_minute, federal_law.start_minute))"
-            ~ " * interval '1 minute'",
-            'local_days.time_zone'
-        ) }} as opens_at,
-        {{ herald.local_to_utc(
-            "cast(local_days.local_day as timestamp)"
-            ~ " + least(windows.end_minute, coalesce(state_law.end_minute, federal_law.end_minute))"
-            ~ " * interval '1 minute'",
-            'local_days.time_zone'
-        ) }} as closes_at
+        local_days.*,
+        windows.start_minute,
+        windows.end_minute,
+        case
+            when closed_days.closed_on is not null
+                then cast(local_days.local_day as varchar) || ' is ' || closed_days.reason
+            when windows.closed_reason is not null
+                then cast(local_days.local_day as varchar) || ' is ' || windows.closed_reason
+        end as closed_reason
     from local_days
     inner join windows
         on local_days.client_id = windows.client_id
+        and local_days.campaign = windows.campaign
         and windows.iso_day_of_week = {{ herald.iso_day_of_week('local_days.local_day') }}
+    left join closed_days
+        on local_days.client_id = closed_days.client_id
+        and local_days.campaign = closed_days.campaign
+        and local_days.local_day = closed_days.closed_on
+),
+
+zone_intervals as (
+    select
+        day_calendar.message_key,
+        day_calendar.time_zone,
+        day_calendar.zone_count,
+        day_calendar.scheduled_at,
+        {{ herald.local_to_utc(
+            "cast(day_calendar.local_day as timestamp)"
+            ~ " + greatest(day_calendar.start_minute, coalesce(state_law.start_minute, federal_law.start_minute))"
+            ~ " * interval '1 minute'",
+            'day_calendar.time_zone'
+        ) }} as opens_at,
+        {{ herald.local_to_utc(
+            "cast(day_calendar.local_day as timestamp)"
+            ~ " + least(day_calendar.end_minute, coalesce(state_law.end_minute, federal_law.end_minute))"
+            ~ " * interval '1 minute'",
+            'day_calendar.time_zone'
+        ) }} as closes_at
+    from day_calendar
     inner join legal_windows as federal_law
         on federal_law.jurisdiction = 'US'
-        and federal_law.iso_day_of_week = {{ herald.iso_day_of_week('local_days.local_day') }}
+        and federal_law.iso_day_of_week = {{ herald.iso_day_of_week('day_calendar.local_day') }}
     left join legal_windows as state_law
-        on local_days.state = state_law.jurisdiction
-        and state_law.iso_day_of_week = {{ herald.iso_day_of_week('local_days.local_day') }}
-    where greatest(windows.start_minute, coalesce(state_law.start_minute, federal_law.start_minute))
-        < least(windows.end_minute, coalesce(state_law.end_minute, federal_law.end_minute))
+        on day_calendar.state = state_law.jurisdiction
+        and state_law.iso_day_of_week = {{ herald.iso_day_of_week('day_calendar.local_day') }}
+    where day_calendar.closed_reason is null
+        and greatest(day_calendar.start_minute, coalesce(state_law.start_minute, federal_law.start_minute))
+        < least(day_calendar.end_minute, coalesce(state_law.end_minute, federal_law.end_minute))
 ),
 
 -- the earliest moment at or after the scheduled time that is inside an interval of every zone:
@@ -145,6 +174,21 @@ allowed as (
     from open_zones
     where zones_open = zone_count
     group by message_key
+),
+
+-- the first closed local day a deferred message was moved past (before the local day it goes on)
+calendar_deferrals as (
+    select
+        day_calendar.message_key,
+        day_calendar.closed_reason,
+        row_number() over (
+            partition by day_calendar.message_key order by day_calendar.local_day, day_calendar.closed_reason
+        ) as day_rank
+    from day_calendar
+    inner join allowed on day_calendar.message_key = allowed.message_key
+    where day_calendar.closed_reason is not null
+        and day_calendar.local_day
+        < cast({{ herald.utc_to_local('allowed.window_send_after', 'day_calendar.time_zone') }} as date)
 ),
 
 final as (
@@ -191,9 +235,15 @@ final as (
             when judged.reason is null and allowed.window_send_after is null
                 then 'no allowed sending time within a week'
             else judged.reason
-        end as window_reason
+        end as window_reason,
+        case
+            when allowed.window_send_after > judged.scheduled_at then 'deferred: ' || calendar_deferrals.closed_reason
+        end as deferral_reason
     from judged
     left join allowed on judged.message_key = allowed.message_key
+    left join calendar_deferrals
+        on judged.message_key = calendar_deferrals.message_key
+        and calendar_deferrals.day_rank = 1
 )
 
 select * from final

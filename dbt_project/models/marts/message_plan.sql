@@ -59,6 +59,7 @@ final as (
         capped.scheduled_at,
         case when capped.final_reason is null then capped.send_after end as send_after,
         coalesce(capped.final_reason is null and capped.send_after > capped.scheduled_at, false) as is_deferred,
+        case when capped.final_reason is null then capped.deferral_reason end as deferral_reason,
         case when capped.final_reason is null then template_variables.variables end as variables,
         capped.fired_at,
         {{ herald.utc_now() }} as planned_at
