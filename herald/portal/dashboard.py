@@ -1,26 +1,24 @@
 """The dashboard's figures for one client: its row of ``analytics.client_dashboard`` and its
-latest packets, read from the warehouse read-only.
+latest packets, read through the portal's read path (:mod:`herald.portal.reads`).
 
-On the embedded DuckDB a run may hold the file's write lock; a read-only connection then waits a
-short moment (as :mod:`herald.web.pages` does) and gives up with ``available=False`` rather than
-failing the page. :func:`read_dashboard` is the one place the portal reads these figures, so a
-read path that never waits behind a writer can replace it.
+On the embedded DuckDB that is the latest snapshot the runs published, so a run holding the
+warehouse never makes the page wait: the figures are those of the snapshot's time, which the page
+shows. Only a warehouse that has no snapshot yet while a run holds it (the first minutes of a new
+deployment) gives ``available=False`` with the reason, never a failed page.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from herald.portal.reads import PortalReader, reader_for
 from herald.settings import Settings
 
 log = logging.getLogger("herald.portal.dashboard")
-READ_WAIT_SECONDS = 1.0
+NOT_COMPUTED = "the figures have not been computed yet"
 RECENT_PACKETS = 5
 FIGURES = (
     "client_id", "client_name", "as_of_at", "is_metered", "credit_balance", "delivered_24h", "delivered_3d",
@@ -58,60 +56,16 @@ class Dashboard:
         return bool(f["credit_alerts_30d"]) or (f["credit_balance"] is not None and f["credit_balance"] <= 0)
 
 
-@contextmanager
-def _read_only(settings: Settings) -> Iterator[tuple[Any, str]]:
-    """A read-only cursor on the warehouse and its placeholder; waits at most READ_WAIT_SECONDS
-    for a DuckDB writer, and PostgreSQL statements at most 2 s."""
-    target = settings.warehouse
-    if target.engine == "duckdb":
-        import duckdb
-
-        assert target.duckdb_path is not None
-        if not target.duckdb_path.exists():
-            raise FileNotFoundError("the warehouse has not been built yet")
-        deadline = time.monotonic() + READ_WAIT_SECONDS
-        while True:  # read-only never takes the write lock; a writer holding it makes us wait briefly
-            try:
-                con = duckdb.connect(str(target.duckdb_path), read_only=True)
-                break
-            except duckdb.IOException:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        try:
-            yield con, "?"
-        finally:
-            con.close()
-        return
-    import psycopg2
-
-    conn = psycopg2.connect(
-        host=target.pg_host, port=target.pg_port, user=target.pg_user, password=target.pg_password,
-        dbname=target.pg_database, connect_timeout=2, options="-c statement_timeout=2000",
-    )  # fmt: skip
-    try:
-        conn.set_session(readonly=True)
-        with conn.cursor() as cur:
-            yield cur, "%s"
-    finally:
-        conn.close()
-
-
-def _dicts(cursor: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    cursor.execute(sql, params)
-    names = [d[0] for d in cursor.description or []]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def read_dashboard(settings: Settings, client_id: str) -> Dashboard:
+def read_dashboard(settings: Settings, client_id: str, reader: PortalReader | None = None) -> Dashboard:
     """The client's dashboard figures; never raises for a busy or unbuilt warehouse."""
     try:
-        with _read_only(settings) as (cursor, p):
-            figures = _dicts(cursor, DASHBOARD_SQL.format(p=p), [client_id])
-            packets = _dicts(cursor, PACKETS_SQL.format(p=p), [client_id])
+        with (reader or reader_for(settings.warehouse)).session() as session:
+            if not session.has_table("analytics.client_dashboard"):
+                return Dashboard(client_id, available=False, reason=NOT_COMPUTED)
+            figures = session.query(DASHBOARD_SQL.format(p="?"), [client_id]).dicts()
+            packets = session.query(PACKETS_SQL.format(p="?"), [client_id]).dicts()
     except Exception as exc:  # the page says the figures are unavailable; it never fails for it
         log.info("dashboard of %s not read (%s: %s)", client_id, type(exc).__name__, str(exc)[:200])
-        busy = "lock" in str(exc).lower() or "conflicting" in str(exc).lower()
-        reason = "a run is updating the warehouse" if busy else "the figures have not been computed yet"
-        return Dashboard(client_id, available=False, reason=reason)
+        busy = any(w in str(exc).lower() for w in ("lock", "conflicting", "held the warehouse"))
+        return Dashboard(client_id, available=False, reason="a run is updating the warehouse" if busy else NOT_COMPUTED)
     return Dashboard(client_id, available=True, figures=figures[0] if figures else None, packets=packets)

@@ -275,27 +275,56 @@ def test_the_api_docs_and_htmx_are_served_locally(portal: dict[str, Any]) -> Non
     assert "openapi" in browser.get("/openapi.json").json()
 
 
-def test_the_dashboard_says_unavailable_while_another_process_holds_the_warehouse(tmp_path: Path) -> None:
+def test_the_dashboard_reads_the_last_snapshot_while_another_process_holds_the_warehouse(tmp_path: Path) -> None:
+    """No warehouse yet: "not computed". A run holding the file before any snapshot exists: the
+    page says a run is updating it (after a short wait), never fails. Once a run published a
+    snapshot, a run holding the file changes nothing: the figures come from the snapshot."""
     import subprocess
     import sys
 
     from herald.portal.dashboard import read_dashboard
+    from herald.portal.reads import PortalReader, publish_snapshot
 
     settings = Settings.from_env({"HERALD_HOME": str(tmp_path), "HERALD_CONFIG_DIR": str(CONFIG_DIR)})
-    assert read_dashboard(settings, CLIENT_A).reason == "the figures have not been computed yet"  # no file yet
-    Warehouse(settings.warehouse).ensure_schema()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
-         "time.sleep(30)", str(settings.warehouse.duckdb_path)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
+    assert read_dashboard(settings, CLIENT_A, PortalReader(settings.warehouse)).reason == (
+        "the figures have not been computed yet"  # no file yet
+    )
+    warehouse = Warehouse(settings.warehouse)
+    warehouse.ensure_schema()
+    with warehouse.session() as s:
+        s.execute("create table analytics.client_dashboard as select ? as client_id, 'Bright Smiles Dental' as "
+                  "client_name, timestamp '2026-12-07 08:00:00' as as_of_at, true as is_metered, 12.5 as "
+                  "credit_balance, 1 as delivered_24h, 2 as delivered_3d, 3 as delivered_7d, 4 as delivered_30d, "
+                  "0 as failed_30d, 1.0 as delivery_rate_30d, 1 as replied_30d, 25.0 as response_pct_30d, "
+                  "0 as opt_outs_30d, 0 as credit_alerts_30d, null::timestamp as last_credit_alert_at",
+                  [CLIENT_A])  # fmt: skip
+
+    def hold() -> subprocess.Popen:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', "
+             "flush=True); time.sleep(30)", str(settings.warehouse.duckdb_path)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        board = read_dashboard(settings, CLIENT_A)
+        return holder
+
+    holder = hold()
+    try:
+        board = read_dashboard(settings, CLIENT_A, PortalReader(settings.warehouse))
     finally:
         holder.kill()
         holder.wait(10)
     assert (board.available, board.reason) == (False, "a run is updating the warehouse")
+
+    publish_snapshot(settings.warehouse)  # what a run's dbt build does at its end
+    holder = hold()
+    try:
+        board = read_dashboard(settings, CLIENT_A, PortalReader(settings.warehouse))
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert board.available and board.figures is not None
+    assert (board.figures["delivered_30d"], float(board.figures["credit_balance"])) == (4, 12.5)
 
 
 @pytest.mark.postgres
