@@ -32,6 +32,7 @@ AUTH_TOKEN = "twilio-test-auth-token"
 WHSEC = "whsec_" + base64.b64encode(b"resend-test-signing-secret-32byt").decode()
 CLIENT = "northfield_college"
 INGEST = [f"/api/v1/clients/{CLIENT}/{kind}" for kind in ("customers", "customer-attributes", "funnel-events")]
+PRIVACY = [f"/api/v1/clients/{CLIENT}/privacy/{kind}" for kind in ("export", "erase")]
 
 DEEP = "[" * 100_000 + "]" * 100_000
 # (name, raw body): each must be refused with a 4xx wherever a JSON body is read
@@ -103,7 +104,7 @@ def test_every_route_is_in_the_corpus(client: TestClient) -> None:
     assert {"/webhooks/twilio/inbound", "/u/{token}", "/healthz"} <= paths  # the walk sees the routers' routes
     known = {"/healthz", "/webhooks/twilio/inbound", "/webhooks/twilio/status", "/webhooks/resend",
              "/u/{token}", "/u/{token}/one-click", "/c/{token}", "/l/{token}",
-             *(p.replace(CLIENT, "{client_id}") for p in INGEST),
+             *(p.replace(CLIENT, "{client_id}") for p in INGEST + PRIVACY),
              "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}  # fmt: skip
     assert paths <= known, paths - known
 
@@ -115,6 +116,18 @@ def test_the_ingest_api_refuses_malformed_json_with_400(client: TestClient, trac
         assert answer.status_code == 400, (path, answer.status_code, answer.text[:300])
         assert answer.json()["detail"]
         # a stranger gets 401 whatever the body: the key is checked before the body is read
+        stranger = client.post(path, content=body, headers={"content-type": "application/json", "Authorization": ""})
+        assert stranger.status_code == 401
+
+
+@pytest.mark.parametrize(("name", "body"), BAD_JSON, ids=[n for n, _ in BAD_JSON])
+def test_the_privacy_api_refuses_malformed_json_with_a_4xx(
+    client: TestClient, tracebacks, name: str, body: bytes
+) -> None:
+    for path in PRIVACY:
+        answer = client.post(path, content=body, headers={"content-type": "application/json"})
+        assert 400 <= answer.status_code < 500, (path, answer.status_code, answer.text[:300])
+        assert answer.json()["detail"]
         stranger = client.post(path, content=body, headers={"content-type": "application/json", "Authorization": ""})
         assert stranger.status_code == 401
 
