@@ -79,6 +79,10 @@ def _max_upload(request: Request) -> int:
     return int(raw) if raw.strip().isdigit() and int(raw) > 0 else portal_packets.MAX_UPLOAD_BYTES
 
 
+def _size(n: int) -> str:
+    return f"{n / (1024 * 1024):g} MB" if n >= 1024 * 1024 else f"{n / 1024:.0f} KB"
+
+
 def _packet_types(request: Request, client_id: str) -> list[str]:
     return sorted(web_context(request).deployment.clients[client_id].load_maps)
 
@@ -93,7 +97,7 @@ def _packets_page(
     return render(request, "packets.html",
                   {"client_id": client_id, "packets": listed, "packet_types": _packet_types(request, client_id),
                    "can_upload": user.can_act, "error": error, "chosen": chosen,
-                   "max_mb": _max_upload(request) / (1024 * 1024)}, status)  # fmt: skip
+                   "max_size": _size(_max_upload(request))}, status)  # fmt: skip
 
 
 @router.get("/c/{client_id}/packets", response_class=HTMLResponse)
@@ -173,8 +177,9 @@ def contacts_page(
     # the path only: what was typed may be someone's number or address
     audit_view(request, user, client_id, request.url.path)
     found = (
-        _read(request, portal_contacts.search_contacts, client_id, query,
-              hide_contact_details=user.hide_contact_details)  # fmt: skip
+        _read(
+            request, portal_contacts.search_contacts, client_id, query, hide_contact_details=user.hide_contact_details
+        )
         if query.strip()
         else []
     )
@@ -262,4 +267,3 @@ def missed_page(request: Request, client_id: str, user: Annotated[User, Depends(
     audit_view(request, user, client_id, request.url.path)
     missed = _read(request, portal_contacts.missed_contacts, client_id)
     return render(request, "missed.html", {"client_id": client_id, "missed": missed})
-
