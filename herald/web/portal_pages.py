@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, File, Form, Request, UploadFile
@@ -29,7 +29,8 @@ from herald.portal import packets as portal_packets
 from herald.portal.accounts import User
 from herald.portal.reads import PortalReadError, current_snapshot
 from herald.warehouse.connection import WarehouseError
-from herald.web.context import web_context
+from herald.web.context import WebContext, web_context
+from herald.web.guard import Larger
 from herald.web.portal import (
     _duckdb_lock,
     acting_user,
@@ -46,6 +47,8 @@ from herald.web.portal import (
 log = logging.getLogger("herald.web.portal_pages")
 ENV_MAX_UPLOAD_BYTES = "HERALD_PORTAL_MAX_UPLOAD_BYTES"
 CHANNELS = {"sms": "phone", "email": "email"}
+UPLOAD_PATH = re.compile(r"/app/c/[^/]+/packets")
+FORM_SLACK_BYTES = 64 * 1024  # the multipart framing and the form's other fields
 T = TypeVar("T")
 
 
@@ -74,9 +77,25 @@ def _read(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> 
         raise unavailable() from exc
 
 
-def _max_upload(request: Request) -> int:
-    raw = web_context(request).environ.get(ENV_MAX_UPLOAD_BYTES, "")
+def max_upload_bytes(environ: Mapping[str, str]) -> int:
+    """The upload limit: ``HERALD_PORTAL_MAX_UPLOAD_BYTES``, else the packets module's default."""
+    raw = environ.get(ENV_MAX_UPLOAD_BYTES, "")
     return int(raw) if raw.strip().isdigit() and int(raw) > 0 else portal_packets.MAX_UPLOAD_BYTES
+
+
+def _max_upload(request: Request) -> int:
+    return max_upload_bytes(web_context(request).environ)
+
+
+def upload_body_limit(context: WebContext, scope: Mapping[str, Any]) -> Larger | None:
+    """For :class:`herald.web.guard.BodyLimit`: the upload's POST may carry the upload limit
+    (plus the form's other fields), streamed, not held in memory; every other request has the
+    usual limit."""
+    if scope.get("method") != "POST" or not UPLOAD_PATH.fullmatch(scope.get("path", "")):
+        return None
+    limit = max_upload_bytes(context.environ)
+    return Larger(limit + FORM_SLACK_BYTES, f"The file is larger than the upload limit of {_size(limit)}: split it, "
+                  "or send it through SFTP or S3. Nothing was uploaded.")  # fmt: skip
 
 
 def _size(n: int) -> str:

@@ -318,3 +318,34 @@ def test_screenshots_of_the_pages_at_desktop_and_phone_widths(portal: dict[str, 
                 page.set_viewport_size({"width": 1280, "height": 900})
         finally:
             chromium.close()
+
+
+def test_an_upload_may_exceed_the_api_body_limit_but_not_its_own(portal: dict[str, Any]) -> None:
+    """The app's 5 MB body limit (webhooks, the ingest API) does not cap an upload; the upload's
+    own limit does, before the body is read when the browser declares its length."""
+    from herald.web.guard import MAX_BODY_BYTES
+
+    env = {k: v for k, v in environment(portal["home"]).items() if k != "HERALD_PORTAL_MAX_UPLOAD_BYTES"}
+    roomy = {**portal, "app": create_app(portal["settings"], environ=env)}
+    browser, _ = browser_of(roomy, "staff")
+    body = b"first_name,phone\n" + b"Ana,+13125550101\n" * (MAX_BODY_BYTES // 17 + 1000)
+    assert len(body) > MAX_BODY_BYTES
+    token = csrf(browser.get(f"{PREFIX}/c/{A}/packets").text)
+    r = browser.post(f"{PREFIX}/c/{A}/packets", data={"csrf_token": token, "packet_type": "appointments"},
+                     files={"file": ("large.csv", body, "text/csv")})  # fmt: skip
+    assert r.status_code == 200 and "File received" in r.text
+    assert (portal["home"] / "dropzone" / A / "incoming" / "appointments" / "large.csv").stat().st_size == len(body)
+    # over this app's 4 KB upload limit (plus the form's slack): refused before it is read
+    small, _ = browser_of(portal, "staff")
+    before = zone_files(portal)
+    token = csrf(small.get(f"{PREFIX}/c/{A}/packets").text)
+    r = small.post(f"{PREFIX}/c/{A}/packets", data={"csrf_token": token, "packet_type": "appointments"},
+                   files={"file": ("huge.csv", body, "text/csv")})  # fmt: skip
+    assert (
+        r.status_code == 413 and "larger than the upload limit of 4 KB" in r.text and "Nothing was uploaded" in r.text
+    )
+    assert zone_files(portal) == before
+    # every other route keeps the usual limit
+    r = small.post(f"{PREFIX}/c/{A}/contacts/c-{A}/block", content=b"x" * (MAX_BODY_BYTES + 1),
+                   headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert r.status_code == 413
