@@ -349,3 +349,17 @@ def test_an_upload_may_exceed_the_api_body_limit_but_not_its_own(portal: dict[st
     r = small.post(f"{PREFIX}/c/{A}/contacts/c-{A}/block", content=b"x" * (MAX_BODY_BYTES + 1),
                    headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
     assert r.status_code == 413
+
+
+def test_the_pages_work_on_a_new_warehouse_with_no_snapshot_and_no_marts(tmp_path: Path) -> None:
+    env = environment(tmp_path)
+    settings = Settings.from_env(env)
+    warehouse = Warehouse(settings.warehouse)
+    warehouse.ensure_schema()
+    portal = {"app": create_app(settings, environ=env), "warehouse": warehouse}
+    browser, _ = browser_of(portal, "staff")
+    assert "No packets yet" in browser.get(f"{PREFIX}/c/{A}/packets").text  # publishes the first snapshot
+    assert 'id="no-results"' in browser.get(f"{PREFIX}/c/{A}/contacts", params={"q": "ana"}).text
+    assert 'id="none-missed"' in browser.get(f"{PREFIX}/c/{A}/missed").text
+    assert browser.get(f"{PREFIX}/c/{A}/contacts/c-{A}").status_code == 404
+    assert browser.get(f"{PREFIX}/c/{A}/packets/nothing").status_code == 404
