@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 
 from herald.portal import accounts
 from herald.portal.audit import query
-from herald.portal.reads import publish_snapshot
+from herald.portal.reads import publish_snapshot, reader_for
 from herald.settings import Settings
 from herald.warehouse.connection import Warehouse
 from herald.web.app import create_app
@@ -304,6 +304,7 @@ def test_the_contact_search_on_postgresql(pg_database_factory: Any, tmp_path: Pa
     assert browser.get(f"{PREFIX}/c/{A}/contacts/c-{B}").status_code == 404
     with warehouse.session(read_only=True) as s:
         assert next(r.subject for r in query(s, user=user.email, action="portal_view")) == f"{PREFIX}/c/{A}/contacts"
+    reader_for(settings.warehouse).close()  # its pool's connections, before the database is dropped
 
 
 def test_screenshots_of_the_pages_at_desktop_and_phone_widths(portal: dict[str, Any]) -> None:
