@@ -335,6 +335,16 @@ def test_screenshots_of_the_pages_at_desktop_and_phone_widths(portal: dict[str, 
                     if width == 390:  # the page itself is no wider than the phone (tables scroll inside)
                         assert page.evaluate("document.documentElement.scrollWidth") <= width + 1, name
                 page.set_viewport_size({"width": 1280, "height": 900})
+            # a refused upload: the reason on the form
+            page.goto(f"{url}{PREFIX}/c/{A}/packets")
+            page.set_input_files("#file", files=[{"name": "report.xlsx", "mimeType": "application/octet-stream",
+                                                   "buffer": b"PK\x03\x04"}])  # fmt: skip
+            with page.expect_navigation():
+                page.get_by_role("button", name="Upload").click()
+            assert "is not a CSV file" in page.locator("#upload-error").inner_text()
+            for width, height in ((1280, 900), (390, 844)):
+                page.set_viewport_size({"width": width, "height": height})
+                page.screenshot(path=str(SHOTS / f"upload-refused-{width}.png"), full_page=True)
         finally:
             chromium.close()
 
