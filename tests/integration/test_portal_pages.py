@@ -392,3 +392,21 @@ def test_the_pages_work_on_a_new_warehouse_with_no_snapshot_and_no_marts(tmp_pat
     assert 'id="none-missed"' in browser.get(f"{PREFIX}/c/{A}/missed").text
     assert browser.get(f"{PREFIX}/c/{A}/contacts/c-{A}").status_code == 404
     assert browser.get(f"{PREFIX}/c/{A}/packets/nothing").status_code == 404
+
+
+def test_hostile_contact_names_are_shown_escaped(portal: dict[str, Any]) -> None:
+    with portal["warehouse"].session() as s:
+        for cid, first, last in (("c-hostile", "<script>alert(1)</script>", "=cmd|' /C calc'!A0"),
+                                 ("c-long", "Zed" + "z" * 100_000, None)):  # fmt: skip
+            s.execute("insert into marts.contacts values (?, ?, null, ?, ?, null, null, null, null)",
+                      [cid, A, first, last])  # fmt: skip
+    publish_snapshot(portal["settings"].warehouse)
+    browser, _ = browser_of(portal, "staff")
+    found = browser.get(f"{PREFIX}/c/{A}/contacts", params={"q": "script"}).text
+    assert (
+        "<script>alert(1)" not in found and "&lt;script&gt;alert(1)&lt;/script&gt; =cmd|&#39; /C calc&#39;!A0" in found
+    )
+    detail = browser.get(f"{PREFIX}/c/{A}/contacts/c-hostile").text
+    assert "<script>alert(1)" not in detail and "&lt;script&gt;alert(1)&lt;/script&gt;" in detail
+    long = browser.get(f"{PREFIX}/c/{A}/contacts/c-long")
+    assert long.status_code == 200 and "Zed" + "z" * 100_000 in long.text
