@@ -27,7 +27,7 @@ FIGURES = (
 )  # fmt: skip
 DASHBOARD_SQL = f"select {', '.join(FIGURES)} from analytics.client_dashboard where client_id = {{p}}"
 PACKETS_SQL = (
-    "select file_name, packet_type, status, received_at, rows_landed, rows_rejected from herald_ops.packets "
+    "select packet_id, file_name, packet_type, status, received_at, rows_landed, rows_rejected from herald_ops.packets "
     f"where client_id = {{p}} order by received_at desc limit {RECENT_PACKETS}"
 )
 

@@ -139,10 +139,9 @@ def neutralise(cell: object) -> str:
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
-def rejects_csv(settings: Settings, client_id: str, packet_id: str, reader: PortalReader | None = None) -> bytes:
-    """The packet's rejected rows as CSV (line, reason, raw text), UTF-8 with a BOM for
-    spreadsheets, every cell neutralised. :class:`PacketNotFound` for another client's packet."""
-    reader = reader or reader_for(settings.warehouse)
+def _reject_rows(
+    reader: PortalReader, client_id: str, packet_id: str, limit: int | None = None
+) -> list[tuple[int, str, str | None]]:
     with reader.session() as s:
         if not s.scalar(
             "select count(*) from herald_ops.packets where client_id = ? and packet_id = ?", [client_id, packet_id]
@@ -150,14 +149,39 @@ def rejects_csv(settings: Settings, client_id: str, packet_id: str, reader: Port
             raise PacketNotFound(f"no packet {packet_id!r} for this client")
         rows = s.query(
             "select line_number, reason, raw_text from herald_raw.packet_rejects "
-            "where client_id = ? and packet_id = ? order by line_number",
+            "where client_id = ? and packet_id = ? order by line_number"
+            + ("" if limit is None else f" limit {int(limit)}"),
             [client_id, packet_id],
         ).rows
+    return [(int(line), reason, raw) for line, reason, raw in rows]
+
+
+def rejects(
+    settings: Settings, client_id: str, packet_id: str, limit: int = 200, reader: PortalReader | None = None
+) -> list[tuple[int, str]]:
+    """The packet's first ``limit`` rejected rows as (line, reason), for a page (the raw text,
+    which holds contact data, only in :func:`rejects_csv`). :class:`PacketNotFound` otherwise."""
+    rows = _reject_rows(reader or reader_for(settings.warehouse), client_id, packet_id, limit)
+    return [(line, reason) for line, reason, _ in rows]
+
+
+def rejects_csv(
+    settings: Settings,
+    client_id: str,
+    packet_id: str,
+    reader: PortalReader | None = None,
+    include_raw: bool = True,
+) -> bytes:
+    """The packet's rejected rows as CSV (line, reason, raw text), UTF-8 with a BOM for
+    spreadsheets, every cell neutralised. :class:`PacketNotFound` for another client's packet.
+    ``include_raw=False`` leaves the raw text out (a user who may not see contact details)."""
+    rows = _reject_rows(reader or reader_for(settings.warehouse), client_id, packet_id)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(["line", "reason", "raw_text"])
+    writer.writerow(["line", "reason", "raw_text"] if include_raw else ["line", "reason"])
     for line, reason, raw in rows:
-        writer.writerow([int(line), neutralise(reason), neutralise(raw)])
+        cells = [line, neutralise(reason)] + ([neutralise(raw)] if include_raw else [])
+        writer.writerow(cells)
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 

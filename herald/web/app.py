@@ -61,7 +61,10 @@ def create_app(
     for router in [*BUILTIN_ROUTERS, *ROUTERS, *routers]:
         app.include_router(router)
     portal.install(app)  # /app, /static and /docs
-    app.add_middleware(BodyLimit)  # a body over the limit is a 413 before any route reads it
+    from herald.web.portal_pages import upload_body_limit
+
+    # a body over the limit is a 413 before any route reads it; the portal's upload has its own
+    app.add_middleware(BodyLimit, larger=lambda scope: upload_body_limit(context, scope))
     return app
 
 

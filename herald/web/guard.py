@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from html import escape
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -84,15 +87,22 @@ def parse_json(body: bytes) -> Any:
 class BodyLimit:
     """ASGI middleware: 413 for a request body over ``limit`` bytes, before the app reads it."""
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int = MAX_BODY_BYTES, larger: Callable[[Scope], Larger | None] | None = None
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.larger = larger
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
+        larger = self.larger(scope) if self.larger else None
+        if larger is not None:
+            await self._streamed(scope, receive, send, larger, declared)
+            return
         if declared is not None:
             try:
                 too_big = int(declared) > self.limit
@@ -129,8 +139,47 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
+    async def _streamed(self, scope: Scope, receive: Receive, send: Send, larger: Larger, declared: Any) -> None:
+        """A route that streams a large body itself (the portal's upload): its own limit, checked
+        on ``Content-Length`` and while counting, and the body passed on unbuffered."""
+        try:
+            too_big = declared is not None and int(declared) > larger.limit
+        except ValueError:
+            await _answer(send, 400, "Content-Length is not a number")
+            return
+        if too_big:
+            await _answer(send, 413, larger.message, html=True)
+            return
+        size = 0
 
-async def _answer(send: Send, status: int, message: str) -> None:
+        async def counted() -> Message:
+            nonlocal size
+            message = await receive()
+            size += len(message.get("body", b""))
+            if size > larger.limit:  # a chunked body over the limit: the route sees the client leave
+                return {"type": "http.disconnect"}
+            return message
+
+        await self.app(scope, counted, send)
+
+
+@dataclass(frozen=True)
+class Larger:
+    """The limit of a route that takes a larger body, and the page answered over it."""
+
+    limit: int
+    message: str
+
+
+async def _answer(send: Send, status: int, message: str, html: bool = False) -> None:
+    if html:
+        text = f"<!doctype html><meta charset=utf-8><title>Too large</title><h1>Too large</h1><p>{escape(message)}</p>"
+        body = text.encode()
+        kind = b"text/html; charset=utf-8"
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode())]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+        return
     body = json.dumps({"detail": message}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -606,6 +606,8 @@ def install(app: FastAPI) -> None:
     ``/docs`` served from them (no CDN)."""
     from fastapi.openapi.docs import get_swagger_ui_html
 
+    from herald.web import portal_pages  # noqa: F401  (its routes join this module's router)
+
     app.include_router(router)
     app.add_exception_handler(PortalPage, page_handler)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
