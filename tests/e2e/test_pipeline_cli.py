@@ -273,14 +273,15 @@ def test_every_packet_step_is_timed(deployed: Deployment) -> None:
 
 
 def test_the_dbt_builds_publish_the_portal_snapshot(deployed: Deployment) -> None:
-    """Each dbt build ends by publishing the portal's snapshot: after the tick it holds the
-    1,000-row upload's packet as cleaned, as the live warehouse does."""
+    """The portal's read path shows the 1,000-row upload's packet as cleaned after the tick: on
+    DuckDB from the snapshot each dbt build publishes at its end, on PostgreSQL live (no snapshot)."""
     from herald.portal.packets import list_packets
     from herald.portal.reads import PortalReader, current_snapshot
     from herald.settings import Settings
 
     settings = Settings.from_env({**deployed.env, "HERALD_CONFIG_DIR": str(CONFIG_DIR)})
-    assert current_snapshot(settings.warehouse) is not None
+    if settings.warehouse.engine == "duckdb":
+        assert current_snapshot(settings.warehouse) is not None
     reader = PortalReader(settings.warehouse)
     try:
         listed = {p.file_name: p for p in list_packets(settings, "northfield_college", reader=reader)}

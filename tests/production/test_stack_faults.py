@@ -522,22 +522,31 @@ def test_terminated_warehouse_connections_fail_the_run_clearly_and_the_next_comp
 
 def test_runs_queued_while_the_code_server_restarts_start_once_it_is_back(stack: Stack) -> None:
     quiet(stack)
-    code_server = next(p for p in stack.state.processes if p.name == "code-server")
-    # submitted (the webserver needs the code server for that), then the code server is killed
-    # before the daemon has launched them: its dequeue cannot reach the code server, puts them
-    # back and tries again (deploy/dagster.yaml, max_user_code_failure_retries)
+    processes = {p.name: p for p in stack.state.processes}
+    # The daemon is stopped first, so nothing dequeues the runs before the code server is gone
+    # (submitting needs the code server; a running daemon may launch them within milliseconds).
+    os.kill(processes["daemon"].pid, signal.SIGKILL)
+    wait_for("the daemon gone", lambda: not alive(processes["daemon"].pid), timeout=30, every=0.1)
     runs = [launch(stack, tag="queued") for _ in range(2)]
-    os.kill(code_server.pid, signal.SIGKILL)  # at once: the daemon dequeues every few seconds
-    wait_for("the code server gone", lambda: not alive(code_server.pid), timeout=30, every=0.1)
+    assert all(run_record(stack, r)["status"] == "QUEUED" for r in runs)
+    os.kill(processes["code-server"].pid, signal.SIGKILL)
+    wait_for("the code server gone", lambda: not alive(processes["code-server"].pid), timeout=30, every=0.1)
+    # the daemon back while the code server is down: its dequeue cannot reach the code server, puts
+    # the runs back in the queue and tries again (deploy/dagster.yaml, max_user_code_failure_retries)
+    assert "daemon: pid" in stack.herald("stack", "restart", "daemon").stdout
+
+    def resubmitted() -> list[str]:
+        return [r for r in runs if any("re-submitting the run into the queue" in m for m in engine_messages(stack, r))]
+
+    wait_for("a queued run put back for want of the code server", resubmitted, timeout=120, every=1.0)
     assert all(run_record(stack, r)["status"] in ("QUEUED", "STARTING") for r in runs)
     restarted = stack.herald("stack", "restart", "code-server")  # started again with the same command
     assert "code-server: pid" in restarted.stdout
     stack.state = StackState.load(Path(stack.state.folder))
-    assert next(p for p in stack.state.processes if p.name == "code-server").pid != code_server.pid
+    assert next(p for p in stack.state.processes if p.name == "code-server").pid != processes["code-server"].pid
     records = [wait_for(f"run {r} finished", lambda r=r: finished(stack, r), timeout=RUN_STEP_TIMEOUT) for r in runs]
     assert [r["status"] for r in records] == ["SUCCESS", "SUCCESS"], [stack.run_errors(r) for r in runs]
-    resubmitted = [
-        r for r in runs if any("re-submitting the run into the queue" in m for m in engine_messages(stack, r))
-    ]
-    print(f"code server killed and restarted: {len(resubmitted)} of 2 queued runs waited for it, both succeeded")
-    assert resubmitted, "both runs were launched before the code server was killed: nothing waited in the queue"
+    print(
+        f"code server killed with the daemon's queue waiting: {len(resubmitted())} of 2 runs put back, both succeeded"
+    )
+    assert resubmitted()
