@@ -531,22 +531,23 @@ def test_runs_queued_while_the_code_server_restarts_start_once_it_is_back(stack:
     assert all(run_record(stack, r)["status"] == "QUEUED" for r in runs)
     os.kill(processes["code-server"].pid, signal.SIGKILL)
     wait_for("the code server gone", lambda: not alive(processes["code-server"].pid), timeout=30, every=0.1)
-    # the daemon back while the code server is down: its dequeue cannot reach the code server, puts
-    # the runs back in the queue and tries again (deploy/dagster.yaml, max_user_code_failure_retries)
+    # the daemon back while the code server is down: it either pauses dequeues for the location
+    # ("Pausing dequeues … to give its code server time to recover") or dequeues, cannot reach the
+    # code server and puts the run back (deploy/dagster.yaml, max_user_code_failure_retries).
+    # Either way the runs wait in the queue: over several of the daemon's passes none leaves it.
     assert "daemon: pid" in stack.herald("stack", "restart", "daemon").stdout
 
     def resubmitted() -> list[str]:
         return [r for r in runs if any("re-submitting the run into the queue" in m for m in engine_messages(stack, r))]
 
-    wait_for("a queued run put back for want of the code server", resubmitted, timeout=120, every=1.0)
-    assert all(run_record(stack, r)["status"] in ("QUEUED", "STARTING") for r in runs)
+    for _ in range(4):  # the run queue daemon passes every few seconds
+        time.sleep(5)
+        waiting = [run_record(stack, r)["status"] for r in runs]  # STARTING: a dequeue about to put it back
+        assert set(waiting) <= {"QUEUED", "STARTING", "NOT_STARTED"}, waiting
     restarted = stack.herald("stack", "restart", "code-server")  # started again with the same command
     assert "code-server: pid" in restarted.stdout
     stack.state = StackState.load(Path(stack.state.folder))
     assert next(p for p in stack.state.processes if p.name == "code-server").pid != processes["code-server"].pid
     records = [wait_for(f"run {r} finished", lambda r=r: finished(stack, r), timeout=RUN_STEP_TIMEOUT) for r in runs]
     assert [r["status"] for r in records] == ["SUCCESS", "SUCCESS"], [stack.run_errors(r) for r in runs]
-    print(
-        f"code server killed with the daemon's queue waiting: {len(resubmitted())} of 2 runs put back, both succeeded"
-    )
-    assert resubmitted()
+    print(f"code server down while 2 runs were queued: they waited ({len(resubmitted())} put back), both succeeded")
