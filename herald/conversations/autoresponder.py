@@ -7,6 +7,10 @@ else the client's ``send_window.business_hours``, else herald.yaml's send window
 period runs from one day's closing time to the next day's opening. The answer's outbox key is
 md5('autoreply|<client>|<address>|<start of the closed period>'), so a second message in the
 same night enqueues nothing new, and the next night's first one is answered again.
+
+A client admin may switch the auto-reply off or change its text in the portal's Inbox settings
+(``herald_ops.auto_reply_settings``, :func:`effective_auto_reply`); the open hours stay the
+configuration's.
 """
 
 from __future__ import annotations
@@ -15,14 +19,30 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from herald.config.models import Client, Deployment, SendWindow
+from herald.config.models import AutoReply, Client, Deployment, SendWindow
 from herald.delivery.outbox import SUPPRESSIONS, OutboxMessage, enqueue
 from herald.messages.sms import sms_info
 from herald.warehouse.connection import Session
+from herald.warehouse.schema import OPS_SCHEMA
 
 AUTO_REPLY = "auto_reply"  # step and message type of the answer
 REPLY_CAMPAIGN = "_replies"  # as herald.compliance.inbound: every answer to a reply
 CHANNEL = "sms"
+AUTO_REPLY_SETTINGS = f"{OPS_SCHEMA}.auto_reply_settings"  # the portal's override of client.yaml's auto_reply
+
+
+def effective_auto_reply(session: Session, client: Client) -> AutoReply | None:
+    """The auto-reply in effect: client.yaml's ``auto_reply``, unless a client admin changed it
+    in the portal (switched off: None; another text: that text, with the configured hours)."""
+    configured = client.config.auto_reply
+    _, rows = session.query(f"select enabled, text from {AUTO_REPLY_SETTINGS} where client_id = ?", [client.client_id])
+    if not rows:
+        return configured
+    enabled, text = rows[0]
+    text = text or (configured.text if configured is not None else None)
+    if not enabled or not text:
+        return None
+    return AutoReply(text=text, business_hours=configured.business_hours if configured is not None else None)
 
 
 def auto_reply_hours(client: Client, deployment: Deployment) -> SendWindow:
@@ -81,7 +101,7 @@ def queue_auto_reply(
     received at ``received_at`` (naive UTC), due ``now``; returns its key when a new one was
     queued, None when the client has none, it is open, the number is suppressed or this closed
     period was answered already."""
-    settings = client.config.auto_reply
+    settings = effective_auto_reply(session, client)
     if settings is None:
         return None
     closed_since = closed_period_start(received_at, auto_reply_hours(client, deployment), client.time_zone)

@@ -33,6 +33,17 @@ TWO_FACTOR_RESET = "portal_2fa_reset"
 PACKET_UPLOADED = "portal_packet_uploaded"
 ACTIONS = (LOGIN, LOGIN_FAILED, LOCKOUT, LOGOUT, TWO_FACTOR_ENROLLED, RECOVERY_CODE_USED, RESET_REQUESTED,
            PASSWORD_RESET, VIEW, USER_ADDED, USER_DISABLED, TWO_FACTOR_RESET, PACKET_UPLOADED)  # fmt: skip
+# the Inbox (herald/web/portal_inbox.py)
+INBOX_REPLY = "portal_inbox_reply"
+INBOX_NOTE = "portal_inbox_note"
+INBOX_STATUS = "portal_inbox_status"
+INBOX_ASSIGN = "portal_inbox_assign"
+INBOX_UNREAD = "portal_inbox_unread"
+QUICK_REPLY_SAVED = "portal_quick_reply_saved"
+QUICK_REPLY_DELETED = "portal_quick_reply_deleted"
+AUTO_REPLY_CHANGED = "portal_auto_reply_changed"
+ACTIONS += (INBOX_REPLY, INBOX_NOTE, INBOX_STATUS, INBOX_ASSIGN, INBOX_UNREAD, QUICK_REPLY_SAVED, QUICK_REPLY_DELETED,
+            AUTO_REPLY_CHANGED)  # fmt: skip
 UNKNOWN_ACTOR = "portal:unknown"
 
 

@@ -64,6 +64,7 @@ PORTAL_TABLES: tuple[str, ...] = (
     "analytics.client_dashboard",
     "analytics.journey_funnel",
     "analytics.journey_variants",
+    "marts.appointments",  # the Inbox's contact context (upcoming appointments)
 )
 
 

@@ -964,6 +964,78 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         ("subscription_id", "event_id", "attempt_number"),
     ),
+    # -- the portal's Inbox (herald/portal/inbox.py) ------------------------------------------
+    # Staff's state of a conversation (marts.conversations): closed or reopened by hand (a new
+    # message from the contact after it reopens it), and who it is assigned to.
+    (
+        f"{OPS_SCHEMA}.inbox_threads",
+        [
+            ("client_id", "varchar not null"),
+            ("conversation_id", "varchar not null"),  # marts.conversations.conversation_id
+            ("status", "varchar"),  # open | closed, as staff last set it; null: as the mart says
+            ("status_changed_at", "timestamp"),
+            ("status_changed_by", "varchar"),  # portal:<email>
+            ("assigned_user_id", "varchar"),  # herald_ops.portal_users of the same client; null: nobody
+            ("assigned_at", "timestamp"),
+            ("assigned_by", "varchar"),
+            ("updated_at", "timestamp not null"),
+        ],
+        ("client_id", "conversation_id"),
+    ),
+    # When each portal user last read each conversation (unread: the contact wrote after it).
+    (
+        f"{OPS_SCHEMA}.inbox_reads",
+        [
+            ("client_id", "varchar not null"),
+            ("conversation_id", "varchar not null"),
+            ("user_id", "varchar not null"),
+            ("read_at", "timestamp not null"),
+        ],
+        ("client_id", "conversation_id", "user_id"),
+    ),
+    # Internal notes (never sent) and the replies sent from the Inbox (their outbox key), in the
+    # conversation's timeline before dbt's next build shows the reply in marts.conversation_messages.
+    (
+        f"{OPS_SCHEMA}.inbox_entries",
+        [
+            ("entry_id", "varchar not null"),
+            ("client_id", "varchar not null"),
+            ("conversation_id", "varchar not null"),
+            ("kind", "varchar not null"),  # note | reply
+            ("author_user_id", "varchar not null"),
+            ("author_email", "varchar not null"),
+            ("body", "varchar not null"),
+            ("message_key", "varchar"),  # a reply's herald_ops.outbox key
+            ("created_at", "timestamp not null"),
+        ],
+        ("entry_id",),
+    ),
+    # A client's quick replies: sandboxed Jinja2 text with the contact's variables ({{ first_name }}).
+    (
+        f"{OPS_SCHEMA}.inbox_quick_replies",
+        [
+            ("reply_id", "varchar not null"),
+            ("client_id", "varchar not null"),
+            ("title", "varchar not null"),
+            ("body", "varchar not null"),
+            ("created_by", "varchar not null"),
+            ("created_at", "timestamp not null"),
+        ],
+        ("reply_id",),
+    ),
+    # A client admin's override of client.yaml's auto_reply (read by the auto-responder): on or
+    # off, and the text; the open hours stay the configuration's.
+    (
+        f"{OPS_SCHEMA}.auto_reply_settings",
+        [
+            ("client_id", "varchar not null"),
+            ("enabled", "boolean not null"),
+            ("text", "varchar"),  # null: the configured text
+            ("updated_by", "varchar not null"),
+            ("updated_at", "timestamp not null"),
+        ],
+        ("client_id",),
+    ),
 ]
 
 # What one row is, for the Python-owned tables the dbt project does not declare as sources (the
@@ -1032,6 +1104,24 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
         "One row per client, campaign, A/B-tested step and variant: sent, delivered, replied and converted "
         "counts, the rate of the campaign's metric with its Wilson 95% interval, and the verdict against the "
         "control. Replaced whole on each computation."
+    ),
+    f"{OPS_SCHEMA}.inbox_threads": (
+        "One row per conversation portal staff closed, reopened or assigned: the status they set and when, and the "
+        "portal user it is assigned to (herald/portal/inbox.py)."
+    ),
+    f"{OPS_SCHEMA}.inbox_reads": (
+        "One row per portal user and conversation: when the user last read it (unread: the contact wrote since)."
+    ),
+    f"{OPS_SCHEMA}.inbox_entries": (
+        "One row per internal note (never sent) or reply sent from the portal's Inbox: who wrote it, the text, "
+        "and a reply's outbox key."
+    ),
+    f"{OPS_SCHEMA}.inbox_quick_replies": (
+        "One row per quick reply of a client: a title and a sandboxed template with the contact's variables."
+    ),
+    f"{OPS_SCHEMA}.auto_reply_settings": (
+        "One row per client whose admin changed the after-hours auto-reply in the portal: on or off, and its "
+        "text (null: client.yaml's); the auto-responder reads it over client.yaml's auto_reply."
     ),
 }
 

@@ -1,0 +1,341 @@
+"""The portal's Inbox under ``/app/c/<client_id>/inbox``: the conversations with filters (unread,
+open, closed, assigned to me), one conversation (its messages, internal notes, the contact's
+context, reply with quick replies, open/close, assign, mark unread), and the Inbox settings
+(quick replies, the after-hours auto-reply).
+
+Every route depends on :func:`herald.web.portal.client_user` (another client's user gets 404,
+and so does another client's conversation id); every action on
+:func:`herald.web.portal.acting_user` (a viewer gets 403) and the CSRF check; the settings'
+changes on :func:`herald.web.portal.admin_user`. Every view and action writes its audit row in
+the transaction that does the work (:mod:`herald.portal.audit`). A reply goes through
+``herald reply``'s path (:func:`herald.portal.inbox.send_reply`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import Depends, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from herald.clock import utcnow
+from herald.conversations.reply import ReplyError
+from herald.portal import audit as portal_audit
+from herald.portal import inbox
+from herald.portal.accounts import User
+from herald.portal.reads import PortalReadError, current_snapshot, publish_snapshot
+from herald.web.context import web_context
+from herald.web.portal import (
+    PREFIX,
+    _duckdb_lock,
+    acting_user,
+    admin_user,
+    check_csrf,
+    client_user,
+    db,
+    not_found,
+    redirect,
+    render,
+    router,
+    unavailable,
+)
+
+log = logging.getLogger("herald.web.portal_inbox")
+NOTICES = {
+    "replied": "Reply queued: Herald sends it at the next allowed moment for the contact.",
+    "again": "That reply was already queued this minute: it is sent once.",
+    "noted": "Note added (only your team sees it).",
+    "open": "Conversation reopened.",
+    "closed": "Conversation closed.",
+    "assigned": "Assignment saved.",
+    "unread": "Marked unread.",
+    "quick-saved": "Quick reply saved.",
+    "quick-deleted": "Quick reply deleted.",
+    "auto-saved": "After-hours auto-reply saved.",
+    "auto-reset": "After-hours auto-reply is back to the configured one.",
+}
+
+
+def _snapshot_ready(request: Request) -> None:
+    """On DuckDB, the first page before any snapshot publishes one (the live file opened
+    read-only, so not inside the portal's own write session: its lock, not both at once)."""
+    target = web_context(request).settings.warehouse
+    if target.engine == "duckdb" and current_snapshot(target) is None:
+        try:
+            with _duckdb_lock:
+                if current_snapshot(target) is None:
+                    publish_snapshot(target)
+        except PortalReadError as exc:
+            log.warning("the Inbox could not publish its first snapshot: %s", str(exc)[:300])
+            raise unavailable() from exc
+
+
+def _who(user: User) -> str:
+    return portal_audit.actor(user.email)
+
+
+def _guard(fn: Any) -> Any:
+    """A domain call: no such conversation → 404, an unreadable warehouse → 503."""
+    try:
+        return fn()
+    except inbox.ConversationNotFound as exc:
+        raise not_found() from exc
+    except PortalReadError as exc:
+        log.warning("the Inbox could not read the warehouse: %s", str(exc)[:300])
+        raise unavailable() from exc
+
+
+# --- the list ----------------------------------------------------------------------------------
+
+
+@router.get("/c/{client_id}/inbox", response_class=HTMLResponse)
+def inbox_page(
+    request: Request, client_id: str, user: Annotated[User, Depends(client_user)], filter: str = "all"
+) -> Response:
+    chosen = filter if filter in inbox.FILTERS else "all"
+    settings = web_context(request).settings
+    _snapshot_ready(request)
+    with db(web_context(request)) as s:
+        portal_audit.record(s, _who(user), portal_audit.VIEW, client_id, request.url.path, {"filter": chosen})
+        rows, as_of = _guard(lambda: inbox.list_conversations(settings, s, client_id, user, chosen))
+    return render(request, "inbox.html", {"client_id": client_id, "rows": rows, "filter": chosen,
+                                          "filters": inbox.FILTERS, "as_of": as_of})  # fmt: skip
+
+
+# --- one conversation --------------------------------------------------------------------------
+
+
+def _conversation_page(
+    request: Request, client_id: str, conversation_id: str, user: User, *, error: str | None = None,
+    notice: str | None = None, draft: str = "", quick: str = "", status: int = 200,
+) -> Response:  # fmt: skip
+    context = web_context(request)
+    settings, client = context.settings, context.deployment.clients[client_id]
+    now = utcnow()
+    _snapshot_ready(request)
+    with db(context) as s:
+        thread = _guard(lambda: inbox.read_thread(settings, s, client_id, conversation_id, user, now))
+        portal_audit.record(s, _who(user), portal_audit.VIEW, client_id, request.url.path,
+                            contact_id=thread.conversation.contact_id)  # fmt: skip
+        inbox.mark_read(s, client_id, conversation_id, user.user_id, now)
+        quick_replies = inbox.quick_replies(s, client_id)
+        team = inbox.assignable_users(s, client_id)
+        if quick and not draft:
+            names = _names(settings, client_id, thread.conversation.contact_id)
+            try:
+                draft = inbox.render_quick_reply(s, client, quick, thread.contact, *names) or ""
+            except inbox.InboxError as exc:
+                error, status = f"The quick reply cannot be used: {exc}.", 400
+    assignee = next((u for u in team if u.user_id == thread.conversation.assigned_user_id), None)
+    can_reply = (user.can_act and thread.conversation.channel == "sms" and thread.conversation.contact_id is not None)
+    return render(request, "conversation.html",
+                  {"client_id": client_id, "t": thread, "c": thread.conversation, "contact": thread.contact,
+                   "can_act": user.can_act, "can_reply": can_reply, "quick_replies": quick_replies, "team": team,
+                   "assignee": assignee, "error": error, "notice": notice, "draft": draft,
+                   "reply_max": inbox.REPLY_MAX_CHARS, "note_max": inbox.NOTE_MAX_CHARS}, status)  # fmt: skip
+
+
+def _names(settings: Any, client_id: str, contact_id: str | None) -> tuple[str | None, str | None]:
+    """The contact's first and last name, for a quick reply's variables."""
+    if not contact_id:
+        return None, None
+    from herald.portal.reads import reader_for
+
+    with reader_for(settings.warehouse).session() as r:
+        rows = r.query("select first_name, last_name from marts.contacts where client_id = ? and contact_id = ?",
+                       [client_id, contact_id]).rows  # fmt: skip
+    return (rows[0][0], rows[0][1]) if rows else (None, None)
+
+
+@router.get("/c/{client_id}/inbox/settings", response_class=HTMLResponse)
+def inbox_settings_page(request: Request, client_id: str, user: Annotated[User, Depends(client_user)]) -> Response:
+    return _settings_page(request, client_id, user, audit=True)
+
+
+@router.get("/c/{client_id}/inbox/{conversation_id}", response_class=HTMLResponse)
+def conversation_page(
+    request: Request, client_id: str, conversation_id: str, user: Annotated[User, Depends(client_user)],
+    notice: str = "", quick: str = "",
+) -> Response:  # fmt: skip
+    return _conversation_page(request, client_id, conversation_id, user, notice=NOTICES.get(notice),
+                              quick=quick[:40] if user.can_act else "")  # fmt: skip
+
+
+def _back(client_id: str, conversation_id: str, notice: str) -> Response:
+    from urllib.parse import quote
+
+    return redirect(f"{PREFIX}/c/{client_id}/inbox/{quote(conversation_id, safe='')}?notice={notice}")
+
+
+@router.post("/c/{client_id}/inbox/{conversation_id}/reply", response_class=HTMLResponse,
+             dependencies=[Depends(check_csrf)])  # fmt: skip
+def reply(
+    request: Request, client_id: str, conversation_id: str, user: Annotated[User, Depends(acting_user)],
+    text: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:  # fmt: skip
+    context = web_context(request)
+    try:
+        _snapshot_ready(request)
+        with db(context) as s:
+            message, is_new = _guard(lambda: inbox.send_reply(
+                context.settings, s, context.deployment, client_id, conversation_id, user, text, _who(user),
+                utcnow()))  # fmt: skip
+            portal_audit.record(s, _who(user), portal_audit.INBOX_REPLY, client_id, conversation_id,
+                                {"message_key": message.message_key, "new": is_new},
+                                contact_id=message.contact_id)  # fmt: skip
+    except ReplyError as exc:
+        return _conversation_page(request, client_id, conversation_id, user, status=400, draft=text,
+                                  error=f"Nothing was sent: {exc}.")  # fmt: skip
+    return _back(client_id, conversation_id, "replied" if is_new else "again")
+
+
+@router.post("/c/{client_id}/inbox/{conversation_id}/note", response_class=HTMLResponse,
+             dependencies=[Depends(check_csrf)])  # fmt: skip
+def note(
+    request: Request, client_id: str, conversation_id: str, user: Annotated[User, Depends(acting_user)],
+    text: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:  # fmt: skip
+    return _action(request, client_id, conversation_id, user, "noted",
+                   lambda s: (inbox.add_note(s, client_id, conversation_id, user, text, utcnow()),
+                              portal_audit.record(s, _who(user), portal_audit.INBOX_NOTE, client_id, conversation_id)))  # fmt: skip
+
+
+@router.post("/c/{client_id}/inbox/{conversation_id}/status", response_class=HTMLResponse,
+             dependencies=[Depends(check_csrf)])  # fmt: skip
+def status(
+    request: Request, client_id: str, conversation_id: str, user: Annotated[User, Depends(acting_user)],
+    status: Annotated[str, Form(max_length=20)] = "",
+) -> Response:  # fmt: skip
+    return _action(request, client_id, conversation_id, user, status if status in ("open", "closed") else "",
+                   lambda s: (inbox.set_status(s, client_id, conversation_id, status, _who(user), utcnow()),
+                              portal_audit.record(s, _who(user), portal_audit.INBOX_STATUS, client_id, conversation_id,
+                                                  {"status": status})))  # fmt: skip
+
+
+@router.post("/c/{client_id}/inbox/{conversation_id}/assign", response_class=HTMLResponse,
+             dependencies=[Depends(check_csrf)])  # fmt: skip
+def assign(
+    request: Request, client_id: str, conversation_id: str, user: Annotated[User, Depends(acting_user)],
+    user_id: Annotated[str, Form(max_length=100)] = "",
+) -> Response:  # fmt: skip
+    def run(s: Any) -> None:
+        target = inbox.assign(s, client_id, conversation_id, user_id or None, _who(user), utcnow())
+        portal_audit.record(s, _who(user), portal_audit.INBOX_ASSIGN, client_id, conversation_id,
+                            {"assigned_to": target.email if target else None})  # fmt: skip
+
+    return _action(request, client_id, conversation_id, user, "assigned", run)
+
+
+@router.post("/c/{client_id}/inbox/{conversation_id}/unread", response_class=HTMLResponse,
+             dependencies=[Depends(check_csrf)])  # fmt: skip
+def unread(
+    request: Request, client_id: str, conversation_id: str, user: Annotated[User, Depends(acting_user)]
+) -> Response:
+    def run(s: Any) -> None:
+        inbox.mark_unread(s, client_id, conversation_id, user.user_id)
+        portal_audit.record(s, _who(user), portal_audit.INBOX_UNREAD, client_id, conversation_id)
+
+    response = _action(request, client_id, conversation_id, user, "unread", run, back=False)
+    return response if response is not None else redirect(f"{PREFIX}/c/{client_id}/inbox?filter=unread")
+
+
+def _action(request: Request, client_id: str, conversation_id: str, user: User, notice: str, run: Any,
+            back: bool = True) -> Any:  # fmt: skip
+    """An action on a conversation of the client (404 when it has none of that id), in one
+    transaction with its audit row; a refusal is shown on the page and changes nothing."""
+    context = web_context(request)
+    if not notice:
+        return _conversation_page(request, client_id, conversation_id, user, status=400,
+                                  error="Nothing was changed: choose open or closed.")  # fmt: skip
+    try:
+        _snapshot_ready(request)
+        _guard(lambda: inbox.check_conversation(context.settings, client_id, conversation_id))
+        with db(context) as s:
+            run(s)
+    except inbox.InboxError as exc:
+        return _conversation_page(request, client_id, conversation_id, user, status=400,
+                                  error=f"Nothing was changed: {exc}.")  # fmt: skip
+    return _back(client_id, conversation_id, notice) if back else None
+
+
+# --- settings: quick replies, after-hours auto-reply ------------------------------------------
+
+
+def _settings_page(request: Request, client_id: str, user: User, *, audit: bool = False, error: str | None = None,
+                   notice: str | None = None, form: dict[str, str] | None = None, status: int = 200) -> Response:  # fmt: skip
+    context = web_context(request)
+    client = context.deployment.clients[client_id]
+    _snapshot_ready(request)
+    with db(context) as s:
+        if audit:
+            portal_audit.record(s, _who(user), portal_audit.VIEW, client_id, request.url.path)
+        replies = inbox.quick_replies(s, client_id)
+        auto = inbox.auto_reply_view(s, context.deployment, client)
+    is_admin = user.role in ("operator", "client_admin")
+    return render(request, "inbox_settings.html",
+                  {"client_id": client_id, "replies": replies, "auto": auto, "is_admin": is_admin,
+                   "variables": inbox.QUICK_VARIABLES, "error": error, "notice": notice, "form": form or {},
+                   "quick_max": inbox.QUICK_BODY_MAX_CHARS, "auto_max": inbox.AUTO_REPLY_MAX_CHARS}, status)  # fmt: skip
+
+
+def _settings_action(request: Request, client_id: str, user: User, notice: str, run: Any,
+                     form: dict[str, str] | None = None) -> Response:  # fmt: skip
+    try:
+        _snapshot_ready(request)
+        with db(web_context(request)) as s:
+            run(s)
+    except inbox.InboxError as exc:
+        return _settings_page(request, client_id, user, status=400, error=f"Nothing was saved: {exc}.", form=form)
+    return _settings_page(request, client_id, user, notice=NOTICES[notice])
+
+
+@router.post("/c/{client_id}/inbox/settings/quick-replies", response_class=HTMLResponse,
+             dependencies=[Depends(check_csrf)])  # fmt: skip
+def add_quick_reply(
+    request: Request, client_id: str, user: Annotated[User, Depends(admin_user)],
+    title: Annotated[str, Form(max_length=400)] = "", body: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:  # fmt: skip
+    client = web_context(request).deployment.clients[client_id]
+
+    def run(s: Any) -> None:
+        reply_id = inbox.save_quick_reply(s, client, title, body, _who(user), utcnow())
+        portal_audit.record(s, _who(user), portal_audit.QUICK_REPLY_SAVED, client_id, reply_id, {"title": title[:80]})
+
+    return _settings_action(request, client_id, user, "quick-saved", run, {"title": title, "body": body})
+
+
+@router.post("/c/{client_id}/inbox/settings/quick-replies/{reply_id}/delete", response_class=HTMLResponse,
+             dependencies=[Depends(check_csrf)])  # fmt: skip
+def delete_quick_reply(
+    request: Request, client_id: str, reply_id: str, user: Annotated[User, Depends(admin_user)]
+) -> Response:
+    def run(s: Any) -> None:
+        title = inbox.delete_quick_reply(s, client_id, reply_id)
+        if title is None:
+            raise not_found()
+        portal_audit.record(s, _who(user), portal_audit.QUICK_REPLY_DELETED, client_id, reply_id, {"title": title})
+
+    return _settings_action(request, client_id, user, "quick-deleted", run)
+
+
+@router.post("/c/{client_id}/inbox/settings/auto-reply", response_class=HTMLResponse,
+             dependencies=[Depends(check_csrf)])  # fmt: skip
+def auto_reply(
+    request: Request, client_id: str, user: Annotated[User, Depends(admin_user)],
+    enabled: Annotated[str, Form(max_length=10)] = "", text: Annotated[str, Form(max_length=4000)] = "",
+    reset: Annotated[str, Form(max_length=10)] = "",
+) -> Response:  # fmt: skip
+    client = web_context(request).deployment.clients[client_id]
+    on = enabled in ("on", "1", "yes")
+
+    def run(s: Any) -> None:
+        if reset:
+            inbox.reset_auto_reply(s, client_id)
+        else:
+            inbox.save_auto_reply(s, client, on, text, _who(user), utcnow())
+        portal_audit.record(s, _who(user), portal_audit.AUTO_REPLY_CHANGED, client_id, "auto_reply",
+                            {"reset": True} if reset else {"enabled": on, "text": text.strip()[:640] or None})  # fmt: skip
+
+    return _settings_action(request, client_id, user, "auto-reset" if reset else "auto-saved", run,
+                            {"text": text, "enabled": "on" if on else ""})  # fmt: skip
