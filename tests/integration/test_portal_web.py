@@ -102,6 +102,14 @@ def test_the_matrix_enumerates_the_client_routes(portal: dict[str, Any]) -> None
     routes = client_routes(portal["app"])
     assert ("GET", f"{PREFIX}/c/{{client_id}}/") in routes
     assert ("POST", f"{PREFIX}/c/{{client_id}}/users/{{user_id}}/disable") in routes
+    # the Inbox (tests/integration/test_portal_inbox.py checks its pages)
+    for method, path in (("GET", "inbox"), ("GET", "inbox/settings"), ("GET", "inbox/{conversation_id}"),
+                         ("POST", "inbox/{conversation_id}/reply"), ("POST", "inbox/{conversation_id}/note"),
+                         ("POST", "inbox/{conversation_id}/status"), ("POST", "inbox/{conversation_id}/assign"),
+                         ("POST", "inbox/{conversation_id}/unread"), ("POST", "inbox/settings/quick-replies"),
+                         ("POST", "inbox/settings/quick-replies/{reply_id}/delete"),
+                         ("POST", "inbox/settings/auto-reply")):  # fmt: skip
+        assert (method, f"{PREFIX}/c/{{client_id}}/{path}") in routes, path
 
 
 @pytest.mark.parametrize("role", ["client_admin", "staff", "viewer"])
@@ -113,6 +121,7 @@ def test_every_client_route_answers_404_to_a_user_of_another_client(portal: dict
     routes = client_routes(portal["app"])
     for method, path in routes:
         url = path.replace("{client_id}", CLIENT_B).replace("{user_id}", victim.user_id)
+        url = url.replace("{conversation_id}", "some-conversation").replace("{reply_id}", "some-reply")
         r = browser.request(method, url, data={"csrf_token": token} if method == "POST" else None,
                             follow_redirects=False)  # fmt: skip
         assert r.status_code == 404, (method, url, r.status_code)
