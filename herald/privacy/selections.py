@@ -173,6 +173,25 @@ def selections(
             [(f"update {RAW_SCHEMA}.inbound_messages set from_address = ?, body = ?", [ERASED, ERASED_BODY])],
         )
     )
+    # the portal Inbox's notes and replies about the person (before the outbox is re-keyed)
+    _, threads = session.query(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = 'conversations'",
+        [MARTS_SCHEMA],
+    )
+    in_threads = (
+        f" or conversation_id in (select conversation_id from {MARTS_SCHEMA}.conversations where client_id = ? "
+        f"and contact_id in ({marks(ids)}))"
+        if threads[0][0]
+        else ""
+    )
+    out.append(
+        Selection(
+            f"{OPS_SCHEMA}.inbox_entries",
+            f"client_id = ? and (message_key in ({messages}){in_threads})",
+            [c, *messages_params, *([c, *ids] if in_threads else [])],
+            [(f"update {OPS_SCHEMA}.inbox_entries set body = ?", [ERASED_BODY])],
+        )
+    )
     out.append(
         Selection(
             f"{OPS_SCHEMA}.outbox",

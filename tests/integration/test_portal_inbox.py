@@ -400,3 +400,18 @@ def test_inbox_pages_work_before_any_conversation(tmp_path: Path) -> None:
     page = browser.get(inbox_url())
     assert page.status_code == 200 and "No conversations yet" in page.text
     assert browser.get(inbox_url("/conv-ana")).status_code == 404
+
+
+def test_an_erasure_empties_the_inbox_notes_and_replies_about_the_person(portal: dict[str, Any]) -> None:
+    """Last in the module: it erases Ana."""
+    from herald.privacy.erase import erase
+
+    browser, _ = browser_of(portal, "staff")
+    page = browser.get(inbox_url("/conv-ana"))
+    browser.post(inbox_url("/conv-ana/note"), data={"csrf_token": csrf(page.text), "text": "Ana prefers mornings"})
+    browser.post(inbox_url("/conv-ben/note"), data={"csrf_token": csrf(page.text), "text": "Ben pays cash"})
+    with portal["warehouse"].session() as s:
+        erase(s, A, "c-ana", "US", "cli:test", utcnow())
+    bodies = rows(portal, "select conversation_id, kind, body from herald_ops.inbox_entries order by conversation_id")
+    assert {b for cid, _, b in bodies if cid == "conv-ana"} == {"[erased]"}
+    assert ("conv-ben", "note", "Ben pays cash") in bodies
