@@ -599,7 +599,11 @@ class AutoReplyView:
 
 def _hours_text(client: Client, deployment: Deployment) -> str:
     window = auto_reply_hours(client, deployment)
-    return f"{window.model_dump_json(exclude_none=True)} ({client.time_zone})"
+    weekdays = f"{window.start}–{window.end}"
+    sunday = f"{window.sunday_start}–{window.end}"
+    if weekdays == sunday:
+        return f"every day {weekdays} ({client.time_zone})"
+    return f"Mon–Sat {weekdays}, Sun {sunday} ({client.time_zone})"
 
 
 def auto_reply_view(session: Session, deployment: Deployment, client: Client) -> AutoReplyView:
