@@ -102,9 +102,13 @@ def _read_marks(session: Session, client_id: str, user_id: str) -> dict[str, dat
 def effective_status(mart_status: str, last_inbound_at: datetime | None, state: ThreadState | None) -> str:
     """What staff set last, unless the contact wrote after it (a new message reopens a closed
     conversation); otherwise the mart's (open: the latest inbound message is unanswered)."""
-    if state is not None and state.status in (OPEN, CLOSED) and state.status_changed_at is not None:
-        if last_inbound_at is None or state.status_changed_at >= last_inbound_at:
-            return state.status
+    if (
+        state is not None
+        and state.status in (OPEN, CLOSED)
+        and state.status_changed_at is not None
+        and (last_inbound_at is None or state.status_changed_at >= last_inbound_at)
+    ):
+        return state.status
     return mart_status
 
 
@@ -235,6 +239,12 @@ def hide_in_text(text: str | None) -> str | None:
     return _PHONE_IN_TEXT.sub(lambda m: mask_phone(re.sub(r"[^\d+]", "", m.group(0))), text)
 
 
+def _conversation_row(r: tuple[Any, ...]) -> ConversationRow:
+    name = _name(r[2], r[3])
+    return ConversationRow(r[0], r[1], name, r[4], r[5], r[6], r[7], r[8], None, int(r[9] or 0), int(r[10] or 0),
+                           r[11], r[12])  # fmt: skip
+
+
 def _conversation_rows(
     reader: PortalReader, client_id: str, ids: list[str] | None, limit: int
 ) -> tuple[list[ConversationRow], datetime | None]:
@@ -248,11 +258,7 @@ def _conversation_rows(
             extra = f"and c.conversation_id in ({', '.join('?' * len(ids))})"
             params += ids
         rows = s.query(_LIST_SQL.format(extra=extra), [*params, int(limit)]).rows
-        found = [
-            ConversationRow(r[0], r[1], _name(r[2], r[3]), r[4], r[5], r[6], r[7], r[8], None, int(r[9] or 0),
-                            int(r[10] or 0), r[11], r[12])  # fmt: skip
-            for r in rows
-        ]
+        found = [_conversation_row(r) for r in rows]
         if found and s.has_table("marts.conversation_messages"):
             marks = ", ".join("?" * len(found))
             last = s.query(

@@ -128,7 +128,7 @@ def _conversation_page(
             except inbox.InboxError as exc:
                 error, status = f"The quick reply cannot be used: {exc}.", 400
     assignee = next((u for u in team if u.user_id == thread.conversation.assigned_user_id), None)
-    can_reply = (user.can_act and thread.conversation.channel == "sms" and thread.conversation.contact_id is not None)
+    can_reply = user.can_act and thread.conversation.channel == "sms" and thread.conversation.contact_id is not None
     return render(request, "conversation.html",
                   {"client_id": client_id, "t": thread, "c": thread.conversation, "contact": thread.contact,
                    "can_act": user.can_act, "can_reply": can_reply, "quick_replies": quick_replies, "team": team,
@@ -196,9 +196,11 @@ def note(
     request: Request, client_id: str, conversation_id: str, user: Annotated[User, Depends(acting_user)],
     text: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:  # fmt: skip
-    return _action(request, client_id, conversation_id, user, "noted",
-                   lambda s: (inbox.add_note(s, client_id, conversation_id, user, text, utcnow()),
-                              portal_audit.record(s, _who(user), portal_audit.INBOX_NOTE, client_id, conversation_id)))  # fmt: skip
+    def run(s: Any) -> None:
+        inbox.add_note(s, client_id, conversation_id, user, text, utcnow())
+        portal_audit.record(s, _who(user), portal_audit.INBOX_NOTE, client_id, conversation_id)
+
+    return _action(request, client_id, conversation_id, user, "noted", run)
 
 
 @router.post("/c/{client_id}/inbox/{conversation_id}/status", response_class=HTMLResponse,
@@ -207,10 +209,11 @@ def status(
     request: Request, client_id: str, conversation_id: str, user: Annotated[User, Depends(acting_user)],
     status: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:  # fmt: skip
-    return _action(request, client_id, conversation_id, user, status if status in ("open", "closed") else "",
-                   lambda s: (inbox.set_status(s, client_id, conversation_id, status, _who(user), utcnow()),
-                              portal_audit.record(s, _who(user), portal_audit.INBOX_STATUS, client_id, conversation_id,
-                                                  {"status": status})))  # fmt: skip
+    def run(s: Any) -> None:
+        inbox.set_status(s, client_id, conversation_id, status, _who(user), utcnow())
+        portal_audit.record(s, _who(user), portal_audit.INBOX_STATUS, client_id, conversation_id, {"status": status})
+
+    return _action(request, client_id, conversation_id, user, status if status in ("open", "closed") else "", run)
 
 
 @router.post("/c/{client_id}/inbox/{conversation_id}/assign", response_class=HTMLResponse,

@@ -201,7 +201,11 @@ def test_the_filters_unread_open_closed_and_mine(portal: dict[str, Any]) -> None
     assert "conv-cy" in ids(browser.get(inbox_url("?filter=open")).text)
     # assigned to me
     r = browser.post(inbox_url("/conv-ben/assign"), data={"csrf_token": token, "user_id": user.user_id})
-    assert r.status_code == 200 and "Assignment saved." in r.text and f'<dd id="assignee" class="wrap">{user.email}' in r.text
+    assert (
+        r.status_code == 200
+        and "Assignment saved." in r.text
+        and f'<dd id="assignee" class="wrap">{user.email}' in r.text
+    )
     assert ids(browser.get(inbox_url("?filter=mine")).text) == ["conv-ben"]
     assert ids(other.get(inbox_url("?filter=mine")).text) == []
     assert f"→ {user.email}" in other.get(inbox_url()).text
@@ -238,7 +242,7 @@ def test_a_reply_goes_through_the_outbox_and_the_sandbox_provider(portal: dict[s
     assert (campaign, contact, to, body, status) == ("_manual", "c-ana", ANA, text, "queued")
     # the thread shows it at once (the mart has it after dbt's next build), and the conversation is answered
     thread = browser.get(inbox_url("/conv-ana?notice=replied")).text
-    assert "Reply queued" in thread and f"{text}<span class=\"meta\">Reply by {user.email} · queued" in thread
+    assert "Reply queued" in thread and f'{text}<span class="meta">Reply by {user.email} · queued' in thread
     assert '<span class="badge status-closed" id="status">closed</span>' in thread
     # a double submit in the same minute is sent once
     r = browser.post(inbox_url("/conv-ana/reply"), data={"csrf_token": csrf(thread), "text": text})
@@ -254,7 +258,9 @@ def test_a_reply_goes_through_the_outbox_and_the_sandbox_provider(portal: dict[s
     assert "· sent" in browser.get(inbox_url("/conv-ana")).text
     with portal["warehouse"].session(read_only=True) as s:
         audit = query(s, client_id=A, limit=50)
-    assert any(r.action == "send" and r.actor == f"portal:{user.email}" and r.detail["message_key"] == key for r in audit)
+    assert any(
+        r.action == "send" and r.actor == f"portal:{user.email}" and r.detail["message_key"] == key for r in audit
+    )
     assert any(r.action == "portal_inbox_reply" and r.subject == "conv-ana" for r in audit)
 
 
@@ -285,7 +291,7 @@ def test_notes_and_hostile_text_are_shown_escaped(portal: dict[str, Any]) -> Non
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page.text
     r = browser.post(inbox_url("/conv-ana/note"), data={"csrf_token": csrf(page.text), "text": "<b>VIP</b> patient"})
     assert r.status_code == 200 and "Note added" in r.text
-    assert "&lt;b&gt;VIP&lt;/b&gt; patient<span class=\"meta\">Internal note by " + user.email in r.text
+    assert '&lt;b&gt;VIP&lt;/b&gt; patient<span class="meta">Internal note by ' + user.email in r.text
     r = browser.post(inbox_url("/conv-ana/note"), data={"csrf_token": csrf(page.text), "text": ""})
     assert r.status_code == 400 and "Nothing was changed: the note is empty." in r.text
     assert rows(portal, "select kind, body, author_email from herald_ops.inbox_entries where kind = 'note' "
@@ -384,8 +390,11 @@ def test_a_client_admin_changes_the_after_hours_auto_reply_the_autoresponder_rea
     with portal["warehouse"].session(read_only=True) as s:
         assert effective_auto_reply(s, client) == client.config.auto_reply
         audit = query(s, user=user.email, action="portal_auto_reply_changed")
-    assert [r.detail for r in audit][::-1] == [{"enabled": False, "text": "We are closed."},
-                                               {"enabled": True, "text": "We are closed; back at 8."}, {"reset": True}]  # fmt: skip
+    assert [r.detail for r in audit][::-1] == [
+        {"enabled": False, "text": "We are closed."},
+        {"enabled": True, "text": "We are closed; back at 8."},
+        {"reset": True},
+    ]
     assert json.dumps([r.subject for r in audit]) == json.dumps(["auto_reply"] * 3)
 
 

@@ -1,4 +1,4 @@
-"""The portal's Inbox: per-conversation state, read marks, internal notes and replies, quick replies and the after-hours auto-reply override.
+"""The portal's Inbox: conversation state, read marks, notes and replies, quick replies, the auto-reply override.
 
 ``herald_ops.inbox_threads`` (one row per client conversation staff touched: open/closed as
 staff set it, and who it is assigned to), ``inbox_reads`` (when each user last read each
