@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from herald.compliance.phi import find_phi, phi_reason
 from herald.config.models import AutoReply, Client, Deployment
 from herald.contacts.phones import mask_email, mask_phone
 from herald.conversations.autoresponder import AUTO_REPLY_SETTINGS, auto_reply_hours
@@ -639,6 +640,9 @@ def save_auto_reply(session: Session, client: Client, enabled: bool, text: str |
         raise InboxError("write the auto-reply's text: client.yaml has none to fall back on")
     if text is not None and len(text) > AUTO_REPLY_MAX_CHARS:
         raise InboxError(f"the auto-reply has {len(text)} characters; the limit is {AUTO_REPLY_MAX_CHARS}")
+    findings = find_phi(text or "", block_clinical_terms=not client.config.compliance.phi_clinical_terms_allowed)
+    if findings:
+        raise InboxError(f"refused by the {phi_reason(findings)}; rewrite the text without it")
     session.execute(f"delete from {AUTO_REPLY_SETTINGS} where client_id = ?", [client.client_id])
     session.execute(f"insert into {AUTO_REPLY_SETTINGS} values (?, ?, ?, ?, ?)",
                     [client.client_id, enabled, text, actor, now])  # fmt: skip

@@ -374,6 +374,11 @@ def test_a_client_admin_changes_the_after_hours_auto_reply_the_autoresponder_rea
     admin, user = browser_of(portal, "client_admin")
     page = admin.get(inbox_url("/settings"))
     assert '<dd id="auto-state">On</dd>' in page.text and "Bright Smiles Dental is closed right now" in page.text
+    phi = "Closed. Your SSN 123-45-6789 is on file."
+    r = admin.post(
+        inbox_url("/settings/auto-reply"), data={"csrf_token": csrf(page.text), "enabled": "on", "text": phi}
+    )
+    assert r.status_code == 400 and "Nothing was saved: refused by the PHI guard: SSN-like number" in r.text
     r = admin.post(inbox_url("/settings/auto-reply"), data={"csrf_token": csrf(page.text), "text": "We are closed."})
     assert r.status_code == 200 and '<dd id="auto-state">Off</dd>' in r.text
     with portal["warehouse"].session(read_only=True) as s:
@@ -424,3 +429,17 @@ def test_an_erasure_empties_the_inbox_notes_and_replies_about_the_person(portal:
     bodies = rows(portal, "select conversation_id, kind, body from herald_ops.inbox_entries order by conversation_id")
     assert {b for cid, _, b in bodies if cid == "conv-ana"} == {"[erased]"}
     assert ("conv-ben", "note", "Ben pays cash") in bodies
+
+
+def test_the_hand_made_marts_have_dbt_s_column_names() -> None:
+    """The marts above stand in for dbt's: every column they have is one the dbt model documents."""
+    import yaml
+
+    models = {}
+    for path in (Path(__file__).parents[2] / "dbt_project" / "models" / "marts").glob("_marts__*.yml"):
+        for model in yaml.safe_load(path.read_text()).get("models", []):
+            models[model["name"]] = {c["name"] for c in model.get("columns", [])}
+    for table, columns in MARTS.items():
+        documented = models[table.split(".")[1]]
+        names = {c.strip().split()[0] for c in columns.split(",")}
+        assert names - documented == set(), table
