@@ -14,6 +14,8 @@ the transaction that does the work (:mod:`herald.portal.audit`). A reply goes th
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Form, Request
@@ -25,7 +27,8 @@ from herald.portal import audit as portal_audit
 from herald.portal import inbox
 from herald.portal.accounts import User
 from herald.portal.reads import PortalReadError, current_snapshot, publish_snapshot
-from herald.web.context import web_context
+from herald.warehouse.connection import Session
+from herald.web.context import WebContext, web_context
 from herald.web.portal import (
     PREFIX,
     _duckdb_lock,
@@ -33,13 +36,13 @@ from herald.web.portal import (
     admin_user,
     check_csrf,
     client_user,
-    db,
     not_found,
     redirect,
     render,
     router,
     unavailable,
 )
+from herald.web.portal import db as portal_db
 
 log = logging.getLogger("herald.web.portal_inbox")
 NOTICES = {
@@ -55,6 +58,21 @@ NOTICES = {
     "auto-saved": "After-hours auto-reply saved.",
     "auto-reset": "After-hours auto-reply is back to the configured one.",
 }
+
+
+@contextmanager
+def db(context: WebContext) -> Iterator[Session]:
+    """:func:`herald.web.portal.db`, with the Inbox's tables missing (a warehouse not upgraded
+    to migration 0008) answered as 503 with the fix in the log, not as a 500."""
+    try:
+        with portal_db(context) as s:
+            yield s
+    except Exception as exc:
+        text = str(exc)
+        if ("inbox_" in text or "auto_reply_settings" in text) and "not exist" in text:
+            log.error("the Inbox's tables are missing: run `herald db upgrade`")
+            raise unavailable() from exc
+        raise
 
 
 def _snapshot_ready(request: Request) -> None:
