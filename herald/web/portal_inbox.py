@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
@@ -89,6 +91,25 @@ def _snapshot_ready(request: Request) -> None:
             raise unavailable() from exc
 
 
+def local_time(time_zone: str) -> Any:
+    """A template function: a naive UTC time as the client's local time, e.g. 'Mon 7 Dec 09:05 CST'."""
+    zone = ZoneInfo(time_zone)
+
+    def show(value: datetime | None) -> str:
+        if value is None:
+            return ""
+        at = value.replace(tzinfo=UTC).astimezone(zone)
+        return f"{at:%a} {at.day} {at:%b %Y %H:%M} {at.tzname()}"
+
+    return show
+
+
+def _render(request: Request, name: str, client_id: str, values: dict[str, Any], status: int = 200) -> Response:
+    """The page with ``local`` (times in the client's time zone: the front desk's clock)."""
+    client = web_context(request).deployment.clients[client_id]
+    return render(request, name, {"client_id": client_id, "local": local_time(client.time_zone), **values}, status)
+
+
 def _who(user: User) -> str:
     return portal_audit.actor(user.email)
 
@@ -117,7 +138,7 @@ def inbox_page(
     with db(web_context(request)) as s:
         portal_audit.record(s, _who(user), portal_audit.VIEW, client_id, request.url.path, {"filter": chosen})
         rows, as_of = _guard(lambda: inbox.list_conversations(settings, s, client_id, user, chosen))
-    return render(request, "inbox.html", {"client_id": client_id, "rows": rows, "filter": chosen,
+    return _render(request, "inbox.html", client_id, {"rows": rows, "filter": chosen,
                                           "filters": inbox.FILTERS, "as_of": as_of})  # fmt: skip
 
 
@@ -147,8 +168,8 @@ def _conversation_page(
                 error, status = f"The quick reply cannot be used: {exc}.", 400
     assignee = next((u for u in team if u.user_id == thread.conversation.assigned_user_id), None)
     can_reply = user.can_act and thread.conversation.channel == "sms" and thread.conversation.contact_id is not None
-    return render(request, "conversation.html",
-                  {"client_id": client_id, "t": thread, "c": thread.conversation, "contact": thread.contact,
+    return _render(request, "conversation.html", client_id,
+                   {"t": thread, "c": thread.conversation, "contact": thread.contact,
                    "can_act": user.can_act, "can_reply": can_reply, "quick_replies": quick_replies, "team": team,
                    "assignee": assignee, "error": error, "notice": notice, "draft": draft,
                    "reply_max": inbox.REPLY_MAX_CHARS, "note_max": inbox.NOTE_MAX_CHARS}, status)  # fmt: skip
@@ -294,8 +315,8 @@ def _settings_page(request: Request, client_id: str, user: User, *, audit: bool 
         replies = inbox.quick_replies(s, client_id)
         auto = inbox.auto_reply_view(s, context.deployment, client)
     is_admin = user.role in ("operator", "client_admin")
-    return render(request, "inbox_settings.html",
-                  {"client_id": client_id, "replies": replies, "auto": auto, "is_admin": is_admin,
+    return _render(request, "inbox_settings.html", client_id,
+                   {"replies": replies, "auto": auto, "is_admin": is_admin,
                    "variables": inbox.QUICK_VARIABLES, "error": error, "notice": notice, "form": form or {},
                    "quick_max": inbox.QUICK_BODY_MAX_CHARS, "auto_max": inbox.AUTO_REPLY_MAX_CHARS}, status)  # fmt: skip
 
