@@ -138,8 +138,8 @@ def inbox_page(
     with db(web_context(request)) as s:
         portal_audit.record(s, _who(user), portal_audit.VIEW, client_id, request.url.path, {"filter": chosen})
         rows, as_of = _guard(lambda: inbox.list_conversations(settings, s, client_id, user, chosen))
-    return _render(request, "inbox.html", client_id, {"rows": rows, "filter": chosen,
-                                          "filters": inbox.FILTERS, "as_of": as_of})  # fmt: skip
+    values = {"rows": rows, "filter": chosen, "filters": inbox.FILTERS, "as_of": as_of}
+    return _render(request, "inbox.html", client_id, values)
 
 
 # --- one conversation --------------------------------------------------------------------------
@@ -168,11 +168,11 @@ def _conversation_page(
                 error, status = f"The quick reply cannot be used: {exc}.", 400
     assignee = next((u for u in team if u.user_id == thread.conversation.assigned_user_id), None)
     can_reply = user.can_act and thread.conversation.channel == "sms" and thread.conversation.contact_id is not None
-    return _render(request, "conversation.html", client_id,
-                   {"t": thread, "c": thread.conversation, "contact": thread.contact,
-                   "can_act": user.can_act, "can_reply": can_reply, "quick_replies": quick_replies, "team": team,
-                   "assignee": assignee, "error": error, "notice": notice, "draft": draft,
-                   "reply_max": inbox.REPLY_MAX_CHARS, "note_max": inbox.NOTE_MAX_CHARS}, status)  # fmt: skip
+    values = {"t": thread, "c": thread.conversation, "contact": thread.contact, "can_act": user.can_act,
+              "can_reply": can_reply, "quick_replies": quick_replies, "team": team, "assignee": assignee,
+              "error": error, "notice": notice, "draft": draft, "reply_max": inbox.REPLY_MAX_CHARS,
+              "note_max": inbox.NOTE_MAX_CHARS}  # fmt: skip
+    return _render(request, "conversation.html", client_id, values, status)
 
 
 def _names(settings: Any, client_id: str, contact_id: str | None) -> tuple[str | None, str | None]:
@@ -308,17 +308,16 @@ def _settings_page(request: Request, client_id: str, user: User, *, audit: bool 
                    notice: str | None = None, form: dict[str, str] | None = None, status: int = 200) -> Response:  # fmt: skip
     context = web_context(request)
     client = context.deployment.clients[client_id]
-    _snapshot_ready(request)
     with db(context) as s:
         if audit:
             portal_audit.record(s, _who(user), portal_audit.VIEW, client_id, request.url.path)
         replies = inbox.quick_replies(s, client_id)
         auto = inbox.auto_reply_view(s, context.deployment, client)
     is_admin = user.role in ("operator", "client_admin")
-    return _render(request, "inbox_settings.html", client_id,
-                   {"replies": replies, "auto": auto, "is_admin": is_admin,
-                   "variables": inbox.QUICK_VARIABLES, "error": error, "notice": notice, "form": form or {},
-                   "quick_max": inbox.QUICK_BODY_MAX_CHARS, "auto_max": inbox.AUTO_REPLY_MAX_CHARS}, status)  # fmt: skip
+    values = {"replies": replies, "auto": auto, "is_admin": is_admin, "variables": inbox.QUICK_VARIABLES,
+              "error": error, "notice": notice, "form": form or {}, "quick_max": inbox.QUICK_BODY_MAX_CHARS,
+              "auto_max": inbox.AUTO_REPLY_MAX_CHARS}  # fmt: skip
+    return _render(request, "inbox_settings.html", client_id, values, status)
 
 
 def _settings_action(request: Request, client_id: str, user: User, notice: str, run: Any,
