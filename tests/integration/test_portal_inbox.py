@@ -21,7 +21,7 @@ from argon2 import PasswordHasher
 
 from herald.clock import utcnow
 from herald.config import load_deployment
-from herald.conversations.autoresponder import effective_auto_reply
+from herald.conversations.autoresponder import effective_auto_reply, queue_auto_reply
 from herald.delivery.engine import DeliveryOptions, deliver_due
 from herald.portal import accounts
 from herald.portal.audit import query
@@ -381,8 +381,10 @@ def test_a_client_admin_changes_the_after_hours_auto_reply_the_autoresponder_rea
     assert r.status_code == 400 and "Nothing was saved: refused by the PHI guard: SSN-like number" in r.text
     r = admin.post(inbox_url("/settings/auto-reply"), data={"csrf_token": csrf(page.text), "text": "We are closed."})
     assert r.status_code == 200 and '<dd id="auto-state">Off</dd>' in r.text
-    with portal["warehouse"].session(read_only=True) as s:
+    with portal["warehouse"].session() as s:
         assert effective_auto_reply(s, client) is None
+        assert queue_auto_reply(s, deployment, client, address=STRANGER, contact_id=None, sender="+15125550100",
+                                received_at=datetime(2026, 11, 24, 5, 0), now=datetime(2026, 11, 24, 5, 0)) is None  # fmt: skip
     r = admin.post(inbox_url("/settings/auto-reply"),
                    data={"csrf_token": csrf(page.text), "enabled": "on", "text": "We are closed; back at 8."})  # fmt: skip
     assert '<dd id="auto-state">On</dd>' in r.text and "We are closed; back at 8." in r.text
@@ -390,6 +392,14 @@ def test_a_client_admin_changes_the_after_hours_auto_reply_the_autoresponder_rea
         effective = effective_auto_reply(s, client)
     assert effective is not None and effective.text == "We are closed; back at 8."
     assert effective.business_hours == client.config.auto_reply.business_hours  # type: ignore[union-attr]
+    # the auto-responder answers a text at 23:00 in Austin with the new text
+    night = datetime(2026, 11, 24, 5, 0)
+    with portal["warehouse"].session() as s:
+        key = queue_auto_reply(s, deployment, client, address=STRANGER, contact_id=None, sender="+15125550100",
+                               received_at=night, now=night)  # fmt: skip
+    assert rows(portal, "select body_text from herald_ops.outbox where message_key = ?", [key]) == [
+        ("We are closed; back at 8.",)
+    ]
     r = admin.post(inbox_url("/settings/auto-reply"), data={"csrf_token": csrf(page.text), "reset": "1"})
     assert "back to the configured one" in r.text
     with portal["warehouse"].session(read_only=True) as s:
