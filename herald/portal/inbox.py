@@ -118,29 +118,23 @@ def is_unread(last_inbound_at: datetime | None, read_at: datetime | None) -> boo
 
 
 def _upsert_thread(session: Session, client_id: str, conversation_id: str, now: datetime, **values: Any) -> None:
-    exists = session.scalar(
-        f"select count(*) from {THREADS} where client_id = ? and conversation_id = ?", [client_id, conversation_id]
+    """Sets ``values`` on the conversation's row (made when it has none); one statement, so two
+    clicks at once cannot both insert."""
+    columns = ["client_id", "conversation_id", *values, "updated_at"]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in [*values, "updated_at"])
+    session.execute(
+        f"insert into {THREADS} ({', '.join(columns)}) values ({', '.join('?' * len(columns))}) "
+        f"on conflict (client_id, conversation_id) do update set {updates}",
+        [client_id, conversation_id, *values.values(), now],
     )
-    if exists:
-        sets = ", ".join(f"{k} = ?" for k in values)
-        session.execute(
-            f"update {THREADS} set {sets}, updated_at = ? where client_id = ? and conversation_id = ?",
-            [*values.values(), now, client_id, conversation_id],
-        )
-    else:
-        columns = ["client_id", "conversation_id", *values, "updated_at"]
-        session.execute(
-            f"insert into {THREADS} ({', '.join(columns)}) values ({', '.join('?' * len(columns))})",
-            [client_id, conversation_id, *values.values(), now],
-        )
 
 
 def mark_read(session: Session, client_id: str, conversation_id: str, user_id: str, now: datetime) -> None:
     session.execute(
-        f"delete from {READS} where client_id = ? and conversation_id = ? and user_id = ?",
-        [client_id, conversation_id, user_id],
+        f"insert into {READS} values (?, ?, ?, ?) "
+        "on conflict (client_id, conversation_id, user_id) do update set read_at = excluded.read_at",
+        [client_id, conversation_id, user_id, now],
     )
-    session.execute(f"insert into {READS} values (?, ?, ?, ?)", [client_id, conversation_id, user_id, now])
 
 
 def mark_unread(session: Session, client_id: str, conversation_id: str, user_id: str) -> None:
@@ -463,10 +457,9 @@ def read_thread(
             status, send_after = live[key]
             items.append(ThreadItem("manual", created_at, body, status, author=author, send_after=send_after))
     items.sort(key=lambda i: i.occurred_at)
-    if hide:
+    if hide:  # a colleague's note may hold the number too
         for item in items:
-            if item.kind != "note":
-                item.body = hide_in_text(item.body)
+            item.body = hide_in_text(item.body)
     state = _states(session, client_id, [conversation_id]).get(conversation_id)
     conversation.status = effective_status(conversation.mart_status, conversation.last_inbound_at, state)
     conversation.assigned_user_id = state.assigned_user_id if state else None
@@ -643,9 +636,12 @@ def save_auto_reply(session: Session, client: Client, enabled: bool, text: str |
     findings = find_phi(text or "", block_clinical_terms=not client.config.compliance.phi_clinical_terms_allowed)
     if findings:
         raise InboxError(f"refused by the {phi_reason(findings)}; rewrite the text without it")
-    session.execute(f"delete from {AUTO_REPLY_SETTINGS} where client_id = ?", [client.client_id])
-    session.execute(f"insert into {AUTO_REPLY_SETTINGS} values (?, ?, ?, ?, ?)",
-                    [client.client_id, enabled, text, actor, now])  # fmt: skip
+    session.execute(
+        f"insert into {AUTO_REPLY_SETTINGS} values (?, ?, ?, ?, ?) on conflict (client_id) do update set "
+        "enabled = excluded.enabled, text = excluded.text, updated_by = excluded.updated_by, "
+        "updated_at = excluded.updated_at",
+        [client.client_id, enabled, text, actor, now],
+    )
 
 
 def reset_auto_reply(session: Session, client_id: str) -> None:

@@ -333,7 +333,12 @@ def test_a_viewer_reads_but_every_action_is_403(portal: dict[str, Any]) -> None:
 
 
 def test_hidden_contact_details_are_masked(portal: dict[str, Any]) -> None:
+    colleague, _ = browser_of(portal, "staff")
+    token = csrf(colleague.get(inbox_url("/conv-ben")).text)
+    colleague.post(inbox_url("/conv-ben/note"), data={"csrf_token": token, "text": "His wife: +1 512 555 0188"})
     browser, _ = browser_of(portal, "staff", hide_contact_details=True)
+    ben = browser.get(inbox_url("/conv-ben")).text
+    assert "His wife: +1•••••••188" in ben and "0188" not in ben
     listed = browser.get(inbox_url()).text
     page = browser.get(inbox_url("/conv-ana")).text
     for text in (listed, page):
