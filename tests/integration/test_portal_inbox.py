@@ -436,14 +436,20 @@ def test_inbox_pages_work_before_any_conversation(tmp_path: Path) -> None:
     assert page.status_code == 503 and "Please try again" in page.text
 
 
-def test_an_erasure_empties_the_inbox_notes_and_replies_about_the_person(portal: dict[str, Any]) -> None:
+def test_an_export_holds_and_an_erasure_empties_the_inbox_notes_and_replies_about_the_person(
+    portal: dict[str, Any],
+) -> None:
     """Last in the module: it erases Ana."""
     from herald.privacy.erase import erase
+    from herald.privacy.export import collect
 
     browser, _ = browser_of(portal, "staff")
     page = browser.get(inbox_url("/conv-ana"))
     browser.post(inbox_url("/conv-ana/note"), data={"csrf_token": csrf(page.text), "text": "Ana prefers mornings"})
     browser.post(inbox_url("/conv-ben/note"), data={"csrf_token": csrf(page.text), "text": "Ben pays cash"})
+    with portal["warehouse"].session() as s:  # an access request first: the notes are the person's data too
+        export = collect(s, A, "c-ana", "US", "cli:test", utcnow())
+    assert "Ana prefers mornings" in [r["body"] for r in export.sections["herald_ops__inbox_entries"]]
     with portal["warehouse"].session() as s:
         erase(s, A, "c-ana", "US", "cli:test", utcnow())
     bodies = rows(portal, "select conversation_id, kind, body from herald_ops.inbox_entries order by conversation_id")
