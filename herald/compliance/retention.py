@@ -36,6 +36,7 @@ SUPPRESSIONS = "herald_ops.suppressions"
 OUTBOX = "herald_ops.outbox"
 DELIVERY_ATTEMPTS = "herald_ops.delivery_attempts"
 INBOUND_MESSAGES = "herald_raw.inbound_messages"
+INBOX_ENTRIES = "herald_ops.inbox_entries"  # the portal Inbox's replies and internal notes
 
 # Statuses after which a message will never be sent, so its content may go.
 FINAL_STATUSES = ("sent", "failed", "suppressed", "cancelled")
@@ -110,6 +111,13 @@ RULES: tuple[PurgeRule, ...] = (
         f"bodies of inbound messages received before the cutoff, replaced by '{PURGED_BODY}'",
         f"select count(*) from {INBOUND_MESSAGES} where received_at < ? and body <> '{PURGED_BODY}'",
         f"update {INBOUND_MESSAGES} set body = '{PURGED_BODY}' where received_at < ? and body <> '{PURGED_BODY}'",
+    ),
+    PurgeRule(
+        INBOX_ENTRIES,
+        "message_content_days",
+        f"texts of the portal Inbox's replies and internal notes written before the cutoff, replaced by '{PURGED_BODY}'",
+        f"select count(*) from {INBOX_ENTRIES} where created_at < ? and body <> '{PURGED_BODY}'",
+        f"update {INBOX_ENTRIES} set body = '{PURGED_BODY}' where created_at < ? and body <> '{PURGED_BODY}'",
     ),
 )
 

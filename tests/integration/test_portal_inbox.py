@@ -436,6 +436,21 @@ def test_inbox_pages_work_before_any_conversation(tmp_path: Path) -> None:
     assert page.status_code == 503 and "Please try again" in page.text
 
 
+def test_the_retention_purge_blanks_old_inbox_texts(portal: dict[str, Any]) -> None:
+    from herald.compliance.retention import purge
+    from herald.config.models import Retention
+
+    browser, user = browser_of(portal, "staff")
+    page = browser.get(inbox_url("/conv-cy"))
+    browser.post(inbox_url("/conv-cy/note"), data={"csrf_token": csrf(page.text), "text": "Old note"})
+    with portal["warehouse"].session() as s:
+        counts = purge(s, Retention(message_content_days=30), utcnow() + timedelta(days=31))
+    assert counts["herald_ops.inbox_entries"] >= 1
+    assert rows(portal, "select body from herald_ops.inbox_entries where author_user_id = ?", [user.user_id]) == [
+        ("[purged]",)
+    ]
+
+
 def test_an_export_holds_and_an_erasure_empties_the_inbox_notes_and_replies_about_the_person(
     portal: dict[str, Any],
 ) -> None:

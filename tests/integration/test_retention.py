@@ -127,6 +127,13 @@ INBOUND = [
     inbound("in-recent", "C", datetime(2025, 1, 1)),
 ]
 
+INBOX_ENTRIES = [  # the portal Inbox's replies and notes (herald/portal/inbox.py)
+    row("herald_ops.inbox_entries", entry_id="note-old", client_id="clinic", conversation_id="conv", kind="note",
+        author_user_id="u1", author_email="a@example.com", body="Prefers mornings", created_at=datetime(2021, 1, 1)),
+    row("herald_ops.inbox_entries", entry_id="note-recent", client_id="clinic", conversation_id="conv", kind="note",
+        author_user_id="u1", author_email="a@example.com", body="Moved to 3pm", created_at=datetime(2025, 1, 1)),
+]  # fmt: skip
+
 OLD_AUDIT = row(
     "herald_ops.audit_log", audit_id="audit-2010", occurred_at=datetime(2010, 1, 1), actor="inbound_replies",
     action="consent_change", subject="+1********01",
@@ -138,6 +145,7 @@ EXPECTED = {
     "herald_ops.outbox": 2,
     "herald_ops.delivery_attempts": 3,
     "herald_raw.inbound_messages": 1,
+    "herald_ops.inbox_entries": 1,
 }
 
 
@@ -149,6 +157,7 @@ def fill(warehouse: Warehouse) -> None:
             ("herald_ops.outbox", OUTBOX),
             ("herald_ops.delivery_attempts", DELIVERY_ATTEMPTS),
             ("herald_raw.inbound_messages", INBOUND),
+            ("herald_ops.inbox_entries", INBOX_ENTRIES),
             ("herald_ops.audit_log", [OLD_AUDIT]),
         ):
             s.insert_rows(table, column_names(table), rows)
@@ -193,6 +202,8 @@ def test_purge_removes_what_is_past_retention_and_keeps_the_rest(warehouse: Ware
 
     bodies = dict(query(warehouse, "select inbound_id, body from herald_raw.inbound_messages"))
     assert bodies == {"in-old": PURGED_BODY, "in-old-purged": PURGED_BODY, "in-recent": "C"}
+    notes = dict(query(warehouse, "select entry_id, body from herald_ops.inbox_entries"))
+    assert notes == {"note-old": PURGED_BODY, "note-recent": "Moved to 3pm"}
 
 
 @pytest.mark.parametrize("warehouse", ENGINES, indirect=True)
@@ -225,7 +236,7 @@ def test_a_second_purge_finds_nothing_and_adds_no_audit_row(warehouse: Warehouse
     with warehouse.session() as s:
         again = purge(s, RETENTION, datetime(2026, 6, 2, 3, 30))
     assert again == dict.fromkeys(EXPECTED, 0)
-    assert query(warehouse, "select count(*) from herald_ops.audit_log where actor = 'retention'") == [(5,)]
+    assert query(warehouse, "select count(*) from herald_ops.audit_log where actor = 'retention'") == [(6,)]
 
 
 @pytest.mark.parametrize("warehouse", ENGINES, indirect=True)
@@ -299,8 +310,8 @@ def test_the_asset_purges_and_reports_counts_as_a_markdown_table(
     assert table.splitlines()[:2] == ["| table | rows purged |", "|---|---|"]
     assert "| herald_ops.suppressions | 1 |" in table
     purged = [int(line.split("|")[2]) for line in table.splitlines()[2:]]
-    assert len(purged) == 5 and materialization.metadata["rows_purged"].value == sum(purged) > 0
-    assert query(warehouse, "select count(*) from herald_ops.audit_log where actor = 'retention'") == [(5,)]
+    assert len(purged) == 6 and materialization.metadata["rows_purged"].value == sum(purged) > 0
+    assert query(warehouse, "select count(*) from herald_ops.audit_log where actor = 'retention'") == [(6,)]
     assert retention_purge.group_names_by_key[RETENTION_PURGE_KEY] == "compliance"
 
 
