@@ -117,6 +117,7 @@ advance_journeys_schedule = dg.ScheduleDefinition(
     "(a send pass with nothing newly fired).",
 )
 
+
 @dg.schedule(
     name="check_marts_schedule",
     cron_schedule=CHECK_MARTS_CRON,
