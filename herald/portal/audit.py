@@ -33,6 +33,9 @@ TWO_FACTOR_RESET = "portal_2fa_reset"
 PACKET_UPLOADED = "portal_packet_uploaded"
 ACTIONS = (LOGIN, LOGIN_FAILED, LOCKOUT, LOGOUT, TWO_FACTOR_ENROLLED, RECOVERY_CODE_USED, RESET_REQUESTED,
            PASSWORD_RESET, VIEW, USER_ADDED, USER_DISABLED, TWO_FACTOR_RESET, PACKET_UPLOADED)  # fmt: skip
+# the Reports page (herald/web/portal_reports.py)
+REPORT_DOWNLOADED = "portal_report_downloaded"
+ACTIONS += (REPORT_DOWNLOADED,)
 UNKNOWN_ACTOR = "portal:unknown"
 
 

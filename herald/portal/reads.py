@@ -64,6 +64,17 @@ PORTAL_TABLES: tuple[str, ...] = (
     "analytics.client_dashboard",
     "analytics.journey_funnel",
     "analytics.journey_variants",
+    # the client report (the Reports page builds it with herald.reports.client_report from here)
+    "marts.deliveries",
+    "marts.engagement_events",
+    "marts.appointment_confirmations",
+    "marts.funnel_events",
+    "analytics.campaign_performance_daily",
+    "analytics.compliance_daily",
+    "analytics.ab_test_results",
+    "analytics.attribution_by_channel",
+    "analytics.conversions",
+    "analytics.attributed_conversions",
 )
 
 
