@@ -60,9 +60,7 @@ def check_choice(fmt: str, period_days: str | int) -> tuple[str, int]:
         days = -1
     if days not in PERIODS:
         shown = str(period_days)[:20]
-        raise ReportRequestError(
-            f"Unknown period {shown!r}: choose one of {', '.join(f'{d} days' for d in PERIODS)}."
-        )
+        raise ReportRequestError(f"Unknown period {shown!r}: choose one of {', '.join(f'{d} days' for d in PERIODS)}.")
     return fmt, days
 
 

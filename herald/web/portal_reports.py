@@ -56,7 +56,7 @@ def report_download(
     request: Request,
     client_id: str,
     user: Annotated[User, Depends(client_user)],
-    format: str = "pdf",  # noqa: A002  (the query parameter's name)
+    format: str = "pdf",  # the query parameter's name
     period: str = str(portal_reports.DEFAULT_PERIOD_DAYS),
 ) -> Response:
     try:
