@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -142,3 +143,17 @@ def test_a_rate_that_does_not_parse_stops_the_app_naming_the_variable(tmp_path: 
     env = environment(tmp_path, HERALD_PORTAL_LOGIN_RATE="lots")
     with pytest.raises(SettingsError, match="HERALD_PORTAL_LOGIN_RATE='lots' is not a rate"):
         create_app(Settings.from_env(env), environ=env)
+
+
+@pytest.mark.redis
+def test_two_servers_sharing_redis_share_the_window(portal: dict[str, Any], redis_url: str) -> None:
+    """Two ``herald serve`` processes (two apps here) with ``HERALD_RATE_LIMIT_STORAGE`` on Redis:
+    failures on one count on the other."""
+    env = environment(portal["home"], HERALD_RATE_LIMIT_STORAGE=redis_url)
+    first, second = ({"app": create_app(Settings.from_env(env), environ=env)} for _ in range(2))
+    user, _ = add(portal, "staff", CLIENT)
+    address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"
+    for n in range(LOGIN_RATE):
+        assert post_login(browser(first if n % 2 else second, address), user.email, "wrong!!").status_code == 401
+    assert post_login(browser(second, address), user.email, PASSWORD).status_code == 429
+    assert post_login(browser(first, address), user.email, PASSWORD).status_code == 429
