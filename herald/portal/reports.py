@@ -99,9 +99,13 @@ def client_report(
     for _ in range(2):  # the snapshot may be pruned between reading the pointer and opening it
         warehouse, as_of = _snapshot_warehouse(settings, reader)
         try:
-            return build_report(warehouse, deployment, client_id, period_days), as_of
+            report = build_report(warehouse, deployment, client_id, period_days)
         except WarehouseError as exc:
             last = exc
+            continue
+        if as_of is not None:  # the file says how fresh its figures are, as the page does
+            report.notes.append(f"Figures as of {as_of:%Y-%m-%d %H:%M} UTC (the warehouse's last refresh).")
+        return report, as_of
     raise PortalReadError(f"the report could not read the portal snapshot: {last}")
 
 
