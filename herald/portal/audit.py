@@ -33,9 +33,6 @@ TWO_FACTOR_RESET = "portal_2fa_reset"
 PACKET_UPLOADED = "portal_packet_uploaded"
 ACTIONS = (LOGIN, LOGIN_FAILED, LOCKOUT, LOGOUT, TWO_FACTOR_ENROLLED, RECOVERY_CODE_USED, RESET_REQUESTED,
            PASSWORD_RESET, VIEW, USER_ADDED, USER_DISABLED, TWO_FACTOR_RESET, PACKET_UPLOADED)  # fmt: skip
-# the Reports page (herald/web/portal_reports.py)
-REPORT_DOWNLOADED = "portal_report_downloaded"
-ACTIONS += (REPORT_DOWNLOADED,)
 UNKNOWN_ACTOR = "portal:unknown"
 
 
@@ -113,3 +110,8 @@ def query(
             detail = {"text": str(r[7])}
         found.append(AuditRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], detail))
     return found
+
+
+# the Reports page (herald/web/portal_reports.py)
+REPORT_DOWNLOADED = "portal_report_downloaded"
+ACTIONS += (REPORT_DOWNLOADED,)
