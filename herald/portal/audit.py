@@ -40,6 +40,11 @@ def actor(email: str | None) -> str:
     return f"portal:{email}" if email else UNKNOWN_ACTOR
 
 
+# the Reports page (herald/web/portal_reports.py)
+REPORT_DOWNLOADED = "portal_report_downloaded"
+ACTIONS += (REPORT_DOWNLOADED,)
+
+
 def record(
     session: Session,
     who: str,
@@ -110,8 +115,3 @@ def query(
             detail = {"text": str(r[7])}
         found.append(AuditRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], detail))
     return found
-
-
-# the Reports page (herald/web/portal_reports.py)
-REPORT_DOWNLOADED = "portal_report_downloaded"
-ACTIONS += (REPORT_DOWNLOADED,)
