@@ -88,7 +88,8 @@ def portal(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     fill(warehouse)
     publish_snapshot(settings.warehouse)  # on DuckDB the page reads this snapshot; nothing on PostgreSQL
     user, secret = add({"warehouse": warehouse}, "viewer", A)  # the least role: reports are for every role
-    portal = {"app": create_app(settings, environ=env), "warehouse": warehouse, "engine": request.param}
+    portal = {"app": create_app(settings, environ=env), "warehouse": warehouse, "engine": request.param,
+              "settings": settings}  # fmt: skip
     portal["browser"], portal["user"] = sign_in(portal, user.email, secret), user
     yield portal
     accounts._hasher = product
@@ -189,3 +190,12 @@ def test_a_client_without_credits_is_shown_as_unmetered(portal: dict[str, Any]) 
     user, secret = add(portal, "staff", "northfield_college", email=f"nf-{uuid.uuid4().hex[:6]}@example.com")
     page = sign_in(portal, user.email, secret).get(f"{PREFIX}/c/northfield_college/reports")
     assert page.status_code == 200 and 'id="unmetered"' in page.text and "data-entry" not in page.text
+
+
+def test_a_table_named_twice_in_the_snapshot_list_is_copied_once(portal: dict[str, Any]) -> None:
+    """The pages each add the tables they read to PORTAL_TABLES; two pages may name one table."""
+    if portal["engine"] != "duckdb":
+        pytest.skip("snapshots are for the DuckDB warehouse")
+    info = publish_snapshot(portal["settings"].warehouse, tables=("marts.deliveries", "marts.deliveries"))
+    assert info is not None and info.tables == ("marts.deliveries",)
+    publish_snapshot(portal["settings"].warehouse)  # the full snapshot again, for the other tests
