@@ -40,6 +40,11 @@ def actor(email: str | None) -> str:
     return f"portal:{email}" if email else UNKNOWN_ACTOR
 
 
+# the Reports page (herald/web/portal_reports.py)
+REPORT_DOWNLOADED = "portal_report_downloaded"
+ACTIONS += (REPORT_DOWNLOADED,)
+
+
 def record(
     session: Session,
     who: str,

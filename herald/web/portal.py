@@ -44,6 +44,7 @@ from herald.portal.accounts import AccountError, User
 from herald.portal.dashboard import read_dashboard
 from herald.warehouse.connection import Warehouse, WarehouseError
 from herald.web.context import WebContext, web_context
+from herald.web.throttle import FORGOT, LOGIN, Throttle
 
 log = logging.getLogger("herald.web.portal")
 PREFIX = "/app"
@@ -282,6 +283,40 @@ def audit_view(request: Request, user: User, client_id: str | None, what: str) -
         portal_audit.record(s, portal_audit.actor(user.email), portal_audit.VIEW, client_id, what)
 
 
+# --- per-address throttle (herald/web/throttle.py) ---------------------------------------------
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _too_many(kind: str, address: str, minutes: int) -> PortalPage:
+    log.warning("portal refused a %s POST from %s: too many attempts from that address", kind, address)
+    return PortalPage(429, "Too many attempts",
+                      f"Too many attempts from this address; try again in {minutes} minute{'s' if minutes != 1 else ''}. "
+                      "Nothing was changed.")  # fmt: skip
+
+
+def login_throttle(request: Request) -> None:
+    """Sign-in POSTs: an address over its failed-attempt limit gets a 429 page before any lookup."""
+    address = _address(request)
+    minutes = request.app.state.portal_throttle.blocked(LOGIN, address)
+    if minutes is not None:
+        raise _too_many(LOGIN, address, minutes)
+
+
+def forgot_throttle(request: Request) -> None:
+    """The forgotten-password POSTs: each counts; over the limit, a 429 page before any lookup."""
+    address = _address(request)
+    minutes = request.app.state.portal_throttle.hit(FORGOT, address)
+    if minutes is not None:
+        raise _too_many(FORGOT, address, minutes)
+
+
+def _failed_sign_in(request: Request) -> None:
+    request.app.state.portal_throttle.hit(LOGIN, _address(request))
+
+
 # --- sign-in ----------------------------------------------------------------------------------
 
 FAILED_TEXT = ("The email or password is wrong, or the account is locked after too many attempts "
@@ -302,7 +337,7 @@ def login_page(request: Request, next: str | None = None) -> Response:
     return render(request, "login.html", {"next": safe_next(next) or ""})
 
 
-@router.post("/login", response_class=HTMLResponse, dependencies=[Depends(check_csrf)])
+@router.post("/login", response_class=HTMLResponse, dependencies=[Depends(login_throttle), Depends(check_csrf)])
 def login(
     request: Request,
     email: Annotated[str, Form(max_length=320)] = "",
@@ -325,6 +360,7 @@ def login(
                 accounts.end_session(s, old)
             session_id = accounts.start_session(s, attempt.user.user_id, accounts.STAGE_PASSWORD)
     if attempt.user is None:
+        _failed_sign_in(request)
         return render(request, "login.html", {"error": FAILED_TEXT, "email": email[:320], "next": safe_next(next) or ""},
                       401)  # fmt: skip
     step = "login/2fa" if attempt.user.has_2fa else "2fa/setup"
@@ -351,7 +387,7 @@ def second_factor_page(
     return render(request, "two_factor.html", {"next": safe_next(next) or ""})
 
 
-@router.post("/login/2fa", response_class=HTMLResponse, dependencies=[Depends(check_csrf)])
+@router.post("/login/2fa", response_class=HTMLResponse, dependencies=[Depends(login_throttle), Depends(check_csrf)])
 def second_factor(
     request: Request,
     signed: Annotated[Signed, Depends(pending)],
@@ -382,6 +418,7 @@ def second_factor(
                 s, who, portal_audit.LOGIN, signed.user.client_id, signed.user.email, {"factor": factor}
             )
             return _finish_sign_in(request, s, signed, next)
+    _failed_sign_in(request)
     if attempt.locked:
         return render(request, "login.html", {"error": FAILED_TEXT, "next": ""}, 401)
     return render(request, "two_factor.html",
@@ -489,7 +526,7 @@ def send_reset_email(context: WebContext, user: User, link: str) -> None:
                                   text=text))  # fmt: skip
 
 
-@router.post("/forgot", response_class=HTMLResponse, dependencies=[Depends(check_csrf)])
+@router.post("/forgot", response_class=HTMLResponse, dependencies=[Depends(forgot_throttle), Depends(check_csrf)])
 def forgot(request: Request, email: Annotated[str, Form(max_length=320)] = "") -> Response:
     context = web_context(request)
     with db(context) as s:
@@ -608,7 +645,11 @@ def install(app: FastAPI) -> None:
 
     from herald.web import portal_pages  # noqa: F401  (its routes join this module's router)
 
+    app.state.portal_throttle = Throttle.from_env(app.state.herald.environ)
     app.include_router(router)
+    from herald.web import portal_reports  # the Reports and billing page: its own router
+
+    app.include_router(portal_reports.router)
     app.add_exception_handler(PortalPage, page_handler)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
 
