@@ -198,6 +198,17 @@ def test_a_privacy_export_finds_and_an_erasure_rekeys_the_portal_s_rows(
     assert len(found) == 2 and all(contact_id != CONTACT for _, contact_id in found), found
 
 
+def test_a_backup_keeps_the_portal_store(deployment: dict[str, Any], tmp_path: Path) -> None:
+    from herald.warehouse.backup import create_backup
+
+    manifest = create_backup(deployment["settings"], tmp_path / "backup")
+    assert "portal.sqlite3" in manifest.home["files"]
+    copy = PortalStore(deployment["settings"].warehouse)
+    copy.path = tmp_path / "backup" / "home" / "portal.sqlite3"
+    with copy.session(read_only=True) as s:
+        assert accounts.find_user(s, "staff@example.com") is not None
+
+
 def test_the_accounts_of_a_warehouse_from_before_the_store_are_copied_once(tmp_path: Path) -> None:
     settings = Settings.from_env({"HERALD_HOME": str(tmp_path), "HERALD_CONFIG_DIR": str(CONFIG_DIR)})
     warehouse = Warehouse(settings.warehouse)
