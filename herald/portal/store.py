@@ -217,9 +217,10 @@ class PortalStore:
         if not self.target.duckdb_path.exists():
             return {}
         found: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {}
-        with self._warehouse_lock or nullcontext(), Warehouse(self.target).session(
-            read_only=True, lock_wait_seconds=lock_wait_seconds
-        ) as s:
+        with (
+            self._warehouse_lock or nullcontext(),
+            Warehouse(self.target).session(read_only=True, lock_wait_seconds=lock_wait_seconds) as s,
+        ):
             for table in ACCOUNT_TABLES:
                 schema, name = table.split(".")
                 there = s.scalar(

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from herald.cli import app
 from herald.portal import accounts
-from herald.settings import Settings
 from herald.portal.store import PortalStore
+from herald.settings import Settings
 from tests.conftest import CONFIG_DIR
 
 

@@ -28,7 +28,7 @@ from herald.portal import audit as portal_audit
 from herald.portal.reads import publish_snapshot
 from herald.portal.store import PortalStore, drain_spool, forget_spooled, move_spool, spooled
 from herald.settings import Settings
-from herald.warehouse.connection import Warehouse
+from herald.warehouse.connection import Warehouse, WarehouseError
 from herald.web.app import create_app
 from herald.web.portal import PREFIX
 from tests.conftest import CONFIG_DIR, ENGINES
@@ -107,9 +107,11 @@ def test_sign_in_and_pages_answer_while_another_process_holds_the_warehouse(
     holder = hold_warehouse(deployment["settings"].warehouse.duckdb_path)
     try:
         # the live file is locked: opening it, even read-only, fails at once
-        with pytest.raises(Exception, match="(?i)lock"):
-            with deployment["warehouse"].session(read_only=True, lock_wait_seconds=0):
-                pass
+        with (
+            pytest.raises(WarehouseError, match=r"(?i)lock"),
+            deployment["warehouse"].session(read_only=True, lock_wait_seconds=0),
+        ):
+            pass
         browser = TestClient(deployment["app"], base_url="http://127.0.0.1")
         page, took = timed(lambda: browser.get(f"{PREFIX}/login"))
         answers = [(page.status_code, took)]
@@ -141,7 +143,7 @@ def test_sign_in_and_pages_answer_while_another_process_holds_the_warehouse(
     assert "4 row(s)" in out
     with deployment["store"].session(read_only=True) as s:
         views = portal_audit.query(s, user=user.email, action=portal_audit.VIEW)
-    assert [(v.subject, v.contact_id) for v in views][0] == (f"{PREFIX}/c/{A}/contacts/{CONTACT}", CONTACT)
+    assert (views[0].subject, views[0].contact_id) == (f"{PREFIX}/c/{A}/contacts/{CONTACT}", CONTACT)
     # they wait in the store: nothing of the portal's was written to the warehouse
     with deployment["warehouse"].session(read_only=True) as s:
         assert audit_ids(s, "actor = ?", [f"portal:{user.email}"]) == []
