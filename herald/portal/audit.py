@@ -3,6 +3,10 @@
 ``actor`` is ``portal:<email>`` (``portal:unknown`` for a sign-in with an email nobody has);
 ``action`` one of :data:`ACTIONS`; ``subject`` what was read or acted on (a page path, a user's
 email; never a contact's address in clear). ``herald audit`` reads the rows back.
+
+The session passed in is the portal's store (:mod:`herald.portal.store`): the warehouse on
+PostgreSQL; on the embedded DuckDB a spool of the same table in the portal's own file, moved into
+the warehouse's log between runs. :func:`query_merged` reads the log and the spool together.
 """
 
 from __future__ import annotations

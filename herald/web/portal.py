@@ -30,7 +30,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -45,6 +45,7 @@ from herald.portal import accounts
 from herald.portal import audit as portal_audit
 from herald.portal.accounts import AccountError, User
 from herald.portal.dashboard import read_dashboard
+from herald.portal.reads import current_snapshot
 from herald.portal.store import PortalStore
 from herald.warehouse.connection import WarehouseError
 from herald.web.context import WebContext, web_context
@@ -573,9 +574,10 @@ def client_picker(request: Request, user: Annotated[User, Depends(signed_in)]) -
 def dashboard(request: Request, client_id: str, user: Annotated[User, Depends(client_user)]) -> Response:
     audit_view(request, user, client_id, request.url.path)
     settings = web_context(request).settings
-    # one DuckDB database instance per process: a read-only open beside the portal's read-write
-    # ones would be refused, so the two take turns
-    with _duckdb_lock if settings.warehouse.engine == "duckdb" else threading.Lock():
+    # one DuckDB database instance per process: only the first read, with no snapshot yet, opens
+    # the live file, which must not be beside this process's read-write opens (a block's write)
+    first = settings.warehouse.engine == "duckdb" and current_snapshot(settings.warehouse) is None
+    with _duckdb_lock if first else nullcontext():
         board = read_dashboard(settings, client_id)
     return render(request, "dashboard.html", {"client_id": client_id, "board": board})
 
