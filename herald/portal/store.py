@@ -24,7 +24,9 @@ step, and a privacy export or erasure does it first, so those see every row. A r
 insert skips an ``audit_id`` it has; ``herald audit`` reads both and shows each id once).
 
 When the store is made, the account rows the warehouse already holds (migration 0005, a
-deployment from before the store) are copied into it once, in the transaction that makes it.
+deployment from before the store) are copied into it once, in the transaction that makes it;
+the next move of the spool deletes them from the warehouse (a lost store is then made again
+empty, never from stale copies).
 """
 
 from __future__ import annotations
@@ -151,6 +153,18 @@ class PortalStore:
 
     def exists(self) -> bool:
         return self.path is not None and self.path.exists()
+
+    def made(self) -> bool:
+        """Whether the store exists and is made (its tables there, the warehouse's accounts copied)."""
+        if not self.exists():
+            return False
+        conn = self._connect(BUSY_TIMEOUT_MS / 1000)
+        try:
+            return bool(conn.execute("pragma herald_ops.user_version").fetchone()[0] >= STORE_VERSION)
+        except sqlite3.Error:
+            return False
+        finally:
+            conn.close()
 
     def _connect(self, wait_seconds: float) -> sqlite3.Connection:
         assert self.path is not None
@@ -308,15 +322,36 @@ def forget_spooled(target: WarehouseTarget, audit_ids: Sequence[str]) -> None:
         s._cur.executemany(f"delete from {AUDIT_LOG} where audit_id = ?", [[i] for i in audit_ids])
 
 
+def retire_warehouse_accounts(session: Session, target: WarehouseTarget) -> int:
+    """Deletes the account rows left in the DuckDB warehouse once the store is made (they were
+    copied into it then, and nothing reads them after), in ``session``'s transaction; returns how
+    many. So a store that is lost is made again empty, never from stale copies (a user disabled
+    since, a password changed since, would come back)."""
+    if session.engine != "duckdb" or not PortalStore(target).made():
+        return 0
+    retired = 0
+    for table in ACCOUNT_TABLES:
+        schema, name = table.split(".")
+        there = session.scalar(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
+        )
+        if there:
+            retired += int(session.scalar(f"select count(*) from {table}") or 0)
+            session.execute(f"delete from {table}")
+    return retired
+
+
 def drain_spool(target: WarehouseTarget, lock_wait_seconds: float = LOCK_RETRY_SECONDS) -> int:
     """Moves the spooled audit rows into the warehouse (DuckDB; nothing to do on PostgreSQL):
-    one warehouse transaction, then the rows leave the spool. Returns how many moved."""
+    one warehouse transaction, then the rows leave the spool. Returns how many moved. The same
+    transaction deletes the warehouse's old copies of the accounts (:func:`retire_warehouse_accounts`)."""
     if store_path(target) is None or not PortalStore(target).exists():
         return 0
     moved_total = 0
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with Warehouse(target).session(lock_wait_seconds=lock_wait_seconds) as s:
+            retire_warehouse_accounts(s, target)
             moved = move_spool(s, target)
         forget_spooled(target, moved)
         moved_total += len(moved)

@@ -228,6 +228,13 @@ def test_the_accounts_of_a_warehouse_from_before_the_store_are_copied_once(tmp_p
         accounts.add_user(s, "later@example.com", PASSWORD, "viewer", A)
     with store.session(read_only=True) as s:  # made once: a later warehouse row is not the store's
         assert [u.email for u in accounts.list_users(s)] == ["old@example.com"]
+    # the next move of the spool (a dbt build's end) deletes the warehouse's stale copies
+    drain_spool(settings.warehouse)
+    with warehouse.session(read_only=True) as s:
+        assert s.scalar("select count(*) from herald_ops.portal_users") == 0
+        assert s.scalar("select count(*) from herald_ops.portal_sessions") == 0
+    with store.session(read_only=True) as s:
+        assert [u.email for u in accounts.list_users(s)] == ["old@example.com"]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
