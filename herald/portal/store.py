@@ -31,6 +31,7 @@ empty, never from stale copies).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -169,6 +170,10 @@ class PortalStore:
     def _connect(self, wait_seconds: float) -> sqlite3.Connection:
         assert self.path is not None
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            # owner-only: it holds password hashes and TOTP keys (SQLite gives its -wal and -shm
+            # files the same mode); an empty file is an empty database
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         conn = sqlite3.connect(":memory:", timeout=max(wait_seconds, 0.05), isolation_level=None,
                                detect_types=sqlite3.PARSE_DECLTYPES, check_same_thread=False)  # fmt: skip
         try:

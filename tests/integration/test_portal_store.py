@@ -258,5 +258,6 @@ def test_users_and_audit_commands_use_the_same_store_on_both_engines(
             assert len(audit_ids(s, "action = 'portal_user_added'")) == 1
     else:
         assert store.path == Path(env["HERALD_HOME"]) / "portal.sqlite3" and store.exists()
+        assert store.path.stat().st_mode & 0o777 == 0o600  # password hashes and TOTP keys: owner only
         with store.session(read_only=True) as s:
             assert accounts.find_user(s, "ops@example.com") is not None
