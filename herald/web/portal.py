@@ -13,10 +13,13 @@ Security by construction:
   :func:`client_user`, which answers 404 (the same as an unknown client) to a user of another
   client. A viewer cannot post an action (403).
 - **Audit**: sign-ins, failures, lockouts, resets, page views and actions go to
-  ``herald_ops.audit_log`` in the same transaction as what they record.
+  ``herald_ops.audit_log`` in the same transaction as what they record (on DuckDB, the portal
+  store's spool of it, moved into the warehouse's log between runs).
 
-The account tables are in the warehouse; on the embedded DuckDB a write waits a few seconds for a
-run holding the write lock, then the page says to try again (503), never half-applied.
+The account tables and the portal's audit rows are in the warehouse on PostgreSQL, and on the
+embedded DuckDB in a store of their own that no run holds (:mod:`herald.portal.store`), so a
+sign-in or a page view never waits behind a run; a store that cannot be written within a few
+seconds gives a "Please try again" page (503), never a half-applied change.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -42,7 +45,9 @@ from herald.portal import accounts
 from herald.portal import audit as portal_audit
 from herald.portal.accounts import AccountError, User
 from herald.portal.dashboard import read_dashboard
-from herald.warehouse.connection import Warehouse, WarehouseError
+from herald.portal.reads import current_snapshot
+from herald.portal.store import PortalStore
+from herald.warehouse.connection import WarehouseError
 from herald.web.context import WebContext, web_context
 from herald.web.throttle import FORGOT, LOGIN, Throttle
 
@@ -189,14 +194,15 @@ def safe_next(target: str | None) -> str | None:
 
 @contextmanager
 def db(context: WebContext) -> Iterator[accounts.Session]:
-    """One transaction on the account tables (a 503 page when the warehouse is busy or down)."""
-    warehouse = Warehouse(context.settings.warehouse)
-    lock = _duckdb_lock if warehouse.engine == "duckdb" else threading.Lock()
+    """One transaction on the portal's own tables, its accounts and audit rows (a 503 page when
+    their store is busy or down): the warehouse on PostgreSQL, the portal store beside the
+    embedded DuckDB file, which no run holds (:mod:`herald.portal.store`)."""
+    store = PortalStore(context.settings.warehouse, warehouse_lock=_duckdb_lock)
     try:
-        with lock, warehouse.session(lock_wait_seconds=WRITE_WAIT_SECONDS) as s:
+        with store.session(lock_wait_seconds=WRITE_WAIT_SECONDS) as s:
             yield s
     except WarehouseError as exc:
-        log.warning("portal could not use the warehouse: %s", str(exc)[:300])
+        log.warning("portal could not use its store: %s", str(exc)[:300])
         raise unavailable() from exc
     except Exception as exc:
         if isinstance(exc, PortalPage):
@@ -605,9 +611,10 @@ def client_picker(request: Request, user: Annotated[User, Depends(signed_in)]) -
 def dashboard(request: Request, client_id: str, user: Annotated[User, Depends(client_user)]) -> Response:
     audit_view(request, user, client_id, request.url.path)
     settings = web_context(request).settings
-    # one DuckDB database instance per process: a read-only open beside the portal's read-write
-    # ones would be refused, so the two take turns
-    with _duckdb_lock if settings.warehouse.engine == "duckdb" else threading.Lock():
+    # one DuckDB database instance per process: only the first read, with no snapshot yet, opens
+    # the live file, which must not be beside this process's read-write opens (a block's write)
+    first = settings.warehouse.engine == "duckdb" and current_snapshot(settings.warehouse) is None
+    with _duckdb_lock if first else nullcontext():
         board = read_dashboard(settings, client_id)
     return render(request, "dashboard.html", {"client_id": client_id, "board": board})
 
