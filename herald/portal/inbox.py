@@ -9,9 +9,11 @@ Two sources, each read where it lives:
   (the snapshot on DuckDB, read-only transactions on PostgreSQL), so a page never waits behind
   a run;
 - **what staff do to them** (``herald_ops.inbox_*``: status, assignment, read marks, notes, the
-  replies sent from here, quick replies; ``auto_reply_settings``) is small, portal-owned state,
-  read and written in the caller's warehouse :class:`~herald.warehouse.connection.Session` — the
-  same transaction as the page's audit row, so an action and its audit commit together.
+  replies sent from here, quick replies; ``auto_reply_settings``) lives in the warehouse, beside
+  the outbox a reply goes into and the tables privacy requests and the retention purge cover; it
+  is read and written in the caller's warehouse :class:`~herald.warehouse.connection.Session`.
+  The portal's accounts and audit rows are in the portal store (:mod:`herald.portal.store`): the
+  web layer reads the client's users there and passes them in.
 
 A reply goes through :func:`herald.conversations.reply.queue_reply`, the very path of
 ``herald reply``: the outbox, the consent and opt-out rules, the PHI guard, the recipient's send
@@ -151,18 +153,20 @@ def set_status(session: Session, client_id: str, conversation_id: str, status: s
                    status_changed_by=actor)  # fmt: skip
 
 
-def assignable_users(session: Session, client_id: str) -> list[accounts.User]:
-    """The client's users who may work a conversation (not disabled, not viewers)."""
-    return [u for u in accounts.list_users(session, client_id) if not u.is_disabled and u.can_act]
+def assignable_users(users: list[accounts.User]) -> list[accounts.User]:
+    """Of the client's users (:func:`herald.portal.accounts.list_users`, read from the portal
+    store), those who may work a conversation (not disabled, not viewers)."""
+    return [u for u in users if not u.is_disabled and u.can_act]
 
 
 def assign(
-    session: Session, client_id: str, conversation_id: str, user_id: str | None, actor: str, now: datetime
-) -> accounts.User | None:
+    session: Session, client_id: str, conversation_id: str, user_id: str | None, team: list[accounts.User], actor: str,
+    now: datetime,
+) -> accounts.User | None:  # fmt: skip
     """Assign the conversation to a user of the same client (None: to nobody); returns the user."""
     target = None
     if user_id:
-        target = next((u for u in assignable_users(session, client_id) if u.user_id == user_id), None)
+        target = next((u for u in assignable_users(team) if u.user_id == user_id and u.client_id == client_id), None)
         if target is None:
             raise InboxError("that person is not an active user of this client: choose someone from the list")
     _upsert_thread(session, client_id, conversation_id, now, assigned_user_id=target.user_id if target else None,
@@ -284,12 +288,14 @@ def list_conversations(
     client_id: str,
     user: accounts.User,
     filter_: str = "all",
+    users: list[accounts.User] | None = None,
     limit: int = LIST_LIMIT,
     reader: PortalReader | None = None,
 ) -> tuple[list[ConversationRow], datetime | None]:
     """The client's conversations, latest activity first, with their status (staff's or the
     mart's), unread mark (for ``user``) and assignee; ``filter_`` one of :data:`FILTERS`.
-    Returns them and the snapshot's time (None: live)."""
+    ``users`` (the client's, from the portal store) name the assignees. Returns them and the
+    snapshot's time (None: live)."""
     if filter_ not in FILTERS:
         filter_ = "all"
     reader = reader or reader_for(settings.warehouse)
@@ -301,7 +307,7 @@ def list_conversations(
     fetch = limit if filter_ in ("all", "mine") else limit * 5
     rows, as_of = _conversation_rows(reader, client_id, ids, fetch)
     marks = _read_marks(session, client_id, user.user_id)
-    emails = {u.user_id: u.email for u in accounts.list_users(session, client_id)}
+    emails = {u.user_id: u.email for u in users or []}
     for c in rows:
         state = states.get(c.conversation_id)
         c.status = effective_status(c.mart_status, c.last_inbound_at, state)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -25,14 +25,15 @@ from fastapi.responses import HTMLResponse, Response
 
 from herald.clock import utcnow
 from herald.conversations.reply import ReplyError
+from herald.portal import accounts, inbox
 from herald.portal import audit as portal_audit
-from herald.portal import inbox
 from herald.portal.accounts import User
 from herald.portal.reads import PortalReadError, current_snapshot, publish_snapshot
-from herald.warehouse.connection import Session
+from herald.warehouse.connection import Session, Warehouse, WarehouseError
 from herald.web.context import WebContext, web_context
 from herald.web.portal import (
     PREFIX,
+    WRITE_WAIT_SECONDS,
     _duckdb_lock,
     acting_user,
     admin_user,
@@ -64,11 +65,21 @@ NOTICES = {
 
 @contextmanager
 def db(context: WebContext) -> Iterator[Session]:
-    """:func:`herald.web.portal.db`, with the Inbox's tables missing (a warehouse not upgraded
-    to migration 0008) answered as 503 with the fix in the log, not as a 500."""
+    """One transaction on the warehouse, where the Inbox's state and the outbox live (on DuckDB
+    under the server's lock of the live file, waiting a few seconds for a run, then 503). The
+    Inbox's tables missing (a warehouse not upgraded to migration 0008) is a 503 with the fix in
+    the log, not a 500. The portal's accounts and audit rows are in the portal store
+    (:func:`herald.web.portal.db`, ``portal_db`` here): never open both at once."""
+    warehouse = Warehouse(context.settings.warehouse)
     try:
-        with portal_db(context) as s:
+        with (
+            _duckdb_lock if warehouse.engine == "duckdb" else nullcontext(),
+            warehouse.session(lock_wait_seconds=WRITE_WAIT_SECONDS) as s,
+        ):
             yield s
+    except WarehouseError as exc:
+        log.warning("the Inbox could not use the warehouse: %s", str(exc)[:300])
+        raise unavailable() from exc
     except Exception as exc:
         text = str(exc)
         if ("inbox_" in text or "auto_reply_settings" in text) and "not exist" in text:
@@ -114,6 +125,19 @@ def _who(user: User) -> str:
     return portal_audit.actor(user.email)
 
 
+def _audit(request: Request, user: User, action: str, client_id: str, subject: str,
+           detail: dict[str, Any] | None = None, contact_id: str | None = None) -> None:  # fmt: skip
+    """One portal audit row, in the portal store."""
+    with portal_db(web_context(request)) as s:
+        portal_audit.record(s, _who(user), action, client_id, subject, detail, contact_id=contact_id)
+
+
+def _users(request: Request, client_id: str) -> list[User]:
+    """The client's portal users (the portal store)."""
+    with portal_db(web_context(request)) as s:
+        return accounts.list_users(s, client_id)
+
+
 def _guard(fn: Any) -> Any:
     """A domain call: no such conversation → 404, an unreadable warehouse → 503."""
     try:
@@ -134,10 +158,11 @@ def inbox_page(
 ) -> Response:
     chosen = filter if filter in inbox.FILTERS else "all"
     settings = web_context(request).settings
+    _audit(request, user, portal_audit.VIEW, client_id, request.url.path, {"filter": chosen})
+    users = _users(request, client_id)
     _snapshot_ready(request)
     with db(web_context(request)) as s:
-        portal_audit.record(s, _who(user), portal_audit.VIEW, client_id, request.url.path, {"filter": chosen})
-        rows, as_of = _guard(lambda: inbox.list_conversations(settings, s, client_id, user, chosen))
+        rows, as_of = _guard(lambda: inbox.list_conversations(settings, s, client_id, user, chosen, users))
     values = {"rows": rows, "filter": chosen, "filters": inbox.FILTERS, "as_of": as_of}
     return _render(request, "inbox.html", client_id, values)
 
@@ -153,13 +178,13 @@ def _conversation_page(
     settings, client = context.settings, context.deployment.clients[client_id]
     now = utcnow()
     _snapshot_ready(request)
+    found = _guard(lambda: inbox.check_conversation(settings, client_id, conversation_id))  # 404 before an audit row
+    _audit(request, user, portal_audit.VIEW, client_id, request.url.path, contact_id=found.contact_id)
+    team = inbox.assignable_users(_users(request, client_id))
     with db(context) as s:
         thread = _guard(lambda: inbox.read_thread(settings, s, client_id, conversation_id, user, now))
-        portal_audit.record(s, _who(user), portal_audit.VIEW, client_id, request.url.path,
-                            contact_id=thread.conversation.contact_id)  # fmt: skip
         inbox.mark_read(s, client_id, conversation_id, user.user_id, now)
         quick_replies = inbox.quick_replies(s, client_id)
-        team = inbox.assignable_users(s, client_id)
         if quick and not draft:
             names = _names(settings, client_id, thread.conversation.contact_id)
             try:
@@ -220,12 +245,12 @@ def reply(
             message, is_new = _guard(lambda: inbox.send_reply(
                 context.settings, s, context.deployment, client_id, conversation_id, user, text, _who(user),
                 utcnow()))  # fmt: skip
-            portal_audit.record(s, _who(user), portal_audit.INBOX_REPLY, client_id, conversation_id,
-                                {"message_key": message.message_key, "new": is_new},
-                                contact_id=message.contact_id)  # fmt: skip
     except ReplyError as exc:
         return _conversation_page(request, client_id, conversation_id, user, status=400, draft=text,
                                   error=f"Nothing was sent: {exc}.")  # fmt: skip
+    # the warehouse's `send` row (reply.py) is in the reply's transaction; this one is the portal's
+    _audit(request, user, portal_audit.INBOX_REPLY, client_id, conversation_id,
+           {"message_key": message.message_key, "new": is_new}, contact_id=message.contact_id)  # fmt: skip
     return _back(client_id, conversation_id, "replied" if is_new else "again")
 
 
@@ -235,9 +260,9 @@ def note(
     request: Request, client_id: str, conversation_id: str, user: Annotated[User, Depends(acting_user)],
     text: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:  # fmt: skip
-    def run(s: Any) -> None:
+    def run(s: Any) -> tuple[str, dict[str, Any] | None]:
         inbox.add_note(s, client_id, conversation_id, user, text, utcnow())
-        portal_audit.record(s, _who(user), portal_audit.INBOX_NOTE, client_id, conversation_id)
+        return portal_audit.INBOX_NOTE, None
 
     return _action(request, client_id, conversation_id, user, "noted", run)
 
@@ -248,9 +273,9 @@ def status(
     request: Request, client_id: str, conversation_id: str, user: Annotated[User, Depends(acting_user)],
     status: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:  # fmt: skip
-    def run(s: Any) -> None:
+    def run(s: Any) -> tuple[str, dict[str, Any] | None]:
         inbox.set_status(s, client_id, conversation_id, status, _who(user), utcnow())
-        portal_audit.record(s, _who(user), portal_audit.INBOX_STATUS, client_id, conversation_id, {"status": status})
+        return portal_audit.INBOX_STATUS, {"status": status}
 
     return _action(request, client_id, conversation_id, user, status if status in ("open", "closed") else "", run)
 
@@ -261,10 +286,11 @@ def assign(
     request: Request, client_id: str, conversation_id: str, user: Annotated[User, Depends(acting_user)],
     user_id: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:  # fmt: skip
-    def run(s: Any) -> None:
-        target = inbox.assign(s, client_id, conversation_id, user_id or None, _who(user), utcnow())
-        portal_audit.record(s, _who(user), portal_audit.INBOX_ASSIGN, client_id, conversation_id,
-                            {"assigned_to": target.email if target else None})  # fmt: skip
+    team = _users(request, client_id)
+
+    def run(s: Any) -> tuple[str, dict[str, Any] | None]:
+        target = inbox.assign(s, client_id, conversation_id, user_id or None, team, _who(user), utcnow())
+        return portal_audit.INBOX_ASSIGN, {"assigned_to": target.email if target else None}
 
     return _action(request, client_id, conversation_id, user, "assigned", run)
 
@@ -274,9 +300,9 @@ def assign(
 def unread(
     request: Request, client_id: str, conversation_id: str, user: Annotated[User, Depends(acting_user)]
 ) -> Response:
-    def run(s: Any) -> None:
+    def run(s: Any) -> tuple[str, dict[str, Any] | None]:
         inbox.mark_unread(s, client_id, conversation_id, user.user_id)
-        portal_audit.record(s, _who(user), portal_audit.INBOX_UNREAD, client_id, conversation_id)
+        return portal_audit.INBOX_UNREAD, None
 
     response = _action(request, client_id, conversation_id, user, "unread", run, back=False)
     return response if response is not None else redirect(f"{PREFIX}/c/{client_id}/inbox?filter=unread")
@@ -284,8 +310,9 @@ def unread(
 
 def _action(request: Request, client_id: str, conversation_id: str, user: User, notice: str, run: Any,
             back: bool = True) -> Any:  # fmt: skip
-    """An action on a conversation of the client (404 when it has none of that id), in one
-    transaction with its audit row; a refusal is shown on the page and changes nothing."""
+    """An action on a conversation of the client (404 when it has none of that id): ``run`` makes
+    the change in one warehouse transaction and names its audit action, written to the portal
+    store once the change committed; a refusal is shown on the page and changes nothing."""
     context = web_context(request)
     if not notice:
         return _conversation_page(request, client_id, conversation_id, user, status=400,
@@ -294,10 +321,11 @@ def _action(request: Request, client_id: str, conversation_id: str, user: User, 
         _snapshot_ready(request)
         _guard(lambda: inbox.check_conversation(context.settings, client_id, conversation_id))
         with db(context) as s:
-            run(s)
+            action, detail = run(s)
     except inbox.InboxError as exc:
         return _conversation_page(request, client_id, conversation_id, user, status=400,
                                   error=f"Nothing was changed: {exc}.")  # fmt: skip
+    _audit(request, user, action, client_id, conversation_id, detail)
     return _back(client_id, conversation_id, notice) if back else None
 
 
@@ -308,9 +336,9 @@ def _settings_page(request: Request, client_id: str, user: User, *, audit: bool 
                    notice: str | None = None, form: dict[str, str] | None = None, status: int = 200) -> Response:  # fmt: skip
     context = web_context(request)
     client = context.deployment.clients[client_id]
+    if audit:
+        _audit(request, user, portal_audit.VIEW, client_id, request.url.path)
     with db(context) as s:
-        if audit:
-            portal_audit.record(s, _who(user), portal_audit.VIEW, client_id, request.url.path)
         replies = inbox.quick_replies(s, client_id)
         auto = inbox.auto_reply_view(s, context.deployment, client)
     is_admin = user.role in ("operator", "client_admin")
@@ -325,9 +353,10 @@ def _settings_action(request: Request, client_id: str, user: User, notice: str, 
     try:
         _snapshot_ready(request)
         with db(web_context(request)) as s:
-            run(s)
+            action, subject, detail = run(s)
     except inbox.InboxError as exc:
         return _settings_page(request, client_id, user, status=400, error=f"Nothing was saved: {exc}.", form=form)
+    _audit(request, user, action, client_id, subject, detail)
     return _settings_page(request, client_id, user, notice=NOTICES[notice])
 
 
@@ -339,9 +368,9 @@ def add_quick_reply(
 ) -> Response:  # fmt: skip
     client = web_context(request).deployment.clients[client_id]
 
-    def run(s: Any) -> None:
+    def run(s: Any) -> tuple[str, str, dict[str, Any]]:
         reply_id = inbox.save_quick_reply(s, client, title, body, _who(user), utcnow())
-        portal_audit.record(s, _who(user), portal_audit.QUICK_REPLY_SAVED, client_id, reply_id, {"title": title[:80]})
+        return portal_audit.QUICK_REPLY_SAVED, reply_id, {"title": title[:80]}
 
     return _settings_action(request, client_id, user, "quick-saved", run, {"title": title, "body": body})
 
@@ -351,11 +380,11 @@ def add_quick_reply(
 def delete_quick_reply(
     request: Request, client_id: str, reply_id: str, user: Annotated[User, Depends(admin_user)]
 ) -> Response:
-    def run(s: Any) -> None:
+    def run(s: Any) -> tuple[str, str, dict[str, Any]]:
         title = inbox.delete_quick_reply(s, client_id, reply_id)
         if title is None:
             raise not_found()
-        portal_audit.record(s, _who(user), portal_audit.QUICK_REPLY_DELETED, client_id, reply_id, {"title": title})
+        return portal_audit.QUICK_REPLY_DELETED, reply_id, {"title": title}
 
     return _settings_action(request, client_id, user, "quick-deleted", run)
 
@@ -370,13 +399,13 @@ def auto_reply(
     client = web_context(request).deployment.clients[client_id]
     on = enabled in ("on", "1", "yes")
 
-    def run(s: Any) -> None:
+    def run(s: Any) -> tuple[str, str, dict[str, Any]]:
         if reset:
             inbox.reset_auto_reply(s, client_id)
         else:
             inbox.save_auto_reply(s, client, on, text, _who(user), utcnow())
-        portal_audit.record(s, _who(user), portal_audit.AUTO_REPLY_CHANGED, client_id, "auto_reply",
-                            {"reset": True} if reset else {"enabled": on, "text": text.strip()[:640] or None})  # fmt: skip
+        detail = {"reset": True} if reset else {"enabled": on, "text": text.strip()[:640] or None}
+        return portal_audit.AUTO_REPLY_CHANGED, "auto_reply", detail
 
     return _settings_action(request, client_id, user, "auto-reset" if reset else "auto-saved", run,
                             {"text": text, "enabled": "on" if on else ""})  # fmt: skip

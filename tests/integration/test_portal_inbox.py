@@ -33,7 +33,7 @@ from herald.warehouse.connection import Warehouse
 from herald.web.app import create_app
 from herald.web.portal import PREFIX
 from tests.conftest import CONFIG_DIR, ENGINES
-from tests.integration.test_portal_web import add, client_routes, csrf, sign_in
+from tests.integration.test_portal_web import add, client_routes, csrf, sign_in, store
 
 A, B = "bright_smiles_dental", "lakeside_realty"
 ANA, CY, BEA = "+15125550142", "+15125550144", "+13125550177"
@@ -209,7 +209,7 @@ def test_the_filters_unread_open_closed_and_mine(portal: dict[str, Any]) -> None
     assert ids(browser.get(inbox_url("?filter=mine")).text) == ["conv-ben"]
     assert ids(other.get(inbox_url("?filter=mine")).text) == []
     assert f"→ {user.email}" in other.get(inbox_url()).text
-    with portal["warehouse"].session(read_only=True) as s:
+    with store(portal).session(read_only=True) as s:
         actions = [(r.action, r.subject, r.detail.get("assigned_to")) for r in query(s, user=user.email)
                    if r.action.startswith("portal_inbox")]  # fmt: skip
     assert actions[0] == ("portal_inbox_assign", "conv-ben", user.email)
@@ -256,8 +256,10 @@ def test_a_reply_goes_through_the_outbox_and_the_sandbox_provider(portal: dict[s
     assert [(e["to"], e["sender"], e["text"]) for e in journal] == [("+1•••••••142", "+15125550100", text)]
     assert rows(portal, "select status from herald_ops.outbox where message_key = ?", [key]) == [("sent",)]
     assert "· sent" in browser.get(inbox_url("/conv-ana")).text
-    with portal["warehouse"].session(read_only=True) as s:
+    with portal["warehouse"].session(read_only=True) as s:  # reply.py's row, in the reply's transaction
         audit = query(s, client_id=A, limit=50)
+    with store(portal).session(read_only=True) as s:  # the portal's (the portal store on DuckDB)
+        audit += query(s, client_id=A, limit=50)
     assert any(
         r.action == "send" and r.actor == f"portal:{user.email}" and r.detail["message_key"] == key for r in audit
     )
@@ -409,6 +411,7 @@ def test_a_client_admin_changes_the_after_hours_auto_reply_the_autoresponder_rea
     assert "back to the configured one" in r.text
     with portal["warehouse"].session(read_only=True) as s:
         assert effective_auto_reply(s, client) == client.config.auto_reply
+    with store(portal).session(read_only=True) as s:
         audit = query(s, user=user.email, action="portal_auto_reply_changed")
     assert [r.detail for r in audit][::-1] == [
         {"enabled": False, "text": "We are closed."},
