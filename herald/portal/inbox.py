@@ -6,8 +6,7 @@ Two sources, each read where it lives:
 
 - **the conversations themselves** (dbt's ``marts.conversations`` and
   ``marts.conversation_messages``, the contact's marts) go through :mod:`herald.portal.reads`
-  (the snapshot on DuckDB, read-only transactions on PostgreSQL), so a page never waits behind
-  a run;
+  (the snapshot on DuckDB, read-only transactions on PostgreSQL);
 - **what staff do to them** (``herald_ops.inbox_*``: status, assignment, read marks, notes, the
   replies sent from here, quick replies; ``auto_reply_settings``) lives in the warehouse, beside
   the outbox a reply goes into and the tables privacy requests and the retention purge cover; it
