@@ -6,9 +6,11 @@ context, reply with quick replies, open/close, assign, mark unread), and the Inb
 Every route depends on :func:`herald.web.portal.client_user` (another client's user gets 404,
 and so does another client's conversation id); every action on
 :func:`herald.web.portal.acting_user` (a viewer gets 403) and the CSRF check; the settings'
-changes on :func:`herald.web.portal.admin_user`. Every view and action writes its audit row in
-the transaction that does the work (:mod:`herald.portal.audit`). A reply goes through
-``herald reply``'s path (:func:`herald.portal.inbox.send_reply`).
+changes on :func:`herald.web.portal.admin_user`. The Inbox's state and the outbox are in the
+warehouse (:func:`db` here); the portal's audit rows and users in the portal store
+(:func:`herald.web.portal.db`): a view's audit row is written before the page is read, an
+action's once its warehouse change committed. A reply goes through ``herald reply``'s path
+(:func:`herald.portal.inbox.send_reply`), whose ``send`` row is in the reply's own transaction.
 """
 
 from __future__ import annotations
