@@ -428,13 +428,13 @@ def send_test(
     if channel not in ("sms", "email"):
         raise CampaignActionError("choose SMS or email")
     client = deployment.clients[client_id]
+    step = _message_step(campaign, channel, step_name)
     if channel == "email":
         address = user.email
     else:
         address = own_phone(settings, user)
         if not address:
             raise CampaignActionError("save your own phone number first (below): a test text goes only to you")
-    step = _message_step(campaign, channel, step_name)
     variant = next((v for v in step.variants if v.name == campaign.ab_test.control_for(step)), step.variants[0])
     template = variant.template_for(channel)
     now = now or utcnow()

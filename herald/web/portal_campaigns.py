@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, Response
 from herald.contacts.phones import mask_phone
 from herald.portal import campaigns as portal_campaigns
 from herald.portal.accounts import User
-from herald.portal.reads import PortalReadError
+from herald.portal.reads import PortalReadError, reader_for
 from herald.warehouse.connection import WarehouseError
 from herald.web.context import web_context
 from herald.web.portal import (
@@ -111,6 +111,10 @@ def review_page(
     _known(request, client_id, campaign)
     audit_view(request, user, client_id, request.url.path)  # it shows contacts' messages
     context = web_context(request)
+    if context.settings.warehouse.engine == "postgres":
+        # the copy is a CREATE DATABASE … TEMPLATE of the warehouse, refused while a session is
+        # connected to it: the portal's read pool lets go first (it reconnects on the next read)
+        reader_for(context.settings.warehouse).close()
     try:
         # on DuckDB the copy attaches the live file read-only: never beside the portal's own writes
         with _duckdb_lock if context.settings.warehouse.engine == "duckdb" else _lock(request):
