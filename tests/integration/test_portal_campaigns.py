@@ -116,7 +116,9 @@ def test_a_paused_campaign_is_left_out_of_the_review_with_who_paused_it(world: d
     settings, deployment = world["settings"], load_deployment(CONFIG_DIR)
     direct = preview_plan(settings.warehouse, deployment, CONFIG_DIR, links_from_env(settings.home), COLLEGE,
                           deployment.clients[COLLEGE].campaigns[CAMPAIGN], at)  # fmt: skip
-    shown = re.findall(r'<tr data-contact="([^"]+)" data-outcome="([^"]+)"><td>.*?</td><td>([^<]*)</td>', review.text)
+    shown = re.findall(
+        r'<li class="card" data-contact="([^"]+)" data-outcome="([^"]+)" data-step="([^"]+)"', review.text
+    )
     assert sorted(shown) == sorted((r.contact_id, r.outcome, r.step or "(enrollment)") for r in direct.rows)
     assert {r.reason for r in direct.rows if r.outcome == "excluded"} == {reason}
 
@@ -138,7 +140,10 @@ def test_resumed_the_review_shows_each_rendered_welcome_masked_for_hidden_detail
     for lead in LEADS:  # each welcome with its recipient (masked) and its rendered text
         assert f'data-contact="{lead}" data-outcome="planned"' in review.text
         assert f"{lead}@example.com" not in review.text and f"{lead[0]}•••@example.com" in review.text
-    assert review.text.count("<strong>") == 20 and "your place in B.S. Nursing is waiting" in review.text
+    assert (
+        review.text.count('<p class="wrap subject"><strong>') == 20
+        and "your place in B.S. Nursing is waiting" in review.text
+    )
     world["review_html"] = review.text
     shoot(world, "campaign-review", html=review.text)
 
@@ -163,6 +168,26 @@ def test_the_status_figures_are_the_ledger_s_and_a_pause_stops_a_planned_message
     }  # fmt: skip
     listing = browser.get(f"{PREFIX}/c/{COLLEGE}/campaigns").text
     assert "2026-11-16T10:00" in listing and _figures(listing)["enrolled"] == 20
+    # the funnel and the A/B verdicts as the marts hold them (rows as the analytics build and
+    # herald.analytics.ab_tests write them)
+    with warehouse.session() as s:
+        s.execute("create table analytics.journey_funnel (client_id varchar, campaign varchar, step varchar, "
+                  "reached bigint, messaged bigint, waiting_now bigint, moved_on bigint, carried_over bigint, "
+                  "exited bigint, converted bigint)")  # fmt: skip
+        for step, reached, messaged, now in (("welcome", 20, 20, 0), ("wait_for_click", 20, 0, 20)):
+            s.execute("insert into analytics.journey_funnel values (?, ?, ?, ?, ?, ?, 0, 0, 0, 0)",
+                      [COLLEGE, CAMPAIGN, step, reached, messaged, now])  # fmt: skip
+        for variant, control, sent, rate, verdict in (("program_focus", True, 10, 0.2, "control"),
+                                                      ("campus_focus", False, 10, 0.4, "not enough data")):  # fmt: skip
+            s.execute("insert into analytics.ab_test_results values (?, ?, 'welcome', ?, ?, ?, ?, 0, 0, 'delivered', "
+                      "?, 0.05, 0.6, null, null, ?, null, ?)",
+                      [COLLEGE, CAMPAIGN, variant, control, sent, int(sent * rate), rate, verdict, START])  # fmt: skip
+    publish_snapshot(settings.warehouse)
+    page = browser.get(PAGE)
+    funnel = re.findall(r'<tr data-step="([^"]+)"><td>[^<]*</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td>', page.text)
+    assert funnel == [("welcome", "20", "20", "0"), ("wait_for_click", "20", "0", "20")]  # the journey's order
+    assert 'data-variant="welcome/program_focus"' in page.text and "20.0%" in page.text and "40.0%" in page.text
+    assert "not enough data" in page.text and "5.0–60.0%" in page.text
     # paused after they were planned: the claim cancels them, nothing reaches the provider
     browser.post(f"{PAGE}/pause", data={"csrf_token": csrf(page.text)})
     providers = providers_from_env(world["env"])
