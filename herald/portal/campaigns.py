@@ -243,7 +243,7 @@ class Review:
 
 def review(
     settings: Settings, deployment: Deployment, links: Links, client_id: str, name: str, *,
-    hide_contact_details: bool, now: datetime | None = None,
+    hide_contact_details: bool, now: datetime | None = None, copy_guard: Any = None,
 ) -> Review:  # fmt: skip
     """The messages the campaign's next occurrence would send, per contact, rendered, and the
     contacts left out with the plan's reasons: :func:`preview_plan`, as ``herald campaign
@@ -252,7 +252,8 @@ def review(
     now = now or utcnow()
     upcoming = next_occurrence(campaign, deployment.clients[client_id].time_zone, now)
     at = upcoming or now
-    preview = preview_plan(settings.warehouse, deployment, settings.config_dir, links, client_id, campaign, at)
+    preview = preview_plan(settings.warehouse, deployment, settings.config_dir, links, client_id, campaign, at,
+                           copy_guard=copy_guard)  # fmt: skip
     rows = [_masked(r) for r in preview.rows] if hide_contact_details else list(preview.rows)
     counts: dict[str, int] = {}
     reasons: dict[str, int] = {}

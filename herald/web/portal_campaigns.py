@@ -13,6 +13,7 @@ in the transaction that makes it (:mod:`herald.portal.campaigns`).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -27,7 +28,6 @@ from herald.warehouse.connection import WarehouseError
 from herald.web.context import web_context
 from herald.web.portal import (
     PortalPage,
-    _duckdb_lock,
     acting_user,
     audit_view,
     check_csrf,
@@ -40,6 +40,7 @@ from herald.web.portal import (
 from herald.web.portal_pages import _lock, _read
 
 log = logging.getLogger("herald.web.portal_campaigns")
+_review_lock = threading.Lock()
 T = TypeVar("T")
 
 
@@ -116,11 +117,13 @@ def review_page(
         # connected to it: the portal's read pool lets go first (it reconnects on the next read)
         reader_for(context.settings.warehouse).close()
     try:
-        # on DuckDB the copy attaches the live file read-only: never beside the portal's own writes
-        with _duckdb_lock if context.settings.warehouse.engine == "duckdb" else _lock(request):
+        # one review at a time in this process (dbt runs in-process and sets its environment);
+        # on DuckDB the copy attaches the live file read-only: never beside the portal's own
+        # writes, so the portal's lock is held while the copy is made (not while dbt plans on it)
+        with _review_lock:
             made = portal_campaigns.review(
                 context.settings, context.deployment, context.links, client_id, campaign,
-                hide_contact_details=user.hide_contact_details,
+                hide_contact_details=user.hide_contact_details, copy_guard=_lock(request),
             )  # fmt: skip
     except Exception as exc:  # a busy warehouse, a failed dbt run: said on the page, never a 500
         if isinstance(exc, PortalPage):
