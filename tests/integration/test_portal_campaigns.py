@@ -27,6 +27,7 @@ from herald.campaigns.occurrences import Occurrence
 from herald.campaigns.preview import preview_plan
 from herald.campaigns.simulate import plan_pass
 from herald.config import load_deployment
+from herald.delivery.checks import sent_inside_send_windows
 from herald.delivery.engine import DeliveryOptions, deliver_due
 from herald.portal import accounts
 from herald.portal.audit import query
@@ -232,6 +233,8 @@ def test_a_test_message_goes_only_to_the_signed_in_user(world: dict[str, Any]) -
     addressed = {key: (to, campaign) for key, to, campaign in sent_rows}
     assert addressed[emails[0]["message_key"]] == (staff.email, "_portal_test")  # outside every campaign's figures
     assert addressed[texts[0]["message_key"]] == ("+13125550177", "_portal_test")
+    with warehouse.session(read_only=True) as s:  # sent at once, by design: not judged by the contacts' hours
+        assert sent_inside_send_windows(s, load_deployment(CONFIG_DIR)).counts["messages_judged"] == 0
     assert [r.detail["to"] for r in query_rows(world, "campaign_test_sent")] == ["s•••@example.com"]
 
 
