@@ -332,9 +332,10 @@ def _republish(settings: Settings) -> None:
 # --- the staff member's own phone and the test message ----------------------------------------
 
 
-def own_phone(settings: Settings, user: User) -> str | None:
-    with Warehouse(settings.warehouse).session(read_only=True) as s:
-        return s.scalar(f"select phone from {USER_PHONES} where user_id = ?", [user.user_id])
+def own_phone(session: Session, user: User) -> str | None:
+    """The phone the user saved for test texts (E.164), or None; read in the caller's transaction
+    (the portal's own account session, not the snapshot: it changes with a click)."""
+    return session.scalar(f"select phone from {USER_PHONES} where user_id = ?", [user.user_id])
 
 
 def set_own_phone(
@@ -422,7 +423,6 @@ def send_test(
     It is the staff member's own transactional message, asked for now: due at once, not held
     to the contacts' quiet hours or the campaign's calendar (as a password-reset email is not).
     Its outbox campaign is :data:`TEST_CAMPAIGN`, so no campaign figure counts it."""
-    from herald.campaigns.enqueue import MessageBuilder
     from herald.campaigns.variables import variable_types
 
     campaign = _campaign(deployment, client_id, name)
@@ -430,12 +430,6 @@ def send_test(
         raise CampaignActionError("choose SMS or email")
     client = deployment.clients[client_id]
     step = _message_step(campaign, channel, step_name)
-    if channel == "email":
-        address = user.email
-    else:
-        address = own_phone(settings, user)
-        if not address:
-            raise CampaignActionError("save your own phone number first (below): a test text goes only to you")
     variant = next((v for v in step.variants if v.name == campaign.ab_test.control_for(step)), step.variants[0])
     template = variant.template_for(channel)
     now = now or utcnow()
@@ -445,21 +439,38 @@ def send_test(
         raise CampaignActionError(f"the template {template!r} cannot be read: {exc.strerror}") from exc
     raw = sample_variables(source + "\n" + (variant.subject or step.subject or ""), variable_types(client), user,
                            client.config.name, now)  # fmt: skip
+    with Warehouse(settings.warehouse).session() as s:  # the address, the message and its audit row: one transaction
+        address = user.email if channel == "email" else own_phone(s, user)
+        if not address:
+            raise CampaignActionError("save your own phone number first (below): a test text goes only to you")
+        message = _test_message(deployment, config_dir, links, client_id, name, user, channel, step, variant.name,
+                                template, raw, address, now)  # fmt: skip
+        enqueue(s, [message], now)
+        masked = mask_phone(address) if channel == "sms" else mask_email(address)
+        portal_audit.record(s, portal_audit.actor(user.email), TEST_SENT, client_id, name,
+                            {"message_key": message.message_key, "channel": channel, "to": masked, "step": step.name,
+                             "variant": variant.name, "status": message.status})  # fmt: skip
+    return TestMessage(message.message_key, channel, masked, step.name, variant.name, message.status,
+                       message.status_reason)  # fmt: skip
+
+
+def _test_message(
+    deployment: Deployment, config_dir: Path, links: Links, client_id: str, name: str, user: User, channel: str,
+    step: Step, variant: str, template: str | None, raw: dict[str, Any], address: str, now: datetime,
+) -> OutboxMessage:  # fmt: skip
+    """The test rendered as the send renders a planned message (:class:`MessageBuilder`), then
+    filed under :data:`TEST_CAMPAIGN`."""
+    from herald.campaigns.enqueue import MessageBuilder
+
+    chosen = next(v for v in step.variants if v.name == variant)
     digest = hashlib.sha256(f"{client_id}|{name}|{user.user_id}|{channel}|{now.isoformat()}".encode()).hexdigest()
     key = f"test-{digest[:32]}"
     row = {
-        "message_key": key, "client_id": client_id, "campaign": name, "step": step.name, "variant": variant.name,
+        "message_key": key, "client_id": client_id, "campaign": name, "step": step.name, "variant": variant,
         "occurrence": f"test:{now:%Y-%m-%dT%H:%M:%S}", "contact_id": f"portal-user:{user.user_id}",
         "message_type": TEST_MESSAGE_TYPE, "category": "transactional", "channel": channel, "to_address": address,
-        "send_after": now, "template": template, "subject_template": variant.subject or step.subject or "",
+        "send_after": now, "template": template, "subject_template": chosen.subject or step.subject or "",
         "variables": json.dumps(raw),
     }  # fmt: skip
     message: OutboxMessage = MessageBuilder(deployment, config_dir, links).build(row)
-    message = replace(message, campaign=TEST_CAMPAIGN, occurrence=f"{name}:{row['occurrence']}")
-    masked = mask_phone(address) if channel == "sms" else mask_email(address)
-    with Warehouse(settings.warehouse).session() as s:
-        enqueue(s, [message], now)
-        portal_audit.record(s, portal_audit.actor(user.email), TEST_SENT, client_id, name,
-                            {"message_key": key, "channel": channel, "to": masked, "step": step.name,
-                             "variant": variant.name, "status": message.status})  # fmt: skip
-    return TestMessage(key, channel, masked, step.name, variant.name, message.status, message.status_reason)
+    return replace(message, campaign=TEST_CAMPAIGN, occurrence=f"{name}:{row['occurrence']}")

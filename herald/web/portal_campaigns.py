@@ -32,6 +32,7 @@ from herald.web.portal import (
     audit_view,
     check_csrf,
     client_user,
+    db,
     not_found,
     render,
     router,
@@ -81,11 +82,8 @@ def _campaign_page(
         detail = _read(request, portal_campaigns.campaign_detail, _deployment(request), client_id, campaign)
     except portal_campaigns.CampaignNotFound as exc:
         raise not_found() from exc
-    settings = web_context(request).settings
-    try:
-        phone = portal_campaigns.own_phone(settings, user)
-    except WarehouseError:
-        phone = None
+    with db(web_context(request)) as s:  # the portal's own account session (a 503 when busy)
+        phone = portal_campaigns.own_phone(s, user)
     config = _deployment(request).clients[client_id].campaigns[campaign]
     channels = sorted({c for step in config.steps if hasattr(step, "channels") for c in step.channels})
     return render(request, "campaign.html",
