@@ -96,6 +96,7 @@ def test_a_paused_campaign_is_left_out_of_the_review_with_who_paused_it(world: d
     paused = browser.post(f"{PAGE}/pause", data={"csrf_token": token})
     assert paused.status_code == 200 and 'id="resume"' in paused.text
     assert f"paused by {staff.email} in the portal" in paused.text
+    shoot(world, "campaign-paused", html=paused.text)
     assert [r.subject for r in query_rows(world, "campaign_paused")] == [CAMPAIGN]
 
     review = browser.get(f"{PAGE}/review")  # on PostgreSQL the route lets go of the portal's read pool itself
