@@ -299,3 +299,22 @@ def test_frequent_runs_rebuild_marts_without_their_dbt_tests_which_run_hourly(de
     assert "message_plan" in send and "messages" not in send, send
     schedule = {s.name: s for s in defs.schedules or []}["check_marts_schedule"]
     assert schedule.job_name == "check_marts_job" and schedule.cron_schedule == "50 * * * *"
+
+
+def test_the_hourly_mart_tests_cover_only_marts_that_have_been_built(defs: dg.Definitions) -> None:
+    """A new deployment's first :50 comes before most marts exist: the schedule skips while none of
+    them is built, then asks for the tests of the built ones only (a dbt test of a missing table
+    fails the run, which says nothing about the data)."""
+    schedule = {s.name: s for s in defs.schedules or []}["check_marts_schedule"]
+    every = defs.resolve_job_def("check_marts_job").asset_layer.asset_graph.asset_check_keys
+    messages, dashboard = dg.AssetKey(["marts", "messages"]), dg.AssetKey(["analytics", "client_dashboard"])
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def())
+        result = schedule.evaluate_tick(context)
+        assert not result.run_requests and "no mart the hourly tests cover has been built yet" in result.skip_message
+        for key in (messages, dashboard):
+            instance.report_runless_asset_event(dg.AssetMaterialization(key))
+        (request,) = schedule.evaluate_tick(context).run_requests
+    wanted = {c for c in every if c.asset_key in (messages, dashboard)}
+    assert wanted and {c.asset_key for c in wanted} == {messages, dashboard}
+    assert set(request.asset_check_keys) == wanted and request.tags["herald/checks"] == str(len(wanted))

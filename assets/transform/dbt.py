@@ -15,6 +15,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_
 from assets.partitions import WAREHOUSE_POOL
 from herald.packets.transform_steps import record_transform_steps
 from herald.portal.reads import PortalReadError, publish_snapshot
+from herald.portal.store import drain_spool
 from herald.reports.headlines import HEADLINE_SQL, headline
 from herald.reports.receipts import write_receipts
 from resources import DropZoneResource, HeraldDbtResource, WarehouseResource
@@ -205,6 +206,15 @@ def build_dbt_models(manifest: Path) -> dg.AssetsDefinition:
         finally:
             zone.close()
         context.log.info(f"recorded mapped/cleaned steps and wrote receipts for {len(recorded)} packets: {receipts}")
+        # the portal's audit rows waiting in its own store (DuckDB) join herald_ops.audit_log while
+        # this build holds the warehouse's pool slot (a failure leaves them spooled for the next)
+        try:
+            moved = drain_spool(warehouse.get().target, lock_wait_seconds=5.0)
+        except Exception as exc:
+            context.log.warning(f"the portal's audit spool was not moved: {type(exc).__name__}: {exc}")
+        else:
+            if moved:
+                context.log.info(f"moved {moved} portal audit rows from the portal store into herald_ops.audit_log")
         # the last write of the build is done: the portal's read path gets the new state (DuckDB)
         # (a failed publish never fails the build: the portal keeps the last snapshot, says its time)
         try:

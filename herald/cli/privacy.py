@@ -35,6 +35,7 @@ def export_command(
     """Everything Herald holds on a person for the client: the contact and its attributes, its
     packet rows by packet and line, messages, delivery attempts, provider events, replies,
     conversations, consent and suppressions. The request is recorded (counts only)."""
+    from herald.portal.store import forget_spooled, move_spool
     from herald.privacy.export import collect, write
     from herald.privacy.subject import PrivacyError
     from herald.warehouse.connection import Warehouse
@@ -47,8 +48,10 @@ def export_command(
         if out.exists() and (out.suffix.lower() == ".zip" or not out.is_dir() or any(out.iterdir())):
             raise PrivacyError(f"{out} exists: give a new folder or .zip file")
         with warehouse.session() as s:
+            moved = move_spool(s, settings.warehouse)  # the portal's audit rows of the person too
             result = collect(s, client, contact, configured.default_region, _actor(), utcnow())
             names = write(result, out)
+        forget_spooled(settings.warehouse, moved)
     except PrivacyError as exc:
         fail(str(exc))
     total = sum(result.counts.values())
@@ -67,6 +70,7 @@ def erase_command(
     replies, provider events, consent, the marts — in one transaction, keeping only a hashed
     suppression so they are never messaged again, and an audit row with counts. A second erase
     is a no-op; an unknown contact is an error that changes nothing."""
+    from herald.portal.store import forget_spooled, move_spool
     from herald.privacy.erase import erase
     from herald.privacy.subject import PrivacyError
     from herald.warehouse.connection import Warehouse
@@ -77,7 +81,9 @@ def erase_command(
     warehouse.ensure_schema()
     try:
         with warehouse.session() as s:
+            moved = move_spool(s, settings.warehouse)  # the portal's audit rows are re-keyed too
             result = erase(s, client, contact, configured.default_region, _actor(), utcnow(), dry_run=dry_run)
+        forget_spooled(settings.warehouse, moved)
     except PrivacyError as exc:
         fail(str(exc))
     if result.status == "already_erased":

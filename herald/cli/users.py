@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+from contextlib import ExitStack
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,20 +14,22 @@ from rich.table import Table
 from herald.cli.common import console, fail, load_settings, resolve_client, warehouse_errors
 
 if TYPE_CHECKING:
-    from herald.warehouse.connection import Warehouse
+    from herald.portal.store import PortalStore
 
 app = typer.Typer(help="Portal users (/app): add, list, disable, reset two-factor sign-in.", no_args_is_help=True)
 ENV_PASSWORD = "HERALD_PORTAL_PASSWORD"
 
 
-def _warehouse() -> Warehouse:
-    from herald.warehouse.connection import Warehouse
+def _store() -> PortalStore:
+    """The portal's own tables: the warehouse on PostgreSQL (its pending migrations applied), the
+    portal store beside the embedded DuckDB file (made on first use)."""
+    from herald.portal.store import PortalStore
 
     settings = load_settings()
-    warehouse = Warehouse(settings.warehouse)
+    store = PortalStore(settings.warehouse)
     with warehouse_errors():
-        warehouse.ensure_schema()
-    return warehouse
+        store.ensure()
+    return store
 
 
 def _cli_actor() -> str:
@@ -65,9 +68,9 @@ def users_add(
         check_password_policy(password)
     except AccountError as exc:
         fail(str(exc))
-    warehouse = _warehouse()
+    store = _store()
     try:
-        with warehouse_errors(), warehouse.session() as s:
+        with warehouse_errors(), store.session() as s:
             user = add_user(s, email, password, role, client, display_name=name,
                             hide_contact_details=hide_contact_details)  # fmt: skip
             portal_audit.record(s, _cli_actor(), portal_audit.USER_ADDED, user.client_id, user.email, {"role": role})
@@ -85,8 +88,8 @@ def users_list(client: Annotated[str | None, typer.Option(help="Only this client
     settings = load_settings()
     if client:
         resolve_client(settings, client)
-    warehouse = _warehouse()
-    with warehouse_errors(), warehouse.session(read_only=True) as s:
+    store = _store()
+    with warehouse_errors(), store.session(read_only=True) as s:
         users = list_users(s, client)
     table = Table("email", "role", "client", "2fa", "last sign-in (UTC)", "status")
     for u in users:
@@ -103,8 +106,8 @@ def _change(email: str, what: str) -> None:
     from herald.portal import accounts
     from herald.portal import audit as portal_audit
 
-    warehouse = _warehouse()
-    with warehouse_errors(), warehouse.session() as s:
+    store = _store()
+    with warehouse_errors(), store.session() as s:
         user = accounts.find_user(s, email)
         if user is None:
             fail(f"no portal user has the email {email.strip().lower()!r} (see `herald users list`)")
@@ -147,15 +150,25 @@ def audit_command(
     action: Annotated[str | None, typer.Option(help="Only this action, e.g. portal_login_failed.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="At most this many rows, newest first.")] = 200,
 ) -> None:
-    """Show the audit log (herald_ops.audit_log): who read or did what, for which client, when."""
-    from herald.portal.audit import query
+    """Show the audit log (herald_ops.audit_log): who read or did what, for which client, when.
+    On the embedded DuckDB the portal's rows not yet moved into the warehouse are shown too."""
+    from herald.portal.audit import query_merged
+    from herald.portal.store import PortalStore
     from herald.warehouse.connection import Warehouse
 
     settings = load_settings()
     when = _since(since)
+    filters = {"client_id": client, "user": user, "since": when, "action": action, "limit": limit}
+    store = PortalStore(settings.warehouse)
     warehouse = Warehouse(settings.warehouse)
-    with warehouse_errors(), warehouse.session(read_only=True) as s:
-        rows = query(s, client_id=client, user=user, since=when, action=action, limit=limit)
+    with warehouse_errors(), ExitStack() as stack:
+        sessions = []
+        path = settings.warehouse.duckdb_path
+        if not store.separate or (path is not None and path.exists()):
+            sessions.append(stack.enter_context(warehouse.session(read_only=True)))
+        if store.exists():
+            sessions.append(stack.enter_context(store.session(read_only=True)))
+        rows = query_merged(sessions, **filters)
     table = Table("when (UTC)", "actor", "action", "client", "subject", "detail")
     for r in rows:
         detail = ", ".join(f"{k}={v}" for k, v in sorted(r.detail.items()))

@@ -1,11 +1,13 @@
 """Portal accounts: users and roles, argon2 passwords, TOTP two-factor with recovery codes,
 lockout, password-reset links and server-side sessions, over ``herald_ops.portal_*``.
 
-Every function takes a :class:`~herald.warehouse.connection.Session`, so a change and its audit
-row (:mod:`herald.portal.audit`) commit together or not at all. Secrets never leave this module
-in clear except once, to the person they belong to: the TOTP secret at enrollment, the recovery
-codes when they are made, the reset link in its email, the session id in its cookie. The
-warehouse keeps only hashes of the codes, tokens and session ids.
+Every function takes a :class:`~herald.warehouse.connection.Session` on the portal's store
+(:mod:`herald.portal.store`: the warehouse on PostgreSQL, the portal's own SQLite file beside the
+embedded DuckDB), so a change and its audit row (:mod:`herald.portal.audit`) commit together or
+not at all. Secrets never leave this module in clear except once, to the person they belong to:
+the TOTP secret at enrollment, the recovery codes when they are made, the reset link in its
+email, the session id in its cookie. The store keeps only hashes of the codes, tokens and
+session ids.
 
 Roles: ``operator`` sees every client (``client_id`` is null); ``client_admin`` manages the users
 of its client; ``staff`` works the inbox, contacts and campaigns of its client (optionally with

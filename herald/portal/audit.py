@@ -3,12 +3,16 @@
 ``actor`` is ``portal:<email>`` (``portal:unknown`` for a sign-in with an email nobody has);
 ``action`` one of :data:`ACTIONS`; ``subject`` what was read or acted on (a page path, a user's
 email; never a contact's address in clear). ``herald audit`` reads the rows back.
+
+The session passed in is the portal's store (:mod:`herald.portal.store`): the warehouse on
+PostgreSQL; on the embedded DuckDB a spool of the same table in the portal's own file, moved into
+the warehouse's log between runs. :func:`query_merged` reads the log and the spool together.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,6 +42,11 @@ UNKNOWN_ACTOR = "portal:unknown"
 
 def actor(email: str | None) -> str:
     return f"portal:{email}" if email else UNKNOWN_ACTOR
+
+
+# the Reports page (herald/web/portal_reports.py)
+REPORT_DOWNLOADED = "portal_report_downloaded"
+ACTIONS += (REPORT_DOWNLOADED,)
 
 
 def record(
@@ -74,7 +83,7 @@ class AuditRow:
     detail: dict[str, Any]
 
 
-def query(
+def _fetch(
     session: Session,
     *,
     client_id: str | None = None,
@@ -82,9 +91,8 @@ def query(
     since: datetime | None = None,
     action: str | None = None,
     limit: int = 200,
-) -> list[AuditRow]:
-    """Audit rows, newest first. ``user`` matches the actor exactly or as ``portal:<user>``."""
-    where, params = ["true"], []
+) -> list[tuple[str, AuditRow]]:
+    where, params = ["1 = 1"], []
     if client_id:
         where.append("client_id = ?")
         params.append(client_id)
@@ -98,15 +106,51 @@ def query(
         where.append("action = ?")
         params.append(action)
     _, rows = session.query(
-        f"select occurred_at, actor, action, client_id, contact_id, subject, reason, detail from {AUDIT_LOG} "
+        f"select audit_id, occurred_at, actor, action, client_id, contact_id, subject, reason, detail from {AUDIT_LOG} "
         f"where {' and '.join(where)} order by occurred_at desc, audit_id limit {int(limit)}",
         params,
     )
     found = []
     for r in rows:
         try:
-            detail = json.loads(r[7]) if r[7] else {}
+            detail = json.loads(r[8]) if r[8] else {}
         except (TypeError, ValueError):
-            detail = {"text": str(r[7])}
-        found.append(AuditRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], detail))
+            detail = {"text": str(r[8])}
+        found.append((r[0], AuditRow(r[1], r[2], r[3], r[4], r[5], r[6], r[7], detail)))
     return found
+
+
+def query(
+    session: Session,
+    *,
+    client_id: str | None = None,
+    user: str | None = None,
+    since: datetime | None = None,
+    action: str | None = None,
+    limit: int = 200,
+) -> list[AuditRow]:
+    """Audit rows, newest first. ``user`` matches the actor exactly or as ``portal:<user>``."""
+    return [row for _, row in _fetch(session, client_id=client_id, user=user, since=since, action=action,
+                                     limit=limit)]  # fmt: skip
+
+
+def query_merged(
+    sessions: Sequence[Session],
+    *,
+    client_id: str | None = None,
+    user: str | None = None,
+    since: datetime | None = None,
+    action: str | None = None,
+    limit: int = 200,
+) -> list[AuditRow]:
+    """:func:`query` over several stores at once (the warehouse's log and the portal store's spool
+    on the embedded DuckDB), newest first, each ``audit_id`` once (a row being moved from the
+    spool can be in both for a moment; the first session's copy wins)."""
+    seen: dict[str, AuditRow] = {}
+    for session in sessions:
+        for audit_id, row in _fetch(session, client_id=client_id, user=user, since=since, action=action,
+                                    limit=limit):  # fmt: skip
+            seen.setdefault(audit_id, row)
+    ordered = sorted(seen.items(), key=lambda item: item[0])
+    ordered.sort(key=lambda item: item[1].occurred_at, reverse=True)
+    return [row for _, row in ordered[:limit]]

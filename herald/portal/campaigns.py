@@ -59,7 +59,7 @@ FUNNEL = "analytics.journey_funnel"
 VARIANTS = "analytics.journey_variants"
 AB_RESULTS = "analytics.ab_test_results"
 # the tables this page reads (herald.portal.reads.PORTAL_TABLES holds them for the snapshot)
-TABLES = (PAUSES, ENROLLMENTS, OCCURRENCES, AB_RESULTS)
+TABLES = (PAUSES, ENROLLMENTS, OCCURRENCES, AB_RESULTS, USER_PHONES)
 
 TEST_CAMPAIGN = "_portal_test"  # the outbox's campaign of every test message: no campaign counts it
 TEST_MESSAGE_TYPE = "portal_test"
@@ -333,9 +333,17 @@ def _republish(settings: Settings) -> None:
 
 
 def own_phone(session: Session, user: User) -> str | None:
-    """The phone the user saved for test texts (E.164), or None; read in the caller's transaction
-    (the portal's own account session, not the snapshot: it changes with a click)."""
+    """The phone the user saved for test texts (E.164), or None, in the caller's warehouse transaction."""
     return session.scalar(f"select phone from {USER_PHONES} where user_id = ?", [user.user_id])
+
+
+def saved_phone(settings: Settings, user: User, reader: PortalReader | None = None) -> str | None:
+    """The same for a page, through the portal's read path (the snapshot on DuckDB, published
+    again when the phone is saved)."""
+    with (reader or reader_for(settings.warehouse)).session() as s:
+        if not s.has_table(USER_PHONES):
+            return None
+        return s.scalar(f"select phone from {USER_PHONES} where user_id = ?", [user.user_id])
 
 
 def set_own_phone(
@@ -360,6 +368,7 @@ def set_own_phone(
         s.execute(f"insert into {USER_PHONES} (user_id, phone, updated_at) values (?, ?, ?)",
                   [user.user_id, numbers[0], now])  # fmt: skip
         portal_audit.record(s, portal_audit.actor(user.email), PHONE_SET, client_id, mask_phone(numbers[0]))
+    _republish(settings)
     return mask_phone(numbers[0])
 
 

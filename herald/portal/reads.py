@@ -60,6 +60,17 @@ PORTAL_TABLES: tuple[str, ...] = (
     "marts.missed_contacts",
     "marts.conversations",
     "marts.conversation_messages",
+    # the client report (the Reports page builds it with herald.reports.client_report from here)
+    "marts.deliveries",
+    "marts.engagement_events",
+    "marts.appointment_confirmations",
+    "marts.funnel_events",
+    "analytics.campaign_performance_daily",
+    "analytics.compliance_daily",
+    "analytics.ab_test_results",
+    "analytics.attribution_by_channel",
+    "analytics.conversions",
+    "analytics.attributed_conversions",
     "marts.credit_transactions",
     "analytics.client_dashboard",
     "analytics.journey_funnel",
@@ -68,7 +79,7 @@ PORTAL_TABLES: tuple[str, ...] = (
     "herald_ops.campaign_pauses",
     "herald_ops.enrollments",
     "herald_ops.campaign_occurrences",
-    "analytics.ab_test_results",
+    "herald_ops.portal_user_phones",
 )
 
 
@@ -166,7 +177,7 @@ def publish_snapshot(
                     "where database_name = 'live' and not internal"
                 ).fetchall()
             }
-            copied = tuple(t for t in tables if t in present)
+            copied = tuple(dict.fromkeys(t for t in tables if t in present))  # a table named twice: once
             as_of = utcnow()
             # one read transaction on the live file: every table as of the same moment
             con.execute("begin transaction")

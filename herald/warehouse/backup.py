@@ -9,7 +9,9 @@ A backup is one folder::
     warehouse/           DuckDB: ``EXPORT DATABASE … (FORMAT parquet)``
     comments.json        DuckDB: table, view and column comments (dbt's descriptions), which
                          EXPORT DATABASE leaves out
-    home/                landing files not loaded yet, ``secret_key``, ``ingest_api_keys/``
+    home/                landing files not loaded yet, ``secret_key``, ``ingest_api_keys/``,
+                         ``portal.sqlite3`` (DuckDB: the portal's accounts and audit spool,
+                         copied with SQLite's online backup inside the warehouse's read lock)
 
 **Consistency.** PostgreSQL: the row counts are taken in a repeatable-read transaction whose
 snapshot ``pg_dump --snapshot`` dumps, so the manifest describes exactly the dump. DuckDB: the
@@ -214,7 +216,8 @@ def _checksums(root: Path) -> dict[str, str]:
 def _copy_home_state(home: Path, dest: Path) -> list[str]:
     """Copies what a deployment needs to resume from HERALD_HOME into ``dest``: landing files
     waiting to be loaded (replies, provider events, clicks — a waiting file may be an unapplied
-    STOP), the link-signing ``secret_key`` and the ingest API key hashes. Returns their paths
+    STOP), the link-signing ``secret_key``, the ingest API key hashes and the portal's own store
+    (its accounts and audit spool, on the embedded DuckDB). Returns their paths
     relative to HERALD_HOME."""
     copied: list[str] = []
 
@@ -242,7 +245,27 @@ def _copy_home_state(home: Path, dest: Path) -> list[str]:
             for path in sorted((home / name).rglob("*")):
                 if path.is_file():
                     keep(path)
+    copied += _copy_portal_store(home, dest)
     return copied
+
+
+def _copy_portal_store(home: Path, dest: Path) -> list[str]:
+    """The portal's own store (accounts, audit spool) beside the embedded warehouse
+    (herald/portal/store.py), copied through SQLite's online backup: a consistent copy even
+    while the server writes it (a file copy of a database in WAL mode is not)."""
+    import sqlite3
+    from contextlib import closing
+
+    from herald.portal.store import STORE_FILE
+
+    store = home / STORE_FILE
+    if not store.is_file():
+        return []
+    target = dest / STORE_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(store, timeout=30)) as source, closing(sqlite3.connect(target)) as copy:
+        source.backup(copy)
+    return [STORE_FILE]
 
 
 @contextmanager

@@ -160,13 +160,19 @@ class ErasureOut(BaseModel):
 
 
 def _privacy_call(request: Request, client: Client, work: Callable[..., Any]) -> Any:
+    from herald.portal.store import forget_spooled, move_spool
     from herald.privacy.subject import PrivacyError
     from herald.warehouse.connection import Warehouse
 
     settings = web_context(request).settings
     try:
         with Warehouse(settings.warehouse).session() as s:
-            return work(s, client.client_id, client.default_region, f"api:{client.client_id}", _clock_now())
+            # the portal's audit rows waiting in its store (DuckDB) join the log first, so the
+            # export finds them and the erasure re-keys them
+            moved = move_spool(s, settings.warehouse)
+            done = work(s, client.client_id, client.default_region, f"api:{client.client_id}", _clock_now())
+        forget_spooled(settings.warehouse, moved)
+        return done
     except PrivacyError as exc:
         # the message names only the client and what is missing, never someone's data
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None

@@ -13,10 +13,13 @@ Security by construction:
   :func:`client_user`, which answers 404 (the same as an unknown client) to a user of another
   client. A viewer cannot post an action (403).
 - **Audit**: sign-ins, failures, lockouts, resets, page views and actions go to
-  ``herald_ops.audit_log`` in the same transaction as what they record.
+  ``herald_ops.audit_log`` in the same transaction as what they record (on DuckDB, the portal
+  store's spool of it, moved into the warehouse's log between runs).
 
-The account tables are in the warehouse; on the embedded DuckDB a write waits a few seconds for a
-run holding the write lock, then the page says to try again (503), never half-applied.
+The account tables and the portal's audit rows are in the warehouse on PostgreSQL, and on the
+embedded DuckDB in a store of their own that no run holds (:mod:`herald.portal.store`), so a
+sign-in or a page view never waits behind a run; a store that cannot be written within a few
+seconds gives a "Please try again" page (503), never a half-applied change.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -42,8 +45,11 @@ from herald.portal import accounts
 from herald.portal import audit as portal_audit
 from herald.portal.accounts import AccountError, User
 from herald.portal.dashboard import read_dashboard
-from herald.warehouse.connection import Warehouse, WarehouseError
+from herald.portal.reads import current_snapshot
+from herald.portal.store import PortalStore
+from herald.warehouse.connection import WarehouseError
 from herald.web.context import WebContext, web_context
+from herald.web.throttle import FORGOT, LOGIN, Throttle
 
 log = logging.getLogger("herald.web.portal")
 PREFIX = "/app"
@@ -188,14 +194,15 @@ def safe_next(target: str | None) -> str | None:
 
 @contextmanager
 def db(context: WebContext) -> Iterator[accounts.Session]:
-    """One transaction on the account tables (a 503 page when the warehouse is busy or down)."""
-    warehouse = Warehouse(context.settings.warehouse)
-    lock = _duckdb_lock if warehouse.engine == "duckdb" else threading.Lock()
+    """One transaction on the portal's own tables, its accounts and audit rows (a 503 page when
+    their store is busy or down): the warehouse on PostgreSQL, the portal store beside the
+    embedded DuckDB file, which no run holds (:mod:`herald.portal.store`)."""
+    store = PortalStore(context.settings.warehouse, warehouse_lock=_duckdb_lock)
     try:
-        with lock, warehouse.session(lock_wait_seconds=WRITE_WAIT_SECONDS) as s:
+        with store.session(lock_wait_seconds=WRITE_WAIT_SECONDS) as s:
             yield s
     except WarehouseError as exc:
-        log.warning("portal could not use the warehouse: %s", str(exc)[:300])
+        log.warning("portal could not use its store: %s", str(exc)[:300])
         raise unavailable() from exc
     except Exception as exc:
         if isinstance(exc, PortalPage):
@@ -282,6 +289,40 @@ def audit_view(request: Request, user: User, client_id: str | None, what: str) -
         portal_audit.record(s, portal_audit.actor(user.email), portal_audit.VIEW, client_id, what)
 
 
+# --- per-address throttle (herald/web/throttle.py) ---------------------------------------------
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _too_many(kind: str, address: str, minutes: int) -> PortalPage:
+    log.warning("portal refused a %s POST from %s: too many attempts from that address", kind, address)
+    return PortalPage(429, "Too many attempts",
+                      f"Too many attempts from this address; try again in {minutes} minute{'s' if minutes != 1 else ''}. "
+                      "Nothing was changed.")  # fmt: skip
+
+
+def login_throttle(request: Request) -> None:
+    """Sign-in POSTs: an address over its failed-attempt limit gets a 429 page before any lookup."""
+    address = _address(request)
+    minutes = request.app.state.portal_throttle.blocked(LOGIN, address)
+    if minutes is not None:
+        raise _too_many(LOGIN, address, minutes)
+
+
+def forgot_throttle(request: Request) -> None:
+    """The forgotten-password POSTs: each counts; over the limit, a 429 page before any lookup."""
+    address = _address(request)
+    minutes = request.app.state.portal_throttle.hit(FORGOT, address)
+    if minutes is not None:
+        raise _too_many(FORGOT, address, minutes)
+
+
+def _failed_sign_in(request: Request) -> None:
+    request.app.state.portal_throttle.hit(LOGIN, _address(request))
+
+
 # --- sign-in ----------------------------------------------------------------------------------
 
 FAILED_TEXT = ("The email or password is wrong, or the account is locked after too many attempts "
@@ -302,7 +343,7 @@ def login_page(request: Request, next: str | None = None) -> Response:
     return render(request, "login.html", {"next": safe_next(next) or ""})
 
 
-@router.post("/login", response_class=HTMLResponse, dependencies=[Depends(check_csrf)])
+@router.post("/login", response_class=HTMLResponse, dependencies=[Depends(login_throttle), Depends(check_csrf)])
 def login(
     request: Request,
     email: Annotated[str, Form(max_length=320)] = "",
@@ -325,6 +366,7 @@ def login(
                 accounts.end_session(s, old)
             session_id = accounts.start_session(s, attempt.user.user_id, accounts.STAGE_PASSWORD)
     if attempt.user is None:
+        _failed_sign_in(request)
         return render(request, "login.html", {"error": FAILED_TEXT, "email": email[:320], "next": safe_next(next) or ""},
                       401)  # fmt: skip
     step = "login/2fa" if attempt.user.has_2fa else "2fa/setup"
@@ -351,7 +393,7 @@ def second_factor_page(
     return render(request, "two_factor.html", {"next": safe_next(next) or ""})
 
 
-@router.post("/login/2fa", response_class=HTMLResponse, dependencies=[Depends(check_csrf)])
+@router.post("/login/2fa", response_class=HTMLResponse, dependencies=[Depends(login_throttle), Depends(check_csrf)])
 def second_factor(
     request: Request,
     signed: Annotated[Signed, Depends(pending)],
@@ -382,6 +424,7 @@ def second_factor(
                 s, who, portal_audit.LOGIN, signed.user.client_id, signed.user.email, {"factor": factor}
             )
             return _finish_sign_in(request, s, signed, next)
+    _failed_sign_in(request)
     if attempt.locked:
         return render(request, "login.html", {"error": FAILED_TEXT, "next": ""}, 401)
     return render(request, "two_factor.html",
@@ -489,7 +532,7 @@ def send_reset_email(context: WebContext, user: User, link: str) -> None:
                                   text=text))  # fmt: skip
 
 
-@router.post("/forgot", response_class=HTMLResponse, dependencies=[Depends(check_csrf)])
+@router.post("/forgot", response_class=HTMLResponse, dependencies=[Depends(forgot_throttle), Depends(check_csrf)])
 def forgot(request: Request, email: Annotated[str, Form(max_length=320)] = "") -> Response:
     context = web_context(request)
     with db(context) as s:
@@ -568,9 +611,10 @@ def client_picker(request: Request, user: Annotated[User, Depends(signed_in)]) -
 def dashboard(request: Request, client_id: str, user: Annotated[User, Depends(client_user)]) -> Response:
     audit_view(request, user, client_id, request.url.path)
     settings = web_context(request).settings
-    # one DuckDB database instance per process: a read-only open beside the portal's read-write
-    # ones would be refused, so the two take turns
-    with _duckdb_lock if settings.warehouse.engine == "duckdb" else threading.Lock():
+    # one DuckDB database instance per process: only the first read, with no snapshot yet, opens
+    # the live file, which must not be beside this process's read-write opens (a block's write)
+    first = settings.warehouse.engine == "duckdb" and current_snapshot(settings.warehouse) is None
+    with _duckdb_lock if first else nullcontext():
         board = read_dashboard(settings, client_id)
     return render(request, "dashboard.html", {"client_id": client_id, "board": board})
 
@@ -608,7 +652,11 @@ def install(app: FastAPI) -> None:
 
     from herald.web import portal_campaigns, portal_pages  # noqa: F401  (their routes join this module's router)
 
+    app.state.portal_throttle = Throttle.from_env(app.state.herald.environ)
     app.include_router(router)
+    from herald.web import portal_reports  # the Reports and billing page: its own router
+
+    app.include_router(portal_reports.router)
     app.add_exception_handler(PortalPage, page_handler)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
 

@@ -32,7 +32,6 @@ from herald.web.portal import (
     audit_view,
     check_csrf,
     client_user,
-    db,
     not_found,
     render,
     router,
@@ -82,8 +81,7 @@ def _campaign_page(
         detail = _read(request, portal_campaigns.campaign_detail, _deployment(request), client_id, campaign)
     except portal_campaigns.CampaignNotFound as exc:
         raise not_found() from exc
-    with db(web_context(request)) as s:  # the portal's own account session (a 503 when busy)
-        phone = portal_campaigns.own_phone(s, user)
+    phone = _read(request, portal_campaigns.saved_phone, user)
     config = _deployment(request).clients[client_id].campaigns[campaign]
     channels = sorted({c for step in config.steps if hasattr(step, "channels") for c in step.channels})
     return render(request, "campaign.html",

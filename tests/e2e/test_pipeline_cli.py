@@ -105,6 +105,10 @@ def deploy(engine: str, request: pytest.FixtureRequest, tmp_path_factory: pytest
     sidecar = home / "dropzone/northfield_college/incoming/leads/broken.csv.sha256"
     sidecar.write_text(f"{__import__('hashlib').sha256(sized.content).hexdigest()}  broken.csv\n")
     run(env, "drop", str(work / "appointments-again.csv"), "--client", "bright_smiles_dental", "--type", "appointments")
+    # an operator added before the tick: its audit row waits in the portal store on DuckDB until
+    # the tick's dbt build moves it into herald_ops.audit_log (PostgreSQL: written there at once)
+    run({**env, "HERALD_PORTAL_PASSWORD": "an e2e password, long"}, "users", "add", "e2e@example.com", "--role",
+        "operator")  # fmt: skip
     ticks = run(env, "tick", "--force", "--until-idle").stdout  # lands the three, then one dbt build
     idle = run(env, "tick", "--force").stdout
     return Deployment(env, home, demo.stdout, ticks, idle, sorted(sized.bad_lines), after_demo)
@@ -290,6 +294,14 @@ def test_the_dbt_builds_publish_the_portal_snapshot(deployed: Deployment) -> Non
     upload = listed["leads-1000.csv"]
     assert (upload.status, upload.rows_rejected, upload.current_step) == ("landed", 3, "cleaned")
     assert listed["broken.csv"].current_step == "verified"  # refused at the checksum: it goes no further
+    # the portal's audit row of the user added before the tick is in the warehouse's log, once
+    added = deployed.sql("select actor from herald_ops.audit_log where action = 'portal_user_added' "
+                         "and subject = 'e2e@example.com'")  # fmt: skip
+    assert len(added) == 1 and added[0]["actor"].startswith("cli:")
+    if settings.warehouse.engine == "duckdb":
+        from herald.portal.store import spooled
+
+        assert spooled(settings.warehouse) == []  # moved out of the portal store by the dbt build
 
 
 def test_tick_until_idle_then_a_tick_with_nothing_new_starts_no_run(deployed: Deployment) -> None:

@@ -19,6 +19,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from herald.portal import accounts
+from herald.portal.store import PortalStore
 from herald.settings import Settings
 from herald.warehouse.schema import ddl_statements
 from herald.web.app import create_app
@@ -99,7 +100,7 @@ def test_sign_in_with_2fa_see_the_dashboard_and_reset_the_password(built: Built)
            "HERALD_WAREHOUSE_URL": f"duckdb:///{built.warehouse.target.duckdb_path}",
            "HERALD_SANDBOX_RECEIPTS": "off"}  # fmt: skip
     settings = Settings.from_env(env)
-    with built.warehouse.session() as s:
+    with PortalStore(settings.warehouse).session() as s:  # the portal's own store beside the DuckDB file
         accounts.add_user(s, EMAIL, PASSWORD, "client_admin", CLIENT)
     [mart] = rows(built.warehouse, f"select * from analytics.client_dashboard where client_id = '{CLIENT}'")
 

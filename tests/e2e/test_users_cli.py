@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from herald.cli import app
 from herald.portal import accounts
+from herald.portal.store import PortalStore
 from herald.settings import Settings
-from herald.warehouse.connection import Warehouse
 from tests.conftest import CONFIG_DIR
 
 
@@ -77,6 +77,9 @@ def test_users_are_added_listed_disabled_and_audited(
     audit = run(capfd, "audit", "--client", "bright_smiles_dental")[1]
     assert "portal_user_added" in audit and "portal_2fa_reset" in audit and "portal_user_disabled" in audit
     assert "3 row(s)" in audit
-    with Warehouse(Settings.from_env(env).warehouse).session(read_only=True) as s:
+    # on the embedded DuckDB the accounts live in the portal store beside the warehouse file
+    store = PortalStore(Settings.from_env(env).warehouse)
+    assert store.path == Path(env["HERALD_HOME"]) / "portal.sqlite3" and store.exists()
+    with store.session(read_only=True) as s:
         staff = accounts.find_user(s, "staff@example.com")
     assert staff is not None and staff.hide_contact_details and staff.disabled_at is not None

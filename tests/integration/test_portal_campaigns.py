@@ -37,7 +37,7 @@ from herald.providers.sandbox import read_journal
 from herald.web.app import create_app
 from herald.web.portal import PREFIX
 from tests.conftest import CONFIG_DIR, ENGINES
-from tests.integration.test_portal_web import add, client_routes, csrf, sign_in
+from tests.integration.test_portal_web import add, client_routes, csrf, sign_in, store
 from tests.integration.test_simulate import COLLEGE, LEADS, START, build
 
 CAMPAIGN = "admitted_nurture"
@@ -104,7 +104,8 @@ def test_a_paused_campaign_is_left_out_of_the_review_with_who_paused_it(world: d
     reason = f"paused by {staff.email} in the portal"
     assert f"{reason} (20)" in review.text  # every lead's welcome, with the reason
     assert review.text.count('data-outcome="excluded"') == 20 and 'data-outcome="planned"' not in review.text
-    assert query_rows(world, "portal_view")[0].subject == f"{PAGE}/review"
+    with store(world).session(read_only=True) as s:  # page views: the portal's own store (the warehouse on PostgreSQL)
+        assert query(s, user=staff.email, action="portal_view")[0].subject == f"{PAGE}/review"
     if world["engine"] != "duckdb":
         return  # the function is the same on both engines: one comparison (a dbt run) is enough
     # the same function as `herald campaign preview`, at the same moment: the same rows

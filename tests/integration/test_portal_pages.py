@@ -29,7 +29,7 @@ from herald.web.app import create_app
 from herald.web.portal import PREFIX
 from tests.conftest import CONFIG_DIR
 from tests.integration.test_portal_data import HOSTILE, PHONE, fill
-from tests.integration.test_portal_web import add, client_routes, csrf, sign_in
+from tests.integration.test_portal_web import add, client_routes, csrf, sign_in, store
 
 A, B = "bright_smiles_dental", "lakeside_realty"
 MAX_UPLOAD = 4096
@@ -74,7 +74,7 @@ def zone_files(portal: dict[str, Any]) -> list[str]:
 
 
 def audited(portal: dict[str, Any], user: Any, action: str = "portal_view") -> list[Any]:
-    with portal["warehouse"].session(read_only=True) as s:
+    with store(portal).session(read_only=True) as s:
         return query(s, user=user.email, action=action)
 
 

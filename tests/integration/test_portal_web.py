@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from herald.clock import realnow
 from herald.portal import accounts
 from herald.portal.audit import query
+from herald.portal.store import PortalStore
 from herald.settings import Settings
 from herald.warehouse.connection import Warehouse
 from herald.web.app import create_app
@@ -47,10 +48,16 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     accounts._hasher = product
 
 
+def store(portal: dict[str, Any]) -> PortalStore:
+    """Where the portal keeps its accounts and audit rows: the portal store beside the DuckDB
+    warehouse, the warehouse itself on PostgreSQL."""
+    return PortalStore(portal["warehouse"].target)
+
+
 def add(portal: dict[str, Any], role: str, client: str | None, **kw: Any) -> tuple[accounts.User, str]:
     """A user with 2FA enrolled; returns it and its TOTP secret."""
     secret = pyotp.random_base32()
-    with portal["warehouse"].session() as s:
+    with store(portal).session() as s:
         user = accounts.add_user(s, kw.pop("email", f"{role}-{uuid.uuid4().hex[:6]}@example.com"), PASSWORD, role,
                                  client, **kw)  # fmt: skip
         accounts.enroll_totp(s, user, secret, pyotp.TOTP(secret).now())
@@ -122,7 +129,7 @@ def test_every_client_route_answers_404_to_a_user_of_another_client(portal: dict
                             follow_redirects=False)  # fmt: skip
         assert r.status_code == 404, (method, url, r.status_code)
         assert NAME_B not in r.text and victim.email not in r.text
-    with portal["warehouse"].session(read_only=True) as s:
+    with store(portal).session(read_only=True) as s:
         victim_now = accounts.get_user(s, victim.user_id)
     assert victim_now is not None and victim_now.disabled_at is None
 
@@ -143,7 +150,7 @@ def test_a_viewer_cannot_post_an_action(portal: dict[str, Any]) -> None:
     token = csrf(browser.get(f"{PREFIX}/c/{CLIENT_A}/").text)
     r = browser.post(f"{PREFIX}/c/{CLIENT_A}/users/{colleague.user_id}/disable", data={"csrf_token": token})
     assert r.status_code == 403 and "Read-only access" in r.text
-    with portal["warehouse"].session(read_only=True) as s:
+    with store(portal).session(read_only=True) as s:
         assert accounts.get_user(s, colleague.user_id).disabled_at is None  # type: ignore[union-attr]
 
 
@@ -155,7 +162,7 @@ def test_a_client_admin_disables_a_user_of_their_client(portal: dict[str, Any]) 
     assert page.status_code == 200 and colleague.email in page.text
     r = browser.post(f"{PREFIX}/c/{CLIENT_A}/users/{colleague.user_id}/disable", data={"csrf_token": csrf(page.text)})
     assert r.status_code == 200
-    with portal["warehouse"].session(read_only=True) as s:
+    with store(portal).session(read_only=True) as s:
         assert accounts.get_user(s, colleague.user_id).disabled_at is not None  # type: ignore[union-attr]
         rows = query(s, client_id=CLIENT_A, user=admin.email, action="portal_user_disabled")
     assert [r.subject for r in rows] == [colleague.email]
@@ -173,7 +180,7 @@ def test_a_post_without_the_right_csrf_token_is_refused_and_changes_nothing(
     r = browser.post(f"{PREFIX}/c/{CLIENT_A}/users/{colleague.user_id}/disable",
                      data={} if token is None else {"csrf_token": token})  # fmt: skip
     assert r.status_code == 403 and "This form has expired" in r.text and "Nothing was changed" in r.text
-    with portal["warehouse"].session(read_only=True) as s:
+    with store(portal).session(read_only=True) as s:
         assert accounts.get_user(s, colleague.user_id).disabled_at is None  # type: ignore[union-attr]
     fresh = TestClient(portal["app"], base_url="http://127.0.0.1")
     r = fresh.post(f"{PREFIX}/login", data={"email": admin.email, "password": PASSWORD})
@@ -199,7 +206,7 @@ def test_sign_in_rotates_the_session_and_audits_the_login_and_the_view(portal: d
     stale = TestClient(portal["app"], base_url="http://127.0.0.1", cookies={"herald_session": pending_session})
     assert stale.get(f"{PREFIX}/c/{CLIENT_A}/", follow_redirects=False).status_code == 303
     assert browser.get(f"{PREFIX}/c/{CLIENT_A}/").status_code == 200
-    with portal["warehouse"].session(read_only=True) as s:
+    with store(portal).session(read_only=True) as s:
         rows = query(s, user=user.email)
     assert [(r.action, r.client_id) for r in rows][:2] == [("portal_view", CLIENT_A), ("portal_login", CLIENT_A)]
     assert rows[0].subject == f"{PREFIX}/c/{CLIENT_A}/" and rows[0].actor == f"portal:{user.email}"
@@ -223,7 +230,7 @@ def test_repeated_wrong_passwords_lock_the_account_and_are_audited(portal: dict[
     token = csrf(browser.get(f"{PREFIX}/login").text)
     r = browser.post(f"{PREFIX}/login", data={"email": user.email, "password": PASSWORD, "csrf_token": token})
     assert r.status_code == 401  # the right password, but locked
-    with portal["warehouse"].session(read_only=True) as s:
+    with store(portal).session(read_only=True) as s:
         actions = [r.action for r in query(s, user=user.email)]
     assert actions.count("portal_login_failed") == accounts.MAX_FAILED_ATTEMPTS + 1
     assert actions.count("portal_lockout") == 1
@@ -245,7 +252,7 @@ def test_a_password_is_reset_through_the_emailed_link_once(portal: dict[str, Any
     again = browser.post(link, data={**data, "csrf_token": csrf(browser.get(f"{PREFIX}/login").text)})
     assert again.status_code == 400 and "not valid any more" in again.text
     assert browser.get(link[:-3] + "xyz").status_code == 400  # a changed link
-    with portal["warehouse"].session(read_only=True) as s:
+    with store(portal).session(read_only=True) as s:
         assert accounts.check_password(s, user.email, "my new long password").user is not None
         actions = [r.action for r in query(s, user=user.email)]
     assert "portal_password_reset" in actions and "portal_reset_requested" in actions
@@ -383,6 +390,6 @@ def test_a_phone_s_code_works_when_a_demo_shifted_the_business_clock(
     monkeypatch.setenv("HERALD_CLOCK_OFFSET", str(3 * 86400))
     user, secret = add(portal, "staff", CLIENT_A)
     assert sign_in(portal, user.email, secret).get(f"{PREFIX}/c/{CLIENT_A}/").status_code == 200
-    with portal["warehouse"].session(read_only=True) as s:
+    with store(portal).session(read_only=True) as s:
         [login] = query(s, user=user.email, action="portal_login")
     assert abs((login.occurred_at - realnow()).total_seconds()) < 600

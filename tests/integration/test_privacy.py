@@ -242,6 +242,9 @@ def test_export_then_erase_then_the_plan_still_leaves_the_person_out(
         )
         insert(s, "marts.segment_members", [(CLIENT, "everyone", "c8", NOW, NOW)])
         insert(s, "herald_ops.campaign_occurrences", [occurrence("o-after", "announce", FIRED)])
+        # the campaign's daily limit (2) is not what this test is about: without it every other
+        # contact of the new occurrence is planned, whatever the earlier pass left on that day
+        s.execute("update herald_ops.campaigns set daily_limit = null where campaign = 'announce'")
     dbt_run(warehouse, tmp)
     after = plan_rows(warehouse, "where occurrence = 'o-after'")
     assert (after[("announce", "o-after", "c8")]["status"], after[("announce", "o-after", "c8")]["reason"]) == (

@@ -30,12 +30,11 @@ from twilio.request_validator import RequestValidator
 
 from herald.clock import realnow
 from herald.demo.timeline import demo_start
-from orchestration.stack import StackState, alive, processes_carrying
+from orchestration.stack import StackState, alive
+from tests.production.stack_support import HERALD, REPO_ROOT, stack_up
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-HERALD = str(REPO_ROOT / ".venv" / "bin" / "herald")
 TWILIO_TOKEN = "stack-test-auth-token"
 RUN_LOG_LINE = re.compile(r" - (?P<run>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}) - (?P<pid>\d+) - ")
 FLOW_TIMEOUT_SECONDS = 900  # the whole chain takes 3-6 minutes on this 2-core machine
@@ -123,37 +122,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,  # herald serve verifies Twilio's signature with it
         "HERALD_SANDBOX_RECEIPT_DELAY_SECONDS": "1",
     }
-    up = subprocess.run(
-        [HERALD, "stack", "up", "--free-ports", "--database-prefix", prefix],
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    state = StackState.load(folder)
-    try:
-        assert up.returncode == 0, up.stdout + up.stderr
-        assert "stack up in" in up.stdout
-        assert state is not None
+    with stack_up(tmp_path_factory, folder, prefix, env) as (state, output):
+        assert "stack up in" in output
         yield Stack(state, {**env, **state.env})
-    finally:
-        logs = Path(folder, "logs")
-        if logs.exists():  # kept for a failure's investigation; `down --purge` deletes the folder
-            kept = tmp_path_factory.mktemp("stack-logs")
-            for log in logs.iterdir():
-                kept.joinpath(log.name).write_bytes(log.read_bytes())
-        down = subprocess.run(
-            [HERALD, "stack", "down", "--purge"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
-        )
-        assert down.returncode == 0, down.stdout + down.stderr
-        assert "nothing left running" in down.stdout
-        if state is not None:
-            assert processes_carrying(state.stack_id) == []
-            assert not any(alive(p.pid) for p in state.processes)
-        conn = psycopg2.connect("postgresql://postgres@127.0.0.1:5432/postgres")
-        try:
-            with conn.cursor() as cur:
-                cur.execute("select count(*) from pg_database where datname like %s", (f"{prefix}%",))
-                assert cur.fetchone() == (0,)
-        finally:
-            conn.close()
 
 
 def test_each_service_is_its_own_process_on_postgresql(stack: Stack) -> None:
