@@ -27,7 +27,7 @@ from herald.warehouse.connection import Warehouse
 from herald.web.app import create_app
 from herald.web.portal import PREFIX
 from tests.conftest import CONFIG_DIR, ENGINES
-from tests.integration.test_portal_web import add, client_routes, sign_in
+from tests.integration.test_portal_web import add, client_routes, sign_in, store
 
 A, B = "bright_smiles_dental", "lakeside_realty"
 NAME_A, NAME_B = "Bright Smiles Dental", "Lakeside Realty"
@@ -96,7 +96,7 @@ def portal(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 def audited(portal: dict[str, Any], action: str) -> list[Any]:
-    with portal["warehouse"].session(read_only=True) as s:
+    with store(portal).session(read_only=True) as s:
         return query(s, user=portal["user"].email, action=action)
 
 
@@ -194,8 +194,9 @@ def test_a_client_without_credits_is_shown_as_unmetered(portal: dict[str, Any]) 
 
 def test_a_table_named_twice_in_the_snapshot_list_is_copied_once(portal: dict[str, Any]) -> None:
     """The pages each add the tables they read to PORTAL_TABLES; two pages may name one table."""
-    if portal["engine"] != "duckdb":
-        pytest.skip("snapshots are for the DuckDB warehouse")
     info = publish_snapshot(portal["settings"].warehouse, tables=("marts.deliveries", "marts.deliveries"))
+    if portal["engine"] != "duckdb":  # PostgreSQL's pages read live: nothing is published
+        assert info is None
+        return
     assert info is not None and info.tables == ("marts.deliveries",)
     publish_snapshot(portal["settings"].warehouse)  # the full snapshot again, for the other tests

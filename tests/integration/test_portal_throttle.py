@@ -27,7 +27,7 @@ from herald.warehouse.connection import Warehouse
 from herald.web.app import create_app
 from herald.web.portal import PREFIX
 from tests.conftest import CONFIG_DIR
-from tests.integration.test_portal_web import PASSWORD, add, csrf
+from tests.integration.test_portal_web import PASSWORD, add, csrf, store
 
 CLIENT = "bright_smiles_dental"
 LOGIN_RATE, FORGOT_RATE = 3, 2
@@ -65,14 +65,14 @@ def post_login(client: TestClient, email: str, password: str) -> Any:
 
 
 def account(portal: dict[str, Any], user: accounts.User) -> tuple[Any, ...]:
-    with portal["warehouse"].session(read_only=True) as s:
+    with store(portal).session(read_only=True) as s:
         _, rows = s.query("select failed_attempts, locked_until from herald_ops.portal_users where user_id = ?",
                           [user.user_id])  # fmt: skip
         return rows[0]
 
 
 def audit_count(portal: dict[str, Any]) -> int:
-    with portal["warehouse"].session(read_only=True) as s:
+    with store(portal).session(read_only=True) as s:
         return len(query(s, limit=100000))
 
 
