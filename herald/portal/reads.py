@@ -75,6 +75,11 @@ PORTAL_TABLES: tuple[str, ...] = (
     "analytics.client_dashboard",
     "analytics.journey_funnel",
     "analytics.journey_variants",
+    # the Campaigns page (herald/portal/campaigns.py)
+    "herald_ops.campaign_pauses",
+    "herald_ops.enrollments",
+    "herald_ops.campaign_occurrences",
+    "herald_ops.portal_user_phones",
 )
 
 

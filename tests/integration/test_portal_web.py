@@ -109,6 +109,10 @@ def test_the_matrix_enumerates_the_client_routes(portal: dict[str, Any]) -> None
     routes = client_routes(portal["app"])
     assert ("GET", f"{PREFIX}/c/{{client_id}}/") in routes
     assert ("POST", f"{PREFIX}/c/{{client_id}}/users/{{user_id}}/disable") in routes
+    # the Campaigns pages (herald/web/portal_campaigns.py)
+    for method, path in [("GET", "campaigns"), ("GET", "campaigns/{campaign}"), ("GET", "campaigns/{campaign}/review"),
+                         *[("POST", f"campaigns/{{campaign}}/{a}") for a in ("pause", "resume", "phone", "test")]]:  # fmt: skip
+        assert (method, f"{PREFIX}/c/{{client_id}}/{path}") in routes, path
 
 
 @pytest.mark.parametrize("role", ["client_admin", "staff", "viewer"])
@@ -120,6 +124,7 @@ def test_every_client_route_answers_404_to_a_user_of_another_client(portal: dict
     routes = client_routes(portal["app"])
     for method, path in routes:
         url = path.replace("{client_id}", CLIENT_B).replace("{user_id}", victim.user_id)
+        url = url.replace("{campaign}", "new_listings")  # a campaign of client B
         r = browser.request(method, url, data={"csrf_token": token} if method == "POST" else None,
                             follow_redirects=False)  # fmt: skip
         assert r.status_code == 404, (method, url, r.status_code)
