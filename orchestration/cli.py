@@ -35,6 +35,7 @@ from herald.settings import Settings
 from orchestration.instance import ensure_dagster_home
 
 if TYPE_CHECKING:  # importing Dagster takes seconds: only tick, dev and demo pay for it
+    from herald.config import Deployment
     from orchestration.tick import TickReport, TickRunResult
 
 MAX_IDLE_TICKS = 10
@@ -255,11 +256,26 @@ def demo(
     console.print("[bold]what happened[/bold] (every number from the marts):")
     for line in demo_story(warehouse, deployment):
         console.print(line, highlight=False)
+    print_demo_logins(settings, deployment)
     seconds = time.perf_counter() - started
     console.print(f'demo finished in {seconds:.1f}s. Try: herald sql "select count(*) from marts.contacts"')
     if not all(r.ok for r in reports):
         err.print(f"[red]some runs failed[/red]: their logs are in {tick_log(settings)} and the Dagster UI (make dev)")
         raise typer.Exit(1)
+
+
+def print_demo_logins(settings: Settings, deployment: Deployment) -> None:
+    """The portal's address and a sign-in for the operator and each example client's admin."""
+    from herald.portal.demo_users import PASSWORD_FILE, demo_password, ensure_demo_logins
+
+    with warehouse_errors():
+        logins = ensure_demo_logins(settings.warehouse, settings.home, deployment.clients)
+    console.print("[bold]the portal[/bold]: `herald serve`, then http://127.0.0.1:8000/app/ — sign in with the "
+                  f"password {demo_password(settings.home)} (kept in {settings.home / PASSWORD_FILE}); two-factor "
+                  "sign-in is set up at the first sign-in, with any authenticator app", highlight=False)  # fmt: skip
+    for login in logins:
+        scope = f"client {login.client_id}" if login.client_id else "every client"
+        console.print(f"  {login.email:<48} {login.role.replace('_', ' ')}, {scope}", highlight=False, markup=False)
 
 
 stack_app = typer.Typer(

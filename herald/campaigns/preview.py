@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -114,15 +115,19 @@ def preview_plan(
     *,
     occurrence: str | None = None,
     fired_at: datetime | None = None,
+    copy_guard: AbstractContextManager[Any] | None = None,
 ) -> Preview:
     """The next send pass, at ``at``, as if the campaign fired then (an occurrence named
     ``occurrence``, fired at ``fired_at``), on a scratch copy of the warehouse as it is: per
     contact of this campaign, each message the pass plans (rendered, with its time, channel and
     variant) or why not (the plan's own reasons: already enrolled, consent, cap, limit, …), and
     where the journey leaves them. The pass does everything a real one would (other campaigns'
-    pending work too, which can matter for frequency caps); only this campaign is shown."""
+    pending work too, which can matter for frequency caps); only this campaign is shown.
+    ``copy_guard`` is held while the copy is made (the portal's lock on the live DuckDB file)."""
     key = [client_id, campaign.name]
-    with tempfile.TemporaryDirectory(prefix="herald-preview-") as tmp, scratch_copy(target) as scratch:
+    with tempfile.TemporaryDirectory(prefix="herald-preview-") as tmp, ExitStack() as stack:
+        with copy_guard or nullcontext():
+            scratch = stack.enter_context(scratch_copy(target))
         work = Path(tmp)
         warehouse = Warehouse(scratch)
         with warehouse.session() as s:

@@ -138,6 +138,7 @@ def isolate(session: Session, client_id: str, campaign: CampaignConfig) -> None:
     session.execute("delete from herald_ops.campaign_occurrences where planned_at is null")
     session.execute("delete from herald_ops.enrollments where status in ('active', 'waiting')")
     session.execute(f"update herald_ops.campaigns set status = 'active' where {this}", key)
+    session.execute(f"delete from herald_ops.campaign_pauses where {this}", key)  # a pause from the portal, too
 
 
 def _goal_stage(campaign: CampaignConfig) -> str | None:

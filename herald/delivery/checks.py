@@ -40,7 +40,9 @@ ACCEPTED_OUTCOMES = ("sent", "reconciled_sent")  # attempts where the provider t
 LIVE_STATUSES = ("queued", "sending")
 NEEDS_REASON = ("failed", "suppressed", "cancelled", "held")
 # the answers to a recipient's own reply (opt-out confirmation, HELP) go at once, whatever the hour
-WINDOW_EXEMPT_CAMPAIGNS = (REPLY_CAMPAIGN,)
+# answers to a reply, and a staff member's test to themselves from the portal's Campaigns page
+# (herald.portal.campaigns.TEST_CAMPAIGN: their own transactional message, due when asked for)
+WINDOW_EXEMPT_CAMPAIGNS = (REPLY_CAMPAIGN, "_portal_test")
 # engine.OPT_OUT_EXEMPT_TYPES (not imported: the engine pulls the providers in)
 OPT_OUT_EXEMPT_TYPES = ("opt_out_confirmation", "help_reply")
 CONTACTS = "marts.contacts"

@@ -5,7 +5,8 @@ loops over batches until nothing is due:
 
 1. **claim** (one transaction): due ``queued`` rows — on PostgreSQL ``for update skip locked``,
    so concurrent runs never claim the same row; DuckDB has a single writer. Recipients
-   suppressed by then become ``suppressed``; a metered client's messages are debited in claim
+   suppressed by then become ``suppressed``, those of a campaign paused in the portal since
+   (``herald_ops.campaign_pauses``) ``cancelled``; a metered client's messages are debited in claim
    order while they fit its credit balance, the rest ``held`` (:mod:`herald.billing.credits`);
    the others ``sending`` with the batch's claim token. An SMS to a number whose opt-out has
    reached Herald but is not applied yet stays ``queued`` (:mod:`herald.compliance.stops`).
@@ -95,6 +96,10 @@ UNSUBSCRIBE_PENDING_REASON = "an unsubscribe from this contact arrived and is no
 STOP_PENDING_SECONDS = 30.0
 PRIVACY_SALT = f"{OPS_SCHEMA}.privacy_salt"
 SUPPRESSED_SINCE_CLAIM_REASON = "recipient suppressed after the claim: decided at the next claim"
+# A campaign paused in the portal (herald/portal/campaigns.py): its messages falling due while it
+# is paused are cancelled at the claim, which re-checks the pause in its own transaction.
+CAMPAIGN_PAUSES = f"{OPS_SCHEMA}.campaign_pauses"
+PAUSED_REASON = "campaign paused by {} in the portal"
 
 _ROW_COLUMNS = (
     "message_key",
@@ -191,6 +196,7 @@ class DeliveryReport:
     suppressed: int = 0
     held: int = 0
     deferred: int = 0  # left queued: an opt-out from the address arrived, not applied yet
+    paused: int = 0  # cancelled at the claim: their campaign is paused in the portal
     refunded: int = 0  # paid-for messages that ended unsent, their credits given back
     reconciled_sent: int = 0
     reconciled_not_sent: int = 0
@@ -210,6 +216,8 @@ class DeliveryReport:
         ]
         if self.deferred:
             parts.append(f"{self.deferred} waiting for an opt-out to be applied")
+        if self.paused:
+            parts.append(f"{self.paused} cancelled: campaign paused in the portal")
         text = f"claimed {self.claimed}: " + ", ".join(parts)
         if self.retried:
             text += f"; {self.retried} quick retries"
@@ -423,6 +431,22 @@ def _suppressions(s: Session, rows: Sequence[_Row]) -> dict[str, str]:
     return {k: v for k, v in reasons.items() if v is not None}
 
 
+def _paused(s: Session, rows: Sequence[_Row]) -> dict[str, str]:
+    """message key → why it must not go, for those of ``rows`` whose campaign is paused in the
+    portal (``herald_ops.campaign_pauses``): read in the claim's transaction, so a pause
+    committed after the message was planned still stops it."""
+    if not rows:
+        return {}
+    _, found = s.query(
+        f"""select outbox.message_key, pause.paused_by
+            from {OUTBOX} as outbox
+            join {CAMPAIGN_PAUSES} as pause on pause.client_id = outbox.client_id and pause.campaign = outbox.campaign
+            where outbox.message_key = any(?::varchar[])""",
+        [[r.message_key for r in rows]],
+    )
+    return {key: PAUSED_REASON.format(by) for key, by in found}
+
+
 def _stop_pending(watch: StopWatch, rows: Sequence[_Row]) -> list[tuple[_Row, str]]:
     """The rows that must wait, with why: an SMS to an address whose opt-out reached Herald, a
     message to a contact whose unsubscribe from its channel did, neither applied yet (the
@@ -452,10 +476,11 @@ def _claim(
     limit: int,
     pricing: Pricing | None = None,
     watch: StopWatch | None = None,
-) -> tuple[str, list[_Row], list[_Row], list[_Row], list[_Row]]:
+) -> tuple[str, list[_Row], list[_Row], list[_Row], list[_Row], list[_Row]]:
     """Claims up to ``limit`` due rows in the session's transaction; returns (claim token, rows
     to send, rows suppressed, rows held for insufficient credits, rows left queued for an opt-out
-    not applied yet). Set-based: a fixed number of statements per batch, whatever its size."""
+    not applied yet, rows cancelled because their campaign is paused in the portal). Set-based:
+    a fixed number of statements per batch, whatever its size."""
     watch = watch or StopWatch(None)
     token = str(uuid.uuid4())
     where = (
@@ -473,7 +498,7 @@ def _claim(
         [*params, limit],
     )
     if not rows:
-        return token, [], [], [], []
+        return token, [], [], [], [], []
     # An opt-out that reached Herald (landed file or row) but is not applied yet: read
     # before the suppressions, so one applied in between is seen there.
     watch.scan(s)
@@ -494,6 +519,18 @@ def _claim(
         _attempt_row(r, r.attempts + 1, token, None, "suppressed", now, now, reason=covered[r.message_key])
         for r in suppressed
     ]
+    # A campaign paused in the portal since the message was planned: cancelled, never sent (a
+    # resume lets the messages falling due after it go; those due meanwhile stay cancelled, so
+    # a long pause never sends a late message outside the window it was planned for).
+    paused = _paused(s, to_send)
+    for reason in sorted(set(paused.values())):
+        s.execute(
+            f"update {OUTBOX} set status = 'cancelled', status_reason = ?, updated_at = ? "
+            f"where message_key = any(?::varchar[]) and status = 'queued'",
+            [reason, now, [k for k, why in paused.items() if why == reason]],
+        )
+    stopped_by_pause = [r for r in to_send if r.message_key in paused]
+    to_send = [r for r in to_send if r.message_key not in paused]
     waiting = _stop_pending(watch, to_send)
     for reason in sorted({reason for _, reason in waiting}):
         keys = [r.message_key for r, why in waiting if why == reason]
@@ -523,7 +560,7 @@ def _claim(
     s.insert_rows(ATTEMPTS, ATTEMPT_COLUMNS, attempt_rows)
     # attempts as they are now in the outbox (this claim's call is number attempts + 1)
     claimed = [_with(r, attempts=r.attempts + 1, claim_token=token, claimed_at=now) for r in to_send]
-    return token, claimed, suppressed, held, deferred
+    return token, claimed, suppressed, held, deferred, stopped_by_pause
 
 
 def _with(row: _Row, **changes: Any) -> _Row:
@@ -1139,7 +1176,7 @@ def deliver_due(
                 _record_in(s, *settled, clock())
                 s.commit()
                 settled = None
-            token, to_send, suppressed, held, deferred = _claim(
+            token, to_send, suppressed, held, deferred, paused = _claim(
                 s,
                 cutoff=cutoff,
                 now=clock(),
@@ -1151,7 +1188,7 @@ def deliver_due(
             )
             if sender.watching and to_send:
                 sender.pins = _unknown_outcomes(s, [r.message_key for r in to_send])
-            done = not to_send and not suppressed and not held and not deferred
+            done = not to_send and not suppressed and not held and not deferred and not paused
             if done:
                 report.refunded = release_unsent(s, clock())
                 if s.engine == "duckdb":
@@ -1162,6 +1199,7 @@ def deliver_due(
         report.suppressed += len(suppressed)
         report.held += len(held)
         report.deferred += len(deferred)
+        report.paused += len(paused)
         outcomes: list[_Outcome] = []
         try:
             # PostgreSQL: a read-only session for the last look before each call (an inbound

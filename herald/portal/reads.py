@@ -76,6 +76,11 @@ PORTAL_TABLES: tuple[str, ...] = (
     "analytics.journey_funnel",
     "analytics.journey_variants",
     "marts.appointments",  # the Inbox's contact context (upcoming appointments)
+    # the Campaigns page (herald/portal/campaigns.py)
+    "herald_ops.campaign_pauses",
+    "herald_ops.enrollments",
+    "herald_ops.campaign_occurrences",
+    "herald_ops.portal_user_phones",
 )
 
 

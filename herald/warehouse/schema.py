@@ -1036,12 +1036,39 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         ("client_id",),
     ),
+    # -- the portal's Campaigns page (herald/portal/campaigns.py; migration 0009) ------------
+    # A campaign paused in the portal while its row is here: the message plan leaves its
+    # messages out ('paused by <user> in the portal') and the delivery claim cancels those
+    # falling due. Resuming deletes the row; the audit log keeps the history.
+    (
+        f"{OPS_SCHEMA}.campaign_pauses",
+        [
+            ("client_id", "varchar not null"),
+            ("campaign", "varchar not null"),
+            ("paused_by", "varchar not null"),  # the portal user's email
+            ("paused_at", "timestamp not null"),
+        ],
+        ("client_id", "campaign"),
+    ),
+    # A portal user's own phone (E.164): the one number a test text may go to.
+    (
+        f"{OPS_SCHEMA}.portal_user_phones",
+        [
+            ("user_id", "varchar not null"),
+            ("phone", "varchar not null"),
+            ("updated_at", "timestamp not null"),
+        ],
+        ("user_id",),
+    ),
 ]
 
 # What one row is, for the Python-owned tables the dbt project does not declare as sources (the
 # sources' descriptions are in dbt_project/models/staging/_sources.yml); `herald tables` and
 # `herald describe` show them.
 TABLE_DESCRIPTIONS: dict[str, str] = {
+    f"{OPS_SCHEMA}.portal_user_phones": (
+        "One row per portal user who gave their own phone number (E.164) for test texts from the Campaigns page."
+    ),
     f"{OPS_SCHEMA}.schema_migrations": (
         "One row per schema migration of Herald's own tables applied to this warehouse (or recorded as already "
         "made, 'stamped'): its version, name, file checksum, when and how long (herald/warehouse/migrations; "

@@ -650,10 +650,7 @@ def install(app: FastAPI) -> None:
     ``/docs`` served from them (no CDN)."""
     from fastapi.openapi.docs import get_swagger_ui_html
 
-    from herald.web import (
-        portal_inbox,  # noqa: F401  (the Inbox's routes join this module's router)
-        portal_pages,  # noqa: F401  (its routes join this module's router)
-    )
+    from herald.web import portal_campaigns, portal_inbox, portal_pages  # noqa: F401  (their routes join this router)
 
     app.state.portal_throttle = Throttle.from_env(app.state.herald.environ)
     app.include_router(router)

@@ -130,6 +130,32 @@ def test_demo_prints_a_report_per_packet(deployed: Deployment) -> None:
     assert "segments: " in out and "northfield_college/admitted_not_enrolled" in out
 
 
+def test_demo_prints_the_portal_and_a_sign_in_for_each_example_client_and_an_operator(
+    deployed: Deployment,
+) -> None:
+    from herald.portal.accounts import password_matches
+    from herald.portal.demo_users import PASSWORD_FILE, demo_email
+    from herald.portal.store import PortalStore
+    from herald.settings import Settings
+
+    out = " ".join(deployed.demo_output.split())  # rich wraps long lines
+    password_file = deployed.home / PASSWORD_FILE
+    password = password_file.read_text().strip()
+    assert "http://127.0.0.1:8000/app/" in out and f"password {password}" in out
+    assert password_file.stat().st_mode & 0o077 == 0  # the owner's only
+    clients = ("bright_smiles_dental", "lakeside_realty", "northfield_college", "summit_roofing")
+    assert "operator@example.com operator, every client" in out
+    for client in clients:
+        assert f"{demo_email(client)} client admin, client {client}" in out
+    listed = deployed.herald("users", "list").stdout
+    assert all(demo_email(c) in listed for c in clients) and "operator@example.com" in listed
+    # the printed password is each one's (two-factor sign-in is set up at the first sign-in)
+    with PortalStore(Settings.from_env(deployed.env).warehouse).session(read_only=True) as s:
+        _, rows = s.query("select email, password_hash, totp_enabled_at from herald_ops.portal_users "
+                          "where email like '%example.com' and email <> 'e2e@example.com' order by email")  # fmt: skip
+    assert len(rows) == 5 and all(password_matches(h, password) and t is None for _, h, t in rows)
+
+
 def test_every_row_of_every_packet_is_accounted_for(deployed: Deployment) -> None:
     rows = deployed.sql(
         "select p.packet_id, p.status, p.rows_in_file, p.rows_landed, p.rows_rejected, "

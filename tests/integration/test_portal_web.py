@@ -117,6 +117,10 @@ def test_the_matrix_enumerates_the_client_routes(portal: dict[str, Any]) -> None
                          ("POST", "inbox/settings/quick-replies/{reply_id}/delete"),
                          ("POST", "inbox/settings/auto-reply")):  # fmt: skip
         assert (method, f"{PREFIX}/c/{{client_id}}/{path}") in routes, path
+    # the Campaigns pages (herald/web/portal_campaigns.py)
+    for method, path in [("GET", "campaigns"), ("GET", "campaigns/{campaign}"), ("GET", "campaigns/{campaign}/review"),
+                         *[("POST", f"campaigns/{{campaign}}/{a}") for a in ("pause", "resume", "phone", "test")]]:  # fmt: skip
+        assert (method, f"{PREFIX}/c/{{client_id}}/{path}") in routes, path
 
 
 @pytest.mark.parametrize("role", ["client_admin", "staff", "viewer"])
@@ -129,6 +133,7 @@ def test_every_client_route_answers_404_to_a_user_of_another_client(portal: dict
     for method, path in routes:
         url = path.replace("{client_id}", CLIENT_B).replace("{user_id}", victim.user_id)
         url = url.replace("{conversation_id}", "some-conversation").replace("{reply_id}", "some-reply")
+        url = url.replace("{campaign}", "new_listings")  # a campaign of client B
         r = browser.request(method, url, data={"csrf_token": token} if method == "POST" else None,
                             follow_redirects=False)  # fmt: skip
         assert r.status_code == 404, (method, url, r.status_code)

@@ -1,5 +1,6 @@
 {#- The message plan, stage 2 of 5: each candidate message judged — the first reason that
-    leaves it out, in order of precedence: the campaign is paused; no address for the channel
+    leaves it out, in order of precedence: the campaign is paused (in its configuration, or in
+    the portal: herald_ops.campaign_pauses, 'paused by <user> in the portal'); no address for the channel
     rule; the anchor date is missing or has passed; a suppression covers the address (or its
     salted hash, for an erased person: 'suppressed: erased'); a marketing
     text without express written consent; another contact of the same step already has the
@@ -37,6 +38,12 @@ suppressions as (
 
 consent_events as (
     select * from {{ source('herald_ops', 'consent_events') }}
+),
+
+-- a pause from the portal (herald_ops.campaign_pauses): a runtime override of the campaign's
+-- configured status, with who paused it
+portal_pauses as (
+    select * from {{ source('herald_ops', 'campaign_pauses') }}
 ),
 
 -- whether a suppression covers the address: this client's or every client's ('*'), this
@@ -86,7 +93,13 @@ suppression_checked as (
                     ),
                     false
                 )
-        end as has_consent
+        end as has_consent,
+        (
+            select max(portal_pauses.paused_by)
+            from portal_pauses
+            where portal_pauses.client_id = candidates.client_id
+                and portal_pauses.campaign = candidates.campaign
+        ) as portal_paused_by
     from candidates
 ),
 
@@ -96,6 +109,7 @@ judged as (
         *,
         case
             when campaign_status = 'paused' then 'campaign paused'
+            when portal_paused_by is not null then 'paused by ' || portal_paused_by || ' in the portal'
             when channel is null and fallback_channel is null
                 then 'no ' || case first_channel when 'sms' then 'valid phone' else 'valid email' end
                     || ' for ' || first_channel
