@@ -169,14 +169,14 @@ def from_form(form: Mapping[str, str | list[str]], topics: Sequence[Topic], toda
     on = values("topic")
     unknown = [t for t in on if t not in names]
     if unknown:
-        raise PreferenceError(f"topics: {unknown[0]!r} is not one of this sender's topics ({', '.join(names)})")
+        raise PreferenceError(f"Topics: {unknown[0]!r} is not one of this sender's topics ({', '.join(names)})")
     channels = values("channel")
     if any(c not in CHANNELS for c in channels):
         bad = next(c for c in channels if c not in CHANNELS)
-        raise PreferenceError(f"channels: {bad!r} is not email or sms")
+        raise PreferenceError(f"Channels: {bad!r} is not email or sms")
     [frequency] = values("frequency") or ["all"]
     if frequency not in FREQUENCIES:
-        raise PreferenceError(f"frequency: {frequency!r} is not one of {', '.join(FREQUENCIES)}")
+        raise PreferenceError(f"Frequency: {frequency!r} is not one of {', '.join(FREQUENCIES)}")
     [pause] = values("pause") or ["none"]
     paused_until: date | None
     if pause == "none":
@@ -190,14 +190,14 @@ def from_form(form: Mapping[str, str | list[str]], topics: Sequence[Topic], toda
         try:
             paused_until = date.fromisoformat(text.strip())
         except ValueError as exc:
-            raise PreferenceError(f"pause until: {text[:40]!r} is not a date (YYYY-MM-DD)") from exc
+            raise PreferenceError(f"Pause until: {text[:40]!r} is not a date (YYYY-MM-DD)") from exc
         if paused_until <= today or paused_until > today + timedelta(days=MAX_PAUSE_DAYS):
             raise PreferenceError(
-                f"pause until: {paused_until.isoformat()} must be after today and within a year "
+                f"Pause until: {paused_until.isoformat()} must be after today and within a year "
                 f"({(today + timedelta(days=1)).isoformat()} to {(today + timedelta(days=MAX_PAUSE_DAYS)).isoformat()})"
             )
     else:
-        raise PreferenceError(f"pause: {pause[:40]!r} is not one of none, 2w, 1m, date")
+        raise PreferenceError(f"Pause: {pause[:40]!r} is not one of none, 2w, 1m, date")
     return Preferences(frozenset(n for n in names if n not in on), "email" not in channels, "sms" not in channels,
                        frequency, paused_until)  # fmt: skip
 
@@ -252,7 +252,7 @@ def describe_changes(old: Preferences | None, new: Preferences, topics: Sequence
     if not said:
         said.append("Nothing changed: your choices were already these.")
     kept_topics = [labels[t] for t in labels if t not in new.topics_off]
-    kept_channels = [CHANNEL_WORDS[c] for c in CHANNELS if not new.channel_off(c)]
+    kept_channels = [{"email": "email", "sms": "text"}[c] for c in CHANNELS if not new.channel_off(c)]
     if not kept_channels:
         said.append(f"{client_name} will not email or text you, except what the law requires.")
     elif not kept_topics:

@@ -337,7 +337,8 @@ def _unsubscribed_text(data: TokenData, name: str, channels: list[str]) -> str:
 def _form_error(message: str) -> HTMLResponse:
     return page(
         "Please check your choices",
-        f"<p>Nothing was changed. {escape(message)}.</p>\n<p>Go back to the page, correct it and save again.</p>",
+        f"<p>Nothing was changed. {escape(message)}.</p>\n"
+        '<p><a href="">Back to your choices</a>: correct it and save again.</p>',
         status_code=400,
     )
 
@@ -388,7 +389,8 @@ async def _save_preferences(context: WebContext, token: str, data: TokenData, na
     if failed := await _land(context, event):
         return failed
     said = describe_changes(shown, new, topics, name)
-    return page("Your choices are saved", "\n".join(f"<p>{escape(line)}</p>" for line in said))
+    lines = "\n".join(f"<p>{escape(line)}</p>" for line in said)
+    return page("Your choices are saved", f'{lines}\n<p><a href="">Change your choices</a></p>')
 
 
 @router.post("/u/{token}/one-click")

@@ -168,10 +168,10 @@ def test_page_choices_change_exactly_the_planned_rows_they_should_with_reasons(w
     assert topic_off.status_code == 200
     assert "<h1>Your choices are saved</h1>" in topic_off.text
     assert "<p>You will no longer get Offers from Acme Dental.</p>" in topic_off.text
-    assert "<p>Reminders and News continue by emails and text messages.</p>" in topic_off.text
+    assert "<p>Reminders and News continue by email and text.</p>" in topic_off.text
     email_only = save(world, "p2", channel=["email"])
     assert "<p>You will no longer get text messages from Acme Dental.</p>" in email_only.text
-    assert "<p>Reminders, Offers and News continue by emails.</p>" in email_only.text
+    assert "<p>Reminders, Offers and News continue by email.</p>" in email_only.text
     texts_only = save(world, "p3", channel=["sms"])
     assert "<p>You will no longer get emails from Acme Dental.</p>" in texts_only.text
     weekly = save(world, "p4", frequency="weekly")
@@ -256,9 +256,9 @@ def test_a_bad_token_or_a_bad_form_changes_nothing(world: World) -> None:
     assert bad.status_code == 400 and "This link does not work" in bad.text and "Acme" not in bad.text
     unknown = save(world, "c3", topic=["news", "bogus"])
     assert unknown.status_code == 400 and "<h1>Please check your choices</h1>" in unknown.text
-    assert "Nothing was changed. topics: &#x27;bogus&#x27; is not one of this sender&#x27;s topics" in unknown.text
+    assert "Nothing was changed. Topics: &#x27;bogus&#x27; is not one of this sender&#x27;s topics" in unknown.text
     past = save(world, "c3", pause="date", pause_date="2020-01-01")
-    assert past.status_code == 400 and "pause until: 2020-01-01 must be after today" in past.text
+    assert past.status_code == 400 and "Pause until: 2020-01-01 must be after today" in past.text
     not_a_date = save(world, "c3", pause="date", pause_date="next tuesday")
     assert not_a_date.status_code == 400 and "is not a date (YYYY-MM-DD)" in not_a_date.text
     strange = httpx.post(f"{world.url}/u/{good}", data={"action": "delete_everyone"})
