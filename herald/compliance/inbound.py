@@ -466,14 +466,14 @@ class _Applier:
             return self._result(f"ignored: no contact of {self.client_id} has this number")
         until = (self.m.received_at + timedelta(days=KEYWORD_PAUSE_DAYS)).date() if pause else None
         topics = [t.name for t in self.client.config.topics]
-        changed = 0
+        cancelled: list[str] = []
         for contact_id in self.contacts:
             new = paused(current_preferences(self.s, self.client_id, contact_id), until)
-            changed += bool(apply_preferences(
+            cancelled += apply_preferences(
                 self.s, client_id=self.client_id, contact_id=contact_id, new=new, topics=topics, source=SOURCE,
                 event_id=f"{self.m.inbound_id}:{contact_id}", occurred_at=self.m.received_at, now=self.now,
                 evidence=self.m.body, actor=ACTOR,
-            ))  # fmt: skip
+            )[1]  # fmt: skip
         name = self.client.config.name
         if until is not None:
             body = (f"{name}: offers and news are paused until {until.strftime('%-d %B %Y')}. Reminders continue. "
@@ -481,7 +481,7 @@ class _Applier:
         else:
             body = f"{name}: offers and news can reach you again. Reply PAUSE to pause them, STOP to opt out."
         key = self._reply(PREFERENCE_REPLY, body)
-        return self._result("paused" if pause else "resumed", reply_message_key=key, messages_cancelled=0)
+        return self._result("paused" if pause else "resumed", reply_message_key=key, messages_cancelled=len(cancelled))
 
     def _appointment(self, response: str) -> InboundResult:
         if not self.contacts:

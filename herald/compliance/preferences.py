@@ -120,17 +120,19 @@ def apply_preferences(
     now: datetime,
     evidence: str | None = None,
     actor: str = "preferences",
-) -> list[tuple[str, str | None, str | None]]:
+) -> tuple[list[tuple[str, str | None, str | None]], list[str]]:
     """Makes ``new`` the contact's preferences (in the caller's transaction): one
     ``preference_events`` row per preference that changed, the current row replaced, one audit
-    row. Returns the changes as (field, old, new); none when nothing changed."""
+    row, and the contact's queued or held messages the new choices leave out cancelled (the plan
+    leaves out the next ones). Returns the changes as (field, old, new) and the cancelled message
+    keys; nothing when nothing changed."""
     if source not in SOURCES:
         raise PreferenceError(f"source: {source!r} is not one of {', '.join(SOURCES)}")
     old = current_preferences(session, client_id, contact_id)
     before, after = old.fields(topics), new.fields(topics)
     changes = [(name, before.get(name), value) for name, value in after.items() if before.get(name) != value]
     if not changes:
-        return []
+        return [], []
     rows = [
         (f"{event_id}:{name}"[:200], client_id, contact_id, name, was, value, source, evidence, occurred_at, now)
         for name, was, value in changes
@@ -145,7 +147,37 @@ def apply_preferences(
     audit(session, actor, "preference_change", client_id, contact_id, contact_id,
           f"preferences changed via {source}", {"event_id": event_id, "changes": [list(c) for c in changes]},
           now=now)  # fmt: skip
-    return changes
+    cancelled = withdraw_queued(session, client_id, contact_id, new, now)
+    if cancelled:
+        audit(session, actor, "cancel", client_id, contact_id, contact_id, f"preferences changed via {source}",
+              {"message_keys": cancelled}, now=now)  # fmt: skip
+    return changes, cancelled
+
+
+def withdraw_queued(session: Session, client_id: str, contact_id: str, p: Preferences, now: datetime) -> list[str]:
+    """Cancels the contact's queued and held messages that ``p`` leaves out: on a channel turned
+    off, of a campaign whose topic is off, marketing due before the pause ends (frequency is the
+    plan's alone). Answers to the person's own replies (campaign ``_replies``) are never withdrawn."""
+    from herald.delivery.outbox import cancel_messages
+
+    tests: list[str] = []
+    params: list[Any] = []
+    for channel in CHANNELS:
+        if p.channel_off(channel):
+            tests.append("channel = ?")
+            params.append(channel)
+    if p.topics_off:
+        marks = ", ".join("?" * len(p.topics_off))
+        tests.append(f"campaign in (select campaign from {OPS_SCHEMA}.campaign_topics "
+                     f"where client_id = ? and topic in ({marks}))")  # fmt: skip
+        params += [client_id, *sorted(p.topics_off)]
+    if p.paused_until is not None:
+        tests.append("(category = 'marketing' and send_after < ?)")
+        params.append(datetime.combine(p.paused_until, datetime.min.time()))
+    if not tests:
+        return []
+    where = f"client_id = ? and contact_id = ? and campaign <> '_replies' and ({' or '.join(tests)})"
+    return cancel_messages(session, where, [client_id, contact_id, *params], "preferences: the contact's choice", now)
 
 
 def event_id_for(*parts: str) -> str:

@@ -532,12 +532,15 @@ class _Applier:
             new = Preferences.from_payload(p.get("preferences") or {}, topics)
         except PreferenceError as exc:
             return self._result(IGNORED, detail=f"preferences not applied: {exc}")
-        changes = apply_preferences(
+        changes, cancelled = apply_preferences(
             self.s, client_id=client_id, contact_id=contact_id, new=new, topics=topics,
             source=str(p.get("source") or "page"), event_id=self.e.event_id, occurred_at=self.e.received_at,
             now=self.now, evidence=f"the preference page ({p.get('via') or 'page'})", actor=ACTOR,
         )  # fmt: skip
         detail = "; ".join(f"{name}: {old} → {value}" for name, old, value in changes) or "nothing changed"
+        self.cancelled += len(cancelled)
+        if cancelled:
+            detail += f"; {len(cancelled)} queued message(s) cancelled"
         return self._result(PREFERENCES_CHANGED, detail=detail)
 
     def _confirm(self) -> EventResult:

@@ -27,6 +27,7 @@ from herald.compliance.inbound import apply_inbound
 from herald.compliance.preferences import Preferences, encode_state
 from herald.config import check_config, load_deployment
 from herald.config.models import Deployment
+from herald.delivery.outbox import OutboxMessage, enqueue
 from herald.events.apply import apply_provider_events
 from herald.events.landing import load_events
 from herald.messages.unsubscribe import make_token
@@ -155,6 +156,12 @@ def save(world: World, contact_id: str, link: str = "email", **fields: Any) -> h
     return httpx.post(f"{world.url}/u/{world.token(contact_id, link)}", data=data)
 
 
+def queued_message(key: str, contact_id: str, campaign: str, category: str, channel: str, to: str) -> OutboxMessage:
+    return OutboxMessage(message_key=key, client_id=CLIENT, campaign=campaign, step="s", variant="a", occurrence="q",
+                         contact_id=contact_id, message_type="announcement", category=category, channel=channel,
+                         to_address=to, sender=None, send_after=datetime(2026, 12, 8, 15, 0), body_text="hello")  # fmt: skip
+
+
 def test_page_choices_change_exactly_the_planned_rows_they_should_with_reasons(world: World) -> None:
     # the page shows the client's topics, the channels, how often and the pause
     page = httpx.get(f"{world.url}/u/{world.token('c2')}")
@@ -179,7 +186,20 @@ def test_page_choices_change_exactly_the_planned_rows_they_should_with_reasons(w
     pause = save(world, "c1", link="sms", pause="2w")
     until = (utcnow().date() + timedelta(days=14)).isoformat()
     assert "Offers and news are paused until" in pause.text and "appointment reminders" in pause.text
+    # messages already queued: the choices withdraw what they leave out, not the reminder
+    queued = [queued_message("q-p3", "p3", "announce", "marketing", "email", "p3@example.com"),
+              queued_message("q-c1-offer", "c1", "announce", "marketing", "sms", "+13125550101"),
+              queued_message("q-c1-reminder", "c1", "remind", "transactional", "sms", "+13125550101")]  # fmt: skip
+    with world.warehouse.session() as s:
+        enqueue(s, queued, utcnow())
     world.apply()
+    statuses = world.query("select message_key, status, status_reason from herald_ops.outbox "
+                           "where message_key like 'q-%' order by message_key")  # fmt: skip
+    assert statuses == [
+        ("q-c1-offer", "cancelled", "preferences: the contact's choice"),
+        ("q-c1-reminder", "queued", None),
+        ("q-p3", "cancelled", "preferences: the contact's choice"),
+    ]
 
     # the preferences and their history (one row per change, source page)
     prefs = world.query("select contact_id, topics_off, email_off, sms_off, frequency, cast(paused_until as varchar), "

@@ -92,8 +92,13 @@ frequency_preferences as (
 ),
 
 frequency_candidates as (
-    select limited.message_key, limited.client_id, limited.contact_id, limited.send_after,
-        frequency_preferences.frequency, frequency_preferences.window_days
+    select
+        limited.message_key,
+        limited.client_id,
+        limited.contact_id,
+        limited.send_after,
+        frequency_preferences.frequency,
+        frequency_preferences.window_days
     from limited
     inner join frequency_preferences
         on limited.client_id = frequency_preferences.client_id
@@ -101,22 +106,42 @@ frequency_candidates as (
     where limited.window_reason is null and limited.category = 'marketing'
 ),
 
+-- the contact's marketing messages the count looks at: earlier passes', and this pass's
+frequency_others as (
+    select
+        message_key,
+        client_id,
+        contact_id,
+        send_after
+    from earlier_planned
+    where category = 'marketing'
+    union all
+    select
+        message_key,
+        client_id,
+        contact_id,
+        send_after
+    from limited
+    where category = 'marketing' and window_reason is null
+),
+
 frequency_sent as (
-    select frequency_candidates.message_key, count(*) as sent_count
+    select
+        frequency_candidates.message_key,
+        count(*) as sent_count
     from frequency_candidates
-    inner join (
-        select message_key, client_id, contact_id, send_after from earlier_planned where category = 'marketing'
-        union all
-        select message_key, client_id, contact_id, send_after from limited
-        where category = 'marketing' and window_reason is null
-    ) as other
-        on frequency_candidates.client_id = other.client_id
-        and frequency_candidates.contact_id = other.contact_id
-        and frequency_candidates.message_key <> other.message_key
-        and other.send_after > frequency_candidates.send_after - frequency_candidates.window_days * interval '1 day'
+    inner join frequency_others
+        on frequency_candidates.client_id = frequency_others.client_id
+        and frequency_candidates.contact_id = frequency_others.contact_id
+        and frequency_candidates.message_key <> frequency_others.message_key
+        and frequency_candidates.send_after - frequency_candidates.window_days * interval '1 day'
+        < frequency_others.send_after
         and (
-            other.send_after < frequency_candidates.send_after
-            or (other.send_after = frequency_candidates.send_after and other.message_key < frequency_candidates.message_key)
+            frequency_candidates.send_after > frequency_others.send_after
+            or (
+                frequency_candidates.send_after = frequency_others.send_after
+                and frequency_candidates.message_key > frequency_others.message_key
+            )
         )
     group by frequency_candidates.message_key
 ),
@@ -124,8 +149,9 @@ frequency_sent as (
 frequency_limited as (
     select
         frequency_candidates.message_key,
-        'preference: frequency ' || frequency_candidates.frequency || ' (' || cast(frequency_sent.sent_count as varchar)
-            || ' sent in the last ' || cast(frequency_candidates.window_days as varchar) || ' days)' as frequency_reason
+        'preference: frequency ' || frequency_candidates.frequency
+        || ' (' || cast(frequency_sent.sent_count as varchar)
+        || ' sent in the last ' || cast(frequency_candidates.window_days as varchar) || ' days)' as frequency_reason
     from frequency_candidates
     inner join frequency_sent on frequency_candidates.message_key = frequency_sent.message_key
 ),
