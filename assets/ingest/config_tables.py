@@ -26,6 +26,7 @@ DESCRIPTIONS = {
     "frequency_caps": "Per recipient caps across campaigns: marketing per 24 h, healthcare reminders per day/week.",
     "sender_quotas": "Per client and channel: the daily quota its sender shares across all its campaigns.",
     "confirmation_settings": "Per client: when an unanswered appointment is unconfirmed or high risk, and its staff digest.",
+    "campaign_topics": "Per campaign: its topic (one of the client's), which a contact may turn off.",
 }
 
 

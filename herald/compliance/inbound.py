@@ -19,6 +19,9 @@ classifier is :mod:`herald.compliance.keywords`):
   bounces, complaints or manual blocks), record the consent event, confirm once. From an
   address that was not opted out, only the consent event is recorded: no answer, so a stray
   START never starts a conversation nobody asked for.
+- **PAUSE / RESUME** (preference keywords, herald.compliance.preferences): marketing paused for
+  30 days for every contact of the client with this number, or the pause lifted; one answer
+  saying until when. STOP still opts out of every text (CTIA): PAUSE never suppresses.
 - **HELP**: one answer naming the program, a help contact, rates and how to opt out (sent even
   to an opted-out address).
 - **C / R**: one ``appointment_responses`` row per matching contact; no answer (the client's
@@ -67,6 +70,7 @@ OPT_OUT_CONFIRMATION = "opt_out_confirmation"
 OPT_IN_CONFIRMATION = "opt_in_confirmation"
 HELP_REPLY = "help_reply"
 OPT_OUT_CLARIFICATION = "opt_out_clarification"
+PREFERENCE_REPLY = "preference_reply"  # the answer to PAUSE / RESUME
 CANCELLABLE_STATUSES = ("queued", "held")
 CLARIFY_TEXT = "Did you mean to stop messages from {client_name}? Reply STOP to opt out."
 
@@ -235,6 +239,8 @@ class _Applier:
             return self._opt_in()
         if kind == ReplyKind.HELP:
             return self._help()
+        if kind in (ReplyKind.PAUSE, ReplyKind.RESUME):
+            return self._pause(kind == ReplyKind.PAUSE)
         if kind in (ReplyKind.CONFIRM, ReplyKind.RESCHEDULE):
             if client.takes_appointments:
                 return self._appointment("confirmed" if kind == ReplyKind.CONFIRM else "reschedule_requested")
@@ -446,6 +452,36 @@ class _Applier:
             return None
         self._audit("send", f"{AUTO_REPLY} queued", {"message_key": key, "message_type": AUTO_REPLY})
         return self._result("auto_replied", reply_message_key=key)
+
+    def _pause(self, pause: bool) -> InboundResult:
+        """PAUSE / RESUME: the same preferences the preference page changes (marketing paused for
+        KEYWORD_PAUSE_DAYS, or the pause lifted) for every contact of the client with this number,
+        and one answer saying so."""
+        from datetime import timedelta
+
+        from herald.compliance.preferences import KEYWORD_PAUSE_DAYS, apply_preferences, current_preferences, paused
+
+        if not self.contacts:
+            self._audit("preference_change", "no contact has this number", {"keyword": self.c.matched})
+            return self._result(f"ignored: no contact of {self.client_id} has this number")
+        until = (self.m.received_at + timedelta(days=KEYWORD_PAUSE_DAYS)).date() if pause else None
+        topics = [t.name for t in self.client.config.topics]
+        cancelled: list[str] = []
+        for contact_id in self.contacts:
+            new = paused(current_preferences(self.s, self.client_id, contact_id), until)
+            cancelled += apply_preferences(
+                self.s, client_id=self.client_id, contact_id=contact_id, new=new, topics=topics, source=SOURCE,
+                event_id=f"{self.m.inbound_id}:{contact_id}", occurred_at=self.m.received_at, now=self.now,
+                evidence=self.m.body, actor=ACTOR,
+            )[1]  # fmt: skip
+        name = self.client.config.name
+        if until is not None:
+            body = (f"{name}: offers and news are paused until {until.strftime('%-d %B %Y')}. Reminders continue. "
+                    "Reply RESUME to get them again, STOP to opt out.")  # fmt: skip
+        else:
+            body = f"{name}: offers and news can reach you again. Reply PAUSE to pause them, STOP to opt out."
+        key = self._reply(PREFERENCE_REPLY, body)
+        return self._result("paused" if pause else "resumed", reply_message_key=key, messages_cancelled=len(cancelled))
 
     def _appointment(self, response: str) -> InboundResult:
         if not self.contacts:

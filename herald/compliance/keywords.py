@@ -20,6 +20,7 @@ How a reply is read, in order (first hit wins):
    dictionary word is a word, not a typo; its own inflections (STOPS, QUITS) stay opt-outs. END
    is not fuzzy-matched: a three-letter keyword's distance-1 neighbours are mostly real words
    (AND, SEND, BEND, ENDS). What to do with a probable opt-out is :class:`KeywordPolicy`'s.
+   PAUSE and RESUME (preference keywords) come last among the keywords.
 4. Confirmation and rescheduling wording ("yes I'll be there", "can we reschedule?").
 
 YES is both a CTIA opt-in keyword and a natural "yes": a bare YES is OPT_IN (the keyword
@@ -46,6 +47,8 @@ class ReplyKind(StrEnum):
     HELP = "help"
     CONFIRM = "confirm"
     RESCHEDULE = "reschedule"
+    PAUSE = "pause"  # preferences: marketing paused for KEYWORD_PAUSE_DAYS (herald.compliance.preferences)
+    RESUME = "resume"  # preferences: the pause lifted
     OTHER = "other"
 
 
@@ -73,6 +76,10 @@ OPT_IN = frozenset({"START", "YES", "UNSTOP"})
 HELP = frozenset({"HELP", "INFO", "AYUDA"})
 CONFIRM = frozenset({"C", "Y", "CONFIRM", "CONFIRMED", "CONFIRMING", "I CONFIRM", "YES CONFIRM", "YES CONFIRMED"})
 RESCHEDULE = frozenset({"R", "RESCHEDULE", "RESCHEDULING", "RESCHED", "RESCHEDULE PLEASE"})
+# Preference keywords (the same model as the preference page): a bare PAUSE pauses marketing,
+# RESUME lifts the pause. Only the whole reply counts, and every opt-out reading is tried first.
+PAUSE = frozenset({"PAUSE", "PAUSE PLEASE"})
+RESUME = frozenset({"RESUME", "UNPAUSE"})
 
 # Keywords so unambiguous that a sentence consisting of only one of them (plus filler) is an
 # opt-out even inside a longer reply ("Wrong number. STOP"), and "no more" (English NO MAS).
@@ -213,6 +220,8 @@ def _exact(core: str) -> tuple[ReplyKind, str] | None:
         (HELP, ReplyKind.HELP, "help"),
         (CONFIRM, ReplyKind.CONFIRM, "confirm"),
         (RESCHEDULE, ReplyKind.RESCHEDULE, "reschedule"),
+        (PAUSE, ReplyKind.PAUSE, "preference"),
+        (RESUME, ReplyKind.RESUME, "preference"),
     ):
         if core in keywords:
             return kind, keyword_class

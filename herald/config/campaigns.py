@@ -827,6 +827,9 @@ class CampaignConfig(Strict):
     ab_test: AbTest = AbTest()
     track_links: bool = True  # links in emails and track() links in SMS go through /l/<token>
     send_window: CampaignSendWindow | None = None  # overrides the client's window, key by key
+    # one of the client's `topics:` (herald config check says when it is not); a contact who turns
+    # the topic off on the preference page is left out of the campaign
+    topic: str | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -316,6 +316,12 @@ def _check_campaigns(
             senders=config.senders.model_dump() if config is not None else None,
         ):
             problems.append(Problem(rel, field, message))
+        # preferences: the campaign's topic must be one of the client's topics
+        if campaign.topic is not None and config is not None:
+            topics = [t.name for t in config.topics]
+            if campaign.topic not in topics:
+                problems.append(Problem(rel, "topic", f"no topic {campaign.topic!r} for this client "
+                                                      f"(client.yaml topics: {', '.join(topics)})"))  # fmt: skip
 
 
 def _load_named(folder: Path, root: Path, model: type[M], key: str, problems: list[Problem]) -> dict[str, M]:

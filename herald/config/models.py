@@ -96,7 +96,7 @@ class Verbiage(Strict):
     ``{message_frequency}`` are filled in; a client's ``verbiage:`` and a contact's
     ``<key>_wording`` attribute override a key, in that order (herald.compliance.wording)."""
 
-    unsubscribe: str = "You have been unsubscribed and will receive no more messages from {client_name}."
+    unsubscribe: str = "Thank you: {client_name} has recorded your request."  # the page adds exactly what stopped
     confirmation: str = "Thank you — your appointment with {client_name} is confirmed."
     opt_out: str = "Reply STOP to opt out."  # appended to every SMS that does not mention STOP
     unsubscribe_link: str = "Unsubscribe"  # the email footer link's text
@@ -345,6 +345,38 @@ class ClientProviders(Strict):
         return self
 
 
+class Topic(Strict):
+    """One of a client's message topics (client.yaml ``topics:``): a campaign declares one, and a
+    contact can turn it off on the preference page."""
+
+    name: str
+    label: str = Field(min_length=1, max_length=60)
+    description: str = Field(default="", max_length=300)
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG_RE.match(value):
+            raise ValueError(f"{value!r} is not a valid topic name ({SLUG_RULE})")
+        return value
+
+
+# what a client has when its client.yaml lists no topics
+DEFAULT_TOPICS = (
+    Topic(name="reminders", label="Reminders", description="Appointment and service reminders."),
+    Topic(name="offers", label="Offers", description="Promotions, discounts and special offers."),
+    Topic(name="news", label="News", description="Announcements and updates."),
+)
+
+
+def check_unique_topics(topics: list[Topic]) -> list[Topic]:
+    names = [t.name for t in topics]
+    doubled = sorted({n for n in names if names.count(n) > 1})
+    if doubled:
+        raise ValueError(f"topic {', '.join(repr(n) for n in doubled)} is listed more than once")
+    return topics
+
+
 class ClientConfig(Strict):
     """``clients/<client_id>/client.yaml``."""
 
@@ -373,6 +405,10 @@ class ClientConfig(Strict):
     providers: ClientProviders = ClientProviders()  # the client's own primary/secondary per channel (failover)
     # outbound webhooks to the client's own systems (herald/webhooks)
     webhooks: Annotated[list[WebhookSubscription], AfterValidator(check_unique_urls)] = Field(default_factory=list)
+    # the topics campaigns declare and contacts turn off on the preference page (default: DEFAULT_TOPICS)
+    topics: Annotated[list[Topic], AfterValidator(check_unique_topics)] = Field(
+        default_factory=lambda: list(DEFAULT_TOPICS), min_length=1
+    )
 
     @field_validator("client_id")
     @classmethod

@@ -37,6 +37,10 @@ What suppresses (each with an audit row; a revocation also with a consent event)
   token's channel for the client, the token's scope, reason ``opt_out``, source ``web`` +
   consent ``opt_out``; the contact's queued/held messages on that channel cancelled.
 
+``unsubscribe`` with ``channels`` (the preference page's "unsubscribe from everything") does the
+above for each channel listed. ``preferences`` (the preference page's choices) replaces the
+contact's preferences (herald.compliance.preferences) and appends one row per change.
+
 ``confirm`` (the web confirmation page) records an ``appointment_responses`` row.
 """
 
@@ -72,6 +76,7 @@ ENGAGEMENT = "engagement_recorded"
 UNSUBSCRIBED = "unsubscribed"
 ALREADY_UNSUBSCRIBED = "already_unsubscribed"
 CONFIRMED = "confirmed"
+PREFERENCES_CHANGED = "preferences_changed"
 UNMATCHED = "unmatched"
 IGNORED = "ignored"
 
@@ -273,6 +278,8 @@ class _Applier:
             return self._unsubscribe()
         if kind == "confirm":
             return self._confirm()
+        if kind == "preferences":
+            return self._preferences()
         return self._result(IGNORED, detail=f"unknown event kind {kind!r}")
 
     # -- helpers ---------------------------------------------------------------------------
@@ -478,10 +485,23 @@ class _Applier:
     def _unsubscribe(self) -> EventResult:
         p = self.e.payload
         client_id, contact_id = str(p.get("client_id") or ""), str(p.get("contact_id") or "")
-        channel, scope = str(p.get("channel") or "email"), str(p.get("scope") or "all")
-        via = str(p.get("via") or "page")
         if client_id not in self.deployment.clients or not contact_id:
             return self._result(IGNORED, detail=f"unknown client {client_id!r} or no contact")
+        channels = p.get("channels")
+        if isinstance(channels, list):  # the preference page's "unsubscribe from everything"
+            results = [
+                self._unsubscribe_channel(client_id, contact_id, str(c)) for c in channels if c in ("email", "sms")
+            ]
+            done = [r for r in results if r.action == UNSUBSCRIBED]
+            action = UNSUBSCRIBED if done else (ALREADY_UNSUBSCRIBED if results and all(
+                r.action == ALREADY_UNSUBSCRIBED for r in results) else UNMATCHED)  # fmt: skip
+            return self._result(action, detail="; ".join(r.detail or "" for r in results) or "no channel")
+        return self._unsubscribe_channel(client_id, contact_id, str(p.get("channel") or "email"))
+
+    def _unsubscribe_channel(self, client_id: str, contact_id: str, channel: str) -> EventResult:
+        p = self.e.payload
+        scope = str(p.get("scope") or "all")
+        via = str(p.get("via") or "page")
         addresses = self._contact_addresses(client_id, contact_id, channel)
         if not addresses:
             self._audit("suppression", client_id, contact_id, contact_id, "unsubscribe: no address known",
@@ -497,6 +517,31 @@ class _Applier:
             return self._result(ALREADY_UNSUBSCRIBED, detail=f"{channel} scope {scope}: already suppressed")
         return self._result(UNSUBSCRIBED, detail=f"{channel} scope {scope}: {len(new)} address(es) suppressed, "
                                                  f"{cancelled} message(s) cancelled")  # fmt: skip
+
+    def _preferences(self) -> EventResult:
+        """The preference page's choices (herald.compliance.preferences): the contact's new state."""
+        from herald.compliance.preferences import PreferenceError, Preferences, apply_preferences
+
+        p = self.e.payload
+        client_id, contact_id = str(p.get("client_id") or ""), str(p.get("contact_id") or "")
+        client = self.deployment.clients.get(client_id)
+        if client is None or not contact_id:
+            return self._result(IGNORED, detail=f"unknown client {client_id!r} or no contact")
+        topics = [t.name for t in client.config.topics]
+        try:
+            new = Preferences.from_payload(p.get("preferences") or {}, topics)
+        except PreferenceError as exc:
+            return self._result(IGNORED, detail=f"preferences not applied: {exc}")
+        changes, cancelled = apply_preferences(
+            self.s, client_id=client_id, contact_id=contact_id, new=new, topics=topics,
+            source=str(p.get("source") or "page"), event_id=self.e.event_id, occurred_at=self.e.received_at,
+            now=self.now, evidence=f"the preference page ({p.get('via') or 'page'})", actor=ACTOR,
+        )  # fmt: skip
+        detail = "; ".join(f"{name}: {old} → {value}" for name, old, value in changes) or "nothing changed"
+        self.cancelled += len(cancelled)
+        if cancelled:
+            detail += f"; {len(cancelled)} queued message(s) cancelled"
+        return self._result(PREFERENCES_CHANGED, detail=detail)
 
     def _confirm(self) -> EventResult:
         p = self.e.payload

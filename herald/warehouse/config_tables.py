@@ -40,6 +40,7 @@ CONFIG_TABLES = (
     "frequency_caps",
     "sender_quotas",
     "confirmation_settings",
+    "campaign_topics",
 )
 VARIANT_BUCKETS = 10_000  # a contact's A/B bucket is md5(contact|campaign|step) mod this
 
@@ -85,7 +86,18 @@ def config_rows(
         "frequency_caps": frequency_cap_rows(deployment),
         "sender_quotas": sender_quota_rows(deployment),
         "confirmation_settings": confirmation_setting_rows(deployment),
+        "campaign_topics": campaign_topic_rows(deployment),
     }
+
+
+def campaign_topic_rows(deployment: Deployment) -> list[tuple]:
+    """Each campaign's declared topic (preferences: a contact may turn the topic off)."""
+    return [
+        (client_id, name, campaign.topic)
+        for client_id, client in deployment.clients.items()
+        for name, campaign in client.campaigns.items()
+        if campaign.topic is not None
+    ]
 
 
 def confirmation_setting_rows(deployment: Deployment) -> list[tuple]:

@@ -1060,6 +1060,52 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         ("user_id",),
     ),
+    # -- preferences (issue 17: the preference center at the unsubscribe link) -------------
+    # Each campaign's topic (campaign yaml `topic:`, one of its client's `topics:`); a campaign
+    # without one has no row. A configuration table, rewritten by every configuration load.
+    (
+        f"{OPS_SCHEMA}.campaign_topics",
+        [
+            ("client_id", "varchar not null"),
+            ("campaign", "varchar not null"),
+            ("topic", "varchar not null"),
+        ],
+        ("client_id", "campaign"),
+    ),
+    # A contact's current preferences with a client (herald/compliance/preferences.py); no row:
+    # everything on. The plan leaves out what they turn off, each with a 'preference: ...' reason.
+    (
+        f"{OPS_SCHEMA}.contact_preferences",
+        [
+            ("client_id", "varchar not null"),
+            ("contact_id", "varchar not null"),
+            ("topics_off", "varchar not null"),  # comma-separated topic names ('' when none)
+            ("email_off", "boolean not null"),
+            ("sms_off", "boolean not null"),
+            ("frequency", "varchar not null"),  # all | weekly | monthly (marketing messages per period)
+            ("paused_until", "date"),  # marketing paused before this date (null: not paused)
+            ("source", "varchar not null"),  # page | sms_keyword | api: the latest change's
+            ("updated_at", "timestamp not null"),
+        ],
+        ("client_id", "contact_id"),
+    ),
+    # Append-only: one row per preference that changed (the current state is contact_preferences).
+    (
+        f"{OPS_SCHEMA}.preference_events",
+        [
+            ("event_id", "varchar not null"),  # the landed event's id + the field
+            ("client_id", "varchar not null"),
+            ("contact_id", "varchar not null"),
+            ("field", "varchar not null"),  # topic:<name> | email | sms | frequency | paused_until
+            ("old_value", "varchar"),
+            ("new_value", "varchar"),
+            ("source", "varchar not null"),  # page | sms_keyword | api
+            ("evidence", "varchar"),  # the reply's text, the page
+            ("occurred_at", "timestamp not null"),
+            ("recorded_at", "timestamp not null"),
+        ],
+        ("event_id",),
+    ),
 ]
 
 # What one row is, for the Python-owned tables the dbt project does not declare as sources (the
@@ -1149,6 +1195,14 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
     f"{OPS_SCHEMA}.auto_reply_settings": (
         "One row per client whose admin changed the after-hours auto-reply in the portal: on or off, and its "
         "text (null: client.yaml's); the auto-responder reads it over client.yaml's auto_reply."
+    ),
+    f"{OPS_SCHEMA}.contact_preferences": (
+        "One row per contact who changed their preferences with a client (the preference page, an SMS keyword "
+        "such as PAUSE, the API): topics off, email or texts off, marketing frequency, paused until."
+    ),
+    f"{OPS_SCHEMA}.preference_events": (
+        "One row per preference change (append-only): which preference, old and new value, the source "
+        "(page, sms_keyword, api) and when."
     ),
 }
 

@@ -1,4 +1,9 @@
-"""Unsubscribe (``/u/<token>``) and confirmation (``/c/<token>``) pages, and RFC 8058 one-click.
+"""Unsubscribe and preference (``/u/<token>``) and confirmation (``/c/<token>``) pages, and RFC 8058 one-click.
+
+The unsubscribe page is also the preference center (herald.compliance.preferences): its one
+"Unsubscribe" button stops the token's channel as before; below it the contact chooses topics,
+channels, how often and a pause ("Save my choices" lands a ``preferences`` event), or stops
+every channel ("Stop all emails and texts"). Each answer says exactly what changed.
 
 Plain HTML that works on a phone without JavaScript or cookies. A token is HMAC-signed
 (:mod:`herald.messages.unsubscribe`); anything but an untouched token gets a plain error page
@@ -15,9 +20,11 @@ the client's wording is shown; the page never fails for it.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import secrets
 import time
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from html import escape
 from typing import Any
 
@@ -26,7 +33,17 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from herald.clock import utcnow as _clock_now
+from herald.compliance.preferences import (
+    MAX_PAUSE_DAYS,
+    PreferenceError,
+    Preferences,
+    decode_state,
+    describe_changes,
+    encode_state,
+    from_form,
+)
 from herald.compliance.wording import client_wording, contact_attribute, resolve_wording
+from herald.config.models import Topic
 from herald.events.landing import ProviderEvent
 from herald.messages.unsubscribe import InvalidToken, TokenData, read_token
 from herald.settings import Settings
@@ -53,6 +70,17 @@ STYLE = (
     "button{font:inherit;font-weight:600;min-height:48px;min-width:48px;width:100%;padding:.75rem 1rem;"
     "border:2px solid #0b3d91;border-radius:.5rem;background:#0b3d91;color:#fff;cursor:pointer}"
     "button:focus-visible{outline:3px solid #f9a825;outline-offset:3px}"
+    "h2{font-size:1.25rem;margin-top:2rem;border-top:1px solid #ccc;padding-top:1.25rem}"
+    "fieldset{border:1px solid #bbb;border-radius:.5rem;margin:0 0 1rem;padding:.5rem 1rem}"
+    "legend{font-weight:600;padding:0 .25rem}"
+    ".choice{display:flex;gap:.75rem;align-items:flex-start;padding:.4rem 0;min-height:44px}"
+    ".choice input{width:1.4rem;height:1.4rem;margin-top:.2rem;flex:none}"
+    ".choice small{display:block;color:#444;font-size:.95rem}"
+    ".field{display:block;font-weight:600;margin:.5rem 0 .25rem}"
+    "select,input[type=date]{font:inherit;min-height:44px;padding:.4rem;border:1px solid #777;border-radius:.4rem;"
+    "background:#fff;max-width:100%;margin-bottom:1rem}"
+    ".note{font-size:.95rem;color:#333}"
+    "button.secondary{background:#fff;color:#8b1a1a;border-color:#8b1a1a}"
 )
 
 router = APIRouter(tags=["pages"])
@@ -123,8 +151,13 @@ def contact_variables(settings: Settings, client_id: str, contact_id: str, key: 
 
 
 def _read_attribute(settings: Settings, client_id: str, contact_id: str, attribute: str) -> Any:
+    found = _read_row(settings, ATTRIBUTE_SQL, [client_id, contact_id, attribute])
+    return found[0] if found else None
+
+
+def _read_row(settings: Settings, sql: str, params: list[Any]) -> tuple | None:
+    """One row of a read-only query (``{p}`` for each parameter); None when there is none."""
     target = settings.warehouse
-    params = [client_id, contact_id, attribute]
     if target.engine == "duckdb":
         import duckdb
 
@@ -141,10 +174,10 @@ def _read_attribute(settings: Settings, client_id: str, contact_id: str, attribu
                     raise
                 time.sleep(0.1)
         try:
-            found = con.execute(ATTRIBUTE_SQL.format(p="?"), params).fetchone()
+            found = con.execute(sql.format(p="?"), params).fetchone()
         finally:
             con.close()
-        return found[0] if found else None
+        return tuple(found) if found else None
     import psycopg2
 
     conn = psycopg2.connect(
@@ -154,11 +187,11 @@ def _read_attribute(settings: Settings, client_id: str, contact_id: str, attribu
     try:
         conn.set_session(readonly=True)
         with conn.cursor() as cur:
-            cur.execute(ATTRIBUTE_SQL.format(p="%s"), params)
+            cur.execute(sql.format(p="%s"), params)
             found = cur.fetchone()
     finally:
         conn.close()
-    return found[0] if found else None
+    return tuple(found) if found else None
 
 
 def wording(context: WebContext, data: TokenData, key: str) -> str:
@@ -196,6 +229,77 @@ def _unsubscribe_event(token: str, data: TokenData, via: str) -> ProviderEvent:
 
 
 CHANNEL_WORDS = {"email": "emails", "sms": "text messages"}
+PREFERENCES_SQL = (
+    "select topics_off, email_off, sms_off, frequency, paused_until from herald_ops.contact_preferences "
+    "where client_id = {p} and contact_id = {p}"
+)
+FREQUENCY_CHOICES = (("all", "Every message"), ("weekly", "At most one offer a week"),
+                     ("monthly", "At most one offer a month"))  # fmt: skip
+
+
+def current_preferences(settings: Settings, client_id: str, contact_id: str) -> Preferences:
+    """The contact's stored preferences; everything on when there are none or the warehouse
+    cannot be read right now (never raises)."""
+    try:
+        row = _read_row(settings, PREFERENCES_SQL, [client_id, contact_id])
+    except Exception as exc:  # the page shows the defaults
+        log.info("preferences not read (%s: %s); showing the defaults", type(exc).__name__, str(exc)[:200])
+        return Preferences()
+    if row is None:
+        return Preferences()
+    topics_off, email_off, sms_off, frequency, paused_until = row
+    if isinstance(paused_until, datetime):
+        paused_until = paused_until.date()
+    return Preferences(frozenset(t for t in str(topics_off or "").split(",") if t), bool(email_off), bool(sms_off),
+                       str(frequency or "all"), paused_until)  # fmt: skip
+
+
+def _topics(context: WebContext, client_id: str) -> list[Topic]:
+    client = context.deployment.clients.get(client_id)
+    return list(client.config.topics) if client is not None else []
+
+
+def preference_form(topics: list[Topic], current: Preferences, today: date) -> str:
+    """The preference center's form: topics, channels, how often, a pause (plain HTML, no script)."""
+    checked = ' checked="checked"'
+    parts = [
+        '<form method="post" class="prefs">',
+        '<input type="hidden" name="action" value="save">',
+        f'<input type="hidden" name="form_id" value="{secrets.token_urlsafe(9)}">',
+        f'<input type="hidden" name="was" value="{escape(encode_state(current))}">',
+        "<fieldset><legend>Topics</legend>",
+    ]
+    for topic in topics:
+        on = "" if topic.name in current.topics_off else checked
+        description = f"<small>{escape(topic.description)}</small>" if topic.description else ""
+        parts.append(f'<label class="choice"><input type="checkbox" name="topic" value="{escape(topic.name)}"{on}>'
+                     f"<span><strong>{escape(topic.label)}</strong>{description}</span></label>")  # fmt: skip
+    parts.append("</fieldset>\n<fieldset><legend>How to reach you</legend>")
+    for channel, label in (("email", "Email"), ("sms", "Text messages")):
+        on = "" if current.channel_off(channel) else checked
+        parts.append(f'<label class="choice"><input type="checkbox" name="channel" value="{channel}"{on}>'
+                     f"<span><strong>{label}</strong></span></label>")  # fmt: skip
+    parts.append('</fieldset>\n<label for="frequency" class="field">How often (offers and news)</label>')
+    parts.append('<select id="frequency" name="frequency">')
+    for value, label in FREQUENCY_CHOICES:
+        selected = ' selected="selected"' if current.frequency == value else ""
+        parts.append(f'<option value="{value}"{selected}>{label}</option>')
+    parts.append("</select>\n<fieldset><legend>Pause offers and news</legend>")
+    pauses = [("none", "No pause" if current.paused_until is None else "End the pause now")]
+    if current.paused_until is not None:
+        pauses.insert(0, ("keep", f"Keep paused until {current.paused_until.strftime('%-d %B %Y')}"))
+    pauses += [("2w", "For two weeks"), ("1m", "For one month"), ("date", "Until a date:")]
+    for i, (value, label) in enumerate(pauses):
+        on = checked if i == 0 else ""
+        parts.append(f'<label class="choice"><input type="radio" name="pause" value="{value}"{on}>'
+                     f"<span>{escape(label)}</span></label>")  # fmt: skip
+    first, last = today + timedelta(days=1), today + timedelta(days=MAX_PAUSE_DAYS)
+    parts.append(f'<input type="date" name="pause_date" aria-label="Pause until" min="{first.isoformat()}" '
+                 f'max="{last.isoformat()}">\n</fieldset>')  # fmt: skip
+    parts.append('<p class="note">Appointment reminders and other messages you asked for follow your topic and '
+                 "channel choices; a pause and how often apply to offers and news only.</p>")  # fmt: skip
+    parts.append('<button type="submit">Save my choices</button>\n</form>')
+    return "\n".join(parts)
 
 
 @router.get("/u/{token}", response_class=HTMLResponse)
@@ -206,8 +310,36 @@ async def unsubscribe_page(request: Request, token: str) -> Response:
         return error_page()
     name = client_name(context, data.client_id)
     what = CHANNEL_WORDS.get(data.channel, "messages")
-    return form_page(
-        f"Unsubscribe from {name}", f"Press the button to stop receiving {what} from {name}.", "Unsubscribe"
+    current = await run_in_threadpool(current_preferences, context.settings, data.client_id, data.contact_id)
+    form = preference_form(_topics(context, data.client_id), current, _now().date())
+    return page(
+        f"Unsubscribe from {name}",
+        f"<p>Press the button to stop receiving {escape(what)} from {escape(name)}.</p>\n"
+        '<form method="post">\n<button type="submit">Unsubscribe</button>\n</form>\n'
+        f"<h2>Or choose what you get</h2>\n{form}\n"
+        f"<h2>Stop everything</h2>\n<p>No more emails or text messages from {escape(name)}.</p>\n"
+        '<form method="post">\n<input type="hidden" name="action" value="unsubscribe_all">\n'
+        '<button type="submit" class="secondary">Stop all emails and texts</button>\n</form>',
+    )
+
+
+def _unsubscribed_text(data: TokenData, name: str, channels: list[str]) -> str:
+    """Exactly what an unsubscribe stopped, and what it did not."""
+    stopped = " or ".join(CHANNEL_WORDS.get(c, "messages") for c in channels)
+    text = f"You will no longer get {stopped} from {name}."
+    others = [CHANNEL_WORDS[c] for c in CHANNEL_WORDS if c not in channels]
+    if others:
+        how = "reply STOP to any of them" if others == ["text messages"] else "use the unsubscribe link in any of them"
+        text += f" This does not stop {' or '.join(others)}: to stop those too, {how}."
+    return text
+
+
+def _form_error(message: str) -> HTMLResponse:
+    return page(
+        "Please check your choices",
+        f"<p>Nothing was changed. {escape(message)}.</p>\n"
+        '<p><a href="">Back to your choices</a>: correct it and save again.</p>',
+        status_code=400,
     )
 
 
@@ -217,10 +349,48 @@ async def unsubscribe(request: Request, token: str) -> Response:
     data = _token(context, token, confirm=False)
     if data is None:
         return error_page()
-    if failed := await _land(context, _unsubscribe_event(token, data, "page")):
+    name = client_name(context, data.client_id)
+    form = await request.form()
+    action = str(form.get("action") or "unsubscribe")
+    if action == "save":
+        return await _save_preferences(context, token, data, name, form)
+    if action not in ("unsubscribe", "unsubscribe_all"):
+        return _form_error(f"The form asked for {action[:40]!r}, which this page does not do")
+    channels = ["email", "sms"] if action == "unsubscribe_all" else [data.channel]
+    if action == "unsubscribe_all":
+        payload = {"client_id": data.client_id, "contact_id": data.contact_id, "channels": channels,
+                   "scope": "all", "via": "page"}  # fmt: skip
+        event = ProviderEvent(event_id=token_id("unsubscribe-all", token), source="web", kind="unsubscribe",
+                              payload=payload, received_at=_now())  # fmt: skip
+    else:
+        event = _unsubscribe_event(token, data, "page")
+    if failed := await _land(context, event):
         return failed
     text = await run_in_threadpool(wording, context, data, "unsubscribe")
-    return page("You are unsubscribed", f"<p>{escape(text)}</p>")
+    exact = _unsubscribed_text(data, name, channels)
+    return page("You are unsubscribed", f"<p>{escape(text)}</p>\n<p>{escape(exact)}</p>")
+
+
+async def _save_preferences(context: WebContext, token: str, data: TokenData, name: str, form: Any) -> Response:
+    topics = _topics(context, data.client_id)
+    fields = {key: form.getlist(key) for key in ("topic", "channel", "frequency", "pause", "pause_date")}
+    shown = decode_state(str(form.get("was") or ""), [t.name for t in topics])
+    try:
+        new = from_form({k: v for k, v in fields.items() if v}, topics, _now().date(), current=shown)
+    except PreferenceError as exc:
+        return _form_error(str(exc))
+    payload = {"client_id": data.client_id, "contact_id": data.contact_id, "preferences": new.to_payload(),
+               "source": "page", "via": "page"}  # fmt: skip
+    body = json.dumps(payload, sort_keys=True)
+    event = ProviderEvent(
+        event_id=token_id("preferences", f"{token}|{form.get('form_id') or ''}|{body}"), source="web",
+        kind="preferences", payload=payload, received_at=_now(),
+    )  # fmt: skip
+    if failed := await _land(context, event):
+        return failed
+    said = describe_changes(shown, new, topics, name)
+    lines = "\n".join(f"<p>{escape(line)}</p>" for line in said)
+    return page("Your choices are saved", f'{lines}\n<p><a href="">Change your choices</a></p>')
 
 
 @router.post("/u/{token}/one-click")

@@ -29,7 +29,7 @@ from herald.web.server import running_server
 from tests.conftest import CONFIG_DIR, ENGINES
 
 SECRET = "page-secret"
-GLOBAL_UNSUBSCRIBE = "You have been unsubscribed. Bright Smiles Dental will not message you again."
+GLOBAL_UNSUBSCRIBE = "Thank you: Bright Smiles Dental has recorded your request."
 GLOBAL_CONFIRMATION = "Thank you! Your appointment with Bright Smiles Dental is confirmed."
 CLIENT_UNSUBSCRIBE = "Lakeside Realty Group has taken you off its listing alerts."
 CLIENT_CONFIRMATION = "Lakeside Realty Group: your showing is confirmed."
@@ -139,6 +139,10 @@ def test_the_unsubscribe_page_lands_the_request_and_shows_the_global_wording(sit
     assert done.status_code == 200
     assert_plain_accessible_page(done)
     assert f"<p>{GLOBAL_UNSUBSCRIBE}</p>" in done.text
+    # exactly what stopped: an email link stops emails, not texts (it used to say "will not message you again")
+    assert ("<p>You will no longer get emails from Bright Smiles Dental. This does not stop text messages: "
+            "to stop those too, reply STOP to any of them.</p>") in done.text  # fmt: skip
+    assert "will not message you again" not in done.text
     # the mail provider's one-click for the same link: same event id, so one row
     one_click = httpx.post(f"{site.url}/u/{token}/one-click", content=b"List-Unsubscribe=One-Click",
                            headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip

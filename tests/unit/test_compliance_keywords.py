@@ -197,6 +197,11 @@ REPLIES = [
     ("cancel my appointment", OTHER, None),
     ("Para mañana?", OTHER, None),
     ("no", OTHER, None),
+    # preference keywords: the whole reply only; an opt-out reading always wins
+    ("PAUSE", ReplyKind.PAUSE, "preference"),
+    ("pause please", ReplyKind.PAUSE, "preference"),
+    ("Resume", ReplyKind.RESUME, "preference"),
+    ("pause. STOP", OUT, "free_text"),
 ]
 
 

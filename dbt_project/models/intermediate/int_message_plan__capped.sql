@@ -1,5 +1,6 @@
 {#- The message plan, stage 5 of 5: the frequency caps per recipient across campaigns
-    (marketing per 24 h; the FCC healthcare exemption's 1 a day and 3 a week). Messages earlier
+    (marketing per 24 h; the FCC healthcare exemption's 1 a day and 3 a week), and the contact's
+    own frequency preference (weekly / monthly: one marketing message per 7 / 30 days). Messages earlier
     passes planned within the cap's window on either side, plus this pass's earlier messages to
     the same address, must stay under the cap; earlier messages count even if a cap leaves them
     out themselves, so the check errs on the side of sending less. One row per message the
@@ -77,6 +78,84 @@ capped as (
     group by cap_candidates.message_key
 ),
 
+-- preferences: a contact's frequency choice (contact_preferences.frequency) allows one marketing
+-- message per 7 days (weekly) or 30 days (monthly), counting the messages planned for them in the
+-- days before this one (earlier passes, then this pass's earlier messages)
+frequency_preferences as (
+    select
+        client_id,
+        contact_id,
+        frequency,
+        case frequency when 'weekly' then 7 else 30 end as window_days
+    from {{ source('herald_ops', 'contact_preferences') }}
+    where frequency in ('weekly', 'monthly')
+),
+
+frequency_candidates as (
+    select
+        limited.message_key,
+        limited.client_id,
+        limited.contact_id,
+        limited.send_after,
+        frequency_preferences.frequency,
+        frequency_preferences.window_days
+    from limited
+    inner join frequency_preferences
+        on limited.client_id = frequency_preferences.client_id
+        and limited.contact_id = frequency_preferences.contact_id
+    where limited.window_reason is null and limited.category = 'marketing'
+),
+
+-- the contact's marketing messages the count looks at: earlier passes', and this pass's
+frequency_others as (
+    select
+        message_key,
+        client_id,
+        contact_id,
+        send_after
+    from earlier_planned
+    where category = 'marketing'
+    union all
+    select
+        message_key,
+        client_id,
+        contact_id,
+        send_after
+    from limited
+    where category = 'marketing' and window_reason is null
+),
+
+frequency_sent as (
+    select
+        frequency_candidates.message_key,
+        count(*) as sent_count
+    from frequency_candidates
+    inner join frequency_others
+        on frequency_candidates.client_id = frequency_others.client_id
+        and frequency_candidates.contact_id = frequency_others.contact_id
+        and frequency_candidates.message_key <> frequency_others.message_key
+        and frequency_candidates.send_after - frequency_candidates.window_days * interval '1 day'
+        < frequency_others.send_after
+        and (
+            frequency_candidates.send_after > frequency_others.send_after
+            or (
+                frequency_candidates.send_after = frequency_others.send_after
+                and frequency_candidates.message_key > frequency_others.message_key
+            )
+        )
+    group by frequency_candidates.message_key
+),
+
+frequency_limited as (
+    select
+        frequency_candidates.message_key,
+        'preference: frequency ' || frequency_candidates.frequency
+        || ' (' || cast(frequency_sent.sent_count as varchar)
+        || ' sent in the last ' || cast(frequency_candidates.window_days as varchar) || ' days)' as frequency_reason
+    from frequency_candidates
+    inner join frequency_sent on frequency_candidates.message_key = frequency_sent.message_key
+),
+
 final as (
     select
         limited.message_key,
@@ -121,9 +200,12 @@ final as (
         limited.is_carried,
         limited.is_over_quota,
         limited.carry_over,
-        coalesce(limited.window_reason, 'frequency cap: at most ' || capped.cap_label) as final_reason
+        coalesce(
+            limited.window_reason, frequency_limited.frequency_reason, 'frequency cap: at most ' || capped.cap_label
+        ) as final_reason
     from limited
     left join capped on limited.message_key = capped.message_key
+    left join frequency_limited on limited.message_key = frequency_limited.message_key
 )
 
 select * from final

@@ -10,7 +10,7 @@
 {%- set plan = herald.message_plan_so_far() %}
 
 {% if plan is not none %}
-select message_key, client_id, campaign, channel, to_address, category, send_after
+select message_key, client_id, campaign, channel, to_address, category, send_after, contact_id
 from {{ plan }}
 where status = 'planned'
 {% else %}
@@ -21,6 +21,7 @@ select
     cast(null as varchar) as channel,
     cast(null as varchar) as to_address,
     cast(null as varchar) as category,
-    cast(null as timestamp) as send_after
+    cast(null as timestamp) as send_after,
+    cast(null as varchar) as contact_id
 where 1 = 0
 {% endif %}

@@ -3,7 +3,8 @@
     the portal: herald_ops.campaign_pauses, 'paused by <user> in the portal'); no address for the channel
     rule; the anchor date is missing or has passed; a suppression covers the address (or its
     salted hash, for an erased person: 'suppressed: erased'); a marketing
-    text without express written consent; another contact of the same step already has the
+    text without express written consent; the contact's preferences ('preference: topic offers
+    off', 'preference: email off', 'preference: paused until 2026-12-21'); another contact of the same step already has the
     address. `reason` is null for a message still going (the send window, the limits and the
     frequency caps come next). -#}
 
@@ -103,6 +104,39 @@ suppression_checked as (
     from candidates
 ),
 
+-- preferences (herald/compliance/preferences.py): the contact turned the campaign's topic or
+-- the channel off (any message), or paused marketing until a date; frequency is in __capped
+preferences as (
+    select * from {{ source('herald_ops', 'contact_preferences') }}
+),
+
+campaign_topics as (
+    select * from {{ source('herald_ops', 'campaign_topics') }}
+),
+
+preference_checked as (
+    select
+        suppression_checked.*,
+        case
+            when preferences.contact_id is null then null
+            when campaign_topics.topic is not null
+                and ',' || preferences.topics_off || ',' like '%,' || campaign_topics.topic || ',%'
+                then 'preference: topic ' || campaign_topics.topic || ' off'
+            when suppression_checked.channel = 'email' and preferences.email_off then 'preference: email off'
+            when suppression_checked.channel = 'sms' and preferences.sms_off then 'preference: sms off'
+            when suppression_checked.category = 'marketing'
+                and cast(suppression_checked.scheduled_at as date) < preferences.paused_until
+                then 'preference: paused until ' || cast(preferences.paused_until as varchar)
+        end as preference_reason
+    from suppression_checked
+    left join preferences
+        on suppression_checked.client_id = preferences.client_id
+        and suppression_checked.contact_id = preferences.contact_id
+    left join campaign_topics
+        on suppression_checked.client_id = campaign_topics.client_id
+        and suppression_checked.campaign = campaign_topics.campaign
+),
+
 -- the first reason that leaves a contact out, in order of precedence
 judged as (
     select
@@ -118,8 +152,9 @@ judged as (
             when anchor_field is not null and anchor_value < fired_at then anchor_field || ' has passed'
             when suppression_reason is not null then 'suppressed: ' || suppression_reason
             when not has_consent then 'no consent: express written consent needed for marketing texts'
+            when preference_reason is not null then preference_reason
         end as exclusion
-    from suppression_checked
+    from preference_checked
 ),
 
 -- one message per address and step: a second contact sharing a phone or email is left out
