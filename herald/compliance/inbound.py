@@ -231,6 +231,8 @@ class _Applier:
             return self._opt_out(revoke_all=compliance.revoke_all)
         if kind == ReplyKind.PROBABLE_OPT_OUT:
             return self._clarify()
+        if kind in (ReplyKind.OPT_IN, ReplyKind.CONFIRM) and (done := self._double_opt_in()):
+            return done
         if kind == ReplyKind.OPT_IN:
             return self._opt_in()
         if kind == ReplyKind.HELP:
@@ -429,6 +431,19 @@ class _Applier:
         self._audit("unsuppression", f"opt-in by SMS: {self.m.body}", {"scopes_lifted": lifted})
         key = self._reply(OPT_IN_CONFIRMATION, opt_in_confirmation(self.client, self.deployment.herald))
         return self._result("restored", scope="all", reply_message_key=key)
+
+    def _double_opt_in(self) -> InboundResult | None:
+        """YES (or Y) from a number with a pending opt-in from the hosted form confirms it: the
+        reply is the proof (herald/compliance/optin.py). None when nothing is pending."""
+        from herald.compliance import optin
+
+        request_id = optin.pending_request(self.s, self.client_id, CHANNEL, self.address)
+        if request_id is None:
+            return None
+        confirmation = f"replied {self.m.body!r} by SMS (inbound {self.m.inbound_id})"
+        optin.confirm_request(self.s, self.deployment, request_id, confirmation, self.m.received_at, self.now,
+                              source_key=self.m.inbound_id)  # fmt: skip
+        return self._result("optin_confirmed", scope="all")
 
     def _help(self) -> InboundResult:
         key = self._reply(HELP_REPLY, help_reply(self.client, self.deployment.herald))

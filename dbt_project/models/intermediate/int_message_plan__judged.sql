@@ -3,7 +3,7 @@
     rule; the anchor date is missing or has passed; a suppression covers the address (or its
     salted hash, for an erased person: 'suppressed: erased'); a marketing
     text without express written consent; another contact of the same step already has the
-    address. `reason` is null for a message still going (the send window, the limits and the
+    address (a consent grant past its expires_at counts as none, and says so). `reason` is null for a message still going (the send window, the limits and the
     frequency caps come next). -#}
 
 {#- Column comments are not written for the stages (their descriptions are in the dbt docs): a
@@ -70,6 +70,7 @@ suppression_checked as (
                 coalesce(
                     (
                         select events.kind in ('opt_in', 'confirm') and events.consent_level = 'express_written'
+                            and (events.expires_at is null or events.expires_at > (select as_of from {{ ref('int_journey__clock') }}))
                         from consent_events as events
                         where events.client_id = candidates.client_id
                             and events.channel = 'sms'
@@ -90,6 +91,26 @@ suppression_checked as (
     from candidates
 ),
 
+-- consent with proof: a marketing text whose latest consent grant has expired (the client's
+-- consent.expires_after) says so, with the date
+consent_expiry as (
+    select
+        suppression_checked.*,
+        case
+            when not has_consent and channel = 'sms' and sms_consent = 'express_written' then (
+                select case when events.kind in ('opt_in', 'confirm') then events.expires_at end
+                from consent_events as events
+                where events.client_id = suppression_checked.client_id
+                    and events.channel = 'sms'
+                    and events.address = suppression_checked.to_address
+                    and events.scope in (suppression_checked.message_type, 'all')
+                order by events.occurred_at desc, events.recorded_at desc
+                limit 1
+            )
+        end as consent_expired_at
+    from suppression_checked
+),
+
 -- the first reason that leaves a contact out, in order of precedence
 judged as (
     select
@@ -103,9 +124,11 @@ judged as (
             when anchor_field is not null and anchor_value is null then 'no ' || anchor_field
             when anchor_field is not null and anchor_value < fired_at then anchor_field || ' has passed'
             when suppression_reason is not null then 'suppressed: ' || suppression_reason
+            when not has_consent and consent_expired_at is not null
+                then 'no consent: express written consent expired on ' || cast(cast(consent_expired_at as date) as varchar)
             when not has_consent then 'no consent: express written consent needed for marketing texts'
         end as exclusion
-    from suppression_checked
+    from consent_expiry
 ),
 
 -- one message per address and step: a second contact sharing a phone or email is left out
