@@ -538,6 +538,10 @@ class LoadMap(Strict):
     keep_unmapped: bool = True
     validation: Validation = Validation()
     limits: RowLimits = RowLimits()
+    # where the client got the consent its sms_consent column states (e.g. "the homeowner
+    # ticked the SMS box on the signed estimate"): kept as the evidence of every consent event
+    # the column gives (herald/compliance/packet_consent.py)
+    consent_source: str | None = Field(default=None, min_length=3, max_length=300)
 
     @field_validator("packet_type")
     @classmethod

@@ -23,8 +23,9 @@ from fastapi.testclient import TestClient
 
 from herald.compliance.inbound import apply_inbound
 from herald.compliance.landing import load_landed
+from herald.compliance.packet_consent import record_packet_consent
 from herald.config import load_deployment
-from herald.config.models import Client, ClientConfig, Deployment
+from herald.config.models import Client, ClientConfig, Deployment, LoadMap
 from herald.delivery.engine import DeliveryOptions, deliver_due
 from herald.delivery.outbox import OutboxMessage, enqueue
 from herald.events.apply import apply_provider_events
@@ -43,7 +44,7 @@ DISCLOSURE = (
     "Consent is not a condition of purchase. Msg & data rates may apply. Reply STOP to cancel, HELP for help."
 )
 API_KEY = "test-consent-key-0123456789"
-FORM_PHONE, OLD_PHONE, LATE_PHONE = "+13125550150", "+13125550151", "+13125550152"
+FORM_PHONE, OLD_PHONE, LATE_PHONE, PACKET_PHONE = "+13125550150", "+13125550151", "+13125550152", "+13125550153"
 # Tuesday 8 December 2026, 10:00 in Chicago: inside every window
 SEND_AT = datetime(2026, 12, 8, 16, 0)
 FAST = DeliveryOptions(batch_size=50, initial_backoff_seconds=0.001, max_backoff_seconds=0.01, pricing=None)
@@ -60,7 +61,11 @@ def acme_deployment() -> Deployment:
         "consent": {"expires_after": {"all": "365d"}},
         "ingest_api": {"key_sha256": [hashlib.sha256(API_KEY.encode()).hexdigest()]},
     })  # fmt: skip
-    acme = Client(config=config, time_zone="America/Chicago", default_region="US", load_maps={})
+    patients = LoadMap.model_validate({
+        "packet_type": "patients", "columns": {"Mobile": "phone", "Text OK": "sms_consent"},
+        "consent_source": "the patient signed the texting consent on the intake form",
+    })  # fmt: skip
+    acme = Client(config=config, time_zone="America/Chicago", default_region="US", load_maps={"patients": patients})
     return Deployment(herald=base.herald, clients={**base.clients, CLIENT: acme})
 
 
@@ -139,7 +144,17 @@ def test_form_opt_in_sends_expired_consent_does_not_and_a_revocation_blocks_the_
     add_contacts(warehouse, [("m-form", FORM_PHONE, None, None), ("m-old", OLD_PHONE, None, None),
                              ("m-late", LATE_PHONE, None, None)],
                  [("phone", p, "America/Chicago", "IL") for p in (FORM_PHONE, OLD_PHONE, LATE_PHONE)])  # fmt: skip
+    # m-packet: the client's packet says yes in its sms_consent column (line 7 of packet p-1)
+    add_contacts(warehouse, [("m-packet", PACKET_PHONE, None, None)], [("phone", PACKET_PHONE, "America/Chicago", "IL")])
     with warehouse.session() as s:
+        for column, type_ in (("packet_id", "varchar"), ("line_number", "bigint"), ("updated_at", "timestamp")):
+            s.execute(f"alter table marts.contact_attributes add column {column} {type_}")
+        s.execute("insert into marts.contact_attributes values ('m-packet', ?, 'sms_consent', 'boolean', null, null, "
+                  "true, null, null, null, 'Y', true, 'p-1', 7, ?)", [CLIENT, datetime(2026, 12, 1, 9, 0)])  # fmt: skip
+        insert(s, "herald_ops.packets", [("p-1", CLIENT, "patients", "patients.csv", "/drop/patients.csv", 10, None,
+                                          "utf-8", "landed", None, None, 9, 9, 0, *[datetime(2026, 12, 1, 9, 0)] * 3)])  # fmt: skip
+        assert record_packet_consent(s, deployment, now) == 1
+        assert record_packet_consent(s, deployment, now) == 0  # a second pass records nothing twice
         s.execute("update herald_ops.campaigns set daily_limit = null")
         insert(s, "herald_ops.campaign_occurrences", [occurrence("december", "announce", SEND_AT)])
     dbt_run(warehouse, tmp, ("contact_template_variables", "consent_status", *_plan_models()))
@@ -149,6 +164,7 @@ def test_form_opt_in_sends_expired_consent_does_not_and_a_revocation_blocks_the_
     assert {c: (st, r) for c, (st, r, _) in plan.items()} == {
         "m-form": ("planned", None),
         "m-late": ("planned", None),
+        "m-packet": ("planned", None),
         "m-old": ("excluded", "no consent: express written consent expired on 2025-01-01"),
     }
 
@@ -180,12 +196,17 @@ def test_form_opt_in_sends_expired_consent_does_not_and_a_revocation_blocks_the_
     dbt_run(warehouse, tmp, ("consent_status",))
     status = {a: (st, src, exp) for a, st, src, exp in rows(
         warehouse, "select address, status, source, expires_at from marts.consent_status "
-        "where client_id = ? and address in (?, ?, ?)", [CLIENT, FORM_PHONE, OLD_PHONE, LATE_PHONE])}  # fmt: skip
+        "where client_id = ? and address in (?, ?, ?, ?)", [CLIENT, FORM_PHONE, OLD_PHONE, LATE_PHONE, PACKET_PHONE])
+    }  # fmt: skip
     assert status == {
         FORM_PHONE: ("granted", "web_form", datetime(2027, 12, 7, 15, 0)),
         OLD_PHONE: ("expired", "api:paper form at the front desk", datetime(2025, 1, 1, 10, 0)),
         LATE_PHONE: ("revoked", "api:crm", None),
+        PACKET_PHONE: ("granted", "packet", datetime(2027, 12, 1, 9, 0)),
     }
+    [(evidence,)] = rows(warehouse, "select evidence from marts.consent_status where address = ?", [PACKET_PHONE])
+    assert evidence == ("packet p-1 line 7, column 'Text OK': yes; the client's stated source: the patient signed "
+                        "the texting consent on the intake form")
 
 
 def _plan_models() -> tuple[str, ...]:
