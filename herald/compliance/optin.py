@@ -142,11 +142,12 @@ def apply_request(
     columns = column_names(CONSENT_REQUESTS)
     s.insert_rows(CONSENT_REQUESTS, columns, [tuple(values[c] for c in columns)], ignore_existing=True)
     contacts = _contact_ids(s, client.client_id, channel, address)
-    common = dict(
-        message_key=key, client_id=client.client_id, campaign=OPTIN_CAMPAIGN, step=OPTIN_CONFIRMATION, variant="",
-        occurrence=event_id, contact_id=contacts[0] if contacts else "", message_type=OPTIN_CONFIRMATION,
-        category="transactional", channel=channel, to_address=address, send_after=now,
-    )  # fmt: skip
+    common: dict[str, Any] = {
+        "message_key": key, "client_id": client.client_id, "campaign": OPTIN_CAMPAIGN, "step": OPTIN_CONFIRMATION,
+        "variant": "", "occurrence": event_id, "contact_id": contacts[0] if contacts else "",
+        "message_type": OPTIN_CONFIRMATION, "category": "transactional", "channel": channel, "to_address": address,
+        "send_after": now,
+    }  # fmt: skip
     if channel == "sms":
         from herald.compliance.inbound import to_e164
 

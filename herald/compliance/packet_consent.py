@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from herald.compliance.consent import CONSENT_EVENTS, expires_at, record_consent
+from herald.compliance.audit import audit
+from herald.compliance.consent import CONSENT_EVENTS, consent_event_id, expires_at
 from herald.config.models import Deployment
 from herald.warehouse.connection import Session
-from herald.warehouse.schema import MARTS_SCHEMA, OPS_SCHEMA
+from herald.warehouse.schema import MARTS_SCHEMA, OPS_SCHEMA, column_names
 
 SOURCE = "packet"
+ACTOR = "packet_consent"
 
 
 def _built(s: Session, table: str) -> bool:
@@ -43,7 +45,10 @@ def record_packet_consent(s: Session, deployment: Deployment, now: datetime) -> 
                 stated[(client.client_id, load_map.packet_type)] = (column, load_map.consent_source)
     if not stated:
         return 0
-    before = int(s.scalar(f"select count(*) from {CONSENT_EVENTS}") or 0)
+    # set-based: the packets' events already recorded are read once, the new ones inserted at once
+    _, known = s.query(f"select event_id, client_id, address, kind from {CONSENT_EVENTS} where source = ?", [SOURCE])
+    recorded = {r[0] for r in known}
+    granted = {(r[1], r[2]) for r in known if r[3] == "opt_in"}
     _, rows = s.query(
         f"""select a.client_id, a.contact_id, c.phone_e164, a.boolean_value, a.packet_id, a.line_number,
                    p.packet_type, coalesce(a.updated_at, p.received_at)
@@ -54,25 +59,38 @@ def record_packet_consent(s: Session, deployment: Deployment, now: datetime) -> 
               and c.is_phone_valid and c.phone_e164 is not null
             order by a.client_id, c.phone_e164, a.packet_id, a.line_number"""
     )
+    new: list[tuple] = []
     for client_id, contact_id, phone, value, packet_id, line, packet_type, at in rows:
         if (client_id, packet_type) not in stated:
             continue
+        if not value and (client_id, phone) not in granted:
+            continue  # a no that never was a yes changes nothing
+        kind = "opt_in" if value else "revoke"
+        source_key = f"packet:{packet_id}:{line}"
+        event_id = consent_event_id(source_key, client_id, "sms", phone, kind, "all", contact_id)
+        if event_id in recorded:
+            continue
         column, source = stated[(client_id, packet_type)]
-        if not value:
-            granted_by_packet = s.scalar(
-                f"""select count(*) from {CONSENT_EVENTS}
-                    where client_id = ? and channel = 'sms' and address = ? and source = ? and kind = 'opt_in'""",
-                [client_id, phone, SOURCE],
-            )
-            if not granted_by_packet:
-                continue  # a no that never was a yes changes nothing
         evidence = f"packet {packet_id} line {line}, column '{column}': {'yes' if value else 'no'}; " + (
             f"the client's stated source: {source}" if source else "the client stated no source"
         )
-        record_consent(
-            s, client_id=client_id, channel="sms", address=phone, kind="opt_in" if value else "revoke", scope="all",
-            source=SOURCE, source_key=f"packet:{packet_id}:{line}", occurred_at=at, recorded_at=now,
-            contact_id=contact_id, consent_level="express_written" if value else None, evidence=evidence,
-            expires_at=expires_at(deployment.clients.get(client_id), "all", at) if value else None,
-        )  # fmt: skip
-    return int(s.scalar(f"select count(*) from {CONSENT_EVENTS}") or 0) - before
+        values = {
+            "event_id": event_id, "client_id": client_id, "contact_id": contact_id, "channel": "sms",
+            "address": phone, "kind": kind, "scope": "all", "consent_level": "express_written" if value else None,
+            "source": SOURCE, "evidence": evidence, "occurred_at": at, "recorded_at": now,
+            "expires_at": expires_at(deployment.clients.get(client_id), "all", at) if value else None,
+            "wording_sha256": None,
+        }  # fmt: skip
+        new.append(tuple(values[c] for c in column_names(CONSENT_EVENTS)))
+        recorded.add(event_id)
+        if value:
+            granted.add((client_id, phone))
+    if new:
+        s.insert_rows(CONSENT_EVENTS, column_names(CONSENT_EVENTS), new, ignore_existing=True)
+        by_client: dict[str, int] = {}
+        for row in new:
+            by_client[row[1]] = by_client.get(row[1], 0) + 1
+        for client_id, count in sorted(by_client.items()):
+            audit(s, ACTOR, "consent_change", client_id, None, CONSENT_EVENTS,
+                  f"{count} consent event(s) from packets' sms_consent columns", {"events": count}, now=now)  # fmt: skip
+    return len(new)

@@ -353,7 +353,9 @@ CONSENT_SCOPES: tuple[str, ...] = ("all", *MESSAGE_TYPES)
 
 def check_consent_scope(value: str) -> str:
     if value not in CONSENT_SCOPES:
-        raise ValueError(f"unknown consent scope {value!r}; expected 'all' or a message type: {', '.join(MESSAGE_TYPES)}")
+        raise ValueError(
+            f"unknown consent scope {value!r}; expected 'all' or a message type: {', '.join(MESSAGE_TYPES)}"
+        )
     return value
 
 

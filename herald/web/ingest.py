@@ -218,7 +218,9 @@ class ConsentEventIn(BaseModel):
     kind: Literal["opt_in", "opt_out", "revoke", "confirm"]
     scope: str = Field(default="all", description="'all' or a message type")
     consent_level: Literal["express_written", "prior_express"] | None = None
-    source: str = Field(min_length=1, max_length=200, description="Where the client got it, e.g. 'front-desk paper form'")
+    source: str = Field(
+        min_length=1, max_length=200, description="Where the client got it, e.g. 'front-desk paper form'"
+    )
     evidence: str | None = Field(default=None, max_length=4000, description="What proves it (a form id, a recording)")
     occurred_at: datetime = Field(description="When the person gave or revoked consent (UTC when no offset)")
     contact_id: str | None = Field(default=None, max_length=200)

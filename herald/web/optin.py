@@ -118,7 +118,7 @@ def _form(request: Request, client: Client, *, error: str | None = None, values:
     problem = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
     body = (
         f"{CHECKBOX_STYLE}{problem}<p>Sign up for messages from {escape(client.config.name)}. "
-        "Tick what you agree to; you can stop at any time.</p>\n<form method=\"post\">\n"
+        'Tick what you agree to; you can stop at any time.</p>\n<form method="post">\n'
         f'<input type="hidden" name="form_token" value="{escape(token)}">'
         f'<input type="hidden" name="wording_sha256" value="{wording_hash(_all_wording(client))}">'
         f"{''.join(fields)}<fieldset><legend>I agree to</legend>{''.join(boxes)}</fieldset>"

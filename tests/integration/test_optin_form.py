@@ -44,8 +44,11 @@ def site(request: pytest.FixtureRequest, herald_env) -> tuple[TestClient, Wareho
     warehouse.ensure_schema()
     deployment = deployment_with_email()
     optin_web._limiter.storage.reset()  # the per-IP windows live in this process: start each test afresh
-    web = TestClient(create_app(settings, environ=env, deployment=deployment), headers={"user-agent": "Phone/1.0"},
-                     base_url="https://testserver")  # the cookie is Secure: the site is served over https
+    web = TestClient(
+        create_app(settings, environ=env, deployment=deployment),
+        headers={"user-agent": "Phone/1.0"},
+        base_url="https://testserver",
+    )  # the cookie is Secure: the site is served over https
     return web, warehouse, settings, deployment
 
 
@@ -104,8 +107,12 @@ def test_the_api_refuses_an_unknown_scope_or_address_and_records_none(site) -> N
     answer = web.post(f"/api/v1/clients/{CLIENT}/consent-events", headers=api,
                       json={"events": [good, {**good, "address": "12"}]})  # fmt: skip
     assert answer.status_code == 422
-    assert answer.json()["detail"] == [{"loc": ["body", "events", 1, "address"], "msg": "'12' is not a valid phone number"}]
-    missing = web.post(f"/api/v1/clients/{CLIENT}/consent-events", headers=api, json={"events": [{**good, "source": ""}]})
+    assert answer.json()["detail"] == [
+        {"loc": ["body", "events", 1, "address"], "msg": "'12' is not a valid phone number"}
+    ]
+    missing = web.post(
+        f"/api/v1/clients/{CLIENT}/consent-events", headers=api, json={"events": [{**good, "source": ""}]}
+    )
     assert missing.status_code == 422 and missing.json()["detail"][0]["loc"] == ["body", "events", 0, "source"]
     assert web.post(f"/api/v1/clients/{CLIENT}/consent-events", json={"events": [good]}).status_code == 401
     assert landed(warehouse, settings) == 0

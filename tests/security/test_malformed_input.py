@@ -33,7 +33,8 @@ AUTH_TOKEN = "twilio-test-auth-token"
 WHSEC = "whsec_" + base64.b64encode(b"resend-test-signing-secret-32byt").decode()
 CLIENT = "northfield_college"
 INGEST = [
-    f"/api/v1/clients/{CLIENT}/{kind}" for kind in ("customers", "customer-attributes", "funnel-events", "consent-events")
+    f"/api/v1/clients/{CLIENT}/{kind}"
+    for kind in ("customers", "customer-attributes", "funnel-events", "consent-events")
 ]
 OPTIN = [f"/optin/{CLIENT}", "/optin/no_such_client", f"/optin/{CLIENT}/confirm/t"]  # the public opt-in form
 PRIVACY = [f"/api/v1/clients/{CLIENT}/privacy/{kind}" for kind in ("export", "erase")]

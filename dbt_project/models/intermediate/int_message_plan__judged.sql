@@ -39,6 +39,11 @@ consent_events as (
     select * from {{ source('herald_ops', 'consent_events') }}
 ),
 
+-- the moment this pass plans at: a consent past its expires_at by then counts as none
+clock as (
+    select as_of from {{ ref('int_journey__clock') }}
+),
+
 -- whether a suppression covers the address: this client's or every client's ('*'), this
 -- channel or all, the message type the opt-out answered or all
 suppression_checked as (
@@ -69,8 +74,9 @@ suppression_checked as (
             else
                 coalesce(
                     (
-                        select events.kind in ('opt_in', 'confirm') and events.consent_level = 'express_written'
-                            and (events.expires_at is null or events.expires_at > (select as_of from {{ ref('int_journey__clock') }}))
+                        select
+                            events.kind in ('opt_in', 'confirm') and events.consent_level = 'express_written'
+                            and (events.expires_at is null or events.expires_at > (select clock.as_of from clock))
                         from consent_events as events
                         where events.client_id = candidates.client_id
                             and events.channel = 'sms'
@@ -97,16 +103,20 @@ consent_expiry as (
     select
         suppression_checked.*,
         case
-            when not has_consent and channel = 'sms' and sms_consent = 'express_written' then (
-                select case when events.kind in ('opt_in', 'confirm') then events.expires_at end
-                from consent_events as events
-                where events.client_id = suppression_checked.client_id
-                    and events.channel = 'sms'
-                    and events.address = suppression_checked.to_address
-                    and events.scope in (suppression_checked.message_type, 'all')
-                order by events.occurred_at desc, events.recorded_at desc
-                limit 1
-            )
+            when
+                not suppression_checked.has_consent
+                and suppression_checked.channel = 'sms'
+                and suppression_checked.sms_consent = 'express_written'
+                then (
+                    select case when events.kind in ('opt_in', 'confirm') then events.expires_at end
+                    from consent_events as events
+                    where events.client_id = suppression_checked.client_id
+                        and events.channel = 'sms'
+                        and events.address = suppression_checked.to_address
+                        and events.scope in (suppression_checked.message_type, 'all')
+                    order by events.occurred_at desc, events.recorded_at desc
+                    limit 1
+                )
         end as consent_expired_at
     from suppression_checked
 ),
@@ -125,7 +135,8 @@ judged as (
             when anchor_field is not null and anchor_value < fired_at then anchor_field || ' has passed'
             when suppression_reason is not null then 'suppressed: ' || suppression_reason
             when not has_consent and consent_expired_at is not null
-                then 'no consent: express written consent expired on ' || cast(cast(consent_expired_at as date) as varchar)
+                then 'no consent: express written consent expired on '
+                    || cast(cast(consent_expired_at as date) as varchar)
             when not has_consent then 'no consent: express written consent needed for marketing texts'
         end as exclusion
     from consent_expiry

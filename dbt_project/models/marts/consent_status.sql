@@ -97,8 +97,11 @@ events_final as (
             when latest.consent_state = 'granted' and latest.expires_at <= {{ herald.utc_now() }} then 'expired'
             else latest.consent_state
         end as status,
-        latest.consent_state = 'granted'
-            and (latest.expires_at is null or latest.expires_at > {{ herald.utc_now() }}) as is_granted,
+        coalesce(
+            latest.consent_state = 'granted'
+            and (latest.expires_at is null or latest.expires_at > {{ herald.utc_now() }}),
+            false
+        ) as is_granted,
         case when latest.consent_state = 'granted' then current_runs.consent_level end as consent_level,
         latest.kind as last_event_kind,
         latest.source,
@@ -128,24 +131,34 @@ consent_requests as (
     where status = 'pending'
 ),
 
-pending_topics as (
+-- a request's topics are a comma-separated list: its nth topic for n = 1..20
+topic_numbers as (
+    select generate_series as topic_number from generate_series(1, 20)
+),
+
+request_topics as (
     select
         requests.*,
-        split_part(requests.topics, ',', cast(numbers.n as integer)) as scope,
-        row_number() over (
-            partition by requests.client_id, requests.channel, requests.address,
-                split_part(requests.topics, ',', cast(numbers.n as integer))
-            order by requests.requested_at desc, requests.request_id desc
-        ) as recency
+        split_part(requests.topics, ',', cast(topic_numbers.topic_number as integer)) as scope
     from consent_requests as requests
-    cross join (select generate_series as n from generate_series(1, 20)) as numbers
-    where split_part(requests.topics, ',', cast(numbers.n as integer)) <> ''
+    cross join topic_numbers
+),
+
+pending_topics as (
+    select
+        request_topics.*,
+        row_number() over (
+            partition by request_topics.client_id, request_topics.channel, request_topics.address, request_topics.scope
+            order by request_topics.requested_at desc, request_topics.request_id desc
+        ) as recency
+    from request_topics
+    where request_topics.scope <> ''
 ),
 
 pending as (
     select
-        {{ herald.surrogate_key(['pending_topics.client_id', 'pending_topics.channel', 'pending_topics.address', 'pending_topics.scope']) }}
-            as consent_key,
+        {{ herald.surrogate_key(['pending_topics.client_id', 'pending_topics.channel',
+                                 'pending_topics.address', 'pending_topics.scope']) }} as consent_key,
         pending_topics.client_id,
         cast(null as varchar) as contact_id,
         pending_topics.channel,
@@ -155,9 +168,9 @@ pending as (
         false as is_granted,
         cast(null as varchar) as consent_level,
         cast(null as varchar) as last_event_kind,
-        'web_form' as source,
+        'web_form' as source,  -- noqa: RF04
         'double opt-in requested (form ' || coalesce(pending_topics.page_url, '?') || ', IP '
-            || coalesce(pending_topics.ip, '?') || '), waiting for the confirmation' as evidence,
+        || coalesce(pending_topics.ip, '?') || '), waiting for the confirmation' as evidence,
         pending_topics.requested_at as since,
         pending_topics.requested_at as last_event_at,
         'request:' || pending_topics.request_id as last_event_id,
@@ -165,10 +178,12 @@ pending as (
         cast(null as timestamp) as expires_at,
         pending_topics.wording_sha256
     from pending_topics
-    where pending_topics.recency = 1
+    where
+        pending_topics.recency = 1
         and not exists (
             select 1 from events_final
-            where events_final.client_id = pending_topics.client_id
+            where
+                events_final.client_id = pending_topics.client_id
                 and events_final.channel = pending_topics.channel
                 and events_final.address = pending_topics.address
                 and events_final.scope = pending_topics.scope
