@@ -231,7 +231,9 @@ class _Applier:
             return self._opt_out(revoke_all=compliance.revoke_all)
         if kind == ReplyKind.PROBABLE_OPT_OUT:
             return self._clarify()
-        if kind in (ReplyKind.OPT_IN, ReplyKind.CONFIRM) and (done := self._double_opt_in()):
+        # YES / START, or a bare Y (never C, an appointment's confirmation), answers a pending opt-in
+        answers_optin = kind == ReplyKind.OPT_IN or (kind == ReplyKind.CONFIRM and m.body.strip().upper() == "Y")
+        if answers_optin and (done := self._double_opt_in()):
             return done
         if kind == ReplyKind.OPT_IN:
             return self._opt_in()
@@ -443,6 +445,21 @@ class _Applier:
         confirmation = f"replied {self.m.body!r} by SMS (inbound {self.m.inbound_id})"
         optin.confirm_request(self.s, self.deployment, request_id, confirmation, self.m.received_at, self.now,
                               source_key=self.m.inbound_id)  # fmt: skip
+        # as START does: the person's own opt-in lifts the client's opt-out suppressions (never
+        # bounces, complaints or manual blocks)
+        _, rows = self.s.query(
+            f"""select scope from {SUPPRESSIONS}
+                where client_id = ? and channel in (?, '*') and address = ? and reason = 'opt_out' order by scope""",
+            [self.client_id, CHANNEL, self.address],
+        )
+        if rows:
+            self.s.execute(
+                f"delete from {SUPPRESSIONS} where client_id = ? and channel in (?, '*') and address = ? "
+                "and reason = 'opt_out'",
+                [self.client_id, CHANNEL, self.address],
+            )
+            self._audit("unsuppression", f"double opt-in confirmed by SMS: {self.m.body}",
+                        {"scopes_lifted": [r[0] for r in rows]})  # fmt: skip
         return self._result("optin_confirmed", scope="all")
 
     def _help(self) -> InboundResult:

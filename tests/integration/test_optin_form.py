@@ -162,3 +162,39 @@ def test_an_opt_in_form_without_its_disclosure_wording_is_a_configuration_error(
         assert error["loc"] == where and message in error["msg"], error
     with pytest.raises(ValidationError, match="'1y' is not a duration"):
         ClientConfig.model_validate({**base, "consent": {"expires_after": {"all": "1y"}}})
+
+
+def test_a_bare_y_confirms_a_pending_text_sign_up_and_lifts_an_old_opt_out_but_c_does_not(site) -> None:
+    from herald.compliance.inbound import apply_inbound
+    from herald.compliance.landing import InboundMessage, load_landed
+    from herald.events.landing import open_sink
+    from tests.integration.test_consent_proof import SENDER
+
+    web, warehouse, settings, deployment = site
+    phone, now = "+13125550160", datetime(2026, 12, 7, 15, 0)
+    with warehouse.session() as s:  # the person once texted STOP
+        s.execute("insert into herald_ops.suppressions (client_id, channel, address, scope, reason, source, "
+                  "created_at) values (?, 'sms', ?, 'all', 'opt_out', 'sms_keyword', ?)", [CLIENT, phone, now])  # fmt: skip
+    page = web.get(f"/optin/{CLIENT}")
+    assert web.post(f"/optin/{CLIENT}", data={**form_fields(page.text), "phone": phone, "agree": "0"}).is_success
+    landed(warehouse, settings)
+    with warehouse.session() as s:
+        apply_provider_events(s, deployment, now)
+    sink = open_sink(settings)
+
+    def reply(inbound_id: str, body: str) -> str:
+        sink.append_inbound(InboundMessage(inbound_id, phone, SENDER, body, now))
+        if warehouse.engine == "duckdb":
+            load_landed(warehouse, settings.home)
+        with warehouse.session() as s:
+            [result] = apply_inbound(s, deployment, now)
+        return result.action
+
+    assert reply("SMc", "C") == "no_action"  # C confirms appointments, never a sign-up
+    assert reply("SMy", "Y") == "optin_confirmed"
+    with warehouse.session(read_only=True) as s:
+        _, events = s.query(
+            "select kind, scope, consent_level from herald_ops.consent_events where address = ?", [phone]
+        )
+        suppressed = s.scalar("select count(*) from herald_ops.suppressions where address = ?", [phone])
+    assert events == [("confirm", "all", "express_written")] and suppressed == 0
