@@ -42,6 +42,7 @@ import phonenumbers
 
 from herald.billing.credits import release_unsent
 from herald.compliance.audit import audit
+from herald.compliance.consent import expires_at as consent_expiry
 from herald.compliance.consent import record_consent
 from herald.compliance.keywords import KeywordPolicy, ReplyKind, classify_reply
 from herald.compliance.wording import help_reply, opt_in_confirmation, opt_out_confirmation
@@ -321,6 +322,8 @@ class _Applier:
                 recorded_at=self.now,
                 contact_id=contact_id,
                 evidence=self.m.body,
+                # a START is a grant like any other: the client's consent.expires_after applies
+                expires_at=consent_expiry(self.client, scope, self.m.received_at) if kind == "opt_in" else None,
             )
         self._audit("consent_change", f"{kind} by SMS keyword", {"kind": kind, "scope": scope, "text": self.m.body})
 
