@@ -8,7 +8,8 @@
   client's ``consent.expires_after``: the plan leaves the text out and says so.
 - A consent revoked through the ingest API after the plan chose the text (and it was queued)
   blocks it at the claim: ``suppressed`` with the reason, never sent.
-- marts.consent_status shows each of them, with its source, evidence and expiry.
+- marts.consent_status shows each of them (and a sign-up nobody confirmed: pending), with its
+  source, evidence and expiry.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from herald.compliance.consent import current_consent
 from herald.compliance.inbound import apply_inbound
 from herald.compliance.landing import InboundMessage, load_landed
 from herald.compliance.packet_consent import record_packet_consent
@@ -184,6 +186,25 @@ def test_form_opt_in_sends_expired_consent_does_not_and_a_revocation_blocks_the_
         "m-old": ("excluded", "no consent: express written consent expired on 2025-01-01"),
     }
 
+    # the current state from every source, with the evidence and expiry (built with the plan)
+    status = {a: (st, src, exp) for a, st, src, exp in rows(
+        warehouse, "select address, status, source, expires_at from marts.consent_status "
+        "where client_id = ? and address in (?, ?, ?, ?, ?)",
+        [CLIENT, FORM_PHONE, OLD_PHONE, LATE_PHONE, PACKET_PHONE, PENDING_PHONE])
+    }  # fmt: skip
+    assert status == {
+        FORM_PHONE: ("granted", "web_form", datetime(2027, 12, 7, 15, 0)),
+        OLD_PHONE: ("expired", "api:paper form at the front desk", datetime(2025, 1, 1, 10, 0)),
+        LATE_PHONE: ("granted", "api:crm", datetime(2027, 12, 1, 10, 0)),  # until the revocation below
+        PACKET_PHONE: ("granted", "packet", datetime(2027, 12, 1, 9, 0)),
+        PENDING_PHONE: ("pending", "web_form", None),
+    }
+    [(evidence,)] = rows(warehouse, "select evidence from marts.consent_status where address = ?", [PACKET_PHONE])
+    assert evidence == (
+        "packet p-1 line 7, column 'Text OK': yes; the client's stated source: the patient signed "
+        "the texting consent on the intake form"
+    )
+
     # 4. queued as planned; then the client's system revokes m-late's consent
     with warehouse.session() as s:
         enqueue(s, [OutboxMessage(
@@ -197,6 +218,9 @@ def test_form_opt_in_sends_expired_consent_does_not_and_a_revocation_blocks_the_
         web.post(f"/api/v1/clients/{CLIENT}/consent-events", json={"events": [revoke]}, headers=api).status_code == 202
     )
     assert land_and_apply(warehouse, home, deployment, SEND_AT) == ["consent_recorded"]
+    with warehouse.session(read_only=True) as s:
+        assert current_consent(s, CLIENT, "sms", LATE_PHONE, "announcement", now=SEND_AT) == "revoked"
+        assert current_consent(s, CLIENT, "sms", OLD_PHONE, "announcement", now=SEND_AT) == "expired"
 
     # 5. the claim: the form's contact gets the text, the revoked one does not (and says why)
     sms = SandboxSmsProvider()
@@ -209,26 +233,6 @@ def test_form_opt_in_sends_expired_consent_does_not_and_a_revocation_blocks_the_
         "m-form": ("sent", None),
         "m-late": ("suppressed", "no consent: revoked (revoke via api:crm at 2026-12-08 15:00 UTC)"),
     }
-
-    # 6. the current state from every source, with the evidence and expiry
-    dbt_run(warehouse, tmp, ("consent_status",))
-    status = {a: (st, src, exp) for a, st, src, exp in rows(
-        warehouse, "select address, status, source, expires_at from marts.consent_status "
-        "where client_id = ? and address in (?, ?, ?, ?, ?)",
-        [CLIENT, FORM_PHONE, OLD_PHONE, LATE_PHONE, PACKET_PHONE, PENDING_PHONE])
-    }  # fmt: skip
-    assert status == {
-        FORM_PHONE: ("granted", "web_form", datetime(2027, 12, 7, 15, 0)),
-        OLD_PHONE: ("expired", "api:paper form at the front desk", datetime(2025, 1, 1, 10, 0)),
-        LATE_PHONE: ("revoked", "api:crm", None),
-        PACKET_PHONE: ("granted", "packet", datetime(2027, 12, 1, 9, 0)),
-        PENDING_PHONE: ("pending", "web_form", None),
-    }
-    [(evidence,)] = rows(warehouse, "select evidence from marts.consent_status where address = ?", [PACKET_PHONE])
-    assert evidence == (
-        "packet p-1 line 7, column 'Text OK': yes; the client's stated source: the patient signed "
-        "the texting consent on the intake form"
-    )
 
 
 def _plan_models() -> tuple[str, ...]:
