@@ -203,6 +203,7 @@ def test_every_dbt_source_has_a_producing_python_asset(defs: dg.Definitions) -> 
         "herald_ops/privacy_salt",  # written by the first erasure (herald/privacy), never by an asset
         # written by applying the preference page's events and SMS PAUSE/RESUME (herald/compliance/preferences.py)
         "herald_ops/contact_preferences",
+        "herald_ops/consent_requests",  # the opt-in form's sign-ups, written when provider events are applied
     }  # fmt: skip
     # the ledger is written by every delivery run (debits) and `herald credits add` (purchases);
     # packet events by packet landing and by the dbt build (mapped, cleaned)

@@ -177,15 +177,24 @@ def build_campaign_assets(dbt_models: dg.AssetsDefinition) -> list[dg.AssetsDefi
         "postal code (ZIP), looked up before planning so each recipient gets their own send window.",
         group_name=DELIVERY_GROUP,
         kinds={"python"},
-        deps=[dbt_model_key(dbt_models, "contacts")],
+        deps=[dbt_model_key(dbt_models, "contacts"), dbt_model_key(dbt_models, "contact_attributes")],
         pool=WAREHOUSE_POOL,
     )
-    def address_regions(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-        """Looks up the regions (time zones, state) of contacts' phones and postal codes not seen yet."""
+    def address_regions(
+        context: dg.AssetExecutionContext, herald_config: HeraldConfigResource, warehouse: WarehouseResource
+    ):
+        """Looks up the regions (time zones, state) of contacts' phones and postal codes not seen yet.
+        Also records the consent events the packets' sms_consent columns state, with the client's
+        stated source (herald/compliance/packet_consent.py), before the plan reads them."""
+        from herald.compliance.packet_consent import record_packet_consent
+
         with warehouse.get().session() as session:
             regions = refresh_regions(session, utcnow()) if _contacts_built(session) else 0
-        context.log.info(f"{regions} new phone/postal regions looked up")
-        return dg.MaterializeResult(metadata={"looked_up": dg.MetadataValue.int(regions)})
+            consents = record_packet_consent(session, herald_config.load(), utcnow())
+        context.log.info(f"{regions} new phone/postal regions looked up; {consents} consent events from packets")
+        return dg.MaterializeResult(
+            metadata={"looked_up": dg.MetadataValue.int(regions), "packet_consents": dg.MetadataValue.int(consents)}
+        )
 
     @dg.asset(
         key=OUTBOX_KEY,

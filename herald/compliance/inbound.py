@@ -45,6 +45,7 @@ import phonenumbers
 
 from herald.billing.credits import release_unsent
 from herald.compliance.audit import audit
+from herald.compliance.consent import expires_at as consent_expiry
 from herald.compliance.consent import record_consent
 from herald.compliance.keywords import KeywordPolicy, ReplyKind, classify_reply
 from herald.compliance.wording import help_reply, opt_in_confirmation, opt_out_confirmation
@@ -235,6 +236,10 @@ class _Applier:
             return self._opt_out(revoke_all=compliance.revoke_all)
         if kind == ReplyKind.PROBABLE_OPT_OUT:
             return self._clarify()
+        # YES / START, or a bare Y (never C, an appointment's confirmation), answers a pending opt-in
+        answers_optin = kind == ReplyKind.OPT_IN or (kind == ReplyKind.CONFIRM and m.body.strip().upper() == "Y")
+        if answers_optin and (done := self._double_opt_in()):
+            return done
         if kind == ReplyKind.OPT_IN:
             return self._opt_in()
         if kind == ReplyKind.HELP:
@@ -323,6 +328,8 @@ class _Applier:
                 recorded_at=self.now,
                 contact_id=contact_id,
                 evidence=self.m.body,
+                # a START is a grant like any other: the client's consent.expires_after applies
+                expires_at=consent_expiry(self.client, scope, self.m.received_at) if kind == "opt_in" else None,
             )
         self._audit("consent_change", f"{kind} by SMS keyword", {"kind": kind, "scope": scope, "text": self.m.body})
 
@@ -435,6 +442,34 @@ class _Applier:
         self._audit("unsuppression", f"opt-in by SMS: {self.m.body}", {"scopes_lifted": lifted})
         key = self._reply(OPT_IN_CONFIRMATION, opt_in_confirmation(self.client, self.deployment.herald))
         return self._result("restored", scope="all", reply_message_key=key)
+
+    def _double_opt_in(self) -> InboundResult | None:
+        """YES (or Y) from a number with a pending opt-in from the hosted form confirms it: the
+        reply is the proof (herald/compliance/optin.py). None when nothing is pending."""
+        from herald.compliance import optin
+
+        request_id = optin.pending_request(self.s, self.client_id, CHANNEL, self.address)
+        if request_id is None:
+            return None
+        confirmation = f"replied {self.m.body!r} by SMS (inbound {self.m.inbound_id})"
+        optin.confirm_request(self.s, self.deployment, request_id, confirmation, self.m.received_at, self.now,
+                              source_key=self.m.inbound_id)  # fmt: skip
+        # as START does: the person's own opt-in lifts the client's opt-out suppressions (never
+        # bounces, complaints or manual blocks)
+        _, rows = self.s.query(
+            f"""select scope from {SUPPRESSIONS}
+                where client_id = ? and channel in (?, '*') and address = ? and reason = 'opt_out' order by scope""",
+            [self.client_id, CHANNEL, self.address],
+        )
+        if rows:
+            self.s.execute(
+                f"delete from {SUPPRESSIONS} where client_id = ? and channel in (?, '*') and address = ? "
+                "and reason = 'opt_out'",
+                [self.client_id, CHANNEL, self.address],
+            )
+            self._audit("unsuppression", f"double opt-in confirmed by SMS: {self.m.body}",
+                        {"scopes_lifted": [r[0] for r in rows]})  # fmt: skip
+        return self._result("optin_confirmed", scope="all")
 
     def _help(self) -> InboundResult:
         key = self._reply(HELP_REPLY, help_reply(self.client, self.deployment.herald))

@@ -8,6 +8,7 @@ Unknown keys are errors (``extra="forbid"``) so a typo never silently does nothi
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -16,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field
 
 from herald.config.base import SLUG_RE, SLUG_RULE, MappingProblems, Strict
 from herald.config.calendars import CalendarRules, SendWindow
-from herald.config.campaigns import CampaignConfig, parse_duration
+from herald.config.campaigns import MESSAGE_TYPES, CampaignConfig, parse_duration
 from herald.config.fields import DATA_TYPES, ENTITY_FIELDS, FIELDS_BY_NAME
 from herald.config.segments import DEFAULT_FUNCTIONS_PACKAGE, PACKAGE_RE, SegmentConfig
 from herald.webhooks.config import WebhookSubscription, check_unique_urls
@@ -377,6 +378,72 @@ def check_unique_topics(topics: list[Topic]) -> list[Topic]:
     return topics
 
 
+# -- consent with proof (herald/compliance/optin.py) ------------------------------------------
+# A consent event's scope (an opt-in form's topic): every message type, or one of them.
+CONSENT_SCOPES: tuple[str, ...] = ("all", *MESSAGE_TYPES)
+
+
+def check_consent_scope(value: str) -> str:
+    if value not in CONSENT_SCOPES:
+        raise ValueError(
+            f"unknown consent scope {value!r}; expected 'all' or a message type: {', '.join(MESSAGE_TYPES)}"
+        )
+    return value
+
+
+class Disclosure(Strict):
+    """One opt-in the hosted form offers: the channel, the topic (scope) and the exact wording
+    the person agrees to. The wording's sha256 is stored with every consent it gathers."""
+
+    channel: Literal["sms", "email"]
+    topic: str = "all"
+    label: str | None = Field(default=None, max_length=120)  # the checkbox's short name
+    text: str = Field(min_length=20, max_length=2000)
+
+    _topic = field_validator("topic")(lambda v: check_consent_scope(v))
+
+    @field_validator("text")
+    @classmethod
+    def _wording(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the disclosure wording is empty")
+        return value.strip()
+
+
+class OptIn(Strict):
+    """``optin:``: the hosted opt-in form ``/optin/<client_id>`` (served only with disclosures)."""
+
+    title: str | None = Field(default=None, max_length=120)
+    disclosures: list[Disclosure] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> OptIn:
+        seen = [(d.channel, d.topic) for d in self.disclosures]
+        if len(seen) != len(set(seen)):
+            raise ValueError("two disclosures for the same channel and topic; keep one")
+        return self
+
+
+class ConsentSettings(Strict):
+    """``consent:``: ``expires_after`` per topic ('all' or a message type), e.g. ``{all: 540d}``.
+    A consent given (or confirmed) longer ago than this no longer counts."""
+
+    expires_after: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("expires_after")
+    @classmethod
+    def _durations(cls, value: dict[str, str]) -> dict[str, str]:
+        for topic, text in value.items():
+            check_consent_scope(topic)
+            parse_duration(text)
+        return value
+
+    def expiry(self, scope: str) -> timedelta | None:
+        """How long a consent for ``scope`` lasts (its own entry, else 'all'); None: no expiry."""
+        text = self.expires_after.get(scope) or self.expires_after.get("all")
+        return parse_duration(text) if text else None
+
+
 class ClientConfig(Strict):
     """``clients/<client_id>/client.yaml``."""
 
@@ -409,6 +476,9 @@ class ClientConfig(Strict):
     topics: Annotated[list[Topic], AfterValidator(check_unique_topics)] = Field(
         default_factory=lambda: list(DEFAULT_TOPICS), min_length=1
     )
+
+    optin: OptIn | None = None  # the hosted opt-in form (herald/web/optin.py)
+    consent: ConsentSettings = ConsentSettings()  # consent expiry per topic
 
     @field_validator("client_id")
     @classmethod
@@ -507,6 +577,10 @@ class LoadMap(Strict):
     keep_unmapped: bool = True
     validation: Validation = Validation()
     limits: RowLimits = RowLimits()
+    # where the client got the consent its sms_consent column states (e.g. "the homeowner
+    # ticked the SMS box on the signed estimate"): kept as the evidence of every consent event
+    # the column gives (herald/compliance/packet_consent.py)
+    consent_source: str | None = Field(default=None, min_length=3, max_length=300)
 
     @field_validator("packet_type")
     @classmethod

@@ -42,6 +42,9 @@ above for each channel listed. ``preferences`` (the preference page's choices) r
 contact's preferences (herald.compliance.preferences) and appends one row per change.
 
 ``confirm`` (the web confirmation page) records an ``appointment_responses`` row.
+
+``optin_request``, ``optin_confirm`` and ``consent_event`` (the hosted opt-in form, its email
+link, the ingest API's consent events) are applied by :mod:`herald.compliance.optin`.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from herald.billing.credits import release_unsent
+from herald.compliance import optin
 from herald.compliance.audit import audit
 from herald.compliance.consent import record_consent
 from herald.config.models import Deployment
@@ -61,6 +65,12 @@ from herald.delivery.outbox import OUTBOX, SUPPRESSIONS, cancel_messages
 from herald.warehouse.connection import Session
 from herald.warehouse.schema import MARTS_SCHEMA, OPS_SCHEMA, RAW_SCHEMA, column_names
 
+# landed consent events (the opt-in form, its confirmation link, the ingest API) → their applier
+CONSENT_KINDS = {
+    optin.REQUEST_EVENT: optin.apply_request,
+    optin.CONFIRM_EVENT: optin.apply_link_confirm,
+    optin.API_EVENT: optin.apply_api_events,
+}
 ACTOR = "provider_events"
 PROVIDER_EVENTS = f"{RAW_SCHEMA}.provider_events"
 PROCESSING = f"{OPS_SCHEMA}.provider_event_processing"
@@ -280,6 +290,10 @@ class _Applier:
             return self._confirm()
         if kind == "preferences":
             return self._preferences()
+        if kind in CONSENT_KINDS:  # consent with proof: herald/compliance/optin.py
+            done = CONSENT_KINDS[kind](self.s, self.deployment, self.e.event_id, self.e.payload,
+                                       self.e.received_at, self.now)  # fmt: skip
+            return self._result(done.action, detail=done.detail)
         return self._result(IGNORED, detail=f"unknown event kind {kind!r}")
 
     # -- helpers ---------------------------------------------------------------------------

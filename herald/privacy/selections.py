@@ -32,7 +32,7 @@ SPECIAL = {
     f"{RAW_SCHEMA}.packet_rows", f"{RAW_SCHEMA}.packet_rejects", f"{OPS_SCHEMA}.outbox",
     f"{OPS_SCHEMA}.delivery_attempts", f"{RAW_SCHEMA}.provider_events", f"{RAW_SCHEMA}.link_clicks",
     f"{RAW_SCHEMA}.inbound_messages", f"{OPS_SCHEMA}.consent_events", f"{OPS_SCHEMA}.suppressions",
-    f"{MARTS_SCHEMA}.segment_members",
+    f"{MARTS_SCHEMA}.segment_members", f"{OPS_SCHEMA}.consent_requests",
 }  # fmt: skip
 
 
@@ -217,6 +217,15 @@ def selections(
             f"client_id = ? and (contact_id in ({marks(ids)}) or address in ({marks(addresses)}))",
             [c, *ids, *addresses],
             [(f"delete from {OPS_SCHEMA}.consent_events", [])],
+        )
+    )
+    out.append(
+        Selection(
+            # double opt-ins (the hosted form): the address, IP and user agent are the person's
+            f"{OPS_SCHEMA}.consent_requests",
+            f"client_id = ? and address in ({marks(addresses)})",
+            [c, *addresses],
+            [(f"delete from {OPS_SCHEMA}.consent_requests", [])],
         )
     )
     out.append(

@@ -543,8 +543,36 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
             ("evidence", "varchar"),  # the reply text, the packet and line, the page, who
             ("occurred_at", "timestamp not null"),
             ("recorded_at", "timestamp not null"),
+            # consent with proof (migration 0011): when a grant stops counting (the client's
+            # consent.expires_after; null: never), and the sha256 of the wording agreed to
+            ("expires_at", "timestamp"),
+            ("wording_sha256", "varchar"),
         ],
         ("event_id",),
+    ),
+    # A double opt-in waiting for its confirmation (the hosted form, herald/compliance/optin.py):
+    # the request's proof, then the confirmation's. Confirming records the consent events.
+    (
+        f"{OPS_SCHEMA}.consent_requests",
+        [
+            ("request_id", "varchar not null"),  # the landed form event's id
+            ("client_id", "varchar not null"),
+            ("channel", "varchar not null"),  # sms | email
+            ("address", "varchar not null"),  # E.164 or a normalised email
+            ("topics", "varchar not null"),  # comma-separated scopes ('all' or message types)
+            ("wording", "varchar not null"),  # the exact disclosure text shown
+            ("wording_sha256", "varchar not null"),
+            ("ip", "varchar"),
+            ("user_agent", "varchar"),
+            ("page_url", "varchar"),
+            ("requested_at", "timestamp not null"),
+            ("status", "varchar not null"),  # pending | confirmed
+            ("confirm_message_key", "varchar"),  # the confirmation request in the outbox
+            ("confirmed_at", "timestamp"),
+            ("confirmation", "varchar"),  # the proof of confirming: the reply and its id, or the link's IP/UA
+            ("recorded_at", "timestamp not null"),
+        ],
+        ("request_id",),
     ),
     (
         f"{OPS_SCHEMA}.audit_log",

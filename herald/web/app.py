@@ -16,7 +16,7 @@ from fastapi import APIRouter, FastAPI
 from herald.campaigns.links import links_from_env
 from herald.config import Deployment, load_deployment
 from herald.settings import Settings
-from herald.web import health, ingest, links, pages, portal, resend, twilio
+from herald.web import health, ingest, links, optin, pages, portal, resend, twilio
 from herald.web.context import WebContext, web_context
 from herald.web.guard import BodyLimit
 
@@ -29,6 +29,7 @@ BUILTIN_ROUTERS: tuple[APIRouter, ...] = (
     pages.router,
     ingest.router,
     links.router,
+    optin.router,
 )
 # Routers of other features are mounted here, after the built-in ones.
 ROUTERS: list[APIRouter] = []

@@ -14,14 +14,15 @@ malformed one is a 400 with the reason, never a 500.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from herald.clock import utcnow as _clock_now
 from herald.config.models import Client
@@ -208,3 +209,96 @@ async def post_privacy_erase(request: Request, body: ErasureIn, client: Client =
                           counts=done.counts, message=done.message)  # fmt: skip
 
     return await run_in_threadpool(_privacy_call, request, client, work)
+
+
+# -- consent events (herald/compliance/optin.py applies them) ----------------------------------
+
+
+class ConsentEventIn(BaseModel):
+    """One consent fact from the client's own system, with where the client got it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Literal["sms", "email"]
+    address: str = Field(min_length=1, max_length=320, description="The phone number (any format) or email")
+    kind: Literal["opt_in", "opt_out", "revoke", "confirm"]
+    scope: str = Field(default="all", description="'all' or a message type")
+    consent_level: Literal["express_written", "prior_express"] | None = None
+    source: str = Field(
+        min_length=1, max_length=200, description="Where the client got it, e.g. 'front-desk paper form'"
+    )
+    evidence: str | None = Field(default=None, max_length=4000, description="What proves it (a form id, a recording)")
+    occurred_at: datetime = Field(description="When the person gave or revoked consent (UTC when no offset)")
+    contact_id: str | None = Field(default=None, max_length=200)
+    wording_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @field_validator("scope")
+    @classmethod
+    def _scope(cls, value: str) -> str:
+        from herald.config.models import check_consent_scope
+
+        return check_consent_scope(value)
+
+
+class ConsentEventsIn(BaseModel):
+    events: list[ConsentEventIn] = Field(min_length=1, max_length=MAX_RECORDS)
+
+
+class ConsentAccepted(BaseModel):
+    event_id: str = Field(description="The landed batch; herald_ops.provider_event_processing says when it is applied")
+    events: int
+
+
+def _consent_address(client: Client, channel: str, text: str) -> str:
+    if channel == "sms":
+        import phonenumbers
+
+        try:
+            number = phonenumbers.parse(text, client.default_region)
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is None or not phonenumbers.is_valid_number(number):
+            raise ValueError(f"{text!r} is not a valid phone number")
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        return validate_email(text, check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise ValueError(f"{text!r} is not an email address: {exc}") from None
+
+
+@router.post("/consent-events", status_code=status.HTTP_202_ACCEPTED, response_model=ConsentAccepted,
+             summary="Record consent events (opt-in, opt-out, revoke, confirm) with their source and evidence")  # fmt: skip
+async def post_consent_events(request: Request, body: ConsentEventsIn,
+                              client: Client = Depends(_client)) -> ConsentAccepted:  # fmt: skip
+    """Each event names the channel, the address, its kind and scope ('all' or a message type),
+    the source you got it from and its evidence. All are checked first: one bad event (an
+    unknown scope, an address that is not one) is a 422 naming it, and none is recorded."""
+    import hashlib
+    import json
+
+    problems, records = [], []
+    for index, item in enumerate(body.events):
+        try:
+            address = _consent_address(client, item.channel, item.address)
+        except ValueError as exc:
+            problems.append({"loc": ["body", "events", index, "address"], "msg": str(exc)})
+            continue
+        occurred = item.occurred_at
+        if occurred.tzinfo is not None:
+            occurred = occurred.astimezone(UTC).replace(tzinfo=None)
+        records.append({**item.model_dump(exclude_none=True), "address": address, "occurred_at": occurred.isoformat()})
+    if problems:
+        raise HTTPException(422, problems)
+    payload = {"client_id": client.client_id, "events": records}
+    event_id = "consent_api:" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+    from herald.compliance.optin import API_EVENT
+    from herald.events.landing import ProviderEvent
+
+    event = ProviderEvent(event_id=event_id, source="api", kind=API_EVENT, payload=payload, received_at=_clock_now())
+    try:
+        await run_in_threadpool(web_context(request).sink().append, event)
+    except Exception:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "could not record the events; try again") from None
+    return ConsentAccepted(event_id=event_id, events=len(records))

@@ -123,6 +123,9 @@ def _token(context: WebContext, token: str, confirm: bool) -> TokenData | None:
     except InvalidToken as exc:
         log.warning("page refused a token (%s)", exc)
         return None
+    if data.scope == "optin":  # an opt-in confirmation link's token (herald/web/optin.py) is for that page only
+        log.warning("page refused an opt-in token")
+        return None
     if (data.scope == CONFIRM_SCOPE) != confirm:
         log.warning("page refused a %r token on the %s page", data.scope, "confirmation" if confirm else "unsubscribe")
         return None

@@ -49,7 +49,7 @@ def served(request: pytest.FixtureRequest, tmp_path: Path, herald_env: Any):
         )
         s.execute(
             "insert into herald_ops.consent_events values ('ev-b1', ?, 'b1', 'sms', ?, 'opt_in', 'all', "
-            "'express_written', 'web', 'form', ?, ?)",
+            "'express_written', 'web', 'form', ?, ?, null, null)",
             [B, PHONE, LOADED, LOADED],
         )
     app = create_app(settings, environ=env)

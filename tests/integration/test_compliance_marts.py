@@ -23,6 +23,7 @@ MODELS = ("suppressions", "consent_status", "appointment_confirmations", "compli
 SOURCE_TABLES = (
     "herald_ops.clients", "herald_ops.suppressions", "herald_ops.consent_events", "herald_ops.inbound_processing",
     "herald_ops.appointment_responses", "herald_ops.outbox", "herald_ops.confirmation_settings",
+    "herald_ops.consent_requests",
 )  # fmt: skip
 APPOINTMENT_COLUMNS = [
     ("appointment_key", "varchar"), ("client_id", "varchar"), ("contact_id", "varchar"), ("appointment_id", "varchar"),

@@ -79,12 +79,12 @@ def fill(warehouse: Warehouse) -> None:
         for client in (A, B):
             s.execute(
                 "insert into herald_ops.consent_events values (?, ?, ?, 'sms', ?, 'opt_in', 'all', "
-                "'express_written', 'packet', 'line 2', ?, ?)",
+                "'express_written', 'packet', 'line 2', ?, ?, null, null)",
                 [f"ce-{client}-1", client, f"c-{client}", PHONE, at(1), at(1)],
             )
             s.execute(
                 "insert into herald_ops.consent_events values (?, ?, ?, 'sms', ?, 'opt_out', 'all', null, "
-                "'sms_keyword', 'STOP', ?, ?)",
+                "'sms_keyword', 'STOP', ?, ?, null, null)",
                 [f"ce-{client}-2", client, f"c-{client}", PHONE, at(5), at(5)],
             )
             s.execute(

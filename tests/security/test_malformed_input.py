@@ -32,7 +32,11 @@ PUBLIC_URL = "https://herald.example"
 AUTH_TOKEN = "twilio-test-auth-token"
 WHSEC = "whsec_" + base64.b64encode(b"resend-test-signing-secret-32byt").decode()
 CLIENT = "northfield_college"
-INGEST = [f"/api/v1/clients/{CLIENT}/{kind}" for kind in ("customers", "customer-attributes", "funnel-events")]
+INGEST = [
+    f"/api/v1/clients/{CLIENT}/{kind}"
+    for kind in ("customers", "customer-attributes", "funnel-events", "consent-events")
+]
+OPTIN = [f"/optin/{CLIENT}", "/optin/no_such_client", f"/optin/{CLIENT}/confirm/t"]  # the public opt-in form
 PRIVACY = [f"/api/v1/clients/{CLIENT}/privacy/{kind}" for kind in ("export", "erase")]
 
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -106,6 +110,7 @@ def test_every_route_is_in_the_corpus(client: TestClient) -> None:
     known = {"/healthz", "/webhooks/twilio/inbound", "/webhooks/twilio/status", "/webhooks/resend",
              "/u/{token}", "/u/{token}/one-click", "/c/{token}", "/l/{token}",
              *(p.replace(CLIENT, "{client_id}") for p in INGEST + PRIVACY),
+             "/optin/{client_id}", "/optin/{client_id}/confirm/{token}",
              "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}  # fmt: skip
     assert paths <= known, paths - known
 
@@ -167,7 +172,7 @@ def test_odd_bodies_on_every_post_route_are_never_5xx(
     client: TestClient, tracebacks, name: str, body: bytes, content_type: str
 ) -> None:
     posts = [*INGEST, "/webhooks/resend", "/webhooks/twilio/inbound", "/webhooks/twilio/status",
-             "/u/t", "/u/t/one-click", "/c/t"]  # fmt: skip
+             "/u/t", "/u/t/one-click", "/c/t", *OPTIN]  # fmt: skip
     for path in posts:
         headers = {"content-type": content_type}
         if path == "/webhooks/resend":
@@ -175,7 +180,7 @@ def test_odd_bodies_on_every_post_route_are_never_5xx(
         answer = client.post(path, content=body, headers=headers)
         assert answer.status_code < 500, (path, answer.status_code, answer.text[:300])
     for name_, bad in BAD_JSON:  # JSON junk on the routes that expect forms
-        for path in ("/webhooks/twilio/inbound", "/u/t", "/u/t/one-click", "/c/t"):
+        for path in ("/webhooks/twilio/inbound", "/u/t", "/u/t/one-click", "/c/t", *OPTIN):
             answer = client.post(path, content=bad, headers={"content-type": "application/json"})
             assert answer.status_code < 500, (path, name_, answer.status_code)
 
@@ -183,7 +188,8 @@ def test_odd_bodies_on_every_post_route_are_never_5xx(
 @pytest.mark.parametrize("token", BAD_TOKENS)
 def test_malformed_tokens_in_paths_are_never_5xx(client: TestClient, tracebacks, token: str) -> None:
     for method, path in [("GET", "/u/{}"), ("POST", "/u/{}"), ("POST", "/u/{}/one-click"), ("GET", "/c/{}"),
-                         ("POST", "/c/{}"), ("GET", "/l/{}"), ("HEAD", "/l/{}")]:  # fmt: skip
+                         ("POST", "/c/{}"), ("GET", "/l/{}"), ("HEAD", "/l/{}"),
+                         ("GET", f"/optin/{CLIENT}/confirm/{{}}"), ("POST", f"/optin/{CLIENT}/confirm/{{}}")]:  # fmt: skip
         answer = client.request(method, path.format(token), follow_redirects=False)
         assert 400 <= answer.status_code < 500, (method, path, token, answer.status_code)
     for path in INGEST:

@@ -3,8 +3,9 @@
     the portal: herald_ops.campaign_pauses, 'paused by <user> in the portal'); no address for the channel
     rule; the anchor date is missing or has passed; a suppression covers the address (or its
     salted hash, for an erased person: 'suppressed: erased'); a marketing
-    text without express written consent; the contact's preferences ('preference: topic offers
-    off', 'preference: email off', 'preference: paused until 2026-12-21'); another contact of the same step already has the
+    text without express written consent (a consent grant past its expires_at counts as none, and
+    says so); the contact's preferences ('preference: topic offers off', 'preference: email off',
+    'preference: paused until 2026-12-21'); another contact of the same step already has the
     address. `reason` is null for a message still going (the send window, the limits and the
     frequency caps come next). -#}
 
@@ -47,6 +48,11 @@ portal_pauses as (
     select * from {{ source('herald_ops', 'campaign_pauses') }}
 ),
 
+-- the moment this pass plans at: a consent past its expires_at by then counts as none
+clock as (
+    select as_of from {{ ref('int_journey__clock') }}
+),
+
 -- whether a suppression covers the address: this client's or every client's ('*'), this
 -- channel or all, the message type the opt-out answered or all
 suppression_checked as (
@@ -77,7 +83,9 @@ suppression_checked as (
             else
                 coalesce(
                     (
-                        select events.kind in ('opt_in', 'confirm') and events.consent_level = 'express_written'
+                        select
+                            events.kind in ('opt_in', 'confirm') and events.consent_level = 'express_written'
+                            and (events.expires_at is null or events.expires_at > (select clock.as_of from clock))
                         from consent_events as events
                         where events.client_id = candidates.client_id
                             and events.channel = 'sms'
@@ -137,6 +145,30 @@ preference_checked as (
         and suppression_checked.campaign = campaign_topics.campaign
 ),
 
+-- consent with proof: a marketing text whose latest consent grant has expired (the client's
+-- consent.expires_after) says so, with the date
+consent_expiry as (
+    select
+        preference_checked.*,
+        case
+            when
+                not preference_checked.has_consent
+                and preference_checked.channel = 'sms'
+                and preference_checked.sms_consent = 'express_written'
+                then (
+                    select case when events.kind in ('opt_in', 'confirm') then events.expires_at end
+                    from consent_events as events
+                    where events.client_id = preference_checked.client_id
+                        and events.channel = 'sms'
+                        and events.address = preference_checked.to_address
+                        and events.scope in (preference_checked.message_type, 'all')
+                    order by events.occurred_at desc, events.recorded_at desc
+                    limit 1
+                )
+        end as consent_expired_at
+    from preference_checked
+),
+
 -- the first reason that leaves a contact out, in order of precedence
 judged as (
     select
@@ -151,10 +183,13 @@ judged as (
             when anchor_field is not null and anchor_value is null then 'no ' || anchor_field
             when anchor_field is not null and anchor_value < fired_at then anchor_field || ' has passed'
             when suppression_reason is not null then 'suppressed: ' || suppression_reason
+            when not has_consent and consent_expired_at is not null
+                then 'no consent: express written consent expired on '
+                    || cast(cast(consent_expired_at as date) as varchar)
             when not has_consent then 'no consent: express written consent needed for marketing texts'
             when preference_reason is not null then preference_reason
         end as exclusion
-    from preference_checked
+    from consent_expiry
 ),
 
 -- one message per address and step: a second contact sharing a phone or email is left out

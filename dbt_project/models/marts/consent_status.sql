@@ -1,6 +1,11 @@
 {#- The current consent of every client, channel, address and scope: the latest consent event
     wins (opt_in / confirm → granted, opt_out / revoke → revoked). `since` is when the current
-    state began: a confirmation after an opt-in does not restart it. -#}
+    state began: a confirmation after an opt-in does not restart it. A grant whose `expires_at`
+    has passed (the client's consent.expires_after) is `expired`; an address with a double
+    opt-in from the hosted form still waiting for its confirmation, and no event of its own for
+    that scope, is `pending` (herald_ops.consent_requests). Every source lands in the events: the
+    form's confirmation, SMS keywords, web unsubscribes, provider reports, the ingest API and
+    packet columns (`source`, with the `evidence`). -#}
 {%- set newest_first = 'runs.occurred_at desc, runs.recorded_at desc, runs.event_id desc' %}
 
 with
@@ -79,7 +84,7 @@ event_counts as (
     group by client_id, channel, address, scope
 ),
 
-final as (
+events_final as (
     select
         {{ herald.surrogate_key(['latest.client_id', 'latest.channel', 'latest.address', 'latest.scope']) }}
             as consent_key,
@@ -88,8 +93,15 @@ final as (
         latest.channel,
         latest.address,
         latest.scope,
-        latest.consent_state as status,
-        latest.consent_state = 'granted' as is_granted,
+        case
+            when latest.consent_state = 'granted' and latest.expires_at <= {{ herald.utc_now() }} then 'expired'
+            else latest.consent_state
+        end as status,
+        coalesce(
+            latest.consent_state = 'granted'
+            and (latest.expires_at is null or latest.expires_at > {{ herald.utc_now() }}),
+            false
+        ) as is_granted,
         case when latest.consent_state = 'granted' then current_runs.consent_level end as consent_level,
         latest.kind as last_event_kind,
         latest.source,
@@ -97,7 +109,9 @@ final as (
         current_runs.since,
         latest.occurred_at as last_event_at,
         latest.event_id as last_event_id,
-        event_counts.event_count
+        event_counts.event_count,
+        case when latest.consent_state = 'granted' then latest.expires_at end as expires_at,
+        latest.wording_sha256
     from latest
     inner join current_runs
         on latest.client_id = current_runs.client_id
@@ -109,6 +123,77 @@ final as (
         and latest.channel = event_counts.channel
         and latest.address = event_counts.address
         and latest.scope = event_counts.scope
+),
+
+-- double opt-ins waiting for their confirmation: one row per topic with no event of its own
+consent_requests as (
+    select * from {{ source('herald_ops', 'consent_requests') }}
+    where status = 'pending'
+),
+
+-- a request's topics are a comma-separated list: its nth topic for n = 1..20
+topic_numbers as (
+    select generate_series as topic_number from generate_series(1, 20)
+),
+
+request_topics as (
+    select
+        requests.*,
+        split_part(requests.topics, ',', cast(topic_numbers.topic_number as integer)) as scope
+    from consent_requests as requests
+    cross join topic_numbers
+),
+
+pending_topics as (
+    select
+        request_topics.*,
+        row_number() over (
+            partition by request_topics.client_id, request_topics.channel, request_topics.address, request_topics.scope
+            order by request_topics.requested_at desc, request_topics.request_id desc
+        ) as recency
+    from request_topics
+    where request_topics.scope <> ''
+),
+
+pending as (
+    select
+        {{ herald.surrogate_key(['pending_topics.client_id', 'pending_topics.channel',
+                                 'pending_topics.address', 'pending_topics.scope']) }} as consent_key,
+        pending_topics.client_id,
+        cast(null as varchar) as contact_id,
+        pending_topics.channel,
+        pending_topics.address,
+        pending_topics.scope,
+        'pending' as status,
+        false as is_granted,
+        cast(null as varchar) as consent_level,
+        cast(null as varchar) as last_event_kind,
+        'web_form' as source,  -- noqa: RF04
+        'double opt-in requested (form ' || coalesce(pending_topics.page_url, '?') || ', IP '
+        || coalesce(pending_topics.ip, '?') || '), waiting for the confirmation' as evidence,
+        pending_topics.requested_at as since,
+        pending_topics.requested_at as last_event_at,
+        'request:' || pending_topics.request_id as last_event_id,
+        cast(0 as bigint) as event_count,
+        cast(null as timestamp) as expires_at,
+        pending_topics.wording_sha256
+    from pending_topics
+    where
+        pending_topics.recency = 1
+        and not exists (
+            select 1 from events_final
+            where
+                events_final.client_id = pending_topics.client_id
+                and events_final.channel = pending_topics.channel
+                and events_final.address = pending_topics.address
+                and events_final.scope = pending_topics.scope
+        )
+),
+
+final as (
+    select * from events_final
+    union all
+    select * from pending
 )
 
 select * from final
