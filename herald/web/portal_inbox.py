@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import Depends, Form, Request
+from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from herald.clock import utcnow
@@ -36,11 +36,12 @@ from herald.web.context import WebContext, web_context
 from herald.web.portal import (
     PREFIX,
     WRITE_WAIT_SECONDS,
+    ActingUser,
+    AdminUser,
+    ClientUser,
     _duckdb_lock,
-    acting_user,
-    admin_user,
-    check_csrf,
-    client_user,
+    action_route,
+    guarded,
     not_found,
     redirect,
     render,
@@ -142,22 +143,15 @@ def _users(request: Request, client_id: str) -> list[User]:
 
 def _guard(fn: Any) -> Any:
     """A domain call: no such conversation → 404, an unreadable warehouse → 503."""
-    try:
-        return fn()
-    except inbox.ConversationNotFound as exc:
-        raise not_found() from exc
-    except PortalReadError as exc:
-        log.warning("the Inbox could not read the warehouse: %s", str(exc)[:300])
-        raise unavailable() from exc
+    return guarded(fn, missing=inbox.ConversationNotFound, busy=PortalReadError, logger=log,
+                   what="the Inbox could not read the warehouse")  # fmt: skip
 
 
 # --- the list ----------------------------------------------------------------------------------
 
 
 @router.get("/c/{client_id}/inbox", response_class=HTMLResponse)
-def inbox_page(
-    request: Request, client_id: str, user: Annotated[User, Depends(client_user)], filter: str = "all"
-) -> Response:
+def inbox_page(request: Request, client_id: str, user: ClientUser, filter: str = "all") -> Response:
     chosen = filter if filter in inbox.FILTERS else "all"
     settings = web_context(request).settings
     _audit(request, user, portal_audit.VIEW, client_id, request.url.path, {"filter": chosen})
@@ -215,13 +209,13 @@ def _names(settings: Any, client_id: str, contact_id: str | None) -> tuple[str |
 
 
 @router.get("/c/{client_id}/inbox/settings", response_class=HTMLResponse)
-def inbox_settings_page(request: Request, client_id: str, user: Annotated[User, Depends(client_user)]) -> Response:
+def inbox_settings_page(request: Request, client_id: str, user: ClientUser) -> Response:
     return _settings_page(request, client_id, user, audit=True)
 
 
 @router.get("/c/{client_id}/inbox/{conversation_id}", response_class=HTMLResponse)
 def conversation_page(
-    request: Request, client_id: str, conversation_id: str, user: Annotated[User, Depends(client_user)],
+    request: Request, client_id: str, conversation_id: str, user: ClientUser,
     notice: str = "", quick: str = "",
 ) -> Response:  # fmt: skip
     return _conversation_page(request, client_id, conversation_id, user, notice=NOTICES.get(notice),
@@ -234,10 +228,9 @@ def _back(client_id: str, conversation_id: str, notice: str) -> Response:
     return redirect(f"{PREFIX}/c/{client_id}/inbox/{quote(conversation_id, safe='')}?notice={notice}")
 
 
-@router.post("/c/{client_id}/inbox/{conversation_id}/reply", response_class=HTMLResponse,
-             dependencies=[Depends(check_csrf)])  # fmt: skip
+@action_route("/c/{client_id}/inbox/{conversation_id}/reply")
 def reply(
-    request: Request, client_id: str, conversation_id: str, user: Annotated[User, Depends(acting_user)],
+    request: Request, client_id: str, conversation_id: str, user: ActingUser,
     text: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:  # fmt: skip
     context = web_context(request)
@@ -256,10 +249,9 @@ def reply(
     return _back(client_id, conversation_id, "replied" if is_new else "again")
 
 
-@router.post("/c/{client_id}/inbox/{conversation_id}/note", response_class=HTMLResponse,
-             dependencies=[Depends(check_csrf)])  # fmt: skip
+@action_route("/c/{client_id}/inbox/{conversation_id}/note")
 def note(
-    request: Request, client_id: str, conversation_id: str, user: Annotated[User, Depends(acting_user)],
+    request: Request, client_id: str, conversation_id: str, user: ActingUser,
     text: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:  # fmt: skip
     def run(s: Any) -> tuple[str, dict[str, Any] | None]:
@@ -269,10 +261,9 @@ def note(
     return _action(request, client_id, conversation_id, user, "noted", run)
 
 
-@router.post("/c/{client_id}/inbox/{conversation_id}/status", response_class=HTMLResponse,
-             dependencies=[Depends(check_csrf)])  # fmt: skip
+@action_route("/c/{client_id}/inbox/{conversation_id}/status")
 def status(
-    request: Request, client_id: str, conversation_id: str, user: Annotated[User, Depends(acting_user)],
+    request: Request, client_id: str, conversation_id: str, user: ActingUser,
     status: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:  # fmt: skip
     def run(s: Any) -> tuple[str, dict[str, Any] | None]:
@@ -282,10 +273,9 @@ def status(
     return _action(request, client_id, conversation_id, user, status if status in ("open", "closed") else "", run)
 
 
-@router.post("/c/{client_id}/inbox/{conversation_id}/assign", response_class=HTMLResponse,
-             dependencies=[Depends(check_csrf)])  # fmt: skip
+@action_route("/c/{client_id}/inbox/{conversation_id}/assign")
 def assign(
-    request: Request, client_id: str, conversation_id: str, user: Annotated[User, Depends(acting_user)],
+    request: Request, client_id: str, conversation_id: str, user: ActingUser,
     user_id: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:  # fmt: skip
     team = _users(request, client_id)
@@ -297,11 +287,8 @@ def assign(
     return _action(request, client_id, conversation_id, user, "assigned", run)
 
 
-@router.post("/c/{client_id}/inbox/{conversation_id}/unread", response_class=HTMLResponse,
-             dependencies=[Depends(check_csrf)])  # fmt: skip
-def unread(
-    request: Request, client_id: str, conversation_id: str, user: Annotated[User, Depends(acting_user)]
-) -> Response:
+@action_route("/c/{client_id}/inbox/{conversation_id}/unread")
+def unread(request: Request, client_id: str, conversation_id: str, user: ActingUser) -> Response:
     def run(s: Any) -> tuple[str, dict[str, Any] | None]:
         inbox.mark_unread(s, client_id, conversation_id, user.user_id)
         return portal_audit.INBOX_UNREAD, None
@@ -310,24 +297,43 @@ def unread(
     return response if response is not None else redirect(f"{PREFIX}/c/{client_id}/inbox?filter=unread")
 
 
+def _commit(request: Request, client_id: str, user: User, run: Any, refused: Any, check: Any = None) -> Any:
+    """``run`` makes a change in one warehouse transaction (``check`` first) and returns its audit
+    action, subject and detail, written to the portal store once the change committed; an
+    InboxError is ``refused``'s page and changes nothing. None when the change is made."""
+    try:
+        _snapshot_ready(request)
+        if check is not None:
+            check()
+        with db(web_context(request)) as s:
+            action, subject, detail = run(s)
+    except inbox.InboxError as exc:
+        return refused(exc)
+    _audit(request, user, action, client_id, subject, detail)
+    return None
+
+
 def _action(request: Request, client_id: str, conversation_id: str, user: User, notice: str, run: Any,
             back: bool = True) -> Any:  # fmt: skip
     """An action on a conversation of the client (404 when it has none of that id): ``run`` makes
-    the change in one warehouse transaction and names its audit action, written to the portal
-    store once the change committed; a refusal is shown on the page and changes nothing."""
-    context = web_context(request)
+    the change in one warehouse transaction and names its audit action and detail; a refusal is
+    shown on the page and changes nothing."""
+    settings = web_context(request).settings
+
+    def refused(reason: Any) -> Response:
+        return _conversation_page(request, client_id, conversation_id, user, status=400,
+                                  error=f"Nothing was changed: {reason}.")  # fmt: skip
+
+    def change(s: Session) -> tuple[str, str, dict[str, Any] | None]:
+        action, detail = run(s)
+        return action, conversation_id, detail
+
     if not notice:
-        return _conversation_page(request, client_id, conversation_id, user, status=400,
-                                  error="Nothing was changed: choose open or closed.")  # fmt: skip
-    try:
-        _snapshot_ready(request)
-        _guard(lambda: inbox.check_conversation(context.settings, client_id, conversation_id))
-        with db(context) as s:
-            action, detail = run(s)
-    except inbox.InboxError as exc:
-        return _conversation_page(request, client_id, conversation_id, user, status=400,
-                                  error=f"Nothing was changed: {exc}.")  # fmt: skip
-    _audit(request, user, action, client_id, conversation_id, detail)
+        return refused("choose open or closed")
+    refusal = _commit(request, client_id, user, change, refused,
+                      check=lambda: _guard(lambda: inbox.check_conversation(settings, client_id, conversation_id)))  # fmt: skip
+    if refusal is not None:
+        return refusal
     return _back(client_id, conversation_id, notice) if back else None
 
 
@@ -352,20 +358,16 @@ def _settings_page(request: Request, client_id: str, user: User, *, audit: bool 
 
 def _settings_action(request: Request, client_id: str, user: User, notice: str, run: Any,
                      form: dict[str, str] | None = None) -> Response:  # fmt: skip
-    try:
-        _snapshot_ready(request)
-        with db(web_context(request)) as s:
-            action, subject, detail = run(s)
-    except inbox.InboxError as exc:
+    def refused(exc: inbox.InboxError) -> Response:
         return _settings_page(request, client_id, user, status=400, error=f"Nothing was saved: {exc}.", form=form)
-    _audit(request, user, action, client_id, subject, detail)
-    return _settings_page(request, client_id, user, notice=NOTICES[notice])
+
+    refusal = _commit(request, client_id, user, run, refused)
+    return refusal if refusal is not None else _settings_page(request, client_id, user, notice=NOTICES[notice])
 
 
-@router.post("/c/{client_id}/inbox/settings/quick-replies", response_class=HTMLResponse,
-             dependencies=[Depends(check_csrf)])  # fmt: skip
+@action_route("/c/{client_id}/inbox/settings/quick-replies")
 def add_quick_reply(
-    request: Request, client_id: str, user: Annotated[User, Depends(admin_user)],
+    request: Request, client_id: str, user: AdminUser,
     title: Annotated[str, Form(max_length=400)] = "", body: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:  # fmt: skip
     client = web_context(request).deployment.clients[client_id]
@@ -377,11 +379,8 @@ def add_quick_reply(
     return _settings_action(request, client_id, user, "quick-saved", run, {"title": title, "body": body})
 
 
-@router.post("/c/{client_id}/inbox/settings/quick-replies/{reply_id}/delete", response_class=HTMLResponse,
-             dependencies=[Depends(check_csrf)])  # fmt: skip
-def delete_quick_reply(
-    request: Request, client_id: str, reply_id: str, user: Annotated[User, Depends(admin_user)]
-) -> Response:
+@action_route("/c/{client_id}/inbox/settings/quick-replies/{reply_id}/delete")
+def delete_quick_reply(request: Request, client_id: str, reply_id: str, user: AdminUser) -> Response:
     def run(s: Any) -> tuple[str, str, dict[str, Any]]:
         title = inbox.delete_quick_reply(s, client_id, reply_id)
         if title is None:
@@ -391,10 +390,9 @@ def delete_quick_reply(
     return _settings_action(request, client_id, user, "quick-deleted", run)
 
 
-@router.post("/c/{client_id}/inbox/settings/auto-reply", response_class=HTMLResponse,
-             dependencies=[Depends(check_csrf)])  # fmt: skip
+@action_route("/c/{client_id}/inbox/settings/auto-reply")
 def auto_reply(
-    request: Request, client_id: str, user: Annotated[User, Depends(admin_user)],
+    request: Request, client_id: str, user: AdminUser,
     enabled: Annotated[str, Form(max_length=10)] = "", text: Annotated[str, Form(max_length=4000)] = "",
     reset: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:  # fmt: skip

@@ -12,26 +12,25 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyotp
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from herald.cli import app as cli
 from herald.portal import accounts
 from herald.portal import audit as portal_audit
-from herald.portal.reads import publish_snapshot
 from herald.portal.store import PortalStore, drain_spool, forget_spooled, move_spool, spooled
 from herald.settings import Settings
 from herald.warehouse.connection import Warehouse, WarehouseError
 from herald.web.app import create_app
 from herald.web.portal import PREFIX
 from tests.conftest import CONFIG_DIR, ENGINES
+from tests.integration.portal_support import cheap_argon2, made_warehouse, portal_env  # noqa: F401
 from tests.integration.test_portal_data import fill
 from tests.integration.test_portal_web import PASSWORD, csrf
 
@@ -39,24 +38,10 @@ A = "bright_smiles_dental"
 CONTACT = f"c-{A}"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cheap_argon2() -> Iterator[None]:
-    product = accounts._hasher
-    accounts._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # real argon2, cheap
-    yield
-    accounts._hasher = product
-
-
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    home = tmp_path_factory.mktemp("portal-store")
-    env = {"HERALD_HOME": str(home), "HERALD_CONFIG_DIR": str(CONFIG_DIR), "HERALD_SECRET_KEY": "store-secret",
-           "HERALD_PUBLIC_URL": "http://127.0.0.1:8000", "HERALD_SANDBOX_RECEIPTS": "off"}  # fmt: skip
-    settings = Settings.from_env(env)
-    warehouse = Warehouse(settings.warehouse)
-    warehouse.ensure_schema()
-    fill(warehouse)
-    publish_snapshot(settings.warehouse)
+    env = portal_env(tmp_path_factory.mktemp("portal-store"), "store-secret")
+    settings, warehouse = made_warehouse(env, fill)
     store = PortalStore(settings.warehouse)
     secret = pyotp.random_base32()
     with store.session() as s:
