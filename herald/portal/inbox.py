@@ -23,7 +23,8 @@ Where each part lives, and how it is read:
 A reply goes through :func:`herald.conversations.reply.queue_reply`, the very path of
 ``herald reply``: the outbox, the consent and opt-out rules, the PHI guard, the recipient's send
 window, the double-submit key and the ``send`` audit row. The mart shows it after dbt's next
-build; until then the thread shows it from ``inbox_entries`` with its live outbox status.
+build; until then the thread shows it from ``inbox_entries`` with its outbox status (as of
+the snapshot on DuckDB, live on PostgreSQL).
 
 Every function takes an explicit ``client_id`` and every query filters on it: another
 client's conversation id reads as :class:`ConversationNotFound`.
@@ -497,7 +498,7 @@ def read_thread(
     reader: PortalReader | None = None,
 ) -> Thread:
     """One conversation of the client: its messages, the replies sent from the Inbox that the
-    mart does not show yet (with their live outbox status), internal notes, and the contact's
+    mart does not show yet (with their outbox status), internal notes, and the contact's
     context. :class:`ConversationNotFound` for an id the client does not have. All of it through
     the portal's reader (the snapshot on DuckDB, republished after each Inbox write)."""
     reader = reader or reader_for(settings.warehouse)
