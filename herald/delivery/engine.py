@@ -60,6 +60,7 @@ from herald.config.models import Pricing
 from herald.delivery.circuit import CircuitBreakers
 from herald.delivery.consent_check import consent_lapsed
 from herald.delivery.outbox import ATTEMPTS, OUTBOX, SUPPRESSIONS
+from herald.delivery.preference_check import preference_blocks
 from herald.delivery.ratelimit import KEY_PREFIX, MEMORY_STORAGE, SendRateLimiter, rate_limit_storage
 from herald.delivery.retry import (
     PERMANENT,
@@ -507,6 +508,8 @@ def _claim(
     covered = _suppressions(s, rows)
     # ... and consent: a marketing text whose consent was revoked or expired since the plan
     covered.update({k: v for k, v in consent_lapsed(s, rows, now).items() if k not in covered})
+    # ... and the contact's preferences: a topic or channel turned off, or a pause, since the plan
+    covered.update({k: v for k, v in preference_blocks(s, rows, now).items() if k not in covered})
     to_send = [r for r in rows if r.message_key not in covered]
     suppressed = [r for r in rows if r.message_key in covered]
     by_reason: dict[str, list[str]] = {}
@@ -516,7 +519,11 @@ def _claim(
         s.execute(
             f"update {OUTBOX} set status = 'suppressed', status_reason = ?, updated_at = ? "
             f"where message_key = any(?::varchar[])",
-            [reason if reason.startswith("no consent") else f"recipient suppressed ({reason})", now, keys],
+            [
+                reason if reason.startswith(("no consent", "preference:")) else f"recipient suppressed ({reason})",
+                now,
+                keys,
+            ],
         )
     attempt_rows = [
         _attempt_row(r, r.attempts + 1, token, None, "suppressed", now, now, reason=covered[r.message_key])

@@ -15,12 +15,14 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from herald.clock import realnow
 from herald.compliance.audit import AUDIT_LOG, audit
 from herald.contacts.phones import mask_email
 from herald.warehouse.connection import Session
+
+DEFAULT_LIMIT = 200  # audit rows a query answers unless told
 
 LOGIN = "portal_login"
 LOGIN_FAILED = "portal_login_failed"
@@ -101,7 +103,7 @@ def _fetch(
     user: str | None = None,
     since: datetime | None = None,
     action: str | None = None,
-    limit: int = 200,
+    limit: int = DEFAULT_LIMIT,
 ) -> list[tuple[str, AuditRow]]:
     where, params = ["1 = 1"], []
     if client_id:
@@ -131,37 +133,29 @@ def _fetch(
     return found
 
 
-def query(
-    session: Session,
-    *,
-    client_id: str | None = None,
-    user: str | None = None,
-    since: datetime | None = None,
-    action: str | None = None,
-    limit: int = 200,
-) -> list[AuditRow]:
+class AuditFilters(TypedDict, total=False):
+    """What :func:`query` and :func:`query_merged` select by (each optional; ``limit`` 200)."""
+
+    client_id: str | None
+    user: str | None
+    since: datetime | None
+    action: str | None
+    limit: int
+
+
+def query(session: Session, **filters: Unpack[AuditFilters]) -> list[AuditRow]:
     """Audit rows, newest first. ``user`` matches the actor exactly or as ``portal:<user>``."""
-    return [row for _, row in _fetch(session, client_id=client_id, user=user, since=since, action=action,
-                                     limit=limit)]  # fmt: skip
+    return [row for _, row in _fetch(session, **filters)]
 
 
-def query_merged(
-    sessions: Sequence[Session],
-    *,
-    client_id: str | None = None,
-    user: str | None = None,
-    since: datetime | None = None,
-    action: str | None = None,
-    limit: int = 200,
-) -> list[AuditRow]:
+def query_merged(sessions: Sequence[Session], **filters: Unpack[AuditFilters]) -> list[AuditRow]:
     """:func:`query` over several stores at once (the warehouse's log and the portal store's spool
     on the embedded DuckDB), newest first, each ``audit_id`` once (a row being moved from the
     spool can be in both for a moment; the first session's copy wins)."""
     seen: dict[str, AuditRow] = {}
     for session in sessions:
-        for audit_id, row in _fetch(session, client_id=client_id, user=user, since=since, action=action,
-                                    limit=limit):  # fmt: skip
+        for audit_id, row in _fetch(session, **filters):
             seen.setdefault(audit_id, row)
     ordered = sorted(seen.items(), key=lambda item: item[0])
     ordered.sort(key=lambda item: item[1].occurred_at, reverse=True)
-    return [row for _, row in ordered[:limit]]
+    return [row for _, row in ordered[: filters.get("limit", DEFAULT_LIMIT)]]

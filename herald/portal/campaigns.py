@@ -189,6 +189,11 @@ def campaign_list(
         return found, s.as_of
 
 
+def _of_campaign(s: Any, table: str, columns: str, order: str, key: list[str]) -> list[dict[str, Any]]:
+    """The rows of one campaign (``key``: client, campaign) in a mart, as dicts."""
+    return s.query(f"select {columns} from {table} where client_id = ? and campaign = ? order by {order}", key).dicts()
+
+
 def campaign_detail(
     settings: Settings, deployment: Deployment, client_id: str, name: str, *, now: datetime | None = None,
     reader: PortalReader | None = None,
@@ -207,17 +212,13 @@ def campaign_detail(
             order = {step: i for i, step in enumerate(_step_order(deployment, client_id, name))}
             detail.funnel.sort(key=lambda r: (order.get(r["step"], len(order)), r["step"]))
         if s.has_table(VARIANTS):
-            detail.variants = s.query(
-                f"select step, variant, enrollments, sent, delivered, clicked from {VARIANTS} "
-                "where client_id = ? and campaign = ? order by step, variant",
-                key,
-            ).dicts()
+            detail.variants = _of_campaign(s, VARIANTS, "step, variant, enrollments, sent, delivered, clicked",
+                                           "step, variant", key)  # fmt: skip
         if s.has_table(AB_RESULTS):
-            detail.ab_results = s.query(
-                f"select step, variant, is_control, sent, metric, rate, ci_low, ci_high, p_value, verdict, winner "
-                f"from {AB_RESULTS} where client_id = ? and campaign = ? order by step, is_control desc, variant",
-                key,
-            ).dicts()
+            detail.ab_results = _of_campaign(
+                s, AB_RESULTS, "step, variant, is_control, sent, metric, rate, ci_low, ci_high, p_value, verdict, winner",
+                "step, is_control desc, variant", key,
+            )  # fmt: skip
     return detail
 
 

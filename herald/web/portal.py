@@ -29,11 +29,11 @@ import hmac
 import logging
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
@@ -52,6 +52,7 @@ from herald.web.context import WebContext, web_context
 from herald.web.throttle import FORGOT, LOGIN, Throttle
 
 log = logging.getLogger("herald.web.portal")
+T = TypeVar("T")
 PREFIX = "/app"
 STATIC_DIR = Path(__file__).parent / "static"
 TEMPLATES_DIR = Path(__file__).parent / "templates" / "portal"
@@ -277,6 +278,30 @@ def admin_user(user: Annotated[User, Depends(acting_user)]) -> User:
     if user.role not in (accounts.OPERATOR, accounts.CLIENT_ADMIN):
         raise PortalPage(403, "Administrators only", "Only the client's administrators manage its users.")
     return user
+
+
+ClientUser = Annotated[User, Depends(client_user)]  # a route's user, in the client's scope
+ActingUser = Annotated[User, Depends(acting_user)]  # ... who may change something
+AdminUser = Annotated[User, Depends(admin_user)]  # ... who administers the client
+
+
+def action_route(path: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A portal form's POST route: an HTML answer, the CSRF check before anything else."""
+    return router.post(path, response_class=HTMLResponse, dependencies=[Depends(check_csrf)])
+
+
+def guarded(
+    fn: Callable[[], T], *, missing: type[Exception], busy: type[Exception], logger: logging.Logger, what: str
+) -> T:
+    """``fn()``, with ``missing`` (no such thing of the client) a 404 page and ``busy`` (a warehouse
+    that cannot be used now) a 503 page, logged as ``what``: never a 500."""
+    try:
+        return fn()
+    except missing as exc:
+        raise not_found() from exc
+    except busy as exc:
+        logger.warning("%s: %s", what, str(exc)[:300])
+        raise unavailable() from exc
 
 
 def home_of(user: User) -> str:

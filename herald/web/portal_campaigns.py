@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Form, Request
+from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from herald.contacts.phones import mask_phone
@@ -27,11 +27,12 @@ from herald.portal.reads import PortalReadError, reader_for
 from herald.warehouse.connection import WarehouseError
 from herald.web.context import web_context
 from herald.web.portal import (
+    ActingUser,
+    ClientUser,
     PortalPage,
-    acting_user,
+    action_route,
     audit_view,
-    check_csrf,
-    client_user,
+    guarded,
     not_found,
     render,
     router,
@@ -56,18 +57,17 @@ def _known(request: Request, client_id: str, campaign: str) -> None:
 
 def _write(request: Request, fn: Callable[..., T], *args: Any) -> T:
     """A write of the domain layer under the portal's DuckDB lock; a busy warehouse → 503."""
-    try:
+
+    def write() -> T:
         with _lock(request):
             return fn(web_context(request).settings, *args)
-    except portal_campaigns.CampaignNotFound as exc:
-        raise not_found() from exc
-    except WarehouseError as exc:
-        log.warning("a campaign action could not be written: %s", str(exc)[:300])
-        raise unavailable() from exc
+
+    return guarded(write, missing=portal_campaigns.CampaignNotFound, busy=WarehouseError, logger=log,
+                   what="a campaign action could not be written")  # fmt: skip
 
 
 @router.get("/c/{client_id}/campaigns", response_class=HTMLResponse)
-def campaigns_page(request: Request, client_id: str, user: Annotated[User, Depends(client_user)]) -> Response:
+def campaigns_page(request: Request, client_id: str, user: ClientUser) -> Response:
     audit_view(request, user, client_id, request.url.path)
     listed, as_of = _read(request, portal_campaigns.campaign_list, _deployment(request), client_id)
     return render(request, "campaigns.html", {"client_id": client_id, "campaigns": listed, "as_of": as_of})
@@ -91,18 +91,14 @@ def _campaign_page(
 
 
 @router.get("/c/{client_id}/campaigns/{campaign}", response_class=HTMLResponse)
-def campaign_page(
-    request: Request, client_id: str, campaign: str, user: Annotated[User, Depends(client_user)]
-) -> Response:
+def campaign_page(request: Request, client_id: str, campaign: str, user: ClientUser) -> Response:
     _known(request, client_id, campaign)
     audit_view(request, user, client_id, request.url.path)
     return _campaign_page(request, client_id, campaign, user)
 
 
 @router.get("/c/{client_id}/campaigns/{campaign}/review", response_class=HTMLResponse)
-def review_page(
-    request: Request, client_id: str, campaign: str, user: Annotated[User, Depends(client_user)]
-) -> Response:
+def review_page(request: Request, client_id: str, campaign: str, user: ClientUser) -> Response:
     """The next occurrence's messages, per contact: slow (a scratch copy and the plan's dbt
     models, as ``herald campaign preview``), so it is a page of its own, reached by a link."""
     _known(request, client_id, campaign)
@@ -142,41 +138,36 @@ def _action(request: Request, client_id: str, campaign: str, user: User, run: Ca
     return _campaign_page(request, client_id, campaign, user, notice=notice)
 
 
-@router.post("/c/{client_id}/campaigns/{campaign}/pause", response_class=HTMLResponse,
-             dependencies=[Depends(check_csrf)])  # fmt: skip
-def pause(request: Request, client_id: str, campaign: str, user: Annotated[User, Depends(acting_user)]) -> Response:
+def _switch(request: Request, client_id: str, campaign: str, user: User, fn: Callable[..., Any], unchanged: str,
+            changed: Callable[[Any], str]) -> Response:  # fmt: skip
+    """A pause or resume (``fn``): its notice is ``unchanged`` when the campaign already was so."""
+
     def run() -> str:
-        done = _write(request, portal_campaigns.pause_campaign, _deployment(request), client_id, campaign, user)
-        if not done.changed:
-            return f"{campaign} was already paused."
-        return (f"Paused {campaign}: nothing more is planned, and its {done.queued} queued message(s) are cancelled "
-                "if they fall due before you resume it.")  # fmt: skip
+        done = _write(request, fn, _deployment(request), client_id, campaign, user)
+        return changed(done) if done.changed else unchanged
 
     return _action(request, client_id, campaign, user, run)
 
 
-@router.post("/c/{client_id}/campaigns/{campaign}/resume", response_class=HTMLResponse,
-             dependencies=[Depends(check_csrf)])  # fmt: skip
-def resume(request: Request, client_id: str, campaign: str, user: Annotated[User, Depends(acting_user)]) -> Response:
-    def run() -> str:
-        done = _write(request, portal_campaigns.resume_campaign, _deployment(request), client_id, campaign, user)
-        if not done.changed:
-            return f"{campaign} was not paused in the portal."
-        return f"Resumed {campaign}: the next send pass plans its messages again."
-
-    return _action(request, client_id, campaign, user, run)
+@action_route("/c/{client_id}/campaigns/{campaign}/pause")
+def pause(request: Request, client_id: str, campaign: str, user: ActingUser) -> Response:
+    return _switch(request, client_id, campaign, user, portal_campaigns.pause_campaign, f"{campaign} was already paused.",
+                   lambda done: f"Paused {campaign}: nothing more is planned, and its {done.queued} queued message(s) "
+                                "are cancelled if they fall due before you resume it.")  # fmt: skip
 
 
-@router.post("/c/{client_id}/campaigns/{campaign}/phone", response_class=HTMLResponse,
-             dependencies=[Depends(check_csrf)])  # fmt: skip
+@action_route("/c/{client_id}/campaigns/{campaign}/resume")
+def resume(request: Request, client_id: str, campaign: str, user: ActingUser) -> Response:
+    return _switch(request, client_id, campaign, user, portal_campaigns.resume_campaign,
+                   f"{campaign} was not paused in the portal.",
+                   lambda done: f"Resumed {campaign}: the next send pass plans its messages again.")  # fmt: skip
+
+
+@action_route("/c/{client_id}/campaigns/{campaign}/phone")
 def save_phone(
-    request: Request,
-    client_id: str,
-    campaign: str,
-    user: Annotated[User, Depends(acting_user)],
-    phone: Annotated[str, Form(max_length=40)] = "",
-    confirm: Annotated[str, Form(max_length=40)] = "",
-) -> Response:
+    request: Request, client_id: str, campaign: str, user: ActingUser,
+    phone: Annotated[str, Form(max_length=40)] = "", confirm: Annotated[str, Form(max_length=40)] = "",
+) -> Response:  # fmt: skip
     def run() -> str:
         masked = _write(request, portal_campaigns.set_own_phone, _deployment(request), client_id, user, phone, confirm)
         return f"Saved your phone {masked} for test texts."
@@ -184,14 +175,9 @@ def save_phone(
     return _action(request, client_id, campaign, user, run)
 
 
-@router.post("/c/{client_id}/campaigns/{campaign}/test", response_class=HTMLResponse,
-             dependencies=[Depends(check_csrf)])  # fmt: skip
+@action_route("/c/{client_id}/campaigns/{campaign}/test")
 def send_test(
-    request: Request,
-    client_id: str,
-    campaign: str,
-    user: Annotated[User, Depends(acting_user)],
-    channel: Annotated[str, Form(max_length=10)] = "",
+    request: Request, client_id: str, campaign: str, user: ActingUser, channel: Annotated[str, Form(max_length=10)] = ""
 ) -> Response:
     context = web_context(request)
 

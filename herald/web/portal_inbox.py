@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import Depends, Form, Request
+from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from herald.clock import utcnow
@@ -38,11 +38,12 @@ from herald.web.context import WebContext, web_context
 from herald.web.portal import (
     PREFIX,
     WRITE_WAIT_SECONDS,
+    ActingUser,
+    AdminUser,
+    ClientUser,
     _duckdb_lock,
-    acting_user,
-    admin_user,
-    check_csrf,
-    client_user,
+    action_route,
+    guarded,
     not_found,
     redirect,
     render,
@@ -167,22 +168,15 @@ def _users(request: Request, client_id: str) -> list[User]:
 
 def _guard(fn: Any) -> Any:
     """A domain call: no such conversation → 404, an unreadable warehouse → 503."""
-    try:
-        return fn()
-    except inbox.ConversationNotFound as exc:
-        raise not_found() from exc
-    except PortalReadError as exc:
-        log.warning("the Inbox could not read the warehouse: %s", str(exc)[:300])
-        raise unavailable() from exc
+    return guarded(fn, missing=inbox.ConversationNotFound, busy=PortalReadError, logger=log,
+                   what="the Inbox could not read the warehouse")  # fmt: skip
 
 
 # --- the list ----------------------------------------------------------------------------------
 
 
 @router.get("/c/{client_id}/inbox", response_class=HTMLResponse)
-def inbox_page(
-    request: Request, client_id: str, user: Annotated[User, Depends(client_user)], filter: str = "all"
-) -> Response:
+def inbox_page(request: Request, client_id: str, user: ClientUser, filter: str = "all") -> Response:
     chosen = filter if filter in inbox.FILTERS else "all"
     settings = web_context(request).settings
     _audit(request, user, portal_audit.VIEW, client_id, request.url.path, {"filter": chosen})
@@ -239,13 +233,13 @@ def _names(settings: Any, client_id: str, contact_id: str | None) -> tuple[str |
 
 
 @router.get("/c/{client_id}/inbox/settings", response_class=HTMLResponse)
-def inbox_settings_page(request: Request, client_id: str, user: Annotated[User, Depends(client_user)]) -> Response:
+def inbox_settings_page(request: Request, client_id: str, user: ClientUser) -> Response:
     return _settings_page(request, client_id, user, audit=True)
 
 
 @router.get("/c/{client_id}/inbox/{conversation_id}", response_class=HTMLResponse)
 def conversation_page(
-    request: Request, client_id: str, conversation_id: str, user: Annotated[User, Depends(client_user)],
+    request: Request, client_id: str, conversation_id: str, user: ClientUser,
     notice: str = "", quick: str = "",
 ) -> Response:  # fmt: skip
     return _conversation_page(request, client_id, conversation_id, user, notice=_notice(notice),
@@ -259,10 +253,9 @@ def _back(client_id: str, conversation_id: str, notice: str, shown: bool = True)
     return redirect(f"{PREFIX}/c/{client_id}/inbox/{quote(conversation_id, safe='')}?notice={notice}")
 
 
-@router.post("/c/{client_id}/inbox/{conversation_id}/reply", response_class=HTMLResponse,
-             dependencies=[Depends(check_csrf)])  # fmt: skip
+@action_route("/c/{client_id}/inbox/{conversation_id}/reply")
 def reply(
-    request: Request, client_id: str, conversation_id: str, user: Annotated[User, Depends(acting_user)],
+    request: Request, client_id: str, conversation_id: str, user: ActingUser,
     text: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:  # fmt: skip
     context = web_context(request)
@@ -282,10 +275,9 @@ def reply(
     return _back(client_id, conversation_id, "replied" if is_new else "again", shown)
 
 
-@router.post("/c/{client_id}/inbox/{conversation_id}/note", response_class=HTMLResponse,
-             dependencies=[Depends(check_csrf)])  # fmt: skip
+@action_route("/c/{client_id}/inbox/{conversation_id}/note")
 def note(
-    request: Request, client_id: str, conversation_id: str, user: Annotated[User, Depends(acting_user)],
+    request: Request, client_id: str, conversation_id: str, user: ActingUser,
     text: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:  # fmt: skip
     def run(s: Any) -> tuple[str, dict[str, Any] | None]:
@@ -295,10 +287,9 @@ def note(
     return _action(request, client_id, conversation_id, user, "noted", run)
 
 
-@router.post("/c/{client_id}/inbox/{conversation_id}/status", response_class=HTMLResponse,
-             dependencies=[Depends(check_csrf)])  # fmt: skip
+@action_route("/c/{client_id}/inbox/{conversation_id}/status")
 def status(
-    request: Request, client_id: str, conversation_id: str, user: Annotated[User, Depends(acting_user)],
+    request: Request, client_id: str, conversation_id: str, user: ActingUser,
     status: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:  # fmt: skip
     def run(s: Any) -> tuple[str, dict[str, Any] | None]:
@@ -308,10 +299,9 @@ def status(
     return _action(request, client_id, conversation_id, user, status if status in ("open", "closed") else "", run)
 
 
-@router.post("/c/{client_id}/inbox/{conversation_id}/assign", response_class=HTMLResponse,
-             dependencies=[Depends(check_csrf)])  # fmt: skip
+@action_route("/c/{client_id}/inbox/{conversation_id}/assign")
 def assign(
-    request: Request, client_id: str, conversation_id: str, user: Annotated[User, Depends(acting_user)],
+    request: Request, client_id: str, conversation_id: str, user: ActingUser,
     user_id: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:  # fmt: skip
     team = _users(request, client_id)
@@ -323,11 +313,8 @@ def assign(
     return _action(request, client_id, conversation_id, user, "assigned", run)
 
 
-@router.post("/c/{client_id}/inbox/{conversation_id}/unread", response_class=HTMLResponse,
-             dependencies=[Depends(check_csrf)])  # fmt: skip
-def unread(
-    request: Request, client_id: str, conversation_id: str, user: Annotated[User, Depends(acting_user)]
-) -> Response:
+@action_route("/c/{client_id}/inbox/{conversation_id}/unread")
+def unread(request: Request, client_id: str, conversation_id: str, user: ActingUser) -> Response:
     # the read mark is portal state: the portal store (with its audit row), not the warehouse
     _snapshot_ready(request)
     _guard(lambda: inbox.check_conversation(web_context(request).settings, client_id, conversation_id))
@@ -337,25 +324,49 @@ def unread(
     return redirect(f"{PREFIX}/c/{client_id}/inbox?filter=unread")
 
 
+def _commit(request: Request, client_id: str, user: User, run: Any, refused: Any,
+            check: Any = None) -> tuple[Any, bool]:  # fmt: skip
+    """``run`` makes a change in one warehouse transaction (``check`` first) and returns its audit
+    action, subject and detail, written to the portal store once the change committed; the
+    snapshot is then republished. An InboxError is ``refused``'s page and changes nothing.
+    Returns (the refusal's page or None when the change is made, whether the change shows yet)."""
+    try:
+        _snapshot_ready(request)
+        if check is not None:
+            check()
+        with db(web_context(request)) as s:
+            action, subject, detail = run(s)
+    except inbox.InboxError as exc:
+        return refused(exc), True
+    shown = _republish(request)
+    _audit(request, user, action, client_id, subject, detail)
+    return None, shown
+
+
 def _action(request: Request, client_id: str, conversation_id: str, user: User, notice: str, run: Any,
             back: bool = True) -> Any:  # fmt: skip
     """An action on a conversation of the client (404 when it has none of that id): ``run`` makes
-    the change in one warehouse transaction and names its audit action, written to the portal
-    store once the change committed; a refusal is shown on the page and changes nothing."""
-    context = web_context(request)
+    the change in one warehouse transaction and names its audit action and detail; a refusal is
+    shown on the page and changes nothing."""
+    settings = web_context(request).settings
+
+    def refused(reason: Any) -> Response:
+        return _conversation_page(request, client_id, conversation_id, user, status=400,
+                                  error=f"Nothing was changed: {reason}.")  # fmt: skip
+
+    def change(s: Session) -> tuple[str, str, dict[str, Any] | None]:
+        action, detail = run(s)
+        return action, conversation_id, detail
+
     if not notice:
-        return _conversation_page(request, client_id, conversation_id, user, status=400,
-                                  error="Nothing was changed: choose open or closed.")  # fmt: skip
-    try:
-        _snapshot_ready(request)
-        _guard(lambda: inbox.check_conversation(context.settings, client_id, conversation_id))
-        with db(context) as s:
-            action, detail = run(s)
-    except inbox.InboxError as exc:
-        return _conversation_page(request, client_id, conversation_id, user, status=400,
-                                  error=f"Nothing was changed: {exc}.")  # fmt: skip
-    shown = _republish(request)
-    _audit(request, user, action, client_id, conversation_id, detail)
+        return refused("choose open or closed")
+
+    def check() -> Any:
+        return _guard(lambda: inbox.check_conversation(settings, client_id, conversation_id))
+
+    refusal, shown = _commit(request, client_id, user, change, refused, check=check)
+    if refusal is not None:
+        return refusal
     return _back(client_id, conversation_id, notice, shown) if back else None
 
 
@@ -381,21 +392,18 @@ def _settings_page(request: Request, client_id: str, user: User, *, audit: bool 
 
 def _settings_action(request: Request, client_id: str, user: User, notice: str, run: Any,
                      form: dict[str, str] | None = None) -> Response:  # fmt: skip
-    try:
-        _snapshot_ready(request)
-        with db(web_context(request)) as s:
-            action, subject, detail = run(s)
-    except inbox.InboxError as exc:
+    def refused(exc: inbox.InboxError) -> Response:
         return _settings_page(request, client_id, user, status=400, error=f"Nothing was saved: {exc}.", form=form)
-    shown = _republish(request)
-    _audit(request, user, action, client_id, subject, detail)
+
+    refusal, shown = _commit(request, client_id, user, run, refused)
+    if refusal is not None:
+        return refusal
     return _settings_page(request, client_id, user, notice=_notice(notice if shown else f"{notice}.later"))
 
 
-@router.post("/c/{client_id}/inbox/settings/quick-replies", response_class=HTMLResponse,
-             dependencies=[Depends(check_csrf)])  # fmt: skip
+@action_route("/c/{client_id}/inbox/settings/quick-replies")
 def add_quick_reply(
-    request: Request, client_id: str, user: Annotated[User, Depends(admin_user)],
+    request: Request, client_id: str, user: AdminUser,
     title: Annotated[str, Form(max_length=400)] = "", body: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:  # fmt: skip
     client = web_context(request).deployment.clients[client_id]
@@ -407,11 +415,8 @@ def add_quick_reply(
     return _settings_action(request, client_id, user, "quick-saved", run, {"title": title, "body": body})
 
 
-@router.post("/c/{client_id}/inbox/settings/quick-replies/{reply_id}/delete", response_class=HTMLResponse,
-             dependencies=[Depends(check_csrf)])  # fmt: skip
-def delete_quick_reply(
-    request: Request, client_id: str, reply_id: str, user: Annotated[User, Depends(admin_user)]
-) -> Response:
+@action_route("/c/{client_id}/inbox/settings/quick-replies/{reply_id}/delete")
+def delete_quick_reply(request: Request, client_id: str, reply_id: str, user: AdminUser) -> Response:
     def run(s: Any) -> tuple[str, str, dict[str, Any]]:
         title = inbox.delete_quick_reply(s, client_id, reply_id)
         if title is None:
@@ -421,10 +426,9 @@ def delete_quick_reply(
     return _settings_action(request, client_id, user, "quick-deleted", run)
 
 
-@router.post("/c/{client_id}/inbox/settings/auto-reply", response_class=HTMLResponse,
-             dependencies=[Depends(check_csrf)])  # fmt: skip
+@action_route("/c/{client_id}/inbox/settings/auto-reply")
 def auto_reply(
-    request: Request, client_id: str, user: Annotated[User, Depends(admin_user)],
+    request: Request, client_id: str, user: AdminUser,
     enabled: Annotated[str, Form(max_length=10)] = "", text: Annotated[str, Form(max_length=4000)] = "",
     reset: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:  # fmt: skip

@@ -16,7 +16,6 @@ from typing import Any
 
 import pyotp
 import pytest
-from argon2 import PasswordHasher
 
 from herald.portal import accounts
 from herald.portal.store import PortalStore
@@ -26,14 +25,14 @@ from herald.web.app import create_app
 from herald.web.server import running_server
 from tests.conftest import CONFIG_DIR
 from tests.dbt_harness import Built, MartBuild, build_marts, rows
+from tests.e2e.browser_support import launch, require_chromium, shoot, submit
 from tests.integration import test_client_dashboard as dashboard_case
+from tests.integration.portal_support import cheap_argon2  # noqa: F401  (real argon2 with small costs; the server runs in this process)
 
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(os.environ.get("HERALD_SHOTS_DIR", "/work/shots/portal-auth"))
 CLIENT = "bright_smiles_dental"
 EMAIL = "admin@brightsmiles.example"
 PASSWORD, NEW_PASSWORD = "first long password", "second long password"
-WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
 
 
 def as_client(table_rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -61,39 +60,8 @@ def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         yield result
 
 
-@pytest.fixture
-def cheap_argon2() -> Iterator[None]:
-    """Real argon2id with small costs (the product's take ~0.5 s a hash on this shared machine;
-    tests/integration/test_portal_accounts.py checks them). The server runs in this process."""
-    product = accounts._hasher
-    accounts._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    yield
-    accounts._hasher = product
-
-
-def shoot(page: Any, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    for label, (width, height) in WIDTHS.items():
-        page.set_viewport_size({"width": width, "height": height})
-        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
-        if label == "phone":  # nothing wider than the phone's screen
-            assert page.evaluate("document.documentElement.scrollWidth") <= width + 1, name
-    page.set_viewport_size({"width": 1280, "height": 900})
-
-
-def submit(page: Any, button: str) -> None:
-    with page.expect_navigation():
-        page.get_by_role("button", name=button).click()
-
-
-@pytest.mark.usefixtures("cheap_argon2")
 def test_sign_in_with_2fa_see_the_dashboard_and_reset_the_password(built: Built) -> None:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: run `make browsers` (Debian's chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (under CI the browser test must run)")
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
+    sync_playwright = require_chromium()
 
     home = built.tmp / "home"
     env = {"HERALD_HOME": str(home), "HERALD_CONFIG_DIR": str(CONFIG_DIR), "HERALD_SECRET_KEY": "browser-secret",
@@ -105,14 +73,12 @@ def test_sign_in_with_2fa_see_the_dashboard_and_reset_the_password(built: Built)
     [mart] = rows(built.warehouse, f"select * from analytics.client_dashboard where client_id = '{CLIENT}'")
 
     with running_server(create_app(settings, environ=env)) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                          "--disable-component-update", "--disable-sync", "--no-first-run"])  # fmt: skip
+        browser = launch(p)
         try:
             page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
             page.goto(f"{url}/app/c/{CLIENT}/")  # not signed in: the sign-in page, then back here
             assert page.get_by_role("heading", level=1).inner_text() == "Sign in to Herald"
-            shoot(page, "login")
+            shoot(page, SHOTS, "login")
             page.get_by_label("Email").fill(EMAIL)
             page.get_by_label("Password").fill(PASSWORD)
             submit(page, "Continue")
@@ -120,7 +86,7 @@ def test_sign_in_with_2fa_see_the_dashboard_and_reset_the_password(built: Built)
             # first sign-in: set up the authenticator
             assert page.get_by_role("heading", level=1).inner_text() == "Set up two-factor sign-in"
             assert page.locator(".qr svg").count() == 1
-            shoot(page, "2fa-setup")
+            shoot(page, SHOTS, "2fa-setup")
             secret = page.locator("code.secret").inner_text()
             page.get_by_label("6-digit code").fill(pyotp.TOTP(secret).now())
             submit(page, "Turn on two-factor sign-in")
@@ -141,7 +107,7 @@ def test_sign_in_with_2fa_see_the_dashboard_and_reset_the_password(built: Built)
             }  # fmt: skip
             assert page.locator("#as-of").inner_text() == f"Figures as of {mart['as_of_at']:%Y-%m-%d %H:%M} UTC"
             assert page.locator("#low-credit").is_visible() == bool(mart["credit_alerts_30d"])
-            shoot(page, "dashboard")
+            shoot(page, SHOTS, "dashboard")
 
             # sign out; sign in again with a recovery code (the TOTP code of this step is spent)
             submit(page, "Sign out")
@@ -149,7 +115,7 @@ def test_sign_in_with_2fa_see_the_dashboard_and_reset_the_password(built: Built)
             page.get_by_label("Password").fill(PASSWORD)
             submit(page, "Continue")
             assert page.get_by_role("heading", level=1).inner_text() == "Enter your code"
-            shoot(page, "2fa-code")
+            shoot(page, SHOTS, "2fa-code")
             page.get_by_text("Lost your phone? Use a recovery code").click()
             page.get_by_label("Recovery code").fill(codes[0])
             submit(page, "Sign in")

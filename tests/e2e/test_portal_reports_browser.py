@@ -21,7 +21,6 @@ from typing import Any
 
 import pyotp
 import pytest
-from argon2 import PasswordHasher
 
 from herald.config import load_deployment
 from herald.demo.packets import sized_packet
@@ -33,13 +32,13 @@ from herald.web.app import create_app
 from herald.web.server import running_server
 from tests.conftest import CONFIG_DIR, REPO_ROOT
 from tests.dbt_harness import dbt
+from tests.e2e.browser_support import launch, require_chromium, shoot, sign_in, submit
+from tests.integration.portal_support import cheap_argon2  # noqa: F401  (module-wide: the site's users and sign-ins)
 
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(os.environ.get("HERALD_SHOTS_DIR", "/work/shots/reports"))
 HERALD = str(Path(sys.executable).parent / "herald")
 CLIENT, NAME = "bright_smiles_dental", "Bright Smiles Dental"
 EMAIL, PASSWORD = "staff@brightsmiles.example", "a long staff password"
-WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
 MAX_TICKS = 5
 
 
@@ -59,15 +58,8 @@ def tick(env: dict[str, str]) -> None:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: run `make browsers` (Debian's chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (under CI the browser test must run)")
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
+    sync_playwright = require_chromium()
 
-    product = accounts._hasher
-    accounts._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # real argon2, cheap
     tmp = tmp_path_factory.mktemp("portal-reports-browser")
     env = {"HERALD_HOME": str(tmp / "home"), "HERALD_CONFIG_DIR": str(CONFIG_DIR), "HERALD_WAREHOUSE_URL": "",
            "HERALD_SECRET_KEY": "browser-reports-secret", "HERALD_SANDBOX_RECEIPTS": "off"}  # fmt: skip
@@ -82,37 +74,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     upload = tmp / "spring-appointments.csv"
     upload.write_bytes(packet.content)
     with running_server(create_app(settings, environ=env)) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                          "--disable-component-update", "--disable-sync", "--no-first-run"])  # fmt: skip
+        browser = launch(p)
         try:
             page = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True).new_page()
             page.goto(f"{url}/app/login")
-            page.get_by_label("Email").fill(EMAIL)
-            page.get_by_label("Password").fill(PASSWORD)
-            submit(page, "Continue")
-            page.get_by_label("6-digit code").fill(pyotp.TOTP(secret).now())
-            submit(page, "Sign in")
+            sign_in(page, EMAIL, PASSWORD, secret)
             assert page.get_by_role("heading", level=1).inner_text() == NAME
             yield {"page": page, "url": url, "env": env, "upload": upload, "tmp": tmp, "packet": packet}
         finally:
             browser.close()
-            accounts._hasher = product
-
-
-def submit(page: Any, button: str) -> None:
-    with page.expect_navigation():
-        page.get_by_role("button", name=button, exact=True).click()
-
-
-def shoot(page: Any, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    for label, (width, height) in WIDTHS.items():
-        page.set_viewport_size({"width": width, "height": height})
-        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
-        if label == "phone":  # nothing wider than the phone's screen
-            assert page.evaluate("document.documentElement.scrollWidth") <= width + 1, name
-    page.set_viewport_size({"width": 1280, "height": 900})
 
 
 def done_steps(page: Any, file_name: str) -> list[str]:
@@ -127,7 +97,7 @@ def test_upload_a_packet_and_watch_it_reach_cleaned(site: dict[str, Any]) -> Non
     page.goto(f"{url}/app/c/{CLIENT}/packets")
     page.get_by_label("Packet type").select_option("appointments")
     page.get_by_label("CSV file").set_input_files(str(site["upload"]))
-    submit(page, "Upload")
+    submit(page, "Upload", exact=True)
     assert page.get_by_role("heading", level=1).inner_text() == "File received"
     assert name in page.locator("#uploaded").inner_text()
     seen: list[list[str]] = []
@@ -147,12 +117,12 @@ def test_block_a_contact_of_the_packet(site: dict[str, Any]) -> None:
     first = site["packet"].content.decode().splitlines()[1].split(",")  # Patient ID, First Name, Last Name, …
     page.goto(f"{url}/app/c/{CLIENT}/contacts")
     page.get_by_label("Phone, email or name").fill(first[2])
-    submit(page, "Search")
+    submit(page, "Search", exact=True)
     with page.expect_navigation():
         page.locator("#results a", has_text=first[1]).first.click()
     page.locator("#block-channel").select_option("sms")
     page.locator("#block-reason").fill("asked the front desk: no texts")
-    submit(page, "Block")
+    submit(page, "Block", exact=True)
     notice = page.locator("#action-done").inner_text()
     assert re.fullmatch(r"Blocked \+1•+\d+: \d+ queued message\(s\) cancelled\.", notice), notice
     rows = page.locator("#suppressions tbody tr").all_inner_texts()
@@ -176,7 +146,7 @@ def test_download_the_report_as_pdf_and_xlsx_from_the_reports_page(site: dict[st
     assert page.locator("[data-figure=balance]").inner_text() == "250.00"
     row = page.locator("#transactions tbody tr").first.inner_text()
     assert "Purchase" in row and "+250.00" in row and "invoice 7" in row
-    shoot(page, "reports")
+    shoot(page, SHOTS, "reports")
 
     files = {}
     for fmt in ("pdf", "xlsx"):

@@ -6,13 +6,11 @@ cancels the queued email."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 import yaml
 
 from herald.campaigns.enqueue import MessageBuilder
@@ -25,8 +23,8 @@ from herald.warehouse.connection import Warehouse
 from herald.web.app import create_app
 from herald.web.server import running_server
 from tests.conftest import CONFIG_DIR
+from tests.e2e.browser_support import CHROMIUM, require_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
 SECRET = "browser-test-secret"
 CLIENT_WORDING = "Northfield College will send you no more emails. We wish you well!"
 
@@ -44,12 +42,7 @@ def email_row() -> dict:
 
 
 def test_unsubscribing_from_a_rendered_email_in_a_real_browser(herald_env, tmp_path: Path) -> None:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: run `make browsers` (Debian's chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (under CI the browser test must run)")
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
+    sync_playwright = require_chromium()
 
     config = tmp_path / "config"
     shutil.copytree(CONFIG_DIR, config)

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 
 from herald.campaigns.links import links_from_env
 from herald.campaigns.occurrences import Occurrence
@@ -29,7 +27,6 @@ from herald.campaigns.simulate import plan_pass
 from herald.config import load_deployment
 from herald.delivery.checks import sent_inside_send_windows
 from herald.delivery.engine import DeliveryOptions, deliver_due
-from herald.portal import accounts
 from herald.portal.audit import query
 from herald.portal.reads import publish_snapshot, reader_for
 from herald.providers.factory import providers_from_env
@@ -37,6 +34,7 @@ from herald.providers.sandbox import read_journal
 from herald.web.app import create_app
 from herald.web.portal import PREFIX
 from tests.conftest import CONFIG_DIR, ENGINES
+from tests.integration.portal_support import cheap_argon2, engine_url, portal_env  # noqa: F401
 from tests.integration.test_portal_web import add, client_routes, csrf, sign_in, store
 from tests.integration.test_simulate import COLLEGE, LEADS, START, build
 
@@ -47,21 +45,10 @@ SHOTS = Path(os.environ.get("HERALD_SHOTS_DIR", "/work/shots/campaigns"))
 PAGE = f"{PREFIX}/c/{COLLEGE}/campaigns/{CAMPAIGN}"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cheap_argon2() -> Iterator[None]:
-    product = accounts._hasher
-    accounts._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # real argon2, cheap
-    yield
-    accounts._hasher = product
-
-
 @pytest.fixture(scope="module", params=ENGINES)
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp(f"portal-campaigns-{request.param}")
-    url = request.getfixturevalue("pg_database_factory")() if request.param == "postgres" else ""
-    env = {"HERALD_HOME": str(tmp / "home"), "HERALD_CONFIG_DIR": str(CONFIG_DIR), "HERALD_WAREHOUSE_URL": url,
-           "HERALD_SECRET_KEY": "campaigns-secret", "HERALD_PUBLIC_URL": "http://127.0.0.1:8000",
-           "HERALD_SANDBOX_RECEIPTS": "off"}  # fmt: skip
+    env = portal_env(tmp / "home", "campaigns-secret", engine_url(request))
     warehouse, settings = build(env, tmp)
     publish_snapshot(settings.warehouse)
     portal = {"app": create_app(settings, environ=env), "warehouse": warehouse, "home": settings.home,

@@ -17,13 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 
 from herald.clock import utcnow
 from herald.config import load_deployment
 from herald.conversations.autoresponder import effective_auto_reply, queue_auto_reply
 from herald.delivery.engine import DeliveryOptions, deliver_due
-from herald.portal import accounts
 from herald.portal.audit import query
 from herald.portal.reads import publish_snapshot, reader_for
 from herald.providers.factory import providers_from_env
@@ -33,6 +31,7 @@ from herald.warehouse.connection import Warehouse
 from herald.web.app import create_app
 from herald.web.portal import PREFIX
 from tests.conftest import CONFIG_DIR, ENGINES
+from tests.integration.portal_support import cheap_argon2, engine_url, made_warehouse, portal_env  # noqa: F401
 from tests.integration.test_portal_web import add, client_routes, csrf, sign_in, store
 
 A, B = "bright_smiles_dental", "lakeside_realty"
@@ -119,26 +118,11 @@ def make_inbox(warehouse: Warehouse, now: datetime) -> None:
         )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cheap_argon2() -> Iterator[None]:
-    product = accounts._hasher
-    accounts._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # real argon2, cheap
-    yield
-    accounts._hasher = product
-
-
 @pytest.fixture(scope="module", params=ENGINES)
 def portal(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     home = tmp_path_factory.mktemp(f"inbox-{request.param}")
-    url = request.getfixturevalue("pg_database_factory")() if request.param == "postgres" else ""
-    env = {"HERALD_HOME": str(home), "HERALD_CONFIG_DIR": str(CONFIG_DIR), "HERALD_SECRET_KEY": "inbox-secret",
-           "HERALD_PUBLIC_URL": "http://127.0.0.1:8000", "HERALD_SANDBOX_RECEIPTS": "off",
-           "HERALD_WAREHOUSE_URL": url}  # fmt: skip
-    settings = Settings.from_env(env)
-    warehouse = Warehouse(settings.warehouse)
-    warehouse.ensure_schema()
-    make_inbox(warehouse, utcnow())
-    publish_snapshot(settings.warehouse)
+    env = portal_env(home, "inbox-secret", engine_url(request))
+    settings, warehouse = made_warehouse(env, lambda w: make_inbox(w, utcnow()))
     yield {"app": create_app(settings, environ=env), "warehouse": warehouse, "home": home, "env": env,
            "settings": settings, "engine": request.param}  # fmt: skip
     reader_for(settings.warehouse).close()

@@ -12,22 +12,19 @@ import hashlib
 import io
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
-from herald.portal import accounts
 from herald.portal.audit import query
 from herald.portal.reads import publish_snapshot, reader_for
 from herald.settings import Settings
 from herald.warehouse.connection import Warehouse
 from herald.web.app import create_app
 from herald.web.portal import PREFIX
-from tests.conftest import CONFIG_DIR
+from tests.integration.portal_support import cheap_argon2, made_warehouse, portal_env  # noqa: F401
 from tests.integration.test_portal_data import HOSTILE, PHONE, fill
 from tests.integration.test_portal_web import add, client_routes, csrf, sign_in, store
 
@@ -38,28 +35,14 @@ SHOTS = Path(os.environ.get("HERALD_SHOTS_DIR", "/work/shots/portal-pages"))
 
 
 def environment(home: Path, url: str = "") -> dict[str, str]:
-    return {"HERALD_HOME": str(home), "HERALD_CONFIG_DIR": str(CONFIG_DIR), "HERALD_SECRET_KEY": "pages-secret",
-            "HERALD_PUBLIC_URL": "http://127.0.0.1:8000", "HERALD_SANDBOX_RECEIPTS": "off",
-            "HERALD_WAREHOUSE_URL": url, "HERALD_PORTAL_MAX_UPLOAD_BYTES": str(MAX_UPLOAD)}  # fmt: skip
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cheap_argon2() -> Iterator[None]:
-    product = accounts._hasher
-    accounts._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # real argon2, cheap
-    yield
-    accounts._hasher = product
+    return portal_env(home, "pages-secret", url, HERALD_PORTAL_MAX_UPLOAD_BYTES=str(MAX_UPLOAD))
 
 
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     home = tmp_path_factory.mktemp("portal-pages")
     env = environment(home)
-    settings = Settings.from_env(env)
-    warehouse = Warehouse(settings.warehouse)
-    warehouse.ensure_schema()
-    fill(warehouse)
-    publish_snapshot(settings.warehouse)
+    settings, warehouse = made_warehouse(env, fill)
     return {"app": create_app(settings, environ=env), "warehouse": warehouse, "home": home, "settings": settings}
 
 

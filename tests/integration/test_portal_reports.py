@@ -16,17 +16,15 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 
 from herald.clock import utcnow
-from herald.portal import accounts
 from herald.portal.audit import query
 from herald.portal.reads import publish_snapshot
-from herald.settings import Settings
 from herald.warehouse.connection import Warehouse
 from herald.web.app import create_app
 from herald.web.portal import PREFIX
-from tests.conftest import CONFIG_DIR, ENGINES
+from tests.conftest import ENGINES
+from tests.integration.portal_support import cheap_argon2, engine_url, made_warehouse, portal_env  # noqa: F401
 from tests.integration.test_portal_web import add, client_routes, sign_in, store
 
 A, B = "bright_smiles_dental", "lakeside_realty"
@@ -75,24 +73,14 @@ def fill(warehouse: Warehouse) -> None:
 
 @pytest.fixture(scope="module", params=ENGINES)
 def portal(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    product = accounts._hasher
-    accounts._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # real argon2, cheap
     home = tmp_path_factory.mktemp(f"portal-reports-{request.param}")
-    url = request.getfixturevalue("pg_database_factory")() if request.param == "postgres" else ""
-    env = {"HERALD_HOME": str(home), "HERALD_CONFIG_DIR": str(CONFIG_DIR), "HERALD_SECRET_KEY": "reports-secret",
-           "HERALD_PUBLIC_URL": "http://127.0.0.1:8000", "HERALD_SANDBOX_RECEIPTS": "off",
-           "HERALD_WAREHOUSE_URL": url}  # fmt: skip
-    settings = Settings.from_env(env)
-    warehouse = Warehouse(settings.warehouse)
-    warehouse.ensure_schema()
-    fill(warehouse)
-    publish_snapshot(settings.warehouse)  # on DuckDB the page reads this snapshot; nothing on PostgreSQL
+    env = portal_env(home, "reports-secret", engine_url(request))
+    settings, warehouse = made_warehouse(env, fill)  # on DuckDB the page reads its snapshot; not on PostgreSQL
     user, secret = add({"warehouse": warehouse}, "viewer", A)  # the least role: reports are for every role
     portal = {"app": create_app(settings, environ=env), "warehouse": warehouse, "engine": request.param,
               "settings": settings}  # fmt: skip
     portal["browser"], portal["user"] = sign_in(portal, user.email, secret), user
     yield portal
-    accounts._hasher = product
 
 
 def audited(portal: dict[str, Any], action: str) -> list[Any]:

@@ -13,13 +13,12 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyotp
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -27,13 +26,13 @@ from herald.cli import app as cli
 from herald.clock import utcnow
 from herald.portal import accounts, inbox
 from herald.portal import audit as portal_audit
-from herald.portal.reads import publish_snapshot
 from herald.portal.store import PortalStore, drain_spool, forget_spooled, move_spool, spooled
 from herald.settings import Settings
 from herald.warehouse.connection import Warehouse, WarehouseError
 from herald.web.app import create_app
 from herald.web.portal import PREFIX
 from tests.conftest import CONFIG_DIR, ENGINES
+from tests.integration.portal_support import cheap_argon2, made_warehouse, portal_env  # noqa: F401
 from tests.integration.test_portal_data import fill
 from tests.integration.test_portal_web import PASSWORD, add, csrf, sign_in
 
@@ -41,24 +40,10 @@ A = "bright_smiles_dental"
 CONTACT = f"c-{A}"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cheap_argon2() -> Iterator[None]:
-    product = accounts._hasher
-    accounts._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # real argon2, cheap
-    yield
-    accounts._hasher = product
-
-
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    home = tmp_path_factory.mktemp("portal-store")
-    env = {"HERALD_HOME": str(home), "HERALD_CONFIG_DIR": str(CONFIG_DIR), "HERALD_SECRET_KEY": "store-secret",
-           "HERALD_PUBLIC_URL": "http://127.0.0.1:8000", "HERALD_SANDBOX_RECEIPTS": "off"}  # fmt: skip
-    settings = Settings.from_env(env)
-    warehouse = Warehouse(settings.warehouse)
-    warehouse.ensure_schema()
-    fill(warehouse)
-    publish_snapshot(settings.warehouse)
+    env = portal_env(tmp_path_factory.mktemp("portal-store"), "store-secret")
+    settings, warehouse = made_warehouse(env, fill)
     store = PortalStore(settings.warehouse)
     secret = pyotp.random_base32()
     with store.session() as s:
@@ -272,14 +257,8 @@ def test_users_and_audit_commands_use_the_same_store_on_both_engines(
 def inbox_deployment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from tests.integration.test_portal_inbox import make_inbox
 
-    home = tmp_path_factory.mktemp("portal-store-inbox")
-    env = {"HERALD_HOME": str(home), "HERALD_CONFIG_DIR": str(CONFIG_DIR), "HERALD_SECRET_KEY": "store-secret",
-           "HERALD_PUBLIC_URL": "http://127.0.0.1:8000", "HERALD_SANDBOX_RECEIPTS": "off"}  # fmt: skip
-    settings = Settings.from_env(env)
-    warehouse = Warehouse(settings.warehouse)
-    warehouse.ensure_schema()
-    make_inbox(warehouse, utcnow())
-    publish_snapshot(settings.warehouse)
+    env = portal_env(tmp_path_factory.mktemp("portal-store-inbox"), "store-secret")
+    settings, warehouse = made_warehouse(env, lambda w: make_inbox(w, utcnow()))
     portal = {"env": env, "settings": settings, "warehouse": warehouse, "app": create_app(settings, environ=env)}
     user, secret = add(portal, "staff", A)
     return {**portal, "user": user, "browser": sign_in(portal, user.email, secret)}

@@ -14,7 +14,6 @@ from typing import Any
 
 import pyotp
 import pytest
-from argon2 import PasswordHasher
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
@@ -27,6 +26,7 @@ from herald.warehouse.connection import Warehouse
 from herald.web.app import create_app
 from herald.web.portal import PREFIX
 from tests.conftest import CONFIG_DIR
+from tests.integration.portal_support import cheap_argon2, made_warehouse, portal_env  # noqa: F401
 
 CLIENT_A, CLIENT_B = "bright_smiles_dental", "lakeside_realty"
 NAME_B = "Lakeside Realty"
@@ -35,17 +35,11 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    product = accounts._hasher
-    accounts._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # real argon2, cheap
     home = tmp_path_factory.mktemp("portal-web")
-    env = {"HERALD_HOME": str(home), "HERALD_CONFIG_DIR": str(CONFIG_DIR), "HERALD_SECRET_KEY": "web-test-secret",
-           "HERALD_PUBLIC_URL": "http://127.0.0.1:8000", "HERALD_SANDBOX_RECEIPTS": "off"}  # fmt: skip
-    settings = Settings.from_env(env)
-    warehouse = Warehouse(settings.warehouse)
-    warehouse.ensure_schema()
+    env = portal_env(home, "web-test-secret")
+    settings, warehouse = made_warehouse(env, publish=False)
     app = create_app(settings, environ=env)
     yield {"app": app, "warehouse": warehouse, "home": home}
-    accounts._hasher = product
 
 
 def store(portal: dict[str, Any]) -> PortalStore:

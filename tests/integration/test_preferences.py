@@ -336,3 +336,48 @@ def test_a_campaign_with_an_unknown_topic_fails_config_check(tmp_path: Path) -> 
     client.write_text(yaml.safe_dump(data))
     _, problems = check_config(config)
     assert any("topic 'coupons' is listed more than once" in str(p) for p in problems), problems
+
+
+def test_a_message_enqueued_after_a_preference_change_is_held_back_at_the_claim(world: World) -> None:
+    """A send pass that read the plan just before a change enqueues after it: the change's own
+    cancellation cannot see the message, so the claim re-reads the preferences and suppresses
+    it with the plan's reason. An answer to the person's own text is never held back."""
+    from herald.compliance.preferences import apply_preferences
+    from herald.delivery.engine import deliver_due
+    from herald.providers.sandbox import SandboxSmsProvider
+
+    now = utcnow().replace(microsecond=0)
+    topics = [t.name for t in world.deployment.clients[CLIENT].config.topics]
+    choices = {
+        "q1": Preferences(sms_off=True),
+        "q2": Preferences(topics_off=frozenset({"offers"})),
+        "q3": Preferences(paused_until=(now + timedelta(days=14)).date()),
+        "q4": Preferences(topics_off=frozenset({"news"})),  # another topic: q4's offer goes
+    }
+    with world.warehouse.session() as s:
+        insert(s, "herald_ops.campaign_topics", [(CLIENT, "late_offer", "offers")])
+        for contact_id, new in choices.items():
+            apply_preferences(s, client_id=CLIENT, contact_id=contact_id, new=new, topics=topics, source="api",
+                              event_id=f"claim-{contact_id}-{now:%H%M%S%f}", occurred_at=now, now=now)  # fmt: skip
+
+        def message(key: str, contact_id: str, phone: str, campaign: str = "late_offer") -> OutboxMessage:
+            category = "transactional" if campaign == "_replies" else "marketing"
+            return OutboxMessage(key, CLIENT, campaign, "first", "a", f"o-{key}", contact_id, "announcement", category,
+                                 "sms", phone, SMS_FROM, now, body_text=f"Hi {contact_id}")  # fmt: skip
+
+        enqueue(s, [message("late-q1", "q1", "+13125550301"), message("late-q2", "q2", "+13125550302"),
+                    message("late-q3", "q3", "+13125550303"), message("late-q4", "q4", "+13125550304"),
+                    message("answer-q1", "q1", "+13125550301", campaign="_replies")], now)  # fmt: skip
+    provider = SandboxSmsProvider()
+    deliver_due(world.warehouse, {"sms": provider}, now=now)
+    with world.warehouse.session(read_only=True) as s:
+        _, rows = s.query("select message_key, status, status_reason from herald_ops.outbox "
+                          "where message_key like 'late-%' or message_key = 'answer-q1' order by message_key")  # fmt: skip
+    assert rows == [
+        ("answer-q1", "sent", None),
+        ("late-q1", "suppressed", "preference: sms off"),
+        ("late-q2", "suppressed", "preference: topic offers off"),
+        ("late-q3", "suppressed", f"preference: paused until {choices['q3'].paused_until.isoformat()}"),
+        ("late-q4", "sent", None),
+    ]
+    assert sorted(m.to for m in provider.sent) == ["+13125550301", "+13125550304"]
