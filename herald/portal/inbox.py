@@ -2,22 +2,29 @@
 thread with the contact's context, replies, internal notes, open/closed, read/unread,
 assignment, quick replies and the after-hours auto-reply override.
 
-Two sources, each read where it lives:
+Where each part lives, and how it is read:
 
 - **the conversations themselves** (dbt's ``marts.conversations`` and
-  ``marts.conversation_messages``, the contact's marts) go through :mod:`herald.portal.reads`
-  (the snapshot on DuckDB, read-only transactions on PostgreSQL);
-- **what staff do to them** (``herald_ops.inbox_*``: status, assignment, read marks, notes, the
-  replies sent from here, quick replies; ``auto_reply_settings``) lives in the warehouse, beside
-  the outbox a reply goes into and the tables privacy requests and the retention purge cover; it
-  is read and written in the caller's warehouse :class:`~herald.warehouse.connection.Session`.
-  The portal's accounts and audit rows are in the portal store (:mod:`herald.portal.store`): the
-  web layer reads the client's users there and passes them in.
+  ``marts.conversation_messages``, the contact's marts) are read through
+  :mod:`herald.portal.reads` (the snapshot on DuckDB, read-only transactions on PostgreSQL);
+- **what staff do to them** (``herald_ops.inbox_threads``, ``inbox_entries``,
+  ``inbox_quick_replies``, ``auto_reply_settings``: status, assignment, notes, the replies sent
+  from here, quick replies, the auto-reply override) is written in the warehouse, beside the
+  outbox a reply goes into and the tables privacy requests and the retention purge cover, in the
+  caller's warehouse :class:`~herald.warehouse.connection.Session` (one transaction), and read
+  through the same reader: those tables (and the outbox rows of the Inbox's replies) are in the
+  snapshot, which the web layer republishes after each write (:func:`republish`). So on DuckDB
+  the list and a conversation never wait behind a run holding the warehouse;
+- **each user's read marks** (``herald_ops.inbox_reads``, written on every view) are portal
+  state, in the portal store (:mod:`herald.portal.store`: SQLite beside the DuckDB file, the
+  warehouse itself on PostgreSQL), as are the accounts and audit rows: the web layer passes a
+  store session in, and the client's users.
 
 A reply goes through :func:`herald.conversations.reply.queue_reply`, the very path of
 ``herald reply``: the outbox, the consent and opt-out rules, the PHI guard, the recipient's send
 window, the double-submit key and the ``send`` audit row. The mart shows it after dbt's next
-build; until then the thread shows it from ``inbox_entries`` with its live outbox status.
+build; until then the thread shows it from ``inbox_entries`` with its outbox status (as of
+the snapshot on DuckDB, live on PostgreSQL).
 
 Every function takes an explicit ``client_id`` and every query filters on it: another
 client's conversation id reads as :class:`ConversationNotFound`.
@@ -25,6 +32,7 @@ client's conversation id reads as :class:`ConversationNotFound`.
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -40,7 +48,14 @@ from herald.conversations.reply import ReplyError, queue_reply
 from herald.delivery.outbox import OUTBOX, OutboxMessage
 from herald.messages.render import TemplateError, default_renderer
 from herald.portal import accounts
-from herald.portal.reads import PortalReader, reader_for
+from herald.portal.reads import (
+    PortalReader,
+    PortalReadError,
+    ReadSession,
+    current_snapshot,
+    publish_snapshot,
+    reader_for,
+)
 from herald.settings import Settings
 from herald.warehouse.connection import Session
 from herald.warehouse.schema import OPS_SCHEMA
@@ -51,6 +66,7 @@ ENTRIES = f"{OPS_SCHEMA}.inbox_entries"
 QUICK_REPLIES = f"{OPS_SCHEMA}.inbox_quick_replies"
 FILTERS = {"all": "All", "unread": "Unread", "open": "Open", "closed": "Closed", "mine": "Assigned to me"}
 OPEN, CLOSED = "open", "closed"
+REPUBLISH_WAIT_SECONDS = 2.0  # how long the republish after an Inbox write waits for a run
 LIST_LIMIT = 200
 THREAD_LIMIT = 300
 NOTE_MAX_CHARS = 2000
@@ -60,12 +76,19 @@ QUICK_BODY_MAX_CHARS = 640
 AUTO_REPLY_MAX_CHARS = 640
 UPCOMING_APPOINTMENTS = 5
 QUICK_VARIABLES = ("first_name", "last_name", "client_name", "client_phone", "next_appointment")
+log = logging.getLogger("herald.portal.inbox")
+_snapshot_has_inbox: dict[Any, bool] = {}  # snapshot path → whether it holds the Inbox's tables
+_republished_for: set[Any] = set()  # snapshots without the Inbox's tables a republish was tried for
 _EMAIL_IN_TEXT = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 _PHONE_IN_TEXT = re.compile(r"\+?\d[\d\s().-]{6,}\d")
 
 
 class ConversationNotFound(LookupError):
     """No conversation of that id for this client (another client's reads the same)."""
+
+
+class InboxNotUpgraded(RuntimeError):
+    """The warehouse has no Inbox tables (not upgraded to migration 0008)."""
 
 
 class InboxError(ValueError):
@@ -82,7 +105,15 @@ class ThreadState:
     assigned_user_id: str | None
 
 
-def _states(session: Session, client_id: str, ids: list[str] | None = None) -> dict[str, ThreadState]:
+def _rows(session: Session | ReadSession, table: str, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` (reading ``table``) in a warehouse or portal-store session, or through the
+    portal's reader (the snapshot on DuckDB: a table it does not hold yet reads as empty)."""
+    if isinstance(session, ReadSession):
+        return session.query(sql, params).rows if session.has_table(table) else []
+    return session.query(sql, params)[1]
+
+
+def _states(session: Session | ReadSession, client_id: str, ids: list[str] | None = None) -> dict[str, ThreadState]:
     sql = f"select conversation_id, status, status_changed_at, assigned_user_id from {THREADS} where client_id = ?"
     params: list[Any] = [client_id]
     if ids is not None:
@@ -90,12 +121,12 @@ def _states(session: Session, client_id: str, ids: list[str] | None = None) -> d
             return {}
         sql += f" and conversation_id in ({', '.join('?' * len(ids))})"
         params += ids
-    _, rows = session.query(sql, params)
-    return {r[0]: ThreadState(r[1], r[2], r[3]) for r in rows}
+    return {r[0]: ThreadState(r[1], r[2], r[3]) for r in _rows(session, THREADS, sql, params)}
 
 
-def _read_marks(session: Session, client_id: str, user_id: str) -> dict[str, datetime]:
-    _, rows = session.query(
+def _read_marks(store: Session, client_id: str, user_id: str) -> dict[str, datetime]:
+    """The user's read marks, from the portal store (:class:`herald.portal.store.PortalStore`)."""
+    _, rows = store.query(
         f"select conversation_id, read_at from {READS} where client_id = ? and user_id = ?", [client_id, user_id]
     )
     return {r[0]: r[1] for r in rows}
@@ -130,16 +161,18 @@ def _upsert_thread(session: Session, client_id: str, conversation_id: str, now: 
     )
 
 
-def mark_read(session: Session, client_id: str, conversation_id: str, user_id: str, now: datetime) -> None:
-    session.execute(
+def mark_read(store: Session, client_id: str, conversation_id: str, user_id: str, now: datetime) -> None:
+    """The user read the conversation now (in the portal store: no run holds it)."""
+    store.execute(
         f"insert into {READS} values (?, ?, ?, ?) "
         "on conflict (client_id, conversation_id, user_id) do update set read_at = excluded.read_at",
         [client_id, conversation_id, user_id, now],
     )
 
 
-def mark_unread(session: Session, client_id: str, conversation_id: str, user_id: str) -> None:
-    session.execute(
+def mark_unread(store: Session, client_id: str, conversation_id: str, user_id: str) -> None:
+    """Forget the user's read mark (in the portal store)."""
+    store.execute(
         f"delete from {READS} where client_id = ? and conversation_id = ? and user_id = ?",
         [client_id, conversation_id, user_id],
     )
@@ -187,6 +220,52 @@ def add_note(session: Session, client_id: str, conversation_id: str, user: accou
         [entry_id, client_id, conversation_id, user.user_id, user.email, body, now],
     )
     return entry_id
+
+
+def republish(settings: Settings) -> bool:
+    """After an Inbox write committed: publish the portal's snapshot so the next page shows it
+    (DuckDB; nothing to do on PostgreSQL, read live). Call it where the process may open the
+    live file (the web layer's DuckDB lock). False when a run held the warehouse for the whole
+    :data:`REPUBLISH_WAIT_SECONDS`: the change is saved, and shows with the next snapshot (the
+    next Inbox write's, or the run's own at its end)."""
+    try:
+        publish_snapshot(settings.warehouse, lock_wait_seconds=REPUBLISH_WAIT_SECONDS)
+    except PortalReadError as exc:
+        log.warning("an Inbox change is saved; the portal shows it with the next snapshot: %s", str(exc)[:300])
+        return False
+    return True
+
+
+def inbox_snapshot_ready(settings: Settings, lock: Any) -> None:
+    """On DuckDB, a snapshot without the Inbox's tables (published by an older Herald) while the
+    warehouse may have them: publish one (one try; a run holding the warehouse leaves the old
+    one, read as no staff state, until the next). ``lock``: the web layer's DuckDB lock, taken
+    only to publish. Raises :class:`InboxNotUpgraded` when the warehouse has no Inbox tables."""
+    target = settings.warehouse
+    if target.engine != "duckdb":
+        return
+    path = current_snapshot(target)
+    if path is None:
+        return
+    if path not in _snapshot_has_inbox:
+        with reader_for(target).session() as r:
+            _snapshot_has_inbox[path] = r.has_table(THREADS)
+    if _snapshot_has_inbox[path]:
+        return
+    if path in _republished_for:
+        raise InboxNotUpgraded(f"the warehouse has no {THREADS}: run `herald db upgrade`")
+    _republished_for.add(path)  # one try per snapshot and process
+    try:
+        with lock:
+            info = publish_snapshot(target, lock_wait_seconds=0)
+    except PortalReadError as exc:
+        log.warning("the Inbox reads a snapshot without its tables until the next one: %s", str(exc)[:300])
+        return
+    if info is not None:
+        _snapshot_has_inbox[info.path] = THREADS in info.tables
+        if THREADS not in info.tables:
+            _republished_for.add(info.path)
+            raise InboxNotUpgraded(f"the warehouse has no {THREADS}: run `herald db upgrade`")
 
 
 # --- reading the conversations (marts, through the portal's reader) ---------------------------
@@ -283,7 +362,7 @@ def check_conversation(settings: Settings, client_id: str, conversation_id: str,
 
 def list_conversations(
     settings: Settings,
-    session: Session,
+    store: Session,
     client_id: str,
     user: accounts.User,
     filter_: str = "all",
@@ -292,20 +371,23 @@ def list_conversations(
     reader: PortalReader | None = None,
 ) -> tuple[list[ConversationRow], datetime | None]:
     """The client's conversations, latest activity first, with their status (staff's or the
-    mart's), unread mark (for ``user``) and assignee; ``filter_`` one of :data:`FILTERS`.
-    ``users`` (the client's, from the portal store) name the assignees. Returns them and the
-    snapshot's time (None: live)."""
+    mart's), unread mark (for ``user``, from the portal ``store`` session) and assignee;
+    ``filter_`` one of :data:`FILTERS`. ``users`` (the client's, from the portal store) name the
+    assignees. Everything else is read through the portal's reader (the snapshot on DuckDB: a run
+    holding the warehouse never makes the list wait). Returns them and the snapshot's time (None:
+    live)."""
     if filter_ not in FILTERS:
         filter_ = "all"
     reader = reader or reader_for(settings.warehouse)
-    states = _states(session, client_id)
+    with reader.session() as r:
+        states = _states(r, client_id)
     ids = None
     if filter_ == "mine":
         ids = [cid for cid, st in states.items() if st.assigned_user_id == user.user_id]
     # the filters on status and unread need staff's state: read more than is shown, then filter
     fetch = limit if filter_ in ("all", "mine") else limit * 5
     rows, as_of = _conversation_rows(reader, client_id, ids, fetch)
-    marks = _read_marks(session, client_id, user.user_id)
+    marks = _read_marks(store, client_id, user.user_id)
     emails = {u.user_id: u.email for u in users or []}
     for c in rows:
         state = states.get(c.conversation_id)
@@ -409,7 +491,6 @@ def _contact_context(s: Any, client_id: str, contact_id: str, hide: bool, now: d
 
 def read_thread(
     settings: Settings,
-    session: Session,
     client_id: str,
     conversation_id: str,
     user: accounts.User,
@@ -417,8 +498,9 @@ def read_thread(
     reader: PortalReader | None = None,
 ) -> Thread:
     """One conversation of the client: its messages, the replies sent from the Inbox that the
-    mart does not show yet (with their live outbox status), internal notes, and the contact's
-    context. :class:`ConversationNotFound` for an id the client does not have."""
+    mart does not show yet (with their outbox status), internal notes, and the contact's
+    context. :class:`ConversationNotFound` for an id the client does not have. All of it through
+    the portal's reader (the snapshot on DuckDB, republished after each Inbox write)."""
     reader = reader or reader_for(settings.warehouse)
     hide = user.hide_contact_details
     found, as_of = _conversation_rows(reader, client_id, [conversation_id], 1)
@@ -441,20 +523,21 @@ def read_thread(
                                         message_type=m["message_type"], send_after=m["send_after"]))  # fmt: skip
         if conversation.contact_id:
             contact = _contact_context(s, client_id, conversation.contact_id, hide, now)
-    _, entries = session.query(
-        f"select kind, created_at, body, author_email, message_key from {ENTRIES} "
-        "where client_id = ? and conversation_id = ? order by created_at desc limit ?",
-        [client_id, conversation_id, THREAD_LIMIT],
-    )
-    pending = [e[4] for e in entries if e[0] == "reply" and e[4] and e[4] not in keys]
-    live: dict[str, tuple[str, datetime]] = {}
-    if pending:
-        _, rows = session.query(
-            f"select message_key, status, send_after from {OUTBOX} where client_id = ? "
-            f"and message_key in ({', '.join('?' * len(pending))})",
-            [client_id, *pending],
-        )
-        live = {r[0]: (r[1], r[2]) for r in rows}
+        entries = _rows(s, ENTRIES,
+            f"select kind, created_at, body, author_email, message_key from {ENTRIES} "
+            "where client_id = ? and conversation_id = ? order by created_at desc limit ?",
+            [client_id, conversation_id, THREAD_LIMIT],
+        )  # fmt: skip
+        pending = [e[4] for e in entries if e[0] == "reply" and e[4] and e[4] not in keys]
+        live: dict[str, tuple[str, datetime]] = {}
+        if pending:  # the snapshot's outbox holds the Inbox's replies (reads.PORTAL_SUBSETS)
+            rows = _rows(s, OUTBOX,
+                f"select message_key, status, send_after from {OUTBOX} where client_id = ? "
+                f"and message_key in ({', '.join('?' * len(pending))})",
+                [client_id, *pending],
+            )  # fmt: skip
+            live = {r[0]: (r[1], r[2]) for r in rows}
+        state = _states(s, client_id, [conversation_id]).get(conversation_id)
     for kind, created_at, body, author, key in entries:
         if kind == "note":
             items.append(ThreadItem("note", created_at, body, author=author))
@@ -465,7 +548,6 @@ def read_thread(
     if hide:  # a colleague's note may hold the number too
         for item in items:
             item.body = hide_in_text(item.body)
-    state = _states(session, client_id, [conversation_id]).get(conversation_id)
     conversation.status = effective_status(conversation.mart_status, conversation.last_inbound_at, state)
     conversation.assigned_user_id = state.assigned_user_id if state else None
     return Thread(conversation, items, contact, as_of)
@@ -523,10 +605,11 @@ class QuickReply:
     body: str
 
 
-def quick_replies(session: Session, client_id: str) -> list[QuickReply]:
-    _, rows = session.query(
+def quick_replies(session: Session | ReadSession, client_id: str) -> list[QuickReply]:
+    """The client's quick replies (a warehouse session, or the portal's reader)."""
+    rows = _rows(session, QUICK_REPLIES,
         f"select reply_id, title, body from {QUICK_REPLIES} where client_id = ? order by title, reply_id", [client_id]
-    )
+    )  # fmt: skip
     return [QuickReply(*r) for r in rows]
 
 
@@ -571,7 +654,7 @@ def delete_quick_reply(session: Session, client_id: str, reply_id: str) -> str |
 
 
 def render_quick_reply(
-    session: Session, client: Client, reply_id: str, contact: ContactContext | None, first_name: str | None = None,
+    session: Session | ReadSession, client: Client, reply_id: str, contact: ContactContext | None, first_name: str | None = None,
     last_name: str | None = None,
 ) -> str | None:  # fmt: skip
     """The client's quick reply ``reply_id`` rendered for the contact (None: no such quick reply)."""
@@ -611,12 +694,13 @@ def _hours_text(client: Client, deployment: Deployment) -> str:
     return f"Mon–Sat {weekdays}, Sun {sunday} ({client.time_zone})"
 
 
-def auto_reply_view(session: Session, deployment: Deployment, client: Client) -> AutoReplyView:
+def auto_reply_view(session: Session | ReadSession, deployment: Deployment, client: Client) -> AutoReplyView:
+    """The auto-reply in effect (a warehouse session, or the portal's reader)."""
     configured = client.config.auto_reply
-    _, rows = session.query(
+    rows = _rows(session, AUTO_REPLY_SETTINGS,
         f"select enabled, text, updated_by, updated_at from {AUTO_REPLY_SETTINGS} where client_id = ?",
         [client.client_id],
-    )
+    )  # fmt: skip
     hours = _hours_text(client, deployment)
     if not rows:
         return AutoReplyView(configured, configured is not None, configured.text if configured else None, False,

@@ -81,7 +81,24 @@ PORTAL_TABLES: tuple[str, ...] = (
     "herald_ops.enrollments",
     "herald_ops.campaign_occurrences",
     "herald_ops.portal_user_phones",
+    # the Inbox (herald/portal/inbox.py): what staff did to the conversations, republished after
+    # each of its writes (its per-user read marks are in the portal store, herald/portal/store.py)
+    "herald_ops.inbox_threads",
+    "herald_ops.inbox_entries",
+    "herald_ops.inbox_quick_replies",
+    "herald_ops.auto_reply_settings",
+    "herald_ops.outbox",  # only the Inbox's replies' rows (PORTAL_SUBSETS)
 )
+# Tables of which the snapshot holds only some rows: table → (the rows' condition on the live
+# file, the tables it reads; without them the table is left out). The Inbox shows a reply's outbox status until the marts show the
+# reply; the snapshot needs those outbox rows only, not the whole outbox.
+PORTAL_SUBSETS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "herald_ops.outbox": (
+        "message_key in (select message_key from live.herald_ops.inbox_entries "
+        "where kind = 'reply' and message_key is not null)",
+        ("herald_ops.inbox_entries",),
+    ),
+}
 
 
 class PortalReadError(RuntimeError):
@@ -179,16 +196,19 @@ def publish_snapshot(
                 ).fetchall()
             }
             copied = tuple(dict.fromkeys(t for t in tables if t in present))  # a table named twice: once
+            # a table copied in part needs the tables its condition reads (else it is left out)
+            copied = tuple(t for t in copied if all(n in present for n in PORTAL_SUBSETS.get(t, ("", ()))[1]))
             as_of = utcnow()
             # one read transaction on the live file: every table as of the same moment
             con.execute("begin transaction")
             try:
                 for table in copied:
                     schema, name = table.split(".")
+                    where = f" where {PORTAL_SUBSETS[table][0]}" if table in PORTAL_SUBSETS else ""
                     con.execute(f"create schema if not exists {_quote(schema)}")
                     con.execute(
                         f"create table {_quote(schema)}.{_quote(name)} as "
-                        f"select * from live.{_quote(schema)}.{_quote(name)}"
+                        f"select * from live.{_quote(schema)}.{_quote(name)}{where}"
                     )
                 con.execute(f"create schema {META_SCHEMA}")
                 con.execute(f"create table {META_TABLE} (as_of timestamp not null, tables varchar not null)")

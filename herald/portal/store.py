@@ -27,10 +27,15 @@ When the store is made, the account rows the warehouse already holds (migration 
 deployment from before the store) are copied into it once, in the transaction that makes it;
 the next move of the spool deletes them from the warehouse (a lost store is then made again
 empty, never from stale copies).
+
+The Inbox's per-user read marks (``herald_ops.inbox_reads``) are portal state too (every view of
+a conversation writes one), so since store version 2 they live here; a version-1 store is
+upgraded in place (the table made, the warehouse's marks copied once).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -46,7 +51,7 @@ from herald.warehouse.connection import LOCK_RETRY_SECONDS, Session, Warehouse, 
 from herald.warehouse.schema import OPS_SCHEMA, TABLES, column_names
 
 STORE_FILE = "portal.sqlite3"
-STORE_VERSION = 1  # PRAGMA user_version of a made store (0: being made)
+STORE_VERSION = 2  # PRAGMA user_version of a made store (0: being made; 1: before the Inbox's read marks)
 BUSY_TIMEOUT_MS = 5000  # a writer waits this long for another's transaction (milliseconds in practice)
 AUDIT_LOG = f"{OPS_SCHEMA}.audit_log"
 ACCOUNT_TABLES = (
@@ -55,8 +60,11 @@ ACCOUNT_TABLES = (
     f"{OPS_SCHEMA}.portal_reset_tokens",
     f"{OPS_SCHEMA}.portal_sessions",
 )
-STORE_TABLES = (*ACCOUNT_TABLES, AUDIT_LOG)
+INBOX_READS = f"{OPS_SCHEMA}.inbox_reads"  # each user's read mark per conversation (portal state, version 2)
+STORE_TABLES = (*ACCOUNT_TABLES, AUDIT_LOG, INBOX_READS)
+COPIED_TABLES = (*ACCOUNT_TABLES, INBOX_READS)  # what a new store takes from the warehouse
 MOVE_BATCH = 10_000  # spooled rows moved into the warehouse per call at most
+log = logging.getLogger("herald.portal.store")
 _made: set[Path] = set()  # stores this process has checked are made (at STORE_VERSION)
 _making = threading.Lock()
 
@@ -203,8 +211,10 @@ class PortalStore:
                         f"the portal store {self.path} is of a newer Herald (version {version}; this code "
                         f"knows {STORE_VERSION}): upgrade Herald"
                     )
-                if version < STORE_VERSION:
+                if version == 0:
                     self._make(conn, lock_wait_seconds)
+                elif version < STORE_VERSION:
+                    self._upgrade(conn, lock_wait_seconds)
                 self._check_columns(conn)
             except sqlite3.Error as exc:
                 raise WarehouseError(f"cannot make the portal store {self.path}: {exc}") from exc
@@ -230,8 +240,38 @@ class PortalStore:
             conn.execute("rollback")
             raise
 
-    def _warehouse_accounts(self, lock_wait_seconds: float) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
-        """The account rows the warehouse holds (a deployment from before the store)."""
+    def _upgrade(self, conn: sqlite3.Connection, lock_wait_seconds: float) -> None:
+        """A store of an older version: its missing tables made (version 1 → 2: the Inbox's read
+        marks, copied from the warehouse where an older Herald kept them; a run holding the
+        warehouse then leaves them behind, logged: conversations read before show unread once)."""
+        conn.execute("begin immediate")
+        try:
+            version = conn.execute("pragma herald_ops.user_version").fetchone()[0]
+            if version >= STORE_VERSION:
+                conn.execute("rollback")  # another process upgraded it meanwhile
+                return
+            for table in STORE_TABLES:
+                conn.execute(_ddl(table))
+            if version < 2:
+                try:
+                    copied = self._warehouse_accounts(lock_wait_seconds, tables=(INBOX_READS,))
+                except WarehouseError as exc:
+                    log.warning("the portal store %s is upgraded without the Inbox's read marks: %s", self.path, exc)
+                    copied = {}
+                session = StoreSession(conn, read_only=False)
+                for table, (columns, rows) in copied.items():
+                    session.insert_rows(table, columns, rows, ignore_existing=True)
+            conn.execute(f"pragma herald_ops.user_version = {STORE_VERSION}")
+            conn.execute("commit")
+        except BaseException:
+            conn.execute("rollback")
+            raise
+
+    def _warehouse_accounts(
+        self, lock_wait_seconds: float, tables: Sequence[str] = COPIED_TABLES
+    ) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
+        """The account rows (and Inbox read marks) the warehouse holds (a deployment from before
+        the store)."""
         assert self.target.duckdb_path is not None
         if not self.target.duckdb_path.exists():
             return {}
@@ -240,7 +280,7 @@ class PortalStore:
             self._warehouse_lock or nullcontext(),
             Warehouse(self.target).session(read_only=True, lock_wait_seconds=lock_wait_seconds) as s,
         ):
-            for table in ACCOUNT_TABLES:
+            for table in tables:
                 schema, name = table.split(".")
                 there = s.scalar(
                     "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",

@@ -6,10 +6,12 @@ context, reply with quick replies, open/close, assign, mark unread), and the Inb
 Every route depends on :func:`herald.web.portal.client_user` (another client's user gets 404,
 and so does another client's conversation id); every action on
 :func:`herald.web.portal.acting_user` (a viewer gets 403) and the CSRF check; the settings'
-changes on :func:`herald.web.portal.admin_user`. The Inbox's state and the outbox are in the
-warehouse (:func:`db` here); the portal's audit rows and users in the portal store
-(:func:`herald.web.portal.db`): a view's audit row is written before the page is read, an
-action's once its warehouse change committed. A reply goes through ``herald reply``'s path
+changes on :func:`herald.web.portal.admin_user`. The pages read through the portal's reader
+(the snapshot on DuckDB: a run holding the warehouse never makes them wait) and the portal store
+(:func:`herald.web.portal.db`: users, audit rows, each user's read marks); an action writes the
+warehouse (:func:`db` here, the Inbox's state and the outbox) and then republishes the snapshot.
+A view's audit row is written before the page is read, an action's once its warehouse change
+committed. A reply goes through ``herald reply``'s path
 (:func:`herald.portal.inbox.send_reply`), whose ``send`` row is in the reply's own transaction.
 """
 
@@ -30,7 +32,7 @@ from herald.conversations.reply import ReplyError
 from herald.portal import accounts, inbox
 from herald.portal import audit as portal_audit
 from herald.portal.accounts import User
-from herald.portal.reads import PortalReadError, current_snapshot, publish_snapshot
+from herald.portal.reads import PortalReadError, current_snapshot, publish_snapshot, reader_for
 from herald.warehouse.connection import Session, Warehouse, WarehouseError
 from herald.web.context import WebContext, web_context
 from herald.web.portal import (
@@ -51,6 +53,7 @@ from herald.web.portal import (
 from herald.web.portal import db as portal_db
 
 log = logging.getLogger("herald.web.portal_inbox")
+LATER = "The change is saved; it may take a moment to show here (a run is updating the data)."
 NOTICES = {
     "replied": "Reply queued: Herald sends it at the next allowed moment for the contact.",
     "again": "That reply was already queued this minute: it is sent once.",
@@ -103,6 +106,28 @@ def _snapshot_ready(request: Request) -> None:
         except PortalReadError as exc:
             log.warning("the Inbox could not publish its first snapshot: %s", str(exc)[:300])
             raise unavailable() from exc
+    try:
+        inbox.inbox_snapshot_ready(web_context(request).settings, _duckdb_lock)
+    except inbox.InboxNotUpgraded as exc:
+        log.error("the Inbox's tables are missing: %s", exc)
+        raise unavailable() from exc
+
+
+def _republish(request: Request) -> bool:
+    """After an Inbox write committed: the snapshot again, so the next page shows the change
+    (False: a run held the warehouse; the change is saved and shows a moment later)."""
+    settings = web_context(request).settings
+    if settings.warehouse.engine != "duckdb":
+        return True
+    with _duckdb_lock:
+        return inbox.republish(settings)
+
+
+def _notice(key: str) -> str | None:
+    """The notice of ``key``; ``<key>.later``: saved, not in the snapshot yet (a run held it)."""
+    name, _, later = key.partition(".")
+    text = NOTICES.get(name)
+    return f"{text} {LATER}" if text and later == "later" else text
 
 
 def local_time(time_zone: str) -> Any:
@@ -157,8 +182,8 @@ def inbox_page(request: Request, client_id: str, user: ClientUser, filter: str =
     _audit(request, user, portal_audit.VIEW, client_id, request.url.path, {"filter": chosen})
     users = _users(request, client_id)
     _snapshot_ready(request)
-    with db(web_context(request)) as s:
-        rows, as_of = _guard(lambda: inbox.list_conversations(settings, s, client_id, user, chosen, users))
+    with portal_db(web_context(request)) as store:  # the user's read marks; the rest from the snapshot
+        rows, as_of = _guard(lambda: inbox.list_conversations(settings, store, client_id, user, chosen, users))
     values = {"rows": rows, "filter": chosen, "filters": inbox.FILTERS, "as_of": as_of}
     return _render(request, "inbox.html", client_id, values)
 
@@ -177,12 +202,13 @@ def _conversation_page(
     found = _guard(lambda: inbox.check_conversation(settings, client_id, conversation_id))  # 404 before an audit row
     _audit(request, user, portal_audit.VIEW, client_id, request.url.path, contact_id=found.contact_id)
     team = inbox.assignable_users(_users(request, client_id))
-    with db(context) as s:
-        thread = _guard(lambda: inbox.read_thread(settings, s, client_id, conversation_id, user, now))
-        inbox.mark_read(s, client_id, conversation_id, user.user_id, now)
+    thread = _guard(lambda: inbox.read_thread(settings, client_id, conversation_id, user, now))
+    with portal_db(context) as store:
+        inbox.mark_read(store, client_id, conversation_id, user.user_id, now)
+    names = _names(settings, client_id, thread.conversation.contact_id) if quick and not draft else (None, None)
+    with reader_for(settings.warehouse).session() as s:
         quick_replies = inbox.quick_replies(s, client_id)
         if quick and not draft:
-            names = _names(settings, client_id, thread.conversation.contact_id)
             try:
                 draft = inbox.render_quick_reply(s, client, quick, thread.contact, *names) or ""
             except inbox.InboxError as exc:
@@ -200,8 +226,6 @@ def _names(settings: Any, client_id: str, contact_id: str | None) -> tuple[str |
     """The contact's first and last name, for a quick reply's variables."""
     if not contact_id:
         return None, None
-    from herald.portal.reads import reader_for
-
     with reader_for(settings.warehouse).session() as r:
         rows = r.query("select first_name, last_name from marts.contacts where client_id = ? and contact_id = ?",
                        [client_id, contact_id]).rows  # fmt: skip
@@ -218,13 +242,14 @@ def conversation_page(
     request: Request, client_id: str, conversation_id: str, user: ClientUser,
     notice: str = "", quick: str = "",
 ) -> Response:  # fmt: skip
-    return _conversation_page(request, client_id, conversation_id, user, notice=NOTICES.get(notice),
+    return _conversation_page(request, client_id, conversation_id, user, notice=_notice(notice),
                               quick=quick[:40] if user.can_act else "")  # fmt: skip
 
 
-def _back(client_id: str, conversation_id: str, notice: str) -> Response:
+def _back(client_id: str, conversation_id: str, notice: str, shown: bool = True) -> Response:
     from urllib.parse import quote
 
+    notice = notice if shown else f"{notice}.later"
     return redirect(f"{PREFIX}/c/{client_id}/inbox/{quote(conversation_id, safe='')}?notice={notice}")
 
 
@@ -244,9 +269,10 @@ def reply(
         return _conversation_page(request, client_id, conversation_id, user, status=400, draft=text,
                                   error=f"Nothing was sent: {exc}.")  # fmt: skip
     # the warehouse's `send` row (reply.py) is in the reply's transaction; this one is the portal's
+    shown = _republish(request)
     _audit(request, user, portal_audit.INBOX_REPLY, client_id, conversation_id,
            {"message_key": message.message_key, "new": is_new}, contact_id=message.contact_id)  # fmt: skip
-    return _back(client_id, conversation_id, "replied" if is_new else "again")
+    return _back(client_id, conversation_id, "replied" if is_new else "again", shown)
 
 
 @action_route("/c/{client_id}/inbox/{conversation_id}/note")
@@ -289,18 +315,21 @@ def assign(
 
 @action_route("/c/{client_id}/inbox/{conversation_id}/unread")
 def unread(request: Request, client_id: str, conversation_id: str, user: ActingUser) -> Response:
-    def run(s: Any) -> tuple[str, dict[str, Any] | None]:
-        inbox.mark_unread(s, client_id, conversation_id, user.user_id)
-        return portal_audit.INBOX_UNREAD, None
+    # the read mark is portal state: the portal store (with its audit row), not the warehouse
+    _snapshot_ready(request)
+    _guard(lambda: inbox.check_conversation(web_context(request).settings, client_id, conversation_id))
+    with portal_db(web_context(request)) as store:
+        inbox.mark_unread(store, client_id, conversation_id, user.user_id)
+        portal_audit.record(store, _who(user), portal_audit.INBOX_UNREAD, client_id, conversation_id)
+    return redirect(f"{PREFIX}/c/{client_id}/inbox?filter=unread")
 
-    response = _action(request, client_id, conversation_id, user, "unread", run, back=False)
-    return response if response is not None else redirect(f"{PREFIX}/c/{client_id}/inbox?filter=unread")
 
-
-def _commit(request: Request, client_id: str, user: User, run: Any, refused: Any, check: Any = None) -> Any:
+def _commit(request: Request, client_id: str, user: User, run: Any, refused: Any,
+            check: Any = None) -> tuple[Any, bool]:  # fmt: skip
     """``run`` makes a change in one warehouse transaction (``check`` first) and returns its audit
-    action, subject and detail, written to the portal store once the change committed; an
-    InboxError is ``refused``'s page and changes nothing. None when the change is made."""
+    action, subject and detail, written to the portal store once the change committed; the
+    snapshot is then republished. An InboxError is ``refused``'s page and changes nothing.
+    Returns (the refusal's page or None when the change is made, whether the change shows yet)."""
     try:
         _snapshot_ready(request)
         if check is not None:
@@ -308,9 +337,10 @@ def _commit(request: Request, client_id: str, user: User, run: Any, refused: Any
         with db(web_context(request)) as s:
             action, subject, detail = run(s)
     except inbox.InboxError as exc:
-        return refused(exc)
+        return refused(exc), True
+    shown = _republish(request)
     _audit(request, user, action, client_id, subject, detail)
-    return None
+    return None, shown
 
 
 def _action(request: Request, client_id: str, conversation_id: str, user: User, notice: str, run: Any,
@@ -330,11 +360,14 @@ def _action(request: Request, client_id: str, conversation_id: str, user: User, 
 
     if not notice:
         return refused("choose open or closed")
-    refusal = _commit(request, client_id, user, change, refused,
-                      check=lambda: _guard(lambda: inbox.check_conversation(settings, client_id, conversation_id)))  # fmt: skip
+
+    def check() -> Any:
+        return _guard(lambda: inbox.check_conversation(settings, client_id, conversation_id))
+
+    refusal, shown = _commit(request, client_id, user, change, refused, check=check)
     if refusal is not None:
         return refusal
-    return _back(client_id, conversation_id, notice) if back else None
+    return _back(client_id, conversation_id, notice, shown) if back else None
 
 
 # --- settings: quick replies, after-hours auto-reply ------------------------------------------
@@ -346,7 +379,8 @@ def _settings_page(request: Request, client_id: str, user: User, *, audit: bool 
     client = context.deployment.clients[client_id]
     if audit:
         _audit(request, user, portal_audit.VIEW, client_id, request.url.path)
-    with db(context) as s:
+    _snapshot_ready(request)
+    with reader_for(context.settings.warehouse).session() as s:  # the snapshot on DuckDB: no wait for a run
         replies = inbox.quick_replies(s, client_id)
         auto = inbox.auto_reply_view(s, context.deployment, client)
     is_admin = user.role in ("operator", "client_admin")
@@ -361,8 +395,10 @@ def _settings_action(request: Request, client_id: str, user: User, notice: str, 
     def refused(exc: inbox.InboxError) -> Response:
         return _settings_page(request, client_id, user, status=400, error=f"Nothing was saved: {exc}.", form=form)
 
-    refusal = _commit(request, client_id, user, run, refused)
-    return refusal if refusal is not None else _settings_page(request, client_id, user, notice=NOTICES[notice])
+    refusal, shown = _commit(request, client_id, user, run, refused)
+    if refusal is not None:
+        return refusal
+    return _settings_page(request, client_id, user, notice=_notice(notice if shown else f"{notice}.later"))
 
 
 @action_route("/c/{client_id}/inbox/settings/quick-replies")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -22,7 +23,8 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from herald.cli import app as cli
-from herald.portal import accounts
+from herald.clock import utcnow
+from herald.portal import accounts, inbox
 from herald.portal import audit as portal_audit
 from herald.portal.store import PortalStore, drain_spool, forget_spooled, move_spool, spooled
 from herald.settings import Settings
@@ -32,7 +34,7 @@ from herald.web.portal import PREFIX
 from tests.conftest import CONFIG_DIR, ENGINES
 from tests.integration.portal_support import cheap_argon2, made_warehouse, portal_env  # noqa: F401
 from tests.integration.test_portal_data import fill
-from tests.integration.test_portal_web import PASSWORD, csrf
+from tests.integration.test_portal_web import PASSWORD, add, csrf, sign_in
 
 A = "bright_smiles_dental"
 CONTACT = f"c-{A}"
@@ -246,3 +248,92 @@ def test_users_and_audit_commands_use_the_same_store_on_both_engines(
         assert store.path.stat().st_mode & 0o777 == 0o600  # password hashes and TOTP keys: owner only
         with store.session(read_only=True) as s:
             assert accounts.find_user(s, "ops@example.com") is not None
+
+
+# --- the Inbox (herald/portal/inbox.py): read through the snapshot, read marks in the store -------
+
+
+@pytest.fixture(scope="module")
+def inbox_deployment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from tests.integration.test_portal_inbox import make_inbox
+
+    env = portal_env(tmp_path_factory.mktemp("portal-store-inbox"), "store-secret")
+    settings, warehouse = made_warehouse(env, lambda w: make_inbox(w, utcnow()))
+    portal = {"env": env, "settings": settings, "warehouse": warehouse, "app": create_app(settings, environ=env)}
+    user, secret = add(portal, "staff", A)
+    return {**portal, "user": user, "browser": sign_in(portal, user.email, secret)}
+
+
+def test_the_inbox_answers_while_another_process_holds_the_warehouse(inbox_deployment: dict[str, Any]) -> None:
+    browser, user, settings = inbox_deployment["browser"], inbox_deployment["user"], inbox_deployment["settings"]
+    inbox_url = f"{PREFIX}/c/{A}/inbox"
+    page = browser.get(f"{inbox_url}/conv-ben")  # a note before the run: in the snapshot it republished
+    r = browser.post(f"{inbox_url}/conv-ben/note", data={"csrf_token": csrf(page.text), "text": "Call back Friday"})
+    assert r.status_code == 200 and "Note added" in r.text and "Call back Friday" in r.text, r.text[:500]
+    assert "may take a moment" not in r.text
+    holder = hold_warehouse(settings.warehouse.duckdb_path)
+    try:
+        answers = []
+        for path in ("", "?filter=unread", "/conv-ana", "?filter=unread", "/conv-ben", "/settings"):
+            page, took = timed(lambda path=path: browser.get(inbox_url + path))
+            answers.append((path, page.status_code, took))
+            if path == "" or path.startswith("?"):
+                listed = re.findall(r'data-conversation="([^"]+)"', page.text)
+            if path == "":
+                assert listed == ["conv-stranger", "conv-ana", "conv-cy", "conv-ben"]
+            elif path == "?filter=unread":  # Ben's was read before the run; Ana's once opened during it
+                assert listed == (["conv-stranger", "conv-ana", "conv-cy"] if len(answers) == 2
+                                  else ["conv-stranger", "conv-cy"])  # fmt: skip
+            elif path == "/conv-ana":
+                assert "Reminder: cleaning on Friday" in page.text and "Ana" in page.text
+            elif path == "/conv-ben":
+                assert "Call back Friday" in page.text  # the note, from the snapshot
+        # an action still writes the warehouse: after the wait, "try again", nothing half-applied
+        r, took = timed(lambda: browser.post(f"{inbox_url}/conv-ana/note",
+                                             data={"csrf_token": csrf(page.text), "text": "Not while held"}))  # fmt: skip
+        assert r.status_code == 503 and "Please try again" in r.text and took < 10
+        # a change saved while a run keeps the snapshot from being published says so
+        assert inbox.republish(settings) is False
+        page = browser.get(f"{inbox_url}/conv-ben?notice=noted.later")
+        assert "Note added (only your team sees it). The change is saved; it may take a moment" in page.text
+        assert holder.poll() is None  # the run held the warehouse all along
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert [code for _, code, _ in answers] == [200] * 6, answers
+    assert max(took for _, _, took in answers) < 2.0, answers
+    # the read mark is in the portal store; none in the warehouse
+    with PortalStore(settings.warehouse).session(read_only=True) as s:
+        _, marks = s.query("select conversation_id from herald_ops.inbox_reads where user_id = ? "
+                           "order by conversation_id", [user.user_id])  # fmt: skip
+    assert marks == [("conv-ana",), ("conv-ben",)]
+    with inbox_deployment["warehouse"].session(read_only=True) as s:
+        assert s.scalar("select count(*) from herald_ops.inbox_reads") == 0
+        assert s.scalar("select count(*) from herald_ops.inbox_entries where body = 'Not while held'") == 0
+
+
+def test_a_store_of_version_1_gets_the_read_marks_table_and_the_warehouse_s_marks(tmp_path: Path) -> None:
+    import sqlite3
+
+    from herald.portal import store as store_module
+
+    settings = Settings.from_env({"HERALD_HOME": str(tmp_path), "HERALD_CONFIG_DIR": str(CONFIG_DIR)})
+    warehouse = Warehouse(settings.warehouse)
+    warehouse.ensure_schema()
+    store = PortalStore(settings.warehouse)
+    with store.session() as s:
+        accounts.add_user(s, "kept@example.com", PASSWORD, "staff", A)
+    # as an older Herald left it: version 1, no read marks table; its marks in the warehouse
+    raw = sqlite3.connect(store.path)
+    raw.execute("drop table inbox_reads")
+    raw.execute("pragma user_version = 1")
+    raw.commit()
+    raw.close()
+    store_module._made.discard(store.path)
+    with warehouse.session() as s:
+        s.execute("insert into herald_ops.inbox_reads values (?, 'conv-ana', 'u1', ?)", [A, utcnow()])
+    with store.session(read_only=True) as s:  # upgraded, not refused, not made again
+        assert s.scalar("pragma herald_ops.user_version") == store_module.STORE_VERSION == 2
+        _, marks = s.query("select client_id, conversation_id, user_id from herald_ops.inbox_reads")
+        assert marks == [(A, "conv-ana", "u1")]
+        assert [u.email for u in accounts.list_users(s)] == ["kept@example.com"]
