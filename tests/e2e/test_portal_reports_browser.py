@@ -97,8 +97,19 @@ def test_upload_a_packet_and_watch_it_reach_cleaned(site: dict[str, Any]) -> Non
     page.goto(f"{url}/app/c/{CLIENT}/packets")
     page.get_by_label("Packet type").select_option("appointments")
     page.get_by_label("CSV file").set_input_files(str(site["upload"]))
-    submit(page, "Upload", exact=True)
+    # the progress bar (static/upload.js sends the form itself and shows the bytes sent)
+    assert page.locator("#upload-progress").is_hidden() and page.locator("#upload-progress").count() == 1
+    page.evaluate(
+        "window.__progress = [];"
+        "new MutationObserver(() => window.__progress.push(document.getElementById('upload-progress-note')"
+        ".textContent)).observe(document.getElementById('upload-progress-note'), {childList: true});"
+    )
+    page.get_by_role("button", name="Upload", exact=True).click()
+    page.get_by_role("heading", name="File received").wait_for()
     assert page.get_by_role("heading", level=1).inner_text() == "File received"
+    assert page.url.endswith(f"/app/c/{CLIENT}/packets")
+    notes = page.evaluate("window.__progress")  # what the note said while the file went up
+    assert notes[0] == "Uploading…" and notes[-1] == "Uploaded; Herald is checking the file…", notes
     assert name in page.locator("#uploaded").inner_text()
     seen: list[list[str]] = []
     for _ in range(MAX_TICKS):  # the embedded default processes a drop when `herald tick` runs
