@@ -28,6 +28,20 @@ PG_APP_ROLE = "herald_app"  # the non-superuser application role every PostgreSQ
 ENGINES = ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
+@pytest.fixture(autouse=True)
+def _no_leftover_dagster_state_storage() -> Iterator[None]:
+    """Each test starts with no "current" Dagster defs-state storage. Entering a DagsterInstance
+    sets one in a context variable that only that instance's exit resets; a test process that
+    ever leaves one behind (an instance entered twice, a generator never closed) made later,
+    unrelated tests in the same xdist worker fail with "Attempted to resolve undefined
+    DagsterInstance weakref" as they loaded definitions. A deployment runs each run in a fresh
+    process, so this is test hygiene, not a product behaviour."""
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(None):
+        yield
+
+
 def _pg_reachable() -> str | None:
     try:
         psycopg2.connect(connect_timeout=3, **PG_ADMIN).close()
