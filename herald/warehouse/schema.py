@@ -1088,7 +1088,7 @@ TABLES: list[tuple[str, list[tuple[str, str]], tuple[str, ...]]] = [
         ],
         ("user_id",),
     ),
-    # -- preferences (issue 17: the preference center at the unsubscribe link) -------------
+    # -- preferences (the preference center at the unsubscribe link) -----------------------
     # Each campaign's topic (campaign yaml `topic:`, one of its client's `topics:`); a campaign
     # without one has no row. A configuration table, rewritten by every configuration load.
     (
